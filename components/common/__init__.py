@@ -1,0 +1,1 @@
+"""Code shared by every stage: configuration, dataset I/O, hashing, environment."""

@@ -1,0 +1,329 @@
+"""The use-case configuration: one YAML file describes data, checks, features, model and policy.
+
+Every model forbids unknown keys and uses strict types, so a typo in a config fails
+loudly with the file, the key and what was expected instead of being ignored.
+`${VAR}` (or `${VAR:-default}`) anywhere in a string is replaced from the environment
+when the file is loaded, so secrets never need to be written into the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from components.common.errors import SeamlessError
+
+ROW_ID = "row_id"
+"""Entity column generated for a plain table that has none."""
+INGESTED_AT = "ingested_at"
+"""Timestamp column generated (the ingestion time) for a plain table that has none."""
+
+ColumnType = Literal["int", "float", "string", "bool", "timestamp"]
+Severity = Literal["critical", "warning"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class FileSource(_Strict):
+    """A CSV or Parquet file (local path, `file://` URI, or `http(s)://` URL)."""
+
+    kind: Literal["file"] = "file"
+    uri: str
+    """Path or URI; a relative path is resolved against the run's data directory."""
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    """File format; `auto` picks it from the extension."""
+    delimiter: str = ","
+    """CSV field delimiter."""
+
+
+class SqlSource(_Strict):
+    """The result of a SQL query against any SQLAlchemy database URL."""
+
+    kind: Literal["sql"]
+    url: str
+    """SQLAlchemy URL, e.g. `postgresql+psycopg2://user:${PGPASSWORD}@host/db`."""
+    query: str
+    """A SELECT statement; its result set becomes the table."""
+    connect_timeout_s: int = Field(10, gt=0)
+    """Seconds to wait for the database to accept a connection."""
+
+
+class ApiSource(_Strict):
+    """A paginated HTTP JSON API returning a list of records per page."""
+
+    kind: Literal["api"]
+    url: str
+    """Endpoint URL of the first page."""
+    records_key: str | None = "data"
+    """Key of the list of records in the JSON body; null when the body itself is the list."""
+    pagination: Literal["none", "page", "next_url"] = "page"
+    """`page`: add `?page=N` until an empty page; `next_url`: follow `next_key` in the body."""
+    page_param: str = "page"
+    """Query parameter carrying the page number for `page` pagination."""
+    page_size_param: str | None = "page_size"
+    """Query parameter carrying the page size (null to not send one)."""
+    page_size: int = Field(1000, gt=0)
+    """Records asked for per page."""
+    next_key: str = "next"
+    """Key holding the next page's URL for `next_url` pagination."""
+    max_pages: int = Field(10_000, gt=0)
+    """Safety bound on the number of pages fetched."""
+    timeout_s: float = Field(10.0, gt=0)
+    """Per-request timeout in seconds."""
+    retries: int = Field(3, ge=0)
+    """Retries after a failed request (timeouts, connection errors, 429 and 5xx)."""
+    backoff_s: float = Field(0.5, ge=0)
+    """First retry delay; doubled on each further retry."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra request headers, e.g. `Authorization: Bearer ${API_TOKEN}`."""
+
+
+Source = Annotated[FileSource | SqlSource | ApiSource, Field(discriminator="kind")]
+
+
+class TableConfig(_Strict):
+    """One input table: where it comes from and the columns it must have."""
+
+    source: Source
+    entity_column: str | None = None
+    """Entity key column; when absent a `row_id` entity is generated (plain tables)."""
+    timestamp_column: str | None = None
+    """Event-time column; when absent the ingestion time is used (plain tables)."""
+    columns: dict[str, ColumnType] = Field(default_factory=dict)
+    """Required columns and their types; other columns pass through untouched."""
+    max_invalid_fraction: float = Field(0.01, ge=0, le=1)
+    """Fraction of non-parseable values tolerated in a typed column (they become null)."""
+
+
+class ExpectationConfig(_Strict):
+    """One Great Expectations expectation on one table."""
+
+    table: str
+    """Name of the table (a key of `tables`)."""
+    type: str
+    """GE expectation name, e.g. `expect_column_values_to_be_between`."""
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Arguments of the expectation (column, min_value, ...)."""
+    severity: Severity = "critical"
+    """`critical` stops the pipeline before training; `warning` is only reported."""
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class ValidationConfig(_Strict):
+    """The expectation suite run on every ingested snapshot."""
+
+    expectations: list[ExpectationConfig] = Field(default_factory=list)
+
+
+class FeatureViewConfig(_Strict):
+    """A Feast feature view over one table."""
+
+    name: str
+    table: str
+    """Table whose columns become the view's features."""
+    features: list[str]
+    """Columns served as features (types come from the table's `columns`)."""
+    ttl_days: int = Field(365, gt=0)
+    """How far back a point-in-time join may look for a value."""
+
+
+class FeaturesConfig(_Strict):
+    """The Feast feature repo: one entity, the views, and the service the model uses."""
+
+    project: str = "seamless"
+    """Feast project name."""
+    entity: str = "customer"
+    """Feast entity name; its join key is the tables' entity column."""
+    views: list[FeatureViewConfig]
+    service: str
+    """Feature service name: the exact feature set the model is trained and served on."""
+
+
+class LabelsConfig(_Strict):
+    """Where the training labels are and how they are timed."""
+
+    table: str
+    """Table holding entity, label timestamp and label."""
+    label_column: str
+    positive_class: int | str = 1
+    """Label value counted as the positive class."""
+
+
+class SearchConfig(_Strict):
+    """Hyperparameter search over the scikit-learn pipeline."""
+
+    method: Literal["random", "grid"] = "random"
+    n_iter: int = Field(8, gt=0)
+    """Candidates sampled by random search."""
+    cv: int = Field(3, ge=2)
+    """Cross-validation folds."""
+    scoring: str = "roc_auc"
+    space: dict[str, list[Any]] = Field(default_factory=dict)
+    """Parameter name (without the `model__` prefix) -> candidate values."""
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class ModelConfig(_Strict):
+    """The model to train and its search space."""
+
+    name: str
+    """Registered model name in MLflow."""
+    estimator: Literal[
+        "logistic_regression", "random_forest", "gradient_boosting", "hist_gradient_boosting"
+    ] = "hist_gradient_boosting"
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Fixed estimator parameters."""
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    holdout_fraction: float = Field(0.2, gt=0, lt=1)
+    """Latest fraction of label rows (by label time) kept out of training for evaluation."""
+    max_train_rows: int | None = Field(None, gt=0)
+    """Subsample the search's training rows to bound its time (the final refit uses all)."""
+    threshold: float = Field(0.5, gt=0, lt=1)
+    """Score at or above which the decision is positive."""
+    seed: int = 42
+    experiment: str = "seamless"
+    """MLflow experiment name."""
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class PromotionConfig(_Strict):
+    """Champion/challenger gate."""
+
+    metric: Literal["roc_auc", "pr_auc", "f1", "log_loss", "brier"] = "roc_auc"
+    min_improvement: float = Field(0.0, ge=0)
+    """The challenger must beat the champion by at least this much on `metric`."""
+    min_value: float | None = None
+    """The challenger must also reach this absolute value (first model included)."""
+
+
+class SeamlessConfig(_Strict):
+    """A whole use case."""
+
+    name: str
+    tables: dict[str, TableConfig]
+    labels: LabelsConfig
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    features: FeaturesConfig
+    model: ModelConfig
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> SeamlessConfig:
+        known = set(self.tables)
+        if self.labels.table not in known:
+            raise ValueError(f"labels.table '{self.labels.table}' is not one of tables {sorted(known)}")
+        for i, exp in enumerate(self.validation.expectations):
+            if exp.table not in known:
+                raise ValueError(
+                    f"validation.expectations[{i}].table '{exp.table}' is not one of tables "
+                    f"{sorted(known)}"
+                )
+        for view in self.features.views:
+            if view.table not in known:
+                raise ValueError(
+                    f"features.views '{view.name}' table '{view.table}' is not one of tables "
+                    f"{sorted(known)}"
+                )
+            key = self.tables[view.table].entity_column or ROW_ID
+            label_key = self.tables[self.labels.table].entity_column or ROW_ID
+            if key != label_key:
+                raise ValueError(
+                    f"features.views '{view.name}': table '{view.table}' has entity column "
+                    f"'{key}' but the labels table uses '{label_key}'; they must match"
+                )
+            missing = [f for f in view.features if f not in self.tables[view.table].columns]
+            if missing:
+                raise ValueError(
+                    f"features.views '{view.name}' lists {missing}, which are not declared in "
+                    f"tables.{view.table}.columns"
+                )
+        return self
+
+    def entity_key(self) -> str:
+        """The join key shared by the labels and every feature table."""
+        return self.tables[self.labels.table].entity_column or ROW_ID
+
+    def timestamp_key(self, table: str) -> str:
+        """The event-time column of `table` after ingestion."""
+        return self.tables[table].timestamp_column or INGESTED_AT
+
+    def feature_types(self) -> dict[str, ColumnType]:
+        """Feature name -> declared type, in the service's order."""
+        out: dict[str, ColumnType] = {}
+        for view in self.features.views:
+            for f in view.features:
+                out[f] = self.tables[view.table].columns[f]
+        return out
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, where: str, origin: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise SeamlessError(
+                f"{origin}: key '{where}' uses ${{{name}}} but environment variable {name} is not set."
+            )
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k), origin) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]", origin) for i, v in enumerate(value)]
+    return value
+
+
+def _format_error(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{origin}: unknown key '{loc}' (not a Seamless config field)."
+    if kind == "missing":
+        return f"{origin}: required key '{loc}' is missing."
+    msg = first["msg"].removeprefix("Value error, ")
+    if loc:
+        return f"{origin}: key '{loc}': {msg} (got {first.get('input')!r})."
+    return f"{origin}: {msg}."
+
+
+def parse_config(text: str, origin: str = "<config>") -> SeamlessConfig:
+    """Parse YAML text into a validated config; errors name `origin` and the key."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SeamlessError(f"{origin}: not valid YAML ({exc}).") from None
+    if not isinstance(raw, dict):
+        raise SeamlessError(f"{origin}: expected a mapping of config keys at the top level.")
+    raw = _expand(raw, "", origin)
+    try:
+        return SeamlessConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise SeamlessError(_format_error(exc, origin)) from None
+
+
+def load_config(path: str | Path) -> SeamlessConfig:
+    """Load a config file; errors name the file and the key at fault."""
+    p = Path(path)
+    if not p.is_file():
+        raise SeamlessError(f"Config file {p} does not exist.")
+    return parse_config(p.read_text(encoding="utf-8"), origin=str(p))
+
+
+def default_config_path() -> Path:
+    """The bundled credit-risk demo config."""
+    return Path(__file__).resolve().parents[2] / "pipelines" / "configs" / "credit_risk.yaml"

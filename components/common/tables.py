@@ -1,0 +1,119 @@
+"""A dataset on disk: a folder of named Parquet tables plus a manifest with hashes.
+
+Every stage passes data this way, so KFP `Dataset` artifacts are folders and a
+dataset's identity is the sha256 of its normalized content, not its path or mtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.common.errors import SeamlessError
+
+MANIFEST = "manifest.json"
+
+
+def content_hash(df: pd.DataFrame) -> str:
+    """sha256 of the table's content, independent of row order, column order and index."""
+    if df.empty and len(df.columns) == 0:
+        return hashlib.sha256(b"").hexdigest()
+    cols = sorted(df.columns, key=str)
+    norm = df[cols].reset_index(drop=True)
+    row_hashes = pd.util.hash_pandas_object(norm, index=False).to_numpy()
+    row_hashes.sort()
+    h = hashlib.sha256()
+    for c in cols:
+        h.update(f"{c}:{norm[c].dtype}\n".encode())
+    h.update(row_hashes.tobytes())
+    return h.hexdigest()
+
+
+def dataset_hash(table_hashes: Mapping[str, str]) -> str:
+    """One hash for a set of tables: sha256 over the sorted (name, table hash) pairs."""
+    h = hashlib.sha256()
+    for name in sorted(table_hashes):
+        h.update(f"{name}={table_hashes[name]}\n".encode())
+    return h.hexdigest()
+
+
+def write_dataset(
+    folder: str | Path,
+    tables: Mapping[str, pd.DataFrame],
+    info: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Write tables as `<folder>/<name>.parquet` and a manifest; all or nothing.
+
+    Files are written to a temporary sibling folder that replaces `folder` in one
+    rename, so a failure never leaves a half-written dataset behind.
+    """
+    target = Path(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        entries: dict[str, dict[str, Any]] = {}
+        for name, df in tables.items():
+            df.to_parquet(tmp / f"{name}.parquet", index=False)
+            entries[name] = {
+                "rows": len(df),
+                "columns": [str(c) for c in df.columns],
+                "sha256": content_hash(df),
+                **dict((info or {}).get(name, {})),
+            }
+        manifest = {
+            "tables": entries,
+            "sha256": dataset_hash({n: e["sha256"] for n, e in entries.items()}),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise SeamlessError(f"Dataset folder {folder} has no {MANIFEST}; it was not written by Seamless.")
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result
+
+
+def read_dataset(folder: str | Path) -> dict[str, pd.DataFrame]:
+    """Read every table of a dataset folder written by `write_dataset`."""
+    manifest = read_manifest(folder)
+    return {name: pd.read_parquet(Path(folder) / f"{name}.parquet") for name in manifest["tables"]}
+
+
+def read_table(folder: str | Path, name: str) -> pd.DataFrame:
+    path = Path(folder) / f"{name}.parquet"
+    if not path.is_file():
+        raise SeamlessError(f"Dataset folder {folder} has no table '{name}'.")
+    return pd.read_parquet(path)
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """Write JSON so readers see the old file or the new one, never a torn one."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

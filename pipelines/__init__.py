@@ -1,0 +1,1 @@
+"""Pipelines, the CLI and demo data."""

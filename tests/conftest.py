@@ -1,0 +1,32 @@
+"""Fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.common.config import SeamlessConfig, load_config, default_config_path
+from components.common.env import disable_telemetry
+
+
+@pytest.fixture(autouse=True)
+def _no_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+    disable_telemetry()
+
+
+@pytest.fixture()
+def config() -> SeamlessConfig:
+    """The bundled credit-risk config."""
+    return load_config(default_config_path())
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty embedded-mode workspace; endpoints point into it."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    monkeypatch.setenv("SEAMLESS_WORKSPACE", str(ws))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("SEAMLESS_FEAST_REPO", raising=False)
+    return ws
