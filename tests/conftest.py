@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components.common.config import SeamlessConfig, load_config, default_config_path
+from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.common.env import disable_telemetry
 
 

@@ -218,7 +218,9 @@ class SeamlessConfig(_Strict):
     def _references_exist(self) -> SeamlessConfig:
         known = set(self.tables)
         if self.labels.table not in known:
-            raise ValueError(f"labels.table '{self.labels.table}' is not one of tables {sorted(known)}")
+            raise ValueError(
+                f"labels.table '{self.labels.table}' is not one of tables {sorted(known)}"
+            )
         for i, exp in enumerate(self.validation.expectations):
             if exp.table not in known:
                 raise ValueError(
@@ -276,12 +278,15 @@ def _expand(value: Any, where: str, origin: str) -> Any:
             if default is not None:
                 return default
             raise SeamlessError(
-                f"{origin}: key '{where}' uses ${{{name}}} but environment variable {name} is not set."
+                f"{origin}: key '{where}' uses ${{{name}}} but environment variable {name} "
+                "is not set."
             )
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}" if where else str(k), origin) for k, v in value.items()}
+        return {
+            k: _expand(v, f"{where}.{k}" if where else str(k), origin) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_expand(v, f"{where}[{i}]", origin) for i, v in enumerate(value)]
     return value

@@ -85,7 +85,9 @@ def write_dataset(
 def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise SeamlessError(f"Dataset folder {folder} has no {MANIFEST}; it was not written by Seamless.")
+        raise SeamlessError(
+            f"Dataset folder {folder} has no {MANIFEST}; it was not written by Seamless."
+        )
     result: dict[str, Any] = json.loads(path.read_text())
     return result
 

@@ -1,0 +1,22 @@
+"""KFP component: ingest every configured table into one content-addressed Dataset."""
+
+from kfp.dsl import Dataset, Output
+
+from components.common.image import seamless_component
+
+
+@seamless_component
+def ingest(config_yaml: str, data_dir: str, dataset: Output[Dataset]) -> str:
+    """Read files / SQL / HTTP API sources, normalize them, write Parquet; returns the sha256."""
+    from components.common.stage import clean_errors, stage_config
+    from components.ingest.ingest import ingest_tables
+
+    with clean_errors("ingest"):
+        manifest = ingest_tables(stage_config(config_yaml), data_dir or None, dataset.path)
+        dataset.metadata["sha256"] = manifest["sha256"]
+        for name, entry in manifest["tables"].items():
+            dataset.metadata[f"{name}.rows"] = entry["rows"]
+            dataset.metadata[f"{name}.columns"] = len(entry["columns"])
+            dataset.metadata[f"{name}.sha256"] = entry["sha256"]
+            dataset.metadata[f"{name}.source"] = entry.get("source", "")
+        return str(manifest["sha256"])

@@ -1,0 +1,81 @@
+"""Register a trained model version and move aliases (never the deprecated stages)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from components.common.errors import SeamlessError
+from components.common.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    champion_version,
+    mlflow_client,
+)
+
+
+@dataclass
+class Registration:
+    model_name: str
+    version: str
+    aliases: list[str]
+    champion_version: str | None
+    previous_champion_version: str | None
+    promoted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def register(
+    model_name: str,
+    model_uri: str,
+    decision: str,
+    tags: dict[str, str],
+    description: str = "",
+) -> Registration:
+    """Create a new version; `challenger` always points at it, `champion` only on promote.
+
+    On promote the replaced champion keeps `previous_champion`, which is set before
+    `champion` moves so a failure in between never leaves the registry without a
+    rollback target.
+    """
+    if decision not in ("promote", "reject"):
+        raise SeamlessError(f"Decision must be 'promote' or 'reject', got {decision!r}.")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client()
+    try:
+        mv = mlflow.register_model(
+            model_uri, model_name, tags={**tags, "seamless.decision": decision}
+        )
+    except MlflowException as exc:
+        raise SeamlessError(
+            f"Registering {model_uri} as '{model_name}' failed: {exc.message}"
+        ) from None
+    version = str(mv.version)
+    if description:
+        client.update_model_version(model_name, version, description=description)
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    aliases = [CHALLENGER]
+    current = champion_version(client, model_name, CHAMPION)
+    previous = None
+    if decision == "promote":
+        if current is not None and str(current.version) != version:
+            client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current.version))
+            previous = str(current.version)
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+        aliases.append(CHAMPION)
+        champion = version
+    else:
+        champion = None if current is None else str(current.version)
+    return Registration(
+        model_name=model_name,
+        version=version,
+        aliases=aliases,
+        champion_version=champion,
+        previous_champion_version=previous,
+        promoted=decision == "promote",
+    )

@@ -1,0 +1,33 @@
+"""KFP component: hyperparameter search + refit, tracked in MLflow."""
+
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components.common.image import seamless_component
+
+
+@seamless_component
+def train(
+    config_yaml: str,
+    training_set: Input[Dataset],
+    pipeline_run_id: str,
+    model: Output[Model],
+    holdout: Output[Dataset],
+    metrics: Output[Metrics],
+):
+    """Train on all but the latest label rows; the rest is written as the holdout."""
+    from components.common.stage import clean_errors, stage_config
+    from components.train.stage import run_training
+
+    with clean_errors("train"):
+        result = run_training(
+            stage_config(config_yaml),
+            training_set.path,
+            dict(training_set.metadata),
+            training_set.uri,
+            pipeline_run_id,
+            holdout.path,
+        )
+        model.metadata.update(result["model"])
+        holdout.metadata.update(result["holdout"])
+        for key, value in result["metrics"].items():
+            metrics.log_metric(key, value)

@@ -1,0 +1,124 @@
+"""The train stage end to end: split, search, refit, log everything to one MLflow run."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.common.config import SeamlessConfig
+from components.common.tracking import ensure_experiment, mlflow_client
+from components.train.training import (
+    TrainResult,
+    encode_labels,
+    fit,
+    model_input,
+    split_holdout,
+)
+
+
+def trusted_types(model: Any) -> list[str]:
+    """The types skops must trust to load this model: the ones we just built ourselves."""
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def train_and_log(
+    config: SeamlessConfig,
+    training_set: pd.DataFrame,
+    *,
+    data_sha256: str,
+    feature_service: str,
+    pipeline_run_id: str,
+    source_uri: str,
+) -> tuple[TrainResult, pd.DataFrame]:
+    """Train on all but the latest label rows; returns the result and the holdout rows."""
+    started = time.perf_counter()
+    split = split_holdout(config, training_set)
+    pipeline, best_params, summary = fit(config, split.train)
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    mlflow_client()
+    ensure_experiment(config.model.experiment)
+    x_train = model_input(config, split.train)
+    y_train = encode_labels(config, split.train)
+    example = x_train.head(5)
+    signature = infer_signature(example, pipeline.predict_proba(example)[:, 1])
+
+    with mlflow.start_run(run_name=f"train-{config.model.name}") as run:
+        mlflow.set_tags(
+            {
+                "seamless.stage": "train",
+                "seamless.data_sha256": data_sha256,
+                "seamless.feature_service": feature_service,
+                "seamless.pipeline_run_id": pipeline_run_id,
+                "seamless.config": config.name,
+            }
+        )
+        search = config.model.search
+        mlflow.log_params(
+            {
+                "estimator": config.model.estimator,
+                "search_method": search.method,
+                "search_n_iter": search.n_iter,
+                "search_cv": search.cv,
+                "search_scoring": search.scoring,
+                "holdout_fraction": config.model.holdout_fraction,
+                "seed": config.model.seed,
+                "train_rows": len(split.train),
+                "search_rows": summary["search_rows"],
+                "holdout_cutoff": split.cutoff.isoformat(),
+                **{f"best_{k}": v for k, v in best_params.items()},
+                **{f"fixed_{k}": v for k, v in config.model.params.items()},
+            }
+        )
+        mlflow.log_metrics(
+            {
+                f"cv_{search.scoring}_mean": summary["cv_score"],
+                f"cv_{search.scoring}_std": summary["cv_std"],
+                "train_positive_rate": float(y_train.mean()),
+            }
+        )
+        dataset = mlflow.data.from_pandas(
+            split.train,
+            source=source_uri,
+            name=f"{config.name}-training-set",
+            targets=config.labels.label_column,
+            digest=data_sha256[:16],
+        )
+        mlflow.log_input(dataset, context="training", tags={"sha256": data_sha256})
+        with tempfile.TemporaryDirectory() as tmp:
+            cv_table = pd.DataFrame(summary["cv_results"]).drop(columns=["params"])
+            cv_path = Path(tmp) / "cv_results.csv"
+            cv_table.to_csv(cv_path, index=False)
+            mlflow.log_artifact(str(cv_path), artifact_path="search")
+            (Path(tmp) / "best_params.json").write_text(json.dumps(best_params, default=str))
+            mlflow.log_artifact(str(Path(tmp) / "best_params.json"), artifact_path="search")
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pyfunc_predict_fn="predict_proba",
+            skops_trusted_types=trusted_types(pipeline),
+        )
+        run_id = run.info.run_id
+
+    result = TrainResult(
+        run_id=run_id,
+        model_uri=info.model_uri,
+        best_params=best_params,
+        cv_score=summary["cv_score"],
+        cv_std=summary["cv_std"],
+        train_rows=len(split.train),
+        search_rows=summary["search_rows"],
+        seconds=time.perf_counter() - started,
+    )
+    return result, split.holdout

@@ -1,0 +1,237 @@
+"""Train a scikit-learn pipeline with hyperparameter search and track it in MLflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from components.common.config import SeamlessConfig
+from components.common.errors import SeamlessError
+
+ESTIMATOR_STEP = "model"
+
+
+@dataclass
+class SplitData:
+    """Time-ordered split: the latest label rows are the holdout."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    cutoff: pd.Timestamp
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_uri: str
+    best_params: dict[str, Any]
+    cv_score: float
+    cv_std: float
+    train_rows: int
+    search_rows: int
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def feature_columns(config: SeamlessConfig) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) feature names of the feature service, in service order."""
+    numeric, categorical = [], []
+    for name, kind in config.feature_types().items():
+        if kind in ("int", "float"):
+            numeric.append(name)
+        elif kind in ("string", "bool"):
+            categorical.append(name)
+    return numeric, categorical
+
+
+def encode_labels(config: SeamlessConfig, training_set: pd.DataFrame) -> pd.Series:
+    """0/1 labels (1 = the configured positive class); one class only is an error."""
+    col = config.labels.label_column
+    if col not in training_set.columns:
+        raise SeamlessError(f"Training set has no label column '{col}' (labels.label_column).")
+    labels = training_set[col]
+    if labels.isna().any():
+        row = int(np.flatnonzero(labels.isna().to_numpy())[0])
+        raise SeamlessError(f"Label column '{col}' has a missing value (first at row {row}).")
+    positive = config.labels.positive_class
+    y = (labels.astype(str) == str(positive)).astype(int)
+    classes = sorted(labels.astype(str).unique())
+    if y.nunique() < 2:
+        raise SeamlessError(
+            f"Label column '{col}' of table '{config.labels.table}' has only one class "
+            f"({', '.join(classes)}); training needs both the positive class {positive!r} and "
+            "at least one other."
+        )
+    return y
+
+
+def split_holdout(config: SeamlessConfig, training_set: pd.DataFrame) -> SplitData:
+    """Hold out the latest `holdout_fraction` of label rows by label time (no future leakage)."""
+    ts = config.timestamp_key(config.labels.table)
+    ordered = training_set.sort_values([ts, config.entity_key()], kind="stable").reset_index(
+        drop=True
+    )
+    n_holdout = max(1, round(len(ordered) * config.model.holdout_fraction))
+    if len(ordered) - n_holdout < 2:
+        raise SeamlessError(
+            f"Only {len(ordered)} labelled rows: too few to hold out "
+            f"{config.model.holdout_fraction:.0%} and still train."
+        )
+    train, holdout = ordered.iloc[:-n_holdout], ordered.iloc[-n_holdout:]
+    for part, name in ((train, "training"), (holdout, "holdout")):
+        encode_labels_for_split(config, part, name)
+    return SplitData(train=train, holdout=holdout, cutoff=pd.Timestamp(holdout[ts].iloc[0]))
+
+
+def encode_labels_for_split(config: SeamlessConfig, part: pd.DataFrame, name: str) -> None:
+    try:
+        encode_labels(config, part)
+    except SeamlessError as exc:
+        raise SeamlessError(f"The time-ordered {name} split is unusable: {exc}") from None
+
+
+def make_estimator(config: SeamlessConfig) -> BaseEstimator:
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LogisticRegression
+
+    kinds: dict[str, Any] = {
+        "logistic_regression": lambda: LogisticRegression(max_iter=1000),
+        "random_forest": lambda: RandomForestClassifier(n_jobs=1),
+        "gradient_boosting": GradientBoostingClassifier,
+        "hist_gradient_boosting": HistGradientBoostingClassifier,
+    }
+    est = kinds[config.model.estimator]()
+    params = dict(config.model.params)
+    if "random_state" in est.get_params():
+        params.setdefault("random_state", config.model.seed)
+    try:
+        est.set_params(**params)
+    except ValueError as exc:
+        raise SeamlessError(f"model.params: {exc}") from None
+    return est
+
+
+def build_pipeline(config: SeamlessConfig) -> Pipeline:
+    """Preprocessing (impute, scale, one-hot) + the configured estimator."""
+    numeric, categorical = feature_columns(config)
+    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+    if config.model.estimator == "logistic_regression":
+        numeric_steps.append(("scale", StandardScaler()))
+    pre = ColumnTransformer(
+        [
+            ("numeric", Pipeline(numeric_steps), numeric),
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                        (
+                            "onehot",
+                            OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                        ),
+                    ]
+                ),
+                categorical,
+            ),
+        ],
+        remainder="drop",
+    )
+    return Pipeline([("preprocess", pre), (ESTIMATOR_STEP, make_estimator(config))])
+
+
+def model_input(config: SeamlessConfig, df: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns, typed as the model expects (categoricals as str objects)."""
+    numeric, categorical = feature_columns(config)
+    missing = [c for c in numeric + categorical if c not in df.columns]
+    if missing:
+        raise SeamlessError(f"Training set lacks feature columns {missing}.")
+    out = pd.DataFrame(index=df.index)
+    for c in numeric:
+        out[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    for c in categorical:
+        col = df[c].astype("object")
+        out[c] = col.where(col.notna(), None)
+    return out
+
+
+def make_search(config: SeamlessConfig, pipeline: Pipeline) -> Any:
+    search = config.model.search
+    space = {f"{ESTIMATOR_STEP}__{k}": v for k, v in search.space.items()}
+    known = pipeline.get_params()
+    unknown = [k for k in space if k not in known]
+    if unknown:
+        names = ", ".join(k.removeprefix(f"{ESTIMATOR_STEP}__") for k in unknown)
+        raise SeamlessError(
+            f"model.search.space has {names}, which {config.model.estimator} does not accept."
+        )
+    cv = StratifiedKFold(n_splits=search.cv, shuffle=True, random_state=config.model.seed)
+    if search.method == "grid" or not space:
+        return GridSearchCV(
+            pipeline, space or {}, scoring=search.scoring, cv=cv, refit=False, n_jobs=1
+        )
+    return RandomizedSearchCV(
+        pipeline,
+        space,
+        n_iter=search.n_iter,
+        scoring=search.scoring,
+        cv=cv,
+        refit=False,
+        random_state=config.model.seed,
+        n_jobs=1,
+    )
+
+
+def search_sample(
+    config: SeamlessConfig, x: pd.DataFrame, y: pd.Series
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Stratified subsample bounding the search's cost; the final refit sees every row."""
+    cap = config.model.max_train_rows
+    if cap is None or len(x) <= cap:
+        return x, y
+    rng = np.random.default_rng(config.model.seed)
+    keep: list[np.ndarray] = []
+    for cls in (0, 1):
+        idx = np.flatnonzero(y.to_numpy() == cls)
+        n = max(1, round(cap * len(idx) / len(y)))
+        keep.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
+    rows = np.sort(np.concatenate(keep))
+    return x.iloc[rows], y.iloc[rows]
+
+
+def fit(config: SeamlessConfig, train: pd.DataFrame) -> tuple[Pipeline, dict[str, Any], Any]:
+    """Search the space by cross-validation, then refit the best candidate on all rows."""
+    x, y = model_input(config, train), encode_labels(config, train)
+    pipeline = build_pipeline(config)
+    search = make_search(config, pipeline)
+    xs, ys = search_sample(config, x, y)
+    try:
+        search.fit(xs, ys)
+    except ValueError as exc:
+        raise SeamlessError(f"Hyperparameter search failed: {exc}") from None
+    results = search.cv_results_
+    best = int(np.nanargmax(np.nan_to_num(results["mean_test_score"], nan=-np.inf)))
+    best_params = dict(results["params"][best])
+    pipeline.set_params(**best_params)
+    pipeline.fit(x, y)
+    summary = {
+        "cv_score": float(results["mean_test_score"][best]),
+        "cv_std": float(results["std_test_score"][best]),
+        "search_rows": len(xs),
+        "candidates": len(results["params"]),
+        "cv_results": results,
+    }
+    clean = {k.removeprefix(f"{ESTIMATOR_STEP}__"): v for k, v in best_params.items()}
+    return pipeline, clean, summary

@@ -1,0 +1,21 @@
+"""KFP component: run the config's Great Expectations suite over the ingested tables."""
+
+from kfp.dsl import HTML, Dataset, Input, Metrics, Output
+
+from components.common.image import seamless_component
+
+
+@seamless_component
+def validate(
+    config_yaml: str, dataset: Input[Dataset], report: Output[HTML], metrics: Output[Metrics]
+) -> str:
+    """Returns the decision: `pass`, `warn` (warnings failed) or `fail` (a critical failed)."""
+    from components.common.stage import clean_errors, stage_config
+    from components.validate.stage import run_validation
+
+    with clean_errors("validate"):
+        result = run_validation(stage_config(config_yaml), dataset.path, report.path)
+        for key, value in result.summary_metrics().items():
+            metrics.log_metric(key, value)
+        report.metadata["decision"] = result.decision
+        return str(result.decision)

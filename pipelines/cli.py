@@ -1,0 +1,169 @@
+"""The `seamless` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from components.common.config import default_config_path, load_config
+from components.common.errors import SeamlessError
+
+app = typer.Typer(
+    help="Seamless: raw data to a monitored model, as Kubeflow Pipelines components.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+run_app = typer.Typer(help="Run a pipeline locally (embedded mode).", no_args_is_help=True)
+datasets_app = typer.Typer(help="Demo data sets.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(datasets_app, name="datasets")
+
+console = Console(stderr=True)
+DEFAULT_CONFIG = default_config_path()
+DEFAULT_WORKSPACE = Path(".seamless")
+DEFAULT_DEMO_DATA = Path(".seamless/data/demo")
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", help="Use-case YAML config (default: bundled credit-risk)."),
+]
+WorkspaceOpt = Annotated[
+    Path, typer.Option("--workspace", "-w", help="Workspace folder for MLflow, Feast, KFP outputs.")
+]
+
+
+@run_app.command("training")
+def run_training_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", "-d", help="Folder that relative file sources resolve against."),
+    ] = None,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    runner: Annotated[str, typer.Option(help="kfp.local runner: subprocess.")] = "subprocess",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Run the training pipeline (ingest -> ... -> deploy) with kfp.local.
+
+    Example: seamless run training --data-dir .seamless/data/demo
+    """
+    from pipelines.local import run_training
+
+    with console.status("Running the training pipeline (ingest, validate, features, train, ...)"):
+        outcome = run_training(config, data_dir, workspace, runner=runner)
+    if as_json:
+        print(json.dumps(outcome.to_dict(), indent=2))
+    else:
+        _print_outcome(outcome.to_dict(), workspace)
+    if outcome.validation == "fail":
+        console.print(
+            "[red]A critical expectation failed: nothing was trained or registered.[/red] "
+            f"See the report: {outcome.reports.get('validation', '(not found)')}"
+        )
+        raise typer.Exit(2)
+
+
+def _print_outcome(outcome: dict, workspace: Path) -> None:
+    table = Table(title="Seamless training run", show_header=False)
+    table.add_row("validation", str(outcome["validation"]))
+    table.add_row("new version", str(outcome.get("version") or "-"))
+    table.add_row("decision", f"{outcome.get('decision') or '-'}: {outcome.get('reason') or ''}")
+    champ = outcome.get("champion_version")
+    metrics = outcome.get("champion_metrics") or {}
+    table.add_row("champion", f"{outcome['model_name']} v{champ}" if champ else "none")
+    if "roc_auc" in metrics:
+        table.add_row("champion ROC AUC", f"{metrics['roc_auc']:.4f}")
+    table.add_row("wall time", f"{outcome.get('seconds', 0):.1f} s")
+    for name, path in (outcome.get("reports") or {}).items():
+        table.add_row(f"{name} report", path)
+    Console().print(table)
+    db = Path(workspace).resolve() / "mlflow" / "mlflow.db"
+    Console().print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///{db}")
+
+
+@app.command("compile")
+def compile_cmd(
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default pipelines/compiled).")
+    ] = None,
+) -> None:
+    """Compile every pipeline to a KFP v2 spec (YAML).
+
+    Example: seamless compile --out /tmp/specs
+    """
+    from pipelines.compile import COMPILED_DIR, compile_all
+
+    for path in compile_all(out or COMPILED_DIR):
+        Console().print(f"wrote {path}")
+
+
+@datasets_app.command("generate")
+def generate_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = DEFAULT_DEMO_DATA,
+    rows: Annotated[int, typer.Option("--rows", "-n", help="Label rows.", min=100)] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    drift: Annotated[
+        bool, typer.Option("--drift", help="Generate the drifted period that follows.")
+    ] = False,
+) -> None:
+    """Generate the synthetic credit-risk tables (Parquet).
+
+    Example: seamless datasets generate --out data/demo --rows 20000 --seed 1
+    """
+    from pipelines.demo_data import generate
+
+    with console.status(f"Generating {rows:,} label rows"):
+        paths = generate(out, n_rows=rows, seed=seed, drift=drift)
+    for table, path in paths.items():
+        Console().print(f"{table}: {path}")
+
+
+@app.command("status")
+def status_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show the champion: version, holdout metrics, data hash, the runs that produced it.
+
+    Example: seamless status --json
+    """
+    from pipelines.local import use_workspace
+    from pipelines.status import champion_status
+
+    use_workspace(workspace)
+    status = champion_status(load_config(config))
+    if as_json:
+        print(json.dumps(status, indent=2, default=str))
+        return
+    champ = status["champion"]
+    if champ is None:
+        Console().print(f"No champion for {status['model_name']} yet.")
+        return
+    table = Table(title=f"{status['model_name']} champion", show_header=False)
+    table.add_row("version", champ["version"])
+    for key, value in champ["holdout_metrics"].items():
+        table.add_row(f"holdout {key}", f"{value:.4f}")
+    for key in ("data_sha256", "validation", "feature_service", "train_run_id", "pipeline_run_id"):
+        table.add_row(key, str(champ[key]))
+    table.add_row("previous champion", str(status.get("previous_champion")))
+    Console().print(table)
+
+
+def main() -> None:
+    """Entry point: a SeamlessError is one red sentence and exit status 1."""
+    try:
+        app()
+    except SeamlessError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Embedded local mode: run a pipeline with kfp.local against a workspace folder.
+
+The workspace holds the MLflow store (SQLite + artifacts), the Feast repo (registry,
+SQLite online store, Parquet offline store), the KFP pipeline root and the deployment
+records. Endpoints are passed to the steps as environment variables, exactly as a
+cluster passes them, so the components do not know which mode they run in.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.common.config import SeamlessConfig, load_config
+from components.common.env import disable_telemetry
+from components.common.errors import SeamlessError
+
+
+@dataclass
+class RunOutcome:
+    validation: str
+    """`pass`, `warn` or `fail`."""
+    model_name: str
+    version: str | None = None
+    decision: str | None = None
+    reason: str | None = None
+    champion_version: str | None = None
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    run_dir: str = ""
+    reports: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def use_workspace(workspace: Path) -> dict[str, str]:
+    """Point this process (and the steps it starts) at the workspace; returns the settings."""
+    workspace = workspace.resolve()
+    workspace.mkdir(parents=True, exist_ok=True)
+    disable_telemetry()
+    os.environ["SEAMLESS_WORKSPACE"] = str(workspace)
+    settings = {
+        "SEAMLESS_WORKSPACE": str(workspace),
+        "MLFLOW_TRACKING_URI": os.environ.get(
+            "MLFLOW_TRACKING_URI", f"sqlite:///{workspace / 'mlflow' / 'mlflow.db'}"
+        ),
+        "SEAMLESS_FEAST_REPO": os.environ.get("SEAMLESS_FEAST_REPO", str(workspace / "feast")),
+    }
+    os.environ.update(settings)
+    return settings
+
+
+def _latest_run_dir(root: Path, since: float) -> Path | None:
+    runs = [
+        p for p in root.glob("seamless-training-*") if p.is_dir() and p.stat().st_mtime >= since
+    ]
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+def _reports(run_dir: Path | None) -> dict[str, str]:
+    if run_dir is None:
+        return {}
+    found = {}
+    report = run_dir / "validate" / "report"
+    if report.is_file():
+        found["validation"] = str(report)
+    return found
+
+
+def run_training(
+    config_path: Path, data_dir: Path | None, workspace: Path, runner: str = "subprocess"
+) -> RunOutcome:
+    """Run the training pipeline locally and summarize what it decided."""
+    config = load_config(config_path)  # fail on a bad config before any step starts
+    use_workspace(workspace)
+    from kfp import local
+
+    from pipelines.training import training_pipeline
+
+    if runner != "subprocess":
+        raise SeamlessError(f"Runner '{runner}' is not available; use 'subprocess'.")
+    root = workspace.resolve() / "kfp"
+    root.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    started = time.time()
+    with tempfile.NamedTemporaryFile(prefix="seamless-error-", suffix=".txt", delete=False) as fh:
+        error_file = Path(fh.name)
+    os.environ["SEAMLESS_ERROR_FILE"] = str(error_file)
+    try:
+        task = training_pipeline(
+            config_yaml=config_path.read_text(encoding="utf-8"),
+            data_dir=str(data_dir.resolve()) if data_dir else "",
+        )
+    except RuntimeError as exc:
+        message = error_file.read_text().strip().splitlines()
+        if message:
+            raise SeamlessError(message[-1]) from None
+        raise SeamlessError(f"The training pipeline failed: {exc}") from None
+    finally:
+        os.environ.pop("SEAMLESS_ERROR_FILE", None)
+        error_file.unlink(missing_ok=True)
+    run_dir = _latest_run_dir(root, started - 1)
+    outcome = summarize(config, str(task.output), started)
+    outcome.run_dir = str(run_dir or "")
+    outcome.reports = _reports(run_dir)
+    outcome.seconds = time.time() - started
+    return outcome
+
+
+def summarize(config: SeamlessConfig, validation: str, since: float) -> RunOutcome:
+    """What this run registered (if anything) and who is champion now."""
+    from components.common.tracking import CHAMPION, champion_version, mlflow_client
+
+    client = mlflow_client()
+    name = config.model.name
+    outcome = RunOutcome(validation=validation, model_name=name)
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except Exception:
+        versions = []
+    mine = [v for v in versions if v.creation_timestamp >= int(since * 1000)]
+    if mine:
+        newest = max(mine, key=lambda v: int(v.version))
+        outcome.version = str(newest.version)
+        outcome.decision = newest.tags.get("seamless.decision")
+        outcome.reason = newest.tags.get("seamless.decision_reason")
+    champ = champion_version(client, name, CHAMPION)
+    if champ is not None:
+        outcome.champion_version = str(champ.version)
+        outcome.champion_metrics = {
+            k.removeprefix("holdout."): float(v)
+            for k, v in champ.tags.items()
+            if k.startswith("holdout.")
+        }
+    return outcome

@@ -1,0 +1,134 @@
+"""Train, evaluate, register and deploy logic against a real local MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.common.config import PromotionConfig, SeamlessConfig
+from components.common.errors import SeamlessError
+from components.common.tracking import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, mlflow_client
+from components.deploy.deployment import deploy_local, live_deployment
+from components.evaluate.evaluation import evaluate, gate
+from components.register.registry import register
+from components.train.run import train_and_log
+from components.train.training import split_holdout
+from tests.factories import training_set
+
+pytestmark = pytest.mark.unit
+
+
+def _small(config: SeamlessConfig, **model: Any) -> SeamlessConfig:
+    search = config.model.search.model_copy(update={"n_iter": 2, "cv": 2, "space": {}})
+    update: dict[str, Any] = {"search": search, "params": {}, **model}
+    return config.model_copy(update={"model": config.model.model_copy(update=update)})
+
+
+def _train(config: SeamlessConfig, frame: Any) -> Any:
+    return train_and_log(
+        config,
+        frame,
+        data_sha256="a" * 64,
+        feature_service="credit_risk_v1",
+        pipeline_run_id="test-run",
+        source_uri="file:///tmp/training_set",
+    )
+
+
+def test_holdout_is_the_latest_rows(config: SeamlessConfig) -> None:
+    frame = training_set(1000)
+    split = split_holdout(config, frame)
+    assert len(split.holdout) == 200
+    assert split.train["event_timestamp"].max() <= split.holdout["event_timestamp"].min()
+
+
+def test_one_class_label_is_named(config: SeamlessConfig, workspace: Path) -> None:
+    frame = training_set(500)
+    frame["defaulted"] = 0
+    with pytest.raises(SeamlessError, match=r"'defaulted' of table 'labels' has only one class"):
+        _train(_small(config), frame)
+
+
+def test_unknown_search_parameter_is_named(config: SeamlessConfig, workspace: Path) -> None:
+    search = config.model.search.model_copy(update={"space": {"n_neighbours": [1, 2]}})
+    bad = config.model_copy(update={"model": config.model.model_copy(update={"search": search})})
+    with pytest.raises(SeamlessError, match=r"n_neighbours, which hist_gradient_boosting"):
+        _train(bad, training_set(500))
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    ["logistic_regression", "random_forest", "gradient_boosting", "hist_gradient_boosting"],
+)
+def test_every_estimator_family_logs_and_loads(
+    config: SeamlessConfig, workspace: Path, estimator: str
+) -> None:
+    import mlflow
+
+    cfg = _small(config, estimator=estimator)
+    if estimator in ("random_forest", "gradient_boosting"):
+        cfg = _small(config, estimator=estimator, params={"n_estimators": 20})
+    result, holdout = _train(cfg, training_set(1500))
+    run = mlflow.get_run(result.run_id)
+    assert run.data.tags["seamless.data_sha256"] == "a" * 64
+    assert run.data.params["estimator"] == estimator
+    assert run.inputs.dataset_inputs, "the training data is recorded as an MLflow dataset input"
+    model = mlflow.sklearn.load_model(result.model_uri)
+    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
+    assert pyfunc.metadata.signature is not None
+    decision, plots = evaluate(cfg, holdout, result.model_uri)
+    assert 0.6 < decision.challenger_metrics["roc_auc"] <= 1.0
+    assert model.predict_proba(
+        holdout.head(3)[pyfunc.metadata.get_input_schema().input_names()]
+    ).shape == (3, 2)
+    assert plots["roc"][0] == (0.0, 0.0, 1.0)
+
+
+def test_gate_policy() -> None:
+    policy = PromotionConfig(metric="roc_auc", min_improvement=0.01, min_value=0.7)
+    first = gate(policy, {"roc_auc": 0.8}, None, None)
+    assert first.decision == "promote" and "first champion" in first.reason
+    assert gate(policy, {"roc_auc": 0.65}, None, None).decision == "reject"
+    small = gate(policy, {"roc_auc": 0.805}, {"roc_auc": 0.8}, "1")
+    assert small.decision == "reject" and "0.8050" in small.reason and "0.8000" in small.reason
+    assert gate(policy, {"roc_auc": 0.82}, {"roc_auc": 0.8}, "1").decision == "promote"
+    lower = PromotionConfig(metric="log_loss", min_improvement=0.0)
+    assert gate(lower, {"log_loss": 0.3}, {"log_loss": 0.4}, "1").decision == "promote"
+    assert gate(lower, {"log_loss": 0.5}, {"log_loss": 0.4}, "1").decision == "reject"
+
+
+def test_champion_challenger_and_rollback_alias(config: SeamlessConfig, workspace: Path) -> None:
+    cfg = _small(config, estimator="logistic_regression")
+    cfg = cfg.model_copy(update={"promotion": PromotionConfig(metric="roc_auc", min_value=0.5)})
+    name = cfg.model.name
+    weak, holdout = _train(cfg, training_set(2000, seed=1, signal=0.3))
+    first, _ = evaluate(cfg, holdout, weak.model_uri)
+    assert first.decision == "promote" and first.champion is None
+    reg1 = register(name, weak.model_uri, first.decision, {"seamless.data_sha256": "x"})
+    deploy_local(name, reg1.version, workspace / "deployments")
+
+    strong, holdout2 = _train(cfg, training_set(2000, seed=1, signal=1.5))
+    second, _ = evaluate(cfg, holdout2, strong.model_uri)
+    assert second.champion_version == reg1.version
+    assert second.decision == "promote", second.reason
+    reg2 = register(name, strong.model_uri, second.decision, {})
+    assert reg2.previous_champion_version == reg1.version
+
+    client = mlflow_client()
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == reg2.version
+    assert str(client.get_model_version_by_alias(name, PREVIOUS_CHAMPION).version) == reg1.version
+
+    # A worse challenger is registered as challenger only; the champion stays.
+    third, _ = evaluate(cfg, holdout2, weak.model_uri)
+    assert third.decision == "reject"
+    reg3 = register(name, weak.model_uri, third.decision, {})
+    assert str(client.get_model_version_by_alias(name, CHALLENGER).version) == reg3.version
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == reg2.version
+    assert reg3.champion_version == reg2.version
+
+    with pytest.raises(SeamlessError, match=r"Refusing to deploy .* champion is v2"):
+        deploy_local(name, reg3.version, workspace / "deployments")
+    live = live_deployment(name, workspace / "deployments")
+    assert live is not None and live["version"] == reg1.version
