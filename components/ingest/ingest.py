@@ -1,0 +1,125 @@
+"""The ingest stage: read every configured table, normalize it, write one dataset snapshot.
+
+Hashes in the manifest (see README.md):
+- per table `sha256`: the stored content (what `write_dataset` computes);
+- per table `source_sha256`: the normalized content *before* generated columns
+  (`row_id`, `ingested_at`), so the same source data gives the same value on every run
+  and in any row order;
+- top level `sha256` over the stored tables and `source_sha256` over the tables'
+  `source_sha256`: the latter identifies the snapshot's data across runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.common.config import SeamlessConfig, SqlSource, TableConfig
+from components.common.errors import SeamlessError
+from components.common.tables import (
+    MANIFEST,
+    content_hash,
+    dataset_hash,
+    write_dataset,
+    write_json_atomic,
+)
+from components.ingest.normalize import normalize_with_report
+from components.ingest.sources import describe_source, read_source, short_reason
+
+log = logging.getLogger(__name__)
+
+
+def _utc_now_or(ingested_at: datetime | None) -> datetime:
+    if ingested_at is None:
+        return datetime.now(UTC)
+    return ingested_at.replace(tzinfo=UTC) if ingested_at.tzinfo is None else ingested_at
+
+
+def _storable(df: pd.DataFrame, declared: set[str], where: str) -> pd.DataFrame:
+    """Make undeclared object columns Parquet-writable and hashable, or say which is not."""
+    import pyarrow as pa
+
+    for col in df.columns:
+        if col in declared or df[col].dtype != object:
+            continue
+        values = df[col]
+        if values.map(lambda v: isinstance(v, dict | list)).any():
+            # Nested JSON (API records) is kept as canonical JSON text: hashable and stable.
+            df[col] = values.map(
+                lambda v: (
+                    json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict | list) else v
+                )
+            )
+        try:
+            pa.array(df[col], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise SeamlessError(
+                f"{where}: column '{col}' mixes value types Parquet cannot store "
+                f"({short_reason(exc)}); declare it in the table's columns with a type."
+            ) from None
+    return df
+
+
+def ingest_table(
+    name: str,
+    table_cfg: TableConfig,
+    data_dir: str | Path | None,
+    ingested_at: datetime | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read and normalize one table; returns it and its manifest info."""
+    stamp = _utc_now_or(ingested_at)
+    source = table_cfg.source
+    shown = describe_source(source, data_dir)
+    origin = f"{source.kind} {shown}"
+    expected = list(table_cfg.columns) + [
+        c for c in (table_cfg.entity_column, table_cfg.timestamp_column) if c
+    ]
+    raw = read_source(source, data_dir, name, expected)
+    if len(raw) == 0:
+        raise SeamlessError(f"Table '{name}' ({origin}) has no rows.")
+    df, report = normalize_with_report(raw, table_cfg, name, origin, stamp)
+    df = _storable(df, set(expected), f"Table '{name}' ({origin})")
+    info: dict[str, Any] = {
+        "source": shown,
+        "source_kind": source.kind,
+        "source_sha256": content_hash(df.drop(columns=report.generated_columns)),
+        "generated_columns": report.generated_columns,
+        "invalid_values": report.invalid_values,
+        "ingested_at": stamp.isoformat(),
+    }
+    if isinstance(source, SqlSource):
+        info["query"] = source.query
+    log.info("Table '%s': %d rows x %d columns from %s", name, len(df), df.shape[1], origin)
+    return df, info
+
+
+def ingest_tables(
+    config: SeamlessConfig,
+    data_dir: str | Path | None,
+    out_folder: str | Path,
+    ingested_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Ingest every table of `config` into the dataset folder `out_folder`; return its manifest.
+
+    `data_dir` anchors relative file paths and SQLite files (None: the current directory).
+    `ingested_at` (default now; naive means UTC) fills `ingested_at` in tables without a
+    timestamp column. Nothing is written unless every table succeeds.
+    """
+    stamp = _utc_now_or(ingested_at)
+    tables: dict[str, pd.DataFrame] = {}
+    info: dict[str, dict[str, Any]] = {}
+    for name, table_cfg in config.tables.items():
+        tables[name], info[name] = ingest_table(name, table_cfg, data_dir, stamp)
+    manifest = write_dataset(out_folder, tables, info)
+    manifest["source_sha256"] = dataset_hash(
+        {n: e["source_sha256"] for n, e in manifest["tables"].items()}
+    )
+    manifest["ingested_at"] = stamp.isoformat()
+    # write_dataset has no hook for top-level keys; rewriting its manifest is atomic too.
+    write_json_atomic(Path(out_folder) / MANIFEST, manifest)
+    return manifest

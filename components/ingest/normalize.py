@@ -1,0 +1,325 @@
+"""Turn a raw table into the normalized form every later stage relies on.
+
+Declared columns get one dtype each, whatever the source produced, so the Parquet schema
+(and the content hash) never depends on the data of the day:
+
+=========  ==========================  =====================================
+declared   pandas dtype                Parquet
+=========  ==========================  =====================================
+int        ``Int64`` (nullable)        int64, nulls as nulls
+float      ``float64``                 double, nulls as NaN
+bool       ``boolean`` (nullable)      boolean
+string     ``object`` (str or None)    string
+timestamp  ``datetime64[ns, UTC]``     timestamp(ns, UTC)
+=========  ==========================  =====================================
+
+Columns not declared pass through as read. Rows are numbered from 1 in messages
+(header not counted), in source order.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from components.common.config import INGESTED_AT, ROW_ID, ColumnType, TableConfig
+from components.common.errors import SeamlessError
+
+log = logging.getLogger(__name__)
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+# An explicit UTC offset after a time of day; a bare date's "-01" must not count.
+_HAS_OFFSET = re.compile(r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+_INT_TEXT = re.compile(r"[+-]?\d{1,18}")
+_ONE = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean",
+    "timestamp": "an ISO 8601 timestamp",
+}
+_WHAT = {
+    "int": "integers",
+    "float": "numbers",
+    "bool": "booleans (true/false, yes/no, 1/0)",
+    "timestamp": "ISO 8601 timestamps",
+}
+
+
+@dataclass
+class NormalizeReport:
+    """What normalization did beyond type conversion."""
+
+    invalid_values: dict[str, int] = field(default_factory=dict)
+    """Column -> count of tolerated non-parseable values that became null."""
+    generated_columns: list[str] = field(default_factory=list)
+    """Columns added by ingestion (`row_id`, `ingested_at`)."""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _is_text(s: pd.Series) -> bool:
+    return s.dtype == object or isinstance(s.dtype, pd.StringDtype)
+
+
+def _clean_text(raw: pd.Series) -> pd.Series:
+    """Strings stripped and blank ones null; other values untouched (object dtype)."""
+    s = raw.astype(object)
+    kind = ptypes.infer_dtype(s, skipna=True)
+    if kind == "empty":
+        return s
+    if kind == "string":
+        stripped = s.str.strip()
+        return stripped.where(stripped != "", None)
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            return v or None
+        return v
+
+    return s.map(clean)
+
+
+def _to_int(raw: pd.Series) -> pd.Series:
+    if ptypes.is_bool_dtype(raw) or ptypes.is_integer_dtype(raw):
+        return raw.astype("Int64")
+    s = _clean_text(raw) if _is_text(raw) else raw
+    num = pd.to_numeric(s, errors="coerce")
+    if ptypes.is_integer_dtype(num):
+        return num.astype("Int64")
+    floats = num.astype("float64").to_numpy()
+    ok = ~np.isnan(floats) & (floats % 1 == 0) & (np.abs(floats) < 2**63)
+    values = np.zeros(len(floats), dtype="int64")
+    values[ok] = floats[ok].astype("int64")
+    if _is_text(raw):
+        # Floats lose digits past 2**53: re-read integer-looking text exactly (long ids).
+        text = s.map(lambda v: v if isinstance(v, str) else None)
+        exact = (text.notna() & text.str.fullmatch(_INT_TEXT.pattern).fillna(False)).to_numpy(bool)
+        if exact.any():
+            values[exact] = text[exact].astype("int64").to_numpy()
+            ok |= exact
+    # Built from arrays: masked assignment into an Int64 Series goes through float64.
+    return pd.Series(pd.arrays.IntegerArray(values, ~ok), index=raw.index)
+
+
+def _to_float(raw: pd.Series) -> pd.Series:
+    s = _clean_text(raw) if _is_text(raw) else raw
+    return pd.to_numeric(s, errors="coerce").astype("float64")
+
+
+def _to_bool(raw: pd.Series) -> pd.Series:
+    if ptypes.is_bool_dtype(raw):
+        return raw.astype("boolean")
+    s = _clean_text(raw) if _is_text(raw) else raw
+
+    def parse(v: Any) -> bool | None:
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        if isinstance(v, str):
+            low = v.lower()
+            return True if low in _TRUE else False if low in _FALSE else None
+        if isinstance(v, int | float | np.number) and v in (0, 1):
+            return bool(v)
+        return None
+
+    mapping = {v: parse(v) for v in s.dropna().unique()}
+    return s.map(mapping).astype("boolean")
+
+
+def _to_string(raw: pd.Series) -> pd.Series:
+    s = raw.astype(object)
+    if ptypes.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        s = s.map(lambda v: v if isinstance(v, str) or pd.isna(v) else str(v))
+    # One null marker (None) so CSV's NaN and Parquet's None hash the same.
+    return s.where(s.notna() & (s != ""), None)
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    if values.dt.tz is None:
+        values = values.dt.tz_localize("UTC")
+    return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def _to_timestamp(raw: pd.Series) -> pd.Series:
+    if ptypes.is_datetime64_any_dtype(raw):
+        return _utc(raw)
+    s = _clean_text(raw) if _is_text(raw) else raw
+    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    kind = ptypes.infer_dtype(s, skipna=True)
+    if kind == "string":
+        # pandas applies an earlier value's offset to later naive values when both
+        # are mixed in one call, so naive (= UTC) and offset strings parse apart.
+        text = s.dropna()
+        aware = text.str.contains(_HAS_OFFSET)
+        for part in (text[aware], text[~aware]):
+            if len(part):
+                out[part.index] = pd.to_datetime(part, utc=True, errors="coerce", format="ISO8601")
+        return out
+    if kind in ("datetime", "datetime64", "date"):
+        return _utc(pd.to_datetime(s, errors="coerce", utc=False).astype("datetime64[ns]"))
+
+    def one(v: Any) -> Any:
+        if isinstance(v, str):
+            aware = bool(_HAS_OFFSET.search(v))
+            ts = pd.to_datetime(v, errors="coerce", format="ISO8601", utc=aware)
+            return ts if pd.isna(ts) or aware else pd.Timestamp(ts).tz_localize("UTC")
+        if isinstance(v, datetime | date):
+            ts = pd.Timestamp(v)
+            return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return pd.NaT  # numbers are ambiguous (seconds? ms?) and are rejected
+
+    return pd.to_datetime(s.map(one), utc=True, errors="coerce").astype("datetime64[ns, UTC]")
+
+
+_CONVERTERS = {
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "string": _to_string,
+    "timestamp": _to_timestamp,
+}
+
+
+def _nonblank(raw: pd.Series) -> pd.Series:
+    """Where the raw value is present (not null, not blank text)."""
+    return (_clean_text(raw) if _is_text(raw) else raw).notna()
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+# ---------------------------------------------------------------- public
+
+
+def normalize_with_report(
+    df: pd.DataFrame,
+    table_cfg: TableConfig,
+    table_name: str,
+    origin: str,
+    ingested_at: datetime,
+) -> tuple[pd.DataFrame, NormalizeReport]:
+    """`normalize_table`, also returning what was tolerated and generated."""
+    where = f"Table '{table_name}' ({origin})"
+    df = df.reset_index(drop=True).copy()
+    df.columns = [str(c) for c in df.columns]
+    entity, ts_col = table_cfg.entity_column, table_cfg.timestamp_column
+    report = NormalizeReport()
+
+    required = list(table_cfg.columns)
+    required += [c for c in (entity, ts_col) if c and c not in required]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        names = ", ".join(f"'{c}'" for c in missing)
+        found = ", ".join(df.columns[:20]) + (", ..." if len(df.columns) > 20 else "")
+        noun = "column" if len(missing) == 1 else "columns"
+        verb = "is" if len(missing) == 1 else "are"
+        raise SeamlessError(f"{where}: required {noun} {names} {verb} missing (found: {found}).")
+    for generated, key, setting in (
+        (ROW_ID, entity, "entity_column"),
+        (INGESTED_AT, ts_col, "timestamp_column"),
+    ):
+        if key is None and generated in df.columns:
+            raise SeamlessError(
+                f"{where}: column '{generated}' is generated by ingestion but already exists; "
+                f"declare it as the table's {setting}."
+            )
+
+    types: dict[str, ColumnType] = dict(table_cfg.columns)
+    if ts_col:
+        types[ts_col] = "timestamp"  # the event time is a timestamp whatever else is declared
+    keys = {c for c in (entity, ts_col) if c}
+    n = len(df)
+    for col, kind in types.items():
+        raw = df[col]
+        converted = _CONVERTERS[kind](raw)
+        bad = _nonblank(raw) & converted.isna()
+        count = int(bad.sum())
+        if count:
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            value = _show(raw.iloc[first])
+            if col in keys:
+                raise SeamlessError(
+                    f"{where}: key column '{col}' has a value in row {first + 1} that is not "
+                    f"{_ONE[kind]}: {value} ({_rows(count)} like this in all)."
+                )
+            if count > table_cfg.max_invalid_fraction * n:
+                raise SeamlessError(
+                    f"{where}: column '{col}' has {count} of {n} values that are not {_WHAT[kind]} "
+                    f"({count / n:.1%}, over the tolerated {table_cfg.max_invalid_fraction:.1%}); "
+                    f"the first is in row {first + 1}: {value}."
+                )
+            report.invalid_values[col] = count
+            log.warning("%s: %d non-%s values in '%s' set to null", where, count, kind, col)
+        df[col] = converted
+
+    for key_col in (entity, ts_col):
+        if key_col:
+            nulls = df[key_col].isna().to_numpy()
+            if nulls.any():
+                raise SeamlessError(
+                    f"{where}: key column '{key_col}' is empty in {_rows(int(nulls.sum()))}, "
+                    f"the first being row {int(np.flatnonzero(nulls)[0]) + 1}; every row needs "
+                    f"its key."
+                )
+
+    if entity:
+        key_cols = [entity] + ([ts_col] if ts_col else [])
+        dup = df.duplicated(key_cols, keep=False).to_numpy()
+        if dup.any():
+            first = int(np.flatnonzero(dup)[0])
+            key_vals = df.loc[first, key_cols]
+            same = (df[key_cols] == key_vals).all(axis=1).to_numpy()
+            second = int(np.flatnonzero(same)[1])
+            shown = ", ".join(f"{c}={_show(key_vals[c])}" for c in key_cols)
+            raise SeamlessError(
+                f"{where}: duplicate key {shown} in rows {first + 1} and {second + 1} "
+                f"({int(dup.sum())} rows share their key with another row), but each "
+                f"({', '.join(key_cols)}) must be unique."
+            )
+
+    if entity is None:
+        df[ROW_ID] = np.arange(n, dtype="int64")  # position in the source
+        report.generated_columns.append(ROW_ID)
+    if ts_col is None:
+        stamp = pd.Timestamp(ingested_at)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        df[INGESTED_AT] = pd.Series([stamp] * n, index=df.index, dtype="datetime64[ns, UTC]")
+        report.generated_columns.append(INGESTED_AT)
+    return df, report
+
+
+def normalize_table(
+    df: pd.DataFrame,
+    table_cfg: TableConfig,
+    table_name: str,
+    origin: str,
+    ingested_at: datetime | None = None,
+) -> pd.DataFrame:
+    """Check and convert one raw table (see the module docstring for the dtypes).
+
+    Fails with a `SeamlessError` naming the table, `origin` (where it came from), the
+    column and the first row at fault: missing columns, non-parseable values beyond
+    `max_invalid_fraction` (tolerated ones become null), bad or empty keys, duplicate
+    (entity, timestamp) keys. Adds `row_id` (no entity column) and `ingested_at`
+    (no timestamp column; `ingested_at`, default now, naive meaning UTC).
+    """
+    out, _ = normalize_with_report(
+        df, table_cfg, table_name, origin, ingested_at or datetime.now(UTC)
+    )
+    return out

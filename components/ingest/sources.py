@@ -1,0 +1,363 @@
+"""Readers per source kind: each turns one configured source into a raw DataFrame.
+
+Readers only fetch and parse; types, keys and generated columns are `normalize`'s job.
+Every failure is a `SeamlessError` whose message starts with "Table '<name>'" and names
+the file, URL or database (passwords masked).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+from urllib.request import url2pathname
+
+import pandas as pd
+import requests
+
+from components.common.config import ApiSource, FileSource, SqlSource
+from components.common.errors import SeamlessError
+from components.ingest.fetch import get_with_retries, mask_url, with_params
+
+log = logging.getLogger(__name__)
+
+AnySource = FileSource | SqlSource | ApiSource
+
+# Delimiters we recognise when a CSV header comes back as one column.
+_DELIMITERS = (",", ";", "\t", "|")
+# Downloading a file over HTTP has no config knobs; these match ApiSource's defaults.
+_FILE_HTTP_TIMEOUT_S = 60.0
+_FILE_HTTP_RETRIES = 3
+_FILE_HTTP_BACKOFF_S = 0.5
+
+
+def short_reason(exc: BaseException | str, limit: int = 180) -> str:
+    """First line of an error, trimmed, so it fits inside a one-sentence message."""
+    text = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    # Drivers add advice after the first sentence; keep the cause only.
+    text = re.split(r"\.\s+(?=[A-Z])", text, maxsplit=1)[0]
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text.rstrip(".")
+
+
+# ---------------------------------------------------------------- locations and display
+
+
+def _resolve_file(uri: str, data_dir: str | Path | None, what: str = "File source") -> str | Path:
+    """A local `Path`, or the http(s) URL as a string."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return uri
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise SeamlessError(
+                f"{what}: file URI {uri} names host '{parts.netloc}'; only local file:// URIs work."
+            )
+        return Path(url2pathname(unquote(parts.path)))
+    if len(scheme) > 1:  # one letter is a Windows drive, not a scheme
+        raise SeamlessError(
+            f"{what}: URI {mask_url(uri)} uses scheme '{scheme}'; use a local path, file:// or http(s)://."
+        )
+    path = Path(uri).expanduser()
+    if not path.is_absolute():
+        path = (Path(data_dir) if data_dir is not None else Path.cwd()) / path
+    return path.absolute()
+
+
+def describe_source(source: AnySource, data_dir: str | Path | None = None) -> str:
+    """Where the table comes from, for messages and manifests; passwords and tokens masked."""
+    if isinstance(source, FileSource):
+        try:
+            where = _resolve_file(source.uri, data_dir)
+        except SeamlessError:
+            return mask_url(source.uri)
+        return mask_url(where) if isinstance(where, str) else str(where)
+    return mask_url(source.url)
+
+
+def _sqlite_path(url: Any, data_dir: str | Path | None) -> Path | None:
+    """The SQLite database file of a SQLAlchemy URL (relative to `data_dir`), or None."""
+    db = url.database
+    if url.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    path = Path(db).expanduser()
+    if not path.is_absolute() and data_dir is not None:
+        path = Path(data_dir) / path
+    return path.absolute()
+
+
+# ---------------------------------------------------------------- files
+
+
+def _format_of(name: str, head: bytes, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    lower = name.lower()
+    if lower.endswith((".parquet", ".pq", ".parq")):
+        return "parquet"
+    if lower.endswith((".csv", ".tsv", ".txt", ".csv.gz")):
+        return "csv"
+    return "parquet" if head.startswith(b"PAR1") else "csv"
+
+
+def _read_file(
+    source: FileSource, data_dir: str | Path | None, what: str, expected: Collection[str]
+) -> pd.DataFrame:
+    where = _resolve_file(source.uri, data_dir, what)
+    data: bytes | None = None
+    if isinstance(where, str):
+        with requests.Session() as session:
+            resp = get_with_retries(
+                session,
+                where,
+                what=what,
+                timeout_s=_FILE_HTTP_TIMEOUT_S,
+                retries=_FILE_HTTP_RETRIES,
+                backoff_s=_FILE_HTTP_BACKOFF_S,
+            )
+        data = resp.content
+        name = urlsplit(where).path
+        shown = mask_url(where)
+        if not data:
+            raise SeamlessError(f"{what}: {shown} is empty (0 bytes).")
+        head = data[:4]
+    else:
+        name, shown = where.name, str(where)
+        if not where.exists():
+            raise SeamlessError(f"{what}: file {shown} does not exist.")
+        if not where.is_file():
+            raise SeamlessError(f"{what}: {shown} is not a file.")
+        if where.stat().st_size == 0:
+            raise SeamlessError(f"{what}: file {shown} is empty (0 bytes).")
+        with where.open("rb") as fh:
+            head = fh.read(4)
+    handle: Any = io.BytesIO(data) if data is not None else where
+    fmt = _format_of(name, head, source.format)
+    if fmt == "parquet":
+        return _read_parquet(handle, shown, what)
+    return _read_csv(handle, shown, what, source.delimiter, expected)
+
+
+def _read_parquet(handle: Any, shown: str, what: str) -> pd.DataFrame:
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(handle)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise SeamlessError(
+            f"{what}: {shown} is not a readable Parquet file ({short_reason(exc)})."
+        ) from None
+
+
+def _read_csv(
+    handle: Any, shown: str, what: str, delimiter: str, expected: Collection[str]
+) -> pd.DataFrame:
+    try:
+        # Declared columns stay text so normalize sees the raw values ("007", "1e3", "n/a").
+        df = pd.read_csv(
+            handle,
+            sep=delimiter,
+            dtype={c: str for c in expected},
+            encoding="utf-8-sig",
+            skipinitialspace=False,
+        )
+    except pd.errors.EmptyDataError:
+        raise SeamlessError(f"{what}: file {shown} is empty (no header row).") from None
+    except pd.errors.ParserError as exc:
+        raise SeamlessError(f"{what}: {shown} is not valid CSV ({short_reason(exc)}).") from None
+    except UnicodeDecodeError as exc:
+        raise SeamlessError(
+            f"{what}: {shown} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}), so it cannot be read as CSV."
+        ) from None
+    missing = [c for c in expected if c not in df.columns]
+    if missing and len(df.columns) == 1:
+        header = str(df.columns[0])
+        for other in _DELIMITERS:
+            if other != delimiter and other in header:
+                raise SeamlessError(
+                    f"{what}: {shown} looks like it is delimited by {other!r} not {delimiter!r} "
+                    f"(its header is the single column {header[:80]!r}); set the source's "
+                    f"delimiter to {other!r}."
+                )
+    return df
+
+
+# ---------------------------------------------------------------- SQL
+
+
+def _read_sql(source: SqlSource, data_dir: str | Path | None, what: str) -> pd.DataFrame:
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    shown = mask_url(source.url)
+    try:
+        url = make_url(source.url)
+    except ArgumentError:
+        raise SeamlessError(f"{what}: {shown} is not a valid SQLAlchemy database URL.") from None
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    sqlite_file = _sqlite_path(url, data_dir)
+    if sqlite_file is not None:
+        # SQLite would silently create an empty database; a missing file is a config error.
+        if not sqlite_file.is_file():
+            raise SeamlessError(f"{what}: SQLite database file {sqlite_file} does not exist.")
+        url = url.set(database=str(sqlite_file))
+    if backend == "sqlite":
+        connect_args["timeout"] = source.connect_timeout_s
+    elif backend in ("postgresql", "mysql", "mariadb"):
+        connect_args["connect_timeout"] = source.connect_timeout_s
+    try:
+        engine = create_engine(url, connect_args=connect_args, poolclass=NullPool)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise SeamlessError(
+            f"{what}: no database driver for {shown} ({short_reason(exc)}); install it or name an "
+            f"installed one in the URL, e.g. postgresql+psycopg2://."
+        ) from None
+    try:
+        try:
+            conn = engine.connect()
+        except (DBAPIError, SQLAlchemyError) as exc:
+            reason = short_reason(getattr(exc, "orig", None) or exc)
+            raise SeamlessError(f"{what}: cannot connect to database {shown} ({reason}).") from None
+        # The connection is closed without commit, so a query can never change the database.
+        with conn:
+            try:
+                result = conn.execute(text(source.query))
+                if not result.returns_rows:
+                    raise SeamlessError(
+                        f"{what}: the query on {shown} returned no result set; use a SELECT."
+                    )
+                columns = [str(c) for c in result.keys()]  # noqa: SIM118 (Result has no __iter__ over keys)
+                rows = result.fetchall()
+            except (DBAPIError, SQLAlchemyError) as exc:
+                reason = short_reason(getattr(exc, "orig", None) or exc)
+                raise SeamlessError(f"{what}: SQL query failed on {shown} ({reason}).") from None
+    finally:
+        engine.dispose()
+    return pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+
+
+# ---------------------------------------------------------------- HTTP JSON API
+
+
+def _page_records(resp: requests.Response, source: ApiSource, what: str) -> tuple[list[Any], Any]:
+    shown = mask_url(resp.url)
+    try:
+        body = resp.json()
+    except ValueError:
+        start = resp.text[:40].strip()
+        raise SeamlessError(
+            f"{what}: {shown} answered a body that is not JSON (Content-Type "
+            f"{resp.headers.get('Content-Type', 'unset')}, starting {start!r})."
+        ) from None
+    if source.records_key is None:
+        records = body
+    elif isinstance(body, dict) and source.records_key in body:
+        records = body[source.records_key]
+    else:
+        found = sorted(str(k) for k in body)[:10] if isinstance(body, dict) else type(body).__name__
+        raise SeamlessError(
+            f"{what}: {shown} answered JSON without the records key {source.records_key!r} "
+            f"(found {found})."
+        )
+    if not isinstance(records, list):
+        raise SeamlessError(
+            f"{what}: {shown} holds a JSON {type(records).__name__} where a list of records "
+            f"was expected."
+        )
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise SeamlessError(
+                f"{what}: record {i} from {shown} is a JSON {type(rec).__name__}, not an object."
+            )
+    return records, body
+
+
+def _read_api(source: ApiSource, what: str) -> pd.DataFrame:
+    records: list[dict[str, Any]] = []
+    size = {source.page_size_param: source.page_size} if source.page_size_param else {}
+    with requests.Session() as session:
+        session.headers.update({"Accept": "application/json", **source.headers})
+
+        def fetch(url: str) -> tuple[list[Any], Any]:
+            resp = get_with_retries(
+                session,
+                url,
+                what=what,
+                timeout_s=source.timeout_s,
+                retries=source.retries,
+                backoff_s=source.backoff_s,
+            )
+            return _page_records(resp, source, what)
+
+        if source.pagination == "none":
+            records, _ = fetch(source.url)
+        elif source.pagination == "page":
+            for page in range(1, source.max_pages + 2):
+                recs, _ = fetch(with_params(source.url, {source.page_param: page, **size}))
+                if not recs:
+                    break
+                if page > source.max_pages:
+                    raise SeamlessError(
+                        f"{what}: {mask_url(source.url)} still returns records after max_pages="
+                        f"{source.max_pages} pages; raise max_pages if that is expected."
+                    )
+                records.extend(recs)
+        else:
+            url = with_params(source.url, size) if size else source.url
+            seen = {url}
+            for page in range(1, source.max_pages + 1):
+                recs, body = fetch(url)
+                records.extend(recs)
+                nxt = body.get(source.next_key) if isinstance(body, dict) else None
+                if not nxt:
+                    break
+                if not isinstance(nxt, str):
+                    raise SeamlessError(
+                        f"{what}: {mask_url(url)} has a non-string {source.next_key!r} ({nxt!r})."
+                    )
+                url = urljoin(url, nxt)
+                if url in seen:
+                    raise SeamlessError(
+                        f"{what}: {source.next_key!r} links loop back to {mask_url(url)} after "
+                        f"{page} pages."
+                    )
+                seen.add(url)
+            else:
+                raise SeamlessError(
+                    f"{what}: {mask_url(source.url)} still links to a next page after max_pages="
+                    f"{source.max_pages} pages; raise max_pages if that is expected."
+                )
+    log.info("%s: %d records", what, len(records))
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def read_source(
+    source: AnySource,
+    data_dir: str | Path | None,
+    table: str,
+    expected_columns: Collection[str] = (),
+) -> pd.DataFrame:
+    """Read one table's raw rows from `source`.
+
+    `data_dir` anchors relative file paths and relative SQLite database files
+    (None: the current directory). `expected_columns` are the columns the table
+    declares: CSV reads them as text and uses them to spot a wrong delimiter.
+    """
+    what = f"Table '{table}'"
+    if isinstance(source, FileSource):
+        return _read_file(source, data_dir, what, expected_columns)
+    if isinstance(source, SqlSource):
+        return _read_sql(source, data_dir, what)
+    return _read_api(source, what)

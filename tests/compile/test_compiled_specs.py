@@ -1,0 +1,44 @@
+"""The compiled specs in pipelines/compiled/ are current and parse as KFP PipelineSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.common.image import RUNTIME_IMAGE
+from pipelines.compile import COMPILED_DIR, compile_all, compiled_pipelines
+
+pytestmark = pytest.mark.unit
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+@pytest.mark.parametrize("name", sorted(compiled_pipelines()))
+def test_compiled_spec_is_current(name: str, tmp_path: Path) -> None:
+    compile_all(tmp_path)
+    committed = COMPILED_DIR / f"{name}.yaml"
+    assert committed.is_file(), f"{committed} is missing: run `make compile`"
+    assert _docs(committed) == _docs(tmp_path / f"{name}.yaml"), (
+        f"{committed} is stale: run `make compile` and commit the result"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(compiled_pipelines()))
+def test_compiled_spec_parses_strictly(name: str) -> None:
+    from google.protobuf import json_format
+    from kfp import components
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    path = COMPILED_DIR / f"{name}.yaml"
+    loaded = components.load_component_from_file(str(path))
+    assert loaded.name
+    spec = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(_docs(path)[0], spec, ignore_unknown_fields=False)
+    assert spec.pipeline_info.name == "seamless-training"
+    executors = _docs(path)[0]["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {RUNTIME_IMAGE}
+    assert not any("pip install" in " ".join(e["container"]["command"]) for e in executors.values())

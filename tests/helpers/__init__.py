@@ -1,0 +1,1 @@
+"""Reusable real servers for tests (PostgreSQL, a local JSON API); no mocks."""

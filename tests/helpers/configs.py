@@ -1,0 +1,35 @@
+"""Small builders for ingest tests: table configs, a whole config, message checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.common.config import SeamlessConfig, TableConfig
+
+
+def table(source: dict[str, Any], **kwargs: Any) -> TableConfig:
+    """A TableConfig from a source mapping and TableConfig fields."""
+    return TableConfig.model_validate({"source": source, **kwargs})
+
+
+def config_for(tables: dict[str, TableConfig]) -> SeamlessConfig:
+    """The smallest valid SeamlessConfig holding `tables` (labels on the first table)."""
+    first = next(iter(tables))
+    return SeamlessConfig.model_validate(
+        {
+            "name": "ingest_test",
+            "tables": tables,
+            "labels": {"table": first, "label_column": "unused"},
+            "features": {"views": [], "service": "svc"},
+            "model": {"name": "m"},
+        }
+    )
+
+
+def assert_one_sentence(message: str, *parts: str) -> None:
+    """A user-facing error: one line, one final full stop, naming every one of `parts`."""
+    assert "\n" not in message, message
+    assert message.endswith((".", "?")), message
+    assert "Traceback" not in message, message
+    for part in parts:
+        assert part in message, f"{part!r} not in: {message}"

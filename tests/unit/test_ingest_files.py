@@ -1,0 +1,321 @@
+"""Ingest from CSV/Parquet files: normalization, generated columns, hashes and every bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.common.config import INGESTED_AT, ROW_ID, TableConfig
+from components.common.errors import SeamlessError
+from components.common.tables import read_dataset, read_manifest
+from components.ingest.ingest import ingest_table, ingest_tables
+from components.ingest.normalize import normalize_table
+from components.ingest.sources import read_source
+from tests.helpers.configs import assert_one_sentence, config_for, table
+from tests.helpers.http_api import json_api
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+T1 = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)
+
+CSV = """customer_id,event_timestamp,age,income,member,segment,note
+1,2024-01-01T00:00:00Z,30,1000.5,true,A,x
+2,2024-01-01 02:00:00,41,,no,B,
+3,2024-01-01T05:00:00+02:00,,2500,1,,z
+4,2024-01-02,55,300.25,F,007,w
+"""
+COLUMNS = {
+    "customer_id": "int",
+    "event_timestamp": "timestamp",
+    "age": "int",
+    "income": "float",
+    "member": "bool",
+    "segment": "string",
+}
+
+
+def keyed(uri: str, **kwargs: object) -> TableConfig:
+    return table(
+        {"kind": "file", "uri": uri, **kwargs},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+        columns=COLUMNS,
+    )
+
+
+def plain(uri: str, **kwargs: object) -> TableConfig:
+    return table({"kind": "file", "uri": uri}, columns={"a": "int", "b": "string"}, **kwargs)
+
+
+def ingest_error(name: str, cfg: TableConfig, data_dir: Path) -> str:
+    with pytest.raises(SeamlessError) as info:
+        ingest_table(name, cfg, data_dir, T0)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- happy paths
+
+
+def test_csv_relative_to_data_dir_gets_declared_types(tmp_path: Path) -> None:
+    (tmp_path / "customers.csv").write_text(CSV)
+    df, info = ingest_table("customers", keyed("customers.csv"), tmp_path, T0)
+
+    assert str(df["customer_id"].dtype) == "Int64"
+    assert str(df["age"].dtype) == "Int64" and df["age"].isna().tolist() == [0, 0, 1, 0]
+    assert df["income"].dtype == "float64" and pd.isna(df.loc[1, "income"])
+    assert df["member"].tolist() == [True, False, True, False]
+    assert df["segment"].tolist() == ["A", "B", None, "007"]  # text kept, never 7
+    assert str(df["event_timestamp"].dtype) == "datetime64[ns, UTC]"
+    # naive means UTC; offsets converted; a bare date is midnight UTC
+    assert [t.isoformat() for t in df["event_timestamp"]] == [
+        "2024-01-01T00:00:00+00:00",
+        "2024-01-01T02:00:00+00:00",
+        "2024-01-01T03:00:00+00:00",
+        "2024-01-02T00:00:00+00:00",
+    ]
+    assert "note" in df.columns  # undeclared columns pass through
+    assert info["source"] == str(tmp_path / "customers.csv")
+    assert info["source_kind"] == "file" and info["generated_columns"] == []
+
+
+def test_naive_value_after_offset_value_is_still_utc(tmp_path: Path) -> None:
+    # pandas alone would apply the +02:00 of the first value to the naive second one
+    raw = pd.DataFrame({"t": ["2024-01-01T05:00:00+02:00", "2024-01-01 03:04:05"]})
+    out = normalize_table(
+        raw, table({"kind": "file", "uri": "x"}, columns={"t": "timestamp"}), "t", "o"
+    )
+    assert out["t"].tolist() == [
+        pd.Timestamp("2024-01-01T03:00:00Z"),
+        pd.Timestamp("2024-01-01T03:04:05Z"),
+    ]
+
+
+def test_parquet_through_file_uri(tmp_path: Path) -> None:
+    src = pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "event_timestamp": pd.to_datetime(["2024-01-01 00:00", "2024-01-02 00:00"]),
+            "age": [30, 40],
+            "income": [1.5, 2.5],
+            "member": [True, False],
+            "segment": ["A", "B"],
+        }
+    )
+    src.to_parquet(tmp_path / "c.parquet")
+    df, _ = ingest_table("c", keyed((tmp_path / "c.parquet").as_uri()), None, T0)
+    assert df["event_timestamp"].dt.tz is not None
+    assert df["event_timestamp"].iloc[0] == pd.Timestamp("2024-01-01", tz="UTC")
+    assert str(df["member"].dtype) == "boolean"
+
+
+def test_csv_over_http(tmp_path: Path) -> None:
+    with json_api() as api:
+        api.files["customers.csv"] = CSV.encode()
+        df, info = ingest_table("c", keyed(api.url("/files/customers.csv")), tmp_path, T0)
+    assert len(df) == 4 and info["source"].endswith("/files/customers.csv")
+
+
+def test_plain_table_gets_row_id_and_ingested_at(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("a,b\n5,x\n6,y\n7,z\n")
+    df, info = ingest_table("p", plain("p.csv"), tmp_path, datetime(2024, 5, 1, 12))  # naive=UTC
+    assert df[ROW_ID].tolist() == [0, 1, 2]
+    assert (df[INGESTED_AT] == pd.Timestamp("2024-05-01T12:00:00Z")).all()
+    assert str(df[INGESTED_AT].dtype) == "datetime64[ns, UTC]"
+    assert info["generated_columns"] == [ROW_ID, INGESTED_AT]
+
+
+def test_tolerated_invalid_values_become_null_and_are_reported(tmp_path: Path) -> None:
+    rows = "".join(f"{i},v{i}\n" for i in range(99)) + "oops,last\n"
+    (tmp_path / "p.csv").write_text("a,b\n" + rows)
+    df, info = ingest_table("p", plain("p.csv"), tmp_path, T0)  # 1 of 100 = the 1% tolerated
+    assert str(df["a"].dtype) == "Int64"
+    assert df["a"].isna().sum() == 1 and pd.isna(df["a"].iloc[99])
+    assert info["invalid_values"] == {"a": 1}
+
+
+def test_long_integer_ids_stay_exact_with_bad_values_present(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("a,b\n12345678901234567,x\nbad,y\n")
+    cfg = plain("p.csv", max_invalid_fraction=0.5)
+    df, _ = ingest_table("p", cfg, tmp_path, T0)
+    assert df["a"].iloc[0] == 12345678901234567
+
+
+def test_ingest_tables_writes_dataset_and_manifest(tmp_path: Path) -> None:
+    (tmp_path / "customers.csv").write_text(CSV)
+    (tmp_path / "p.csv").write_text("a,b\n1,x\n")
+    cfg = config_for({"customers": keyed("customers.csv"), "plain": plain("p.csv")})
+    out = tmp_path / "out"
+    manifest = ingest_tables(cfg, tmp_path, out, T0)
+
+    assert manifest == read_manifest(out)
+    assert manifest["tables"]["customers"]["rows"] == 4
+    assert manifest["tables"]["plain"]["source_kind"] == "file"
+    assert set(manifest) >= {"tables", "sha256", "source_sha256", "ingested_at"}
+    back = read_dataset(out)
+    assert str(back["customers"]["age"].dtype) == "Int64"  # survives Parquet
+    assert str(back["customers"]["event_timestamp"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_a_failing_table_leaves_nothing_written(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("a,b\n1,x\n")
+    cfg = config_for({"good": plain("p.csv"), "bad": plain("missing.csv")})
+    with pytest.raises(SeamlessError):
+        ingest_tables(cfg, tmp_path, tmp_path / "out", T0)
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- hashes
+
+
+def test_same_plain_csv_twice_gives_same_source_hash(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("a,b\n1,x\n2,y\n3,z\n")
+    cfg = config_for({"p": plain("p.csv")})
+    first = ingest_tables(cfg, tmp_path, tmp_path / "o1", T0)
+    second = ingest_tables(cfg, tmp_path, tmp_path / "o2", T1)
+    assert first["source_sha256"] == second["source_sha256"]
+    assert first["tables"]["p"]["source_sha256"] == second["tables"]["p"]["source_sha256"]
+    # the stored content differs only by ingested_at
+    assert first["sha256"] != second["sha256"]
+    assert ingest_tables(cfg, tmp_path, tmp_path / "o3", T0)["sha256"] == first["sha256"]
+
+
+def test_shuffled_rows_give_same_hashes(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(CSV)
+    lines = CSV.strip().split("\n")
+    (tmp_path / "b.csv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    (tmp_path / "pa.csv").write_text("a,b\n1,x\n2,y\n3,z\n")
+    (tmp_path / "pb.csv").write_text("a,b\n3,z\n1,x\n2,y\n")
+    m1 = ingest_tables(
+        config_for({"t": keyed("a.csv"), "p": plain("pa.csv")}), tmp_path, tmp_path / "o1", T0
+    )
+    m2 = ingest_tables(
+        config_for({"t": keyed("b.csv"), "p": plain("pb.csv")}), tmp_path, tmp_path / "o2", T0
+    )
+    assert m1["tables"]["t"]["sha256"] == m2["tables"]["t"]["sha256"]
+    assert m1["source_sha256"] == m2["source_sha256"]
+
+
+def test_csv_and_parquet_of_the_same_data_hash_the_same(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(CSV)
+    pd.read_csv(tmp_path / "a.csv", dtype=str).to_parquet(tmp_path / "a.parquet")
+    _, from_csv = ingest_table("t", keyed("a.csv"), tmp_path, T0)
+    _, from_parquet = ingest_table("t", keyed("a.parquet"), tmp_path, T0)
+    assert from_csv["source_sha256"] == from_parquet["source_sha256"]
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    msg = ingest_error("customers", keyed("nope.csv"), tmp_path)
+    assert_one_sentence(msg, "Table 'customers'", str(tmp_path / "nope.csv"), "does not exist")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "e.csv").write_text("")
+    msg = ingest_error("customers", keyed("e.csv"), tmp_path)
+    assert_one_sentence(msg, "Table 'customers'", str(tmp_path / "e.csv"), "is empty")
+
+
+def test_header_only_csv_has_no_rows(tmp_path: Path) -> None:
+    (tmp_path / "h.csv").write_text(CSV.split("\n")[0] + "\n")
+    msg = ingest_error("customers", keyed("h.csv"), tmp_path)
+    assert_one_sentence(msg, "Table 'customers'", "h.csv", "has no rows")
+
+
+def test_corrupt_parquet(tmp_path: Path) -> None:
+    pd.DataFrame({"a": range(100)}).to_parquet(tmp_path / "c.parquet")
+    data = (tmp_path / "c.parquet").read_bytes()
+    (tmp_path / "c.parquet").write_bytes(data[: len(data) // 2])
+    msg = ingest_error("customers", keyed("c.parquet"), tmp_path)
+    assert_one_sentence(msg, "Table 'customers'", "c.parquet", "not a readable Parquet file")
+
+
+def test_csv_with_wrong_delimiter(tmp_path: Path) -> None:
+    (tmp_path / "s.csv").write_text(CSV.replace(",", ";"))
+    msg = ingest_error("customers", keyed("s.csv"), tmp_path)
+    assert_one_sentence(msg, "s.csv", "looks like it is delimited by ';' not ','")
+    ok, _ = ingest_table("customers", keyed("s.csv", delimiter=";"), tmp_path, T0)
+    assert len(ok) == 4
+
+
+def test_missing_required_column(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text(CSV.replace(",income", ",salary"))
+    msg = ingest_error("customers", keyed("m.csv"), tmp_path)
+    assert_one_sentence(msg, "Table 'customers'", "m.csv", "'income'", "missing", "salary")
+
+
+def test_non_numeric_values_beyond_tolerance(tmp_path: Path) -> None:
+    (tmp_path / "n.csv").write_text(CSV.replace(",41,", ",forty-one,").replace(",55,", ",n/a-ish,"))
+    msg = ingest_error("customers", keyed("n.csv"), tmp_path)
+    assert_one_sentence(msg, "column 'age'", "2 of 4", "row 2", "'forty-one'", "integers")
+
+
+def test_float_in_int_column_is_invalid(tmp_path: Path) -> None:
+    (tmp_path / "f.csv").write_text("a,b\n1,x\n2.5,y\n")
+    msg = ingest_error("p", plain("f.csv"), tmp_path)
+    assert_one_sentence(msg, "column 'a'", "row 2", "'2.5'")
+
+
+def test_duplicate_entity_timestamp_keys(tmp_path: Path) -> None:
+    dup = CSV + "2,2024-01-01T02:00:00+00:00,42,1.0,yes,C,q\n"
+    (tmp_path / "d.csv").write_text(dup)
+    msg = ingest_error("customers", keyed("d.csv"), tmp_path)
+    assert_one_sentence(
+        msg,
+        "duplicate key customer_id=2, event_timestamp=2024-01-01T02:00:00+00:00",
+        "rows 2 and 5",
+    )
+
+
+def test_unparseable_timestamp(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text(CSV.replace("2024-01-02,", "next tuesday,"))
+    msg = ingest_error("customers", keyed("t.csv"), tmp_path)
+    assert_one_sentence(msg, "column 'event_timestamp'", "row 4", "'next tuesday'", "timestamp")
+
+
+def test_unparseable_timestamp_in_plain_column(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,b,seen\n1,x,2024-01-01\n2,y,2024-13-45\n")
+    cfg = table({"kind": "file", "uri": "t.csv"}, columns={"a": "int", "seen": "timestamp"})
+    msg = ingest_error("p", cfg, tmp_path)
+    assert_one_sentence(msg, "column 'seen'", "row 2", "'2024-13-45'", "ISO 8601")
+
+
+def test_empty_key_value(tmp_path: Path) -> None:
+    (tmp_path / "k.csv").write_text(CSV.replace("\n3,", "\n,"))
+    msg = ingest_error("customers", keyed("k.csv"), tmp_path)
+    assert_one_sentence(msg, "key column 'customer_id'", "row 3")
+
+
+def test_generated_column_already_present(tmp_path: Path) -> None:
+    (tmp_path / "g.csv").write_text("a,b,row_id\n1,x,9\n")
+    msg = ingest_error("p", plain("g.csv"), tmp_path)
+    assert_one_sentence(msg, "'row_id'", "entity_column")
+
+
+def test_not_utf8_csv(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_bytes(b"a,b\n1,\xff\xfe\n")
+    msg = ingest_error("p", plain("x.csv"), tmp_path)
+    assert_one_sentence(msg, "x.csv", "not UTF-8")
+
+
+def test_http_file_not_found(tmp_path: Path) -> None:
+    with json_api() as api:
+        url = api.url("/files/absent.csv")
+        msg = ingest_error("p", plain(url), tmp_path)
+    assert_one_sentence(msg, "Table 'p'", url, "HTTP 404")
+
+
+def test_unsupported_uri_scheme(tmp_path: Path) -> None:
+    msg = ingest_error("p", plain("s3://bucket/p.csv"), tmp_path)
+    assert_one_sentence(msg, "Table 'p'", "s3")
+
+
+def test_read_source_returns_raw_text_for_declared_columns(tmp_path: Path) -> None:
+    (tmp_path / "r.csv").write_text("a,b\n007,x\n")
+    raw = read_source(plain("r.csv").source, tmp_path, "p", ["a"])
+    assert raw["a"].tolist() == ["007"]
