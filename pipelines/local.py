@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,9 @@ def run_training(
         raise SeamlessError(f"Runner '{runner}' is not available; use 'subprocess'.")
     root = workspace.resolve() / "kfp"
     root.mkdir(parents=True, exist_ok=True)
+    # The runtime image is this very environment (the project installed), which is
+    # what kfp.local's "non-Python base image" warning cannot know.
+    warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     started = time.time()
     with tempfile.NamedTemporaryFile(prefix="seamless-error-", suffix=".txt", delete=False) as fh:
