@@ -1,0 +1,134 @@
+"""The features stage: publish tables to Feast and build the point-in-time training set.
+
+`build_features` is what the KFP component calls; `online_features` is what serving
+calls. Both work on a Feast repo folder (see `components.common.env.feast_repo_path`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.common.config import SeamlessConfig
+from components.common.env import disable_telemetry
+from components.common.errors import SeamlessError
+from components.features.repo import build_objects, ensure_repo
+from components.features.store import (
+    apply_objects,
+    materialize,
+    open_store,
+    require_columns,
+    write_snapshots,
+)
+from components.features.training_set import (
+    check_joined,
+    entity_frame,
+    historical_features,
+    order_columns,
+)
+
+log = logging.getLogger(__name__)
+
+
+def build_features(
+    config: SeamlessConfig,
+    tables: dict[str, pd.DataFrame],
+    table_hashes: dict[str, str],
+    repo_path: Path,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Publish the feature tables to Feast and return (training set, info).
+
+    The training set has one row per label row, in the labels' order: entity,
+    label timestamp, the feature service's features as known at that timestamp
+    (null when no value lies within the view's ttl), and the label.
+    """
+    disable_telemetry()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        timings[phase] = round(now - t0, 3)
+        t0 = now
+
+    labels_table = config.labels.table
+    if labels_table not in tables:
+        raise SeamlessError(
+            f"The labels table '{labels_table}' is not among the input tables {sorted(tables)}."
+        )
+    # Check labels before touching the repo so a bad input leaves nothing published.
+    entity_df = entity_frame(config, tables[labels_table])
+    for view in config.features.views:
+        if view.table in tables:
+            require_columns(
+                tables[view.table],
+                view.table,
+                {f"feature (view '{view.name}')": f for f in view.features},
+            )
+    lap("prepare")
+
+    ensure_repo(repo_path, config.features.project)
+    spans = write_snapshots(config, tables, table_hashes, repo_path)
+    lap("write")
+
+    store = open_store(repo_path)
+    objects = build_objects(config, repo_path, table_hashes)
+    removed = apply_objects(store, objects)
+    lap("apply")
+
+    materialize(store, objects, spans, {v.name: v.table for v in config.features.views})
+    lap("materialize")
+
+    key, ts = config.entity_key(), config.timestamp_key(labels_table)
+    joined = historical_features(store, objects.service, entity_df, key, ts)
+    training = order_columns(config, joined)
+    empty = check_joined(config, training, spans)
+    lap("historical_join")
+
+    if empty:
+        log.warning("Feature views %s joined no value for any label row.", empty)
+    features = list(config.feature_types())
+    info: dict[str, Any] = {
+        "feature_service": config.features.service,
+        "project": store.project,
+        "views": [v.name for v in config.features.views],
+        "features": features,
+        "rows": len(training),
+        "materialized_entities": len(frozenset().union(*(s.keys for s in spans.values()))),
+        "empty_views": empty,
+        "removed_objects": removed,
+        "null_fraction": {f: round(float(training[f].isna().mean()), 4) for f in features},
+        "tables": {
+            t: {
+                "rows": s.rows,
+                "dropped_rows": s.dropped_rows,
+                "entities": s.entities,
+                "start": s.start.isoformat(),
+                "end": s.end.isoformat(),
+            }
+            for t, s in spans.items()
+        },
+        "timings_s": timings,
+    }
+    timings["total"] = round(sum(timings.values()), 3)
+    return training, info
+
+
+def online_features(repo_path: Path, config: SeamlessConfig, entity_ids: list[Any]) -> pd.DataFrame:
+    """Latest materialized feature values for `entity_ids`, one row each, in the given order.
+
+    An entity the online store does not know comes back with every feature null, not
+    an error: callers (serving) must detect such rows themselves.
+    """
+    disable_telemetry()
+    store = open_store(repo_path)
+    service = store.get_feature_service(config.features.service)
+    key = config.entity_key()
+    response = store.get_online_features(features=service, entity_rows={key: list(entity_ids)})
+    out = response.to_df()
+    return out[[key, *config.feature_types()]]

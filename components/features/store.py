@@ -1,0 +1,178 @@
+"""Publishing tables to Feast: Parquet snapshots, registry apply, online materialization."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from feast import FeatureStore
+from feast.feast_object import FeastObject
+
+from components.common.config import SeamlessConfig
+from components.common.errors import SeamlessError
+from components.features.repo import FEATURE_STORE_YAML, FeastObjects, snapshot_path
+
+
+def open_store(repo_path: Path) -> FeatureStore:
+    """The FeatureStore of a repo folder that has a feature_store.yaml."""
+    if not (repo_path / FEATURE_STORE_YAML).is_file():
+        raise SeamlessError(
+            f"Feast repo {repo_path} has no {FEATURE_STORE_YAML}; run the features stage first."
+        )
+    return FeatureStore(repo_path=str(repo_path))
+
+
+def to_utc(ts: pd.Series) -> pd.Series:
+    """Timezone-aware UTC timestamps; naive values are taken to be UTC already."""
+    ts = pd.to_datetime(ts, utc=False)
+    if ts.dt.tz is None:
+        return ts.dt.tz_localize("UTC")
+    return ts.dt.tz_convert("UTC")
+
+
+def require_columns(df: pd.DataFrame, table: str, columns: dict[str, str]) -> None:
+    """Fail naming the first required column (by role) the table lacks."""
+    for role, col in columns.items():
+        if col not in df.columns:
+            raise SeamlessError(
+                f"Table '{table}' has no {role} column '{col}' (columns: {list(df.columns)})."
+            )
+
+
+@dataclass(frozen=True)
+class TableSpan:
+    """What a published feature table holds: its event-time range and distinct entities."""
+
+    start: datetime
+    end: datetime
+    entities: int
+    rows: int
+    dropped_rows: int
+    keys: frozenset[Any]
+    """Distinct entity ids, i.e. the entities materialized for the view."""
+
+
+def feature_frame(config: SeamlessConfig, table: str, df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The table as Feast reads it: UTC event time, non-null keys; returns (frame, dropped rows).
+
+    Rows without an entity or an event time cannot be placed in a point-in-time join
+    (ingestion turns unparseable values into nulls), so they are left out and counted.
+    """
+    key, ts = config.entity_key(), config.timestamp_key(table)
+    require_columns(df, table, {"entity": key, "timestamp": ts})
+    out = df.copy()
+    out[ts] = to_utc(out[ts])
+    keep = out[key].notna() & out[ts].notna()
+    dropped = int((~keep).sum())
+    if dropped:
+        out = out[keep]
+    if config.tables[table].columns.get(key, "int") == "int":
+        # Same integer dtype as the label rows, whatever nullable form ingestion used.
+        out[key] = out[key].astype("int64")
+    return out.reset_index(drop=True), dropped
+
+
+def write_snapshots(
+    config: SeamlessConfig,
+    tables: dict[str, pd.DataFrame],
+    table_hashes: dict[str, str],
+    repo_path: Path,
+) -> dict[str, TableSpan]:
+    """Write each feature view's table once to `<repo>/data/<table>/<sha256>.parquet`.
+
+    A snapshot is named by the table's content hash, so an existing file is already
+    right and is not rewritten; registry entries never point at data that changes.
+    """
+    spans: dict[str, TableSpan] = {}
+    for view in config.features.views:
+        table = view.table
+        if table in spans:
+            continue
+        if table not in tables:
+            raise SeamlessError(
+                f"Feature view '{view.name}' needs table '{table}', which is not among the "
+                f"input tables {sorted(tables)}."
+            )
+        frame, dropped = feature_frame(config, table, tables[table])
+        if frame.empty:
+            raise SeamlessError(
+                f"Table '{table}' (feature view '{view.name}') has no row with both an entity "
+                f"and an event time."
+            )
+        ts = frame[config.timestamp_key(table)]
+        keys = frozenset(frame[config.entity_key()].unique().tolist())
+        spans[table] = TableSpan(
+            start=ts.min().to_pydatetime(),
+            end=ts.max().to_pydatetime(),
+            entities=len(keys),
+            rows=len(frame),
+            dropped_rows=dropped,
+            keys=keys,
+        )
+        target = snapshot_path(repo_path, table, table_hashes[table])
+        if target.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.close(fd)
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return spans
+
+
+def stale_objects(store: FeatureStore, objects: FeastObjects) -> list[FeastObject]:
+    """Registry objects of the project that the config no longer defines."""
+    views = {v.name for v in objects.views}
+    stale_views = [v for v in store.list_feature_views() if v.name not in views]
+    gone = {v.name for v in stale_views}
+    # A service over a removed view would fail at retrieval; ours is re-applied anyway.
+    stale_services = [
+        s
+        for s in store.list_feature_services()
+        if s.name != objects.service.name
+        and any(p.name in gone for p in s.feature_view_projections)
+    ]
+    used = {e for v in objects.views for e in v.entities}
+    stale_entities = [
+        e
+        for e in store.list_entities()
+        if e.name not in used and e.name != objects.entity.name and not e.name.startswith("__")
+    ]
+    stale: list[FeastObject] = [*stale_views, *stale_services, *stale_entities]
+    return stale
+
+
+def apply_objects(store: FeatureStore, objects: FeastObjects) -> list[str]:
+    """Register the config's objects and remove those it dropped; returns the removed names."""
+    stale = stale_objects(store, objects)
+    store.apply(objects.all(), objects_to_delete=stale, partial=not stale)
+    return [o.name for o in stale]
+
+
+def materialize(
+    store: FeatureStore,
+    objects: FeastObjects,
+    spans: dict[str, TableSpan],
+    tables_of: dict[str, str],
+) -> None:
+    """Load the latest value per entity of each view into the online store.
+
+    Each view is materialized over its own table's range, [first event, last event + 1 s]
+    (the end is exclusive in some offline stores), so nothing outside the data is scanned.
+    """
+    for view in objects.views:
+        span = spans[tables_of[view.name]]
+        store.materialize(
+            start_date=span.start,
+            end_date=span.end + timedelta(seconds=1),
+            feature_views=[view.name],
+        )
