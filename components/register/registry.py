@@ -61,7 +61,8 @@ def register(
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     aliases = [CHALLENGER]
     current = champion_version(client, model_name, CHAMPION)
-    previous = None
+    previous: str | None = None
+    champion: str | None
     if decision == "promote":
         if current is not None and str(current.version) != version:
             client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current.version))

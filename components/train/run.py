@@ -86,7 +86,7 @@ def train_and_log(
                 "train_positive_rate": float(y_train.mean()),
             }
         )
-        dataset = mlflow.data.from_pandas(
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
             split.train,
             source=source_uri,
             name=f"{config.name}-training-set",
