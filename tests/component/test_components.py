@@ -5,7 +5,6 @@ import json
 import os
 import warnings
 from pathlib import Path
-
 from typing import NamedTuple
 
 import pytest
@@ -36,25 +35,21 @@ def local_runner(workspace: Path) -> Path:
     return root
 
 
-Outputs = NamedTuple(
-    "Outputs",
-    [
-        ("sha", str),
-        ("dataset", Dataset),
-        ("validation", str),
-        ("report", HTML),
-        ("validation_metrics", Metrics),
-        ("service", str),
-        ("training_set", Dataset),
-        ("model", Model),
-        ("holdout", Dataset),
-        ("decision", str),
-        ("classification", ClassificationMetrics),
-        ("evaluation", Artifact),
-        ("version", str),
-        ("live", str),
-    ],
-)
+class Outputs(NamedTuple):
+    sha: str
+    dataset: Dataset
+    validation: str
+    report: HTML
+    validation_metrics: Metrics
+    service: str
+    training_set: Dataset
+    model: Model
+    holdout: Dataset
+    decision: str
+    classification: ClassificationMetrics
+    evaluation: Artifact
+    version: str
+    live: str
 
 
 @dsl.pipeline(name="component-contracts")
