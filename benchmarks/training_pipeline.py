@@ -70,7 +70,7 @@ def step_times(log: str) -> dict[str, float]:
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
-    """Wall seconds, combined output, and peak RSS (MiB) of any process the command ran."""
+    """Wall seconds, stdout, and peak RSS (MiB) of any process the command ran."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -78,7 +78,7 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    return wall, proc.stdout + proc.stderr, peak
+    return wall, proc.stdout, peak
 
 
 def main() -> None:
@@ -115,9 +115,11 @@ def main() -> None:
                 str(data),
                 "--workspace",
                 str(ws),
+                "--json",
             ],
             env,
         )
+        log = Path(json.loads(log)["log_file"]).read_text()
         status = subprocess.run(
             [str(bin_dir / "seamless"), "status", "--workspace", str(ws), "--json"],
             env=env,

@@ -25,7 +25,7 @@ datasets_app = typer.Typer(help="Demo data sets.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(datasets_app, name="datasets")
 
-console = Console(stderr=True)
+console = Console(stderr=True, log_path=False)
 DEFAULT_CONFIG = default_config_path()
 DEFAULT_WORKSPACE = Path(".seamless")
 DEFAULT_DEMO_DATA = Path(".seamless/data/demo")
@@ -48,15 +48,30 @@ def run_training_cmd(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     runner: Annotated[str, typer.Option(help="kfp.local runner: subprocess.")] = "subprocess",
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Stream every step's log too.")
+    ] = False,
 ) -> None:
     """Run the training pipeline (ingest -> ... -> deploy) with kfp.local.
+
+    Step logs are written to <workspace>/logs/. Exit status: 0 trained (promoted or
+    not), 1 error, 2 a critical expectation failed (nothing trained or registered).
 
     Example: seamless run training --data-dir .seamless/data/demo
     """
     from pipelines.local import run_training
 
-    with console.status("Running the training pipeline (ingest, validate, features, train, ...)"):
-        outcome = run_training(config, data_dir, workspace, runner=runner)
+    steps = ["ingest", "validate", "features", "train", "evaluate", "register", "deploy"]
+    with console.status("Starting the training pipeline") as spinner:
+
+        def on_step(name: str) -> None:
+            n = steps.index(name) + 1 if name in steps else "?"
+            console.log(f"step {n}/{len(steps)}: {name}")
+            spinner.update(f"Running {name}")
+
+        outcome = run_training(
+            config, data_dir, workspace, runner=runner, on_step=on_step, verbose=verbose
+        )
     if as_json:
         print(json.dumps(outcome.to_dict(), indent=2))
     else:
@@ -80,6 +95,7 @@ def _print_outcome(outcome: dict, workspace: Path) -> None:
     if "roc_auc" in metrics:
         table.add_row("champion ROC AUC", f"{metrics['roc_auc']:.4f}")
     table.add_row("wall time", f"{outcome.get('seconds', 0):.1f} s")
+    table.add_row("step logs", str(outcome.get("log_file", "")))
     for name, path in (outcome.get("reports") or {}).items():
         table.add_row(f"{name} report", path)
     Console().print(table)

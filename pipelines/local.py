@@ -8,10 +8,15 @@ cluster passes them, so the components do not know which mode they run in.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
+import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +39,45 @@ class RunOutcome:
     run_dir: str = ""
     reports: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    log_file: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TASK_LINE = re.compile(r"Executing task '([\w-]+)'")
+
+
+class StepLog(io.TextIOBase):
+    """Stdout replacement: everything goes to the log file; step starts go to `on_step`.
+
+    kfp.local prints every step's full executor input (the whole config included);
+    users get a progress line instead and the log file for details.
+    """
+
+    def __init__(
+        self,
+        fh: Any,
+        on_step: Callable[[str], None] | None,
+        echo: Any = None,
+    ) -> None:
+        self._fh = fh
+        self._on_step = on_step
+        self._echo = echo
+
+    def write(self, text: str) -> int:
+        self._fh.write(text)
+        if self._echo is not None:
+            self._echo.write(text)
+        if self._on_step and "Executing task" in text:
+            m = _TASK_LINE.search(_ANSI.sub("", text))
+            if m:
+                self._on_step(m.group(1))
+        return len(text)
+
+    def flush(self) -> None:
+        self._fh.flush()
 
 
 def use_workspace(workspace: Path) -> dict[str, str]:
@@ -74,14 +115,22 @@ def _reports(run_dir: Path | None) -> dict[str, str]:
 
 
 def run_training(
-    config_path: Path, data_dir: Path | None, workspace: Path, runner: str = "subprocess"
+    config_path: Path,
+    data_dir: Path | None,
+    workspace: Path,
+    runner: str = "subprocess",
+    on_step: Callable[[str], None] | None = None,
+    verbose: bool = False,
 ) -> RunOutcome:
-    """Run the training pipeline locally and summarize what it decided."""
+    """Run the training pipeline locally and summarize what it decided.
+
+    Step logs go to `<workspace>/logs/` (and to stdout too when `verbose`).
+    """
     config = load_config(config_path)  # fail on a bad config before any step starts
     use_workspace(workspace)
     from kfp import local
 
-    from pipelines.training import training_pipeline
+    from pipelines.training import build_training_pipeline
 
     if runner != "subprocess":
         raise SeamlessError(f"Runner '{runner}' is not available; use 'subprocess'.")
@@ -90,21 +139,30 @@ def run_training(
     # The runtime image is this very environment (the project installed), which is
     # what kfp.local's "non-Python base image" warning cannot know.
     warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
+    # Limits and retries are for the cluster; the local runner says it ignores them.
+    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     started = time.time()
     with tempfile.NamedTemporaryFile(prefix="seamless-error-", suffix=".txt", delete=False) as fh:
         error_file = Path(fh.name)
     os.environ["SEAMLESS_ERROR_FILE"] = str(error_file)
+    logs = workspace.resolve() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_file = logs / f"training-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    pipeline = build_training_pipeline(retries=0)
     try:
-        task = training_pipeline(
-            config_yaml=config_path.read_text(encoding="utf-8"),
-            data_dir=str(data_dir.resolve()) if data_dir else "",
-        )
+        with open(log_file, "w", encoding="utf-8") as fh:
+            sink = StepLog(fh, on_step, echo=sys.stdout if verbose else None)
+            with contextlib.redirect_stdout(sink):
+                task = pipeline(
+                    config_yaml=config_path.read_text(encoding="utf-8"),
+                    data_dir=str(data_dir.resolve()) if data_dir else "",
+                )
     except RuntimeError as exc:
         message = error_file.read_text().strip().splitlines()
         if message:
             raise SeamlessError(message[-1]) from None
-        raise SeamlessError(f"The training pipeline failed: {exc}") from None
+        raise SeamlessError(f"The training pipeline failed: {exc} (log: {log_file})") from None
     finally:
         os.environ.pop("SEAMLESS_ERROR_FILE", None)
         error_file.unlink(missing_ok=True)
@@ -113,6 +171,7 @@ def run_training(
     outcome.run_dir = str(run_dir or "")
     outcome.reports = _reports(run_dir)
     outcome.seconds = time.time() - started
+    outcome.log_file = str(log_file)
     return outcome
 
 
