@@ -39,7 +39,8 @@ lint: venv ## ruff (lint + format check) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-compile: venv ## Recompile the pipeline specs into pipelines/compiled/
+compile: venv ## Refresh the runtime image tag and recompile pipelines/compiled/
+	$(BIN)/python -m components.common.image_tag --write
 	$(BIN)/seamless compile
 
 bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks.md)

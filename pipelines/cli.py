@@ -46,7 +46,13 @@ def run_training_cmd(
         typer.Option("--data-dir", "-d", help="Folder that relative file sources resolve against."),
     ] = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    runner: Annotated[str, typer.Option(help="kfp.local runner: subprocess.")] = "subprocess",
+    runner: Annotated[
+        str,
+        typer.Option(
+            help="kfp.local runner: subprocess (this environment) or docker (every step "
+            "in the runtime image; build it with `make images`)."
+        ),
+    ] = "subprocess",
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Stream every step's log too.")
@@ -57,7 +63,7 @@ def run_training_cmd(
     Step logs are written to <workspace>/logs/. Exit status: 0 trained (promoted or
     not), 1 error, 2 a critical expectation failed (nothing trained or registered).
 
-    Example: seamless run training --data-dir .seamless/data/demo
+    Example: seamless run training --data-dir .seamless/data/demo [--runner docker]
     """
     from pipelines.local import run_training
 
@@ -96,11 +102,12 @@ def _print_outcome(outcome: dict, workspace: Path) -> None:
         table.add_row("champion ROC AUC", f"{metrics['roc_auc']:.4f}")
     table.add_row("wall time", f"{outcome.get('seconds', 0):.1f} s")
     table.add_row("step logs", str(outcome.get("log_file", "")))
+    out = Console(soft_wrap=True)
+    out.print(table)
     for name, path in (outcome.get("reports") or {}).items():
-        table.add_row(f"{name} report", path)
-    Console().print(table)
+        out.print(f"{name.capitalize()} report (HTML): {path}")
     db = Path(workspace).resolve() / "mlflow" / "mlflow.db"
-    Console().print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///{db}")
+    out.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///{db}")
 
 
 @app.command("compile")
@@ -165,11 +172,14 @@ def status_cmd(
     table = Table(title=f"{status['model_name']} champion", show_header=False)
     table.add_row("version", champ["version"])
     for key, value in champ["holdout_metrics"].items():
-        table.add_row(f"holdout {key}", f"{value:.4f}")
-    for key in ("data_sha256", "validation", "feature_service", "train_run_id", "pipeline_run_id"):
+        shown = f"{value:,.0f}" if key == "rows" else f"{value:.4f}"
+        table.add_row(f"holdout {key}", shown)
+    for key in ("validation", "feature_service", "train_run_id", "pipeline_run_id"):
         table.add_row(key, str(champ[key]))
     table.add_row("previous champion", str(status.get("previous_champion")))
-    Console().print(table)
+    out = Console(soft_wrap=True)
+    out.print(table)
+    out.print(f"data sha256: {champ['data_sha256']}")
 
 
 def main() -> None:

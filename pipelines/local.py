@@ -13,7 +13,6 @@ import io
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -127,13 +126,12 @@ def run_training(
     Step logs go to `<workspace>/logs/` (and to stdout too when `verbose`).
     """
     config = load_config(config_path)  # fail on a bad config before any step starts
-    use_workspace(workspace)
+    settings = use_workspace(workspace)
     from kfp import local
 
+    from pipelines.runners import make_runner
     from pipelines.training import build_training_pipeline
 
-    if runner != "subprocess":
-        raise SeamlessError(f"Runner '{runner}' is not available; use 'subprocess'.")
     root = workspace.resolve() / "kfp"
     root.mkdir(parents=True, exist_ok=True)
     # The runtime image is this very environment (the project installed), which is
@@ -141,13 +139,19 @@ def run_training(
     warnings.filterwarnings("ignore", message=".*non-Python base image", category=RuntimeWarning)
     # Limits and retries are for the cluster; the local runner says it ignores them.
     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    started = time.time()
-    with tempfile.NamedTemporaryFile(prefix="seamless-error-", suffix=".txt", delete=False) as fh:
-        error_file = Path(fh.name)
-    os.environ["SEAMLESS_ERROR_FILE"] = str(error_file)
     logs = workspace.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    # Inside the workspace, so a step in a container can write it too.
+    error_file = logs / f".error-{os.getpid()}-{time.time_ns()}.txt"
+    os.environ["SEAMLESS_ERROR_FILE"] = str(error_file)
+    try:
+        local.init(
+            runner=make_runner(runner, workspace, data_dir, settings), pipeline_root=str(root)
+        )
+    except SeamlessError:
+        os.environ.pop("SEAMLESS_ERROR_FILE", None)
+        raise
+    started = time.time()
     log_file = logs / f"training-{time.strftime('%Y%m%d-%H%M%S')}.log"
     pipeline = build_training_pipeline(retries=0)
     try:
@@ -159,7 +163,7 @@ def run_training(
                     data_dir=str(data_dir.resolve()) if data_dir else "",
                 )
     except RuntimeError as exc:
-        message = error_file.read_text().strip().splitlines()
+        message = error_file.read_text().strip().splitlines() if error_file.exists() else []
         if message:
             raise SeamlessError(message[-1]) from None
         raise SeamlessError(f"The training pipeline failed: {exc} (log: {log_file})") from None

@@ -42,3 +42,22 @@ def test_compiled_spec_parses_strictly(name: str) -> None:
     executors = _docs(path)[0]["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {RUNTIME_IMAGE}
     assert not any("pip install" in " ".join(e["container"]["command"]) for e in executors.values())
+
+
+def test_runtime_image_tag_is_current() -> None:
+    """The tag names the image inputs it was computed from: `make compile` refreshes it."""
+    from components.common.image import image_settings
+    from components.common.image_tag import compute_tag
+
+    assert image_settings()["tag"] == compute_tag(), "runtime image tag is stale: make compile"
+    assert not image_settings()["tag"].endswith("latest")
+
+
+def test_image_version_matches_the_package() -> None:
+    import tomllib
+
+    from components.common.image import image_settings
+    from components.common.image_tag import ROOT
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert image_settings()["version"] == version
