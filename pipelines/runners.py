@@ -39,7 +39,7 @@ def require_image(image: str) -> None:
     except ImportError:
         raise SeamlessError("The docker runner needs the 'docker' Python package.") from None
     try:
-        client = docker.from_env()
+        client = docker.from_env()  # type: ignore[attr-defined]
     except DockerException as exc:
         raise SeamlessError(
             f"Docker Engine is not reachable ({exc}); start dockerd or use --runner subprocess."
