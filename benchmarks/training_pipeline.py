@@ -31,8 +31,11 @@ LINE = re.compile(
 
 BASELINE = """
 import sys
+from pathlib import Path
 from kfp import dsl, local
 from components.common.image import seamless_component
+from pipelines.local import use_workspace
+from pipelines.runners import make_runner
 
 @seamless_component
 def noop(x: str) -> str:
@@ -46,7 +49,10 @@ def baseline():
     for _ in range(int(sys.argv[2]) - 1):
         prev = noop(x=prev.output)
 
-local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv[1])
+ws = Path(sys.argv[1])
+settings = use_workspace(ws)
+runner = make_runner(sys.argv[3] if len(sys.argv) > 3 else "subprocess", ws, None, settings)
+local.init(runner=runner, pipeline_root=str(ws / "kfp"))
 baseline()
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +19,31 @@ from components.common.image import IMAGE_FILE, image_settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _tracked(root: Path) -> list[Path] | None:
+    """Files git tracks under the image's input folders (None outside a checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--", "pyproject.toml", "docker", "components", "pipelines"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return [root / p for p in out.decode().split("\0") if p]
+
+
 def image_inputs(root: Path = ROOT) -> list[Path]:
+    """What goes into the image; in a checkout only tracked files count, so a scratch
+    file in the work tree does not change the tag."""
+    tracked = _tracked(root)
+    if tracked is not None:
+        skip = {IMAGE_FILE.resolve()}
+        return sorted(
+            f
+            for f in tracked
+            if f.is_file() and f.resolve() not in skip and "compiled" not in f.parts
+        )
     files = [root / "pyproject.toml", *sorted((root / "docker").rglob("*"))]
     for package in ("components", "pipelines"):
         for path in sorted((root / package).rglob("*")):

@@ -1,0 +1,1 @@
+"""Online serving: the champion model behind a FastAPI app (see README.md)."""

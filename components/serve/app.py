@@ -1,0 +1,307 @@
+"""The FastAPI app: routes over `Service`; see README.md for the API.
+
+No `from __future__ import annotations` here: the request models are built from the
+config inside `create_app`, and FastAPI must see them as real objects, not strings.
+"""
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from components.common.config import SeamlessConfig, load_config
+from components.serve import oip
+from components.serve.auth import TokenAuth
+from components.serve.schemas import (
+    ErrorBody,
+    FeedbackRequest,
+    FeedbackResponse,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    Prediction,
+    PredictResponse,
+    predict_request_model,
+)
+from components.serve.service import ServeError, Service
+from components.serve.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_S = "1"
+LIMITED_PREFIXES = ("/v1/predict",)
+
+
+def _limited(path: str) -> bool:
+    """Prediction routes: the ones the concurrency limit guards."""
+    return path in LIMITED_PREFIXES or (path.startswith("/v2/models/") and path.endswith("/infer"))
+
+
+def create_app(
+    settings: ServeSettings | None = None, config: SeamlessConfig | None = None
+) -> FastAPI:
+    """Build the app; the model is loaded and polling starts when the app starts up."""
+    settings = settings or ServeSettings.from_env()
+    config = config or load_config(settings.config_path)
+    auth = TokenAuth.from_sources(
+        settings.tokens_file, settings.tokens_json, settings.auth_disabled
+    )
+    if auth.disabled:
+        log.warning("Authentication is DISABLED (--no-auth): for local development only.")
+    service = Service(settings, config)
+    PredictRequest = predict_request_model(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(
+        title="Seamless serving",
+        version="1",
+        summary=f"Scores '{config.model.name}' (alias {settings.alias}) on feature service "
+        f"'{config.features.service}'.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    bearer = HTTPBearer(auto_error=False, description="Token with role predict or admin.")
+
+    def require(role: str) -> Callable[..., None]:
+        def check(
+            request: Request,
+            creds: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+        ) -> None:
+            roles = auth.roles_of(request.headers.get("authorization"))
+            if roles is None:
+                raise HTTPException(
+                    401, "Missing or unknown bearer token.", {"WWW-Authenticate": "Bearer"}
+                )
+            if role not in roles:
+                raise HTTPException(403, f"This token lacks the '{role}' role.")
+
+        return check
+
+    predict_auth = [Depends(require("predict"))]
+    admin_auth = [Depends(require("admin"))]
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        limited = _limited(request.url.path)
+        if limited and not service.limiter.try_acquire():
+            service.metrics.rejected.inc()
+            response: Response = JSONResponse(
+                {"detail": "Too many requests in flight; retry later."},
+                status_code=429,
+                headers={"Retry-After": RETRY_AFTER_S},
+            )
+        else:
+            if limited:
+                service.metrics.in_flight.inc()
+            try:
+                response = await call_next(request)
+            finally:
+                if limited:
+                    service.limiter.release()
+                    service.metrics.in_flight.dec()
+        route = request.scope.get("route")
+        # The route template, never the raw path: bounded label cardinality.
+        name = getattr(route, "path", "unmatched")
+        service.metrics.latency.labels(name, request.method).observe(time.perf_counter() - started)
+        service.metrics.requests.labels(name, request.method, str(response.status_code)).inc()
+        return response
+
+    @app.exception_handler(ServeError)
+    async def serve_error(request: Request, exc: ServeError) -> JSONResponse:
+        headers = {"Retry-After": RETRY_AFTER_S} if exc.status == 503 else None
+        if request.url.path.startswith("/v2/"):
+            body: dict[str, Any] = {"error": str(exc), **exc.extra}
+        else:
+            body = {"detail": str(exc), **exc.extra}
+        return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(oip.OipError)
+    async def oip_error(request: Request, exc: oip.OipError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    errors: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorBody, "description": "Unknown entity ids (listed)."},
+        413: {"model": ErrorBody, "description": "Batch larger than the limit."},
+        429: {"model": ErrorBody, "description": "Concurrency limit reached (Retry-After)."},
+        503: {"model": ErrorBody, "description": "No model or online store unavailable."},
+    }
+
+    # ---- v1 -------------------------------------------------------------------
+
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        dependencies=predict_auth,
+        responses=errors,
+        tags=["v1"],
+    )
+    def predict(body: PredictRequest) -> PredictResponse:  # type: ignore[valid-type]
+        """Score entities (features from Feast) or full feature rows (`instances`).
+
+        Any unknown entity fails the whole request with 404 naming them all.
+        """
+        ids: list[Any] | None = body.entity_ids  # type: ignore[attr-defined]
+        instances: list[Any] | None = body.instances  # type: ignore[attr-defined]
+        service.check_batch(len(ids) if ids is not None else len(instances or []))
+        if ids is not None:
+            frame = service.lookup(ids)
+        else:
+            frame = pd.DataFrame([row.model_dump() for row in instances or []])
+        scored = service.score(frame, ids, "/v1/predict")
+        m = scored.model
+        return PredictResponse(
+            request_id=scored.request_id,
+            model_name=m.name,
+            model_version=m.version,
+            threshold=service.threshold,
+            predictions=[
+                Prediction(
+                    entity_id=None if ids is None else ids[i],
+                    index=i,
+                    score=float(s),
+                    decision=bool(scored.decisions[i]),
+                    model_name=m.name,
+                    model_version=m.version,
+                    request_id=scored.request_id,
+                )
+                for i, s in enumerate(scored.scores)
+            ],
+        )
+
+    @app.post(
+        "/v1/feedback", response_model=FeedbackResponse, dependencies=predict_auth, tags=["v1"]
+    )
+    def feedback(body: FeedbackRequest) -> FeedbackResponse:
+        """Record ground-truth labels by request id (append-only feedback log)."""
+        service.check_batch(len(body.feedback))
+        n = service.record_feedback([item.model_dump() for item in body.feedback])
+        return FeedbackResponse(recorded=n)
+
+    # ---- Open Inference Protocol v2 -------------------------------------------
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        return service.readiness()
+
+    @app.get("/v2/health/live", tags=["v2"])
+    def v2_live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["v2"])
+    def v2_ready() -> JSONResponse:
+        ok, detail = ready()
+        return JSONResponse({"ready": ok, **detail}, status_code=200 if ok else 503)
+
+    @app.get("/v2", tags=["v2"])
+    def v2_server() -> dict[str, Any]:
+        return {"name": "seamless", "version": "1", "extensions": []}
+
+    def model_or_404(name: str) -> None:
+        if name != service.model_name:
+            raise oip.OipError(
+                f"Unknown model '{name}'; this server has '{service.model_name}'.", 404
+            )
+
+    @app.get("/v2/models/{name}", response_model=ModelMetadata, tags=["v2"])
+    def v2_metadata(name: str) -> ModelMetadata:
+        model_or_404(name)
+        cur = service.models.current
+        return ModelMetadata(
+            name=name,
+            versions=[cur.version] if cur else [],
+            platform="sklearn",
+            inputs=oip.input_metadata(config),
+            outputs=oip.OUTPUTS,
+            parameters={
+                "entity_input": {
+                    "names": [config.entity_key(), oip.ENTITY_ALIAS],
+                    "datatype": "INT64" if oip.entity_type(config) == "int" else "BYTES",
+                    "shape": [-1],
+                    "note": "Alternative to the feature inputs: features looked up in Feast.",
+                },
+                "threshold": service.threshold,
+            },
+        )
+
+    @app.get("/v2/models/{name}/ready", tags=["v2"])
+    def v2_model_ready(name: str) -> JSONResponse:
+        model_or_404(name)
+        cur = service.models.current
+        return JSONResponse({"name": name, "ready": cur is not None}, 200 if cur else 503)
+
+    @app.post(
+        "/v2/models/{name}/infer",
+        response_model=InferResponse,
+        dependencies=predict_auth,
+        responses=errors,
+        tags=["v2"],
+    )
+    def v2_infer(name: str, body: InferRequest) -> InferResponse:
+        """Named tensors: one per feature, or a single entity-id tensor (see metadata)."""
+        model_or_404(name)
+        wanted = oip.outputs_wanted([o.name for o in body.outputs] if body.outputs else None)
+        ids, frame = oip.parse_inputs(config, body.inputs)
+        service.check_batch(len(ids) if ids is not None else len(frame))  # type: ignore[arg-type]
+        if ids is not None:
+            frame = service.lookup(ids)
+        assert frame is not None
+        scored = service.score(frame, ids, "/v2/models/{name}/infer")
+        n = len(scored.scores)
+        tensors = {
+            "score": InferOutput(
+                name="score", shape=[n], datatype="FP32", data=[float(s) for s in scored.scores]
+            ),
+            "decision": InferOutput(
+                name="decision", shape=[n], datatype="BOOL", data=scored.decisions.tolist()
+            ),
+        }
+        return InferResponse(
+            model_name=name,
+            model_version=scored.model.version,
+            id=body.id or scored.request_id,
+            outputs=[tensors[w] for w in wanted],
+        )
+
+    # ---- operations -----------------------------------------------------------
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, bool]:
+        """Alive: the process answers."""
+        return {"alive": True}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        """Ready: a model is loaded and the online store answers (503 otherwise)."""
+        ok, detail = ready()
+        return JSONResponse(detail, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics() -> Response:
+        body, content_type = service.metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.post("/admin/reload", dependencies=admin_auth, tags=["admin"])
+    def admin_reload() -> JSONResponse:
+        """Re-read the alias now: 200 swapped/unchanged, 404 no alias, 502 load failed."""
+        result = service.models.reload()
+        code = {"swapped": 200, "unchanged": 200, "no_alias": 404}.get(result.outcome, 502)
+        return JSONResponse(
+            {**result.to_dict(), "serving": service.models.status()}, status_code=code
+        )
+
+    return app

@@ -1,0 +1,138 @@
+"""Online feature lookups from Feast, with unknown entities and outages made explicit.
+
+Feast answers an entity it does not know with nulls, not an error, so a row whose
+features are all null is reported as unknown. The SQLite online store keeps its
+connection open: a moved or deleted database file would go unnoticed (reads keep
+hitting the old inode) or, on reconnect, be silently re-created empty. So before each
+lookup the file is checked; a missing file is an outage (503), and a replaced file
+(new inode, e.g. rebuilt by materialization) reopens the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.common.config import SeamlessConfig
+from components.common.env import disable_telemetry
+
+log = logging.getLogger(__name__)
+
+
+class FeatureStoreUnavailable(Exception):
+    """The online store cannot be read right now (answered with 503)."""
+
+
+class OnlineFeatures:
+    """The feature service's latest values for a list of entity ids."""
+
+    def __init__(self, repo_path: Path, config: SeamlessConfig) -> None:
+        self.repo_path = repo_path
+        self.config = config
+        self.key = config.entity_key()
+        self.features = list(config.feature_types())
+        self._lock = threading.Lock()
+        self._store: Any = None
+        self._service: Any = None
+        self._sqlite_path: Path | None = None
+        self._inode: tuple[int, int] | None = None
+
+    def _open(self) -> tuple[Any, Any]:
+        """The cached FeatureStore and service, (re)opened when needed."""
+        with self._lock:
+            if self._store is not None:
+                self._check_sqlite_file()
+            if self._store is None:
+                disable_telemetry()
+                from feast import FeatureStore
+
+                if not (self.repo_path / "feature_store.yaml").is_file():
+                    raise FeatureStoreUnavailable(
+                        f"Feast repo {self.repo_path} has no feature_store.yaml."
+                    )
+                try:
+                    store = FeatureStore(repo_path=str(self.repo_path))
+                    online = store.config.online_store
+                    self._sqlite_path = None
+                    if getattr(online, "type", "") == "sqlite":
+                        p = Path(online.path)
+                        self._sqlite_path = p if p.is_absolute() else self.repo_path / p
+                        # Check before the first connect: sqlite3 would create an empty file.
+                        self._inode = self._stat_sqlite()
+                    service = store.get_feature_service(self.config.features.service)
+                except FeatureStoreUnavailable:
+                    raise
+                except Exception as exc:
+                    raise FeatureStoreUnavailable(
+                        f"Opening the Feast repo {self.repo_path} failed: {exc}"
+                    ) from exc
+                self._store, self._service = store, service
+            return self._store, self._service
+
+    def _stat_sqlite(self) -> tuple[int, int]:
+        assert self._sqlite_path is not None
+        try:
+            st = os.stat(self._sqlite_path)
+        except OSError as exc:
+            raise FeatureStoreUnavailable(
+                f"The online store file {self._sqlite_path} is missing or unreadable "
+                f"({exc.strerror})."
+            ) from None
+        if not os.access(self._sqlite_path, os.R_OK):
+            raise FeatureStoreUnavailable(
+                f"The online store file {self._sqlite_path} is not readable."
+            )
+        return (st.st_dev, st.st_ino)
+
+    def _check_sqlite_file(self) -> None:
+        if self._sqlite_path is None:
+            return
+        try:
+            inode = self._stat_sqlite()
+        except FeatureStoreUnavailable:
+            self._drop()
+            raise
+        if inode != self._inode:
+            log.info("Online store file %s was replaced; reopening.", self._sqlite_path)
+            self._drop()
+
+    def _drop(self) -> None:
+        """Forget the store (and its connection) so the next lookup reopens it."""
+        self._store = self._service = None
+
+    def fetch(self, entity_ids: list[Any]) -> pd.DataFrame:
+        """One row per id, in order: the key column then the service's features."""
+        store, service = self._open()
+        try:
+            response = store.get_online_features(
+                features=service, entity_rows={self.key: list(entity_ids)}
+            )
+            frame = response.to_df()
+        except Exception as exc:
+            with self._lock:
+                self._drop()
+            raise FeatureStoreUnavailable(f"Online feature lookup failed: {exc}") from exc
+        return frame[[self.key, *self.features]]
+
+    def probe(self) -> str | None:
+        """None when a lookup works, else why not (for /readyz)."""
+        try:
+            self.fetch([self.placeholder_id()])
+        except FeatureStoreUnavailable as exc:
+            return str(exc)
+        return None
+
+    def placeholder_id(self) -> Any:
+        kind = self.config.tables[self.config.labels.table].columns.get(self.key, "int")
+        return -1 if kind == "int" else "__seamless_probe__"
+
+
+def unknown_rows(frame: pd.DataFrame, features: list[str]) -> list[int]:
+    """Positions of rows whose every feature is null: entities the store does not know."""
+    mask = frame[features].isna().all(axis=1).to_numpy()
+    return [int(i) for i in mask.nonzero()[0]]

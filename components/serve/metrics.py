@@ -1,0 +1,80 @@
+"""Prometheus metrics of one app instance (own registry, so several apps can coexist)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+
+class ServeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.latency = Histogram(
+            "seamless_serve_request_seconds",
+            "Request latency by route template and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "seamless_serve_requests",
+            "Requests by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.scores = Histogram(
+            "seamless_serve_prediction_score",
+            "Predicted positive-class scores.",
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "seamless_serve_predictions", "Predictions made.", ["model_version"], registry=r
+        )
+        self.model_info = Gauge(
+            "seamless_serve_model_info",
+            "1 for the model version being served.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.feature_misses = Counter(
+            "seamless_serve_online_feature_misses",
+            "Entities the online store did not know (every feature null).",
+            registry=r,
+        )
+        self.feature_store_errors = Counter(
+            "seamless_serve_feature_store_errors",
+            "Online feature lookups that failed (store unreachable).",
+            registry=r,
+        )
+        self.reload_failures = Counter(
+            "seamless_serve_model_reload_failures",
+            "Model versions that failed to load (the previous one kept serving).",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "seamless_serve_rejected",
+            "Requests refused because the concurrency limit was reached.",
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "seamless_serve_in_flight", "Prediction requests being served.", registry=r
+        )
+
+    def set_model(self, model: str, version: str, previous: str | None) -> None:
+        if previous is not None:
+            self.model_info.remove(model, previous)
+        self.model_info.labels(model, version).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

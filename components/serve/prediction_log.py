@@ -1,0 +1,174 @@
+"""Durable append-only JSON-lines logs (predictions, feedback) in rotated segment files.
+
+Writing: one process appends a batch of records as newline-terminated JSON lines with a
+single `os.write` on an `O_APPEND` descriptor, then fsyncs before the request is
+answered. Concurrent requests share fsyncs (group commit): a request whose lines an
+fsync started after its write already covered does not fsync again. A new segment is
+started on open (never appending after a possibly torn tail of a crashed process) and
+when the current one passes its size limit.
+
+Reading: a line without its terminating newline is the torn tail of a killed writer
+and is skipped; so is (and counted) any line that does not parse, which a reader can
+therefore always detect.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUFFIX = ".jsonl"
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON value: numpy scalars unwrapped, NaN/NaT -> null."""
+    if value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value.__class__.__name__ in ("NAType", "NaTType"):
+        return None
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class AppendLog:
+    """Append-only segmented JSON-lines log in one folder, for one writing process."""
+
+    def __init__(self, directory: Path, prefix: str, segment_bytes: int = 64 << 20) -> None:
+        self.directory = directory
+        self.prefix = prefix
+        self.segment_bytes = segment_bytes
+        self._write_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._fd: int | None = None
+        self._size = 0
+        self._written = 0  # batches written
+        self._synced = 0  # batches known to be on disk
+        self.segment: Path | None = None
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self._write_lock:
+            if self._fd is None:
+                self._new_segment()
+
+    def _new_segment(self) -> None:
+        # Name sorts in creation order: time in ns, then pid for uniqueness.
+        name = f"{self.prefix}-{time.time_ns():020d}-{os.getpid()}{SUFFIX}"
+        path = self.directory / name
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._size = 0
+        self.segment = path
+        _fsync_dir(self.directory)  # the new file's name must survive a crash too
+
+    def _rotate(self) -> None:
+        """Close the full segment (fsynced) and start a new one; write lock held."""
+        with self._sync_lock:
+            assert self._fd is not None
+            os.fsync(self._fd)
+            self._synced = self._written
+            os.close(self._fd)
+            self._fd = None
+        self._new_segment()
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Write `records` and return once they are on disk."""
+        if not records:
+            return
+        data = b"".join(
+            json.dumps(r, separators=(",", ":"), allow_nan=False).encode() + b"\n" for r in records
+        )
+        with self._write_lock:
+            if self._fd is None:
+                raise RuntimeError(f"Log {self.directory} is not open.")
+            if self._size and self._size + len(data) > self.segment_bytes:
+                self._rotate()
+            fd = self._fd
+            assert fd is not None
+            view = memoryview(data)
+            while view:  # a regular file takes it all at once; loop only for safety
+                n = os.write(fd, view)
+                view = view[n:]
+            self._size += len(data)
+            self._written += 1
+            mine = self._written
+        self._sync(mine)
+
+    def _sync(self, mine: int) -> None:
+        with self._sync_lock:
+            if self._synced >= mine:  # a later fsync (or a rotation) already covered it
+                return
+            target = self._written
+            if self._fd is not None:
+                os.fsync(self._fd)
+            self._synced = max(self._synced, target)
+
+    def close(self) -> None:
+        with self._write_lock, self._sync_lock:
+            if self._fd is not None:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class ReadStats:
+    """What a read found besides the records: torn tails and unparseable lines."""
+
+    segments: int = 0
+    records: int = 0
+    torn_tails: list[str] = field(default_factory=list)
+    corrupt_lines: list[str] = field(default_factory=list)
+
+
+def segments(directory: Path, prefix: str) -> list[Path]:
+    """The log's segment files in write order."""
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob(f"{prefix}-*{SUFFIX}"))
+
+
+def read_records(
+    directory: Path, prefix: str, stats: ReadStats | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every complete record, in write order; torn tails and bad lines are skipped."""
+    stats = stats if stats is not None else ReadStats()
+    for path in segments(directory, prefix):
+        stats.segments += 1
+        data = path.read_bytes()
+        lines = data.split(b"\n")
+        tail = lines.pop()  # b"" when the file ends with a newline
+        if tail:
+            stats.torn_tails.append(path.name)
+        for i, line in enumerate(lines):
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                stats.corrupt_lines.append(f"{path.name}:{i + 1}")
+                continue
+            if isinstance(record, dict):
+                stats.records += 1
+                yield record
+            else:
+                stats.corrupt_lines.append(f"{path.name}:{i + 1}")

@@ -1,0 +1,165 @@
+"""Request and response bodies. The request models are built from the use-case config,
+so the OpenAPI document names every feature with its type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, model_validator
+
+from components.common.config import ColumnType, SeamlessConfig
+
+# Strict: "12" is not an int and 1 is not a string; a float field still accepts 3.
+PY_TYPES: dict[ColumnType, Any] = {
+    "int": Annotated[int, Strict()],
+    "float": Annotated[float, Strict()],
+    "string": Annotated[str, Strict()],
+    "bool": Annotated[bool, Strict()],
+    "timestamp": datetime,
+}
+
+
+def entity_type(config: SeamlessConfig) -> ColumnType:
+    """Declared type of the entity key (int unless the config says otherwise)."""
+    return config.tables[config.labels.table].columns.get(config.entity_key(), "int")
+
+
+def instance_model(config: SeamlessConfig) -> type[BaseModel]:
+    """One full feature row: every feature required (null allowed: the model imputes it)."""
+    fields: dict[str, Any] = {
+        name: (PY_TYPES[kind] | None, Field(..., description=f"{kind} feature"))
+        for name, kind in config.feature_types().items()
+    }
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        "Instance", __config__=ConfigDict(extra="forbid"), **fields
+    )
+
+
+class _OneOf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Any:
+        if (getattr(self, "entity_ids", None) is None) == (
+            getattr(self, "instances", None) is None
+        ):
+            raise ValueError("give exactly one of 'entity_ids' or 'instances'")
+        return self
+
+
+def predict_request_model(config: SeamlessConfig) -> type[BaseModel]:
+    """`{"entity_ids": [...]}` (features looked up in Feast) or `{"instances": [...]}`."""
+    key_type = PY_TYPES[entity_type(config)]
+    instance = instance_model(config)
+
+    fields: dict[str, Any] = {
+        "entity_ids": (
+            list[key_type] | None,  # type: ignore[valid-type]
+            Field(None, min_length=1, description=f"Values of '{config.entity_key()}'."),
+        ),
+        "instances": (
+            list[instance] | None,  # type: ignore[valid-type]
+            Field(None, min_length=1, description="Full feature rows (no lookup)."),
+        ),
+    }
+    return create_model("PredictRequest", __base__=_OneOf, **fields)
+
+
+class Prediction(BaseModel):
+    entity_id: int | str | None
+    """The entity (null for `instances` rows)."""
+    index: int
+    """Position in the request."""
+    score: float
+    """Positive-class probability."""
+    decision: bool
+    """score >= the config's model.threshold."""
+    model_name: str
+    model_version: str
+    request_id: str
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    model_name: str
+    model_version: str
+    threshold: float
+    predictions: list[Prediction]
+
+
+class FeedbackItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(..., min_length=1, max_length=200)
+    entity_id: int | str | None = None
+    """Which entity of the request (none: every entity of it, or an `instances` row)."""
+    index: int | None = Field(None, ge=0)
+    """Position in the request, for `instances` rows."""
+    label: Annotated[int, Strict()] | Annotated[str, Strict()] | Annotated[bool, Strict()]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    feedback: list[FeedbackItem] = Field(..., min_length=1)
+
+
+class FeedbackResponse(BaseModel):
+    recorded: int
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    unknown_entity_ids: list[int | str] | None = None
+
+
+# Open Inference Protocol v2 (REST).
+
+
+class InferInput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class InferOutputRequest(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[InferInput] = Field(..., min_length=1)
+    outputs: list[InferOutputRequest] | None = None
+
+
+class InferOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str
+    outputs: list[InferOutput]
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    parameters: dict[str, Any] = Field(default_factory=dict)

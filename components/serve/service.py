@@ -1,0 +1,201 @@
+"""The serving logic behind the HTTP routes: look up, score, log. No FastAPI here."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.common.config import SeamlessConfig
+from components.serve.features import FeatureStoreUnavailable, OnlineFeatures, unknown_rows
+from components.serve.metrics import ServeMetrics
+from components.serve.model_store import LoadedModel, ModelStore
+from components.serve.prediction_log import AppendLog, jsonable
+from components.serve.settings import ServeSettings
+from components.train.training import model_input
+
+log = logging.getLogger(__name__)
+PREDICTIONS = "predictions"
+FEEDBACK = "feedback"
+
+
+class ServeError(Exception):
+    """A request that cannot be served; `status` is the HTTP code to answer with."""
+
+    status = 500
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
+class NotReady(ServeError):
+    status = 503
+
+
+class StoreDown(ServeError):
+    status = 503
+
+
+class LogDown(ServeError):
+    status = 503
+
+
+class TooLarge(ServeError):
+    status = 413
+
+
+class UnknownEntities(ServeError):
+    status = 404
+
+
+@dataclass
+class Scored:
+    request_id: str
+    model: LoadedModel
+    entity_ids: list[Any] | None
+    scores: np.ndarray
+    decisions: np.ndarray
+
+
+class Limiter:
+    """Bounded concurrency without a queue: a request beyond `limit` is refused.
+
+    Used from the event loop only (one thread), so a plain counter is enough.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+
+    def try_acquire(self) -> bool:
+        if self.in_flight >= self.limit:
+            return False
+        self.in_flight += 1
+        return True
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+
+class Service:
+    def __init__(self, settings: ServeSettings, config: SeamlessConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.metrics = ServeMetrics()
+        self.model_name = settings.model_name or config.model.name
+        self.threshold = config.model.threshold
+        self.models = ModelStore(
+            self.model_name,
+            settings.alias,
+            on_swap=lambda new, old: self.metrics.set_model(
+                new.name, new.version, old.version if old else None
+            ),
+            on_failure=lambda version, detail: self.metrics.reload_failures.inc(),
+        )
+        self.features = OnlineFeatures(settings.feast_path(), config)
+        self.predictions = AppendLog(
+            settings.predictions_path(), PREDICTIONS, settings.segment_bytes
+        )
+        self.feedback = AppendLog(settings.feedback_path(), FEEDBACK, settings.segment_bytes)
+        self.limiter = Limiter(settings.max_concurrency)
+
+    def start(self) -> None:
+        self.predictions.open()
+        self.feedback.open()
+        result = self.models.reload()
+        if result.outcome != "swapped":
+            log.warning("No model loaded at start (%s); polling continues.", result.detail)
+        # Opens Feast now (seconds) rather than in the first request.
+        problem = self.features.probe()
+        if problem:
+            log.warning("Online store not reachable at start: %s", problem)
+        self.models.start_polling(self.settings.poll_seconds)
+
+    def stop(self) -> None:
+        self.models.stop_polling()
+        self.predictions.close()
+        self.feedback.close()
+
+    def check_batch(self, n: int) -> None:
+        if n > self.settings.max_batch:
+            raise TooLarge(f"Batch of {n} exceeds the limit of {self.settings.max_batch}.")
+
+    def lookup(self, entity_ids: list[Any]) -> pd.DataFrame:
+        try:
+            frame = self.features.fetch(entity_ids)
+        except FeatureStoreUnavailable as exc:
+            self.metrics.feature_store_errors.inc()
+            log.error("Online store unavailable: %s", exc)
+            raise StoreDown(f"The online feature store is unavailable: {exc}") from None
+        missing = unknown_rows(frame, self.features.features)
+        if missing:
+            self.metrics.feature_misses.inc(len(missing))
+            ids = [jsonable(entity_ids[i]) for i in missing]
+            raise UnknownEntities(
+                f"Unknown entity ids (no online features for '{self.features.key}'): {ids}.",
+                unknown_entity_ids=ids,
+            )
+        return frame
+
+    def score(self, frame: pd.DataFrame, entity_ids: list[Any] | None, route: str) -> Scored:
+        """Score a full feature frame with the live model and log every prediction."""
+        loaded = self.models.current  # read once: a swap cannot change it mid-request
+        if loaded is None:
+            raise NotReady(f"No model loaded for {self.model_name}@{self.models.alias} yet.")
+        x = model_input(self.config, frame)
+        scores = np.asarray(loaded.model.predict_proba(x)[:, 1], dtype=float)
+        decisions = scores >= self.threshold
+        request_id = uuid.uuid4().hex
+        now = datetime.now(UTC).isoformat()
+        columns = list(x.columns)
+        rows = x.to_numpy(dtype=object)
+        records = [
+            {
+                "ts": now,
+                "request_id": request_id,
+                "index": i,
+                "entity_id": None if entity_ids is None else jsonable(entity_ids[i]),
+                "route": route,
+                "model_name": loaded.name,
+                "model_version": loaded.version,
+                "features": {c: jsonable(v) for c, v in zip(columns, rows[i], strict=True)},
+                "score": float(scores[i]),
+                "decision": bool(decisions[i]),
+            }
+            for i in range(len(scores))
+        ]
+        try:
+            self.predictions.append(records)
+        except OSError as exc:
+            # Unlogged predictions are not acknowledged: the log is the audit trail.
+            log.error("Prediction log write failed: %s", exc)
+            raise LogDown(f"The prediction log cannot be written: {exc.strerror}.") from None
+        for s in scores:
+            self.metrics.scores.observe(float(s))
+        self.metrics.predictions.labels(loaded.version).inc(len(scores))
+        return Scored(request_id, loaded, entity_ids, scores, decisions)
+
+    def record_feedback(self, items: list[dict[str, Any]]) -> int:
+        now = datetime.now(UTC).isoformat()
+        records = [{"ts": now, **{k: jsonable(v) for k, v in it.items()}} for it in items]
+        try:
+            self.feedback.append(records)
+        except OSError as exc:
+            raise LogDown(f"The feedback log cannot be written: {exc.strerror}.") from None
+        return len(records)
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        model = self.models.status()
+        store_error = self.features.probe()
+        ready = model["version"] is not None and store_error is None
+        return ready, {
+            "ready": ready,
+            "model": model,
+            "feature_store": "ok" if store_error is None else store_error,
+        }

@@ -1,0 +1,90 @@
+"""Serving settings: built by the CLI from flags, or from the environment when called.
+
+Nothing is read at import time; `ServeSettings.from_env` reads `SEAMLESS_SERVE_*`
+variables only when the app factory asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.common.config import default_config_path
+from components.common.env import feast_repo_path, workspace
+from components.common.errors import SeamlessError
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything the serving app needs besides the use-case config."""
+
+    config_path: Path = field(default_factory=default_config_path)
+    """Use-case YAML (model name, feature service, threshold, entity key)."""
+    model_name: str | None = None
+    """Registered model name; default: the config's `model.name`."""
+    alias: str = "champion"
+    """MLflow alias that names the live version."""
+    poll_seconds: float = 30.0
+    """How often the alias is re-read for a hot swap; 0 turns polling off."""
+    max_batch: int = 1000
+    """Largest batch (entities or instances) accepted; larger answers 413."""
+    max_concurrency: int = 32
+    """Prediction requests in flight at once; beyond it answers 429 with Retry-After."""
+    feast_repo: Path | None = None
+    """Feast repo folder; default `components.common.env.feast_repo_path()`."""
+    predictions_dir: Path | None = None
+    """Prediction log folder; default `<workspace>/predictions`."""
+    feedback_dir: Path | None = None
+    """Feedback (ground truth) log folder; default `<workspace>/feedback`."""
+    segment_bytes: int = 64 * 1024 * 1024
+    """A log segment is closed and a new one started beyond this size."""
+    auth_disabled: bool = False
+    """Serve without bearer tokens (local development only; logged loudly)."""
+    tokens_file: Path | None = None
+    """File of `token:role[,role]` lines (SEAMLESS_SERVE_TOKENS_FILE)."""
+    tokens_json: str | None = None
+    """JSON object token -> role or [roles] (SEAMLESS_SERVE_TOKENS)."""
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise SeamlessError(f"max_batch must be at least 1, got {self.max_batch}.")
+        if self.max_concurrency < 1:
+            raise SeamlessError(f"max_concurrency must be at least 1, got {self.max_concurrency}.")
+        if self.poll_seconds < 0:
+            raise SeamlessError(f"poll_seconds must be >= 0, got {self.poll_seconds}.")
+
+    def feast_path(self) -> Path:
+        return self.feast_repo or feast_repo_path()
+
+    def predictions_path(self) -> Path:
+        return self.predictions_dir or workspace() / "predictions"
+
+    def feedback_path(self) -> Path:
+        return self.feedback_dir or workspace() / "feedback"
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        """Settings from `SEAMLESS_SERVE_*` variables (used by `uvicorn --factory`)."""
+        env = os.environ
+        kwargs: dict[str, object] = {}
+        if env.get("SEAMLESS_CONFIG"):
+            kwargs["config_path"] = Path(env["SEAMLESS_CONFIG"])
+        for name, key, cast in (
+            ("poll_seconds", "SEAMLESS_SERVE_POLL_SECONDS", float),
+            ("max_batch", "SEAMLESS_SERVE_MAX_BATCH", int),
+            ("max_concurrency", "SEAMLESS_SERVE_MAX_CONCURRENCY", int),
+        ):
+            if env.get(key):
+                try:
+                    kwargs[name] = cast(env[key])
+                except ValueError:
+                    raise SeamlessError(
+                        f"Environment variable {key}={env[key]!r} is not a {cast.__name__}."
+                    ) from None
+        if env.get("SEAMLESS_SERVE_TOKENS_FILE"):
+            kwargs["tokens_file"] = Path(env["SEAMLESS_SERVE_TOKENS_FILE"])
+        if env.get("SEAMLESS_SERVE_TOKENS"):
+            kwargs["tokens_json"] = env["SEAMLESS_SERVE_TOKENS"]
+        kwargs["auth_disabled"] = env.get("SEAMLESS_SERVE_AUTH_DISABLED", "") == "true"
+        return cls(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,96 @@
+"""`seamless serve`: the online serving app under uvicorn.
+
+Register in pipelines/cli.py with `app.command("serve")(serve_cmd)`. Also runnable as
+`python -m pipelines.serve_cli --host 127.0.0.1 --port 8080 ...` (used by the tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from components.common.config import default_config_path
+
+
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Use-case YAML config (default: bundled).")
+    ] = default_config_path(),  # noqa: B008 (a constant path)
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace folder (MLflow store, Feast repo, prediction logs); default: "
+            "SEAMLESS_WORKSPACE or ./.seamless, endpoints from the environment.",
+        ),
+    ] = None,
+    poll_seconds: Annotated[
+        float, typer.Option(help="Seconds between checks of the champion alias (0: off).")
+    ] = 30.0,
+    max_batch: Annotated[int, typer.Option(help="Largest batch accepted (else 413).")] = 1000,
+    max_concurrency: Annotated[
+        int, typer.Option(help="Prediction requests in flight (beyond: 429).")
+    ] = 32,
+    tokens_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SEAMLESS_SERVE_TOKENS_FILE", help="File of 'token:role[,role]' lines."
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Serve without tokens (local development only).")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Serve the champion model: /v1/predict, Open Inference Protocol v2, /metrics.
+
+    Tokens: --tokens-file / SEAMLESS_SERVE_TOKENS_FILE and/or SEAMLESS_SERVE_TOKENS (JSON);
+    without any, the server refuses to start unless --no-auth is given.
+
+    Example: seamless serve --workspace .seamless --port 8080 --no-auth
+    """
+    import os
+
+    import uvicorn
+
+    from components.serve.app import create_app
+    from components.serve.settings import ServeSettings
+    from pipelines.local import use_workspace
+
+    if workspace is not None:
+        use_workspace(workspace)
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = ServeSettings(
+        config_path=config,
+        poll_seconds=poll_seconds,
+        max_batch=max_batch,
+        max_concurrency=max_concurrency,
+        tokens_file=tokens_file,
+        tokens_json=os.environ.get("SEAMLESS_SERVE_TOKENS") or None,
+        auth_disabled=no_auth,
+    )
+    app = create_app(settings)
+    # One process: the model poller and the prediction log writer are per process.
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), workers=1)
+
+
+def main() -> None:
+    from components.common.errors import SeamlessError
+
+    try:
+        typer.run(serve_cmd)
+    except SeamlessError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()
