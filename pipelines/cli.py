@@ -25,7 +25,7 @@ datasets_app = typer.Typer(help="Demo data sets.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(datasets_app, name="datasets")
 
-console = Console(stderr=True, log_path=False)
+console = Console(stderr=True, log_path=False, soft_wrap=True)
 DEFAULT_CONFIG = default_config_path()
 DEFAULT_WORKSPACE = Path(".seamless")
 DEFAULT_DEMO_DATA = Path(".seamless/data/demo")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,15 @@ from components.common.env import disable_telemetry
 
 
 @pytest.fixture(autouse=True)
-def _no_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_environment() -> Iterator[None]:
+    """Telemetry off; endpoints a test points at its workspace do not leak into the next."""
+    saved = dict(os.environ)
+    for key in ("SEAMLESS_WORKSPACE", "MLFLOW_TRACKING_URI", "SEAMLESS_FEAST_REPO"):
+        os.environ.pop(key, None)
     disable_telemetry()
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture()
