@@ -147,6 +147,49 @@ def generate_cmd(
         Console().print(f"{table}: {path}")
 
 
+@app.command("submit")
+def submit_cmd(
+    host: Annotated[
+        str, typer.Option(envvar="KFP_HOST", help="Kubeflow Pipelines API endpoint (KFP_HOST).")
+    ],
+    pipeline: Annotated[str, typer.Option(help="Compiled pipeline to submit.")] = "training",
+    config: ConfigOpt = DEFAULT_CONFIG,
+    data_dir: Annotated[
+        str,
+        typer.Option(help="Data location as the cluster sees it (e.g. s3://... or a PVC path)."),
+    ] = "",
+    token: Annotated[
+        str | None, typer.Option(envvar="KFP_TOKEN", help="Bearer token (KFP_TOKEN).")
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="Kubeflow namespace.")] = "kubeflow",
+    experiment: Annotated[str, typer.Option(help="KFP experiment name.")] = "seamless",
+    cron: Annotated[
+        str | None,
+        typer.Option(help="Create a recurring run on this cron schedule instead of one run."),
+    ] = None,
+) -> None:
+    """Submit a compiled pipeline to Kubeflow Pipelines (compiling it first if missing).
+
+    Example: seamless submit --host http://localhost:8080 --data-dir s3://bucket/credit
+    Example: seamless submit --host $KFP_HOST --cron "0 3 * * *"
+    """
+    from pipelines.submit import submit
+
+    load_config(config)  # a bad config fails here, not inside the cluster
+    done = submit(
+        host,
+        pipeline,
+        {"config_yaml": config.read_text(encoding="utf-8"), "data_dir": data_dir},
+        token=token,
+        namespace=namespace,
+        experiment=experiment,
+        cron=cron,
+    )
+    Console(soft_wrap=True).print(
+        f"submitted: run {done.run_id or done.recurring_run_id} ({done.url})"
+    )
+
+
 @app.command("status")
 def status_cmd(
     config: ConfigOpt = DEFAULT_CONFIG,
