@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training_pipeline import BASELINE, ROOT, run, step_times  # noqa: E402
+from training_pipeline import BASELINE, ROOT, run, step_times
 
 IMAGES = ("runtime", "serving", "mlflow", "feast")
 

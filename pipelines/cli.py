@@ -190,6 +190,15 @@ def submit_cmd(
     )
 
 
+def _register_serve() -> None:
+    from pipelines.serve_cli import serve_cmd
+
+    app.command("serve")(serve_cmd)
+
+
+_register_serve()
+
+
 @app.command("status")
 def status_cmd(
     config: ConfigOpt = DEFAULT_CONFIG,

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from components.common.config import SeamlessConfig, load_config
+from components.common.env import disable_telemetry
 from components.serve import oip
 from components.serve.auth import TokenAuth
 from components.serve.schemas import (
@@ -47,6 +48,7 @@ def create_app(
     settings: ServeSettings | None = None, config: SeamlessConfig | None = None
 ) -> FastAPI:
     """Build the app; the model is loaded and polling starts when the app starts up."""
+    disable_telemetry()  # MLflow/Feast must not phone home from the serving pod either
     settings = settings or ServeSettings.from_env()
     config = config or load_config(settings.config_path)
     auth = TokenAuth.from_sources(

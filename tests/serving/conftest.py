@@ -1,0 +1,72 @@
+"""One tiny serving workspace per test session: real Feast online store, real MLflow."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.serve.app import create_app
+from components.serve.settings import ServeSettings
+from tests.serving.workspace import build_workspace, small_config
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Harmless duplicate once pyproject registers it; lets this folder run on its own.
+    config.addinivalue_line("markers", "serving: the online serving app (real MLflow/Feast)")
+
+
+ENV_KEYS = ("SEAMLESS_WORKSPACE", "MLFLOW_TRACKING_URI", "SEAMLESS_FEAST_REPO")
+
+
+@pytest.fixture(scope="session")
+def serve_config() -> SeamlessConfig:
+    return small_config(load_config(default_config_path()))
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, serve_config: SeamlessConfig) -> dict:
+    """Data, Feast repo and a champion; the process environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    try:
+        return build_workspace(tmp_path_factory.mktemp("serving"), serve_config)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture()
+def ws(built: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point this test's process environment at the shared workspace."""
+    root: Path = built["workspace"]
+    monkeypatch.setenv("SEAMLESS_WORKSPACE", str(root))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
+    monkeypatch.setenv("SEAMLESS_FEAST_REPO", str(root / "feast"))
+    return root
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> ServeSettings:
+    """Settings with logs in this test's own folder and auth off unless overridden."""
+    base: dict[str, Any] = {
+        "poll_seconds": 0,
+        "auth_disabled": True,
+        "predictions_dir": tmp_path / "predictions",
+        "feedback_dir": tmp_path / "feedback",
+    }
+    base.update(overrides)
+    return ServeSettings(**base)
+
+
+@pytest.fixture()
+def client(ws: Path, tmp_path: Path, serve_config: SeamlessConfig) -> Iterator[TestClient]:
+    app = create_app(make_settings(tmp_path), serve_config)
+    with TestClient(app) as c:  # runs the lifespan: model loaded, logs open
+        yield c

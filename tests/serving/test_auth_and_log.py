@@ -1,0 +1,101 @@
+"""Bearer-token roles, and the append-only log's durability rules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from components.common.config import SeamlessConfig
+from components.common.errors import SeamlessError
+from components.serve.app import create_app
+from components.serve.auth import TokenAuth, parse_tokens_file
+from components.serve.prediction_log import AppendLog, ReadStats, read_records, segments
+from tests.serving.conftest import make_settings
+
+pytestmark = pytest.mark.serving
+PREDICT_TOKEN = "tok-predict-0123456789"
+ADMIN_TOKEN = "tok-admin-9876543210"
+
+
+def test_roles_are_enforced_and_tokens_never_logged(
+    ws: Path, tmp_path: Path, serve_config: SeamlessConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# comment\n{PREDICT_TOKEN}:predict\n\n{ADMIN_TOKEN}:admin\n")
+    settings = make_settings(tmp_path, auth_disabled=False, tokens_file=tokens)
+    caplog.set_level(logging.DEBUG)
+    with TestClient(create_app(settings, serve_config)) as client:
+        body = {"entity_ids": [100000]}
+        assert client.post("/v1/predict", json=body).status_code == 401
+        wrong = client.post("/v1/predict", json=body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+        basic = client.post("/v1/predict", json=body, headers={"Authorization": PREDICT_TOKEN})
+        assert basic.status_code == 401
+        predict = {"Authorization": f"Bearer {PREDICT_TOKEN}"}
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        assert client.post("/v1/predict", json=body, headers=predict).status_code == 200
+        assert client.post("/v1/predict", json=body, headers=admin).status_code == 200
+        assert client.post("/admin/reload", headers=predict).status_code == 403
+        assert client.post("/admin/reload").status_code == 401
+        assert client.post("/admin/reload", headers=admin).status_code == 200
+        # Probes and metrics stay open for the kubelet and Prometheus.
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/metrics").status_code == 200
+    assert PREDICT_TOKEN not in caplog.text and ADMIN_TOKEN not in caplog.text
+
+
+def test_auth_is_never_silently_off(tmp_path: Path, serve_config: SeamlessConfig) -> None:
+    with pytest.raises(SeamlessError, match="No serving tokens configured"):
+        create_app(make_settings(tmp_path, auth_disabled=False), serve_config)
+    bad = tmp_path / "bad"
+    bad.write_text(f"{PREDICT_TOKEN}:root\n")
+    with pytest.raises(SeamlessError, match="line 1") as err:
+        parse_tokens_file(bad)
+    assert PREDICT_TOKEN not in str(err.value)
+    auth = TokenAuth.from_sources(None, json.dumps({"t1": ["admin"], "t2": "predict"}), False)
+    assert auth.roles_of("Bearer t1") == {"admin", "predict"}
+    assert auth.roles_of("bearer t2") == {"predict"}
+    assert auth.roles_of("Bearer t3") is None
+
+
+def test_reader_skips_torn_tail_and_counts_bad_lines(tmp_path: Path) -> None:
+    log = AppendLog(tmp_path, "p")
+    log.open()
+    log.append([{"a": 1}, {"a": 2}])
+    log.close()
+    seg = segments(tmp_path, "p")[0]
+    with open(seg, "ab") as fh:
+        fh.write(b'{"a": 3, "torn')  # what a kill in the middle of a write would leave
+    stats = ReadStats()
+    assert [r["a"] for r in read_records(tmp_path, "p", stats)] == [1, 2]
+    assert stats.torn_tails == [seg.name] and not stats.corrupt_lines
+
+
+def test_rotation_and_group_commit_keep_every_record(tmp_path: Path) -> None:
+    log = AppendLog(tmp_path, "p", segment_bytes=2000)
+    log.open()
+
+    def writer(k: int) -> None:
+        for i in range(50):
+            log.append([{"k": k, "i": i, "pad": "x" * 40}, {"k": k, "i": i, "second": True}])
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    assert len(segments(tmp_path, "p")) > 5
+    assert all(os.path.getsize(p) <= 2000 for p in segments(tmp_path, "p"))
+    stats = ReadStats()
+    records = list(read_records(tmp_path, "p", stats))
+    assert len(records) == 400 and not stats.torn_tails and not stats.corrupt_lines
+    for k in range(4):  # each writer's batches stay in order and whole
+        mine = [r["i"] for r in records if r["k"] == k and "pad" in r]
+        assert mine == list(range(50))

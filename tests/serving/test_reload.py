@@ -1,0 +1,105 @@
+"""Hot swap: the alias is polled, a new version swaps in under load, a broken one does not."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from components.common.config import SeamlessConfig
+from components.common.tracking import CHAMPION, mlflow_client
+from components.register.registry import register
+from components.serve.app import create_app
+from components.serve.model_store import wait_for
+from components.serve.prediction_log import read_records
+from components.serve.service import PREDICTIONS
+from tests.serving.conftest import make_settings
+
+pytestmark = pytest.mark.serving
+SWAP_MODEL = "credit_risk_swap"
+"""Its own registered model, so moving its alias cannot disturb the other tests."""
+
+
+def test_alias_move_swaps_under_load_and_a_broken_version_is_refused(
+    ws: Path, tmp_path: Path, built: dict, serve_config: SeamlessConfig
+) -> None:
+    first = register(SWAP_MODEL, built["model_uri"], "promote", {}).version
+    settings = make_settings(tmp_path, model_name=SWAP_MODEL, poll_seconds=0.2)
+    app = create_app(settings, serve_config)
+    ids = built["entities"][:5]
+    with TestClient(app) as client:
+        service = app.state.service
+        assert service.models.current.version == first
+
+        answers: list[tuple[str, str]] = []
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def traffic() -> None:
+            while not stop.is_set():
+                r = client.post("/v1/predict", json={"entity_ids": ids})
+                if r.status_code != 200:
+                    failures.append(r.text)
+                else:
+                    answers.append((r.json()["request_id"], r.json()["model_version"]))
+
+        worker = threading.Thread(target=traffic)
+        worker.start()
+        try:
+            second = register(SWAP_MODEL, built["model_uri"], "promote", {}).version
+            assert wait_for(lambda: service.models.current.version == second, 15)
+            n = len(answers)
+            assert wait_for(lambda: len(answers) > n + 3, 15)
+        finally:
+            stop.set()
+            worker.join()
+        assert not failures, failures[:3]
+        assert {v for _, v in answers} <= {first, second} and answers[-1][1] == second
+        # Each logged prediction names the version that actually answered it.
+        logged = {
+            r["request_id"]: r["model_version"]
+            for r in read_records(tmp_path / "predictions", PREDICTIONS)
+        }
+        assert all(logged[rid] == version for rid, version in answers)
+        info = client.get("/metrics").text
+        assert f'seamless_serve_model_info{{model="{SWAP_MODEL}",version="{second}"}} 1.0' in info
+        assert f'version="{first}"' not in info.split("seamless_serve_model_info")[-1]
+
+        # A version whose artifacts cannot be loaded: keep serving, report it.
+        client_ml = mlflow_client()
+        broken = client_ml.create_model_version(
+            SWAP_MODEL, source=(tmp_path / "no-such-model").as_uri(), run_id=None
+        )
+        client_ml.set_registered_model_alias(SWAP_MODEL, CHAMPION, broken.version)
+        assert wait_for(lambda: service.models.last_error is not None, 15)
+        assert service.models.current.version == second
+        r = client.post("/v1/predict", json={"entity_ids": ids})
+        assert r.status_code == 200 and r.json()["model_version"] == second
+        ready = client.get("/readyz")
+        assert ready.status_code == 200  # still serving the previous version
+        assert f"v{broken.version}" in ready.json()["model"]["last_reload_error"]
+        assert "seamless_serve_model_reload_failures_total 0.0" not in client.get("/metrics").text
+        forced = client.post("/admin/reload")
+        assert forced.status_code == 502 and forced.json()["serving"]["version"] == second
+
+        # Rolling the alias back is picked up by a forced reload as well.
+        client_ml.set_registered_model_alias(SWAP_MODEL, CHAMPION, first)
+        forced = client.post("/admin/reload")
+        assert forced.status_code == 200 and forced.json()["version"] == first
+        assert service.models.last_error is None
+
+
+def test_no_champion_means_not_ready(
+    ws: Path, tmp_path: Path, serve_config: SeamlessConfig
+) -> None:
+    app = create_app(make_settings(tmp_path, model_name="never_registered"), serve_config)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "never_registered@champion" in ready.json()["model"]["last_reload_error"]
+        r = client.post("/v1/predict", json={"entity_ids": [100000]})
+        assert r.status_code == 503 and "No model loaded" in r.json()["detail"]
+        assert client.post("/admin/reload").status_code == 404
