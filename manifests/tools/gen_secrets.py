@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Write an overlay's untracked secret files from the keys listed in .env.example.
+
+    python manifests/tools/gen_secrets.py manifests/overlays/kind          # create missing files
+    python manifests/tools/gen_secrets.py manifests/overlays/kind --check  # verify, write nothing
+
+`.env.example` (repository root) is split into sections by `# [secrets/<file>]` header
+lines; each section becomes `<overlay>/secrets/<file>`, which the overlay's
+secretGenerator reads. An empty value gets a random one, `${KEY}` copies another key's
+value, anything else is kept as written. A `.txt` section is a serving tokens file: each
+`SERVE_TOKEN_<ROLE>` key becomes a `<token>:<role>` line.
+
+Existing files are never overwritten (rotate a secret by editing or deleting its file).
+Values are never printed. Files are created with mode 0600.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / ".env.example"
+SECTION = re.compile(r"^#\s*\[(secrets/[A-Za-z0-9_.-]+)\]")
+ENTRY = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+REF = re.compile(r"^\$\{([A-Z][A-Z0-9_]*)\}$")
+TOKEN_PREFIX = "SERVE_TOKEN_"
+
+
+def parse_example(path: Path) -> dict[str, dict[str, str]]:
+    """Section file -> {key: template value}, in file order."""
+    sections: dict[str, dict[str, str]] = {}
+    current: str | None = None
+    for n, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if m := SECTION.match(line):
+            current = m.group(1)
+            sections[current] = {}
+        elif line and not line.startswith("#"):
+            m = ENTRY.match(line)
+            if not m:
+                raise SystemExit(f"{path}:{n}: expected KEY=VALUE, got {line!r}.")
+            if current is None:
+                raise SystemExit(f"{path}:{n}: {m.group(1)} is outside any [secrets/...] section.")
+            sections[current][m.group(1)] = m.group(2)
+    return sections
+
+
+def read_env(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if (m := ENTRY.match(line.strip())) is not None:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def resolve(sections: dict[str, dict[str, str]], known: dict[str, str]) -> dict[str, str]:
+    values = dict(known)
+    templates = {k: v for sec in sections.values() for k, v in sec.items()}
+
+    def value(key: str, seen: tuple[str, ...] = ()) -> str:
+        if key in values:
+            return values[key]
+        if key in seen or key not in templates:
+            raise SystemExit(f".env.example: ${{{key}}} is undefined or circular.")
+        template = templates[key]
+        if m := REF.match(template):
+            result = value(m.group(1), (*seen, key))
+        elif template == "":
+            result = secrets.token_hex(24)  # URL- and config-safe
+        else:
+            result = template
+        values[key] = result
+        return result
+
+    for key in templates:
+        value(key)
+    return values
+
+
+def render(name: str, keys: dict[str, str], values: dict[str, str]) -> str:
+    if name.endswith(".txt"):
+        lines = [
+            f"{values[k]}:{k[len(TOKEN_PREFIX) :].lower()}"
+            for k in keys
+            if k.startswith(TOKEN_PREFIX)
+        ]
+        return "# token:role[,role] (generated)\n" + "\n".join(lines) + "\n"
+    return "".join(f"{k}={values[k]}\n" for k in keys)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("overlay", type=Path, help="overlay folder, e.g. manifests/overlays/kind")
+    parser.add_argument("--example", type=Path, default=EXAMPLE)
+    parser.add_argument("--check", action="store_true", help="verify the files, write nothing")
+    args = parser.parse_args()
+    if not (args.overlay / "kustomization.yaml").is_file():
+        raise SystemExit(f"{args.overlay}: no kustomization.yaml; pass an overlay folder.")
+    sections = parse_example(args.example)
+
+    missing: list[str] = []
+    known: dict[str, str] = {}
+    for name, keys in sections.items():
+        path = args.overlay / name
+        if not path.is_file():
+            missing.append(name)
+            continue
+        if name.endswith(".txt"):
+            continue
+        have = read_env(path)
+        absent = [k for k in keys if not have.get(k)]
+        if absent:
+            raise SystemExit(f"{path}: missing or empty keys {absent} (see {args.example.name}).")
+        known.update(have)
+
+    if args.check:
+        if missing:
+            raise SystemExit(
+                f"{args.overlay}: missing secret files {missing}; "
+                f"run: python {Path(__file__).relative_to(ROOT)} {args.overlay}"
+            )
+        print(f"{args.overlay}: all {len(sections)} secret files present")
+        return
+
+    values = resolve(sections, known)
+    for name in missing:
+        path = args.overlay / name
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(render(name, sections[name], values))
+        print(f"wrote {path}", file=sys.stderr)
+    kept = len(sections) - len(missing)
+    print(f"{args.overlay}: {len(missing)} secret files written, {kept} kept")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,593 @@
+"""Policy over the rendered overlays: Pod Security Standard `restricted`, probes, resources,
+image tags, RBAC, NetworkPolicies and secrets. Every failure names kind/name and the rule."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+from k8s_objects import (
+    LONG_RUNNING_KINDS,
+    MANIFESTS,
+    ROOT,
+    Rendering,
+    containers,
+    ident,
+    image_parts,
+    selector_matches,
+    workloads,
+)
+
+pytestmark = pytest.mark.manifests
+
+# Only these accounts talk to the Kubernetes API (Prometheus discovery, the deploy step).
+API_CLIENT_ACCOUNTS = {"prometheus", "seamless-pipeline"}
+# Volume types the `restricted` profile allows.
+RESTRICTED_VOLUMES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+    "persistentVolumeClaim", "projected", "secret",
+}  # fmt: skip
+SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
+NOT_A_SECRET_VALUE = re.compile(r"(_FILE|_PATH|_DIR|_URL|_URI|_USERNAME|_USER)$", re.I)
+URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:(?!\$\{)[^/\s@]+@")
+LITERAL_PASSWORD_OPTION = re.compile(
+    r"(password|passwd|secret|token)\s*[=:]\s*(?!\$)[^\s,]{4,}", re.I
+)
+
+
+def _fail(rendering: Rendering, problems: list[str], rule: str) -> None:
+    assert not problems, f"[{rendering.name}] {rule}:\n  " + "\n  ".join(problems)
+
+
+def _effective(template: dict[str, Any], c: dict[str, Any], key: str) -> Any:
+    """A security setting on the container, else the pod's."""
+    csc = c.get("securityContext") or {}
+    psc = template["spec"].get("securityContext") or {}
+    return csc.get(key, psc.get(key))
+
+
+# ---- Pod Security Standard "restricted" ------------------------------------------------
+
+
+def test_namespace_enforces_restricted(rendering: Rendering) -> None:
+    ns = rendering.get("Namespace", "seamless")
+    assert ns is not None, f"[{rendering.name}] Namespace/seamless is not rendered"
+    labels = ns["metadata"].get("labels", {})
+    assert labels.get("pod-security.kubernetes.io/enforce") == "restricted", (
+        f"[{rendering.name}] Namespace/seamless: label pod-security.kubernetes.io/enforce "
+        "must be `restricted`"
+    )
+
+
+def test_pod_security_restricted(rendering: Rendering) -> None:
+    problems = []
+    for obj, template in workloads(rendering.objects):
+        spec = template["spec"]
+        where = ident(obj)
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(flag):
+                problems.append(f"{where}: {flag} is not allowed")
+        for vol in spec.get("volumes", []):
+            kinds = set(vol) - {"name"}
+            if not kinds <= RESTRICTED_VOLUMES:
+                problems.append(
+                    f"{where}: volume {vol['name']} of type {sorted(kinds)} is not allowed"
+                )
+        for c in containers(template):
+            cw = f"{where} container {c['name']}"
+            sc = c.get("securityContext") or {}
+            if _effective(template, c, "runAsNonRoot") is not True:
+                problems.append(f"{cw}: runAsNonRoot must be true")
+            user = _effective(template, c, "runAsUser")
+            if user is None or user == 0:
+                problems.append(f"{cw}: runAsUser must be set to a non-zero uid (got {user})")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{cw}: allowPrivilegeEscalation must be false")
+            if sc.get("privileged"):
+                problems.append(f"{cw}: privileged is not allowed")
+            caps = sc.get("capabilities") or {}
+            if "ALL" not in (caps.get("drop") or []):
+                problems.append(f"{cw}: capabilities must drop ALL")
+            if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+                problems.append(f"{cw}: capabilities.add {caps['add']} is not allowed")
+            seccomp = (_effective(template, c, "seccompProfile") or {}).get("type")
+            if seccomp not in ("RuntimeDefault", "Localhost"):
+                problems.append(f"{cw}: seccompProfile.type must be RuntimeDefault (got {seccomp})")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(
+                    f"{cw}: readOnlyRootFilesystem must be true (emptyDir for writable paths)"
+                )
+            for port in c.get("ports", []):
+                if port.get("hostPort"):
+                    problems.append(f"{cw}: hostPort is not allowed")
+    _fail(rendering, problems, "Pod Security Standard restricted")
+
+
+def test_service_accounts_and_token_mounts(rendering: Rendering) -> None:
+    problems = []
+    for obj, template in workloads(rendering.objects):
+        spec = template["spec"]
+        sa = spec.get("serviceAccountName")
+        if not sa or sa == "default":
+            problems.append(f"{ident(obj)}: needs its own serviceAccountName (not default)")
+            continue
+        token = spec.get("automountServiceAccountToken")
+        if sa in API_CLIENT_ACCOUNTS:
+            continue
+        if token is not False:
+            problems.append(
+                f"{ident(obj)}: automountServiceAccountToken must be false (no API access)"
+            )
+    for sa in rendering.of_kind("ServiceAccount"):
+        name = sa["metadata"]["name"]
+        if name not in API_CLIENT_ACCOUNTS and sa.get("automountServiceAccountToken") is not False:
+            problems.append(f"{ident(sa)}: automountServiceAccountToken must be false")
+    pod_accounts = [t["spec"].get("serviceAccountName") for _, t in workloads(rendering.objects)]
+    shared = sorted({a for a in pod_accounts if pod_accounts.count(a) > 1})
+    if shared:
+        problems.append(f"ServiceAccounts shared by several workloads: {shared}")
+    _fail(rendering, problems, "one ServiceAccount per workload, tokens only where needed")
+
+
+# ---- probes and resources ----------------------------------------------------------------
+
+
+def test_long_running_containers_have_probes(rendering: Rendering) -> None:
+    problems = []
+    for obj, template in workloads(rendering.objects):
+        if obj["kind"] not in LONG_RUNNING_KINDS:
+            continue
+        for c in containers(template, init=False):
+            for probe in ("readinessProbe", "livenessProbe"):
+                if not c.get(probe):
+                    problems.append(f"{ident(obj)} container {c['name']}: no {probe}")
+    _fail(rendering, problems, "readiness and liveness probes on long-running containers")
+
+
+def test_serving_probe_paths(rendering: Rendering) -> None:
+    dep = rendering.get("Deployment", "serving")
+    assert dep is not None
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", (
+        "Deployment/serving: readiness on /readyz"
+    )
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", (
+        "Deployment/serving: liveness on /healthz"
+    )
+
+
+def test_every_container_has_requests_and_limits(rendering: Rendering) -> None:
+    problems = []
+    for obj, template in workloads(rendering.objects):
+        for c in containers(template):
+            res = c.get("resources") or {}
+            for kind in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    if resource not in (res.get(kind) or {}):
+                        problems.append(f"{ident(obj)} container {c['name']}: no {kind}.{resource}")
+    _fail(
+        rendering, problems, "requests and limits (cpu, memory) on every container, init included"
+    )
+
+
+# ---- images ---------------------------------------------------------------------------
+
+
+def test_images_are_pinned(rendering: Rendering) -> None:
+    problems = []
+    for obj, template in workloads(rendering.objects):
+        for c in containers(template):
+            _, tag, digest = image_parts(c["image"])
+            if tag is None and digest is None:
+                problems.append(
+                    f"{ident(obj)} container {c['name']}: image {c['image']} has no tag"
+                )
+            elif tag == "latest":
+                problems.append(
+                    f"{ident(obj)} container {c['name']}: image {c['image']} uses `latest`"
+                )
+            if c.get("imagePullPolicy") == "Always":
+                problems.append(f"{ident(obj)} container {c['name']}: imagePullPolicy Always")
+    _fail(rendering, problems, "image tags pinned (no `latest`, no missing tag)")
+
+
+def test_project_images_share_one_tag(rendering: Rendering) -> None:
+    tags = {}
+    for obj, template in workloads(rendering.objects):
+        for c in containers(template):
+            repo, tag, _ = image_parts(c["image"])
+            if repo.rsplit("/", 1)[-1] in ("runtime", "serving", "mlflow", "feast"):
+                tags[f"{ident(obj)}:{c['name']}"] = tag
+    assert len(set(tags.values())) == 1, (
+        f"[{rendering.name}] project images disagree on the tag: {tags}"
+    )
+
+
+def test_kind_overlay_tag_equals_runtime_image_json(renderings: dict[str, Rendering]) -> None:
+    """`make compile` writes runtime_image.json; the kind overlay must deploy that build."""
+    settings = json.loads((ROOT / "components" / "common" / "runtime_image.json").read_text())
+    wrong = []
+    for obj, template in workloads(renderings["kind"].objects):
+        for c in containers(template):
+            repo, tag, _ = image_parts(c["image"])
+            if repo.startswith(settings["registry"] + "/") and tag != settings["tag"]:
+                wrong.append(f"{ident(obj)} container {c['name']}: {c['image']}")
+    assert not wrong, (
+        f"kind overlay image tag differs from components/common/runtime_image.json "
+        f"({settings['tag']}); update manifests/overlays/kind/kustomization.yaml:\n  "
+        + "\n  ".join(wrong)
+    )
+    used = {
+        image_parts(c["image"])[0]
+        for _, t in workloads(renderings["kind"].objects)
+        for c in containers(t)
+    }
+    assert f"{settings['registry']}/runtime" in used, "kind overlay does not use the runtime image"
+
+
+# ---- RBAC -------------------------------------------------------------------------------
+
+
+def test_rbac_has_no_wildcards_or_cluster_power(rendering: Rendering) -> None:
+    problems = []
+    for obj in rendering.of_kind("ClusterRole", "ClusterRoleBinding"):
+        problems.append(f"{ident(obj)}: cluster-scoped RBAC is not allowed (namespaced Roles only)")
+    for role in rendering.of_kind("Role", "ClusterRole"):
+        for n, rule in enumerate(role.get("rules", [])):
+            for field in ("verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"):
+                if any("*" in v for v in rule.get(field) or []):
+                    problems.append(f"{ident(role)} rule {n}: wildcard in {field}")
+            if "secrets" in (rule.get("resources") or []):
+                problems.append(f"{ident(role)} rule {n}: no workload may read Secrets via the API")
+            for verb in ("escalate", "bind", "impersonate"):
+                if verb in (rule.get("verbs") or []):
+                    problems.append(f"{ident(role)} rule {n}: verb {verb} is not allowed")
+    for binding in rendering.of_kind("RoleBinding", "ClusterRoleBinding"):
+        ref = binding["roleRef"]
+        if ref["kind"] == "ClusterRole" and ref["name"] in ("cluster-admin", "admin", "edit"):
+            problems.append(f"{ident(binding)}: binds ClusterRole {ref['name']}")
+        elif ref["kind"] == "Role" and rendering.get("Role", ref["name"]) is None:
+            problems.append(f"{ident(binding)}: Role {ref['name']} is not rendered")
+        for subject in binding.get("subjects", []):
+            if subject["kind"] != "ServiceAccount":
+                problems.append(f"{ident(binding)}: subject {subject['kind']} {subject['name']}")
+            elif rendering.get("ServiceAccount", subject["name"]) is None:
+                problems.append(
+                    f"{ident(binding)}: ServiceAccount {subject['name']} is not rendered"
+                )
+    _fail(rendering, problems, "RBAC: namespaced, explicit, least privilege")
+
+
+def test_deploy_step_may_only_get_and_patch_serving(rendering: Rendering) -> None:
+    role = rendering.get("Role", "seamless-pipeline-deploy")
+    assert role is not None
+    assert role["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": ["serving"],
+            "verbs": ["get", "patch"],
+        }
+    ], (
+        f"[{rendering.name}] Role/seamless-pipeline-deploy grants more than "
+        "get/patch on Deployment/serving"
+    )
+    bound = {
+        s["name"]
+        for b in rendering.of_kind("RoleBinding")
+        for s in b.get("subjects", [])
+        if b["roleRef"]["name"] == "seamless-pipeline-deploy"
+    }
+    assert bound == {"seamless-pipeline"}, f"Role/seamless-pipeline-deploy bound to {bound}"
+
+
+def test_prometheus_discovery_is_read_only(rendering: Rendering) -> None:
+    role = rendering.get("Role", "prometheus-discovery")
+    assert role is not None
+    for rule in role["rules"]:
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}, f"Role/prometheus-discovery: {rule}"
+
+
+# ---- NetworkPolicies --------------------------------------------------------------------
+
+# Pods the manifests do not declare but the policies are written for: Kubeflow Pipelines
+# steps (labels set by the pipeline through kfp-kubernetes; the deploy step also gets the
+# API-server label).
+PIPELINE_STEP = {
+    "app.kubernetes.io/name": "pipeline-step",
+    "seamless.dev/pipeline-step": "true",
+    "seamless.dev/apiserver-client": "true",
+}
+
+# Exactly the in-namespace flows Seamless needs: (client, server, port).
+EXPECTED_FLOWS = {
+    ("mlflow", "postgres", 5432),
+    ("feast-server", "postgres", 5432),
+    ("feast-server", "redis", 6379),
+    ("feast-materialize", "postgres", 5432),
+    ("feast-materialize", "redis", 6379),
+    ("serving", "mlflow", 5000),
+    ("serving", "postgres", 5432),
+    ("serving", "redis", 6379),
+    ("prometheus", "serving", 8080),
+    ("pipeline-step", "mlflow", 5000),
+    ("pipeline-step", "feast-server", 6566),
+    ("pipeline-step", "postgres", 5432),
+    ("pipeline-step", "redis", 6379),
+}
+
+
+def _pods(rendering: Rendering) -> dict[str, tuple[dict[str, str], dict[str, Any] | None]]:
+    """name -> (labels, template) for every workload plus the synthetic pipeline step."""
+    out: dict[str, tuple[dict[str, str], dict[str, Any] | None]] = {}
+    for obj, template in workloads(rendering.objects):
+        out[obj["metadata"]["name"]] = (template["metadata"].get("labels", {}), template)
+    out["pipeline-step"] = (PIPELINE_STEP, None)
+    return out
+
+
+def _ports(template: dict[str, Any] | None) -> list[tuple[int, str | None]]:
+    if template is None:
+        return []
+    return [
+        (p["containerPort"], p.get("name"))
+        for c in containers(template, init=False)
+        for p in c.get("ports", [])
+    ]
+
+
+def _port_allowed(rule_ports: list[dict[str, Any]] | None, port: int, name: str | None) -> bool:
+    if not rule_ports:
+        return True
+    for p in rule_ports:
+        if p.get("protocol", "TCP") != "TCP":
+            continue
+        if "port" not in p or p["port"] == port or (name is not None and p["port"] == name):
+            return True
+        if isinstance(p["port"], int) and p.get("endPort") and p["port"] <= port <= p["endPort"]:
+            return True
+    return False
+
+
+def _peer_matches(peers: list[dict[str, Any]] | None, labels: dict[str, str]) -> bool:
+    """In-namespace peers only: podSelector without namespaceSelector (ipBlocks are external)."""
+    if peers is None:
+        return True
+    return any(
+        "podSelector" in peer
+        and "namespaceSelector" not in peer
+        and selector_matches(peer["podSelector"], labels)
+        for peer in peers
+    )
+
+
+def _allowed(
+    policies: list[dict[str, Any]], direction: str, me: dict[str, str], peer: dict[str, str],
+    port: int, name: str | None,
+) -> bool:  # fmt: skip
+    policy_type = "Ingress" if direction == "ingress" else "Egress"
+    selecting = [
+        p
+        for p in policies
+        if policy_type in p["spec"].get("policyTypes", ["Ingress"])
+        and selector_matches(p["spec"]["podSelector"], me)
+    ]
+    if not selecting:
+        return True  # not isolated (never the case here: default-deny selects every pod)
+    peer_key = "from" if direction == "ingress" else "to"
+    return any(
+        _peer_matches(rule.get(peer_key), peer) and _port_allowed(rule.get("ports"), port, name)
+        for p in selecting
+        for rule in p["spec"].get(direction) or []
+    )
+
+
+def test_default_deny_and_dns(rendering: Rendering) -> None:
+    policies = rendering.of_kind("NetworkPolicy")
+    deny = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert deny, (
+        f"[{rendering.name}] no default-deny NetworkPolicy "
+        "(podSelector {}, Ingress+Egress, no rules)"
+    )
+    dns = {"k8s-app": "kube-dns"}
+    for name, (labels, _) in _pods(rendering).items():
+        ok = any(
+            selector_matches(p["spec"]["podSelector"], labels)
+            and any(
+                any(
+                    selector_matches(peer.get("podSelector"), dns)
+                    and (peer.get("namespaceSelector") or {}).get("matchLabels", {})
+                    == {"kubernetes.io/metadata.name": "kube-system"}
+                    for peer in rule.get("to", [])
+                )
+                and _port_allowed(rule.get("ports"), 53, None)
+                for rule in p["spec"].get("egress") or []
+            )
+            for p in policies
+        )
+        assert ok, f"[{rendering.name}] {name}: no egress to kube-dns on port 53"
+
+
+def test_every_workload_has_its_own_policy(rendering: Rendering) -> None:
+    policies = [p for p in rendering.of_kind("NetworkPolicy") if p["spec"]["podSelector"] != {}]
+    problems = []
+    for obj, template in workloads(rendering.objects):
+        labels = template["metadata"].get("labels", {})
+        if not any(selector_matches(p["spec"]["podSelector"], labels) for p in policies):
+            problems.append(
+                f"{ident(obj)}: no NetworkPolicy selects it (besides the namespace-wide ones)"
+            )
+    pods = _pods(rendering)
+    for p in policies:
+        if not any(
+            selector_matches(p["spec"]["podSelector"], labels) for labels, _ in pods.values()
+        ):
+            problems.append(f"{ident(p)}: selects no pod")
+    _fail(rendering, problems, "every workload selected by a NetworkPolicy")
+
+
+def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None:
+    policies = rendering.of_kind("NetworkPolicy")
+    pods = _pods(rendering)
+    allowed = set()
+    for client, (client_labels, _) in pods.items():
+        for server, (server_labels, server_template) in pods.items():
+            if client == server:
+                continue
+            for port, name in _ports(server_template):
+                if _allowed(
+                    policies, "egress", client_labels, server_labels, port, name
+                ) and _allowed(policies, "ingress", server_labels, client_labels, port, name):
+                    allowed.add((client, server, port))
+    extra = sorted(allowed - EXPECTED_FLOWS)
+    missing = sorted(EXPECTED_FLOWS - allowed)
+    assert not extra and not missing, (
+        f"[{rendering.name}] NetworkPolicies: flows allowed but not needed {extra}; "
+        f"flows needed but blocked {missing}"
+    )
+
+
+def test_only_api_clients_reach_the_api_server(rendering: Rendering) -> None:
+    policy = rendering.get("NetworkPolicy", "allow-apiserver-egress")
+    assert policy is not None
+    selected = {
+        obj["metadata"]["name"]
+        for obj, t in workloads(rendering.objects)
+        if selector_matches(policy["spec"]["podSelector"], t["metadata"].get("labels", {}))
+    }
+    assert selected == {"prometheus"}, f"[{rendering.name}] API-server egress for {selected}"
+    for peer in policy["spec"]["egress"][0]["to"]:
+        assert set(peer) == {"ipBlock"}, f"NetworkPolicy/allow-apiserver-egress: peer {peer}"
+
+
+# ---- secrets ----------------------------------------------------------------------------
+
+
+def test_base_has_no_secret_objects(base_rendering: Rendering) -> None:
+    secrets = [ident(o) for o in base_rendering.of_kind("Secret")]
+    assert not secrets, (
+        f"base renders Secrets {secrets}: credentials belong in overlay secret files"
+    )
+
+
+def test_no_secret_manifest_is_committed() -> None:
+    """No YAML under manifests/ declares a Secret or carries stringData/data literals."""
+    problems = []
+    for path in MANIFESTS.rglob("*.y*ml"):
+        if "secrets" in path.relative_to(MANIFESTS).parts:
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "Secret":
+                problems.append(f"{path.relative_to(ROOT)}: Secret/{doc['metadata']['name']}")
+            if isinstance(doc, dict) and doc.get("kind") == "Kustomization":
+                for gen in doc.get("secretGenerator", []):
+                    if gen.get("literals"):
+                        problems.append(
+                            f"{path.relative_to(ROOT)}: secretGenerator {gen['name']} has literals"
+                        )
+                    for src in gen.get("envs", []) + gen.get("files", []):
+                        if not src.split("=")[-1].startswith("secrets/"):
+                            problems.append(
+                                f"{path.relative_to(ROOT)}: secretGenerator {gen['name']} "
+                                f"reads {src} (outside the gitignored secrets/ folder)"
+                            )
+    assert not problems, "committed secrets:\n  " + "\n  ".join(problems)
+    ignore = (MANIFESTS / ".gitignore").read_text().split()
+    assert "overlays/*/secrets/" in ignore, "manifests/.gitignore must ignore overlays/*/secrets/"
+
+
+def test_credentials_only_from_secrets(rendering: Rendering) -> None:
+    problems = []
+    for obj, template in workloads(rendering.objects):
+        for c in containers(template):
+            cw = f"{ident(obj)} container {c['name']}"
+            for env in c.get("env", []):
+                name, value = env["name"], env.get("value")
+                if value is None:
+                    continue
+                if SECRET_NAME.search(name) and not NOT_A_SECRET_VALUE.search(name):
+                    problems.append(f"{cw}: env {name} has a literal value (use secretKeyRef)")
+                if URL_WITH_PASSWORD.search(value):
+                    problems.append(f"{cw}: env {name} holds a URL with a password")
+            for src in c.get("envFrom", []):
+                ref = src.get("configMapRef")
+                cm = rendering.get("ConfigMap", ref["name"]) if ref else None
+                for key in (cm or {}).get("data", {}):
+                    if SECRET_NAME.search(key) and not NOT_A_SECRET_VALUE.search(key):
+                        problems.append(
+                            f"{cw}: ConfigMap/{ref['name']} key {key} looks like a secret"
+                        )
+            for arg in c.get("command", []) + c.get("args", []):
+                if URL_WITH_PASSWORD.search(arg) or LITERAL_PASSWORD_OPTION.search(arg):
+                    problems.append(f"{cw}: argument {arg[:60]!r} carries a credential")
+    for cm in rendering.of_kind("ConfigMap"):
+        for key, text in (cm.get("data") or {}).items():
+            if URL_WITH_PASSWORD.search(text):
+                problems.append(f"{ident(cm)} key {key}: URL with a password")
+    # The generated (throwaway) values must appear in Secrets only.
+    for obj in rendering.objects:
+        if obj["kind"] == "Secret":
+            continue
+        dumped = yaml.safe_dump(obj)
+        leaked = [v for v in rendering.secret_values if v in dumped]
+        if leaked:
+            problems.append(f"{ident(obj)}: contains a secret value")
+    _fail(rendering, problems, "credentials only via secretKeyRef / secret volumes")
+
+
+def test_env_example_lists_every_secret_key(rendering: Rendering) -> None:
+    """.env.example names every key the manifests read from a Secret."""
+    text = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, re.M))
+    used = set()
+    for _, template in workloads(rendering.objects):
+        for c in containers(template):
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    used.add(ref["key"])
+    missing = sorted(used - listed)
+    assert not missing, f"[{rendering.name}] .env.example lacks the secret keys {missing}"
+
+
+# Peers outside the namespace that some policy may name, with why.
+EXTERNAL_PEERS = {
+    "allow-dns-egress": "kube-dns in kube-system",
+    "pipeline-steps": "the Kubeflow Pipelines control plane (namespace kubeflow)",
+    "allow-apiserver-egress": "the Kubernetes API server (ipBlock)",
+    "kind-nodeport-ingress": "NodePort traffic from the kind node (kind only)",
+    "ingress-controller": "the ingress controller's namespace (production example)",
+}
+
+
+def test_rules_name_their_peers(rendering: Rendering) -> None:
+    """No rule allows every peer; only the listed policies reach outside the namespace."""
+    problems = []
+    for p in rendering.of_kind("NetworkPolicy"):
+        name = p["metadata"]["name"]
+        for direction, key in (("ingress", "from"), ("egress", "to")):
+            for n, rule in enumerate(p["spec"].get(direction) or []):
+                peers = rule.get(key)
+                if not peers:
+                    problems.append(f"{ident(p)} {direction}[{n}]: no `{key}` allows every peer")
+                    continue
+                external = [
+                    peer for peer in peers if "ipBlock" in peer or "namespaceSelector" in peer
+                ]
+                if external and name not in EXTERNAL_PEERS:
+                    problems.append(
+                        f"{ident(p)} {direction}[{n}]: peers outside the namespace {external}"
+                    )
+                if "ipBlock" in str(external) and not rule.get("ports"):
+                    problems.append(f"{ident(p)} {direction}[{n}]: ipBlock without ports")
+    _fail(rendering, problems, "NetworkPolicy rules name their peers")

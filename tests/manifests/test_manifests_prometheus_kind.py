@@ -1,0 +1,114 @@
+"""Alert rules (promtool check + unit tests), the Prometheus ConfigMaps, and kind-config.yaml."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+from k8s_objects import MANIFESTS, ROOT, Rendering
+
+pytestmark = pytest.mark.manifests
+
+PROMETHEUS = MANIFESTS / "base" / "prometheus"
+RULES = PROMETHEUS / "rules" / "seamless-alerts.yaml"
+RULE_TESTS = PROMETHEUS / "tests" / "seamless-alerts.test.yaml"
+REQUIRED_ALERTS = {
+    "SeamlessServingHighErrorRate": "seamless_serve_requests_total",
+    "SeamlessServingHighLatencyP95": "seamless_serve_request_seconds_bucket",
+    "SeamlessModelReloadFailed": "seamless_serve_model_reload_failures_total",
+    "SeamlessOnlineFeatureMisses": "seamless_serve_online_feature_misses_total",
+    "SeamlessFeatureDrift": "seamless_drift_psi",
+    "SeamlessLiveAucLow": "seamless_live_roc_auc",
+}
+
+
+def _promtool(promtool: str, *args: str) -> str:
+    result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, (
+        f"promtool {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    )
+    return result.stdout
+
+
+def test_rules_pass_promtool_check(promtool: str) -> None:
+    _promtool(promtool, "check", "rules", str(RULES))
+
+
+def test_rules_unit_tests_pass(promtool: str) -> None:
+    """Each alert fires on a bad series and stays quiet on a healthy one."""
+    _promtool(promtool, "test", "rules", str(RULE_TESTS))
+
+
+def test_every_required_alert_exists_and_is_tested() -> None:
+    rules = {
+        r["alert"]: r
+        for g in yaml.safe_load(RULES.read_text())["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    for alert, metric in REQUIRED_ALERTS.items():
+        assert alert in rules, f"alert {alert} is missing from {RULES.name}"
+        assert metric in rules[alert]["expr"], f"alert {alert} does not use {metric}"
+        cases = [c for t in tests for c in t.get("alert_rule_test", []) if c["alertname"] == alert]
+        assert any(c.get("exp_alerts") for c in cases), f"no promtool test proves {alert} fires"
+        assert any(not c.get("exp_alerts") for c in cases), (
+            f"no promtool test proves {alert} stays quiet"
+        )
+        assert rules[alert].get("labels", {}).get("severity"), f"alert {alert} has no severity"
+
+
+def test_rules_configmap_is_the_standalone_file(rendering: Rendering) -> None:
+    cms = [
+        c
+        for c in rendering.of_kind("ConfigMap")
+        if c["metadata"]["name"].startswith("prometheus-rules")
+    ]
+    assert len(cms) == 1, f"[{rendering.name}] expected one prometheus-rules ConfigMap"
+    assert cms[0]["data"] == {"seamless-alerts.yaml": RULES.read_text()}
+
+
+def test_prometheus_config_loads_the_rules_and_scrapes_the_namespace(rendering: Rendering) -> None:
+    cm = next(
+        c
+        for c in rendering.of_kind("ConfigMap")
+        if c["metadata"]["name"].startswith("prometheus-config")
+    )
+    config = yaml.safe_load(cm["data"]["prometheus.yml"])
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yaml"]
+    sd = [s for job in config["scrape_configs"] for s in job.get("kubernetes_sd_configs", [])]
+    assert sd and all(s["namespaces"]["names"] == ["seamless"] for s in sd), (
+        "Prometheus discovery must be limited to the seamless namespace (its Role is namespaced)"
+    )
+    dep = rendering.get("Deployment", "prometheus")
+    assert dep is not None
+    mounts = {
+        m["mountPath"] for m in dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    }
+    assert "/etc/prometheus/rules" in mounts, "Deployment/prometheus does not mount the rules"
+
+
+# ---- kind ---------------------------------------------------------------------------------
+
+
+def test_kind_config_publishes_the_nodeports_on_loopback(renderings: dict[str, Rendering]) -> None:
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    assert config["kind"] == "Cluster" and config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    mappings = [m for node in config["nodes"] for m in node.get("extraPortMappings", [])]
+    for m in mappings:
+        assert m.get("listenAddress") == "127.0.0.1", (
+            f"kind-config.yaml: port {m['hostPort']} not on 127.0.0.1"
+        )
+    mapped = {m["containerPort"] for m in mappings}
+    node_ports = {
+        svc["metadata"]["name"]: p["nodePort"]
+        for svc in renderings["kind"].of_kind("Service")
+        if svc["spec"].get("type") == "NodePort"
+        for p in svc["spec"]["ports"]
+    }
+    assert set(node_ports) == {"mlflow", "serving", "prometheus"}, (
+        f"kind NodePort Services: {node_ports}"
+    )
+    unmapped = {name: port for name, port in node_ports.items() if port not in mapped}
+    assert not unmapped, f"kind-config.yaml has no extraPortMappings for {unmapped}"
