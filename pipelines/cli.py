@@ -22,8 +22,10 @@ app = typer.Typer(
 )
 run_app = typer.Typer(help="Run a pipeline locally (embedded mode).", no_args_is_help=True)
 datasets_app = typer.Typer(help="Demo data sets.", no_args_is_help=True)
+features_app = typer.Typer(help="The Feast feature store.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(features_app, name="features")
 
 console = Console(stderr=True, log_path=False, soft_wrap=True)
 DEFAULT_CONFIG = default_config_path()
@@ -197,6 +199,26 @@ def _register_serve() -> None:
 
 
 _register_serve()
+
+
+@features_app.command("materialize")
+def materialize_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+) -> None:
+    """Load new feature values into the online store (what the cluster's CronJob runs).
+
+    Example: seamless features materialize --workspace .seamless
+    """
+    from components.common.env import feast_repo_path
+    from components.features.features import materialize_online
+    from pipelines.local import use_workspace
+
+    cfg = load_config(config)
+    use_workspace(workspace)
+    with console.status("Materializing"):
+        done = materialize_online(feast_repo_path(), cfg)
+    Console().print(f"materialized {', '.join(done['views'])} up to {done['end']}")
 
 
 @app.command("status")

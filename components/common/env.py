@@ -43,3 +43,10 @@ def feast_repo_path() -> Path:
 def deployments_dir() -> Path:
     """Where the local deploy step records which model version is live."""
     return Path(os.environ.get("SEAMLESS_DEPLOY_DIR", str(workspace() / "deployments"))).resolve()
+
+
+def feast_config_file(repo_path: Path) -> Path:
+    """The feature_store.yaml to use: `SEAMLESS_FEAST_CONFIG` (a cluster mounts it from a
+    ConfigMap, apart from the writable repo volume), else the repo's own."""
+    override = os.environ.get("SEAMLESS_FEAST_CONFIG")
+    return Path(override) if override else repo_path / "feature_store.yaml"

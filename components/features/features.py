@@ -132,3 +132,27 @@ def online_features(repo_path: Path, config: SeamlessConfig, entity_ids: list[An
     response = store.get_online_features(features=service, entity_rows={key: list(entity_ids)})
     out = response.to_df()
     return out[[key, *config.feature_types()]]
+
+
+def materialize_online(repo_path: Path, config: SeamlessConfig) -> dict[str, Any]:
+    """Bring the online store up to now for every view of the config (the scheduled job).
+
+    Feast remembers each view's last materialized time, so a run only moves what is new;
+    a killed run is simply repeated by the next one.
+    """
+    from datetime import UTC, datetime
+
+    from components.features.store import open_store
+
+    store = open_store(repo_path)
+    views = [view.name for view in config.features.views]
+    known = {fv.name for fv in store.list_feature_views()}
+    missing = [v for v in views if v not in known]
+    if missing:
+        raise SeamlessError(
+            f"Feature views {missing} are not in the Feast registry; run the training "
+            "pipeline's features step first."
+        )
+    end = datetime.now(UTC)
+    store.materialize_incremental(end_date=end, feature_views=views)
+    return {"views": views, "end": end.isoformat()}

@@ -20,6 +20,7 @@ from feast.feast_object import FeastObject
 from feast.types import Bool, FeastType, Float64, Int64, String, UnixTimestamp
 
 from components.common.config import ColumnType, SeamlessConfig
+from components.common.env import feast_config_file
 from components.common.errors import SeamlessError
 
 FEATURE_STORE_YAML = "feature_store.yaml"
@@ -69,9 +70,10 @@ def ensure_repo(repo_path: Path, project: str, offline_store: str | None = None)
     Returns the path of the feature_store.yaml in use.
     """
     repo_path.mkdir(parents=True, exist_ok=True)
-    target = repo_path / FEATURE_STORE_YAML
+    target = feast_config_file(repo_path)
     if target.is_file():
         return target
+    target = repo_path / FEATURE_STORE_YAML
     fd, tmp = tempfile.mkstemp(prefix=f".{FEATURE_STORE_YAML}.", dir=repo_path)
     try:
         with os.fdopen(fd, "w") as fh:

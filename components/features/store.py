@@ -14,17 +14,19 @@ from feast import FeatureStore
 from feast.feast_object import FeastObject
 
 from components.common.config import SeamlessConfig
+from components.common.env import feast_config_file
 from components.common.errors import SeamlessError
 from components.features.repo import FEATURE_STORE_YAML, FeastObjects, snapshot_path
 
 
 def open_store(repo_path: Path) -> FeatureStore:
     """The FeatureStore of a repo folder that has a feature_store.yaml."""
-    if not (repo_path / FEATURE_STORE_YAML).is_file():
+    config_file = feast_config_file(repo_path)
+    if not config_file.is_file():
         raise SeamlessError(
             f"Feast repo {repo_path} has no {FEATURE_STORE_YAML}; run the features stage first."
         )
-    return FeatureStore(repo_path=str(repo_path))
+    return FeatureStore(repo_path=str(repo_path), fs_yaml_file=config_file)
 
 
 def to_utc(ts: pd.Series) -> pd.Series:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from components.common.config import SeamlessConfig
-from components.common.env import disable_telemetry
+from components.common.env import disable_telemetry, feast_config_file
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,13 @@ class OnlineFeatures:
                 disable_telemetry()
                 from feast import FeatureStore
 
-                if not (self.repo_path / "feature_store.yaml").is_file():
+                config_file = feast_config_file(self.repo_path)
+                if not config_file.is_file():
                     raise FeatureStoreUnavailable(
                         f"Feast repo {self.repo_path} has no feature_store.yaml."
                     )
                 try:
-                    store = FeatureStore(repo_path=str(self.repo_path))
+                    store = FeatureStore(repo_path=str(self.repo_path), fs_yaml_file=config_file)
                     online = store.config.online_store
                     self._sqlite_path = None
                     if getattr(online, "type", "") == "sqlite":
