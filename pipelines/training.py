@@ -6,9 +6,10 @@ the evaluation gate says `promote`. Gates compare a component's single `str` ret
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations as types.
-from kfp import dsl
+from kfp import dsl, kubernetes
 
-from components.deploy.component import deploy
+from components.common.env import TELEMETRY_OFF
+from components.deploy.component import deploy, deploy_kubernetes
 from components.evaluate.component import evaluate
 from components.features.component import features
 from components.ingest.component import ingest
@@ -17,13 +18,46 @@ from components.train.component import train
 from components.validate.component import validate
 
 PIPELINE_NAME = "seamless-training"
+FEAST_VOLUME = "/feast"
+FEAST_CONFIG_DIR = "/etc/feast"
 
 
-def build_training_pipeline(retries: int = 2):  # type: ignore[no-untyped-def]
+def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
+    """Endpoints and credentials from the namespace's ConfigMaps/Secrets (manifests/base),
+    never literal URLs; a writable /tmp under a read-only root filesystem."""
+    kubernetes.use_config_map_as_env(
+        task, "seamless-endpoints", {"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI"}
+    )
+    kubernetes.use_config_map_as_env(task, "seamless-telemetry-off", {k: k for k in TELEMETRY_OFF})
+    kubernetes.use_secret_as_env(
+        task,
+        "mlflow-client",
+        {k: k for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")},
+    )
+    kubernetes.add_pod_label(task, "seamless.dev/pipeline-step", "true")
+    kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="4Gi")
+    task.set_env_variable("HOME", "/tmp")
+    task.set_env_variable("SEAMLESS_WORKSPACE", "/tmp/seamless")
+
+
+def use_feast_volume(task: dsl.PipelineTask) -> None:
+    """The features step writes offline snapshots to the shared volume and reaches the SQL
+    registry and Redis with the credentials the feature server uses."""
+    kubernetes.mount_pvc(task, pvc_name="feast-offline", mount_path=FEAST_VOLUME)
+    kubernetes.use_config_map_as_volume(task, "feast-repo", mount_path=FEAST_CONFIG_DIR)
+    kubernetes.use_secret_as_env(task, "postgres-credentials", {"FEAST_DB_PASSWORD": "PGPASSWORD"})
+    kubernetes.use_secret_as_env(task, "redis-credentials", {"REDIS_PASSWORD": "REDIS_PASSWORD"})
+    task.set_env_variable("SEAMLESS_FEAST_REPO", FEAST_VOLUME)
+    task.set_env_variable("SEAMLESS_FEAST_CONFIG", f"{FEAST_CONFIG_DIR}/feature_store.yaml")
+
+
+def build_training_pipeline(retries: int = 2, cluster: bool = False):  # type: ignore[no-untyped-def]
     """The pipeline, with `retries` per step (for transient failures on a cluster).
 
     Local runs build it with no retries: there a failure is bad input or a bug, and
-    kfp.local would otherwise repeat it with backoff before saying so.
+    kfp.local would otherwise repeat it with backoff before saying so. `cluster` adds
+    the Kubernetes wiring (endpoints and credentials from ConfigMaps and Secrets, the
+    Feast volume) and deploys by rolling the serving Deployment.
     """
 
     @dsl.pipeline(
@@ -58,15 +92,25 @@ def build_training_pipeline(retries: int = 2):  # type: ignore[no-untyped-def]
                 pipeline_run_id=run_id,
             )
             with dsl.If(judged.outputs["Output"] == "promote", name="challenger-wins"):
-                deploy(config_yaml=config_yaml, version=registered.output, pipeline_run_id=run_id)
-        for task in (ingested, checked, feats, trained, judged, registered):
+                deploy_step = deploy_kubernetes if cluster else deploy
+                deployed = deploy_step(
+                    config_yaml=config_yaml, version=registered.output, pipeline_run_id=run_id
+                ).set_display_name("deploy")
+        steps = (ingested, checked, feats, trained, judged, registered, deployed)
+        for task in steps:
             if retries:
                 task.set_retry(num_retries=retries, backoff_duration="30s")
-            task.set_cpu_limit("2").set_memory_limit("4G")
+            task.set_cpu_request("500m").set_cpu_limit("2")
+            task.set_memory_request("1G").set_memory_limit("4G")
+        if cluster:
+            for task in steps:
+                wire_for_kubernetes(task)
+            use_feast_volume(feats)
+            kubernetes.add_pod_label(deployed, "seamless.dev/apiserver-client", "true")
         return checked.outputs["Output"]
 
     return training_pipeline
 
 
-training_pipeline = build_training_pipeline(retries=2)
+training_pipeline = build_training_pipeline(retries=2, cluster=True)
 """The pipeline as compiled for Kubeflow (pipelines/compiled/training.yaml)."""

@@ -18,10 +18,8 @@ from components.common.tables import write_json_atomic
 from components.common.tracking import CHAMPION, champion_version, mlflow_client
 
 
-def deploy_local(
-    model_name: str, version: str, deploy_dir: Path, pipeline_run_id: str = ""
-) -> dict[str, Any]:
-    """Make `version` the live model after checking it is the registry's champion."""
+def require_champion(model_name: str, version: str) -> Any:
+    """The registry's champion, which must be `version` (someone may have moved it)."""
     client = mlflow_client()
     current = champion_version(client, model_name, CHAMPION)
     if current is None or str(current.version) != str(version):
@@ -29,6 +27,14 @@ def deploy_local(
         raise SeamlessError(
             f"Refusing to deploy {model_name} v{version}: the registry's champion is v{live}."
         )
+    return current
+
+
+def deploy_local(
+    model_name: str, version: str, deploy_dir: Path, pipeline_run_id: str = ""
+) -> dict[str, Any]:
+    """Make `version` the live model after checking it is the registry's champion."""
+    current = require_champion(model_name, version)
     record = {
         "model_name": model_name,
         "version": str(version),

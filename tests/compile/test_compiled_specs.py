@@ -61,3 +61,32 @@ def test_image_version_matches_the_package() -> None:
 
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert image_settings()["version"] == version
+
+
+def test_cluster_wiring_parses_and_injects_endpoints() -> None:
+    """The Kubernetes platform spec: endpoints and credentials from ConfigMaps/Secrets only."""
+    from google.protobuf import json_format
+    from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
+
+    docs = _docs(COMPILED_DIR / "training.yaml")
+    executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == {f"exec-{s}" for s in STEPS}
+    for name, raw in executors.items():
+        cfg = k8s.KubernetesExecutorConfig()
+        json_format.ParseDict(raw, cfg, ignore_unknown_fields=False)
+        maps = {m.config_map_name for m in cfg.config_map_as_env}
+        secrets = {s.secret_name for s in cfg.secret_as_env}
+        assert {"seamless-endpoints", "seamless-telemetry-off"} <= maps, name
+        assert "mlflow-client" in secrets, name
+        assert cfg.pod_metadata.labels["seamless.dev/pipeline-step"] == "true", name
+        has_pvc = any(p.mount_path == "/feast" for p in cfg.pvc_mount)
+        assert has_pvc == (name == "exec-features"), (
+            f"{name}: only features mounts the Feast volume"
+        )
+    deploy = executors["exec-deploy-kubernetes"]["podMetadata"]["labels"]
+    assert deploy["seamless.dev/apiserver-client"] == "true"
+    # No endpoint is ever a literal in the spec: it comes from the ConfigMap.
+    assert "svc.cluster.local" not in (COMPILED_DIR / "training.yaml").read_text()
+
+
+STEPS = ("ingest", "validate", "features", "train", "evaluate", "register", "deploy-kubernetes")
