@@ -67,8 +67,11 @@ def run_training_cmd(
 
     Example: seamless run training --data-dir .seamless/data/demo [--runner docker]
     """
-    from pipelines.local import run_training
+    from pipelines.local import run_training, use_workspace
 
+    load_config(config)  # a bad config fails before anything is written
+    use_workspace(workspace)
+    _require("run_pipeline")
     steps = ["ingest", "validate", "features", "train", "evaluate", "register", "deploy"]
     with console.status("Starting the training pipeline") as spinner:
 
@@ -178,6 +181,7 @@ def submit_cmd(
     from pipelines.submit import submit
 
     load_config(config)  # a bad config fails here, not inside the cluster
+    _require("run_pipeline")
     done = submit(
         host,
         pipeline,
@@ -192,13 +196,18 @@ def submit_cmd(
     )
 
 
-def _register_serve() -> None:
+def _register_subcommands() -> None:
+    from pipelines.governance_cli import audit_app, lineage_cmd
+    from pipelines.monitor_cli import monitor_app
     from pipelines.serve_cli import serve_cmd
 
     app.command("serve")(serve_cmd)
+    app.add_typer(audit_app, name="audit")
+    app.command("lineage")(lineage_cmd)
+    app.add_typer(monitor_app, name="monitor")
 
 
-_register_serve()
+_register_subcommands()
 
 
 @features_app.command("materialize")
@@ -216,6 +225,7 @@ def materialize_cmd(
 
     cfg = load_config(config)
     use_workspace(workspace)
+    _require("materialize")
     with console.status("Materializing"):
         done = materialize_online(feast_repo_path(), cfg)
     Console().print(f"materialized {', '.join(done['views'])} up to {done['end']}")
@@ -254,6 +264,17 @@ def status_cmd(
     out = Console(soft_wrap=True)
     out.print(table)
     out.print(f"data sha256: {champ['data_sha256']}")
+
+
+def _require(action: str) -> None:
+    """Access check for a mutating command; the steps it starts act as the same principal."""
+    import os
+
+    from components.governance import access
+
+    who = access.require(action)
+    os.environ["SEAMLESS_ACTOR"] = who.actor
+    os.environ["SEAMLESS_ROLE"] = who.role
 
 
 def main() -> None:

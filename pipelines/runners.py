@@ -79,8 +79,9 @@ def docker_runner(workspace: Path, data_dir: Path | None, settings: dict[str, st
     else:
         user = f"{os.getuid()}:{os.getgid()}"
     environment = {**TELEMETRY_OFF, **settings, "HOME": "/tmp"}
-    if "SEAMLESS_ERROR_FILE" in os.environ:
-        environment["SEAMLESS_ERROR_FILE"] = os.environ["SEAMLESS_ERROR_FILE"]
+    for key in ("SEAMLESS_ERROR_FILE", "SEAMLESS_ACTOR", "SEAMLESS_ROLE", "SEAMLESS_AUDIT_URL"):
+        if key in os.environ:
+            environment[key] = os.environ[key]
     remote = settings["MLFLOW_TRACKING_URI"].startswith(("http://", "https://"))
     return local.DockerRunner(
         mounts=mounts,

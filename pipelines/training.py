@@ -38,6 +38,10 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
     kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="4Gi")
     task.set_env_variable("HOME", "/tmp")
     task.set_env_variable("SEAMLESS_WORKSPACE", "/tmp/seamless")
+    # Who acts, for the audit trail and access checks: the pod's ServiceAccount, with
+    # the role the manifests grant pipeline steps.
+    kubernetes.use_field_path_as_env(task, "KUBERNETES_SERVICE_ACCOUNT", "spec.serviceAccountName")
+    task.set_env_variable("SEAMLESS_ROLE", "ml_engineer")
 
 
 def use_feast_volume(task: dsl.PipelineTask) -> None:
@@ -67,11 +71,17 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False):  # type: i
     def training_pipeline(config_yaml: str, data_dir: str = "") -> str:
         """Returns the validation decision (`pass`, `warn` or `fail`)."""
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        ingested = ingest(config_yaml=config_yaml, data_dir=data_dir).set_display_name("ingest")
-        checked = validate(config_yaml=config_yaml, dataset=ingested.outputs["dataset"])
+        ingested = ingest(
+            config_yaml=config_yaml, data_dir=data_dir, pipeline_run_id=run_id
+        ).set_display_name("ingest")
+        checked = validate(
+            config_yaml=config_yaml, dataset=ingested.outputs["dataset"], pipeline_run_id=run_id
+        )
         checked.set_display_name("validate")
         with dsl.If(checked.outputs["Output"] != "fail", name="data-is-valid"):
-            feats = features(config_yaml=config_yaml, dataset=ingested.outputs["dataset"])
+            feats = features(
+                config_yaml=config_yaml, dataset=ingested.outputs["dataset"], pipeline_run_id=run_id
+            )
             trained = train(
                 config_yaml=config_yaml,
                 training_set=feats.outputs["training_set"],

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.common.errors import SeamlessError
+from components.monitor.config import MonitoringConfig
 
 ROW_ID = "row_id"
 """Entity column generated for a plain table that has none."""
@@ -213,6 +214,8 @@ class SeamlessConfig(_Strict):
     features: FeaturesConfig
     model: ModelConfig
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    monitoring: MonitoringConfig | None = None
+    """Drift and live-performance thresholds (components/monitor/config.py); defaults if absent."""
 
     @model_validator(mode="after")
     def _references_exist(self) -> SeamlessConfig:

@@ -6,9 +6,12 @@ from components.common.image import seamless_component
 
 
 @seamless_component
-def ingest(config_yaml: str, data_dir: str, dataset: Output[Dataset]) -> str:
+def ingest(
+    config_yaml: str, data_dir: str, dataset: Output[Dataset], pipeline_run_id: str = ""
+) -> str:
     """Read files / SQL / HTTP API sources, normalize them, write Parquet; returns the sha256."""
     from components.common.stage import clean_errors, stage_config
+    from components.governance import hooks
     from components.ingest.ingest import ingest_tables
 
     with clean_errors("ingest"):
@@ -19,4 +22,5 @@ def ingest(config_yaml: str, data_dir: str, dataset: Output[Dataset]) -> str:
             dataset.metadata[f"{name}.columns"] = len(entry["columns"])
             dataset.metadata[f"{name}.sha256"] = entry["sha256"]
             dataset.metadata[f"{name}.source"] = entry.get("source", "")
+        hooks.on_ingest(dataset.path, pipeline_run_id)  # immutable snapshot + audit
         return str(manifest["sha256"])

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.config import SeamlessConfig
+from components.governance import access, hooks
 from components.register.registry import Registration, register
 
 
@@ -30,10 +31,16 @@ def run_registration(
     }
     for key, value in evaluation["challenger_metrics"].items():
         tags[f"holdout.{key}"] = f"{value:.6g}"
-    return register(
+    subject = f"model:{config.model.name}"
+    access.require("register", subject)
+    if decision == "promote":
+        access.require("promote", subject)
+    registration = register(
         config.model.name,
         str(model_meta["model_uri"]),
         decision,
         tags,
         description=f"{decision}: {evaluation['reason']}",
     )
+    hooks.on_register(registration, pipeline_run_id, reason=evaluation["reason"])
+    return registration

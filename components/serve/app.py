@@ -7,7 +7,7 @@ config inside `create_app`, and FastAPI must see them as real objects, not strin
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import pandas as pd
@@ -88,6 +88,9 @@ def create_app(
                     401, "Missing or unknown bearer token.", {"WWW-Authenticate": "Bearer"}
                 )
             if role not in roles:
+                if role == "admin":
+                    # Denied admin calls are part of the audit trail (who tried what).
+                    _audit_denied(request.headers.get("authorization") or "", roles)
                 raise HTTPException(403, f"This token lacks the '{role}' role.")
 
         return check
@@ -307,3 +310,13 @@ def create_app(
         )
 
     return app
+
+
+def _audit_denied(header: str, roles: set[str] | frozenset[str] | list[str]) -> None:
+    from components.governance import access
+
+    token = header.partition(" ")[2]
+    with suppress(access.AccessDenied):
+        access.require(
+            "reload_model", "serve:/admin", principal=access.token_principal(token, roles)
+        )

@@ -93,9 +93,7 @@ class Service:
         self.models = ModelStore(
             self.model_name,
             settings.alias,
-            on_swap=lambda new, old: self.metrics.set_model(
-                new.name, new.version, old.version if old else None
-            ),
+            on_swap=self._on_swap,
             on_failure=lambda version, detail: self.metrics.reload_failures.inc(),
         )
         self.features = OnlineFeatures(settings.feast_path(), config)
@@ -104,6 +102,12 @@ class Service:
         )
         self.feedback = AppendLog(settings.feedback_path(), FEEDBACK, settings.segment_bytes)
         self.limiter = Limiter(settings.max_concurrency)
+
+    def _on_swap(self, new: Any, old: Any) -> None:
+        self.metrics.set_model(new.name, new.version, old.version if old else None)
+        from components.governance import hooks
+
+        hooks.on_model_reload(new.name, str(new.version), str(old.version) if old else None)
 
     def start(self) -> None:
         self.predictions.open()

@@ -16,6 +16,7 @@ def train(
 ):
     """Train on all but the latest label rows; the rest is written as the holdout."""
     from components.common.stage import clean_errors, stage_config
+    from components.governance import hooks
     from components.train.stage import run_training
 
     with clean_errors("train"):
@@ -28,6 +29,7 @@ def train(
             holdout.path,
         )
         model.metadata.update(result["model"])
+        hooks.on_train(result["model"], pipeline_run_id)
         holdout.metadata.update(result["holdout"])
         for key, value in result["metrics"].items():
             metrics.log_metric(key, value)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from components.common.config import SeamlessConfig
 from components.common.tracking import ensure_experiment, mlflow_client
+from components.monitor.profile import log_reference_profile
 from components.train.training import (
     TrainResult,
     encode_labels,
@@ -94,6 +95,8 @@ def train_and_log(
             digest=data_sha256[:16],
         )
         mlflow.log_input(dataset, context="training", tags={"sha256": data_sha256})
+        # Stored with the model so monitoring never reloads the training data.
+        log_reference_profile(config, x_train)
         with tempfile.TemporaryDirectory() as tmp:
             cv_table = pd.DataFrame(summary["cv_results"]).drop(columns=["params"])
             cv_path = Path(tmp) / "cv_results.csv"

@@ -7,10 +7,15 @@ from components.common.image import seamless_component
 
 @seamless_component
 def validate(
-    config_yaml: str, dataset: Input[Dataset], report: Output[HTML], metrics: Output[Metrics]
+    config_yaml: str,
+    dataset: Input[Dataset],
+    report: Output[HTML],
+    metrics: Output[Metrics],
+    pipeline_run_id: str = "",
 ) -> str:
     """Returns the decision: `pass`, `warn` (warnings failed) or `fail` (a critical failed)."""
     from components.common.stage import clean_errors, stage_config
+    from components.governance import hooks
     from components.validate.stage import run_validation
 
     with clean_errors("validate"):
@@ -18,4 +23,5 @@ def validate(
         for key, value in result.summary_metrics().items():
             metrics.log_metric(key, value)
         report.metadata["decision"] = result.decision
+        hooks.on_validate(dataset.path, report.path, result.decision, pipeline_run_id)
         return str(result.decision)

@@ -1,0 +1,153 @@
+"""The audit trail as a PostgreSQL table, for clusters where pods share no volume.
+
+Same entries and hash chain as the file backend (`audit.py`). The table keeps the exact
+canonical line in `entry` (jsonb would reorder keys and renormalize numbers, breaking
+the hash) plus a few columns to query by. Appends serialize on a transaction-scoped
+advisory lock, then read the head and insert `seq = head + 1`; the `seq` primary key
+would reject a forked chain even without the lock. A trigger refuses UPDATE and DELETE,
+so tampering needs a table owner disabling it on purpose, which `verify()` then shows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from components.common.errors import SeamlessError
+from components.governance.audit import (
+    GENESIS,
+    VerifyResult,
+    _line,
+    check_lines,
+    current_actor,
+    new_entry,
+)
+
+TABLE = "seamless_audit"
+# Arbitrary constant naming "the audit head" among the database's advisory locks.
+LOCK_KEY = 0x5EA41E55
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    seq BIGINT PRIMARY KEY,
+    time TIMESTAMPTZ NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    hash CHAR(64) NOT NULL UNIQUE,
+    entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_subject ON {TABLE} (subject);
+CREATE OR REPLACE FUNCTION {TABLE}_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit trail is append-only';
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS {TABLE}_no_change ON {TABLE};
+CREATE TRIGGER {TABLE}_no_change BEFORE UPDATE OR DELETE ON {TABLE}
+    FOR EACH ROW EXECUTE FUNCTION {TABLE}_append_only();
+"""
+
+
+def libpq_url(url: str) -> str:
+    """Accept SQLAlchemy spellings (`postgresql+psycopg2://`) as well as libpq URLs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.startswith("postgres"):
+        raise SeamlessError(f"SEAMLESS_AUDIT_URL must be a postgresql:// URL, got {scheme!r}.")
+    return f"postgresql://{rest}"
+
+
+class PostgresAuditLog:
+    """`FileAuditLog`'s interface over a PostgreSQL table (created on first use)."""
+
+    def __init__(self, url: str, connect_timeout_s: int = 10) -> None:
+        self.url = libpq_url(url)
+        self.connect_timeout_s = connect_timeout_s
+        self._ready = False
+
+    def describe(self) -> str:
+        # Host and database only: the URL may hold a password.
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        return f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path} table {TABLE}"
+
+    def _connect(self) -> Any:
+        import psycopg2
+
+        try:
+            return psycopg2.connect(self.url, connect_timeout=self.connect_timeout_s)
+        except psycopg2.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+            raise SeamlessError(
+                f"Cannot reach the audit database {self.describe()}: {first}."
+            ) from None
+
+    def _ensure_schema(self, cur: Any) -> None:
+        if not self._ready:
+            # Under the advisory lock: concurrent CREATE ... IF NOT EXISTS can still collide.
+            cur.execute(_SCHEMA)
+            self._ready = True
+
+    def append(
+        self,
+        action: str,
+        subject: str,
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        who = actor or current_actor()
+        conn = self._connect()
+        try:
+            with conn, conn.cursor() as cur:  # one transaction; commit on success
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                self._ensure_schema(cur)
+                cur.execute(f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1")
+                row = cur.fetchone()
+                seq = 1 if row is None else int(row[0]) + 1
+                prev = GENESIS if row is None else str(row[1])
+                entry = new_entry(seq, prev, action, subject, details, who)
+                cur.execute(
+                    f"INSERT INTO {TABLE} (seq, time, actor, action, subject, hash, entry) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        seq,
+                        entry["time"],
+                        who,
+                        action,
+                        subject,
+                        entry["hash"],
+                        _line(entry).decode("utf-8").rstrip("\n"),
+                    ),
+                )
+        finally:
+            conn.close()
+        return entry
+
+    def _rows(self) -> list[tuple[int, str]]:
+        conn = self._connect()
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT to_regclass(%s)", (TABLE,))
+                if cur.fetchone()[0] is None:
+                    return []
+                cur.execute(f"SELECT entry FROM {TABLE} ORDER BY seq")
+                return [(i + 1, str(r[0])) for i, r in enumerate(cur.fetchall())]
+        finally:
+            conn.close()
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        for _, raw in self._rows():
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                yield entry
+
+    def verify(self, expected_head: str | None = None) -> VerifyResult:
+        # "line" numbers are row positions in seq order.
+        return check_lines(self._rows(), self.describe(), None, expected_head)
+
+    def head(self) -> str:
+        return self.verify().head_hash

@@ -1,0 +1,159 @@
+"""One call per stage that records what audit and lineage need; the stages call these.
+
+Each hook writes to the configured audit log (`audit.audit_log()`) and returns what
+it wrote. Events about data use the subject `dataset:<sha256>` with `details.step`;
+events about a model version use `model:<name>/<version>`. Lineage reads exactly these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from components.common.tables import read_manifest
+from components.governance import audit
+from components.governance.snapshots import attach_report, store_snapshot
+
+
+def on_ingest(dataset_folder: str | Path, pipeline_run_id: str = "") -> dict[str, Any]:
+    """After ingest wrote its dataset: snapshot it and record which sources it came from."""
+    snapshot = store_snapshot(dataset_folder)
+    manifest = read_manifest(snapshot)
+    sources = {
+        name: {
+            "source": entry.get("source"),
+            "source_kind": entry.get("source_kind"),
+            "source_sha256": entry.get("source_sha256"),
+            "rows": entry.get("rows"),
+            **({"query": entry["query"]} if "query" in entry else {}),
+        }
+        for name, entry in manifest.get("tables", {}).items()
+    }
+    return audit.record(
+        audit.DATA_ACCESS,
+        audit.dataset_subject(str(manifest["sha256"])),
+        {
+            "step": "ingest",
+            "pipeline_run_id": pipeline_run_id,
+            "snapshot": str(snapshot),
+            "sources": sources,
+        },
+    )
+
+
+def on_validate(
+    dataset_folder: str | Path, report_path: str | Path, decision: str, pipeline_run_id: str = ""
+) -> dict[str, Any]:
+    """After validate: keep the report beside the snapshot and record the verdict."""
+    sha = str(read_manifest(dataset_folder)["sha256"])
+    kept = attach_report(sha, report_path, "validation")
+    return audit.record(
+        audit.DATA_ACCESS,
+        audit.dataset_subject(sha),
+        {
+            "step": "validate",
+            "pipeline_run_id": pipeline_run_id,
+            "decision": decision,
+            "report": str(kept),
+        },
+    )
+
+
+def on_features(meta: Mapping[str, Any], pipeline_run_id: str = "") -> dict[str, Any]:
+    """After features, with the metadata `run_features` returns."""
+    return audit.record(
+        audit.DATA_ACCESS,
+        audit.dataset_subject(str(meta["data_sha256"])),
+        {
+            "step": "features",
+            "pipeline_run_id": pipeline_run_id,
+            "feature_service": meta.get("feature_service"),
+            "feature_views": list(meta.get("feature_views", [])),
+            "training_set_sha256": meta.get("training_set_sha256"),
+            "rows": meta.get("rows"),
+            "feast_repo": meta.get("feast_repo"),
+        },
+    )
+
+
+def on_train(model_meta: Mapping[str, Any], pipeline_run_id: str = "") -> dict[str, Any]:
+    """After train, with `run_training(...)["model"]`."""
+    return audit.record(
+        audit.DATA_ACCESS,
+        audit.dataset_subject(str(model_meta.get("data_sha256", ""))),
+        {
+            "step": "train",
+            "pipeline_run_id": pipeline_run_id,
+            "run_id": model_meta.get("run_id"),
+            "model_uri": model_meta.get("model_uri"),
+        },
+    )
+
+
+def on_register(
+    registration: Any, pipeline_run_id: str = "", reason: str = ""
+) -> list[dict[str, Any]]:
+    """After register, with its `Registration`: a registry change, plus a promotion if any."""
+    reg = registration.to_dict() if hasattr(registration, "to_dict") else dict(registration)
+    subject = audit.model_subject(reg["model_name"], reg["version"])
+    details = {**reg, "pipeline_run_id": pipeline_run_id, "reason": reason[:2000]}
+    events = [audit.record(audit.REGISTRY_CHANGE, subject, details)]
+    if reg.get("promoted"):
+        events.append(
+            audit.record(
+                audit.PROMOTION,
+                subject,
+                {
+                    "alias": "champion",
+                    "from_version": reg.get("previous_champion_version"),
+                    "to_version": reg["version"],
+                    "pipeline_run_id": pipeline_run_id,
+                    "reason": reason[:2000],
+                },
+            )
+        )
+    return events
+
+
+def on_deploy(record: Mapping[str, Any]) -> dict[str, Any]:
+    """After deploy, with the deployment record (`deploy_local` / `roll_serving`)."""
+    return audit.record(
+        audit.DEPLOYMENT,
+        audit.model_subject(str(record["model_name"]), str(record["version"])),
+        dict(record),
+    )
+
+
+def on_rollback(
+    model_name: str, from_version: str, to_version: str, reason: str = ""
+) -> dict[str, Any]:
+    """After `champion` moved back; the subject is the version now live."""
+    return audit.record(
+        audit.ROLLBACK,
+        audit.model_subject(model_name, to_version),
+        {"from_version": from_version, "to_version": to_version, "reason": reason},
+    )
+
+
+def on_model_reload(
+    model_name: str, version: str, previous: str | None, actor: str | None = None
+) -> dict[str, Any]:
+    """After serving swapped models (admin reload or alias poll)."""
+    return audit.record(
+        audit.MODEL_RELOAD,
+        audit.model_subject(model_name, version),
+        {"previous_version": previous},
+        actor=actor,
+    )
+
+
+def on_monitoring_decision(
+    model_name: str, version: str, decision: str, details: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """After a monitor decided (drift alarm, retrain, keep, roll back)."""
+    return audit.record(
+        audit.MONITORING_DECISION,
+        audit.model_subject(model_name, version),
+        {"decision": decision, **dict(details or {})},
+    )

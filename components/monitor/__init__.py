@@ -1,0 +1,1 @@
+"""Monitoring: drift and data quality of served traffic, live performance, alerts."""

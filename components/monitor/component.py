@@ -1,0 +1,50 @@
+"""KFP component: drift, data quality and live performance of the served model."""
+
+from kfp.dsl import HTML, Metrics, Output
+
+from components.common.image import seamless_component
+
+
+@seamless_component
+def monitor(
+    config_yaml: str,
+    report: Output[HTML],
+    metrics: Output[Metrics],
+    model_alias: str = "champion",
+    window_hours: float = 0.0,
+    max_rows: int = 0,
+    label_window_hours: float = 0.0,
+    max_labels: int = 0,
+) -> str:
+    """Returns the decision `retrain`, `ok` or `not_enough_data` (gate on it with dsl.If).
+
+    Reads `<workspace>/predictions/` and `<workspace>/feedback/`; window parameters left
+    at 0 use the config's `monitoring:` values. Gauges go to
+    `<workspace>/monitoring/seamless_monitor.prom`; the run is logged to MLflow.
+    """
+    from components.common.env import workspace
+    from components.common.stage import clean_errors, stage_config
+    from components.monitor.stage import default_textfile, run_monitoring
+
+    with clean_errors("monitor"):
+        result = run_monitoring(
+            stage_config(config_yaml),
+            model_alias=model_alias,
+            report_path=report.path,
+            textfile_path=default_textfile(workspace()),
+            window_hours=window_hours,
+            max_rows=max_rows,
+            label_window_hours=label_window_hours,
+            max_labels=max_labels,
+        )
+        for key, value in result.summary_metrics().items():
+            metrics.log_metric(key, value)
+        report.metadata.update(
+            {
+                "decision": result.decision,
+                "model_version": result.model_version,
+                "mlflow_run_id": result.mlflow_run_id or "",
+            }
+        )
+        print(f"monitor: {result.decision}: {result.reason}")
+        return str(result.decision)

@@ -1,0 +1,100 @@
+"""`MonitoringConfig`: thresholds and windows of the monitoring stage.
+
+Meant to sit under an optional `monitoring:` key of the use-case config; like every
+Seamless config model it forbids unknown keys and uses strict types.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class FeatureBounds(_Strict):
+    """Allowed range of one numeric feature (either end may be open)."""
+
+    min: float | None = None
+    """Smallest valid value; null: no lower bound."""
+    max: float | None = None
+    """Largest valid value; null: no upper bound."""
+
+
+class MonitoringConfig(_Strict):
+    """Drift, data-quality and live-performance checks on the prediction log.
+
+    A feature is `drift` when its shift is both large (PSI, missing-rate increase) and
+    statistically significant after a Bonferroni correction over every test of the
+    window, so the 13-odd features of a window do not multiply false alarms; `warn`
+    when it is significant but small, or large but significant only uncorrected
+    (details in components/monitor/drift.py). The window is `drift` when any feature is.
+    """
+
+    psi_warn: float = Field(0.1, gt=0)
+    """PSI at or above which a shift counts as large (`drift` when also significant)."""
+    psi_drift: float = Field(0.25, gt=0)
+    """PSI at or above which a feature is `drift` whatever the test says."""
+    ks_pvalue: float = Field(0.01, gt=0, lt=1)
+    """Family-wise significance level of the KS / chi-square / missing-rate tests of a
+    window: each test uses it divided by the number of tests (Bonferroni)."""
+    missing_rate_increase: float = Field(0.05, gt=0, le=1)
+    """Absolute rise of a feature's missing rate over the reference that counts as large
+    (`drift` when also significant); half of it, significant, is `warn`."""
+    out_of_range_warn: float = Field(0.01, ge=0, le=1)
+    """Share of a feature's non-missing values outside its bounds (or unseen categories)
+    above which it is `warn`."""
+    out_of_range_drift: float = Field(0.05, ge=0, le=1)
+    """Share of values outside the bounds (or unseen categories) that is `drift`."""
+    bounds: dict[str, FeatureBounds] = Field(default_factory=dict)
+    """Feature -> configured valid range; features not listed use the reference min/max."""
+    min_rows: int = Field(200, ge=1)
+    """Fewest predictions in the drift window for a verdict; fewer is `not_enough_data`."""
+    window_hours: float | None = Field(24.0, gt=0)
+    """Drift window: predictions of the last N hours (null: the whole log)."""
+    max_rows: int | None = Field(20_000, gt=0)
+    """Drift window: at most the latest N predictions of it (null: no cap)."""
+    min_labels: int = Field(200, ge=1)
+    """Fewest labelled predictions (with both classes) for a live-performance verdict."""
+    label_window_hours: float | None = Field(24.0 * 7, gt=0)
+    """Performance window: labelled predictions made in the last N hours (null: all)."""
+    max_labels: int | None = Field(5_000, gt=0)
+    """Performance window: at most the latest N labelled predictions (null: no cap)."""
+    auc_margin: float = Field(0.05, ge=0, lt=1)
+    """Breach when live ROC AUC < holdout ROC AUC minus this margin (and the shortfall
+    is significant at `performance_alpha`)."""
+    performance_alpha: float = Field(0.05, gt=0, lt=1)
+    """One-sided level of the AUC shortfall test (Hanley-McNeil standard error), so a
+    small label window's noise alone is not a breach."""
+    false_alarm_target: float = Field(0.05, gt=0, lt=1)
+    """Share of same-distribution windows that may be flagged `drift`; the defaults
+    are tested to stay under it (measured: see components/monitor/README.md)."""
+    profile_bins: int = Field(10, ge=2, le=100)
+    """Quantile bins per numeric feature in the reference profile (at training time)."""
+    profile_sample_size: int = Field(5_000, ge=100, le=5_000)
+    """Training values kept per numeric feature for the KS test (at training time)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringConfig:
+        if self.psi_drift < self.psi_warn:
+            raise ValueError(
+                f"psi_drift ({self.psi_drift}) must be at least psi_warn ({self.psi_warn})"
+            )
+        if self.out_of_range_drift < self.out_of_range_warn:
+            raise ValueError(
+                f"out_of_range_drift ({self.out_of_range_drift}) must be at least "
+                f"out_of_range_warn ({self.out_of_range_warn})"
+            )
+        for name, b in self.bounds.items():
+            if b.min is not None and b.max is not None and b.min > b.max:
+                raise ValueError(f"bounds.{name}: min {b.min} is above max {b.max}")
+        return self
+
+
+def monitoring_config(config: Any) -> MonitoringConfig:
+    """The use case's `monitoring:` section, or the defaults when it has none (yet)."""
+    found = getattr(config, "monitoring", None)
+    return found if isinstance(found, MonitoringConfig) else MonitoringConfig()
