@@ -7,6 +7,7 @@ WORKSPACE ?= .seamless
 DEMO_DATA ?= $(WORKSPACE)/data/demo
 DEMO_ROWS ?= 100000
 PYTEST_ARGS ?=
+BASE_IMAGE ?=
 KUBECTL ?= build/tools/kubectl
 KIND ?= kind
 KIND_CLUSTER ?= seamless
@@ -31,6 +32,9 @@ demo: venv ## Generate the demo data (if missing) and run the training pipeline 
 	$(BIN)/seamless run training --data-dir $(DEMO_DATA) --workspace $(WORKSPACE)
 	$(BIN)/seamless status --workspace $(WORKSPACE)
 
+demo-loop: venv ## The closed loop locally: serve, drift, retrain, promote, automatic rollback
+	$(BIN)/seamless demo-loop --workspace $(WORKSPACE)-loop
+
 test: venv ## Run the test suite (starts the PostgreSQL/HTTP servers it needs itself)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -41,6 +45,21 @@ lint: venv ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+base-image: ## Build the offline Python base image from Debian packages (prints its BASE_IMAGE)
+	docker/base/build.sh
+
+images: venv ## Build runtime, serving, mlflow, feast images (offline: BASE_IMAGE=<make base-image>)
+	BASE_IMAGE=$(BASE_IMAGE) docker/build_images.sh
+
+lock: venv ## Re-pin docker/*/requirements.lock from the dev venv
+	docker/lock.sh
+
+test-containers: venv ## Container tier only (needs dockerd and make images)
+	$(BIN)/pytest -m containers $(PYTEST_ARGS)
+
+bench-containers: venv ## DockerRunner vs SubprocessRunner, container overhead, image sizes
+	$(BIN)/python benchmarks/containers.py
 
 compile: venv ## Refresh the image tag (config + kind overlay) and recompile pipelines/compiled/
 	$(BIN)/python -m components.common.image_tag --write
@@ -83,4 +102,4 @@ bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy e2e kind-down
+.PHONY: help venv demo demo-loop base-image images lock test-containers bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy e2e kind-down

@@ -95,6 +95,136 @@ def run_training_cmd(
         raise typer.Exit(2)
 
 
+@run_app.command("monitoring")
+def run_monitoring_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", "-d", help="Fresh data for a retrain, if one is triggered."),
+    ] = None,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    window_hours: Annotated[
+        float,
+        typer.Option(help="Traffic window in hours (0: the config's monitoring.window_hours)."),
+    ] = 0.0,
+    runner: Annotated[str, typer.Option(help="kfp.local runner: subprocess or docker.")] = (
+        "subprocess"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Run the monitoring pipeline: post-deploy check (automatic rollback), drift and live
+    performance, and a retrain through the training pipeline on drift or a breach.
+
+    Exit status: 0 ok / not enough data / retrained, 1 error.
+
+    Example: seamless run monitoring --data-dir data/fresh --window-hours 24
+    """
+    from pipelines.local import run_monitoring, use_workspace
+
+    load_config(config)
+    use_workspace(workspace)
+    _require("run_pipeline")
+    with console.status("Running the monitoring pipeline") as spinner:
+
+        def on_step(name: str) -> None:
+            console.log(f"step: {name}")
+            spinner.update(f"Running {name}")
+
+        outcome = run_monitoring(
+            config, data_dir, workspace, runner, window_hours=window_hours, on_step=on_step
+        )
+    if as_json:
+        print(json.dumps(outcome.to_dict(), indent=2, default=str))
+        return
+    out = Console(soft_wrap=True)
+    out.print(f"monitoring decision: [bold]{outcome.decision}[/bold]")
+    out.print(f"champion: v{outcome.champion_before} -> v{outcome.champion_after}")
+    for event in outcome.events:
+        if event["action"] in ("monitoring_decision", "rollback", "promotion", "deployment"):
+            detail = event["details"].get("reason") or event["details"].get("decision") or ""
+            out.print(f"  {event['action']:<20} {event['subject']:<28} {detail}")
+    for name, path in outcome.reports.items():
+        out.print(f"{name.capitalize()} report (HTML): {path}")
+
+
+@app.command("demo-loop")
+def demo_loop_cmd(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    workspace: Annotated[
+        Path, typer.Option("--workspace", "-w", help="A workspace of its own for the loop.")
+    ] = Path(".seamless-loop"),
+    rows: Annotated[int, typer.Option(help="Label rows per generated period.")] = 20_000,
+) -> None:
+    """Run the closed loop locally: champion, serving, quiet and drifted traffic, retrain,
+    a degraded promotion and its automatic rollback; ends with every decision.
+
+    Example: seamless demo-loop --workspace .seamless-loop
+    """
+    from pipelines.demo_loop import run_demo_loop
+    from pipelines.local import use_workspace
+
+    load_config(config)
+    use_workspace(workspace)
+    _require("run_pipeline")
+    events = run_demo_loop(workspace, config, rows, say=lambda line: console.print(line))
+    table = Table(title="Decisions (from the audit trail)")
+    for column in ("time", "action", "subject", "reason / outcome"):
+        table.add_column(column)
+    for e in events:
+        if e["action"] not in ("promotion", "rollback", "monitoring_decision", "deployment"):
+            continue
+        details = e.get("details") or {}
+        why = details.get("reason") or details.get("decision") or details.get("model_uri") or ""
+        table.add_row(e["time"][11:19], e["action"], e["subject"], str(why)[:160])
+    Console(soft_wrap=True).print(table)
+
+
+@app.command("promote")
+def promote_cmd(
+    version: Annotated[str, typer.Option("--version", help="Model version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit trail).")] = "manual",
+    config: ConfigOpt = DEFAULT_CONFIG,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+) -> None:
+    """Make a model version the champion by hand (previous one kept for rollback).
+
+    Example: seamless promote --version 3 --reason "approved by risk committee"
+    """
+    from components.common.env import deployments_dir
+    from components.register.operations import promote
+    from pipelines.local import use_workspace
+
+    cfg = load_config(config)
+    use_workspace(workspace)
+    move = promote(cfg.model.name, version, reason, deployments_dir())
+    Console().print(
+        f"{move.model_name}: champion v{move.champion} (previous champion v{move.replaced})"
+    )
+
+
+@app.command("rollback")
+def rollback_cmd(
+    to: Annotated[
+        str | None, typer.Option("--to", help="Version to roll back to (default: previous).")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit trail).")] = "manual",
+    config: ConfigOpt = DEFAULT_CONFIG,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+) -> None:
+    """Move the champion back to the previous champion (or to --to).
+
+    Example: seamless rollback --reason "complaints about declines"
+    """
+    from components.common.env import deployments_dir
+    from components.register.operations import rollback
+    from pipelines.local import use_workspace
+
+    cfg = load_config(config)
+    use_workspace(workspace)
+    move = rollback(cfg.model.name, to, reason, deployments_dir())
+    Console().print(f"{move.model_name}: champion back to v{move.champion} (from v{move.replaced})")
+
+
 def _print_outcome(outcome: dict, workspace: Path) -> None:
     table = Table(title="Seamless training run", show_header=False)
     table.add_row("validation", str(outcome["validation"]))

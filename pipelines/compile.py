@@ -8,9 +8,10 @@ COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 
 
 def compiled_pipelines() -> dict[str, object]:
+    from pipelines.monitoring import monitoring_pipeline
     from pipelines.training import training_pipeline
 
-    return {"training": training_pipeline}
+    return {"training": training_pipeline, "monitoring": monitoring_pipeline}
 
 
 def compile_all(out_dir: Path = COMPILED_DIR) -> list[Path]:

@@ -96,10 +96,8 @@ def use_workspace(workspace: Path) -> dict[str, str]:
     return settings
 
 
-def _latest_run_dir(root: Path, since: float) -> Path | None:
-    runs = [
-        p for p in root.glob("seamless-training-*") if p.is_dir() and p.stat().st_mtime >= since
-    ]
+def _latest_run_dir(root: Path, prefix: str, since: float) -> Path | None:
+    runs = [p for p in root.glob(f"{prefix}-*") if p.is_dir() and p.stat().st_mtime >= since]
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
@@ -107,30 +105,37 @@ def _reports(run_dir: Path | None) -> dict[str, str]:
     if run_dir is None:
         return {}
     found = {}
-    report = run_dir / "validate" / "report"
-    if report.is_file():
-        found["validation"] = str(report)
+    for name, rel in (("validation", "validate/report"), ("monitoring", "monitor/report")):
+        hits = sorted(run_dir.rglob(rel))
+        if hits and hits[0].is_file():
+            found[name] = str(hits[0])
     return found
 
 
-def run_training(
-    config_path: Path,
-    data_dir: Path | None,
+@dataclass
+class LocalRun:
+    output: str
+    run_dir: Path | None
+    log_file: Path
+    started: float
+
+
+def run_locally(
+    pipeline_name: str,
+    pipeline: Any,
+    arguments: dict[str, Any],
     workspace: Path,
+    data_dir: Path | None,
     runner: str = "subprocess",
     on_step: Callable[[str], None] | None = None,
     verbose: bool = False,
-) -> RunOutcome:
-    """Run the training pipeline locally and summarize what it decided.
-
-    Step logs go to `<workspace>/logs/` (and to stdout too when `verbose`).
-    """
-    config = load_config(config_path)  # fail on a bad config before any step starts
+) -> LocalRun:
+    """Run a pipeline with kfp.local against the workspace; a failed step's own sentence
+    becomes the SeamlessError. Step logs go to `<workspace>/logs/` (and stdout if verbose)."""
     settings = use_workspace(workspace)
     from kfp import local
 
     from pipelines.runners import make_runner
-    from pipelines.training import build_training_pipeline
 
     root = workspace.resolve() / "kfp"
     root.mkdir(parents=True, exist_ok=True)
@@ -152,31 +157,120 @@ def run_training(
         os.environ.pop("SEAMLESS_ERROR_FILE", None)
         raise
     started = time.time()
-    log_file = logs / f"training-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    pipeline = build_training_pipeline(retries=0)
+    kind = pipeline_name.removeprefix("seamless-")
+    log_file = logs / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     try:
         with open(log_file, "w", encoding="utf-8") as fh:
             sink = StepLog(fh, on_step, echo=sys.stdout if verbose else None)
             with contextlib.redirect_stdout(sink):
-                task = pipeline(
-                    config_yaml=config_path.read_text(encoding="utf-8"),
-                    data_dir=str(data_dir.resolve()) if data_dir else "",
-                )
+                task = pipeline(**arguments)
     except RuntimeError as exc:
         message = error_file.read_text().strip().splitlines() if error_file.exists() else []
         if message:
             raise SeamlessError(message[-1]) from None
-        raise SeamlessError(f"The training pipeline failed: {exc} (log: {log_file})") from None
+        raise SeamlessError(f"The {kind} pipeline failed: {exc} (log: {log_file})") from None
     finally:
         os.environ.pop("SEAMLESS_ERROR_FILE", None)
         error_file.unlink(missing_ok=True)
-    run_dir = _latest_run_dir(root, started - 1)
-    outcome = summarize(config, str(task.output), started)
-    outcome.run_dir = str(run_dir or "")
-    outcome.reports = _reports(run_dir)
-    outcome.seconds = time.time() - started
-    outcome.log_file = str(log_file)
+    run_dir = _latest_run_dir(root, pipeline_name, started - 1)
+    return LocalRun(str(task.output), run_dir, log_file, started)
+
+
+def run_training(
+    config_path: Path,
+    data_dir: Path | None,
+    workspace: Path,
+    runner: str = "subprocess",
+    on_step: Callable[[str], None] | None = None,
+    verbose: bool = False,
+) -> RunOutcome:
+    """Run the training pipeline locally and summarize what it decided."""
+    config = load_config(config_path)  # fail on a bad config before any step starts
+    from pipelines.training import PIPELINE_NAME, build_training_pipeline
+
+    done = run_locally(
+        PIPELINE_NAME,
+        build_training_pipeline(retries=0),
+        {
+            "config_yaml": config_path.read_text(encoding="utf-8"),
+            "data_dir": str(data_dir.resolve()) if data_dir else "",
+        },
+        workspace,
+        data_dir,
+        runner,
+        on_step,
+        verbose,
+    )
+    outcome = summarize(config, done.output, done.started)
+    outcome.run_dir = str(done.run_dir or "")
+    outcome.reports = _reports(done.run_dir)
+    outcome.seconds = time.time() - done.started
+    outcome.log_file = str(done.log_file)
     return outcome
+
+
+@dataclass
+class MonitoringOutcome:
+    decision: str
+    """retrain, ok or not_enough_data."""
+    events: list[dict[str, Any]]
+    """Audit events of this run: monitoring decisions, rollbacks, promotions, deployments."""
+    champion_before: str | None
+    champion_after: str | None
+    reports: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    log_file: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_monitoring(
+    config_path: Path,
+    data_dir: Path | None,
+    workspace: Path,
+    runner: str = "subprocess",
+    window_hours: float = 0.0,
+    on_step: Callable[[str], None] | None = None,
+    verbose: bool = False,
+    max_rows: int = 0,
+) -> MonitoringOutcome:
+    """Run the monitoring pipeline locally (post-deploy check, monitor, maybe retrain)."""
+    config = load_config(config_path)
+    from components.common.tracking import CHAMPION, champion_version, mlflow_client
+    from components.governance.audit import audit_log
+    from pipelines.monitoring import PIPELINE_NAME, build_monitoring_pipeline
+
+    use_workspace(workspace)
+    client = mlflow_client()
+    before = champion_version(client, config.model.name, CHAMPION)
+    log = audit_log()
+    head = sum(1 for _ in log.entries())
+    done = run_locally(
+        PIPELINE_NAME,
+        build_monitoring_pipeline(retries=0),
+        {
+            "config_yaml": config_path.read_text(encoding="utf-8"),
+            "data_dir": str(data_dir.resolve()) if data_dir else "",
+            "window_hours": float(window_hours),
+            "max_rows": int(max_rows),
+        },
+        workspace,
+        data_dir,
+        runner,
+        on_step,
+        verbose,
+    )
+    after = champion_version(client, config.model.name, CHAMPION)
+    return MonitoringOutcome(
+        decision=done.output,
+        events=list(log.entries())[head:],
+        champion_before=None if before is None else str(before.version),
+        champion_after=None if after is None else str(after.version),
+        reports=_reports(done.run_dir),
+        seconds=time.time() - done.started,
+        log_file=str(done.log_file),
+    )
 
 
 def summarize(config: SeamlessConfig, validation: str, since: float) -> RunOutcome:

@@ -24,11 +24,13 @@ def monitor(
     """
     from components.common.env import workspace
     from components.common.stage import clean_errors, stage_config
+    from components.governance import hooks
     from components.monitor.stage import default_textfile, run_monitoring
 
     with clean_errors("monitor"):
+        config = stage_config(config_yaml)
         result = run_monitoring(
-            stage_config(config_yaml),
+            config,
             model_alias=model_alias,
             report_path=report.path,
             textfile_path=default_textfile(workspace()),
@@ -47,4 +49,36 @@ def monitor(
             }
         )
         print(f"monitor: {result.decision}: {result.reason}")
+        hooks.on_monitoring_decision(
+            config.model.name,
+            str(result.model_version),
+            str(result.decision),
+            {"reason": result.reason, **result.summary_metrics()},
+        )
         return str(result.decision)
+
+
+@seamless_component
+def post_deploy_check(config_yaml: str) -> str:
+    """Keep or roll back the champion on live metrics; returns keep, rollback,
+    not_enough_data or no_previous (the reason is in the step log and the audit trail)."""
+    from components.common.env import deployments_dir, workspace
+    from components.common.stage import clean_errors, stage_config
+    from components.governance import hooks
+    from components.monitor.postdeploy import ROLLBACK, post_deploy_check
+    from components.register.operations import rollback
+
+    with clean_errors("post-deploy check"):
+        config = stage_config(config_yaml)
+        result = post_deploy_check(config, workspace())
+        print(f"post-deploy check: {result.decision}: {result.reason}")
+        if result.champion:
+            hooks.on_monitoring_decision(
+                config.model.name,
+                result.champion,
+                f"post_deploy_{result.decision}",
+                result.to_dict(),
+            )
+        if result.decision == ROLLBACK:
+            rollback(config.model.name, result.previous, result.reason, deployments_dir())
+        return result.decision

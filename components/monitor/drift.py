@@ -24,6 +24,8 @@ of out-of-range values a window drawn like N training rows shows.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,7 +35,8 @@ from scipy import stats
 
 from components.common.errors import SeamlessError
 from components.monitor.config import MonitoringConfig
-from components.monitor.profile import CATEGORICAL, bin_index, categorical_values
+from components.monitor.fast_stats import bin_counts_sorted, ks_2samp_sorted
+from components.monitor.profile import CATEGORICAL, categorical_values
 
 OK, WARN, DRIFT, NOT_ENOUGH_DATA = "ok", "warn", "drift", "not_enough_data"
 STATUS_CODE = {OK: 0, WARN: 1, DRIFT: 2, NOT_ENOUGH_DATA: -1}
@@ -41,6 +44,7 @@ STATUS_CODE = {OK: 0, WARN: 1, DRIFT: 2, NOT_ENOUGH_DATA: -1}
 UNSEEN = "__unseen__"
 _FLOOR = 1e-4  # reference share given to an empty bin, so PSI stays finite
 TESTS_PER_FEATURE = 2  # distribution test + missing-rate test
+DRIFT_THREADS = 2  # features checked in parallel by `compare` (the 2-CPU pods)
 
 
 @dataclass
@@ -125,7 +129,8 @@ def missing_test(missing: int, n: int, reference_rate: float, reference_rows: in
 def feature_values(frame: pd.DataFrame, name: str, kind: str) -> pd.Series:
     if kind == CATEGORICAL:
         return categorical_values(frame[name])
-    return pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    # No copy of a float64 column: the checks only read it.
+    return pd.to_numeric(frame[name], errors="coerce").astype("float64", copy=False)
 
 
 def check_feature(
@@ -174,23 +179,24 @@ def check_feature(
         x = present.to_numpy(dtype=float)
         sample = np.asarray(ref.get("sample") or [], dtype=float)
         if len(x) and len(sample):
-            counts = np.bincount(
-                bin_index(x, ref["bin_edges"]), minlength=len(ref["bin_frequencies"])
-            ).astype(float)
+            # Sorted once: bins, KS and range are then lookups of a few values into it
+            # (fast_stats), with the same counts and floats as bincount / ks_2samp.
+            xs = np.sort(x)
+            counts = bin_counts_sorted(xs, ref["bin_edges"]).astype(float)
             result.psi = psi(np.asarray(ref["bin_frequencies"]), counts)
-            ks = stats.ks_2samp(x, sample, method="asymp")
-            result.statistic, result.pvalue = float(ks.statistic), float(ks.pvalue)
+            result.statistic, result.pvalue = ks_2samp_sorted(xs, np.sort(sample), method="asymp")
             result.test = "ks"
+            # The unsorted array: np.mean's pairwise sum depends on the order.
             result.mean, result.reference_mean = float(x.mean()), ref.get("mean")
             bounds = cfg.bounds.get(name)
             lo = bounds.min if bounds is not None else ref.get("min")
             hi = bounds.max if bounds is not None else ref.get("max")
-            outside = np.zeros(len(x), dtype=bool)
+            outside = 0
             if lo is not None:
-                outside |= x < lo
+                outside += int(np.searchsorted(xs, lo, side="left"))
             if hi is not None:
-                outside |= x > hi
-            result.out_of_range_rate = float(outside.mean())
+                outside += len(xs) - int(np.searchsorted(xs, hi, side="right"))
+            result.out_of_range_rate = outside / len(xs)
     classify(result, cfg, corrected)
     return result
 
@@ -256,10 +262,18 @@ def compare(profile: dict[str, Any], window: pd.DataFrame, cfg: MonitoringConfig
             f"{cfg.min_rows} needed (monitoring.min_rows)"
         )
         return result
-    for name in names:
+
+    def one(name: str) -> FeatureDrift:
         ref = profile["features"][name]
-        values = feature_values(window, name, str(ref["kind"]))
-        result.features.append(check_feature(name, ref, values, cfg, corrected))
+        return check_feature(
+            name, ref, feature_values(window, name, str(ref["kind"])), cfg, corrected
+        )
+
+    # Features are independent and numpy's sort / searchsorted release the GIL, so two
+    # threads nearly halve a large window's time; map keeps the profile's order.
+    workers = max(1, min(DRIFT_THREADS, os.cpu_count() or 1, len(names)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        result.features.extend(pool.map(one, names))
     drifted, warned = result.by_status(DRIFT), result.by_status(WARN)
     if drifted:
         result.status = DRIFT

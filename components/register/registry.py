@@ -80,3 +80,63 @@ def register(
         previous_champion_version=previous,
         promoted=decision == "promote",
     )
+
+
+@dataclass
+class AliasMove:
+    model_name: str
+    champion: str
+    previous_champion: str | None
+    replaced: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _existing_version(client: Any, model_name: str, version: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version(model_name, str(version)).version)
+    except MlflowException:
+        raise SeamlessError(f"Model {model_name} has no version {version}.") from None
+
+
+def promote_version(model_name: str, version: str) -> AliasMove:
+    """Make `version` the champion by hand; the replaced one keeps `previous_champion`."""
+    client = mlflow_client()
+    version = _existing_version(client, model_name, version)
+    current = champion_version(client, model_name, CHAMPION)
+    old = None if current is None else str(current.version)
+    if old == version:
+        raise SeamlessError(f"{model_name} v{version} is already the champion.")
+    if old is not None:
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    return AliasMove(model_name, version, old, old)
+
+
+def rollback_champion(model_name: str, to_version: str | None = None) -> AliasMove:
+    """Move `champion` back to `previous_champion` (or to `to_version`).
+
+    The version rolled away from becomes `previous_champion`, so a mistaken rollback is
+    itself one rollback away from undone.
+    """
+    client = mlflow_client()
+    current = champion_version(client, model_name, CHAMPION)
+    if current is None:
+        raise SeamlessError(f"{model_name} has no champion to roll back.")
+    if to_version is None:
+        target = champion_version(client, model_name, PREVIOUS_CHAMPION)
+        if target is None:
+            raise SeamlessError(
+                f"{model_name} has no previous_champion alias; name a version with --to."
+            )
+        to_version = str(target.version)
+    to_version = _existing_version(client, model_name, to_version)
+    old = str(current.version)
+    if old == to_version:
+        raise SeamlessError(f"{model_name} v{to_version} is already the champion.")
+    client.set_registered_model_alias(model_name, CHAMPION, to_version)
+    client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
+    return AliasMove(model_name, to_version, old, old)

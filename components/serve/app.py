@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -75,6 +76,27 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming every bad field; the offending inputs are echoed as short text only
+        (an echoed Infinity or a huge value must not turn the answer into a 500)."""
+        errors = [
+            {
+                "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+                "input": repr(e.get("input"))[:80],
+            }
+            for e in exc.errors()[:50]
+        ]
+        fields = sorted({".".join(str(p) for p in err["loc"][1:]) or "body" for err in errors})
+        more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+        return JSONResponse(
+            {"detail": errors, "message": f"Invalid request: check {', '.join(fields[:5])}{more}."},
+            status_code=422,
+        )
+
     bearer = HTTPBearer(auto_error=False, description="Token with role predict or admin.")
 
     def require(role: str) -> Callable[..., None]:

@@ -80,6 +80,9 @@ def _values(tensor: InferInput) -> list[Any]:
     return data
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _check_value(name: str, datatype: str, value: Any, i: int) -> None:
     if value is None:
         return
@@ -93,8 +96,14 @@ def _check_value(name: str, datatype: str, value: Any, i: int) -> None:
         or (datatype == "BYTES" and isinstance(value, str))
         or (datatype == "BOOL" and isinstance(value, bool))
     )
+    if ok and isinstance(value, int) and not isinstance(value, bool):
+        # Past int64 the store and the model both fail deep inside; say so here.
+        ok = INT64_MIN <= value <= INT64_MAX or (datatype in FLOAT_TYPES and abs(value) < 2**1023)
+    if ok and isinstance(value, float):
+        ok = math.isfinite(value)
     if not ok:
-        raise OipError(f"Input '{name}' ({datatype}): element {i} is {value!r}.")
+        shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
+        raise OipError(f"Input '{name}' ({datatype}): element {i} is {shown}, not a valid value.")
 
 
 def parse_inputs(

@@ -12,9 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, model_v
 from components.common.config import ColumnType, SeamlessConfig
 
 # Strict: "12" is not an int and 1 is not a string; a float field still accepts 3.
+# Ints within int64 (what the stores and the model hold); floats finite (JSON's
+# non-standard Infinity/NaN literals are otherwise accepted by Python's parser).
 PY_TYPES: dict[ColumnType, Any] = {
-    "int": Annotated[int, Strict()],
-    "float": Annotated[float, Strict()],
+    "int": Annotated[int, Strict(), Field(ge=-(2**63), le=2**63 - 1)],
+    "float": Annotated[float, Strict(), Field(allow_inf_nan=False)],
     "string": Annotated[str, Strict()],
     "bool": Annotated[bool, Strict()],
     "timestamp": datetime,

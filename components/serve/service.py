@@ -110,6 +110,12 @@ class Service:
         hooks.on_model_reload(new.name, str(new.version), str(old.version) if old else None)
 
     def start(self) -> None:
+        # One BLAS/OpenMP thread per request thread: with several request threads, each
+        # model call otherwise starts its own OpenMP team that spins on a busy machine
+        # (measured: 10x the CPU per prediction; docs/serving-benchmark.md).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
         self.predictions.open()
         self.feedback.open()
         result = self.models.reload()

@@ -38,7 +38,7 @@ def test_compiled_spec_parses_strictly(name: str) -> None:
     assert loaded.name
     spec = pipeline_spec_pb2.PipelineSpec()
     json_format.ParseDict(_docs(path)[0], spec, ignore_unknown_fields=False)
-    assert spec.pipeline_info.name == "seamless-training"
+    assert spec.pipeline_info.name == f"seamless-{name}"
     executors = _docs(path)[0]["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {RUNTIME_IMAGE}
     assert not any("pip install" in " ".join(e["container"]["command"]) for e in executors.values())

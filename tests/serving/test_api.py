@@ -240,3 +240,32 @@ def test_online_store_outage_is_503_and_recovers(client: TestClient, ws: Path) -
     r = client.post("/v1/predict", json={"entity_ids": [100000]})
     assert r.status_code == 200, r.text
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"entity_ids": [2**63]},
+        {"entity_ids": [-(2**63) - 1]},
+    ],
+)
+def test_entity_ids_outside_int64_are_422(client: Any, body: dict[str, Any]) -> None:
+    answer = client.post("/v1/predict", json=body)
+    assert answer.status_code == 422, answer.text
+
+
+def test_non_finite_and_huge_values_are_4xx(client: Any) -> None:
+    raw = '{"instances": [{"annual_income": Infinity}]}'
+    answer = client.post("/v1/predict", content=raw, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    for value in ("Infinity", str(2**1100), str(2**63)):
+        tensor = (
+            '{"inputs": [{"name": "customer_id", "shape": [1], "datatype": "INT64", '
+            f'"data": [{value}]}}]}}'
+        )
+        answer = client.post(
+            "/v2/models/credit_risk/infer",
+            content=tensor,
+            headers={"Content-Type": "application/json"},
+        )
+        assert 400 <= answer.status_code < 500, (value, answer.text)

@@ -1,0 +1,237 @@
+"""`seamless demo-loop`: the closed loop, locally, from a champion to an automatic rollback.
+
+1. train a champion on the normal period;
+2. serve it (a real `seamless serve` process on loopback, with tokens);
+3. replay normal traffic with its labels -> monitoring stays quiet;
+4. replay the generator's drifted period -> drift detected -> retrain on fresh data ->
+   the gate decides -> new champion;
+5. train a deliberately degraded model (shuffled labels; the gate rejects it), promote
+   it by hand, replay traffic -> the post-deploy check rolls it back automatically.
+It ends with every decision, its reason and numbers, read back from the audit trail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import requests
+
+from components.common.config import SeamlessConfig, load_config
+from components.common.errors import SeamlessError
+
+Say = Callable[[str], None]
+
+
+def as_of_rows(config: SeamlessConfig, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each label row with every feature as of its own time (what a request would carry)."""
+    key = config.entity_key()
+    label_table = config.labels.table
+    ts = config.timestamp_key(label_table)
+    rows = frames[label_table].sort_values(ts).reset_index(drop=True)
+    for view in config.features.views:
+        table = frames[view.table].sort_values(config.timestamp_key(view.table))
+        table = table.rename(columns={config.timestamp_key(view.table): "_feature_ts"})
+        rows = pd.merge_asof(
+            rows,
+            table[[key, "_feature_ts", *view.features]],
+            left_on=ts,
+            right_on="_feature_ts",
+            by=key,
+            direction="backward",
+        ).drop(columns="_feature_ts")
+    return rows
+
+
+def instances(config: SeamlessConfig, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready feature rows typed as the serving schema wants (ints as ints, NaN as null)."""
+    out = []
+    types = config.feature_types()
+    for record in rows[list(types)].to_dict("records"):
+        item: dict[str, Any] = {}
+        for name, kind in types.items():
+            value = record[name]
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                item[name] = None
+            elif kind == "int":
+                item[name] = int(value)
+            elif kind == "float":
+                item[name] = float(value)
+            else:
+                item[name] = str(value)
+        out.append(item)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`seamless serve` in a child process, stopped on exit."""
+
+    def __init__(self, workspace: Path, config_path: Path) -> None:
+        self.port = _free_port()
+        self.token = secrets.token_urlsafe(24)
+        tokens = workspace / "access" / "serve-tokens.txt"
+        tokens.parent.mkdir(parents=True, exist_ok=True)
+        tokens.write_text(f"{self.token}:admin\n")
+        tokens.chmod(0o600)
+        exe = Path(sys.executable).parent / "seamless"
+        self.proc = subprocess.Popen(
+            [
+                str(exe),
+                "serve",
+                "--workspace",
+                str(workspace),
+                "--config",
+                str(config_path),
+                "--port",
+                str(self.port),
+                "--poll-seconds",
+                "1",
+                "--tokens-file",
+                str(tokens),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(workspace / "logs" / "serve.log", "ab"),  # noqa: SIM115
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {self.token}"
+
+    def wait_ready(self, timeout_s: float = 90) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SeamlessError("The serving process exited; see logs/serve.log.")
+            try:
+                if self.session.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise SeamlessError(f"Serving at {self.url} was not ready within {timeout_s:.0f} s.")
+
+    def wait_version(self, version: str, timeout_s: float = 30) -> None:
+        """Until the poller has swapped to `version` (it polls the alias every second)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ready = self.session.get(f"{self.url}/readyz", timeout=2).json()
+            if str(ready.get("model", {}).get("version")) == str(version):
+                return
+            time.sleep(0.5)
+        raise SeamlessError(f"Serving did not switch to v{version} within {timeout_s:.0f} s.")
+
+    def replay(self, config: SeamlessConfig, rows: pd.DataFrame, batch: int = 20) -> str:
+        """Predict every row (batched) and send its true label as feedback; returns versions."""
+        label = config.labels.label_column
+        versions = set()
+        items = instances(config, rows)
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            answer = self.session.post(
+                f"{self.url}/v1/predict", json={"instances": chunk}, timeout=30
+            )
+            answer.raise_for_status()
+            body = answer.json()
+            versions.add(body["model_version"])
+            feedback = [
+                {"request_id": body["request_id"], "index": i, "label": int(y)}
+                for i, y in enumerate(rows[label].iloc[start : start + batch])
+            ]
+            self.session.post(
+                f"{self.url}/v1/feedback", json={"feedback": feedback}, timeout=30
+            ).raise_for_status()
+        return ",".join(sorted(versions))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def run_demo_loop(
+    workspace: Path, config_path: Path, rows: int = 20_000, say: Say = print
+) -> list[dict[str, Any]]:
+    """The whole loop; returns the decisions (audit events) it produced."""
+    from components.governance.audit import audit_log
+    from pipelines.demo_data import generate, generate_frames
+    from pipelines.local import run_monitoring, run_training, use_workspace
+
+    config = load_config(config_path)
+    workspace = workspace.resolve()
+    (workspace / "logs").mkdir(parents=True, exist_ok=True)
+    use_workspace(workspace)
+    head = sum(1 for _ in audit_log().entries())
+    data = workspace / "data"
+    normal, drifted, degraded = data / "normal", data / "drifted", data / "degraded"
+    generate(normal, n_rows=rows, seed=11)
+    generate(drifted, n_rows=rows, seed=12, drift=True)
+    # The degraded model: the drifted period with its labels shuffled (no signal left).
+    generate(degraded, n_rows=rows, seed=12, drift=True)
+    labels = pd.read_parquet(degraded / "labels.parquet")
+    labels[config.labels.label_column] = np.random.default_rng(0).permutation(
+        labels[config.labels.label_column].to_numpy()
+    )
+    labels.to_parquet(degraded / "labels.parquet", index=False)
+
+    say("1/5 training the first champion on the normal period")
+    first = run_training(config_path, normal, workspace)
+    say(f"    v{first.version}: {first.decision}: {first.reason}")
+
+    traffic_normal = as_of_rows(config, generate_frames(n_rows=4000, seed=21)).tail(800)
+    traffic_drift = as_of_rows(config, generate_frames(n_rows=4000, seed=22, drift=True)).tail(800)
+    server = Server(workspace, config_path)
+    try:
+        server.wait_ready()
+        say(f"2/5 serving v{first.champion_version} at {server.url}")
+        served = server.replay(config, traffic_normal)
+        say(f"3/5 replayed {len(traffic_normal)} normal requests (v{served}); monitoring")
+        quiet = run_monitoring(config_path, drifted, workspace, max_rows=len(traffic_normal))
+        say(f"    monitoring: {quiet.decision}")
+
+        served = server.replay(config, traffic_drift)
+        say(f"4/5 replayed {len(traffic_drift)} drifted requests (v{served}); monitoring")
+        loud = run_monitoring(config_path, drifted, workspace, max_rows=len(traffic_drift))
+        say(
+            f"    monitoring: {loud.decision}; champion v{loud.champion_before} -> "
+            f"v{loud.champion_after}"
+        )
+        if loud.champion_after:
+            server.wait_version(loud.champion_after)
+        served = server.replay(config, traffic_drift)
+        say(f"    replayed {len(traffic_drift)} requests on the champion (v{served})")
+
+        say("5/5 training a degraded model (shuffled labels) and promoting it by hand")
+        bad = run_training(config_path, degraded, workspace)
+        say(f"    v{bad.version}: gate said {bad.decision}: {bad.reason}")
+        if bad.version and bad.decision != "promote":
+            from components.common.env import deployments_dir
+            from components.register.operations import promote
+
+            os.environ.setdefault("SEAMLESS_ROLE", "admin")
+            promote(
+                config.model.name, bad.version, "demo: deliberately degraded", deployments_dir()
+            )
+            server.wait_version(bad.version)
+        served = server.replay(config, traffic_drift)
+        say(f"    replayed {len(traffic_drift)} requests on v{served}; monitoring")
+        after = run_monitoring(config_path, drifted, workspace, max_rows=len(traffic_drift))
+        say(f"    champion v{after.champion_before} -> v{after.champion_after}")
+    finally:
+        server.stop()
+    return list(audit_log().entries())[head:]

@@ -1,0 +1,49 @@
+"""The monitoring pipeline: post-deploy check -> monitor -> (drift or breach) retrain.
+
+Retraining reuses the training pipeline as a sub-pipeline, so its gate decides whether
+the retrained model is promoted. Schedule it as a recurring run (`seamless submit
+--pipeline monitoring --cron ...`) or run it locally (`seamless run monitoring`).
+"""
+
+# No `from __future__ import annotations` here: KFP reads the annotations as types.
+from kfp import dsl
+
+from components.monitor.component import monitor, post_deploy_check
+from pipelines.training import build_training_pipeline, wire_for_kubernetes
+
+PIPELINE_NAME = "seamless-monitoring"
+
+
+def build_monitoring_pipeline(retries: int = 2, cluster: bool = False):  # type: ignore[no-untyped-def]
+    """Same knobs as the training pipeline (see `build_training_pipeline`)."""
+    training = build_training_pipeline(retries=retries, cluster=cluster)
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Roll back a regressing champion; retrain on drift or a performance breach.",
+    )
+    def monitoring_pipeline(
+        config_yaml: str, data_dir: str = "", window_hours: float = 0.0, max_rows: int = 0
+    ) -> str:
+        """Returns the monitoring decision: retrain, ok or not_enough_data."""
+        checked = post_deploy_check(config_yaml=config_yaml).set_display_name("post-deploy-check")
+        watched = monitor(
+            config_yaml=config_yaml, window_hours=window_hours, max_rows=max_rows
+        ).after(checked)
+        watched.set_display_name("monitor")
+        with dsl.If(watched.outputs["Output"] == "retrain", name="drift-or-breach"):
+            training(config_yaml=config_yaml, data_dir=data_dir).set_display_name("retrain")
+        for task in (checked, watched):
+            if retries:
+                task.set_retry(num_retries=retries, backoff_duration="30s")
+            task.set_cpu_request("250m").set_cpu_limit("2")
+            task.set_memory_request("512M").set_memory_limit("2G")
+            if cluster:
+                wire_for_kubernetes(task)
+        return watched.outputs["Output"]
+
+    return monitoring_pipeline
+
+
+monitoring_pipeline = build_monitoring_pipeline(retries=2, cluster=True)
+"""The pipeline as compiled for Kubeflow (pipelines/compiled/monitoring.yaml)."""
