@@ -42,8 +42,8 @@ _NEVER = np.iinfo(np.int64).max // 4
 _REPORT_LAG = 10 * _DAY
 """Delay after which a default shows in the credit history (as delinquency, lower score)."""
 _INTERCEPT = -2.7
-"""Fixed (not fitted per run) so the concept stays the same across periods: drift moves
-the features and therefore the default rate, not the rule turning features into risk."""
+"""Fixed (not fitted per run); the drifted period changes the concept only through its
+`_Period` weights (utilization, region), on top of moving the features."""
 _UNSEEN = 0.5
 """Spread of the log-odds from life events the data never shows (caps the reachable AUC)."""
 
@@ -61,6 +61,9 @@ class _Period:
     balance_missing: float
     balance_burst_months: tuple[int, ...]
     balance_burst_missing: float
+    # Concept: how utilization and region turn into risk (changes in a downturn).
+    util_weight: float = 1.5
+    region_effect: tuple[float, ...] = (0.0, 0.08, -0.04, 0.0, 0.06)
 
 
 _NORMAL = _Period(
@@ -85,6 +88,11 @@ _DRIFTED = _Period(
     # A feed outage: a quarter of the balances go missing for three months.
     balance_burst_months=(3, 4, 5),
     balance_burst_missing=0.25,
+    # Concept drift: a regional shock in the south and utilization weighing twice as
+    # much, so a model trained on the normal period ranks this period worse and a
+    # retrained one can win the champion/challenger gate.
+    util_weight=3.0,
+    region_effect=(0.0, 1.0, -0.04, 0.0, 0.06),
 )
 
 
@@ -158,12 +166,13 @@ def _risk_logit(
     age: np.ndarray,
     home: np.ndarray,
     region: np.ndarray,
+    period: _Period = _NORMAL,
 ) -> np.ndarray:
     """Log-odds of default from the observable as-of values (the ground-truth concept)."""
     return (
         _INTERCEPT
         - 0.011 * (score - 690)
-        + 1.5 * (util - 0.30)
+        + period.util_weight * (util - 0.30)
         + 0.6 * (util > 0.85)  # maxed-out credit lines: a threshold a tree can find
         + 0.25 * np.minimum(delinq, 4)
         + 0.18 * np.log1p(overdraft / 50)
@@ -174,7 +183,7 @@ def _risk_logit(
         + 0.02 * np.maximum(30 - age, 0)
         + 0.015 * np.maximum(age - 65, 0)
         + np.array([0.20, -0.14, 0.0, 0.10])[home]
-        + np.array([0.0, 0.08, -0.04, 0.0, 0.06])[region]
+        + np.array(period.region_effect)[region]
     )
 
 
@@ -275,6 +284,7 @@ def _simulate_period(
             cust.age[c],
             cust.home[c],
             cust.region[c],
+            p,
         )
         # Life events the data never sees: keeps a perfect model well below AUC 1.
         logit = logit + rng.normal(0, _UNSEEN, rows.size)

@@ -44,6 +44,8 @@ class RunOutcome:
         return asdict(self)
 
 
+_DERIVED = "SEAMLESS_DERIVED_ENDPOINTS"
+"""Which endpoint variables `use_workspace` derived itself (and may replace)."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_LINE = re.compile(r"Executing task '([\w-]+)'")
 
@@ -80,19 +82,34 @@ class StepLog(io.TextIOBase):
 
 
 def use_workspace(workspace: Path) -> dict[str, str]:
-    """Point this process (and the steps it starts) at the workspace; returns the settings."""
+    """Point this process (and the steps it starts) at the workspace; returns the settings.
+
+    Endpoints set by the user (a tracking server, a cluster's Feast repo) are kept; the
+    ones an earlier call derived from another workspace are replaced, so one process can
+    move between workspaces (tests, the demo loop) without writing into the wrong store.
+    """
     workspace = workspace.resolve()
     workspace.mkdir(parents=True, exist_ok=True)
     disable_telemetry()
-    os.environ["SEAMLESS_WORKSPACE"] = str(workspace)
-    settings = {
-        "SEAMLESS_WORKSPACE": str(workspace),
-        "MLFLOW_TRACKING_URI": os.environ.get(
-            "MLFLOW_TRACKING_URI", f"sqlite:///{workspace / 'mlflow' / 'mlflow.db'}"
-        ),
-        "SEAMLESS_FEAST_REPO": os.environ.get("SEAMLESS_FEAST_REPO", str(workspace / "feast")),
+    derived = set(filter(None, os.environ.get(_DERIVED, "").split(",")))
+    defaults = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{workspace / 'mlflow' / 'mlflow.db'}",
+        "SEAMLESS_FEAST_REPO": str(workspace / "feast"),
     }
+    settings = {"SEAMLESS_WORKSPACE": str(workspace)}
+    now_derived = []
+    for key, value in defaults.items():
+        if key in os.environ and key not in derived:
+            settings[key] = os.environ[key]
+        else:
+            settings[key] = value
+            now_derived.append(key)
+    if "MLFLOW_TRACKING_URI" in now_derived:
+        # Exported by MLflow for the previous store; meaningless for this one.
+        for key in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
+            os.environ.pop(key, None)
     os.environ.update(settings)
+    os.environ[_DERIVED] = ",".join(now_derived)
     return settings
 
 

@@ -16,7 +16,14 @@ from components.common.env import disable_telemetry
 def _isolated_environment() -> Iterator[None]:
     """Telemetry off; endpoints a test points at its workspace do not leak into the next."""
     saved = dict(os.environ)
-    for key in ("SEAMLESS_WORKSPACE", "MLFLOW_TRACKING_URI", "SEAMLESS_FEAST_REPO"):
+    for key in (
+        "SEAMLESS_WORKSPACE",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        "MLFLOW_EXPERIMENT_ID",
+        "SEAMLESS_FEAST_REPO",
+        "SEAMLESS_DERIVED_ENDPOINTS",
+    ):
         os.environ.pop(key, None)
     disable_telemetry()
     yield

@@ -295,6 +295,28 @@ def _expand(value: Any, where: str, origin: str) -> Any:
     return value
 
 
+MAX_NODES = 100_000
+"""A config is small; more nodes than this (e.g. nested YAML aliases) is refused."""
+
+
+def _check_size(raw: Any, origin: str) -> None:
+    """Refuse alias bombs before anything walks the expanded tree."""
+    count = 0
+    stack = [raw]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise SeamlessError(
+                f"{origin}: the config expands to more than {MAX_NODES:,} values "
+                "(nested YAML aliases?); refusing to load it."
+            )
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def _format_error(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
@@ -313,10 +335,15 @@ def parse_config(text: str, origin: str = "<config>") -> SeamlessConfig:
     """Parse YAML text into a validated config; errors name `origin` and the key."""
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SeamlessError(f"{origin}: not valid YAML ({exc}).") from None
+    except yaml.MarkedYAMLError as exc:
+        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise SeamlessError(f"{origin}: not valid YAML{where} ({exc.problem}).") from None
+    except Exception as exc:  # PyYAML's constructors raise plain errors on bad tags
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise SeamlessError(f"{origin}: not valid YAML ({reason}).") from None
     if not isinstance(raw, dict):
         raise SeamlessError(f"{origin}: expected a mapping of config keys at the top level.")
+    _check_size(raw, origin)
     raw = _expand(raw, "", origin)
     try:
         return SeamlessConfig.model_validate(raw)
@@ -329,7 +356,14 @@ def load_config(path: str | Path) -> SeamlessConfig:
     p = Path(path)
     if not p.is_file():
         raise SeamlessError(f"Config file {p} does not exist.")
-    return parse_config(p.read_text(encoding="utf-8"), origin=str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeamlessError(
+            f"Config file {p} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start})."
+        ) from None
+    return parse_config(text, origin=str(p))
 
 
 def default_config_path() -> Path:

@@ -56,8 +56,11 @@ def write_dataset(
     rename, so a failure never leaves a half-written dataset behind.
     """
     target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise SeamlessError(f"Cannot write dataset {target}: {exc.strerror}.") from None
     try:
         entries: dict[str, dict[str, Any]] = {}
         for name, df in tables.items():
@@ -76,6 +79,10 @@ def write_dataset(
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = exc.strerror or type(exc).__name__
+        raise SeamlessError(f"Cannot write dataset {target}: {reason}.") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -7,6 +7,7 @@ calls. Both work on a Feast repo folder (see `components.common.env.feast_repo_p
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -154,5 +155,9 @@ def materialize_online(repo_path: Path, config: SeamlessConfig) -> dict[str, Any
             "pipeline's features step first."
         )
     end = datetime.now(UTC)
-    store.materialize_incremental(end_date=end, feature_views=views)
+    try:
+        store.materialize_incremental(end_date=end, feature_views=views)
+    except (OSError, sqlite3.Error) as exc:
+        online = getattr(store.config.online_store, "path", None) or store.config.online_store.type
+        raise SeamlessError(f"Cannot write the online store ({online}): {exc}.") from None
     return {"views": views, "end": end.isoformat()}

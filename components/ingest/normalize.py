@@ -89,12 +89,23 @@ def _clean_text(raw: pd.Series) -> pd.Series:
     return s.map(clean)
 
 
+def _fits_int64(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and _INT_TEXT.fullmatch(value) is not None
+        and -(2**63) <= int(value) < 2**63
+    )
+
+
 def _to_int(raw: pd.Series) -> pd.Series:
     if ptypes.is_bool_dtype(raw) or ptypes.is_integer_dtype(raw):
         return raw.astype("Int64")
     s = _clean_text(raw) if _is_text(raw) else raw
     num = pd.to_numeric(s, errors="coerce")
-    if ptypes.is_integer_dtype(num):
+    if ptypes.is_unsigned_integer_dtype(num):
+        # Values past int64 parse as uint64: leave them to the tolerance check as invalid.
+        num = num.astype("float64").where(num <= np.iinfo("int64").max)
+    elif ptypes.is_integer_dtype(num):
         return num.astype("Int64")
     floats = num.astype("float64").to_numpy()
     ok = ~np.isnan(floats) & (floats % 1 == 0) & (np.abs(floats) < 2**63)
@@ -103,7 +114,8 @@ def _to_int(raw: pd.Series) -> pd.Series:
     if _is_text(raw):
         # Floats lose digits past 2**53: re-read integer-looking text exactly (long ids).
         text = s.map(lambda v: v if isinstance(v, str) else None)
-        exact = (text.notna() & text.str.fullmatch(_INT_TEXT.pattern).fillna(False)).to_numpy(bool)
+        # ...but only what fits in int64; longer digit strings stay invalid values.
+        exact = text.map(_fits_int64).to_numpy(bool)
         if exact.any():
             values[exact] = text[exact].astype("int64").to_numpy()
             ok |= exact
@@ -226,7 +238,11 @@ def normalize_with_report(
     missing = [c for c in required if c not in df.columns]
     if missing:
         names = ", ".join(f"'{c}'" for c in missing)
-        found = ", ".join(df.columns[:20]) + (", ..." if len(df.columns) > 20 else "")
+        # Names only, each cut short: a wrong file's "header" can be any line of content.
+        seen = [str(c)[:30] for c in df.columns[:10]]
+        found = ", ".join(seen) + (", ..." if len(df.columns) > 10 else "")
+        if len(df.columns) == 1 and len(str(df.columns[0])) > 30:
+            found = "one column whose header is not a column name; is this the right file?"
         noun = "column" if len(missing) == 1 else "columns"
         verb = "is" if len(missing) == 1 else "are"
         raise SeamlessError(f"{where}: required {noun} {names} {verb} missing (found: {found}).")

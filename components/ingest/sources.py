@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import zlib
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,13 @@ def _resolve_file(uri: str, data_dir: str | Path | None, what: str = "File sourc
         )
     path = Path(uri).expanduser()
     if not path.is_absolute():
-        path = (Path(data_dir) if data_dir is not None else Path.cwd()) / path
+        base = (Path(data_dir) if data_dir is not None else Path.cwd()).resolve()
+        path = (base / path).resolve()
+        # A relative source stays inside the data directory (absolute paths are explicit).
+        if base not in path.parents and path != base:
+            raise SeamlessError(
+                f"{what}: relative path {uri} points outside the data directory {base}."
+            )
     return path.absolute()
 
 
@@ -141,7 +148,28 @@ def _read_file(
     fmt = _format_of(name, head, source.format)
     if fmt == "parquet":
         return _read_parquet(handle, shown, what)
+    if not name.lower().endswith(".gz"):
+        _refuse_nul_bytes(data if data is not None else Path(where), shown, what)
     return _read_csv(handle, shown, what, source.delimiter, expected)
+
+
+def _refuse_nul_bytes(content: bytes | Path, shown: str, what: str) -> None:
+    """The CSV parser silently cuts values at a NUL byte: refuse such text instead."""
+    if isinstance(content, bytes):
+        offset = content.find(b"\x00")
+    else:
+        offset, base = -1, 0
+        with content.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                hit = chunk.find(b"\x00")
+                if hit >= 0:
+                    offset = base + hit
+                    break
+                base += len(chunk)
+    if offset >= 0:
+        raise SeamlessError(
+            f"{what}: {shown} has a NUL byte at offset {offset}; it is binary, not CSV text."
+        )
 
 
 def _read_parquet(handle: Any, shown: str, what: str) -> pd.DataFrame:
@@ -175,6 +203,10 @@ def _read_csv(
         raise SeamlessError(
             f"{what}: {shown} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
             f"{exc.start}), so it cannot be read as CSV."
+        ) from None
+    except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt compressed files
+        raise SeamlessError(
+            f"{what}: {shown} cannot be decompressed or read ({short_reason(exc)})."
         ) from None
     missing = [c for c in expected if c not in df.columns]
     if missing and len(df.columns) == 1:

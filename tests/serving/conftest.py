@@ -29,10 +29,23 @@ def serve_config() -> SeamlessConfig:
     return small_config(load_config(default_config_path()))
 
 
+ENDPOINT_KEYS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "SEAMLESS_FEAST_REPO",
+    "SEAMLESS_DERIVED_ENDPOINTS",
+)
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, serve_config: SeamlessConfig) -> dict:
     """Data, Feast repo and a champion; the process environment is restored afterwards."""
     saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    # A session fixture runs before the per-test environment reset: drop endpoints that
+    # earlier tests' stores left behind (MLflow exports the last URI it was given).
+    for key in ENDPOINT_KEYS:
+        os.environ.pop(key, None)
     try:
         return build_workspace(tmp_path_factory.mktemp("serving"), serve_config)
     finally:
