@@ -7,12 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from components.common.config import default_config_path
 from components.common.errors import SeamlessError
 from components.common.image import RUNTIME_IMAGE
-from pipelines.demo_data import generate
 from pipelines.local import run_training
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
@@ -41,28 +38,11 @@ def runtime_image() -> str:
     return RUNTIME_IMAGE
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("docker-data")
-    generate(out, n_rows=4000, seed=5)
-    return out
-
-
-@pytest.fixture()
-def quick_config(tmp_path: Path) -> Path:
-    raw = yaml.safe_load(default_config_path().read_text())
-    raw["model"]["search"].update({"n_iter": 2, "cv": 2})
-    raw["model"]["search"]["space"] = {"learning_rate": [0.05, 0.1], "max_iter": [60]}
-    path = tmp_path / "quick.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
 def test_docker_runner_matches_subprocess_runner(
-    runtime_image: str, data: Path, quick_config: Path, tmp_path: Path
+    runtime_image: str, demo_data: Path, quick_config: Path, tmp_path: Path
 ) -> None:
-    local_run = run_training(quick_config, data, tmp_path / "ws-subprocess")
-    docker_run = run_training(quick_config, data, tmp_path / "ws-docker", runner="docker")
+    local_run = run_training(quick_config, demo_data, tmp_path / "ws-subprocess")
+    docker_run = run_training(quick_config, demo_data, tmp_path / "ws-docker", runner="docker")
     assert docker_run.validation == local_run.validation
     assert docker_run.decision == local_run.decision == "promote"
     assert docker_run.champion_metrics == pytest.approx(local_run.champion_metrics, abs=1e-9)
