@@ -496,6 +496,7 @@ def generate(
     for name in TABLES:
         target = out / f"{name}.parquet"
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the data from a container's user
         os.close(fd)
         try:
             frames[name].to_parquet(tmp, index=False)

@@ -181,7 +181,9 @@ def run_locally(
             sink = StepLog(fh, on_step, echo=sys.stdout if verbose else None)
             with contextlib.redirect_stdout(sink):
                 task = pipeline(**arguments)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
+        # ValueError: kfp.local's DockerRunner can lose a failed container's exit code
+        # (auto-removed before wait), and the next step then finds no outputs.
         message = error_file.read_text().strip().splitlines() if error_file.exists() else []
         if message:
             raise SeamlessError(message[-1]) from None

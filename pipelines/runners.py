@@ -63,6 +63,18 @@ def _owned_by_image_user(path: Path) -> None:
     os.chown(path, IMAGE_USER, IMAGE_USER)
 
 
+def _readable_by_others(folder: Path) -> None:
+    """The steps run as the image's user: the (read-only) data folder must let it in."""
+    if not folder.exists():
+        return  # ingest reports the missing file itself, with its name
+    mode = folder.stat().st_mode
+    if mode & 0o005 != 0o005 and folder.stat().st_uid != IMAGE_USER:
+        raise SeamlessError(
+            f"Data folder {folder} is not readable by the container's user (uid {IMAGE_USER}); "
+            f"make it readable (chmod o+rx {folder}) or run with --runner subprocess."
+        )
+
+
 def docker_runner(workspace: Path, data_dir: Path | None, settings: dict[str, str]) -> Any:
     from docker.types import Mount
     from kfp import local
@@ -76,6 +88,8 @@ def docker_runner(workspace: Path, data_dir: Path | None, settings: dict[str, st
     if os.geteuid() == 0:
         _owned_by_image_user(ws)
         user = f"{IMAGE_USER}:{IMAGE_USER}"
+        if data_dir is not None:
+            _readable_by_others(data_dir.resolve())
     else:
         user = f"{os.getuid()}:{os.getgid()}"
     environment = {**TELEMETRY_OFF, **settings, "HOME": "/tmp"}

@@ -56,6 +56,7 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("demo-data")
     generate(out, n_rows=6000, seed=3)
+    out.chmod(0o755)  # pytest's 0700 would keep the docker runner's non-root steps out
     return out
 
 

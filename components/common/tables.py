@@ -59,6 +59,7 @@ def write_dataset(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the dataset from other readers
     except OSError as exc:
         raise SeamlessError(f"Cannot write dataset {target}: {exc.strerror}.") from None
     try:
@@ -117,6 +118,7 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.chmod(tmp, 0o644)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(payload, fh, indent=2, default=str)

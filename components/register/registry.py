@@ -28,6 +28,22 @@ class Registration:
         return asdict(self)
 
 
+def _set_alias(client: Any, model_name: str, alias: str, version: str, attempts: int = 5) -> None:
+    """Set an alias, retrying the unique-constraint race of concurrent writers (SQLite)."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            client.set_registered_model_alias(model_name, alias, version)
+            return
+        except MlflowException as exc:
+            if "UNIQUE constraint" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+
+
 def register(
     model_name: str,
     model_uri: str,
@@ -58,16 +74,16 @@ def register(
     version = str(mv.version)
     if description:
         client.update_model_version(model_name, version, description=description)
-    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    _set_alias(client, model_name, CHALLENGER, version)
     aliases = [CHALLENGER]
     current = champion_version(client, model_name, CHAMPION)
     previous: str | None = None
     champion: str | None
     if decision == "promote":
         if current is not None and str(current.version) != version:
-            client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current.version))
+            _set_alias(client, model_name, PREVIOUS_CHAMPION, str(current.version))
             previous = str(current.version)
-        client.set_registered_model_alias(model_name, CHAMPION, version)
+        _set_alias(client, model_name, CHAMPION, version)
         aliases.append(CHAMPION)
         champion = version
     else:
@@ -111,8 +127,8 @@ def promote_version(model_name: str, version: str) -> AliasMove:
     if old == version:
         raise SeamlessError(f"{model_name} v{version} is already the champion.")
     if old is not None:
-        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
-    client.set_registered_model_alias(model_name, CHAMPION, version)
+        _set_alias(client, model_name, PREVIOUS_CHAMPION, old)
+    _set_alias(client, model_name, CHAMPION, version)
     return AliasMove(model_name, version, old, old)
 
 
@@ -137,6 +153,6 @@ def rollback_champion(model_name: str, to_version: str | None = None) -> AliasMo
     old = str(current.version)
     if old == to_version:
         raise SeamlessError(f"{model_name} v{to_version} is already the champion.")
-    client.set_registered_model_alias(model_name, CHAMPION, to_version)
-    client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
+    _set_alias(client, model_name, CHAMPION, to_version)
+    _set_alias(client, model_name, PREVIOUS_CHAMPION, old)
     return AliasMove(model_name, to_version, old, old)
