@@ -51,6 +51,7 @@ def baseline():
 
 ws = Path(sys.argv[1])
 settings = use_workspace(ws)
+(ws / "kfp").mkdir(parents=True, exist_ok=True)  # before the docker runner hands ws over
 runner = make_runner(sys.argv[3] if len(sys.argv) > 3 else "subprocess", ws, None, settings)
 local.init(runner=runner, pipeline_root=str(ws / "kfp"))
 baseline()
