@@ -55,7 +55,14 @@ def local_repo_config(project: str, offline_store: str | None = None) -> dict[st
     return {
         "project": project,
         "provider": "local",
-        "registry": {"registry_type": "file", "path": "registry.db", "cache_ttl_seconds": 60},
+        # Readers keep the last materialized values while a materialization runs (or after
+        # one was killed mid-way) instead of failing with "state MATERIALIZING".
+        "registry": {
+            "registry_type": "file",
+            "path": "registry.db",
+            "cache_ttl_seconds": 60,
+            "serve_features_while_materializing": True,
+        },
         "online_store": {"type": "sqlite", "path": "online_store.db"},
         "offline_store": {"type": offline_store or default_offline_store()},
         "entity_key_serialization_version": 3,

@@ -153,13 +153,6 @@ def test_kill_9_mid_materialization_then_a_rerun_completes(
         assert _rows(final, key, cols) == _rows(_expected(newer, view, key), key, cols), view.name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after kill -9 mid-materialization Feast leaves the view in state 'MATERIALIZING' "
-    "in the registry and online reads raise ValueError \"Feature view 'customer_profile' is in "
-    "state 'MATERIALIZING' and cannot serve features\" (components.features.features."
-    "online_features, so serving) until a rerun completes",
-)
 def test_kill_9_mid_materialization_keeps_serving_old_or_new_per_entity_and_view(
     feature_repo: tuple[SeamlessConfig, Path, dict],
 ) -> None:
