@@ -103,3 +103,31 @@ def test_no_champion_means_not_ready(
         r = client.post("/v1/predict", json={"entity_ids": [100000]})
         assert r.status_code == 503 and "No model loaded" in r.json()["detail"]
         assert client.post("/admin/reload").status_code == 404
+
+
+def test_corrupted_model_bytes_are_refused_and_the_old_model_keeps_serving(
+    ws: Path, tmp_path: Path, built: dict, serve_config: SeamlessConfig
+) -> None:
+    import mlflow
+
+    name = "corrupt_swap"
+    first = register(name, built["model_uri"], "promote", {}).version
+    # A copy of the real model whose serialized estimator is garbage (a damaged upload).
+    copy = Path(mlflow.artifacts.download_artifacts(built["model_uri"], dst_path=str(tmp_path)))
+    damaged = [p for p in copy.rglob("*") if p.suffix in (".skops", ".pkl")]
+    assert damaged, f"no serialized model under {copy}"
+    for path in damaged:
+        path.write_bytes(b"\x00garbage, not a model\xff" * 64)
+    settings = make_settings(tmp_path / "serve", model_name=name, poll_seconds=0.2)
+    app = create_app(settings, serve_config)
+    with TestClient(app) as client:
+        service = app.state.service
+        assert service.models.current.version == first
+        client_ml = mlflow_client()
+        bad = client_ml.create_model_version(name, source=copy.as_uri(), run_id=None)
+        client_ml.set_registered_model_alias(name, CHAMPION, bad.version)
+        assert wait_for(lambda: service.models.last_error is not None, 15)
+        assert service.models.current.version == first
+        r = client.post("/v1/predict", json={"entity_ids": built["entities"][:2]})
+        assert r.status_code == 200 and r.json()["model_version"] == first
+        assert f"v{bad.version}" in client.get("/readyz").json()["model"]["last_reload_error"]
