@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.config import SeamlessConfig
+from components.common.tracking import mlflow_client
 from components.governance import access, hooks
 from components.register.registry import Registration, register
 
@@ -43,4 +44,8 @@ def run_registration(
         description=f"{decision}: {evaluation['reason']}",
     )
     hooks.on_register(registration, pipeline_run_id, reason=evaluation["reason"])
+    train_run = str(model_meta.get("run_id", ""))
+    if train_run:
+        # The training run itself records what validation said about its data.
+        mlflow_client().set_tag(train_run, "seamless.validation", validation_decision)
     return registration

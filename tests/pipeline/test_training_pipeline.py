@@ -52,6 +52,7 @@ def test_train_twice_then_gate_against_the_champion(
     assert champ["feature_service"] == config.features.service
     assert champ["train_run_id"] and champ["pipeline_run_id"]
     run = client.get_run(champ["train_run_id"])
+    assert run.data.tags["seamless.validation"] == first.validation
     assert run.inputs.dataset_inputs[0].tags[0].value == champ["data_sha256"] or any(
         t.value == champ["data_sha256"] for t in run.inputs.dataset_inputs[0].tags
     )
