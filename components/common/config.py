@@ -337,7 +337,10 @@ def parse_config(text: str, origin: str = "<config>") -> SeamlessConfig:
         raw = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
-        raise SeamlessError(f"{origin}: not valid YAML{where} ({exc.problem}).") from None
+        context = ""
+        if exc.context and exc.context_mark:
+            context = f"; {exc.context} started at line {exc.context_mark.line + 1}"
+        raise SeamlessError(f"{origin}: not valid YAML{where} ({exc.problem}{context}).") from None
     except Exception as exc:  # PyYAML's constructors raise plain errors on bad tags
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise SeamlessError(f"{origin}: not valid YAML ({reason}).") from None

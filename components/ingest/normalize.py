@@ -89,6 +89,9 @@ def _clean_text(raw: pd.Series) -> pd.Series:
     return s.map(clean)
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .\-]{0,63}")
+
+
 def _fits_int64(value: object) -> bool:
     return (
         isinstance(value, str)
@@ -239,9 +242,11 @@ def normalize_with_report(
     if missing:
         names = ", ".join(f"'{c}'" for c in missing)
         # Names only, each cut short: a wrong file's "header" can be any line of content.
-        seen = [str(c)[:30] for c in df.columns[:10]]
+        # Names only, and only ones that look like names: a wrong file's "header" is any
+        # line of its content (a password file, say), which must not reach the logs.
+        seen = [str(c) if _NAME.fullmatch(str(c)) else "<not a name>" for c in df.columns[:10]]
         found = ", ".join(seen) + (", ..." if len(df.columns) > 10 else "")
-        if len(df.columns) == 1 and len(str(df.columns[0])) > 30:
+        if len(df.columns) == 1 and seen == ["<not a name>"]:
             found = "one column whose header is not a column name; is this the right file?"
         noun = "column" if len(missing) == 1 else "columns"
         verb = "is" if len(missing) == 1 else "are"
