@@ -47,19 +47,22 @@ def default_offline_store() -> str:
     return "duckdb" if have else "file"
 
 
-def local_repo_config(project: str, offline_store: str | None = None) -> dict[str, object]:
-    """feature_store.yaml content for embedded local mode, every path inside the repo folder.
+def local_repo_config(
+    project: str, repo_path: Path, offline_store: str | None = None
+) -> dict[str, object]:
+    """feature_store.yaml content for embedded local mode, every file inside the repo folder.
 
-    Paths are relative so the folder can be moved; Feast resolves them against the repo.
+    The registry is Feast's SQL registry on a SQLite file: Feast rewrites a *file* registry
+    in place (truncate, write), so a process killed mid-materialization could leave it
+    empty; SQL writes are transactions. Readers keep the last materialized values while a
+    materialization runs or after one was killed (`serve_features_while_materializing`).
     """
     return {
         "project": project,
         "provider": "local",
-        # Readers keep the last materialized values while a materialization runs (or after
-        # one was killed mid-way) instead of failing with "state MATERIALIZING".
         "registry": {
-            "registry_type": "file",
-            "path": "registry.db",
+            "registry_type": "sql",
+            "path": f"sqlite:///{repo_path.resolve() / 'registry.db'}",
             "cache_ttl_seconds": 60,
             "serve_features_while_materializing": True,
         },
@@ -84,7 +87,9 @@ def ensure_repo(repo_path: Path, project: str, offline_store: str | None = None)
     fd, tmp = tempfile.mkstemp(prefix=f".{FEATURE_STORE_YAML}.", dir=repo_path)
     try:
         with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(local_repo_config(project, offline_store), fh, sort_keys=False)
+            yaml.safe_dump(
+                local_repo_config(project, repo_path, offline_store), fh, sort_keys=False
+            )
         # Atomic: a concurrent reader sees no file or a whole one.
         os.replace(tmp, target)
     except BaseException:

@@ -128,14 +128,8 @@ def _old_or_new(config: SeamlessConfig, old: pd.DataFrame, newer: dict, now: pd.
     return moved
 
 
-# Not strict: it depends on when the kill lands. Observed once in a full run: the rerun
-# failed with "Feature views [...] are not in the Feast registry", i.e. the kill left the
-# file registry without the views (it is rewritten during materialization).
-@pytest.mark.xfail(
-    strict=False,
-    reason="kill -9 mid-materialization can leave the Feast file registry without the views; "
-    "materialize_online then fails 'Feature views [...] are not in the Feast registry'",
-)
+# Once seen with Feast's file registry (rewritten in place, so a kill could truncate it);
+# the local repo now uses the transactional SQL registry on SQLite.
 def test_kill_9_mid_materialization_then_a_rerun_completes(
     feature_repo: tuple[SeamlessConfig, Path, dict],
 ) -> None:
