@@ -64,21 +64,9 @@ def post_deploy_check(config_yaml: str) -> str:
     not_enough_data or no_previous (the reason is in the step log and the audit trail)."""
     from components.common.env import deployments_dir, workspace
     from components.common.stage import clean_errors, stage_config
-    from components.governance import hooks
-    from components.monitor.postdeploy import ROLLBACK, post_deploy_check
-    from components.register.operations import rollback
+    from components.monitor.postdeploy import check_and_act
 
     with clean_errors("post-deploy check"):
-        config = stage_config(config_yaml)
-        result = post_deploy_check(config, workspace())
+        result = check_and_act(stage_config(config_yaml), workspace(), deployments_dir())
         print(f"post-deploy check: {result.decision}: {result.reason}")
-        if result.champion:
-            hooks.on_monitoring_decision(
-                config.model.name,
-                result.champion,
-                f"post_deploy_{result.decision}",
-                result.to_dict(),
-            )
-        if result.decision == ROLLBACK:
-            rollback(config.model.name, result.previous, result.reason, deployments_dir())
         return result.decision

@@ -79,3 +79,18 @@ def post_deploy_check(config: SeamlessConfig, workspace: Path) -> PostDeployResu
             f"(margin {cfg.auc_margin:.3f})"
         )
     return result
+
+
+def check_and_act(config: SeamlessConfig, workspace: Path, deploy_dir: Path) -> PostDeployResult:
+    """The post-deploy step: decide, record the decision, and roll back when it says so."""
+    from components.governance import hooks
+    from components.register.operations import rollback
+
+    result = post_deploy_check(config, workspace)
+    if result.champion:
+        hooks.on_monitoring_decision(
+            config.model.name, result.champion, f"post_deploy_{result.decision}", result.to_dict()
+        )
+    if result.decision == ROLLBACK and result.previous:
+        rollback(config.model.name, result.previous, result.reason, deploy_dir)
+    return result
