@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 schemathesis = pytest.importorskip(
-    "schemathesis", reason="schemathesis is a dev dependency: run `make venv` (pip install -e .[dev])"
+    "schemathesis",
+    reason="schemathesis is a dev dependency: run `make venv` (pip install -e .[dev])",
 )
 from hypothesis import HealthCheck, given, settings  # noqa: E402 (after the importorskip)
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
