@@ -24,7 +24,7 @@ from k8s_objects import (
 pytestmark = pytest.mark.manifests
 
 # Only these accounts talk to the Kubernetes API (Prometheus discovery, the deploy step).
-API_CLIENT_ACCOUNTS = {"prometheus", "seamless-pipeline"}
+API_CLIENT_ACCOUNTS = {"seamless-pipeline"}
 # Volume types the `restricted` profile allows.
 RESTRICTED_VOLUMES = {
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
@@ -284,11 +284,10 @@ def test_deploy_step_may_only_get_and_patch_serving(rendering: Rendering) -> Non
     assert bound == {"seamless-pipeline"}, f"Role/seamless-pipeline-deploy bound to {bound}"
 
 
-def test_prometheus_discovery_is_read_only(rendering: Rendering) -> None:
-    role = rendering.get("Role", "prometheus-discovery")
-    assert role is not None
-    for rule in role["rules"]:
-        assert set(rule["verbs"]) <= {"get", "list", "watch"}, f"Role/prometheus-discovery: {rule}"
+def test_only_the_pipeline_may_use_the_api(rendering: Rendering) -> None:
+    """Prometheus discovers targets through DNS, so the deploy Role is the only one."""
+    roles = sorted(r["metadata"]["name"] for r in rendering.of_kind("Role"))
+    assert roles == ["seamless-pipeline-deploy"], f"[{rendering.name}] unexpected Roles: {roles}"
 
 
 # ---- NetworkPolicies --------------------------------------------------------------------
@@ -465,7 +464,8 @@ def test_only_api_clients_reach_the_api_server(rendering: Rendering) -> None:
         for obj, t in workloads(rendering.objects)
         if selector_matches(policy["spec"]["podSelector"], t["metadata"].get("labels", {}))
     }
-    assert selected == {"prometheus"}, f"[{rendering.name}] API-server egress for {selected}"
+    # Only the pipeline's deploy step talks to the API server; no declared workload does.
+    assert selected == set(), f"[{rendering.name}] API-server egress for {selected}"
     for peer in policy["spec"]["egress"][0]["to"]:
         assert set(peer) == {"ipBlock"}, f"NetworkPolicy/allow-apiserver-egress: peer {peer}"
 

@@ -77,10 +77,23 @@ def test_prometheus_config_loads_the_rules_and_scrapes_the_namespace(rendering: 
     )
     config = yaml.safe_load(cm["data"]["prometheus.yml"])
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yaml"]
-    sd = [s for job in config["scrape_configs"] for s in job.get("kubernetes_sd_configs", [])]
-    assert sd and all(s["namespaces"]["names"] == ["seamless"] for s in sd), (
-        "Prometheus discovery must be limited to the seamless namespace (its Role is namespaced)"
-    )
+    # Targets come from DNS: each name must be a headless Service of the namespace whose
+    # port is the one scraped.
+    headless = {
+        s["metadata"]["name"]: s
+        for s in rendering.of_kind("Service")
+        if s["spec"].get("clusterIP") == "None"
+    }
+    sd = [s for job in config["scrape_configs"] for s in job.get("dns_sd_configs", [])]
+    assert sd, "Prometheus has no dns_sd_configs job for the serving pods"
+    for s in sd:
+        for name in s["names"]:
+            svc, namespace = name.split(".")[:2]
+            assert namespace == "seamless" and svc in headless, (
+                f"prometheus.yml: {name} is not a headless Service of the seamless namespace"
+            )
+            ports = {p["port"] for p in headless[svc]["spec"]["ports"]}
+            assert s["port"] in ports, f"prometheus.yml: {name} port {s['port']} not in {ports}"
     dep = rendering.get("Deployment", "prometheus")
     assert dep is not None
     mounts = {
