@@ -58,6 +58,18 @@ lock: venv ## Re-pin docker/*/requirements.lock from the dev venv
 test-containers: venv ## Container tier only (needs dockerd and make images)
 	$(BIN)/pytest -m containers $(PYTEST_ARGS)
 
+stack-images: venv ## Local stand-ins for postgres/redis/prometheus (docker/stack/substitutes.yaml; BASE_IMAGE=...)
+	BASE_IMAGE=$(BASE_IMAGE) $(BIN)/python manifests/tools/docker_stack.py images
+
+stack-up: venv $(KUBECTL) ## Run the kind overlay's workloads on Docker (needs make images, stack-images)
+	BASE_IMAGE=$(BASE_IMAGE) $(BIN)/python manifests/tools/docker_stack.py up
+
+stack-down: venv ## Remove every container and network stack-up or the stack tests left
+	$(BIN)/python manifests/tools/docker_stack.py down
+
+test-stack: venv $(KUBECTL) ## Stack tier only: the manifests' workloads on Docker, driven by real clients
+	$(BIN)/pytest -m stack $(PYTEST_ARGS)
+
 bench-containers: venv ## DockerRunner vs SubprocessRunner, container overhead, image sizes
 	$(BIN)/python benchmarks/containers.py
 
@@ -102,4 +114,4 @@ bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo demo-loop base-image images lock test-containers bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy e2e kind-down
+.PHONY: help venv demo demo-loop base-image images lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy e2e kind-down

@@ -92,8 +92,12 @@ class ServiceSpec:
     def aliases(self) -> list[str]:
         """The DNS names a pod resolves for this Service."""
         ns = self.namespace
-        return [self.name, f"{self.name}.{ns}", f"{self.name}.{ns}.svc",
-                f"{self.name}.{ns}.svc.{CLUSTER_DOMAIN}"]
+        return [
+            self.name,
+            f"{self.name}.{ns}",
+            f"{self.name}.{ns}.svc",
+            f"{self.name}.{ns}.svc.{CLUSTER_DOMAIN}",
+        ]
 
 
 def where(obj: Obj) -> str:
@@ -191,8 +195,9 @@ def _probe(spec: Obj | None, ports: dict[str, int], owner: str) -> Probe | None:
     }
     if "httpGet" in spec:
         port = spec["httpGet"]["port"]
-        return Probe("http", port=_port(port, ports, owner), path=spec["httpGet"].get("path", "/"),
-                     **common)  # type: ignore[arg-type]
+        return Probe(
+            "http", port=_port(port, ports, owner), path=spec["httpGet"].get("path", "/"), **common
+        )  # type: ignore[arg-type]
     if "tcpSocket" in spec:
         return Probe("tcp", port=_port(spec["tcpSocket"]["port"], ports, owner), **common)  # type: ignore[arg-type]
     if "exec" in spec:
@@ -208,8 +213,9 @@ def _port(port: int | str, ports: dict[str, int], owner: str) -> int:
     return ports[port]
 
 
-def _mounts(container: Obj, pod: Obj, objs: dict[tuple[str, str], Obj], claims: list[str],
-            owner: str) -> list[Mount]:
+def _mounts(
+    container: Obj, pod: Obj, objs: dict[tuple[str, str], Obj], claims: list[str], owner: str
+) -> list[Mount]:
     volumes = {v["name"]: v for v in pod.get("volumes") or []}
     mounts: list[Mount] = []
     for vm in container.get("volumeMounts") or []:
@@ -230,12 +236,20 @@ def _mounts(container: Obj, pod: Obj, objs: dict[tuple[str, str], Obj], claims: 
             if src.get("items"):
                 data = {item["path"]: data[item["key"]] for item in src["items"]}
             mode = int(src.get("defaultMode", 0o644))
-            mounts.append(Mount(vm["mountPath"], True, "files", name, sub_path,
-                                FileVolume(data, mode)))
+            mounts.append(
+                Mount(vm["mountPath"], True, "files", name, sub_path, FileVolume(data, mode))
+            )
         elif "emptyDir" in vol:
             medium = (vol["emptyDir"] or {}).get("medium")
-            mounts.append(Mount(vm["mountPath"], read_only,
-                                "memory" if medium == "Memory" else "empty", name, sub_path))
+            mounts.append(
+                Mount(
+                    vm["mountPath"],
+                    read_only,
+                    "memory" if medium == "Memory" else "empty",
+                    name,
+                    sub_path,
+                )
+            )
         elif "persistentVolumeClaim" in vol:
             claim = vol["persistentVolumeClaim"]["claimName"]
             if ("PersistentVolumeClaim", claim) not in objs:
@@ -246,14 +260,23 @@ def _mounts(container: Obj, pod: Obj, objs: dict[tuple[str, str], Obj], claims: 
     return mounts
 
 
-def _container(c: Obj, pod: Obj, meta: Obj, obj: Obj, objs: dict[tuple[str, str], Obj],
-               claims: list[str], init: bool) -> ContainerSpec:
+def _container(
+    c: Obj,
+    pod: Obj,
+    meta: Obj,
+    obj: Obj,
+    objs: dict[tuple[str, str], Obj],
+    claims: list[str],
+    init: bool,
+) -> ContainerSpec:
     owner = f"{where(obj)} container {c['name']}"
     pod_name = f"{obj['metadata']['name']}-0"
     pod_sc = pod.get("securityContext") or {}
     sc = c.get("securityContext") or {}
-    ports = {p.get("name", str(p["containerPort"])): int(p["containerPort"])
-             for p in c.get("ports") or []}
+    ports = {
+        p.get("name", str(p["containerPort"])): int(p["containerPort"])
+        for p in c.get("ports") or []
+    }
     env = resolve_env(c, pod, meta, pod_name, objs, owner)
     command = [expand(a, env) for a in c["command"]] if c.get("command") else None
     args = [expand(a, env) for a in c["args"]] if c.get("args") else None
@@ -296,13 +319,19 @@ def containers_of(obj: Obj, objects: list[Obj]) -> list[ContainerSpec]:
     objs = index(objects)
     template = pod_template(obj)
     pod = template["spec"]
-    meta = {**template.get("metadata", {}), "namespace": obj["metadata"].get("namespace", "default")}
+    meta = {
+        **template.get("metadata", {}),
+        "namespace": obj["metadata"].get("namespace", "default"),
+    }
     template_with_meta = {**pod, "metadata": template.get("metadata", {})}
     claims = [t["metadata"]["name"] for t in obj["spec"].get("volumeClaimTemplates") or []]
-    out = [_container(c, template_with_meta, meta, obj, objs, claims, True)
-           for c in pod.get("initContainers") or []]
-    out += [_container(c, template_with_meta, meta, obj, objs, claims, False)
-            for c in pod["containers"]]
+    out = [
+        _container(c, template_with_meta, meta, obj, objs, claims, True)
+        for c in pod.get("initContainers") or []
+    ]
+    out += [
+        _container(c, template_with_meta, meta, obj, objs, claims, False) for c in pod["containers"]
+    ]
     return out
 
 
@@ -312,12 +341,14 @@ def services(objects: list[Obj]) -> list[ServiceSpec]:
         if obj["kind"] != "Service":
             continue
         spec = obj["spec"]
-        out.append(ServiceSpec(
-            name=obj["metadata"]["name"],
-            namespace=obj["metadata"].get("namespace", "default"),
-            selector=dict(spec.get("selector") or {}),
-            ports=[(int(p["port"]), p.get("targetPort", p["port"])) for p in spec["ports"]],
-        ))
+        out.append(
+            ServiceSpec(
+                name=obj["metadata"]["name"],
+                namespace=obj["metadata"].get("namespace", "default"),
+                selector=dict(spec.get("selector") or {}),
+                ports=[(int(p["port"]), p.get("targetPort", p["port"])) for p in spec["ports"]],
+            )
+        )
     return out
 
 

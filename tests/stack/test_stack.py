@@ -1,0 +1,302 @@
+"""The system as the kind overlay declares it, on Docker, driven by real clients.
+
+One stack per module (conftest.py): PostgreSQL, Redis, MLflow (basic auth, PostgreSQL
+backend, proxied artifacts), the Feast feature server, serving and Prometheus, each
+container built from its rendered manifest. The tests then do what users do: a
+one-off run of the materialization CronJob's pod publishes features, the MLflow client
+registers and loads a model through the server, the Feast SDK reads online features
+through the feature server, serving answers predictions, Prometheus returns its metrics.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from components.common.config import default_config_path, load_config
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+CONFIG = load_config(default_config_path())
+KEY = CONFIG.entity_key()
+SEED_DIR = "/feast/stack-test"
+
+# Runs in the materialization CronJob's pod (runtime image, its env and volumes): what a
+# training pipeline's features step does on the cluster, on a small demo data set.
+SEED = f"""
+from pathlib import Path
+from components.common.config import default_config_path, load_config
+from components.features.stage import run_features
+from components.ingest.ingest import ingest_tables
+from pipelines.demo_data import generate
+
+config = load_config(default_config_path())
+generate("/tmp/demo", n_rows=3000, seed=11)
+ingest_tables(config, "/tmp/demo", "/tmp/dataset")
+meta = run_features(config, "/tmp/dataset", "{SEED_DIR}/training")
+print("seeded", meta["rows"], "rows")
+"""
+
+
+def secret(stack: Any, name: str) -> dict[str, str]:
+    """The decoded data of a rendered Secret (hash suffix allowed)."""
+    for obj in stack.objects:
+        if obj["kind"] == "Secret" and (
+            obj["metadata"]["name"] == name or obj["metadata"]["name"].startswith(f"{name}-")
+        ):
+            return {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+    raise AssertionError(f"Secret/{name} is not in the rendered manifests")
+
+
+def tokens(stack: Any) -> dict[str, str]:
+    """role -> a token with that role, from the serving-tokens Secret."""
+    out: dict[str, str] = {}
+    for line in secret(stack, "serving-tokens")["tokens"].splitlines():
+        token, _, roles = line.strip().partition(":")
+        for role in roles.split(","):
+            out.setdefault(role.strip(), token)
+    return out
+
+
+def call(
+    url: str, body: Any = None, token: str | None = None, timeout: float = 30
+) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, raw.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def features(stack: Any) -> pd.DataFrame:
+    """Publish features with the CronJob's pod, then run the CronJob as declared."""
+    out = stack.run_job("feast-materialize", ["python3", "-c", SEED])
+    assert "seeded" in out, out
+    # The scheduled materialization itself, exactly as the manifest declares it.
+    stack.run_job("feast-materialize")
+    folder = stack.workdir / "claims" / "feast-offline" / "stack-test" / "training"
+    return pd.concat(pd.read_parquet(p) for p in sorted(folder.rglob("*.parquet")))
+
+
+@pytest.fixture(scope="module")
+def mlflow_env(stack: Any) -> Iterator[dict[str, str]]:
+    creds = secret(stack, "mlflow-client")
+    env = {"MLFLOW_TRACKING_URI": stack.url("mlflow", 5000), **creds}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def champion(stack: Any, features: pd.DataFrame, mlflow_env: dict[str, str]) -> dict[str, Any]:
+    """Train on the published training set; register through the server as champion."""
+    from components.register.registry import register
+    from components.train.run import train_and_log
+
+    result, holdout = train_and_log(
+        CONFIG,
+        features,
+        data_sha256="stack",
+        feature_service=CONFIG.features.service,
+        pipeline_run_id="stack-test",
+        source_uri="stack-test",
+    )
+    registration = register(
+        CONFIG.model.name, result.model_uri, "promote", {"seamless.test": "stack"}
+    )
+    return {"version": str(registration.version), "holdout": holdout, "model_uri": result.model_uri}
+
+
+def test_containers_are_the_declared_pods(stack: Any) -> None:
+    """The runner applied the manifests: user, read-only root, capabilities, aliases."""
+    import subprocess
+
+    for name, pod in stack.pods.items():
+        info = json.loads(
+            subprocess.run(
+                ["docker", "inspect", pod.container], capture_output=True, text=True, check=True
+            ).stdout
+        )[0]
+        spec = pod.spec
+        assert info["Config"]["User"].split(":")[0] == str(spec.user), name
+        assert info["HostConfig"]["ReadonlyRootfs"] is spec.read_only_root, name
+        assert info["HostConfig"]["CapDrop"] == ["ALL"], name
+        assert "no-new-privileges" in info["HostConfig"]["SecurityOpt"], name
+        aliases = info["NetworkSettings"]["Networks"][stack.network]["Aliases"] or []
+        assert f"{name}.seamless.svc.cluster.local" in aliases or (
+            name == "feast-server" and ("feast-server.seamless.svc.cluster.local" in aliases)
+        ), (name, aliases)
+
+
+def test_mlflow_requires_credentials(stack: Any) -> None:
+    status, _ = call(f"{stack.url('mlflow', 5000)}/api/2.0/mlflow/experiments/search?max_results=1")
+    assert status == 401
+
+
+def test_mlflow_client_registers_and_loads_through_the_server(
+    champion: dict[str, Any], mlflow_env: dict[str, str]
+) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from components.train.training import model_input
+
+    client = MlflowClient(tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"])
+    mv = client.get_model_version_by_alias(CONFIG.model.name, "champion")
+    assert str(mv.version) == champion["version"]
+    # The artifact store is the server's volume, reached through the server's proxy.
+    assert mlflow.get_run(mv.run_id).info.artifact_uri.startswith("mlflow-artifacts:")
+    loaded = mlflow.sklearn.load_model(f"models:/{CONFIG.model.name}@champion")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{CONFIG.model.name}@champion")
+    x = model_input(CONFIG, champion["holdout"].head(50))
+    p = loaded.predict_proba(x)[:, 1]
+    assert np.all((p >= 0) & (p <= 1))
+    assert len(np.asarray(pyfunc.predict(x))) == 50
+
+
+def _client_store(stack: Any, tmp: Path) -> Any:
+    """A Feast client that reads the registry in PostgreSQL and online features through
+    the feature server (online_store type `remote`), as an application outside would."""
+    from feast import FeatureStore
+
+    pg_host, pg_port = stack.address("postgres", 5432)
+    password = urllib.parse.quote(
+        secret(stack, "postgres-credentials")["FEAST_DB_PASSWORD"], safe=""
+    )
+    (tmp / "feature_store.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "project": "credit_risk",
+                "provider": "local",
+                "registry": {
+                    "registry_type": "sql",
+                    "path": f"postgresql+psycopg2://feast:{password}@{pg_host}:{pg_port}/feast_registry",
+                    "cache_ttl_seconds": 0,
+                },
+                "online_store": {"type": "remote", "path": stack.url("feast-server", 6566)},
+                "offline_store": {"type": "file"},
+                "entity_key_serialization_version": 3,
+            }
+        )
+    )
+    return FeatureStore(repo_path=str(tmp))
+
+
+def _online(store: Any, ids: list[int], timeout: float = 150) -> pd.DataFrame:
+    """Online features of `ids`; the feature server re-reads the registry every
+    `registry_ttl_sec` (60 s by default), so a service applied just now may take that long."""
+    from feast.errors import FeatureServiceNotFoundException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            service = store.get_feature_service(CONFIG.features.service)
+            rows = [{KEY: i} for i in ids]
+            return store.get_online_features(features=service, entity_rows=rows).to_df()
+        except FeatureServiceNotFoundException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+
+
+def test_feast_sdk_reads_online_features_through_the_feature_server(
+    stack: Any, features: pd.DataFrame, tmp_path: Path
+) -> None:
+    store = _client_store(stack, tmp_path)
+    ids = [int(i) for i in features[KEY].drop_duplicates().head(5)]
+    online = _online(store, ids)
+    assert list(online[KEY]) == ids
+    feature_names = [f for f in CONFIG.feature_types() if f in online.columns]
+    assert feature_names, online.columns
+    # Every entity of the demo data has features; none comes back empty.
+    assert online[feature_names].notna().any(axis=1).all(), online
+
+
+@pytest.fixture(scope="module")
+def served(stack: Any, champion: dict[str, Any], features: pd.DataFrame) -> dict[str, Any]:
+    """Serving switched to the champion (admin reload), then one batch prediction."""
+    base = stack.url("serving", 8080)
+    roles = tokens(stack)
+    status, body = call(f"{base}/admin/reload", {}, roles["admin"])
+    assert status == 200, body
+    stack.wait("serving", "ready", timeout=120)
+    ids = [int(i) for i in features[KEY].drop_duplicates().head(20)]
+    status, body = call(f"{base}/v1/predict", {"entity_ids": ids}, roles["predict"])
+    assert status == 200, body
+    return {"base": base, "roles": roles, "ids": ids, "body": body}
+
+
+def test_serving_predicts_from_live_features(
+    stack: Any, champion: dict[str, Any], served: dict[str, Any], tmp_path: Path
+) -> None:
+    import mlflow
+
+    from components.train.training import model_input
+
+    body, ids = served["body"], served["ids"]
+    assert body["model_version"] == champion["version"]
+    scores = {p["entity_id"]: p["score"] for p in body["predictions"]}
+    assert sorted(scores) == sorted(ids)
+
+    # The same features through the feature server, scored by the registry's model.
+    online = _online(_client_store(stack, tmp_path), ids)
+    model = mlflow.sklearn.load_model(f"models:/{CONFIG.model.name}@champion")
+    expected = model.predict_proba(model_input(CONFIG, online))[:, 1]
+    for entity, score in zip(online[KEY], expected, strict=True):
+        assert abs(scores[int(entity)] - score) < 1e-5, (entity, scores[int(entity)], score)
+
+    predict = f"{served['base']}/v1/predict"
+    assert call(predict, {"entity_ids": [987654321]}, served["roles"]["predict"])[0] == 404
+    assert call(predict, {"entity_ids": ids[:1]})[0] == 401
+
+
+def test_prometheus_scrapes_serving_and_loads_the_rules(stack: Any, served: dict[str, Any]) -> None:
+    base = stack.url("prometheus", 9090)
+    query = urllib.parse.quote('sum(seamless_serve_requests_total{route="/v1/predict"})')
+    deadline = time.monotonic() + 120
+    value = 0.0
+    while time.monotonic() < deadline:
+        status, body = call(f"{base}/api/v1/query?query={query}")
+        assert status == 200, body
+        result = body["data"]["result"]
+        value = float(result[0]["value"][1]) if result else 0.0
+        # At least the `served` fixture's request has been scraped.
+        if value >= 1:
+            break
+        time.sleep(3)
+    assert value >= 1, f"Prometheus has {value} prediction requests from serving"
+    status, body = call(f"{base}/api/v1/query?query=" + urllib.parse.quote('up{job="serving"}'))
+    assert [r["value"][1] for r in body["data"]["result"]] == ["1"], body
+    status, body = call(f"{base}/api/v1/rules")
+    names = {r["name"] for g in body["data"]["groups"] for r in g["rules"]}
+    assert "SeamlessServingHighErrorRate" in names and "SeamlessFeatureDrift" in names, names
