@@ -406,26 +406,36 @@ class Stack:
         obj = index(self.objects).get(("CronJob", cronjob))
         if obj is None:
             raise StackError(f"CronJob/{cronjob} is not in the manifests.")
+        return self.run_once(obj, command, timeout)
+
+    def run_once(self, obj: Obj, command: list[str] | None = None, timeout: float = 900) -> str:
+        """Run a Job's or CronJob's pod to completion (init containers first); the app
+        container's output. `command` replaces the app container's command."""
         svcs = services(self.objects)
-        (spec,) = [s for s in containers_of(obj, self.objects) if not s.init]
-        if command is not None:
-            spec.command, spec.args = command, None
-        args = run_args(
-            spec,
-            self.image(spec.image),
-            self.network,
-            aliases_for(spec, svcs),
-            self.workdir,
-            set(),
-            False,
-        )
-        result = docker(*args, check=False, timeout=timeout)
-        if result.returncode != 0:
-            raise StackError(
-                f"CronJob/{cronjob} pod failed (exit {result.returncode}):\n"
-                f"{(result.stdout + result.stderr).strip()[-2000:]}"
+        specs = containers_of(obj, [*self.objects, obj])
+        if sum(not s.init for s in specs) != 1:
+            raise StackError(f"{specs[0].workload}: only one app container is supported.")
+        out = ""
+        for spec in specs:
+            if command is not None and not spec.init:
+                spec.command, spec.args = command, None
+            args = run_args(
+                spec,
+                self.image(spec.image),
+                self.network,
+                aliases_for(spec, svcs),
+                self.workdir,
+                set(),
+                False,
             )
-        return result.stdout
+            result = docker(*args, check=False, timeout=timeout)
+            if result.returncode != 0:
+                raise StackError(
+                    f"{spec.workload} container {spec.name} failed (exit {result.returncode}):\n"
+                    f"{(result.stdout + result.stderr).strip()[-3000:]}"
+                )
+            out = result.stdout
+        return out
 
     def down(self) -> None:
         ids = docker(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import pytest
 import requests
 import yaml
 
-from components.common.image import image_ref
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "tools"))
+from training_job import JOB_NAME, training_job
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.kind]
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = os.environ.get("KUBECTL", str(ROOT / "build" / "tools" / "kubectl"))
 NAMESPACE = "seamless"
@@ -59,82 +61,17 @@ def cluster() -> None:
 
 
 def _training_job() -> str:
-    """A Job running `seamless run training` in the cluster on generated demo data."""
-    env_from = [
-        {"configMapRef": {"name": n}} for n in ("seamless-endpoints", "seamless-telemetry-off")
-    ]
-    secret_env = [
-        ("MLFLOW_TRACKING_USERNAME", "mlflow-client", "MLFLOW_TRACKING_USERNAME"),
-        ("MLFLOW_TRACKING_PASSWORD", "mlflow-client", "MLFLOW_TRACKING_PASSWORD"),
-        ("PGPASSWORD", "postgres-credentials", "FEAST_DB_PASSWORD"),
-        ("REDIS_PASSWORD", "redis-credentials", "REDIS_PASSWORD"),
-    ]
-    env = [
-        {"name": n, "valueFrom": {"secretKeyRef": {"name": s, "key": k}}} for n, s, k in secret_env
-    ] + [
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "SEAMLESS_FEAST_REPO", "value": "/feast"},
-        {"name": "SEAMLESS_FEAST_CONFIG", "value": "/etc/feast/feature_store.yaml"},
-    ]
-    script = (
-        "seamless datasets generate --out /tmp/data --rows 20000 && "
-        "seamless run training --data-dir /tmp/data --workspace /tmp/ws"
-    )
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "seamless-e2e-training", "namespace": NAMESPACE},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"labels": {"seamless.dev/pipeline-step": "true"}},
-                "spec": {
-                    "serviceAccountName": "seamless-pipeline",
-                    "restartPolicy": "Never",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 10001,
-                        "runAsGroup": 10001,
-                        "fsGroup": 10001,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [
-                        {
-                            "name": "train",
-                            "image": image_ref("runtime"),
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["sh", "-c", script],
-                            "env": env,
-                            "envFrom": env_from,
-                            "resources": {
-                                "requests": {"cpu": "500m", "memory": "1Gi"},
-                                "limits": {"cpu": "2", "memory": "4Gi"},
-                            },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "volumeMounts": [
-                                {"name": "tmp", "mountPath": "/tmp"},
-                                {"name": "offline", "mountPath": "/feast"},
-                                {"name": "repo", "mountPath": "/etc/feast", "readOnly": True},
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
-                        {
-                            "name": "offline",
-                            "persistentVolumeClaim": {"claimName": "feast-offline"},
-                        },
-                        {"name": "repo", "configMap": {"name": "feast-repo"}},
-                    ],
-                },
-            },
-        },
-    }
-    return yaml.safe_dump(job)
+    """The shared in-cluster training Job (manifests/tools/training_job.py), rendered
+    against the kind overlay so generated names (the Feast repo ConfigMap) match."""
+    rendered = subprocess.run(
+        [KUBECTL, "kustomize", str(ROOT / "manifests" / "overlays" / "kind")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    objects = [o for o in yaml.safe_load_all(rendered) if o]
+    return yaml.safe_dump(training_job(objects, rows=20_000, namespace=NAMESPACE))
 
 
 def _serving_token() -> str:
@@ -147,12 +84,12 @@ def _serving_token() -> str:
 
 
 def test_train_in_cluster_then_predict_through_serving(cluster: None) -> None:
-    _kubectl("delete", "job", "seamless-e2e-training", "--ignore-not-found")
+    _kubectl("delete", "job", JOB_NAME, "--ignore-not-found")
     _kubectl("apply", "-f", "-", stdin=_training_job())
     _kubectl(
         "wait",
         "--for=condition=complete",
-        "job/seamless-e2e-training",
+        f"job/{JOB_NAME}",
         "--timeout=900s",
         timeout=960,
     )

@@ -300,3 +300,24 @@ def test_prometheus_scrapes_serving_and_loads_the_rules(stack: Any, served: dict
     status, body = call(f"{base}/api/v1/rules")
     names = {r["name"] for g in body["data"]["groups"] for r in g["rules"]}
     assert "SeamlessServingHighErrorRate" in names and "SeamlessFeatureDrift" in names, names
+
+
+def test_training_pipeline_job_runs_against_the_stack(
+    stack: Any, champion: dict[str, Any], mlflow_env: dict[str, str]
+) -> None:
+    """The in-cluster training Job of the kind e2e test (same builder), on the stack: the
+    whole pipeline in the runtime image against the deployed MLflow, PostgreSQL and Redis."""
+    from mlflow.tracking import MlflowClient
+    from training_job import training_job
+
+    out = stack.run_once(training_job(stack.objects, rows=3000), timeout=1200)
+    outcome = json.loads(out[out.index("{") :])
+    assert outcome["validation"] != "fail", outcome
+    assert outcome["decision"] in ("promote", "reject"), outcome
+    # Evaluated against the champion the client registered above.
+    assert outcome["champion_version"] is not None, outcome
+    client = MlflowClient(tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"])
+    mv = client.get_model_version(CONFIG.model.name, outcome["version"])
+    assert mv.tags["seamless.decision"] == outcome["decision"]
+    assert mv.tags["seamless.pipeline_run_id"], mv.tags
+    assert client.get_model_version_by_alias(CONFIG.model.name, "challenger").version == mv.version

@@ -1,0 +1,123 @@
+"""A one-off Job that runs the training pipeline inside the cluster, as a pipeline step would.
+
+Shared by the kind e2e test (applied with kubectl) and the Docker stack test (run by
+docker_stack.py), so both exercise the same pod: the runtime image under the
+`seamless-pipeline` ServiceAccount and pipeline-step labels, endpoints and credentials from
+the ConfigMaps and Secrets the manifests declare, the Feast repo ConfigMap and the
+`feast-offline` volume, Pod Security `restricted`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Obj = dict[str, Any]
+
+JOB_NAME = "seamless-train-once"
+
+
+def configmap_name(objects: list[Obj], base: str) -> str:
+    """The rendered name of a generated ConfigMap (kustomize appends a content hash)."""
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "ConfigMap" and (name == base or name.startswith(f"{base}-")):
+            return str(name)
+    raise LookupError(f"ConfigMap {base} is not in the rendered manifests.")
+
+
+def runtime_image(objects: list[Obj]) -> str:
+    """The runtime image the overlay pins (the materialization CronJob runs it)."""
+    for obj in objects:
+        if obj["kind"] == "CronJob" and obj["metadata"]["name"] == "feast-materialize":
+            spec = obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            return str(spec["containers"][0]["image"])
+    raise LookupError("CronJob/feast-materialize is not in the rendered manifests.")
+
+
+def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seamless") -> Obj:
+    """`seamless run training` on generated demo data against the deployed MLflow and Feast."""
+    secret_env = [
+        ("MLFLOW_TRACKING_USERNAME", "mlflow-client", "MLFLOW_TRACKING_USERNAME"),
+        ("MLFLOW_TRACKING_PASSWORD", "mlflow-client", "MLFLOW_TRACKING_PASSWORD"),
+        ("PGPASSWORD", "postgres-credentials", "FEAST_DB_PASSWORD"),
+        ("REDIS_PASSWORD", "redis-credentials", "REDIS_PASSWORD"),
+    ]
+    env = [
+        {"name": n, "valueFrom": {"secretKeyRef": {"name": s, "key": k}}} for n, s, k in secret_env
+    ] + [
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "SEAMLESS_FEAST_REPO", "value": "/feast"},
+        {"name": "SEAMLESS_FEAST_CONFIG", "value": "/etc/feast/feature_store.yaml"},
+        # The Job trains, evaluates and registers: the roles a pipeline run holds.
+        {"name": "SEAMLESS_ROLE", "value": "ml_engineer"},
+    ]
+    script = (
+        f"seamless datasets generate --out /tmp/data --rows {rows} && "
+        "seamless run training --data-dir /tmp/data --workspace /tmp/ws --json"
+    )
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": JOB_NAME, "namespace": namespace},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {
+                    "labels": {
+                        "app.kubernetes.io/name": "pipeline-step",
+                        "seamless.dev/pipeline-step": "true",
+                    }
+                },
+                "spec": {
+                    "serviceAccountName": "seamless-pipeline",
+                    "automountServiceAccountToken": False,
+                    "restartPolicy": "Never",
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "fsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "train",
+                            "image": runtime_image(objects),
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", script],
+                            "env": env,
+                            "envFrom": [
+                                {"configMapRef": {"name": "seamless-endpoints"}},
+                                {"configMapRef": {"name": "seamless-telemetry-off"}},
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "500m", "memory": "1Gi"},
+                                "limits": {"cpu": "2", "memory": "4Gi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [
+                                {"name": "tmp", "mountPath": "/tmp"},
+                                {"name": "offline", "mountPath": "/feast"},
+                                {"name": "repo", "mountPath": "/etc/feast", "readOnly": True},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
+                        {
+                            "name": "offline",
+                            "persistentVolumeClaim": {"claimName": "feast-offline"},
+                        },
+                        {
+                            "name": "repo",
+                            "configMap": {"name": configmap_name(objects, "feast-repo")},
+                        },
+                    ],
+                },
+            },
+        },
+    }
