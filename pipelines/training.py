@@ -34,6 +34,12 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
         "mlflow-client",
         {k: k for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")},
     )
+    # The audit trail, and the prediction log the monitoring steps read, in PostgreSQL.
+    kubernetes.use_secret_as_env(
+        task,
+        "app-databases",
+        {k: k for k in ("SEAMLESS_AUDIT_URL", "SEAMLESS_SERVE_LOG_URL")},
+    )
     kubernetes.add_pod_label(task, "seamless.dev/pipeline-step", "true")
     kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="4Gi")
     task.set_env_variable("HOME", "/tmp")
@@ -41,6 +47,7 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
     # Who acts, for the audit trail and access checks: the pod's ServiceAccount, with
     # the role the manifests grant pipeline steps.
     kubernetes.use_field_path_as_env(task, "KUBERNETES_SERVICE_ACCOUNT", "spec.serviceAccountName")
+    kubernetes.use_field_path_as_env(task, "POD_NAMESPACE", "metadata.namespace")
     task.set_env_variable("SEAMLESS_ROLE", "ml_engineer")
 
 

@@ -78,19 +78,22 @@ def dataset_subject(sha256: str) -> str:
 def current_actor(env: Mapping[str, str] | None = None, sa_dir: Path = SA_DIR) -> str:
     """Who is acting: `SEAMLESS_ACTOR`, else the pod's service account, else the OS user.
 
-    In a pod, the namespace comes from the mounted service-account folder and the name
-    from `KUBERNETES_SERVICE_ACCOUNT` (set it from `spec.serviceAccountName` with the
-    downward API); the token itself is never read.
+    In a pod, the name comes from `KUBERNETES_SERVICE_ACCOUNT` and the namespace from
+    `POD_NAMESPACE` (both set with the downward API), else from the mounted
+    service-account folder: pods that need no API access mount no token, so the folder
+    is often absent. The token itself is never read.
     """
     env = os.environ if env is None else env
     explicit = env.get("SEAMLESS_ACTOR", "").strip()
     if explicit:
         return explicit
     ns_file = sa_dir / "namespace"
-    if ns_file.is_file():
-        namespace = ns_file.read_text(encoding="utf-8").strip() or "unknown"
-        account = env.get("KUBERNETES_SERVICE_ACCOUNT", "").strip() or "unknown"
-        return f"system:serviceaccount:{namespace}:{account}"
+    account = env.get("KUBERNETES_SERVICE_ACCOUNT", "").strip()
+    if account or ns_file.is_file():
+        namespace = env.get("POD_NAMESPACE", "").strip()
+        if not namespace and ns_file.is_file():
+            namespace = ns_file.read_text(encoding="utf-8").strip()
+        return f"system:serviceaccount:{namespace or 'unknown'}:{account or 'unknown'}"
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (arbitrary uid in a container)

@@ -6,8 +6,8 @@
 
 `.env.example` (repository root) is split into sections by `# [secrets/<file>]` header
 lines; each section becomes `<overlay>/secrets/<file>`, which the overlay's
-secretGenerator reads. An empty value gets a random one, `${KEY}` copies another key's
-value, anything else is kept as written. A `.txt` section is a serving tokens file: each
+secretGenerator reads. An empty value gets a random one, `${KEY}` in a value is replaced
+by another key's value, anything else is kept as written. A `.txt` section is a serving tokens file: each
 `SERVE_TOKEN_<ROLE>` key becomes a `<token>:<role>` line.
 
 Existing files are never overwritten (rotate a secret by editing or deleting its file).
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / ".env.example"
 SECTION = re.compile(r"^#\s*\[(secrets/[A-Za-z0-9_.-]+)\]")
 ENTRY = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
-REF = re.compile(r"^\$\{([A-Z][A-Z0-9_]*)\}$")
+REF = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 TOKEN_PREFIX = "SERVE_TOKEN_"
 
 
@@ -68,8 +68,8 @@ def resolve(sections: dict[str, dict[str, str]], known: dict[str, str]) -> dict[
         if key in seen or key not in templates:
             raise SystemExit(f".env.example: ${{{key}}} is undefined or circular.")
         template = templates[key]
-        if m := REF.match(template):
-            result = value(m.group(1), (*seen, key))
+        if REF.search(template):
+            result = REF.sub(lambda m: value(m.group(1), (*seen, key)), template)
         elif template == "":
             result = secrets.token_hex(24)  # URL- and config-safe
         else:

@@ -41,6 +41,8 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
         ("MLFLOW_TRACKING_PASSWORD", "mlflow-client", "MLFLOW_TRACKING_PASSWORD"),
         ("PGPASSWORD", "postgres-credentials", "FEAST_DB_PASSWORD"),
         ("REDIS_PASSWORD", "redis-credentials", "REDIS_PASSWORD"),
+        ("SEAMLESS_AUDIT_URL", "app-databases", "SEAMLESS_AUDIT_URL"),
+        ("SEAMLESS_SERVE_LOG_URL", "app-databases", "SEAMLESS_SERVE_LOG_URL"),
     ]
     env = [
         {"name": n, "valueFrom": {"secretKeyRef": {"name": s, "key": k}}} for n, s, k in secret_env

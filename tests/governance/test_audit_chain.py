@@ -186,6 +186,9 @@ def test_actor_sources(tmp_path: Path) -> None:
     assert current_actor(env, sa) == "system:serviceaccount:seamless:pipeline-runner"
     assert current_actor({"SEAMLESS_ACTOR": "bob", **env}, sa) == "bob"
     assert current_actor({}, tmp_path / "none")  # the OS user
+    # A pod without a mounted token: the downward API names both.
+    pod = {"KUBERNETES_SERVICE_ACCOUNT": "serving", "POD_NAMESPACE": "seamless"}
+    assert current_actor(pod, tmp_path / "none") == "system:serviceaccount:seamless:serving"
 
 
 def test_details_are_stored_as_hashed(tmp_path: Path) -> None:

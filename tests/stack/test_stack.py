@@ -321,3 +321,46 @@ def test_training_pipeline_job_runs_against_the_stack(
     assert mv.tags["seamless.decision"] == outcome["decision"]
     assert mv.tags["seamless.pipeline_run_id"], mv.tags
     assert client.get_model_version_by_alias(CONFIG.model.name, "challenger").version == mv.version
+
+
+def test_prediction_log_and_audit_trail_are_in_postgres(stack: Any, served: dict[str, Any]) -> None:
+    """On the cluster the prediction log and the audit trail are PostgreSQL tables (the
+    app-databases Secret's URLs), so they outlive pods and are shared by replicas."""
+    import psycopg2
+
+    host, port = stack.address("postgres", 5432)
+    creds = secret(stack, "app-databases")
+    with (
+        psycopg2.connect(
+            host=host,
+            port=port,
+            dbname="predictions",
+            user="serving",
+            password=creds["SERVING_DB_PASSWORD"],
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute(
+            "SELECT entity_id, score FROM seamless_predictions WHERE request_id = %s",
+            (served["body"]["request_id"],),
+        )
+        logged = {str(e): s for e, s in cur.fetchall()}
+    answered = {str(p["entity_id"]): p["score"] for p in served["body"]["predictions"]}
+    assert logged.keys() == answered.keys()
+    assert all(abs(logged[k] - answered[k]) < 1e-12 for k in answered)
+
+    with (
+        psycopg2.connect(
+            host=host, port=port, dbname="audit", user="audit", password=creds["AUDIT_DB_PASSWORD"]
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("SELECT actor, action FROM seamless_audit ORDER BY seq")
+        events = cur.fetchall()
+        # Append-only: the table refuses to change history.
+        with pytest.raises(psycopg2.Error, match="append-only"):
+            cur.execute("DELETE FROM seamless_audit")
+    actions = {action for _, action in events}
+    assert "model_reload" in actions, events
+    reloads = {actor for actor, action in events if action == "model_reload"}
+    assert reloads == {"system:serviceaccount:seamless:serving"}, events

@@ -5,16 +5,25 @@
 # through the environment, passed to psql as variables (never interpolated into SQL).
 set -eu
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
-    -v mlflow_pw="$MLFLOW_DB_PASSWORD" -v feast_pw="$FEAST_DB_PASSWORD" <<'SQL'
+    -v mlflow_pw="$MLFLOW_DB_PASSWORD" -v feast_pw="$FEAST_DB_PASSWORD" \
+    -v serving_pw="$SERVING_DB_PASSWORD" -v audit_pw="$AUDIT_DB_PASSWORD" <<'SQL'
 CREATE ROLE mlflow LOGIN PASSWORD :'mlflow_pw';
 CREATE ROLE feast LOGIN PASSWORD :'feast_pw';
+CREATE ROLE serving LOGIN PASSWORD :'serving_pw';
+CREATE ROLE audit LOGIN PASSWORD :'audit_pw';
 -- MLflow tracking + model registry
 CREATE DATABASE mlflow OWNER mlflow;
 -- MLflow basic-auth users and permissions (its own database_uri)
 CREATE DATABASE mlflow_auth OWNER mlflow;
 -- Feast SQL registry
 CREATE DATABASE feast_registry OWNER feast;
-REVOKE ALL ON DATABASE mlflow, mlflow_auth, feast_registry FROM PUBLIC;
+-- Serving's prediction and feedback log (read by the monitoring pipeline)
+CREATE DATABASE predictions OWNER serving;
+-- The audit trail of every writer (append-only table, created on first use)
+CREATE DATABASE audit OWNER audit;
+REVOKE ALL ON DATABASE mlflow, mlflow_auth, feast_registry, predictions, audit FROM PUBLIC;
 GRANT CONNECT ON DATABASE mlflow, mlflow_auth TO mlflow;
 GRANT CONNECT ON DATABASE feast_registry TO feast;
+GRANT CONNECT ON DATABASE predictions TO serving;
+GRANT CONNECT ON DATABASE audit TO audit;
 SQL
