@@ -1,7 +1,9 @@
 """Benchmark: one online prediction (entity id -> online features -> score), same run.
 
-Side by side, on one machine, with one model (the `champion` in the workspace's MLflow
-store) and one online store (the workspace's Feast SQLite store):
+Side by side, on one machine, for two models (a logistic regression and a 100-tree
+random forest, each registered as `champion` in the workspace's MLflow store) and one
+online store (the workspace's Feast SQLite store; with `--redis`, also a Feast Redis
+store on a `redis-server` this script starts on loopback):
 
 - **Seamless**: `seamless serve`, one `POST /v1/predict {"entity_ids": [id]}`
   (lookup, scoring, prediction log with fsync, bearer token);
@@ -15,20 +17,27 @@ Each is run with its defaults, and tuned:
 - MLflow tuned: `UVICORN_ACCESS_LOG=false` and `OMP_NUM_THREADS=1` in its environment:
   `mlflow models serve` runs `uvicorn ... mlflow.pyfunc.scoring_server.app:app` and has
   no flag for the access log, but the uvicorn CLI reads `UVICORN_<OPTION>` variables.
-`OMP_NUM_THREADS=1` for both model servers: HistGradientBoosting predicts with an OpenMP
-team per calling thread; for one row it gains nothing, and when the CPUs are busy its
-spin-waiting threads were measured here burning 60-300 ms of CPU per prediction.
+On Redis only the tuned configurations run (the defaults differ from them as on SQLite).
 
 Load comes from a separate client process (threads, one keep-alive `http.client`
-connection per server per thread) on 127.0.0.1, for `--seconds` at each fixed concurrency.
-All servers run at once and are measured in short slices interleaved across the
-configurations (rotated order each round): the build machines are shared, and a burst
-of someone else's load then lands on every configuration rather than on one.
-Recorded: predictions/s, latency p50/p95/p99, errors, and CPU seconds per prediction of
-the server process trees (utime+stime+cutime+cstime from /proc/<pid>/stat: a gunicorn
-worker restarted mid-run is counted through its parent) and of the client.
+connection per server per thread) on 127.0.0.1, bounded in time: closed loop at each
+`--concurrency` for `--seconds`, then open loop at a fixed `--rate` (requests are sent
+on a fixed schedule; latency counts from the scheduled time, so a stalled server is
+not hidden by a client that waits for it). The servers of one model run at once and
+are measured in short slices interleaved across the configurations (rotated order each
+round): the build machines are shared, and a burst of someone else's load then lands on
+every configuration rather than on one. Recorded: predictions/s, latency p50/p95/p99,
+errors, and CPU seconds per prediction of the server process trees
+(utime+stime+cutime+cstime from /proc/<pid>/stat: a gunicorn worker restarted mid-run
+is counted through its parent) and of the client.
 
-Usage: python benchmarks/serving.py [--seconds 20] [--concurrency 1 8] [--rows 20000]
+`--saturation` instead measures Seamless (tuned, logistic regression, SQLite) alone: its
+saturation rate (closed loop, `--sat-concurrency` clients), then `--hold` seconds
+(default 300) open loop at 80% of it (errors must be zero), then `--over` seconds at
+150% of it with more clients than `--max-concurrency`, where it must shed with 429.
+
+Usage: python benchmarks/serving.py [--seconds 10] [--concurrency 1 8] [--rate 200]
+       [--models lr rf] [--redis] [--rows 20000] [--saturation [--hold 300]]
        [--out docs/serving-benchmark.md] [--plot docs/serving-benchmark.png]
 Prints a JSON summary; appends a section to --out and draws --plot.
 """
@@ -131,22 +140,45 @@ class Target:
 
 
 def run_client(spec: dict) -> dict:
+    """Closed loop (`concurrency` clients back to back) or, with `rate`, open loop."""
     ids: list[int] = spec["ids"]
     check = {str(i): Target(spec).predict(i) for i in ids[:CHECK_IDS]} if spec["check"] else {}
     deadline_s = spec["seconds"]
-    lat: list[list[float]] = [[] for _ in range(spec["concurrency"])]
-    errors: list[Counter[str]] = [Counter() for _ in range(spec["concurrency"])]
-    barrier = threading.Barrier(spec["concurrency"] + 1)
+    rate = spec.get("rate")
+    n_workers = spec["concurrency"]
+    lat: list[list[float]] = [[] for _ in range(n_workers)]
+    errors: list[Counter[str]] = [Counter() for _ in range(n_workers)]
+    barrier = threading.Barrier(n_workers + 1)
+    start_at: list[float] = []
+    next_slot = [0]
+    slot_lock = threading.Lock()
+
+    def scheduled() -> float | None:
+        """Open loop: the next send time on the fixed schedule (None past the end)."""
+        with slot_lock:
+            k = next_slot[0]
+            next_slot[0] += 1
+        t = start_at[0] + k / rate
+        return t if t < start_at[0] + deadline_s else None
 
     def worker(w: int) -> None:
         target = Target(spec)
         rng = random.Random(w)
         barrier.wait()
-        end = time.perf_counter() + deadline_s
+        end = start_at[0] + deadline_s
         while True:
-            t0 = time.perf_counter()
-            if t0 >= end:
-                break
+            if rate:
+                due = scheduled()
+                if due is None:
+                    break
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                t0 = due  # latency from the schedule: queueing in the client counts too
+            else:
+                t0 = time.perf_counter()
+                if t0 >= end:
+                    break
             try:
                 target.predict(rng.choice(ids))
                 lat[w].append(time.perf_counter() - t0)
@@ -156,10 +188,11 @@ def run_client(spec: dict) -> dict:
                 target.reset()
         target.reset()
 
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(spec["concurrency"])]
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(n_workers)]
     for t in threads:
         t.start()
     cpu0, t_start = os.times(), time.perf_counter()
+    start_at.append(t_start + 0.05)
     barrier.wait()
     for t in threads:
         t.join()
@@ -309,186 +342,302 @@ CONFIGS = {
     "pair-default": "Feast + MLflow (default)",
     "pair-tuned": "Feast + MLflow (tuned)",
 }
-
-
+MODELS = {
+    "lr": ("logistic_regression", {"C": [1.0]}, "logistic regression"),
+    "rf": ("random_forest", {"n_estimators": [100]}, "random forest, 100 trees"),
+}
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 MLFLOW_TUNED = {"UVICORN_ACCESS_LOG": "false", **ONE_THREAD}
 
 
+def model_config(base: Any, key: str) -> Any:
+    """The bundled config with this benchmark's model (its own registered name)."""
+    estimator, space, _ = MODELS[key]
+    search = base.model.search.model_copy(update={"n_iter": 1, "cv": 2, "space": space})
+    model = base.model.model_copy(
+        update={"name": f"credit_risk_{key}", "experiment": f"credit_risk_{key}",
+                "estimator": estimator, "params": {}, "search": search}
+    )  # fmt: skip
+    return base.model_copy(update={"model": model})
+
+
+def config_names(stores: list[str]) -> list[tuple[str, str]]:
+    """(configuration, store): every configuration on SQLite, the tuned ones on Redis."""
+    out = [(name, "sqlite") for name in CONFIGS]
+    if "redis" in stores:
+        out += [(name, "redis") for name in CONFIGS if name.endswith("tuned")]
+    return out
+
+
 def start_config(
-    name: str, servers: Servers, ws: Path, env: dict[str, str], logs: Path
-) -> tuple[dict, list[int], dict]:
+    name: str, store: str, servers: Servers, ws: Path, env: dict[str, str], logs: Path,
+    model: str, config_yaml: Path, extra: list[str] | None = None,
+) -> tuple[dict, list[int], dict]:  # fmt: skip
     """Start one configuration's servers; returns (client spec, root pids, command info)."""
     tuned = name.endswith("tuned")
+    repo = ws / ("feast" if store == "sqlite" else "feast-redis")
+    env = {**env, "SEAMLESS_FEAST_REPO": str(repo)}
+    tag = f"{model}-{store}-{name}"
     if name.startswith("seamless"):
         port = free_port()
         cmd = [str(BIN / "seamless"), "serve", "--workspace", str(ws), "--port", str(port)]
+        cmd += ["--config", str(config_yaml), *(extra or [])]
         cmd += ["--log-level", "warning"] if tuned else []
         senv = {**env, **ONE_THREAD} if tuned else env
-        proc = servers.start(cmd, senv, ws, logs / f"{name}.log")
+        proc = servers.start(cmd, senv, ws, logs / f"{tag}.log")
         ready = wait_ready(port, "/readyz", proc)
-        info = {"seamless": cmd, "start_s": round(ready, 1)}
-        if tuned:
-            info["seamless_env"] = ONE_THREAD
+        info = {"seamless": cmd, "start_s": round(ready, 1), "readyz": readyz(port)}
         return {"kind": "seamless", "port": port}, [proc.pid], info
     fport, mport = free_port(), free_port()
     fcmd = [str(BIN / "feast"), "serve", "-h", "127.0.0.1", "-p", str(fport)]
     fcmd += ["--max-requests", "0", "--no-access-log"] if tuned else []
-    mcmd = [str(BIN / "mlflow"), "models", "serve", "-m", "models:/credit_risk@champion"]
+    mcmd = [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/credit_risk_{model}@champion"]
     mcmd += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(mport)]
     menv = {**env, **MLFLOW_TUNED} if tuned else env
-    fproc = servers.start(fcmd, env, ws / "feast", logs / f"{name}-feast.log")
-    mproc = servers.start(mcmd, menv, ws, logs / f"{name}-mlflow.log")
+    fproc = servers.start(fcmd, env, repo, logs / f"{tag}-feast.log")
+    mproc = servers.start(mcmd, menv, ws, logs / f"{tag}-mlflow.log")
     ready = max(wait_ready(fport, "/health", fproc), wait_ready(mport, "/health", mproc))
     spec = {"kind": "pair", "feast_port": fport, "mlflow_port": mport}
     info: dict[str, Any] = {"feast": fcmd, "mlflow": mcmd, "start_s": round(ready, 1)}
-    if tuned:
-        info["mlflow_env"] = MLFLOW_TUNED
     return spec, [fproc.pid, mproc.pid], info
 
 
+def readyz(port: int) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/readyz")
+    body = json.loads(conn.getresponse().read())
+    return {
+        "predictor": body["model"].get("predictor"),
+        "predictor_detail": body["model"].get("predictor_detail"),
+        "feature_reads": body.get("feature_reads"),
+    }
+
+
 def client(spec: dict) -> dict:
+    timeout = spec["seconds"] + 120  # bounded: a hung server cannot hang the benchmark
     out = subprocess.run(
         [sys.executable, __file__, "_client", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+        capture_output=True, text=True, check=False, timeout=timeout,
+    )  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"load client failed: {out.stderr.strip()[-2000:]}")
     return json.loads(out.stdout)
 
 
-def access_log_lines(logs: Path, name: str) -> int:
+def access_log_lines(logs: Path, tag: str) -> int:
     """Requests lines the servers logged (evidence the tuned runs log none)."""
     n = 0
-    for f in logs.glob(f"{name}*.log"):
+    for f in logs.glob(f"{tag}*.log"):
         n += sum('"POST /' in line for line in f.read_text(errors="replace").splitlines())
     return n
 
 
-def measure_all(ws: Path, env: dict, logs: Path, base: dict, args: argparse.Namespace) -> dict:
-    """Every configuration up at once, measured in interleaved slices.
+def measure_model(
+    model: str, ws: Path, env: dict, logs: Path, base: dict, args: argparse.Namespace,
+    config_yaml: Path,
+) -> dict:  # fmt: skip
+    """Every configuration of one model up at once, measured in interleaved slices.
 
     The build machines are shared and their load drifts: each configuration gets
-    `--seconds` per concurrency as `--slice`-second slices, and every round visits the
-    configurations in a rotated order, so a busy minute hurts them all alike.
+    `--seconds` per concurrency (and `--rate-seconds` at the fixed rate) as
+    `--slice`-second slices, every round visiting the configurations in a rotated order,
+    so a busy minute hurts them all alike.
     """
     servers = Servers()
-    names = list(CONFIGS)
+    names = config_names(args.stores)
+    modes = [("conc", c) for c in args.concurrency] + [("rate", args.rate)]
     try:
         up = {}
-        for name in names:  # one at a time: start-up does not compete with another's
-            print(f"starting {name} ...", file=sys.stderr, flush=True)
-            spec, roots, info = start_config(name, servers, ws, env, logs)
-            up[name] = ({**base, **spec}, roots, info)
+        for name, store in names:  # one at a time: start-up does not compete
+            print(f"[{model}] starting {name} on {store} ...", file=sys.stderr, flush=True)
+            spec, roots, info = start_config(
+                name, store, servers, ws, env, logs, model, config_yaml
+            )
+            up[name, store] = ({**base, **spec}, roots, info)
         results: dict[str, dict] = {}
-        for name, (spec, _, info) in up.items():
-            # Warm-up (lazy imports, first SQLite reads), and the scores for the cross-check.
+        for (name, store), (spec, _, info) in up.items():
             warm = client({**spec, "seconds": args.warmup, "concurrency": 2, "check": True})
-            results[name] = {**info, "check": warm["check"], "warmup_errors": warm["errors"]}
-        rounds = max(1, math.ceil(args.seconds / args.slice))
-        slices: dict[tuple[str, int], list[dict]] = {}
-        cpu: Counter[tuple[str, int]] = Counter()
+            results[f"{name}@{store}"] = {
+                **info, "check": warm["check"], "warmup_errors": warm["errors"], "runs": {}
+            }  # fmt: skip
+        slices: dict[tuple[str, str], list[dict]] = {}
+        cpu: Counter[tuple[str, str]] = Counter()
+        rounds = max(1, math.ceil(max(args.seconds, args.rate_seconds) / args.slice))
         for r in range(rounds):
-            print(f"round {r + 1}/{rounds} ...", file=sys.stderr, flush=True)
+            print(f"[{model}] round {r + 1}/{rounds} ...", file=sys.stderr, flush=True)
             order = names[r % len(names) :] + names[: r % len(names)]
-            for conc in args.concurrency:
-                for name in order:
-                    spec, roots, _ = up[name]
-                    seconds = min(args.slice, args.seconds - r * args.slice)
+            for kind, value in modes:
+                total = args.rate_seconds if kind == "rate" else args.seconds
+                seconds = min(args.slice, total - r * args.slice)
+                if seconds <= 0:
+                    continue
+                mode = f"{kind}-{value:g}"
+                for name, store in order:
+                    spec, roots, _ = up[name, store]
+                    run = {**spec, "seconds": seconds, "check": False}
+                    if kind == "rate":
+                        run.update(rate=value, concurrency=args.rate_clients)
+                    else:
+                        run.update(concurrency=value)
                     cpu0 = tree_cpu(roots)
-                    sl = client({**spec, "seconds": seconds, "concurrency": conc, "check": False})
-                    cpu[name, conc] += tree_cpu(roots) - cpu0
-                    slices.setdefault((name, conc), []).append(sl)
-        for name, (_, roots, _) in up.items():
-            results[name]["runs"] = {
-                str(c): stats(slices[name, c], cpu[name, c]) for c in args.concurrency
-            }
-            results[name]["server_rss_mib"] = tree_rss_mib(roots)
+                    sl = client(run)
+                    key = f"{name}@{store}"
+                    cpu[key, mode] += tree_cpu(roots) - cpu0
+                    slices.setdefault((key, mode), []).append(sl)
+        for (key, mode), sls in slices.items():
+            results[key]["runs"][mode] = stats(sls, cpu[key, mode])
+        for (name, store), (_, roots, _) in up.items():
+            results[f"{name}@{store}"]["server_rss_mib"] = tree_rss_mib(roots)
     finally:
         servers.stop_all()
-    for name in names:
-        results[name]["access_log_lines"] = access_log_lines(logs, name)
+    for name, store in names:
+        results[f"{name}@{store}"]["access_log_lines"] = access_log_lines(
+            logs, f"{model}-{store}-{name}"
+        )
     return results
+
+
+def saturation(ws: Path, env: dict, logs: Path, base: dict, args: argparse.Namespace,
+               config_yaml: Path) -> dict:  # fmt: skip
+    """Saturation rate, then 80% of it held for `--hold` s, then 150% (shedding)."""
+    servers = Servers()
+    try:
+        extra = ["--max-concurrency", str(args.max_concurrency)]
+        spec, roots, info = start_config(
+            "seamless-tuned", "sqlite", servers, ws, env, logs, "lr", config_yaml, extra
+        )
+        spec = {**base, **spec}
+        client({**spec, "seconds": args.warmup, "concurrency": 2, "check": False})
+        out: dict[str, Any] = {"command": info["seamless"], "readyz": info["readyz"]}
+        phases = [
+            ("saturation", {"concurrency": args.sat_concurrency}, args.sat_seconds),
+        ]
+        for label, extra_spec, seconds in phases:
+            cpu0 = tree_cpu(roots)
+            sl = client({**spec, **extra_spec, "seconds": seconds, "check": False})
+            out[label] = stats([sl], tree_cpu(roots) - cpu0)
+        sat = out["saturation"]["throughput"]
+        for label, factor, seconds, clients in (
+            ("hold_80pct", 0.8, args.hold, args.rate_clients),
+            ("over_150pct", 1.5, args.over, args.max_concurrency * 3),
+        ):
+            print(f"[saturation] {label}: {factor * sat:.0f}/s for {seconds:.0f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            cpu0 = tree_cpu(roots)
+            run = {**spec, "seconds": seconds, "check": False, "rate": factor * sat,
+                   "concurrency": clients}  # fmt: skip
+            out[label] = {**stats([client(run)], tree_cpu(roots) - cpu0), "rate": factor * sat}
+        out["server_rss_mib"] = tree_rss_mib(roots)
+    finally:
+        servers.stop_all()
+    return out
 
 
 def versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    return {p: version(p) for p in ("feast", "mlflow", "uvicorn", "gunicorn", "fastapi")}
+    names = ("feast", "mlflow", "uvicorn", "gunicorn", "fastapi", "onnxruntime", "skl2onnx")
+    return {p: version(p) for p in names}
 
 
-def ratios(results: dict, conc: str) -> dict[str, dict[str, float]]:
+def ratios(res: dict, mode: str, store: str) -> dict[str, dict[str, float]]:
     out = {}
     for variant in ("default", "tuned"):
-        s = results[f"seamless-{variant}"]["runs"][conc]
-        p = results[f"pair-{variant}"]["runs"][conc]
+        sk, pk = f"seamless-{variant}@{store}", f"pair-{variant}@{store}"
+        if sk not in res or pk not in res:
+            continue
+        s, p = res[sk]["runs"][mode], res[pk]["runs"][mode]
         out[variant] = {
             "throughput_x": round(s["throughput"] / p["throughput"], 2),
-            "p50_x": round(s["p50_ms"] / p["p50_ms"], 2),
-            "p95_x": round(s["p95_ms"] / p["p95_ms"], 2),
+            "p99_x": round(s["p99_ms"] / p["p99_ms"], 3),
             "server_cpu_per_pred_x": round(
-                s["server_cpu_ms_per_pred"] / p["server_cpu_ms_per_pred"], 2
+                s["server_cpu_ms_per_pred"] / p["server_cpu_ms_per_pred"], 3
             ),
         }
     return out
 
 
+def label(key: str) -> str:
+    name, store = key.split("@")
+    return f"{CONFIGS[name]}, {store}"
+
+
 def write_markdown(summary: dict, out: Path, plot: Path) -> None:
-    res, conc = summary["results"], summary["concurrency"]
     lines = [
         f"\n### Online prediction, {summary['rows']:,} rows ({summary['entities']:,} entities), "
         f"{summary['cpus']} CPUs ({summary['date']})\n",
-        "Entity id -> online features -> score, one entity per request, "
-        f"{summary['seconds']:.0f} s per configuration and concurrency, measured in "
-        f"{summary['slice']:.0f}-s slices interleaved across the configurations (all servers "
-        "up at once), client in its own process on 127.0.0.1 (it shares the CPUs with the "
-        "servers). The machine is shared with other jobs: 1-min load average "
+        "Entity id -> online features -> score, one entity per request. Closed loop at "
+        f"concurrency {', '.join(map(str, summary['concurrency']))} for "
+        f"{summary['seconds']:.0f} s each, and open loop at {summary['rate']:.0f} requests/s "
+        f"for {summary['rate_seconds']:.0f} s, per configuration, measured in "
+        f"{summary['slice']:.0f}-s slices interleaved across the configurations of a model "
+        "(all up at once), client in its own process on 127.0.0.1 (it shares the CPUs with "
+        "the servers). The machine is shared with other jobs: 1-min load average "
         f"{summary['loadavg_before_after'][0]} before, {summary['loadavg_before_after'][1]} "
         "after. Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ".\n",
-        "| configuration | conc. | pred/s | p50 ms | p95 ms | p99 ms | errors "
-        "| server CPU ms/pred | client CPU ms/pred |",
-        "|---|--:|--:|--:|--:|--:|---|--:|--:|",
     ]
-    for name, label in CONFIGS.items():
-        for c in conc:
-            r = res[name]["runs"][str(c)]
-            errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
-            lines.append(
-                f"| {label} | {c} | {r['throughput']:,.0f} | {r['p50_ms']} | {r['p95_ms']} "
-                f"| {r['p99_ms']} | {errs} | {r['server_cpu_ms_per_pred']:.2f} "
-                f"| {r['client_cpu_ms_per_pred']:.2f} |"
+    for model, res in summary["results"].items():
+        lines += [
+            f"#### {MODELS[model][2]}\n",
+            "| configuration | load | pred/s | p50 ms | p95 ms | p99 ms | errors "
+            "| server CPU ms/pred | client CPU ms/pred |",
+            "|---|---|--:|--:|--:|--:|---|--:|--:|",
+        ]
+        for key, r0 in res.items():
+            for mode, r in r0["runs"].items():
+                errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
+                load = mode.replace("conc-", "conc. ").replace("rate-", "") + (
+                    "/s open" if mode.startswith("rate") else ""
+                )
+                lines.append(
+                    f"| {label(key)} | {load} | {r['throughput']:,.0f} | {r['p50_ms']} "
+                    f"| {r['p95_ms']} | {r['p99_ms']} | {errs} "
+                    f"| {r['server_cpu_ms_per_pred']:.3f} | {r['client_cpu_ms_per_pred']:.3f} |"
+                )
+        lines.append("")
+        for (mode, store), rr in summary["ratios"][model].items():
+            for variant, r in rr.items():
+                lines.append(
+                    f"- {mode}, {store}, {variant} vs {variant}: Seamless throughput "
+                    f"**x{r['throughput_x']}**, p99 x{r['p99_x']}, server CPU per prediction "
+                    f"x{r['server_cpu_per_pred_x']} (Seamless / Feast + MLflow)"
+                )
+        lines.append(
+            "- server RSS at the end (MiB): "
+            + ", ".join(f"{label(k)} {v['server_rss_mib']:.0f}" for k, v in res.items())
+        )
+        lines.append(
+            "- Seamless predictor: "
+            + ", ".join(
+                f"{label(k)}: {v['readyz']['predictor']} ({v['readyz']['predictor_detail']}), "
+                f"reads {v['readyz']['feature_reads']}"
+                for k, v in res.items()
+                if "readyz" in v
             )
-    lines.append("")
-    for c in conc:
-        for variant, r in summary["ratios"][str(c)].items():
-            lines.append(
-                f"- concurrency {c}, {variant} vs {variant}: Seamless throughput "
-                f"**x{r['throughput_x']}**, p50 x{r['p50_x']}, p95 x{r['p95_x']}, server CPU "
-                f"per prediction x{r['server_cpu_per_pred_x']} (Seamless / Feast + MLflow)"
-            )
+        )
+        lines.append(
+            "- request lines in the server logs: "
+            + ", ".join(f"{label(k)} {v.get('access_log_lines', '?')}" for k, v in res.items())
+            + "\n"
+        )
     lines += [
         f"- scores agree across configurations: max |diff| {summary['score_max_abs_diff']:.2e} "
-        f"over {CHECK_IDS} entities",
-        "- server RSS at the end (MiB): "
-        + ", ".join(f"{CONFIGS[n]} {res[n]['server_rss_mib']:.0f}" for n in CONFIGS),
-        "- request lines in the server logs: "
-        + ", ".join(f"{CONFIGS[n]} {res[n].get('access_log_lines', '?')}" for n in CONFIGS),
-        "- commands: Seamless `seamless serve --workspace WS --port P` (tuned: + "
-        "`--log-level warning`, env `OMP_NUM_THREADS=1`); Feast `feast serve -h 127.0.0.1 "
-        "-p P` in the repo folder (tuned: + `--max-requests 0 --no-access-log`); MLflow "
-        "`mlflow models serve -m models:/credit_risk@champion --env-manager local -h "
+        f"over {CHECK_IDS} entities (Seamless scores with the ONNX graph, float32 inside; "
+        "it must match scikit-learn to 1e-5)",
+        "- commands: Seamless `seamless serve --workspace WS --config MODEL.yaml --port P` "
+        "(tuned: + `--log-level warning`, env `OMP_NUM_THREADS=1`); Feast `feast serve -h "
+        "127.0.0.1 -p P` in the repo folder (tuned: + `--max-requests 0 --no-access-log`); "
+        "MLflow `mlflow models serve -m models:/MODEL@champion --env-manager local -h "
         "127.0.0.1 -p P` (tuned: env `UVICORN_ACCESS_LOG=false`, as the command has no flag "
         "for it, and `OMP_NUM_THREADS=1`).",
-        "- `OMP_NUM_THREADS=1`: the model (HistGradientBoosting) predicts with an OpenMP "
-        "team per calling thread; one row gains nothing from it, and on busy CPUs its "
-        "spin-waiting threads burn CPU (the default Seamless rows show it: a threaded "
-        "server calls the model from several threads).",
         "- Seamless does more per request: bearer-token check, unknown-entity check and an "
         "fsynced prediction-log line; the pair's client does the unknown-entity check.",
         f"\n![serving benchmark]({plot.name})\n",
     ]
+    append(out, lines)
+
+
+def append(out: Path, lines: list[str]) -> None:
     if not out.exists():
         out.write_text(
             "# Serving benchmark\n\nRecorded by `benchmarks/serving.py`: Seamless serving "
@@ -499,63 +648,169 @@ def write_markdown(summary: dict, out: Path, plot: Path) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
+def write_saturation(summary: dict, out: Path) -> None:
+    sat = summary["saturation"]
+    lines = [
+        f"\n### Saturation and shedding, Seamless (tuned, logistic regression, SQLite), "
+        f"{summary['cpus']} CPUs ({summary['date']})\n",
+        f"Closed loop with {summary['sat_concurrency']} clients for "
+        f"{summary['sat_seconds']:.0f} s gives the saturation rate; then open loop at 80% of "
+        f"it for {summary['hold']:.0f} s, then at 150% with more clients than "
+        f"`--max-concurrency {summary['max_concurrency']}`. 1-min load average "
+        f"{summary['loadavg_before_after'][0]} before, {summary['loadavg_before_after'][1]} "
+        "after (shared machine).\n",
+        "| phase | offered /s | answered /s | p50 ms | p99 ms | errors | server CPU ms/pred |",
+        "|---|--:|--:|--:|--:|---|--:|",
+    ]
+    for phase in ("saturation", "hold_80pct", "over_150pct"):
+        r = sat[phase]
+        errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
+        offered = f"{r['rate']:,.0f}" if "rate" in r else "closed loop"
+        lines.append(
+            f"| {phase} | {offered} | {r['throughput']:,.0f} | {r['p50_ms']} | {r['p99_ms']} "
+            f"| {errs} | {r['server_cpu_ms_per_pred']:.3f} |"
+        )
+    lines.append(f"\n- server RSS at the end: {sat['server_rss_mib']:.0f} MiB\n")
+    append(out, lines)
+
+
 def draw(summary: dict, plot: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    res, conc = summary["results"], summary["concurrency"]
-    names = list(CONFIGS)
-    colors = ["#1f77b4", "#6baed6", "#d62728", "#fc9272"]
-    fig, axes = plt.subplots(1, len(conc) + 1, figsize=(5 * (len(conc) + 1), 4.2))
-    width = 0.8 / len(names)
-    for ax, c in zip(axes, conc, strict=False):
-        for i, n in enumerate(names):
-            r = res[n]["runs"][str(c)]
-            xs = [j + (i - (len(names) - 1) / 2) * width for j in range(2)]
-            ax.bar(xs, [r["p50_ms"], r["p95_ms"]], width, color=colors[i], label=CONFIGS[n])
-        ax.set_xticks([0, 1], ["p50", "p95"])
-        ax.set_ylabel("latency per prediction (ms)")
-        ax.set_title(f"latency, concurrency {c}")
-    ax = axes[-1]
-    for i, n in enumerate(names):
-        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(conc))]
-        ax.bar(xs, [res[n]["runs"][str(c)]["throughput"] for c in conc], width, color=colors[i])
-    ax.set_xticks(range(len(conc)), [f"concurrency {c}" for c in conc])
-    ax.set_ylabel("predictions / s")
-    ax.set_title("throughput")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(names))
+    models = list(summary["results"])
+    fig, axes = plt.subplots(len(models), 3, figsize=(16, 4.6 * len(models)), squeeze=False)
+    rate_mode = f"rate-{summary['rate']:g}"
+    conc_mode = f"conc-{max(summary['concurrency'])}"
+    for row, model in zip(axes, models, strict=True):
+        res = summary["results"][model]
+        keys = list(res)
+        colors = ["#1f77b4" if k.startswith("seamless") else "#d62728" for k in keys]
+        names = [label(k).replace("Feast + MLflow", "pair") for k in keys]
+        panels = (
+            ("server CPU ms / prediction", conc_mode, "server_cpu_ms_per_pred"),
+            (f"predictions / s ({conc_mode})", conc_mode, "throughput"),
+            (f"p99 ms at {summary['rate']:g}/s open loop (log)", rate_mode, "p99_ms"),
+        )
+        for ax, (title, mode, field_) in zip(row, panels, strict=True):
+            vals = [res[k]["runs"][mode][field_] for k in keys]
+            ax.barh(range(len(keys)), vals, color=colors)
+            ax.set_yticks(range(len(keys)), names, fontsize=8)
+            ax.invert_yaxis()
+            if field_ == "p99_ms":
+                ax.set_xscale("log")
+            ax.set_title(f"{MODELS[model][2]}: {title}", fontsize=9)
     fig.suptitle(f"Online prediction: Seamless vs Feast + MLflow ({summary['date']})")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(plot, dpi=110)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=100)
     plt.close(fig)
+
+
+def build(args: argparse.Namespace, tmp: Path) -> tuple[Path, dict, dict[str, Path], Any]:
+    """Workspace: features (SQLite, and Redis with --redis), one champion per model."""
+    import yaml
+
+    from components.common.config import default_config_path, load_config
+    from tests.serving.workspace import build_workspace, train_and_promote
+
+    base = load_config(default_config_path())
+    configs = {m: model_config(base, m) for m in args.models}
+    with contextlib.redirect_stdout(sys.stderr):  # Feast prints progress; stdout is JSON
+        first, *rest = args.models
+        built = build_workspace(tmp, configs[first], rows=args.rows)  # sets this env
+        for m in rest:
+            train_and_promote(configs[m], built["training"])
+    yamls = {}
+    for m, c in configs.items():
+        yamls[m] = tmp / f"credit_risk_{m}.yaml"
+        yamls[m].write_text(yaml.safe_dump(c.model_dump(mode="json"), sort_keys=False))
+    return built["workspace"], built, yamls, base
+
+
+def redis_repo(ws: Path, base: Any, connection: str) -> None:
+    """`ws/feast-redis`: the workspace's repo (same registry) on Redis, materialized."""
+    from datetime import UTC, datetime
+
+    import yaml
+
+    from components.features.store import open_store
+
+    src = yaml.safe_load((ws / "feast" / "feature_store.yaml").read_text())
+    src["online_store"] = {"type": "redis", "connection_string": connection}
+    repo = ws / "feast-redis"
+    repo.mkdir()
+    (repo / "feature_store.yaml").write_text(yaml.safe_dump(src, sort_keys=False))
+    store = open_store(repo)
+    with contextlib.redirect_stdout(sys.stderr):
+        store.materialize(
+            start_date=datetime(2000, 1, 1, tzinfo=UTC),
+            end_date=datetime.now(UTC),
+            feature_views=[v.name for v in base.features.views],
+        )
+
+
+@contextlib.contextmanager
+def redis_server(tmp: Path) -> Any:
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--redis needs redis-server (apt-get install -y redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",
+         "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="per configuration+conc.")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per config and conc.")
     parser.add_argument("--slice", type=float, default=5.0, help="seconds per interleaved slice")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--rate", type=float, default=200.0, help="open-loop requests/s")
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--rate-clients", type=int, default=16, help="open-loop client threads")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--redis", action="store_true", help="also a Feast Redis store")
     parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--saturation", action="store_true", help="the saturation mode")
+    parser.add_argument("--sat-concurrency", type=int, default=16)
+    parser.add_argument("--sat-seconds", type=float, default=20.0)
+    parser.add_argument("--hold", type=float, default=300.0, help="seconds at 80%%")
+    parser.add_argument("--over", type=float, default=15.0, help="seconds at 150%%")
+    parser.add_argument("--max-concurrency", type=int, default=32)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "serving-benchmark.md")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "serving-benchmark.png")
     args = parser.parse_args()
+    args.stores = ["sqlite", "redis"] if args.redis else ["sqlite"]
+    if args.saturation:
+        args.models = ["lr"]
     # SIGTERM unwinds like Ctrl-C, so the `finally` blocks stop the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.path.insert(0, str(ROOT))
-    from components.common.config import default_config_path, load_config
     from components.common.env import TELEMETRY_OFF
-    from tests.serving.workspace import build_workspace, small_config
 
     started = time.perf_counter()
-    config = small_config(load_config(default_config_path()))
     with tempfile.TemporaryDirectory(prefix="seamless-serving-bench-") as name:
         tmp = Path(name)
-        with contextlib.redirect_stdout(sys.stderr):  # Feast prints progress; stdout is JSON
-            built = build_workspace(tmp, config, rows=args.rows)  # sets this process's env
-        ws: Path = built["workspace"]
+        ws, built, yamls, base_config = build(args, tmp)
         logs = tmp / "logs"
         logs.mkdir()
         env = {
@@ -565,38 +820,69 @@ def main() -> None:
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "MLFLOW_TRACKING_URI": f"sqlite:///{ws / 'mlflow' / 'mlflow.db'}",
             "SEAMLESS_WORKSPACE": str(ws),
-            "SEAMLESS_FEAST_REPO": str(ws / "feast"),
             "SEAMLESS_SERVE_TOKENS": json.dumps({TOKEN: "predict"}),
         }
+        env.pop("SEAMLESS_DERIVED_ENDPOINTS", None)  # SEAMLESS_FEAST_REPO is set per server
         base = {
             "ids": random.Random(0).sample(built["entities"], len(built["entities"])),
-            "feature_service": config.features.service,
-            "key": config.entity_key(),
+            "feature_service": base_config.features.service,
+            "key": base_config.entity_key(),
+        }
+        summary: dict[str, Any] = {
+            "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
+            "cpus": os.cpu_count(),
+            "rows": args.rows,
+            "entities": len(built["entities"]),
+            "versions": versions(),
         }
         load0 = os.getloadavg()
-        results = measure_all(ws, env, logs, base, args)
+        if args.saturation:
+            summary["saturation"] = saturation(ws, env, logs, base, args, yamls["lr"])
+            summary.update(
+                {k: getattr(args, k) for k in ("sat_concurrency", "sat_seconds", "hold",
+                                               "max_concurrency")}
+            )  # fmt: skip
+        else:
+            with contextlib.ExitStack() as stack:
+                if args.redis:
+                    redis_repo(ws, base_config, stack.enter_context(redis_server(tmp)))
+                results = {
+                    m: measure_model(m, ws, env, logs, base, args, yamls[m]) for m in args.models
+                }
         load1 = os.getloadavg()
-    checks = [r.pop("check") for r in results.values()]
-    diff = max(abs(c[k] - checks[0][k]) for c in checks for k in checks[0])
-    summary = {
-        "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "cpus": os.cpu_count(),
-        "rows": args.rows,
-        "entities": len(built["entities"]),
-        "seconds": args.seconds,
-        "slice": args.slice,
-        "concurrency": args.concurrency,
-        "versions": versions(),
-        "score_max_abs_diff": diff,
-        # Other jobs on the machine (its 1-min load average, before and after the run).
-        "loadavg_before_after": [round(load0[0], 2), round(load1[0], 2)],
-        "results": results,
-        "ratios": {str(c): ratios(results, str(c)) for c in args.concurrency},
-        "total_s": round(time.perf_counter() - started, 1),
-    }
-    print(json.dumps(summary, indent=2))
-    if diff > 1e-6:
-        raise SystemExit(f"scores differ between configurations by {diff}: not the same model")
+    if not args.saturation:  # kept even if the report below fails
+        (tmp.parent / f"{tmp.name}.json").write_text(json.dumps(results, default=str))
+    summary["loadavg_before_after"] = [round(load0[0], 2), round(load1[0], 2)]
+    summary["total_s"] = round(time.perf_counter() - started, 1)
+    if args.saturation:
+        print(json.dumps(summary, indent=2))
+        write_saturation(summary, args.out)
+        return
+    diffs = []
+    for res in results.values():
+        checks = [r.pop("check") for r in res.values()]
+        diffs += [abs(c[k] - checks[0][k]) for c in checks for k in checks[0]]
+    modes = [f"conc-{c}" for c in args.concurrency] + [f"rate-{args.rate:g}"]
+    summary.update(
+        {
+            "seconds": args.seconds, "slice": args.slice, "rate": args.rate,
+            "rate_seconds": args.rate_seconds, "concurrency": args.concurrency,
+            "score_max_abs_diff": max(diffs),
+            "results": results,
+            "ratios": {
+                m: {(mode, store): ratios(res, mode, store) for mode in modes
+                    for store in args.stores}
+                for m, res in results.items()
+            },
+        }
+    )  # fmt: skip
+    printable = {**summary, "ratios": {m: {f"{a}@{b}": v for (a, b), v in r.items()}
+                                       for m, r in summary["ratios"].items()}}  # fmt: skip
+    print(json.dumps(printable, indent=2))
+    if max(diffs) > 1e-5:
+        raise SystemExit(
+            f"scores differ between configurations by {max(diffs)}: not the same model"
+        )
     draw(summary, args.plot)
     write_markdown(summary, args.out, args.plot)
 

@@ -46,6 +46,15 @@ def serve_cmd(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Serve without tokens (local development only).")
     ] = False,
+    log_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEAMLESS_SERVE_LOG_URL",
+            show_envvar=True,
+            help="Log predictions and feedback to PostgreSQL tables (postgresql://user@host"
+            ":port/db; password from the URL or PGPASSWORD) instead of workspace files.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Serve the champion model: /v1/predict, Open Inference Protocol v2, /metrics.
@@ -76,6 +85,7 @@ def serve_cmd(
         tokens_file=tokens_file,
         tokens_json=os.environ.get("SEAMLESS_SERVE_TOKENS") or None,
         auth_disabled=no_auth,
+        log_url=log_url or None,
     )
     app = create_app(settings)
     # One process: the model poller and the prediction log writer are per process.

@@ -19,6 +19,7 @@ prediction log gives the model version, then the same chain follows.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,13 +250,18 @@ def model_lineage(
 
 
 def find_request(request_id: str, predictions_dir: Path | None = None) -> dict[str, Any]:
-    """The prediction log's record of one request (all its rows summarized)."""
-    from components.serve.prediction_log import read_records
+    """The prediction log's record of one request (all its rows summarized): the folder,
+    else the PostgreSQL table of `SEAMLESS_SERVE_LOG_URL` (as on a cluster), else
+    `<workspace>/predictions`."""
+    from components.serve.prediction_log import read_log
+    from components.serve.prediction_log_pg import redact
 
-    folder = predictions_dir or workspace() / "predictions"
-    rows = [r for r in read_records(folder, "predictions") if r.get("request_id") == request_id]
+    url = os.environ.get("SEAMLESS_SERVE_LOG_URL", "").strip()
+    source: Path | str = predictions_dir or url or workspace() / "predictions"
+    rows = [r for r in read_log(source, "predictions") if r.get("request_id") == request_id]
     if not rows:
-        raise SeamlessError(f"Request id {request_id} is not in the prediction log at {folder}.")
+        where = redact(source) if isinstance(source, str) else source
+        raise SeamlessError(f"Request id {request_id} is not in the prediction log at {where}.")
     first = rows[0]
     return {
         "request_id": request_id,

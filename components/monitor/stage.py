@@ -19,7 +19,7 @@ from components.monitor.performance import holdout_metrics, live_performance
 from components.monitor.profile import load_reference_profile
 from components.monitor.report import render_html
 from components.monitor.results import MonitoringResult, decide
-from components.monitor.traffic import feature_rows, labelled, read_traffic, window
+from components.monitor.traffic import feature_rows, labelled, log_location, read_traffic, window
 
 TEXTFILE = "seamless_monitor.prom"
 WINDOW_KEYS = ("window_hours", "max_rows", "label_window_hours", "max_labels", "min_rows")
@@ -84,7 +84,7 @@ def run_monitoring(
     frame, lacking = feature_rows(served, names)
     if lacking:
         raise SeamlessError(
-            f"Served predictions of '{name}' in {ws / 'predictions'} lack features {lacking} "
+            f"Served predictions of '{name}' in {log_location(ws)} lack features {lacking} "
             f"that version {version}'s reference profile has; the prediction log and the "
             "monitored model version do not match."
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.serve.prediction_log import ReadStats, read_records
+from components.serve.prediction_log import ReadStats, read_log
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
@@ -44,11 +45,24 @@ def _frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return df
 
 
-def read_traffic(workspace: Path) -> Traffic:
-    """Read `<workspace>/predictions/` and `<workspace>/feedback/` (torn tails skipped)."""
+def log_location(workspace: Path, log_url: str | None = None) -> str:
+    """Where `read_traffic` reads predictions from, for messages (no password)."""
+    from components.serve.prediction_log_pg import redact
+
+    url = log_url or os.environ.get("SEAMLESS_SERVE_LOG_URL") or None
+    return f"{redact(url)} (table seamless_{PREDICTIONS})" if url else str(workspace / PREDICTIONS)
+
+
+def read_traffic(workspace: Path, log_url: str | None = None) -> Traffic:
+    """Read `<workspace>/predictions/` and `<workspace>/feedback/` (torn tails skipped).
+
+    With `log_url` (default: SEAMLESS_SERVE_LOG_URL, as serving uses) the logs are read
+    from PostgreSQL tables instead.
+    """
+    url = log_url or os.environ.get("SEAMLESS_SERVE_LOG_URL") or None
     pstats, fstats = ReadStats(), ReadStats()
-    preds = list(read_records(workspace / PREDICTIONS, PREDICTIONS, pstats))
-    fb = list(read_records(workspace / FEEDBACK, FEEDBACK, fstats))
+    preds = list(read_log(url or workspace / PREDICTIONS, PREDICTIONS, pstats))
+    fb = list(read_log(url or workspace / FEEDBACK, FEEDBACK, fstats))
     predictions = _frame(preds, _PRED_COLUMNS)
     predictions["model_version"] = (
         predictions["model_version"].astype("object").map(lambda v: None if v is None else str(v))

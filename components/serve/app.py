@@ -5,12 +5,11 @@ config inside `create_app`, and FastAPI must see them as real objects, not strin
 """
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,8 +17,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from components.common.config import SeamlessConfig, load_config
 from components.common.env import disable_telemetry
-from components.serve import oip
+from components.serve import memory, oip
 from components.serve.auth import TokenAuth
+from components.serve.fastpath import RETRY_AFTER_S, Front
 from components.serve.schemas import (
     ErrorBody,
     FeedbackRequest,
@@ -36,13 +36,14 @@ from components.serve.service import ServeError, Service
 from components.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
-RETRY_AFTER_S = "1"
-LIMITED_PREFIXES = ("/v1/predict",)
 
 
-def _limited(path: str) -> bool:
-    """Prediction routes: the ones the concurrency limit guards."""
-    return path in LIMITED_PREFIXES or (path.startswith("/v2/models/") and path.endswith("/infer"))
+def _one_thread() -> None:
+    # One OpenMP/BLAS thread per request thread (a plain-sklearn model would otherwise
+    # start a spinning thread team per call; docs/serving-benchmark.md).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
 
 
 def create_app(
@@ -50,6 +51,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app; the model is loaded and polling starts when the app starts up."""
     disable_telemetry()  # MLflow/Feast must not phone home from the serving pod either
+    memory.limit_arenas()  # before any request thread allocates (memory.py)
     settings = settings or ServeSettings.from_env()
     config = config or load_config(settings.config_path)
     auth = TokenAuth.from_sources(
@@ -59,6 +61,12 @@ def create_app(
         log.warning("Authentication is DISABLED (--no-auth): for local development only.")
     service = Service(settings, config)
     PredictRequest = predict_request_model(config)
+    # The hot path's worker threads: lookups, model calls and log fsyncs block.
+    executor = ThreadPoolExecutor(
+        max_workers=settings.max_concurrency,
+        thread_name_prefix="seamless-predict",
+        initializer=_one_thread,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,6 +74,7 @@ def create_app(
         try:
             yield
         finally:
+            executor.shutdown(wait=True)
             service.stop()
 
     app = FastAPI(
@@ -120,34 +129,8 @@ def create_app(
     predict_auth = [Depends(require("predict"))]
     admin_auth = [Depends(require("admin"))]
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        limited = _limited(request.url.path)
-        if limited and not service.limiter.try_acquire():
-            service.metrics.rejected.inc()
-            response: Response = JSONResponse(
-                {"detail": "Too many requests in flight; retry later."},
-                status_code=429,
-                headers={"Retry-After": RETRY_AFTER_S},
-            )
-        else:
-            if limited:
-                service.metrics.in_flight.inc()
-            try:
-                response = await call_next(request)
-            finally:
-                if limited:
-                    service.limiter.release()
-                    service.metrics.in_flight.dec()
-        route = request.scope.get("route")
-        # The route template, never the raw path: bounded label cardinality.
-        name = getattr(route, "path", "unmatched")
-        service.metrics.latency.labels(name, request.method).observe(time.perf_counter() - started)
-        service.metrics.requests.labels(name, request.method, str(response.status_code)).inc()
-        return response
+    # Limiter, metrics and the /v1/predict hot path (components/serve/fastpath.py).
+    app.add_middleware(Front, service=service, auth=auth, executor=executor)
 
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, exc: ServeError) -> JSONResponse:
@@ -187,10 +170,11 @@ def create_app(
         instances: list[Any] | None = body.instances  # type: ignore[attr-defined]
         service.check_batch(len(ids) if ids is not None else len(instances or []))
         if ids is not None:
-            frame = service.lookup(ids)
+            rows = service.lookup(ids)
         else:
-            frame = pd.DataFrame([row.model_dump() for row in instances or []])
-        scored = service.score(frame, ids, "/v1/predict")
+            names = service.feature_names
+            rows = [[getattr(row, f) for f in names] for row in instances or []]
+        scored = service.score(rows, ids, "/v1/predict")
         m = scored.model
         return PredictResponse(
             request_id=scored.request_id,
@@ -285,9 +269,11 @@ def create_app(
         ids, frame = oip.parse_inputs(config, body.inputs)
         service.check_batch(len(ids) if ids is not None else len(frame))  # type: ignore[arg-type]
         if ids is not None:
-            frame = service.lookup(ids)
-        assert frame is not None
-        scored = service.score(frame, ids, "/v2/models/{name}/infer")
+            rows = service.lookup(ids)
+        else:
+            assert frame is not None
+            rows = service.frame_rows(frame)
+        scored = service.score(rows, ids, "/v2/models/{name}/infer")
         n = len(scored.scores)
         tensors = {
             "score": InferOutput(

@@ -1,11 +1,14 @@
 """Online feature lookups from Feast, with unknown entities and outages made explicit.
 
 Feast answers an entity it does not know with nulls, not an error, so a row whose
-features are all null is reported as unknown. The SQLite online store keeps its
-connection open: a moved or deleted database file would go unnoticed (reads keep
-hitting the old inode) or, on reconnect, be silently re-created empty. So before each
-lookup the file is checked; a missing file is an outage (503), and a replaced file
-(new inode, e.g. rebuilt by materialization) reopens the store.
+features are all null is reported as unknown. Requests read through `direct_store`
+(the SQLite or Redis online store read directly, keyed as Feast writes it) when the
+feature service allows it; the Feast SDK serves otherwise and for `fetch` (frames).
+The SQLite online store keeps its connection open: a moved or deleted database file
+would go unnoticed (reads keep hitting the old inode) or, on reconnect, be silently
+re-created empty. So before each lookup the file is checked; a missing file is an
+outage (503), and a replaced file (new inode, e.g. rebuilt by materialization) reopens
+the store.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 
 from components.common.config import SeamlessConfig
 from components.common.env import disable_telemetry, feast_config_file
+from components.serve import direct_store
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,17 @@ class OnlineFeatures:
         self._service: Any = None
         self._sqlite_path: Path | None = None
         self._inode: tuple[int, int] | None = None
+        self._reader: Any = None
+        self.read_path = "not opened"
+        """`sqlite`/`redis` (direct reads) or `feast-sdk (why)`; for /readyz."""
 
     def _open(self) -> tuple[Any, Any]:
         """The cached FeatureStore and service, (re)opened when needed."""
+        store, service, _ = self._opened()
+        return store, service
+
+    def _opened(self) -> tuple[Any, Any, Any]:
+        """Store, service and direct reader (None: use the SDK), read under one lock."""
         with self._lock:
             if self._store is not None:
                 self._check_sqlite_file()
@@ -73,7 +85,25 @@ class OnlineFeatures:
                         f"Opening the Feast repo {self.repo_path} failed: {exc}"
                     ) from exc
                 self._store, self._service = store, service
-            return self._store, self._service
+                self._reader = self._direct_reader(store, service)
+            return self._store, self._service, self._reader
+
+    def _direct_reader(self, store: Any, service: Any) -> Any:
+        kind = getattr(store.config.online_store, "type", "")
+        try:
+            p, why = direct_store.plan(store, service, self.key, self.features)
+            if p is not None and kind == "sqlite" and self._sqlite_path is not None:
+                reader: Any = direct_store.SqliteReader(p, self._sqlite_path)
+            elif p is not None and kind == "redis":
+                reader = direct_store.RedisReader(p, _redis_client(store.config.online_store))
+            else:
+                reader, why = None, why or f"online store type {kind!r}"
+        except Exception as exc:  # the SDK still serves: slower, never wrong
+            reader, why = None, f"{type(exc).__name__}: {exc}"
+        self.read_path = kind if reader is not None else f"feast-sdk ({why})"
+        if reader is None:
+            log.info("Online features through the Feast SDK: %s.", why)
+        return reader
 
     def _stat_sqlite(self) -> tuple[int, int]:
         assert self._sqlite_path is not None
@@ -104,7 +134,9 @@ class OnlineFeatures:
 
     def _drop(self) -> None:
         """Forget the store (and its connection) so the next lookup reopens it."""
-        self._store = self._service = None
+        if self._reader is not None:
+            self._reader.close()
+        self._store = self._service = self._reader = None
 
     def fetch(self, entity_ids: list[Any]) -> pd.DataFrame:
         """One row per id, in order: the key column then the service's features."""
@@ -120,10 +152,24 @@ class OnlineFeatures:
             raise FeatureStoreUnavailable(f"Online feature lookup failed: {exc}") from exc
         return frame[[self.key, *self.features]]
 
+    def fetch_rows(self, entity_ids: list[Any]) -> list[list[Any]]:
+        """One row per id, in order: the service's feature values (None = missing)."""
+        _, _, reader = self._opened()
+        if reader is None:
+            frame = self.fetch(entity_ids)[self.features]
+            return frame.astype(object).where(frame.notna(), None).values.tolist()
+        try:
+            rows: list[list[Any]] = reader.read(entity_ids)
+        except Exception as exc:
+            with self._lock:
+                self._drop()
+            raise FeatureStoreUnavailable(f"Online feature lookup failed: {exc}") from exc
+        return rows
+
     def probe(self) -> str | None:
         """None when a lookup works, else why not (for /readyz)."""
         try:
-            self.fetch([self.placeholder_id()])
+            self.fetch_rows([self.placeholder_id()])
         except FeatureStoreUnavailable as exc:
             return str(exc)
         return None
@@ -137,3 +183,24 @@ def unknown_rows(frame: pd.DataFrame, features: list[str]) -> list[int]:
     """Positions of rows whose every feature is null: entities the store does not know."""
     mask = frame[features].isna().all(axis=1).to_numpy()
     return [int(i) for i in mask.nonzero()[0]]
+
+
+def _redis_client(online: Any) -> Any:
+    """The client for direct reads: Feast's own, except that a plain Redis gets no
+    client-side retries unless the connection string asks for them (redis-py's default
+    of 3 retries with backoff turns an outage into ~10 s stalls instead of a prompt 503).
+    """
+    from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
+
+    if online.redis_type != RedisType.redis:
+        return RedisOnlineStore()._get_client(online)  # cluster / sentinel as Feast builds them
+    from redis import Redis
+
+    nodes, kwargs = RedisOnlineStore._parse_connection_string(online.connection_string)
+    kwargs.setdefault("retry", None)
+    return Redis(host=nodes[0]["host"], port=nodes[0]["port"], **kwargs)
+
+
+def unknown_positions(rows: list[list[Any]]) -> list[int]:
+    """Positions of rows whose every feature is None (see `unknown_rows`)."""
+    return [i for i, row in enumerate(rows) if all(v is None for v in row)]

@@ -47,6 +47,13 @@ class ServeMetrics:
             ["model", "version"],
             registry=r,
         )
+        self.predictor_info = Gauge(
+            "seamless_serve_predictor_info",
+            "1 for the predictor serving the model version: kind onnx (compiled) or sklearn.",
+            ["model", "version", "kind"],
+            registry=r,
+        )
+        self._predictor_labels: tuple[str, str, str] | None = None
         self.feature_misses = Counter(
             "seamless_serve_online_feature_misses",
             "Entities the online store did not know (every feature null).",
@@ -75,6 +82,13 @@ class ServeMetrics:
         if previous is not None:
             self.model_info.remove(model, previous)
         self.model_info.labels(model, version).set(1)
+
+    def set_predictor(self, model: str, version: str, kind: str) -> None:
+        """One series: the live version's predictor kind (the old one is removed)."""
+        if self._predictor_labels is not None:
+            self.predictor_info.remove(*self._predictor_labels)
+        self._predictor_labels = (model, version, kind)
+        self.predictor_info.labels(model, version, kind).set(1)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

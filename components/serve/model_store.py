@@ -30,6 +30,8 @@ class LoadedModel:
     run_id: str
     model: Any
     loaded_at: str
+    predictor: Any = None
+    """What scores requests: the compiled graph or the model itself (`compiled.Predictor`)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,31 @@ def load_version(name: str, version: str) -> Any:
     return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
 
+def load_input_example(name: str, version: str) -> Any:
+    """The input example logged with the version (a DataFrame), or None without one.
+
+    Only that small file is downloaded; it seeds the compiled predictor's parity check.
+    """
+    import tempfile
+
+    import mlflow
+    from mlflow.models import Model
+
+    mlflow_client()
+    uri = f"models:/{name}/{version}"
+    try:
+        meta = Model.load(uri)
+        info = meta.saved_input_example_info
+        if not info:
+            return None
+        with tempfile.TemporaryDirectory(prefix="seamless-example-") as tmp:
+            mlflow.artifacts.download_artifacts(f"{uri}/{info['artifact_path']}", dst_path=tmp)
+            return meta.load_input_example(tmp)
+    except Exception as exc:  # no example: the parity check uses generic rows
+        log.warning("No input example for %s v%s (%s).", name, version, exc)
+        return None
+
+
 class ModelStore:
     """Holds the live model of `name@alias` and swaps it when the alias moves."""
 
@@ -65,12 +92,15 @@ class ModelStore:
         loader: Callable[[str, str], Any] = load_version,
         on_swap: Callable[[LoadedModel, LoadedModel | None], None] | None = None,
         on_failure: Callable[[str, str], None] | None = None,
+        prepare: Callable[[Any, str, str], Any] | None = None,
     ) -> None:
         self.name = name
         self.alias = alias
         self._loader = loader
         self._on_swap = on_swap
         self._on_failure = on_failure
+        # Builds the version's predictor (compiled or plain) before it is swapped in.
+        self._prepare = prepare
         self._current: LoadedModel | None = None
         # One reload at a time (poller and /admin/reload); readers never take it.
         self._reload_lock = threading.Lock()
@@ -106,9 +136,10 @@ class ModelStore:
                 model = self._loader(self.name, version)
                 if not hasattr(model, "predict_proba"):
                     raise TypeError(f"{type(model).__name__} has no predict_proba")
+                predictor = self._prepare(model, self.name, version) if self._prepare else None
             except Exception as exc:
                 return self._failed(version, f"loading {self.name} v{version}: {exc}")
-            new = LoadedModel(self.name, version, str(mv.run_id or ""), model, _now())
+            new = LoadedModel(self.name, version, str(mv.run_id or ""), model, _now(), predictor)
             self._current = new  # the atomic swap
             self.last_error = self.last_error_at = None
             log.info("Serving %s v%s (was %s).", self.name, version, old.version if old else "none")
@@ -153,6 +184,8 @@ class ModelStore:
             "alias": self.alias,
             "version": cur.version if cur else None,
             "loaded_at": cur.loaded_at if cur else None,
+            "predictor": getattr(cur.predictor, "kind", None) if cur else None,
+            "predictor_detail": getattr(cur.predictor, "detail", None) if cur else None,
             "last_check_at": self.last_check_at,
             "last_reload_error": self.last_error,
             "last_reload_error_at": self.last_error_at,

@@ -10,6 +10,10 @@ when the current one passes its size limit.
 Reading: a line without its terminating newline is the torn tail of a killed writer
 and is skipped; so is (and counted) any line that does not parse, which a reader can
 therefore always detect.
+
+On the cluster the same records go to PostgreSQL tables instead (`prediction_log_pg`);
+`make_logs` picks the implementation from the serving settings and `read_log` reads
+either.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from components.serve.settings import ServeSettings
 
 SUFFIX = ".jsonl"
 
@@ -172,3 +179,49 @@ def read_records(
                 yield record
             else:
                 stats.corrupt_lines.append(f"{path.name}:{i + 1}")
+
+
+# Choosing the log: JSON-lines files (local) or a PostgreSQL table (the cluster).
+
+PREDICTIONS = "predictions"
+FEEDBACK = "feedback"
+
+
+class RecordLog(Protocol):
+    """What serving needs from a log: `AppendLog` (files) and `PgLog` (PostgreSQL)."""
+
+    def open(self) -> None: ...
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Return only once `records` are durable; raise OSError when they are not."""
+
+    def close(self) -> None: ...
+
+
+def make_logs(settings: ServeSettings) -> tuple[RecordLog, RecordLog]:
+    """The (predictions, feedback) logs the settings ask for, not opened yet.
+
+    `settings.log_url` (`postgresql://...`) selects the PostgreSQL tables; otherwise the
+    JSON-lines segment files in `settings.predictions_path()` / `feedback_path()`.
+    """
+    if settings.log_url:
+        from components.serve.prediction_log_pg import PgLog
+
+        return PgLog(settings.log_url, PREDICTIONS), PgLog(settings.log_url, FEEDBACK)
+    return (
+        AppendLog(settings.predictions_path(), PREDICTIONS, settings.segment_bytes),
+        AppendLog(settings.feedback_path(), FEEDBACK, settings.segment_bytes),
+    )
+
+
+def read_log(
+    source: Path | str, prefix: str, stats: ReadStats | None = None
+) -> Iterator[dict[str, Any]]:
+    """`read_records` over a folder, or the PostgreSQL table when `source` is a URL."""
+    from components.serve.prediction_log_pg import is_pg_url
+
+    if is_pg_url(source):
+        from components.serve.prediction_log_pg import read_pg_records
+
+        return read_pg_records(str(source), prefix, stats)
+    return read_records(Path(source), prefix, stats)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,12 +14,18 @@ import numpy as np
 import pandas as pd
 
 from components.common.config import SeamlessConfig
-from components.serve.features import FeatureStoreUnavailable, OnlineFeatures, unknown_rows
+from components.serve import memory
+from components.serve.compiled import Predictor, compile_model, sklearn_predictor
+from components.serve.features import (
+    FeatureStoreUnavailable,
+    OnlineFeatures,
+    unknown_positions,
+)
 from components.serve.metrics import ServeMetrics
-from components.serve.model_store import LoadedModel, ModelStore
-from components.serve.prediction_log import AppendLog, jsonable
+from components.serve.model_store import LoadedModel, ModelStore, load_input_example
+from components.serve.prediction_log import jsonable, make_logs
 from components.serve.settings import ServeSettings
-from components.train.training import model_input
+from components.train.training import feature_columns
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"
@@ -90,24 +98,38 @@ class Service:
         self.metrics = ServeMetrics()
         self.model_name = settings.model_name or config.model.name
         self.threshold = config.model.threshold
+        # SEAMLESS_SERVE_PREDICTOR=sklearn turns the compiled (ONNX) path off.
+        self.compile = os.environ.get("SEAMLESS_SERVE_PREDICTOR", "auto") != "sklearn"
         self.models = ModelStore(
             self.model_name,
             settings.alias,
             on_swap=self._on_swap,
             on_failure=lambda version, detail: self.metrics.reload_failures.inc(),
+            prepare=self._prepare,
         )
+        self.feature_names = list(config.feature_types())
+        numeric = set(feature_columns(config)[0])
+        self._numeric = [i for i, f in enumerate(self.feature_names) if f in numeric]
         self.features = OnlineFeatures(settings.feast_path(), config)
-        self.predictions = AppendLog(
-            settings.predictions_path(), PREDICTIONS, settings.segment_bytes
-        )
-        self.feedback = AppendLog(settings.feedback_path(), FEEDBACK, settings.segment_bytes)
+        self.predictions, self.feedback = make_logs(settings)  # files, or PostgreSQL
         self.limiter = Limiter(settings.max_concurrency)
+
+    def _prepare(self, model: Any, name: str, version: str) -> Predictor:
+        """The predictor of a newly loaded version (runs in the loader, before the swap)."""
+        if not self.compile:
+            predictor = sklearn_predictor(model, self.config, "SEAMLESS_SERVE_PREDICTOR=sklearn")
+        else:
+            predictor = compile_model(model, self.config, load_input_example(name, version))
+        return predictor
 
     def _on_swap(self, new: Any, old: Any) -> None:
         self.metrics.set_model(new.name, new.version, old.version if old else None)
+        self.metrics.set_predictor(new.name, new.version, new.predictor.kind)
         from components.governance import hooks
 
         hooks.on_model_reload(new.name, str(new.version), str(old.version) if old else None)
+        gc.collect()
+        memory.trim()  # the load's transient copies (and the old model), back to the OS
 
     def start(self) -> None:
         # One BLAS/OpenMP thread per request thread: with several request threads, each
@@ -136,14 +158,15 @@ class Service:
         if n > self.settings.max_batch:
             raise TooLarge(f"Batch of {n} exceeds the limit of {self.settings.max_batch}.")
 
-    def lookup(self, entity_ids: list[Any]) -> pd.DataFrame:
+    def lookup(self, entity_ids: list[Any]) -> list[list[Any]]:
+        """Feature rows (service order) for the ids; 404 naming every unknown id."""
         try:
-            frame = self.features.fetch(entity_ids)
+            rows = self.features.fetch_rows(entity_ids)
         except FeatureStoreUnavailable as exc:
             self.metrics.feature_store_errors.inc()
             log.error("Online store unavailable: %s", exc)
             raise StoreDown(f"The online feature store is unavailable: {exc}") from None
-        missing = unknown_rows(frame, self.features.features)
+        missing = unknown_positions(rows)
         if missing:
             self.metrics.feature_misses.inc(len(missing))
             ids = [jsonable(entity_ids[i]) for i in missing]
@@ -151,44 +174,55 @@ class Service:
                 f"Unknown entity ids (no online features for '{self.features.key}'): {ids}.",
                 unknown_entity_ids=ids,
             )
-        return frame
+        return rows
 
-    def score(self, frame: pd.DataFrame, entity_ids: list[Any] | None, route: str) -> Scored:
-        """Score a full feature frame with the live model and log every prediction."""
+    def frame_rows(self, frame: pd.DataFrame) -> list[list[Any]]:
+        """Rows (service order, None = missing) of a full feature frame."""
+        part = frame[self.feature_names]
+        rows: list[list[Any]] = part.astype(object).where(part.notna(), None).values.tolist()
+        return rows
+
+    def score(self, rows: list[list[Any]], entity_ids: list[Any] | None, route: str) -> Scored:
+        """Score feature rows with the live model and log every prediction."""
         loaded = self.models.current  # read once: a swap cannot change it mid-request
         if loaded is None:
             raise NotReady(f"No model loaded for {self.model_name}@{self.models.alias} yet.")
-        x = model_input(self.config, frame)
-        scores = np.asarray(loaded.model.predict_proba(x)[:, 1], dtype=float)
+        scores = loaded.predictor.predict(rows)
         decisions = scores >= self.threshold
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC).isoformat()
-        columns = list(x.columns)
-        rows = x.to_numpy(dtype=object)
-        records = [
-            {
-                "ts": now,
-                "request_id": request_id,
-                "index": i,
-                "entity_id": None if entity_ids is None else jsonable(entity_ids[i]),
-                "route": route,
-                "model_name": loaded.name,
-                "model_version": loaded.version,
-                "features": {c: jsonable(v) for c, v in zip(columns, rows[i], strict=True)},
-                "score": float(scores[i]),
-                "decision": bool(decisions[i]),
-            }
-            for i in range(len(scores))
-        ]
+        names, numeric = self.feature_names, self._numeric
+        score_list = scores.tolist()
+        records = []
+        for i, row in enumerate(rows):
+            logged = list(row)
+            for j in numeric:  # logged as the model sees them: numbers as floats
+                v = logged[j]
+                logged[j] = None if v is None else float(v)
+            records.append(
+                {
+                    "ts": now,
+                    "request_id": request_id,
+                    "index": i,
+                    "entity_id": None if entity_ids is None else jsonable(entity_ids[i]),
+                    "route": route,
+                    "model_name": loaded.name,
+                    "model_version": loaded.version,
+                    "features": {c: jsonable(v) for c, v in zip(names, logged, strict=True)},
+                    "score": score_list[i],
+                    "decision": bool(decisions[i]),
+                }
+            )
         try:
             self.predictions.append(records)
         except OSError as exc:
             # Unlogged predictions are not acknowledged: the log is the audit trail.
             log.error("Prediction log write failed: %s", exc)
             raise LogDown(f"The prediction log cannot be written: {exc.strerror}.") from None
-        for s in scores:
-            self.metrics.scores.observe(float(s))
-        self.metrics.predictions.labels(loaded.version).inc(len(scores))
+        observe = self.metrics.scores.observe
+        for s in score_list:
+            observe(s)
+        self.metrics.predictions.labels(loaded.version).inc(len(score_list))
         return Scored(request_id, loaded, entity_ids, scores, decisions)
 
     def record_feedback(self, items: list[dict[str, Any]]) -> int:
@@ -208,4 +242,5 @@ class Service:
             "ready": ready,
             "model": model,
             "feature_store": "ok" if store_error is None else store_error,
+            "feature_reads": self.features.read_path,
         }

@@ -39,6 +39,11 @@ class ServeSettings:
     """Feedback (ground truth) log folder; default `<workspace>/feedback`."""
     segment_bytes: int = 64 * 1024 * 1024
     """A log segment is closed and a new one started beyond this size."""
+    log_url: str | None = field(default=None, repr=False)
+    """`postgresql://user@host:port/db`: log predictions and feedback to PostgreSQL tables
+    (the cluster) instead of segment files (SEAMLESS_SERVE_LOG_URL; password from the URL
+    or PGPASSWORD; `postgres://` and `postgresql+psycopg2://` accepted). Kept out of
+    repr() since the URL may hold a password."""
     auth_disabled: bool = False
     """Serve without bearer tokens (local development only; logged loudly)."""
     tokens_file: Path | None = None
@@ -53,6 +58,15 @@ class ServeSettings:
             raise SeamlessError(f"max_concurrency must be at least 1, got {self.max_concurrency}.")
         if self.poll_seconds < 0:
             raise SeamlessError(f"poll_seconds must be >= 0, got {self.poll_seconds}.")
+        if self.log_url is not None:
+            from components.serve.prediction_log_pg import is_pg_url
+
+            if not is_pg_url(self.log_url):
+                scheme = self.log_url.split("://", 1)[0] if "://" in self.log_url else "none"
+                raise SeamlessError(
+                    "log_url (SEAMLESS_SERVE_LOG_URL / --log-url) must be a postgresql:// "
+                    f"URL, got scheme {scheme!r}."
+                )
 
     def feast_path(self) -> Path:
         return self.feast_repo or feast_repo_path()
@@ -86,5 +100,7 @@ class ServeSettings:
             kwargs["tokens_file"] = Path(env["SEAMLESS_SERVE_TOKENS_FILE"])
         if env.get("SEAMLESS_SERVE_TOKENS"):
             kwargs["tokens_json"] = env["SEAMLESS_SERVE_TOKENS"]
+        if env.get("SEAMLESS_SERVE_LOG_URL"):
+            kwargs["log_url"] = env["SEAMLESS_SERVE_LOG_URL"]
         kwargs["auth_disabled"] = env.get("SEAMLESS_SERVE_AUTH_DISABLED", "") == "true"
         return cls(**kwargs)  # type: ignore[arg-type]

@@ -7,8 +7,8 @@
 `.env.example` (repository root) is split into sections by `# [secrets/<file>]` header
 lines; each section becomes `<overlay>/secrets/<file>`, which the overlay's
 secretGenerator reads. An empty value gets a random one, `${KEY}` in a value is replaced
-by another key's value, anything else is kept as written. A `.txt` section is a serving tokens file: each
-`SERVE_TOKEN_<ROLE>` key becomes a `<token>:<role>` line.
+by another key's value, anything else is kept as written. A `.txt` section is a serving
+tokens file: each `SERVE_TOKEN_<ROLE>` key becomes a `<token>:<role>` line.
 
 Existing files are never overwritten (rotate a secret by editing or deleting its file).
 Values are never printed. Files are created with mode 0600.

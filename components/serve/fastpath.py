@@ -1,0 +1,224 @@
+"""The ASGI layer in front of the FastAPI app: limiter, metrics, and the hot path.
+
+Every request passes here: prediction routes take a concurrency slot (429 beyond the
+limit) and every answer is counted and timed. `POST /v1/predict` with a well-formed
+`{"entity_ids": [...]}` body and a `predict` token is then answered directly: no
+routing, dependency injection or pydantic models, which cost more than the lookup and
+the model together. Any other request, or anything unusual about this one (another
+content type, a missing token, a value of the wrong type, too many ids), goes to the
+FastAPI app unchanged (its body replayed), which answers it with its full validation
+and error messages. Both paths call the same `Service` methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from components.serve.auth import TokenAuth
+from components.serve.service import ServeError, Service
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_S = "1"
+PREDICT = "/v1/predict"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def limited(path: str) -> bool:
+    """Prediction routes: the ones the concurrency limit guards."""
+    return path == PREDICT or (path.startswith("/v2/models/") and path.endswith("/infer"))
+
+
+def dumps(body: Any) -> bytes:
+    """JSON as FastAPI's JSONResponse renders it."""
+    return json.dumps(
+        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def error_body(path: str, exc: ServeError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Status, JSON body and extra headers of a ServeError (OIP routes say `error`)."""
+    key = "error" if path.startswith("/v2/") else "detail"
+    headers = [(b"retry-after", RETRY_AFTER_S.encode())] if exc.status == 503 else []
+    return exc.status, dumps({key: str(exc), **exc.extra}), headers
+
+
+class Front:
+    """ASGI middleware around the FastAPI app (see the module docstring)."""
+
+    def __init__(
+        self, app: ASGIApp, service: Service, auth: TokenAuth, executor: ThreadPoolExecutor
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.auth = auth
+        self.executor = executor
+        m = service.metrics
+        self._fast_latency = m.latency.labels(PREDICT, "POST")
+        self._int_keys = service.features.placeholder_id() == -1
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        service = self.service
+        guarded = limited(scope["path"])
+        if guarded and not service.limiter.try_acquire():
+            service.metrics.rejected.inc()
+            body = dumps({"detail": "Too many requests in flight; retry later."})
+            await _respond(send_status, 429, body, [(b"retry-after", RETRY_AFTER_S.encode())])
+        elif guarded:
+            service.metrics.in_flight.inc()
+            try:
+                if scope["path"] == PREDICT and scope["method"] == "POST":
+                    await self._predict(scope, receive, send_status)
+                else:
+                    await self.app(scope, receive, send_status)
+            finally:
+                service.limiter.release()
+                service.metrics.in_flight.dec()
+        else:
+            await self.app(scope, receive, send_status)
+        # The route template, never the raw path: bounded label cardinality.
+        name = scope.get("seamless.route") or getattr(scope.get("route"), "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        metrics = service.metrics
+        if name == PREDICT:
+            self._fast_latency.observe(elapsed)
+        else:
+            metrics.latency.labels(name, scope["method"]).observe(elapsed)
+        metrics.requests.labels(name, scope["method"], str(status[0])).inc()
+
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body, disconnected = await _read_body(receive)
+        ids = None if disconnected else self._fast_ids(scope, body)
+        if ids is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        scope["seamless.route"] = PREDICT
+        loop = asyncio.get_running_loop()
+        status, out, headers = await loop.run_in_executor(self.executor, self._score, ids)
+        await _respond(send, status, out, headers)
+
+    def _fast_ids(self, scope: Scope, body: bytes) -> list[Any] | None:
+        """The entity ids when the request is exactly what the hot path serves, else None."""
+        ctype = auth = None
+        for k, v in scope["headers"]:
+            if k == b"content-type":
+                ctype = v
+            elif k == b"authorization":
+                auth = v
+        if ctype is None or ctype.split(b";")[0].strip().lower() != b"application/json":
+            return None
+        roles = self.auth.roles_of(auth.decode("latin-1") if auth is not None else None)
+        if roles is None or "predict" not in roles:
+            return None  # FastAPI answers 401/403 (and audits) as usual
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return None
+        if type(doc) is not dict or len(doc) != 1:
+            return None
+        ids = doc.get("entity_ids")
+        if type(ids) is not list or not ids or len(ids) > self.service.settings.max_batch:
+            return None
+        if self._int_keys:
+            ok = all(type(v) is int and INT64_MIN <= v <= INT64_MAX for v in ids)
+        else:
+            ok = all(type(v) is str for v in ids)
+        return ids if ok else None
+
+    def _score(self, ids: list[Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """Lookup, score, log (in a worker thread: the log write waits for fsync)."""
+        service = self.service
+        try:
+            scored = service.score(service.lookup(ids), ids, PREDICT)
+        except ServeError as exc:
+            return error_body(PREDICT, exc)
+        except Exception:
+            log.exception("Prediction failed.")
+            return 500, dumps({"detail": "Internal Server Error"}), []
+        m, rid = scored.model, scored.request_id
+        decisions = scored.decisions.tolist()
+        predictions = [
+            {
+                "entity_id": ids[i],
+                "index": i,
+                "score": s,
+                "decision": decisions[i],
+                "model_name": m.name,
+                "model_version": m.version,
+                "request_id": rid,
+            }
+            for i, s in enumerate(scored.scores.tolist())
+        ]
+        body = {
+            "request_id": rid,
+            "model_name": m.name,
+            "model_version": m.version,
+            "threshold": service.threshold,
+            "predictions": predictions,
+        }
+        return 200, dumps(body), []
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The whole request body, and whether the client went away meanwhile."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks), True
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the already-read body to the app, then defers to the client."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

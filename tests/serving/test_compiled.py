@@ -1,0 +1,110 @@
+"""The compiled (ONNX) predictor: parity with scikit-learn for every estimator family
+the train stage offers, and the fallback to the plain model when conversion or parity
+fails. No MLflow or Feast: pipelines are fitted here on synthetic rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.serve.compiled import (
+    PARITY_TOL,
+    compile_model,
+    convert,
+    convert_in_child,
+    parity_rows,
+    rows_frame,
+)
+from components.train.training import build_pipeline, model_input
+
+pytestmark = pytest.mark.unit
+FAMILIES = ["logistic_regression", "random_forest", "gradient_boosting", "hist_gradient_boosting"]
+
+
+def _config(estimator: str) -> SeamlessConfig:
+    base = load_config(default_config_path())
+    model = base.model.model_copy(update={"estimator": estimator, "params": {}})
+    return base.model_copy(update={"model": model})
+
+
+def _data(config: SeamlessConfig, n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """Rows of every feature kind, with missing values (None, as serving passes them)."""
+    rng = np.random.default_rng(seed)
+    cols: dict[str, np.ndarray] = {}
+    for name, kind in config.feature_types().items():
+        if kind in ("int", "float"):
+            v = rng.normal(100.0, 40.0, n)
+            v = v.round() if kind == "int" else v.round(3)
+            v[rng.random(n) < 0.05] = np.nan
+            cols[name] = v
+        else:
+            cols[name] = rng.choice(np.array(["a", "b", "c", None], dtype=object), n)
+    frame = pd.DataFrame(cols)
+    first = next(iter(config.feature_types()))
+    y = (frame[first].fillna(100) + rng.normal(0, 30, n) > 100).astype(int)
+    return model_input(config, frame), y
+
+
+def _fitted(estimator: str) -> tuple[SeamlessConfig, Pipeline, pd.DataFrame]:
+    config = _config(estimator)
+    x, y = _data(config)
+    pipe = build_pipeline(config)
+    if estimator == "random_forest":
+        pipe.set_params(model__n_estimators=100)
+    pipe.fit(x, y)
+    return config, pipe, x
+
+
+@pytest.mark.parametrize("estimator", FAMILIES)
+def test_onnx_matches_sklearn_for_every_estimator_family(estimator: str) -> None:
+    config, pipe, x = _fitted(estimator)
+    predictor = compile_model(pipe, config, x.head(20), converter=convert)
+    assert predictor.kind == "onnx", predictor.detail
+    # Fresh rows (not the parity sample), with missing and unseen values mixed in.
+    fresh, _ = _data(config, n=300, seed=7)
+    rows = parity_rows(config, fresh.head(100)) + rows_frame_rows(config, fresh)
+    want = pipe.predict_proba(rows_frame(config, rows))[:, 1]
+    got = predictor.predict(rows)
+    assert np.max(np.abs(want - got)) <= PARITY_TOL
+
+
+def rows_frame_rows(config: SeamlessConfig, frame: pd.DataFrame) -> list[list[object]]:
+    part = frame[list(config.feature_types())]
+    return part.astype(object).where(part.notna(), None).values.tolist()
+
+
+def test_conversion_runs_in_a_child_process() -> None:
+    config, pipe, x = _fitted("logistic_regression")
+    predictor = compile_model(pipe, config, x.head(5))  # default: convert_in_child
+    assert predictor.kind == "onnx", predictor.detail
+    assert "parity" in predictor.detail
+
+
+def test_a_step_skl2onnx_cannot_convert_falls_back_to_sklearn() -> None:
+    config, pipe, x = _fitted("logistic_regression")
+    # A custom function inside the pipeline: skl2onnx has no converter for it.
+    odd = Pipeline(
+        [("preprocess", pipe.steps[0][1]), ("log", FunctionTransformer(np.tanh)),
+         ("model", pipe.steps[-1][1])]
+    )  # fmt: skip
+    y = (x.iloc[:, 0].fillna(0) > 100).astype(int)
+    odd.fit(x, y)
+    predictor = compile_model(odd, config, x.head(5), converter=convert)
+    assert predictor.kind == "sklearn"
+    assert "conversion failed" in predictor.detail
+    rows = rows_frame_rows(config, x.head(10))
+    assert np.array_equal(predictor.predict(rows), odd.predict_proba(x.head(10))[:, 1])
+    with pytest.raises(RuntimeError, match="conversion failed"):
+        convert_in_child(odd, config, timeout=300)
+
+
+def test_a_graph_that_disagrees_with_sklearn_is_not_used() -> None:
+    config, pipe, x = _fitted("logistic_regression")
+    _, other, _ = _fitted("hist_gradient_boosting")  # a different model's graph
+    predictor = compile_model(pipe, config, x.head(5), converter=lambda m, c: convert(other, c))
+    assert predictor.kind == "sklearn"
+    assert "parity failed" in predictor.detail
