@@ -4,7 +4,10 @@ Every request passes here: prediction routes take a concurrency slot (429 beyond
 limit) and every answer is counted and timed. `POST /v1/predict` with a well-formed
 `{"entity_ids": [...]}` body and a `predict` token is then answered directly: no
 routing, dependency injection or pydantic models, which cost more than the lookup and
-the model together. Any other request, or anything unusual about this one (another
+the model together. With the ONNX predictor, a local SQLite store and the file log it
+runs on the event loop itself (no worker-thread hop): the prediction log's fsync is
+done by its own thread and awaited (group commit), so nothing there blocks the loop.
+Any other request, or anything unusual about this one (another
 content type, a missing token, a value of the wrong type, too many ids), goes to the
 FastAPI app unchanged (its body replayed), which answers it with its full validation
 and error messages. Both paths call the same `Service` methods.
@@ -21,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from components.serve.auth import TokenAuth
-from components.serve.service import ServeError, Service
+from components.serve.service import Scored, ServeError, Service
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = "1"
@@ -115,9 +118,31 @@ class Front:
             await self.app(scope, _replay(body, receive), send)
             return
         scope["seamless.route"] = PREDICT
-        loop = asyncio.get_running_loop()
-        status, out, headers = await loop.run_in_executor(self.executor, self._score, ids)
+        loaded = self.service.models.current
+        if self.service.async_log and loaded is not None and loaded.predictor.kind == "onnx":
+            status, out, headers = await self._score_inline(ids)
+        else:
+            loop = asyncio.get_running_loop()
+            status, out, headers = await loop.run_in_executor(self.executor, self._score, ids)
         await _respond(send, status, out, headers)
+
+    async def _score_inline(self, ids: list[Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """`_score` on the event loop when nothing in it blocks: a local SQLite read (a
+        network or first-time lookup still goes to a worker thread), the ONNX graph
+        (tens of microseconds), the log's write; its fsync is awaited, not waited for."""
+        service = self.service
+        try:
+            rows = service.lookup_local(ids)
+            if rows is None:
+                loop = asyncio.get_running_loop()
+                rows = await loop.run_in_executor(self.executor, service.lookup, ids)
+            scored = await service.score_async(rows, ids, PREDICT)
+        except ServeError as exc:
+            return error_body(PREDICT, exc)
+        except Exception:
+            log.exception("Prediction failed.")
+            return 500, dumps({"detail": "Internal Server Error"}), []
+        return 200, self._body(ids, scored), []
 
     def _fast_ids(self, scope: Scope, body: bytes) -> list[Any] | None:
         """The entity ids when the request is exactly what the hot path serves, else None."""
@@ -157,6 +182,9 @@ class Front:
         except Exception:
             log.exception("Prediction failed.")
             return 500, dumps({"detail": "Internal Server Error"}), []
+        return 200, self._body(ids, scored), []
+
+    def _body(self, ids: list[Any], scored: Scored) -> bytes:
         m, rid = scored.model, scored.request_id
         decisions = scored.decisions.tolist()
         predictions = [
@@ -175,10 +203,10 @@ class Front:
             "request_id": rid,
             "model_name": m.name,
             "model_version": m.version,
-            "threshold": service.threshold,
+            "threshold": self.service.threshold,
             "predictions": predictions,
         }
-        return 200, dumps(body), []
+        return dumps(body)
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

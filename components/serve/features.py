@@ -54,11 +54,15 @@ class OnlineFeatures:
         store, service, _ = self._opened()
         return store, service
 
-    def _opened(self) -> tuple[Any, Any, Any]:
-        """Store, service and direct reader (None: use the SDK), read under one lock."""
+    def _opened(self, may_open: bool = True) -> tuple[Any, Any, Any]:
+        """Store, service and direct reader (None: use the SDK), read under one lock.
+
+        With `may_open=False`, (None, None, None) instead of opening the store."""
         with self._lock:
             if self._store is not None:
                 self._check_sqlite_file()
+            if self._store is None and not may_open:
+                return None, None, None
             if self._store is None:
                 disable_telemetry()
                 from feast import FeatureStore
@@ -152,12 +156,26 @@ class OnlineFeatures:
             raise FeatureStoreUnavailable(f"Online feature lookup failed: {exc}") from exc
         return frame[[self.key, *self.features]]
 
+    def fetch_rows_local(self, entity_ids: list[Any]) -> list[list[Any]] | None:
+        """`fetch_rows` when it is a read of a local SQLite file through an open store
+        (short, no network: the event loop may call it); None when it would be anything
+        else (opening Feast, the SDK, a Redis round trip)."""
+        if not isinstance(self._reader, direct_store.SqliteReader):
+            return None
+        _, _, reader = self._opened(may_open=False)
+        if not isinstance(reader, direct_store.SqliteReader):
+            return None
+        return self._read(reader, entity_ids)
+
     def fetch_rows(self, entity_ids: list[Any]) -> list[list[Any]]:
         """One row per id, in order: the service's feature values (None = missing)."""
         _, _, reader = self._opened()
         if reader is None:
             frame = self.fetch(entity_ids)[self.features]
             return frame.astype(object).where(frame.notna(), None).values.tolist()
+        return self._read(reader, entity_ids)
+
+    def _read(self, reader: Any, entity_ids: list[Any]) -> list[list[Any]]:
         try:
             rows: list[list[Any]] = reader.read(entity_ids)
         except Exception as exc:

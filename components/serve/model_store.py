@@ -29,6 +29,8 @@ class LoadedModel:
     version: str
     run_id: str
     model: Any
+    """The scikit-learn model; None once a compiled predictor that passed its parity
+    check serves (the model is then dropped so its memory is freed)."""
     loaded_at: str
     predictor: Any = None
     """What scores requests: the compiled graph or the model itself (`compiled.Predictor`)."""
@@ -93,6 +95,7 @@ class ModelStore:
         on_swap: Callable[[LoadedModel, LoadedModel | None], None] | None = None,
         on_failure: Callable[[str, str], None] | None = None,
         prepare: Callable[[Any, str, str], Any] | None = None,
+        after_swap: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.alias = alias
@@ -101,6 +104,9 @@ class ModelStore:
         self._on_failure = on_failure
         # Builds the version's predictor (compiled or plain) before it is swapped in.
         self._prepare = prepare
+        # Runs once the reload has dropped its references to the new raw model and the
+        # old version (memory housekeeping: gc + heap trim).
+        self._after_swap = after_swap
         self._current: LoadedModel | None = None
         # One reload at a time (poller and /admin/reload); readers never take it.
         self._reload_lock = threading.Lock()
@@ -139,13 +145,20 @@ class ModelStore:
                 predictor = self._prepare(model, self.name, version) if self._prepare else None
             except Exception as exc:
                 return self._failed(version, f"loading {self.name} v{version}: {exc}")
-            new = LoadedModel(self.name, version, str(mv.run_id or ""), model, _now(), predictor)
+            # A compiled predictor that passed its parity check does not need the
+            # scikit-learn model: keep no reference to it (a forest is tens of MB).
+            keep = None if getattr(predictor, "kind", None) == "onnx" else model
+            new = LoadedModel(self.name, version, str(mv.run_id or ""), keep, _now(), predictor)
+            del model, keep, predictor
             self._current = new  # the atomic swap
             self.last_error = self.last_error_at = None
             log.info("Serving %s v%s (was %s).", self.name, version, old.version if old else "none")
             if self._on_swap:
                 self._on_swap(new, old)
-            return ReloadResult("swapped", version)
+            del new, old
+        if self._after_swap:
+            self._after_swap()
+        return ReloadResult("swapped", version)
 
     def _failed(self, version: str | None, detail: str) -> ReloadResult:
         self.last_error, self.last_error_at = detail, _now()

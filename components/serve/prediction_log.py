@@ -3,7 +3,10 @@
 Writing: one process appends a batch of records as newline-terminated JSON lines with a
 single `os.write` on an `O_APPEND` descriptor, then fsyncs before the request is
 answered. Concurrent requests share fsyncs (group commit): a request whose lines an
-fsync started after its write already covered does not fsync again. A new segment is
+fsync started after its write already covered does not fsync again. `append` blocks
+until then (worker threads); `append_async` (the event loop) writes without blocking
+and awaits a dedicated fsync thread, which syncs every batch written so far in one
+fsync and wakes all of their requests at once. A new segment is
 started on open (never appending after a possibly torn tail of a crashed process) and
 when the current one passes its size limit.
 
@@ -18,6 +21,9 @@ either.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import json
 import math
 import os
@@ -62,6 +68,8 @@ class AppendLog:
         self._size = 0
         self._written = 0  # batches written
         self._synced = 0  # batches known to be on disk
+        self._syncer: _Syncer | None = None  # fsync thread of `append_async`, on first use
+        self._syncer_lock = threading.Lock()
         self.segment: Path | None = None
 
     def open(self) -> None:
@@ -91,28 +99,62 @@ class AppendLog:
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Write `records` and return once they are on disk."""
-        if not records:
-            return
-        data = b"".join(
-            json.dumps(r, separators=(",", ":"), allow_nan=False).encode() + b"\n" for r in records
-        )
+        if records:
+            self._append_data(encode(records))
+
+    def _append_data(self, data: bytes) -> None:
         with self._write_lock:
-            if self._fd is None:
-                raise RuntimeError(f"Log {self.directory} is not open.")
-            if self._size and self._size + len(data) > self.segment_bytes:
-                self._rotate()
-            fd = self._fd
-            assert fd is not None
-            view = memoryview(data)
-            while view:  # a regular file takes it all at once; loop only for safety
-                n = os.write(fd, view)
-                view = view[n:]
-            self._size += len(data)
-            self._written += 1
-            mine = self._written
+            mine = self._write(data, rotate=True)
         self._sync(mine)
 
-    def _sync(self, mine: int) -> None:
+    async def append_async(self, records: list[dict[str, Any]]) -> None:
+        """`append` for the event loop: the write never waits for a lock or an fsync
+        (when it would, e.g. a segment to rotate, it goes to a worker thread); the
+        fsync thread acknowledges it once it is on disk."""
+        if not records:
+            return
+        data = encode(records)
+        mine = None
+        if self._write_lock.acquire(blocking=False):
+            try:
+                mine = self._write(data, rotate=False)
+            finally:
+                self._write_lock.release()
+        if mine is None:
+            await asyncio.get_running_loop().run_in_executor(None, self._append_data, data)
+            return
+        await self._syncer_for().wait(mine)
+
+    def _write(self, data: bytes, rotate: bool) -> int | None:
+        """One batch's os.write; its ticket for `_sync`. Write lock held. None (nothing
+        written) when the segment is full and `rotate` is False."""
+        if self._fd is None:
+            raise RuntimeError(f"Log {self.directory} is not open.")
+        if self._size and self._size + len(data) > self.segment_bytes:
+            if not rotate:
+                return None
+            self._rotate()
+        fd = self._fd
+        assert fd is not None
+        view = memoryview(data)
+        while view:  # a regular file takes it all at once; loop only for safety
+            n = os.write(fd, view)
+            view = view[n:]
+        self._size += len(data)
+        self._written += 1
+        return self._written
+
+    def _syncer_for(self) -> _Syncer:
+        syncer = self._syncer
+        if syncer is None:
+            with self._syncer_lock:  # never the sync lock: an fsync may hold it
+                if self._syncer is None:
+                    self._syncer = _Syncer(self)
+                syncer = self._syncer
+        return syncer
+
+    def _sync(self, mine: int | None) -> None:
+        assert mine is not None
         with self._sync_lock:
             if self._synced >= mine:  # a later fsync (or a rotation) already covered it
                 return
@@ -122,11 +164,87 @@ class AppendLog:
             self._synced = max(self._synced, target)
 
     def close(self) -> None:
+        syncer, self._syncer = self._syncer, None
+        if syncer is not None:
+            syncer.stop()  # after syncing (and answering) what is queued
         with self._write_lock, self._sync_lock:
             if self._fd is not None:
                 os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = None
+
+
+def encode(records: list[dict[str, Any]]) -> bytes:
+    """Records as JSON lines (one per record, each newline-terminated)."""
+    dumps = _compact.encode
+    return "".join([dumps(r) + "\n" for r in records]).encode()
+
+
+_compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+class _Syncer:
+    """The fsync thread behind `AppendLog.append_async` (group commit for the event loop).
+
+    Requests queue (ticket, future); the thread takes everything queued, fsyncs once
+    (covering every batch written so far) and resolves those futures on their loop in
+    one callback. An fsync error fails exactly the requests it was meant to cover.
+    """
+
+    def __init__(self, log: AppendLog) -> None:
+        self.log = log
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[tuple[int, asyncio.Future[None]]] = []
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="seamless-log-fsync", daemon=True)
+        self._thread.start()
+
+    async def wait(self, ticket: int) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._cond:
+            if self._stopping:
+                raise OSError(errno.EBADF, f"Log {self.log.directory} is closing")
+            self._queue.append((ticket, fut))
+            self._cond.notify()
+        await fut
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            error: OSError | None = None
+            try:
+                self.log._sync(max(t for t, _ in batch))
+            except OSError as exc:
+                error = exc
+            except Exception as exc:  # never leave a request waiting on a dead thread
+                error = OSError(errno.EIO, f"fsync failed: {exc}")
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+            for _, fut in batch:
+                by_loop.setdefault(fut.get_loop(), []).append(fut)
+            for loop, futs in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_resolve, futs, error)
+
+
+def _resolve(futs: list[asyncio.Future[None]], error: OSError | None) -> None:
+    for fut in futs:
+        if fut.done():  # its request was cancelled (client gone)
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(OSError(error.errno, error.strerror))
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -194,6 +312,8 @@ class RecordLog(Protocol):
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Return only once `records` are durable; raise OSError when they are not."""
+
+    # AppendLog also has `async append_async(records)` (the event loop's path).
 
     def close(self) -> None: ...
 

@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +107,7 @@ class Service:
             on_swap=self._on_swap,
             on_failure=lambda version, detail: self.metrics.reload_failures.inc(),
             prepare=self._prepare,
+            after_swap=self._trim,
         )
         self.feature_names = list(config.feature_types())
         numeric = set(feature_columns(config)[0])
@@ -128,8 +130,13 @@ class Service:
         from components.governance import hooks
 
         hooks.on_model_reload(new.name, str(new.version), str(old.version) if old else None)
+
+    @staticmethod
+    def _trim() -> None:
+        """After a swap: the load's transient copies, the dropped scikit-learn model (when
+        ONNX serves) and the old version (unless a request still holds it), to the OS."""
         gc.collect()
-        memory.trim()  # the load's transient copies (and the old model), back to the OS
+        memory.trim()
 
     def start(self) -> None:
         # One BLAS/OpenMP thread per request thread: with several request threads, each
@@ -160,12 +167,27 @@ class Service:
 
     def lookup(self, entity_ids: list[Any]) -> list[list[Any]]:
         """Feature rows (service order) for the ids; 404 naming every unknown id."""
+        rows = self._fetch(self.features.fetch_rows, entity_ids)
+        assert rows is not None
+        return self._known(rows, entity_ids)
+
+    def lookup_local(self, entity_ids: list[Any]) -> list[list[Any]] | None:
+        """`lookup` when it is a local SQLite read (see `OnlineFeatures.fetch_rows_local`),
+        else None: the event loop's lookup."""
+        rows = self._fetch(self.features.fetch_rows_local, entity_ids)
+        return None if rows is None else self._known(rows, entity_ids)
+
+    def _fetch(
+        self, fetch: Callable[[list[Any]], list[list[Any]] | None], entity_ids: list[Any]
+    ) -> list[list[Any]] | None:
         try:
-            rows = self.features.fetch_rows(entity_ids)
+            return fetch(entity_ids)
         except FeatureStoreUnavailable as exc:
             self.metrics.feature_store_errors.inc()
             log.error("Online store unavailable: %s", exc)
             raise StoreDown(f"The online feature store is unavailable: {exc}") from None
+
+    def _known(self, rows: list[list[Any]], entity_ids: list[Any]) -> list[list[Any]]:
         missing = unknown_positions(rows)
         if missing:
             self.metrics.feature_misses.inc(len(missing))
@@ -184,6 +206,38 @@ class Service:
 
     def score(self, rows: list[list[Any]], entity_ids: list[Any] | None, route: str) -> Scored:
         """Score feature rows with the live model and log every prediction."""
+        scored, records = self._predict(rows, entity_ids, route)
+        try:
+            self.predictions.append(records)
+        except OSError as exc:
+            raise self._log_down(exc) from None
+        return self._acknowledged(scored)
+
+    @property
+    def async_log(self) -> bool:
+        """Whether the prediction log can be awaited on the event loop (`score_async`)."""
+        return hasattr(self.predictions, "append_async")
+
+    async def score_async(
+        self, rows: list[list[Any]], entity_ids: list[Any] | None, route: str
+    ) -> Scored:
+        """`score` on the event loop (`async_log` logs only): the fsync is awaited."""
+        scored, records = self._predict(rows, entity_ids, route)
+        try:
+            await self.predictions.append_async(records)  # type: ignore[attr-defined]
+        except OSError as exc:
+            raise self._log_down(exc) from None
+        return self._acknowledged(scored)
+
+    def _log_down(self, exc: OSError) -> LogDown:
+        # Unlogged predictions are not acknowledged: the log is the audit trail.
+        log.error("Prediction log write failed: %s", exc)
+        return LogDown(f"The prediction log cannot be written: {exc.strerror}.")
+
+    def _predict(
+        self, rows: list[list[Any]], entity_ids: list[Any] | None, route: str
+    ) -> tuple[Scored, list[dict[str, Any]]]:
+        """Scores and the prediction-log records (not written yet)."""
         loaded = self.models.current  # read once: a swap cannot change it mid-request
         if loaded is None:
             raise NotReady(f"No model loaded for {self.model_name}@{self.models.alias} yet.")
@@ -213,17 +267,16 @@ class Service:
                     "decision": bool(decisions[i]),
                 }
             )
-        try:
-            self.predictions.append(records)
-        except OSError as exc:
-            # Unlogged predictions are not acknowledged: the log is the audit trail.
-            log.error("Prediction log write failed: %s", exc)
-            raise LogDown(f"The prediction log cannot be written: {exc.strerror}.") from None
+        return Scored(request_id, loaded, entity_ids, scores, decisions), records
+
+    def _acknowledged(self, scored: Scored) -> Scored:
+        """Metrics of logged predictions."""
         observe = self.metrics.scores.observe
+        score_list = scored.scores.tolist()
         for s in score_list:
             observe(s)
-        self.metrics.predictions.labels(loaded.version).inc(len(score_list))
-        return Scored(request_id, loaded, entity_ids, scores, decisions)
+        self.metrics.predictions.labels(scored.model.version).inc(len(score_list))
+        return scored
 
     def record_feedback(self, items: list[dict[str, Any]]) -> int:
         now = datetime.now(UTC).isoformat()

@@ -99,3 +99,60 @@ def test_rotation_and_group_commit_keep_every_record(tmp_path: Path) -> None:
     for k in range(4):  # each writer's batches stay in order and whole
         mine = [r["i"] for r in records if r["k"] == k and "pad" in r]
         assert mine == list(range(50))
+
+
+def test_async_append_shares_fsyncs_and_keeps_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop's path: writes inline, one fsync thread acknowledges (group commit);
+    a full segment is rotated in a worker thread; every record is there, in order."""
+    import asyncio
+
+    log = AppendLog(tmp_path, "p", segment_bytes=3000)
+    log.open()
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+
+    async def writer(k: int) -> None:
+        for i in range(30):
+            await log.append_async([{"k": k, "i": i, "pad": "x" * 40}])
+
+    async def main() -> None:
+        await asyncio.gather(*(writer(k) for k in range(8)))
+
+    asyncio.run(main())
+    log.close()
+    assert len(fsyncs) < 240  # concurrent requests shared fsyncs
+    assert len(segments(tmp_path, "p")) > 2  # rotation happened off the loop
+    stats = ReadStats()
+    records = list(read_records(tmp_path, "p", stats))
+    assert len(records) == 240 and not stats.torn_tails and not stats.corrupt_lines
+    for k in range(8):
+        assert [r["i"] for r in records if r["k"] == k] == list(range(30))
+
+
+def test_async_append_fails_when_the_fsync_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync error reaches the awaiting request as OSError (never acknowledged)."""
+    import asyncio
+    import errno
+
+    log = AppendLog(tmp_path, "p")
+    log.open()
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError) as err:
+        asyncio.run(log.append_async([{"a": 1}]))
+    assert err.value.errno == errno.EIO
+    monkeypatch.undo()
+    log.close()

@@ -32,6 +32,10 @@ def test_alias_move_swaps_under_load_and_a_broken_version_is_refused(
     with TestClient(app) as client:
         service = app.state.service
         assert service.models.current.version == first
+        # Once the ONNX graph passed its parity check the scikit-learn model is not kept;
+        # when the plain model serves, it is.
+        current = service.models.current
+        assert (current.model is None) == (current.predictor.kind == "onnx")
 
         answers: list[tuple[str, str]] = []
         failures: list[str] = []
