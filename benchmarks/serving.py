@@ -34,10 +34,15 @@ is counted through its parent) and of the client.
 `--saturation` instead measures Seamless (tuned, logistic regression, SQLite) alone: its
 saturation rate (closed loop, `--sat-concurrency` clients), then `--hold` seconds
 (default 300) open loop at 80% of it (errors must be zero), then `--over` seconds at
-150% of it with more clients than `--max-concurrency`, where it must shed with 429.
+150% of it with more clients than `--max-concurrency`, where it must shed (429 from the
+limiter, 503 from the queueing budget). With several `--max-queue-ms` values (default
+`0 50`: off, then 50 ms) each gets its own server at the same offered rates, one after
+the other in the same run. A 429/503 answer keeps its keep-alive connection (as HTTP
+client libraries do); other failures reconnect.
 
 Usage: python benchmarks/serving.py [--seconds 10] [--concurrency 1 8] [--rate 200]
-       [--models lr rf] [--redis] [--rows 20000] [--saturation [--hold 300]]
+       [--models lr rf] [--redis] [--rows 20000] [--saturation [--hold 300] [--over 15]
+       [--max-queue-ms 0 50] [--over-rate R] [--reconnect-on-error] [--over-clients N]]
        [--out docs/serving-benchmark.md] [--plot docs/serving-benchmark.png]
 Prints a JSON summary; appends a section to --out and draws --plot.
 """
@@ -75,12 +80,17 @@ CHECK_IDS = 20  # ids scored through every configuration: the scores must agree
 # it starts fast and its CPU use is its own.
 
 
+class HttpStatus(RuntimeError):
+    """A complete non-200 answer: the connection stays usable (keep-alive), as with any
+    HTTP client library; only other failures drop it."""
+
+
 def _post(conn: http.client.HTTPConnection, path: str, body: dict, headers: dict) -> Any:
     conn.request("POST", path, json.dumps(body), headers)
     resp = conn.getresponse()
     data = resp.read()
     if resp.status != 200:
-        raise RuntimeError(f"http_{resp.status}")
+        raise HttpStatus(f"http_{resp.status}")
     return json.loads(data)
 
 
@@ -185,7 +195,8 @@ def run_client(spec: dict) -> dict:
             except Exception as exc:  # counted, never retried: a user would see it
                 msg = str(exc)
                 errors[w][msg if msg.startswith(("http_", "unknown")) else type(exc).__name__] += 1
-                target.reset()
+                if spec.get("reconnect_on_error") or not isinstance(exc, HttpStatus):
+                    target.reset()
         target.reset()
 
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(n_workers)]
@@ -499,38 +510,71 @@ def measure_model(
 
 def saturation(ws: Path, env: dict, logs: Path, base: dict, args: argparse.Namespace,
                config_yaml: Path) -> dict:  # fmt: skip
-    """Saturation rate, then 80% of it held for `--hold` s, then 150% (shedding)."""
-    servers = Servers()
-    try:
-        extra = ["--max-concurrency", str(args.max_concurrency)]
-        spec, roots, info = start_config(
-            "seamless-tuned", "sqlite", servers, ws, env, logs, "lr", config_yaml, extra
-        )
-        spec = {**base, **spec}
-        client({**spec, "seconds": args.warmup, "concurrency": 2, "check": False})
-        out: dict[str, Any] = {"command": info["seamless"], "readyz": info["readyz"]}
-        phases = [
-            ("saturation", {"concurrency": args.sat_concurrency}, args.sat_seconds),
-        ]
-        for label, extra_spec, seconds in phases:
-            cpu0 = tree_cpu(roots)
-            sl = client({**spec, **extra_spec, "seconds": seconds, "check": False})
-            out[label] = stats([sl], tree_cpu(roots) - cpu0)
-        sat = out["saturation"]["throughput"]
-        for label, factor, seconds, clients in (
-            ("hold_80pct", 0.8, args.hold, args.rate_clients),
-            ("over_150pct", 1.5, args.over, args.max_concurrency * 3),
-        ):
-            print(f"[saturation] {label}: {factor * sat:.0f}/s for {seconds:.0f} s",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            cpu0 = tree_cpu(roots)
-            run = {**spec, "seconds": seconds, "check": False, "rate": factor * sat,
-                   "concurrency": clients}  # fmt: skip
-            out[label] = {**stats([client(run)], tree_cpu(roots) - cpu0), "rate": factor * sat}
-        out["server_rss_mib"] = tree_rss_mib(roots)
-    finally:
-        servers.stop_all()
+    """Saturation rate, then 80% of it held for `--hold` s, then 150% (shedding).
+
+    The saturation rate is measured once, on the first `--max-queue-ms` value's server;
+    then each value gets its own server and the same offered rates (an A/B in one run)."""
+    out: dict[str, Any] = {"runs": {}}
+    sat = 0.0
+    for budget in args.max_queue_ms:
+        servers = Servers()
+        try:
+            extra = ["--max-concurrency", str(args.max_concurrency)]
+            extra += ["--max-queue-ms", f"{budget:g}"]
+            spec, roots, info = start_config(
+                "seamless-tuned", "sqlite", servers, ws, env, logs, "lr", config_yaml, extra
+            )
+            spec = {**base, **spec}
+            client({**spec, "seconds": args.warmup, "concurrency": 2, "check": False})
+            run: dict[str, Any] = {"command": info["seamless"], "readyz": info["readyz"]}
+            if not sat:
+                cpu0 = tree_cpu(roots)
+                sl = client({**spec, "concurrency": args.sat_concurrency,
+                             "seconds": args.sat_seconds, "check": False})  # fmt: skip
+                run["saturation"] = stats([sl], tree_cpu(roots) - cpu0)
+                sat = run["saturation"]["throughput"]
+            spec["reconnect_on_error"] = args.reconnect_on_error
+            for label, factor, seconds, clients in (
+                ("hold_80pct", 0.8, args.hold, args.rate_clients),
+                ("over_150pct", 1.5, args.over, args.over_clients or args.max_concurrency * 3),
+            ):
+                if seconds <= 0:
+                    continue
+                if label == "over_150pct" and args.over_rate:
+                    factor = args.over_rate / sat  # a fixed offered rate instead
+                print(
+                    f"[saturation] max-queue-ms {budget:g}, {label}: {factor * sat:.0f}/s "
+                    f"for {seconds:.0f} s, {clients} clients",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                cpu0, load0 = tree_cpu(roots), os.getloadavg()[0]
+                load = {**spec, "seconds": seconds, "check": False, "rate": factor * sat,
+                        "concurrency": clients}  # fmt: skip
+                res = stats([client(load)], tree_cpu(roots) - cpu0)
+                run[label] = {
+                    **res,
+                    "rate": factor * sat,
+                    "clients": clients,
+                    "loadavg": [round(load0, 2), round(os.getloadavg()[0], 2)],
+                }
+            run["server_rss_mib"] = tree_rss_mib(roots)
+            run["shed_total"] = shed_total(spec["port"])
+        finally:
+            servers.stop_all()
+        key = f"{budget:g}"  # a value repeated (e.g. 0 50 0: drift check) gets a suffix
+        out["runs"][key if key not in out["runs"] else f"{key} (again)"] = run
     return out
+
+
+def shed_total(port: int) -> float:
+    """The server's own count of requests shed (503, overload.py)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    for line in conn.getresponse().read().decode().splitlines():
+        if line.startswith("seamless_serve_shed_total "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def versions() -> dict[str, str]:
@@ -649,29 +693,55 @@ def append(out: Path, lines: list[str]) -> None:
 
 
 def write_saturation(summary: dict, out: Path) -> None:
-    sat = summary["saturation"]
+    runs = summary["saturation"]["runs"]
+    first = next(iter(runs.values()))
     lines = [
         f"\n### Saturation and shedding, Seamless (tuned, logistic regression, SQLite), "
         f"{summary['cpus']} CPUs ({summary['date']})\n",
         f"Closed loop with {summary['sat_concurrency']} clients for "
-        f"{summary['sat_seconds']:.0f} s gives the saturation rate; then open loop at 80% of "
-        f"it for {summary['hold']:.0f} s, then at 150% with more clients than "
-        f"`--max-concurrency {summary['max_concurrency']}`. 1-min load average "
-        f"{summary['loadavg_before_after'][0]} before, {summary['loadavg_before_after'][1]} "
-        "after (shared machine).\n",
-        "| phase | offered /s | answered /s | p50 ms | p99 ms | errors | server CPU ms/pred |",
-        "|---|--:|--:|--:|--:|---|--:|",
-    ]
-    for phase in ("saturation", "hold_80pct", "over_150pct"):
-        r = sat[phase]
-        errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
-        offered = f"{r['rate']:,.0f}" if "rate" in r else "closed loop"
-        lines.append(
-            f"| {phase} | {offered} | {r['throughput']:,.0f} | {r['p50_ms']} | {r['p99_ms']} "
-            f"| {errs} | {r['server_cpu_ms_per_pred']:.3f} |"
+        f"{summary['sat_seconds']:.0f} s gives the saturation rate (on the first server); "
+        "then, for each `--max-queue-ms` (0: shedding off), a fresh server, open loop at "
+        f"80% of it for {summary['hold']:.0f} s and at 150% for {summary['over']:.0f} s "
+        f"(`--max-concurrency {summary['max_concurrency']}`"
+        + (f", `--over-rate {summary['over_rate']:g}`" if summary["over_rate"] else "")
+        + (
+            ", client reconnects after a 429/503"
+            if summary["reconnect_on_error"]
+            else ", client keeps its connection after a 429/503"
         )
-    lines.append(f"\n- server RSS at the end: {sat['server_rss_mib']:.0f} MiB\n")
-    append(out, lines)
+        + "). Latency percentiles are of "
+        "the answered (200) requests, from their scheduled send time. 1-min load average "
+        f"{summary['loadavg_before_after'][0]} before, {summary['loadavg_before_after'][1]} "
+        "after (shared machine; per phase in the table).\n",
+        "| max-queue-ms | phase | offered /s | clients | answered /s | p50 ms | p99 ms "
+        "| refused | server CPU ms/pred | load avg |",
+        "|--:|---|--:|--:|--:|--:|--:|---|--:|---|",
+    ]
+    r = first["saturation"]
+    lines.append(
+        f"| {next(iter(runs))} | saturation | closed loop | {summary['sat_concurrency']} "
+        f"| {r['throughput']:,.0f} | {r['p50_ms']} | {r['p99_ms']} "
+        f"| {', '.join(f'{k} {v}' for k, v in r['errors'].items()) or '0'} "
+        f"| {r['server_cpu_ms_per_pred']:.3f} | |"
+    )
+    for budget, run in runs.items():
+        for phase in ("hold_80pct", "over_150pct"):
+            if phase not in run:
+                continue
+            r = run[phase]
+            errs = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
+            lines.append(
+                f"| {budget} | {phase} | {r['rate']:,.0f} | {r['clients']} "
+                f"| {r['throughput']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | {errs} "
+                f"| {r['server_cpu_ms_per_pred']:.3f} | {r['loadavg'][0]}-{r['loadavg'][1]} |"
+            )
+    lines.append("")
+    for budget, run in runs.items():
+        lines.append(
+            f"- max-queue-ms {budget}: server RSS at the end {run['server_rss_mib']:.0f} MiB, "
+            f"`seamless_serve_shed_total` {run['shed_total']:.0f}"
+        )
+    append(out, [*lines, ""])
 
 
 def draw(summary: dict, plot: Path) -> None:
@@ -796,6 +866,30 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=300.0, help="seconds at 80%%")
     parser.add_argument("--over", type=float, default=15.0, help="seconds at 150%%")
     parser.add_argument("--max-concurrency", type=int, default=32)
+    parser.add_argument(
+        "--max-queue-ms",
+        type=float,
+        nargs="+",
+        default=[0.0, 50.0],
+        help="saturation: one server per value (0: shedding off)",
+    )
+    parser.add_argument(
+        "--over-rate",
+        type=float,
+        default=0.0,
+        help="offered /s in the over phase instead of 150%% of saturation",
+    )
+    parser.add_argument(
+        "--reconnect-on-error",
+        action="store_true",
+        help="client drops its connection after a 429/503 too (as before)",
+    )
+    parser.add_argument(
+        "--over-clients",
+        type=int,
+        default=0,
+        help="client threads at 150%% (default 3x --max-concurrency)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "serving-benchmark.md")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "serving-benchmark.png")
     args = parser.parse_args()
@@ -840,7 +934,8 @@ def main() -> None:
             summary["saturation"] = saturation(ws, env, logs, base, args, yamls["lr"])
             summary.update(
                 {k: getattr(args, k) for k in ("sat_concurrency", "sat_seconds", "hold",
-                                               "max_concurrency")}
+                                               "over", "max_concurrency", "over_rate",
+                                               "reconnect_on_error")}
             )  # fmt: skip
         else:
             with contextlib.ExitStack() as stack:

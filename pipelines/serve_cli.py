@@ -37,6 +37,14 @@ def serve_cmd(
     max_concurrency: Annotated[
         int, typer.Option(help="Prediction requests in flight (beyond: 429).")
     ] = 32,
+    max_queue_ms: Annotated[
+        float,
+        typer.Option(
+            envvar="SEAMLESS_SERVE_MAX_QUEUE_MS",
+            help="Queueing budget in ms: while the event loop lags more, prediction "
+            "requests get 503 + Retry-After at once (0: off).",
+        ),
+    ] = 50.0,
     tokens_file: Annotated[
         Path | None,
         typer.Option(
@@ -82,6 +90,7 @@ def serve_cmd(
         poll_seconds=poll_seconds,
         max_batch=max_batch,
         max_concurrency=max_concurrency,
+        max_queue_ms=max_queue_ms,
         tokens_file=tokens_file,
         tokens_json=os.environ.get("SEAMLESS_SERVE_TOKENS") or None,
         auth_disabled=no_auth,

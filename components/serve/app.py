@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: the request models are built from 
 config inside `create_app`, and FastAPI must see them as real objects, not strings.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,9 +72,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        lag_task = asyncio.create_task(service.lag.run(), name="seamless-loop-lag")
         try:
             yield
         finally:
+            lag_task.cancel()
             executor.shutdown(wait=True)
             service.stop()
 
@@ -149,7 +152,11 @@ def create_app(
         404: {"model": ErrorBody, "description": "Unknown entity ids (listed)."},
         413: {"model": ErrorBody, "description": "Batch larger than the limit."},
         429: {"model": ErrorBody, "description": "Concurrency limit reached (Retry-After)."},
-        503: {"model": ErrorBody, "description": "No model or online store unavailable."},
+        503: {
+            "model": ErrorBody,
+            "description": "No model, online store or log unavailable, or overloaded "
+            "(Retry-After).",
+        },
     }
 
     # ---- v1 -------------------------------------------------------------------

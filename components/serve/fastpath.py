@@ -1,7 +1,8 @@
 """The ASGI layer in front of the FastAPI app: limiter, metrics, and the hot path.
 
-Every request passes here: prediction routes take a concurrency slot (429 beyond the
-limit) and every answer is counted and timed. `POST /v1/predict` with a well-formed
+Every request passes here: prediction routes are refused with 503 while the event loop
+lags beyond the queueing budget (overload.py), take a concurrency slot (429 beyond the
+limit), and every answer is counted and timed. `POST /v1/predict` with a well-formed
 `{"entity_ids": [...]}` body and a `predict` token is then answered directly: no
 routing, dependency injection or pydantic models, which cost more than the lookup and
 the model together. With the ONNX predictor, a local SQLite store and the file log it
@@ -85,7 +86,19 @@ class Front:
 
         service = self.service
         guarded = limited(scope["path"])
-        if guarded and not service.limiter.try_acquire():
+        if guarded and service.lag.shedding:
+            # Overloaded (overload.py): refuse before reading the body or doing any work.
+            service.metrics.shed.inc()
+            lag = service.lag
+            body = dumps(
+                {
+                    "detail": f"Server overloaded (event loop {lag.lag_s * 1000:.0f} ms behind, "
+                    f"budget {lag.budget_s * 1000:.0f} ms); retry later."
+                }
+            )
+            retry = str(lag.retry_after_s()).encode()
+            await _respond(send_status, 503, body, [(b"retry-after", retry)])
+        elif guarded and not service.limiter.try_acquire():
             service.metrics.rejected.inc()
             body = dumps({"detail": "Too many requests in flight; retry later."})
             await _respond(send_status, 429, body, [(b"retry-after", RETRY_AFTER_S.encode())])
@@ -159,7 +172,7 @@ class Front:
             return None  # FastAPI answers 401/403 (and audits) as usual
         try:
             doc = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting: FastAPI answers 4xx
             return None
         if type(doc) is not dict or len(doc) != 1:
             return None

@@ -74,6 +74,17 @@ class ServeMetrics:
             "Requests refused because the concurrency limit was reached.",
             registry=r,
         )
+        self.shed = Counter(
+            "seamless_serve_shed",
+            "Prediction requests refused (503) while the event loop lagged beyond the "
+            "queueing budget (--max-queue-ms).",
+            registry=r,
+        )
+        self.loop_lag = Gauge(
+            "seamless_serve_event_loop_lag_seconds",
+            "Last measured event-loop scheduling delay.",
+            registry=r,
+        )
         self.in_flight = Gauge(
             "seamless_serve_in_flight", "Prediction requests being served.", registry=r
         )

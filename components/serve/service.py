@@ -24,6 +24,7 @@ from components.serve.features import (
 )
 from components.serve.metrics import ServeMetrics
 from components.serve.model_store import LoadedModel, ModelStore, load_input_example
+from components.serve.overload import LoopLag
 from components.serve.prediction_log import jsonable, make_logs
 from components.serve.settings import ServeSettings
 from components.train.training import feature_columns
@@ -115,6 +116,7 @@ class Service:
         self.features = OnlineFeatures(settings.feast_path(), config)
         self.predictions, self.feedback = make_logs(settings)  # files, or PostgreSQL
         self.limiter = Limiter(settings.max_concurrency)
+        self.lag = LoopLag(settings.max_queue_ms / 1000, on_sample=self.metrics.loop_lag.set)
 
     def _prepare(self, model: Any, name: str, version: str) -> Predictor:
         """The predictor of a newly loaded version (runs in the loader, before the swap)."""

@@ -31,6 +31,10 @@ class ServeSettings:
     """Largest batch (entities or instances) accepted; larger answers 413."""
     max_concurrency: int = 32
     """Prediction requests in flight at once; beyond it answers 429 with Retry-After."""
+    max_queue_ms: float = 50.0
+    """Queueing budget: while the event loop runs later than this (its scheduling delay,
+    measured every 5 ms), prediction requests are answered 503 with Retry-After at once
+    (components/serve/overload.py); 0 turns shedding off."""
     feast_repo: Path | None = None
     """Feast repo folder; default `components.common.env.feast_repo_path()`."""
     predictions_dir: Path | None = None
@@ -56,6 +60,8 @@ class ServeSettings:
             raise SeamlessError(f"max_batch must be at least 1, got {self.max_batch}.")
         if self.max_concurrency < 1:
             raise SeamlessError(f"max_concurrency must be at least 1, got {self.max_concurrency}.")
+        if self.max_queue_ms < 0:
+            raise SeamlessError(f"max_queue_ms must be >= 0 (0: off), got {self.max_queue_ms}.")
         if self.poll_seconds < 0:
             raise SeamlessError(f"poll_seconds must be >= 0, got {self.poll_seconds}.")
         if self.log_url is not None:
@@ -88,6 +94,7 @@ class ServeSettings:
             ("poll_seconds", "SEAMLESS_SERVE_POLL_SECONDS", float),
             ("max_batch", "SEAMLESS_SERVE_MAX_BATCH", int),
             ("max_concurrency", "SEAMLESS_SERVE_MAX_CONCURRENCY", int),
+            ("max_queue_ms", "SEAMLESS_SERVE_MAX_QUEUE_MS", float),
         ):
             if env.get(key):
                 try:

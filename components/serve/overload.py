@@ -1,0 +1,63 @@
+"""Load shedding above capacity: the event loop's scheduling delay against a budget.
+
+A request the server cannot serve promptly waits where the concurrency limiter cannot see
+it: in the kernel's socket buffers and in the event loop's ready queue, before any ASGI
+code runs. Both show up as event-loop lag: a timer that should fire every `interval`
+seconds fires late by about as long as a ready request waits for the loop. A small task
+(`LoopLag.run`) measures that lateness; while the last two measurements exceed the budget
+(`--max-queue-ms`), prediction requests are answered 503 + Retry-After before any work
+is done (components/serve/fastpath.py), which is cheap enough that the loop catches up,
+and the requests it does accept keep a bounded wait. Health, readiness and metrics are
+never shed. The per-request cost is one attribute read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+DEFAULT_INTERVAL_S = 0.005
+
+
+class LoopLag:
+    """The event loop's lag (seconds) and whether it is above the budget.
+
+    `budget_s` <= 0 turns shedding off (the lag is still measured and reported).
+    """
+
+    def __init__(
+        self,
+        budget_s: float,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        on_sample: Callable[[float], None] | None = None,
+    ) -> None:
+        self.budget_s = budget_s
+        self.interval_s = interval_s
+        self.on_sample = on_sample
+        self.lag_s = 0.0
+        self.shedding = False
+        self._over = False
+
+    def observe(self, lag_s: float) -> None:
+        """One measurement: shed until the next one if it and the one before it are above
+        the budget. A single stall (a model load or swap holding the GIL, a GC pause) is
+        not overload: the requests it delayed are served (hot swaps never fail requests);
+        a loop that stays late sheds from its second late sample on."""
+        self.lag_s = max(0.0, lag_s)
+        over = 0 < self.budget_s < self.lag_s
+        self.shedding = over and self._over
+        self._over = over
+        if self.on_sample is not None:
+            self.on_sample(self.lag_s)
+
+    def retry_after_s(self) -> int:
+        """Whole seconds a refused client should wait (at least 1)."""
+        return max(1, int(self.lag_s + 0.999))
+
+    async def run(self) -> None:
+        """Measure forever (cancel to stop): how late each `interval_s` sleep wakes up."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.interval_s
+            await asyncio.sleep(self.interval_s)
+            self.observe(loop.time() - due)
