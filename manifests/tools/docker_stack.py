@@ -482,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
             stack.up()
             for name in stack.pods:
                 stack.wait(name, "ready" if name != "serving" else "live")
-                print(f"{name:14} {stack.ip(name)}")
+                ports = stack.pods[name].spec.ports.values()
+                urls = " ".join(f"127.0.0.1:{stack.address(name, port)[1]}" for port in ports)
+                print(f"{name:14} pod {stack.ip(name):15} host {urls}")
             print(
                 "stack is up; `python manifests/tools/docker_stack.py down` removes it "
                 f"(volumes in {stack.workdir})"
