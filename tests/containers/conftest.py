@@ -7,7 +7,6 @@ set that is a failure instead, so CI cannot go green without running it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.error
@@ -19,15 +18,10 @@ from dataclasses import dataclass
 import pytest
 
 from components.common.image import image_ref
+from tests.helpers.require import unavailable
 
 SERVICE_IMAGES = ("mlflow", "feast")
 ALL_IMAGES = ("runtime", "serving", *SERVICE_IMAGES)
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this tier must run)", pytrace=False)
-    pytest.skip(reason)
 
 
 def docker(
@@ -51,7 +45,7 @@ def docker_engine() -> None:
     except (FileNotFoundError, subprocess.TimeoutExpired):
         ok = False
     if not ok:
-        _skip_or_fail(
+        unavailable(
             "Docker Engine is not reachable: "
             "install Docker Engine (Debian: docker.io) and start dockerd"
         )
@@ -65,7 +59,7 @@ def images(docker_engine: None) -> dict[str, str]:
         ref for ref in refs.values() if docker("image", "inspect", ref, check=False).returncode
     ]
     if missing:
-        _skip_or_fail(
+        unavailable(
             f"images not built ({', '.join(missing)}): run `make images BASE_IMAGE=...` first "
             "(`make base-image` prints a BASE_IMAGE that needs no registry)"
         )

@@ -11,30 +11,21 @@ import pytest
 from components.common.errors import SeamlessError
 from components.common.image import RUNTIME_IMAGE
 from pipelines.local import run_training
+from tests.helpers.require import unavailable
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
-
-
-def _need(condition: bool, reason: str) -> None:
-    """Skip outside CI, fail in CI: a missing Docker must not pass silently there."""
-    if condition:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def runtime_image() -> str:
     docker_ok = subprocess.run(["docker", "info"], capture_output=True, check=False)
-    _need(
-        docker_ok.returncode == 0,
-        "Docker Engine is not running: install Debian's docker.io and start dockerd",
-    )
+    if docker_ok.returncode != 0:
+        unavailable("Docker Engine is not running: install Debian's docker.io and start dockerd")
     present = subprocess.run(
         ["docker", "image", "inspect", RUNTIME_IMAGE], capture_output=True, check=False
     )
-    _need(present.returncode == 0, f"{RUNTIME_IMAGE} is not built: run `make images`")
+    if present.returncode != 0:
+        unavailable(f"{RUNTIME_IMAGE} is not built: run `make images`")
     return RUNTIME_IMAGE
 
 

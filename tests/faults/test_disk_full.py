@@ -12,6 +12,7 @@ import pytest
 
 from components.common.errors import SeamlessError
 from components.common.tables import write_dataset
+from tests.helpers.require import unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,10 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         text=True,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+        unavailable(
+            "cannot mount a 1 MiB tmpfs: run the tests as root, as .ci/run does "
+            f"({done.stderr.strip()})"
+        )
     try:
         yield mount
     finally:

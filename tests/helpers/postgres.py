@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.require import unavailable
+
 USER = "seamless"
 PASSWORD = "s3cret-pg-pw"
 
@@ -67,30 +69,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
-    pytest.skip(reason)
-
-
 @contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     """Start PostgreSQL (password auth over TCP), yield it, stop it and delete its files."""
     bindir = postgres_bin_dir()
     if bindir is None:
-        _missing("install Debian's postgresql")
+        unavailable("install Debian's postgresql")
         raise AssertionError("unreachable")
     as_root = os.geteuid() == 0
     prefix: list[str] = []
     if as_root:
         if shutil.which("runuser") is None:
-            _missing("running as root needs runuser (util-linux) to start PostgreSQL")
+            unavailable("running as root needs runuser (util-linux) to start PostgreSQL")
         try:
             import pwd
 
             pg = pwd.getpwnam("postgres")
         except KeyError:
-            _missing("running as root needs the 'postgres' user; install Debian's postgresql")
+            unavailable("running as root needs the 'postgres' user; install Debian's postgresql")
             raise
         prefix = ["runuser", "-u", "postgres", "--"]
     root = Path(tempfile.mkdtemp(prefix="seamless-pg-"))

@@ -257,7 +257,9 @@ def test_feast_server_flags_and_repo_config(rendering: Rendering) -> None:
 
 def test_feast_repo_config_is_valid() -> None:
     """feature_store.yaml loads with Feast itself (SQL registry + Redis online store)."""
-    pytest.importorskip("redis", reason="Feast's Redis online store needs `feast[redis]`")
+    pytest.importorskip(
+        "redis", reason="Feast's Redis online store needs `feast[redis]`: run `make venv`"
+    )
     import yaml
     from feast.repo_config import RepoConfig
 

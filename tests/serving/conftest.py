@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.serve.app import create_app
 from components.serve.settings import ServeSettings
+from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server
 from tests.serving.workspace import build_workspace, small_config
 
 
@@ -83,3 +84,23 @@ def client(ws: Path, tmp_path: Path, serve_config: SeamlessConfig) -> Iterator[T
     app = create_app(make_settings(tmp_path), serve_config)
     with TestClient(app) as c:  # runs the lifespan: model loaded, logs open
         yield c
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    """A real redis-server on loopback, per test module (tests/serving/redis_store.py)."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis_repo(
+    redis: RedisServer,
+    built: dict,
+    serve_config: SeamlessConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """The served Feast repo with Redis as its online store, the demo features materialized."""
+    return build_redis_repo(
+        tmp_path_factory.mktemp("redis-repo"), serve_config, redis.connection_string
+    )

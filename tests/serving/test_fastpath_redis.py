@@ -3,7 +3,6 @@ loopback: the hash keys are the ones Feast wrote, and the values equal the SDK's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,28 +10,10 @@ import pytest
 from components.common.config import SeamlessConfig
 from components.serve.direct_store import redis_keys
 from components.serve.features import OnlineFeatures
-from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server
+from tests.serving.redis_store import RedisServer
 from tests.serving.test_fastpath import same_value
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def redis_repo(
-    redis: RedisServer,
-    built: dict,
-    serve_config: SeamlessConfig,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Path:
-    return build_redis_repo(
-        tmp_path_factory.mktemp("redis-direct"), serve_config, redis.connection_string
-    )
 
 
 def test_direct_redis_reads_equal_the_feast_sdk(

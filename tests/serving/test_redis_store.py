@@ -18,27 +18,9 @@ from fastapi.testclient import TestClient
 from components.common.config import SeamlessConfig
 from components.serve.app import create_app
 from tests.serving.conftest import make_settings
-from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server, repo_variant
+from tests.serving.redis_store import RedisServer, repo_variant
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def redis_repo(
-    redis: RedisServer,
-    built: dict,
-    serve_config: SeamlessConfig,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Path:
-    return build_redis_repo(
-        tmp_path_factory.mktemp("redis-feast"), serve_config, redis.connection_string
-    )
 
 
 @pytest.fixture()

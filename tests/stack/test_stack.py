@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -103,18 +102,12 @@ def features(stack: Any) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def mlflow_env(stack: Any) -> Iterator[dict[str, str]]:
-    creds = secret(stack, "mlflow-client")
-    env = {"MLFLOW_TRACKING_URI": stack.url("mlflow", 5000), **creds}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    """The MLflow server's loopback URL and the mlflow-client Secret, in the environment."""
+    env = {"MLFLOW_TRACKING_URI": stack.url("mlflow", 5000), **secret(stack, "mlflow-client")}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
         yield env
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
