@@ -258,7 +258,7 @@ def find_request(request_id: str, predictions_dir: Path | None = None) -> dict[s
 
     url = os.environ.get("SEAMLESS_SERVE_LOG_URL", "").strip()
     source: Path | str = predictions_dir or url or workspace() / "predictions"
-    rows = [r for r in read_log(source, "predictions") if r.get("request_id") == request_id]
+    rows = list(read_log(source, "predictions", request_id=request_id))
     if not rows:
         where = redact(source) if isinstance(source, str) else source
         raise SeamlessError(f"Request id {request_id} is not in the prediction log at {where}.")

@@ -150,11 +150,8 @@ class Front:
                 loop = asyncio.get_running_loop()
                 rows = await loop.run_in_executor(self.executor, service.lookup, ids)
             scored = await service.score_async(rows, ids, PREDICT)
-        except ServeError as exc:
-            return error_body(PREDICT, exc)
-        except Exception:
-            log.exception("Prediction failed.")
-            return 500, dumps({"detail": "Internal Server Error"}), []
+        except Exception as exc:
+            return self._failure(exc)
         return 200, self._body(ids, scored), []
 
     def _fast_ids(self, scope: Scope, body: bytes) -> list[Any] | None:
@@ -190,12 +187,17 @@ class Front:
         service = self.service
         try:
             scored = service.score(service.lookup(ids), ids, PREDICT)
-        except ServeError as exc:
-            return error_body(PREDICT, exc)
-        except Exception:
-            log.exception("Prediction failed.")
-            return 500, dumps({"detail": "Internal Server Error"}), []
+        except Exception as exc:
+            return self._failure(exc)
         return 200, self._body(ids, scored), []
+
+    @staticmethod
+    def _failure(exc: Exception) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """A ServeError's own status and message; anything else is logged and a 500."""
+        if isinstance(exc, ServeError):
+            return error_body(PREDICT, exc)
+        log.exception("Prediction failed.", exc_info=exc)
+        return 500, dumps({"detail": "Internal Server Error"}), []
 
     def _body(self, ids: list[Any], scored: Scored) -> bytes:
         m, rid = scored.model, scored.request_id

@@ -335,13 +335,20 @@ def make_logs(settings: ServeSettings) -> tuple[RecordLog, RecordLog]:
 
 
 def read_log(
-    source: Path | str, prefix: str, stats: ReadStats | None = None
+    source: Path | str,
+    prefix: str,
+    stats: ReadStats | None = None,
+    request_id: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """`read_records` over a folder, or the PostgreSQL table when `source` is a URL."""
+    """`read_records` over a folder, or the PostgreSQL table when `source` is a URL;
+    `request_id` keeps one request's records (an index lookup in PostgreSQL)."""
     from components.serve.prediction_log_pg import is_pg_url
 
     if is_pg_url(source):
         from components.serve.prediction_log_pg import read_pg_records
 
-        return read_pg_records(str(source), prefix, stats)
-    return read_records(Path(source), prefix, stats)
+        return read_pg_records(str(source), prefix, stats, request_id)
+    records = read_records(Path(source), prefix, stats)
+    if request_id is None:
+        return records
+    return (r for r in records if r.get("request_id") == request_id)

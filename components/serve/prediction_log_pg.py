@@ -387,9 +387,10 @@ def _record(row: tuple[Any, ...], columns: list[Column]) -> dict[str, Any]:
 
 
 def read_pg_records(
-    url: str, prefix: str, stats: ReadStats | None = None
+    url: str, prefix: str, stats: ReadStats | None = None, request_id: str | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Every committed record of the `prefix` log, in insertion order (streamed).
+    """Every committed record of the `prefix` log, in insertion order (streamed); with
+    `request_id`, only that request's (through the request_id index).
 
     A missing table reads as an empty log; an unreachable server raises SeamlessError.
     `stats` (a `prediction_log.ReadStats`) counts records; a table has no torn lines.
@@ -414,7 +415,13 @@ def read_pg_records(
         names = ", ".join(col for _, col, _, _ in columns)
         with conn.cursor(name=f"seamless_read_{prefix}") as cur:
             cur.itersize = 5000
-            cur.execute(f"SELECT {names}, extra FROM {table} ORDER BY id")
+            if request_id is None:
+                cur.execute(f"SELECT {names}, extra FROM {table} ORDER BY id")
+            else:
+                cur.execute(
+                    f"SELECT {names}, extra FROM {table} WHERE request_id = %s ORDER BY id",
+                    (request_id,),
+                )
             for row in cur:
                 if stats is not None:
                     stats.records += 1
