@@ -18,7 +18,8 @@ def monitor(
 ) -> str:
     """Returns the decision `retrain`, `ok` or `not_enough_data` (gate on it with dsl.If).
 
-    Reads `<workspace>/predictions/` and `<workspace>/feedback/`; window parameters left
+    Reads serving's prediction and feedback logs (`<workspace>/predictions/` and
+    `feedback/`, or the PostgreSQL tables of SEAMLESS_SERVE_LOG_URL); window parameters left
     at 0 use the config's `monitoring:` values. Gauges go to
     `<workspace>/monitoring/seamless_monitor.prom`; the run is logged to MLflow.
     """
