@@ -268,6 +268,17 @@ class SeamlessConfig(_Strict):
         return out
 
 
+def feature_columns(config: SeamlessConfig) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) feature names of the feature service, in service order."""
+    numeric, categorical = [], []
+    for name, kind in config.feature_types().items():
+        if kind in ("int", "float"):
+            numeric.append(name)
+        elif kind in ("string", "bool"):
+            categorical.append(name)
+    return numeric, categorical
+
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

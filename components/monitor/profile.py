@@ -119,7 +119,7 @@ def build_profile(
 
 def profile_for_training(config: SeamlessConfig, x_train: pd.DataFrame) -> dict[str, Any]:
     """The profile of the model input the train stage fits on, with the configured sizes."""
-    from components.train.training import feature_columns
+    from components.common.config import feature_columns
 
     numeric, categorical = feature_columns(config)
     mon = monitoring_config(config)

@@ -2,11 +2,15 @@
 
 scikit-learn spends milliseconds of Python per call on one row (DataFrame checks,
 ColumnTransformer dispatch); ONNX Runtime runs the same graph in tens of microseconds.
-The conversion (skl2onnx) runs in a child process, so the serving process never imports
-skl2onnx/onnx (~45 MB of RSS) and a converter crash cannot take it down. The compiled
-graph is used only when it reproduces scikit-learn's probabilities on sample rows to
-`PARITY_TOL`; otherwise, or when anything fails, the plain model serves and the reason
-is kept (`Predictor.detail`, shown in /readyz and as a metric label).
+
+A new model version is prepared in a child process (`prepare_in_child`): it loads the
+model from MLflow, converts it with skl2onnx and compares ONNX Runtime's probabilities
+with scikit-learn's on sample rows to `PARITY_TOL`. The serving process receives only the
+graph plus those rows and scikit-learn's answers, checks its own runner on them again,
+and so never imports scikit-learn, SciPy, skl2onnx or the pickled model (~150 MB of RSS;
+docs/serving-benchmark.md), and a converter crash cannot take it down. When the graph
+is unusable (no converter, parity failed) the serving process loads the plain model
+itself and the reason is kept (`Predictor.detail`, shown in /readyz and as a metric label).
 
 Rows are lists of feature values in the config's feature order (`None` = missing).
 """
@@ -21,17 +25,18 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from components.common.config import SeamlessConfig
-from components.train.training import feature_columns, model_input
+from components.common.config import SeamlessConfig, feature_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 PARITY_TOL = 1e-5
-CONVERT_TIMEOUT_S = 300.0
+PREPARE_TIMEOUT_S = 300.0
 # scikit-learn's string imputers match NaN only, so a None category reaches the encoder
 # as its own value. In the converted copy None becomes NONE_TOKEN (in the encoder's
 # categories and in the inputs) and the imputers match NAN_TOKEN, which is never fed:
@@ -51,8 +56,23 @@ class Predictor:
     predict: Callable[[Rows], np.ndarray]
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What the preparing child hands over: the graph (None: unusable, see `detail`), the
+    rows it was checked on and scikit-learn's probabilities for them."""
+
+    onnx: bytes | None
+    detail: str
+    rows: list[list[Any]]
+    want: list[float]
+
+
 def rows_frame(config: SeamlessConfig, rows: Rows) -> pd.DataFrame:
     """The model's input frame for rows (what the sklearn pipeline was trained on)."""
+    import pandas as pd
+
+    from components.train.training import model_input
+
     return model_input(config, pd.DataFrame(list(rows), columns=list(config.feature_types())))
 
 
@@ -114,24 +134,6 @@ def _walk(obj: Any) -> list[Any]:
 
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
-
-
-def convert_in_child(model: Any, config: SeamlessConfig, timeout: float) -> bytes:
-    """`convert` in a child process (see the module docstring): pickles in, ONNX out."""
-    payload = pickle.dumps((model, config))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "components.serve.compiled"],
-        input=payload,
-        capture_output=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
-    if done.returncode != 0:
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"skl2onnx conversion failed: {tail[0][:300]}")
-    return done.stdout
 
 
 class OnnxRunner:
@@ -198,44 +200,120 @@ def parity_rows(config: SeamlessConfig, sample: pd.DataFrame | None) -> list[lis
     return out
 
 
+def check_graph(
+    model: Any,
+    config: SeamlessConfig,
+    sample: pd.DataFrame | None = None,
+    converter: Callable[[Any, SeamlessConfig], bytes] = convert,
+) -> Checked:
+    """Convert `model` and compare the graph with scikit-learn on `parity_rows`."""
+    rows = parity_rows(config, sample)
+    want = np.asarray(model.predict_proba(rows_frame(config, rows))[:, 1], dtype=float)
+    try:
+        onnx = converter(model, config)
+        diff = _max_diff(want, OnnxRunner(onnx, config)(rows))
+    except Exception as exc:
+        detail = f"ONNX conversion failed ({type(exc).__name__}: {str(exc)[:300]})"
+        return Checked(None, detail, rows, want.tolist())
+    if not diff <= PARITY_TOL:  # also catches NaN
+        detail = f"ONNX parity failed: max |diff| {diff:.2e} > {PARITY_TOL:.0e} on {len(rows)} rows"
+        return Checked(None, detail, rows, want.tolist())
+    return Checked(onnx, f"parity max |diff| {diff:.1e} on {len(rows)} rows", rows, want.tolist())
+
+
+def _max_diff(want: np.ndarray, got: np.ndarray) -> float:
+    return float(np.max(np.abs(want - got)))
+
+
+def onnx_predictor(checked: Checked, config: SeamlessConfig) -> Predictor | str:
+    """The graph's predictor, checked here once more on the child's rows (this process
+    feeds the graph with its own code); else the reason it cannot serve."""
+    if checked.onnx is None:
+        return checked.detail
+    try:
+        runner = OnnxRunner(checked.onnx, config)
+        diff = _max_diff(np.asarray(checked.want, dtype=float), runner(checked.rows))
+    except Exception as exc:
+        return f"ONNX session failed ({type(exc).__name__}: {str(exc)[:300]})"
+    if not diff <= PARITY_TOL:
+        return (
+            f"ONNX parity failed in the server: max |diff| {diff:.2e} on {len(checked.rows)} rows"
+        )
+    return Predictor("onnx", checked.detail, runner)
+
+
 def compile_model(
     model: Any,
     config: SeamlessConfig,
     sample: pd.DataFrame | None = None,
     *,
-    converter: Callable[[Any, SeamlessConfig], bytes] | None = None,
+    converter: Callable[[Any, SeamlessConfig], bytes] = convert,
 ) -> Predictor:
-    """The ONNX predictor when it converts and matches scikit-learn, else the model itself.
+    """The ONNX predictor when it converts and matches scikit-learn, else the model
+    itself (in one process: the tests' and the child's view of `prepare_in_child`)."""
+    result = onnx_predictor(check_graph(model, config, sample, converter), config)
+    if isinstance(result, str):
+        log.warning("Serving the plain scikit-learn model: %s.", result)
+        return sklearn_predictor(model, config, result)
+    log.info("Serving the ONNX graph (%s).", result.detail)
+    return result
 
-    `converter` defaults to a child-process `convert` (tests pass `convert` directly).
-    """
-    convert_fn = converter or (lambda m, c: convert_in_child(m, c, CONVERT_TIMEOUT_S))
-    try:
-        runner = OnnxRunner(convert_fn(model, config), config)
-        rows = parity_rows(config, sample)
-        want = np.asarray(model.predict_proba(rows_frame(config, rows))[:, 1], dtype=float)
-        got = runner(rows)
-        diff = float(np.max(np.abs(want - got)))
-    except Exception as exc:
-        detail = f"ONNX conversion failed ({type(exc).__name__}: {str(exc)[:300]})"
-        log.warning("Serving the plain scikit-learn model: %s.", detail)
-        return sklearn_predictor(model, config, detail)
-    if not diff <= PARITY_TOL:  # also catches NaN
-        detail = f"ONNX parity failed: max |diff| {diff:.2e} > {PARITY_TOL:.0e} on {len(rows)} rows"
-        log.warning("Serving the plain scikit-learn model: %s.", detail)
-        return sklearn_predictor(model, config, detail)
-    log.info("Serving the ONNX graph (max |diff| %.1e on %d rows).", diff, len(rows))
-    return Predictor("onnx", f"parity max |diff| {diff:.1e} on {len(rows)} rows", runner)
+
+def prepare_version(name: str, version: str, config: SeamlessConfig) -> Checked:
+    """Load one registered version from MLflow and check its graph (the child's work)."""
+    from components.serve.model_store import load_input_example, load_version
+
+    model = load_version(name, version)
+    if not hasattr(model, "predict_proba"):
+        raise TypeError(f"{type(model).__name__} has no predict_proba")
+    return check_graph(model, config, load_input_example(name, version))
+
+
+def prepare_in_child(
+    name: str, version: str, config: SeamlessConfig, timeout: float = PREPARE_TIMEOUT_S
+) -> Checked:
+    """`prepare_version` in a child process (see the module docstring).
+
+    Raises RuntimeError with the child's last error line when the version cannot be
+    loaded at all (missing or damaged artifacts, registry unreachable)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "components.serve.compiled"],
+        input=pickle.dumps((name, version, config)),
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(lines[-1][:500] if lines else f"exit code {done.returncode}")
+    checked: Checked = pickle.loads(done.stdout)  # our own child's bytes
+    return checked
 
 
 def _child_main() -> None:
-    """Child side of `convert_in_child`: pickled (model, config) on stdin, ONNX on stdout."""
+    """Child side of `prepare_in_child`: pickled (name, version, config) on stdin, a
+    pickled `Checked` on stdout; a failure is one line on stderr and exit code 1."""
     import warnings
 
     warnings.filterwarnings("ignore")
-    model, config = pickle.loads(sys.stdin.buffer.read())  # our own parent's bytes
-    sys.stdout.buffer.write(convert(model, config))
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    name, version, config = pickle.loads(sys.stdin.buffer.read())  # our own parent's bytes
+    # Whatever the libraries print goes to stderr: stdout carries the result only.
+    result = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    try:
+        checked = prepare_version(name, version, config)
+    except Exception as exc:
+        print(f"{type(exc).__name__}: {exc}".replace("\n", " "), file=sys.stderr, flush=True)
+        sys.exit(1)
+    result.write(pickle.dumps(checked))
+    result.close()
 
 
 if __name__ == "__main__":
-    _child_main()
+    # Run the imported module's copy, so the pickled `Checked` names its real module.
+    from components.serve import compiled
+
+    compiled._child_main()

@@ -3,7 +3,8 @@
 Requests read `ModelStore.current` once and use that object to the end, so a swap
 never changes the model under an in-flight request: the old object lives until its
 last user drops it. A version that fails to load is reported (callback, log line,
-`status()`) and the old one keeps serving.
+`status()`) and the old one keeps serving; the poller retries that version after a
+back-off (30 s, doubling to 10 min), a forced reload (/admin/reload) at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from components.common.tracking import champion_version, mlflow_client
 
 log = logging.getLogger(__name__)
+MIN_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,8 @@ class LoadedModel:
     version: str
     run_id: str
     model: Any
-    """The scikit-learn model; None once a compiled predictor that passed its parity
-    check serves (the model is then dropped so its memory is freed)."""
+    """The scikit-learn model when it serves itself (the fallback); None when the compiled
+    graph serves (the model then never enters this process)."""
     loaded_at: str
     predictor: Any = None
     """What scores requests: the compiled graph or the model itself (`compiled.Predictor`)."""
@@ -90,22 +93,21 @@ class ModelStore:
     def __init__(
         self,
         name: str,
+        prepare: Callable[[str, str], tuple[Any, Any]],
         alias: str = "champion",
-        loader: Callable[[str, str], Any] = load_version,
         on_swap: Callable[[LoadedModel, LoadedModel | None], None] | None = None,
         on_failure: Callable[[str, str], None] | None = None,
-        prepare: Callable[[Any, str, str], Any] | None = None,
         after_swap: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.alias = alias
-        self._loader = loader
+        # (name, version) -> (predictor, the model when it must be kept, else None);
+        # raises when the version cannot be served.
+        self._prepare = prepare
         self._on_swap = on_swap
         self._on_failure = on_failure
-        # Builds the version's predictor (compiled or plain) before it is swapped in.
-        self._prepare = prepare
-        # Runs once the reload has dropped its references to the new raw model and the
-        # old version (memory housekeeping: gc + heap trim).
+        # Runs once the reload has dropped its references to the new version's transient
+        # objects and to the old version (memory housekeeping: gc + heap trim).
         self._after_swap = after_swap
         self._current: LoadedModel | None = None
         # One reload at a time (poller and /admin/reload); readers never take it.
@@ -115,14 +117,21 @@ class ModelStore:
         self.last_error: str | None = None
         self.last_error_at: str | None = None
         self.last_check_at: str | None = None
+        # A version that failed is retried by the poller only after a back-off (loading
+        # spawns a process); a forced reload always tries.
+        self._failed_version: str | None = None
+        self._retry_at = 0.0
+        self._backoff_s = 0.0
 
     @property
     def current(self) -> LoadedModel | None:
         """The live model (a plain attribute read: atomic under the GIL)."""
         return self._current
 
-    def reload(self) -> ReloadResult:
-        """Re-read the alias; load and swap in a new version, keep the old one on failure."""
+    def reload(self, force: bool = True) -> ReloadResult:
+        """Re-read the alias; load and swap in a new version, keep the old one on failure.
+
+        `force=False` (the poller) skips a version that failed until its back-off ends."""
         with self._reload_lock:
             self.last_check_at = _now()
             try:
@@ -138,20 +147,17 @@ class ModelStore:
             old = self._current
             if old is not None and old.version == version:
                 return ReloadResult("unchanged", version)
+            if not force and version == self._failed_version and time.monotonic() < self._retry_at:
+                return ReloadResult("failed", version, self.last_error or "")
             try:
-                model = self._loader(self.name, version)
-                if not hasattr(model, "predict_proba"):
-                    raise TypeError(f"{type(model).__name__} has no predict_proba")
-                predictor = self._prepare(model, self.name, version) if self._prepare else None
+                predictor, keep = self._prepare(self.name, version)
             except Exception as exc:
                 return self._failed(version, f"loading {self.name} v{version}: {exc}")
-            # A compiled predictor that passed its parity check does not need the
-            # scikit-learn model: keep no reference to it (a forest is tens of MB).
-            keep = None if getattr(predictor, "kind", None) == "onnx" else model
             new = LoadedModel(self.name, version, str(mv.run_id or ""), keep, _now(), predictor)
-            del model, keep, predictor
+            del keep, predictor
             self._current = new  # the atomic swap
-            self.last_error = self.last_error_at = None
+            self.last_error = self.last_error_at = self._failed_version = None
+            self._backoff_s = 0.0
             log.info("Serving %s v%s (was %s).", self.name, version, old.version if old else "none")
             if self._on_swap:
                 self._on_swap(new, old)
@@ -162,6 +168,10 @@ class ModelStore:
 
     def _failed(self, version: str | None, detail: str) -> ReloadResult:
         self.last_error, self.last_error_at = detail, _now()
+        if version:
+            same = version == self._failed_version
+            self._backoff_s = min(2 * self._backoff_s, MAX_BACKOFF_S) if same else MIN_BACKOFF_S
+            self._failed_version, self._retry_at = version, time.monotonic() + self._backoff_s
         serving = self._current.version if self._current else "none"
         log.error("Model reload failed (%s); still serving version %s.", detail, serving)
         if self._on_failure:
@@ -177,7 +187,7 @@ class ModelStore:
         def loop() -> None:
             while not self._stop.wait(every_s):
                 try:
-                    self.reload()
+                    self.reload(force=False)
                 except Exception:  # the poller must outlive any single failure
                     log.exception("Model poll failed.")
 

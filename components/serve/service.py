@@ -14,20 +14,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.config import SeamlessConfig
+from components.common.config import SeamlessConfig, feature_columns
 from components.serve import memory
-from components.serve.compiled import Predictor, compile_model, sklearn_predictor
+from components.serve.compiled import (
+    Predictor,
+    onnx_predictor,
+    prepare_in_child,
+    sklearn_predictor,
+)
 from components.serve.features import (
     FeatureStoreUnavailable,
     OnlineFeatures,
     unknown_positions,
 )
 from components.serve.metrics import ServeMetrics
-from components.serve.model_store import LoadedModel, ModelStore, load_input_example
+from components.serve.model_store import LoadedModel, ModelStore, load_version
 from components.serve.overload import LoopLag
 from components.serve.prediction_log import jsonable, make_logs
 from components.serve.settings import ServeSettings
-from components.train.training import feature_columns
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"
@@ -104,10 +108,10 @@ class Service:
         self.compile = os.environ.get("SEAMLESS_SERVE_PREDICTOR", "auto") != "sklearn"
         self.models = ModelStore(
             self.model_name,
+            self._prepare,
             settings.alias,
             on_swap=self._on_swap,
             on_failure=lambda version, detail: self.metrics.reload_failures.inc(),
-            prepare=self._prepare,
             after_swap=self._trim,
         )
         self.feature_names = list(config.feature_types())
@@ -118,13 +122,26 @@ class Service:
         self.limiter = Limiter(settings.max_concurrency)
         self.lag = LoopLag(settings.max_queue_ms / 1000, on_sample=self.metrics.loop_lag.set)
 
-    def _prepare(self, model: Any, name: str, version: str) -> Predictor:
-        """The predictor of a newly loaded version (runs in the loader, before the swap)."""
+    def _prepare(self, name: str, version: str) -> tuple[Predictor, Any]:
+        """(predictor, model to keep or None) of a version, before it is swapped in.
+
+        The compiled graph comes from a child process; only when it cannot serve does
+        this process load the scikit-learn model (and import scikit-learn)."""
         if not self.compile:
-            predictor = sklearn_predictor(model, self.config, "SEAMLESS_SERVE_PREDICTOR=sklearn")
+            detail = "SEAMLESS_SERVE_PREDICTOR=sklearn"
         else:
-            predictor = compile_model(model, self.config, load_input_example(name, version))
-        return predictor
+            result = onnx_predictor(prepare_in_child(name, version, self.config), self.config)
+            if not isinstance(result, str):
+                log.info("Serving the ONNX graph of %s v%s (%s).", name, version, result.detail)
+                return result, None
+            detail = result
+            log.warning(
+                "Serving the plain scikit-learn model of %s v%s: %s.", name, version, detail
+            )
+        model = load_version(name, version)
+        if not hasattr(model, "predict_proba"):
+            raise TypeError(f"{type(model).__name__} has no predict_proba")
+        return sklearn_predictor(model, self.config, detail), model
 
     def _on_swap(self, new: Any, old: Any) -> None:
         self.metrics.set_model(new.name, new.version, old.version if old else None)
@@ -135,8 +152,8 @@ class Service:
 
     @staticmethod
     def _trim() -> None:
-        """After a swap: the load's transient copies, the dropped scikit-learn model (when
-        ONNX serves) and the old version (unless a request still holds it), to the OS."""
+        """After a swap: the load's transient copies and the old version (unless a request
+        still holds it), back to the OS."""
         gc.collect()
         memory.trim()
 

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, Stratified
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from components.common.config import SeamlessConfig
+from components.common.config import SeamlessConfig, feature_columns
 from components.common.errors import SeamlessError
 
 ESTIMATOR_STEP = "model"
@@ -40,17 +40,6 @@ class TrainResult:
     search_rows: int
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def feature_columns(config: SeamlessConfig) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) feature names of the feature service, in service order."""
-    numeric, categorical = [], []
-    for name, kind in config.feature_types().items():
-        if kind in ("int", "float"):
-            numeric.append(name)
-        elif kind in ("string", "bool"):
-            categorical.append(name)
-    return numeric, categorical
 
 
 def encode_labels(config: SeamlessConfig, training_set: pd.DataFrame) -> pd.Series:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,9 +15,7 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers.postgres import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.serving.serve_process import serving_process
 
 Acked = list[tuple[str, list[int]]]
 
@@ -44,28 +40,8 @@ def kill_under_load(
 ) -> tuple[Acked, int]:
     """Serve, load with `threads` clients until `min_acked` answers, SIGKILL the server.
     Returns the acknowledged (request id, entity ids) and the server's pid."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_file = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.serve_cli", "--host", "127.0.0.1", "--port", str(port),
-         "--workspace", str(ws), "--no-auth", "--poll-seconds", "0", "--log-level", "warning",
-         *extra_args],
-        cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, env=env or dict(os.environ),
-    )  # fmt: skip
     acked: Acked = []
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-2000:]
-            try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.2)
-
+    with serving_process(ws, log_path, extra_args, env) as (proc, base):
         lock = threading.Lock()
         stop = threading.Event()
 
@@ -92,9 +68,4 @@ def kill_under_load(
         stop.set()
         for t in workers:
             t.join(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log_file.close()
     return acked, proc.pid

@@ -13,9 +13,11 @@ from sklearn.preprocessing import FunctionTransformer
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.serve.compiled import (
     PARITY_TOL,
+    Checked,
+    check_graph,
     compile_model,
     convert,
-    convert_in_child,
+    onnx_predictor,
     parity_rows,
     rows_frame,
 )
@@ -77,11 +79,17 @@ def rows_frame_rows(config: SeamlessConfig, frame: pd.DataFrame) -> list[list[ob
     return part.astype(object).where(part.notna(), None).values.tolist()
 
 
-def test_conversion_runs_in_a_child_process() -> None:
+def test_the_server_rechecks_the_graph_on_the_childs_rows() -> None:
+    # The serving process gets the graph with scikit-learn's answers on the check rows
+    # (compiled.prepare_in_child) and runs them through its own runner before serving.
     config, pipe, x = _fitted("logistic_regression")
-    predictor = compile_model(pipe, config, x.head(5))  # default: convert_in_child
-    assert predictor.kind == "onnx", predictor.detail
-    assert "parity" in predictor.detail
+    checked = check_graph(pipe, config, x.head(5))
+    assert checked.onnx is not None and "parity" in checked.detail
+    predictor = onnx_predictor(checked, config)
+    assert not isinstance(predictor, str) and predictor.kind == "onnx"
+    off = Checked(checked.onnx, checked.detail, checked.rows, [w + 0.01 for w in checked.want])
+    reason = onnx_predictor(off, config)
+    assert isinstance(reason, str) and "parity failed in the server" in reason
 
 
 def test_a_step_skl2onnx_cannot_convert_falls_back_to_sklearn() -> None:
@@ -98,8 +106,8 @@ def test_a_step_skl2onnx_cannot_convert_falls_back_to_sklearn() -> None:
     assert "conversion failed" in predictor.detail
     rows = rows_frame_rows(config, x.head(10))
     assert np.array_equal(predictor.predict(rows), odd.predict_proba(x.head(10))[:, 1])
-    with pytest.raises(RuntimeError, match="conversion failed"):
-        convert_in_child(odd, config, timeout=300)
+    checked = check_graph(odd, config, x.head(5))
+    assert checked.onnx is None and onnx_predictor(checked, config) == checked.detail
 
 
 def test_a_graph_that_disagrees_with_sklearn_is_not_used() -> None:
