@@ -25,7 +25,6 @@ def monitor(
     """
     from components.common.env import workspace
     from components.common.stage import clean_errors, stage_config
-    from components.governance import hooks
     from components.monitor.stage import default_textfile, run_monitoring
 
     with clean_errors("monitor"):
@@ -50,12 +49,6 @@ def monitor(
             }
         )
         print(f"monitor: {result.decision}: {result.reason}")
-        hooks.on_monitoring_decision(
-            config.model.name,
-            str(result.model_version),
-            str(result.decision),
-            {"reason": result.reason, **result.summary_metrics()},
-        )
         return str(result.decision)
 
 

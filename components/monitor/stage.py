@@ -12,6 +12,7 @@ from components.common.config import SeamlessConfig
 from components.common.env import workspace as default_workspace
 from components.common.errors import SeamlessError
 from components.common.tracking import CHAMPION
+from components.governance import hooks
 from components.monitor.config import MonitoringConfig, monitoring_config
 from components.monitor.drift import compare
 from components.monitor.exporters import log_run, write_textfile
@@ -121,4 +122,8 @@ def run_monitoring(
         write_textfile(result, textfile_path)
     if log_to_mlflow:
         result.mlflow_run_id = log_run(result, html, config.model.experiment)
+    # Every caller's decision is audited: the KFP step, `seamless monitor run`, the demo.
+    hooks.on_monitoring_decision(
+        name, version, str(decision), {"reason": reason, **result.summary_metrics()}
+    )
     return result

@@ -187,6 +187,12 @@ def test_drifted_traffic_with_bad_labels_says_retrain(
     assert REPORT_ARTIFACT in artifacts
     mv = mlflow.tracking.MlflowClient().get_model_version(cfg.model.name, version)
     assert mv.tags[LAST_RUN_TAG] == result.mlflow_run_id
+    # The decision is in the audit trail whoever called the stage (step, CLI, demo).
+    from components.governance import audit
+
+    decided = [e for e in audit.audit_log().entries() if e["action"] == "monitoring_decision"]
+    assert decided and decided[-1]["details"]["decision"] == "retrain"
+    assert decided[-1]["subject"] == audit.model_subject(cfg.model.name, version)
 
 
 def test_same_distribution_traffic_is_ok_and_empty_log_is_not_enough_data(
