@@ -21,10 +21,12 @@ import logging
 import math
 import os
 import pickle
+import resource
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -277,6 +279,7 @@ def prepare_in_child(
     Raises RuntimeError with the child's last error line when the version cannot be
     loaded at all (missing or damaged artifacts, registry unreachable)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "components.serve.compiled"],
         input=pickle.dumps((name, version, config)),
@@ -289,7 +292,11 @@ def prepare_in_child(
         lines = done.stderr.decode(errors="replace").strip().splitlines()
         raise RuntimeError(lines[-1][:500] if lines else f"exit code {done.returncode}")
     checked: Checked = pickle.loads(done.stdout)  # our own child's bytes
-    return checked
+    # The largest child so far: this process starts no children but these.
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    seconds = time.perf_counter() - started
+    cost = f"prepared by a child process in {seconds:.1f} s, peak RSS {peak_mib} MiB"
+    return replace(checked, detail=f"{checked.detail}; {cost}")
 
 
 def _child_main() -> None:
