@@ -86,6 +86,9 @@ def create_app(
         summary=f"Scores '{config.model.name}' (alias {settings.alias}) on feature service "
         f"'{config.features.service}'.",
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry bridge is unused here (metrics are Prometheus'); off, it
+        # no longer looks for configured OTel providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
 

@@ -44,11 +44,13 @@ def limited(path: str) -> bool:
     return path == PREDICT or (path.startswith("/v2/models/") and path.endswith("/infer"))
 
 
+# One encoder for every answer: json.dumps with options builds a new one per call.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def dumps(body: Any) -> bytes:
     """JSON as FastAPI's JSONResponse renders it."""
-    return json.dumps(
-        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
+    return _JSON.encode(body).encode("utf-8")
 
 
 def error_body(path: str, exc: ServeError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
@@ -70,6 +72,7 @@ class Front:
         self.executor = executor
         m = service.metrics
         self._fast_latency = m.latency.labels(PREDICT, "POST")
+        self._fast_counts: dict[int, Any] = {}  # status -> requests child of the hot path
         self._int_keys = service.features.placeholder_id() == -1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -117,12 +120,21 @@ class Front:
         # The route template, never the raw path: bounded label cardinality.
         name = scope.get("seamless.route") or getattr(scope.get("route"), "path", "unmatched")
         elapsed = time.perf_counter() - started
-        metrics = service.metrics
-        if name == PREDICT:
+        metrics, method = service.metrics, scope["method"]
+        if name == PREDICT and method == "POST":
             self._fast_latency.observe(elapsed)
+            self._fast_count(status[0]).inc()
         else:
-            metrics.latency.labels(name, scope["method"]).observe(elapsed)
-        metrics.requests.labels(name, scope["method"], str(status[0])).inc()
+            metrics.latency.labels(name, method).observe(elapsed)
+            metrics.requests.labels(name, method, str(status[0])).inc()
+
+    def _fast_count(self, status: int) -> Any:
+        """The hot path's `requests` child for a status (labels() looks it up per call)."""
+        child = self._fast_counts.get(status)
+        if child is None:
+            child = self.service.metrics.requests.labels(PREDICT, "POST", str(status))
+            self._fast_counts[status] = child
+        return child
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, disconnected = await _read_body(receive)

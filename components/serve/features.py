@@ -6,9 +6,10 @@ features are all null is reported as unknown. Requests read through `direct_stor
 feature service allows it; the Feast SDK serves otherwise and for `fetch` (frames).
 The SQLite online store keeps its connection open: a moved or deleted database file
 would go unnoticed (reads keep hitting the old inode) or, on reconnect, be silently
-re-created empty. So before each lookup the file is checked; a missing file is an
-outage (503), and a replaced file (new inode, e.g. rebuilt by materialization) reopens
-the store.
+re-created empty. So the file is checked before a lookup, at most every
+`FILE_CHECK_S` seconds (a stat() and an access() per request cost more than the read
+itself) and before every readiness probe; a missing file is an outage (503), and a
+replaced file (new inode, e.g. rebuilt by materialization) reopens the store.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from components.common.env import disable_telemetry, feast_config_file
 from components.serve import direct_store
 
 log = logging.getLogger(__name__)
+FILE_CHECK_S = 0.05
+"""Longest time a deleted or replaced SQLite file can go unnoticed by lookups."""
 
 
 class FeatureStoreUnavailable(Exception):
@@ -45,6 +49,7 @@ class OnlineFeatures:
         self._service: Any = None
         self._sqlite_path: Path | None = None
         self._inode: tuple[int, int] | None = None
+        self._checked_at = float("-inf")  # time.monotonic() of the last file check
         self._reader: Any = None
         self.read_path = "not opened"
         """`sqlite`/`redis` (direct reads) or `feast-sdk (why)`; for /readyz."""
@@ -54,13 +59,14 @@ class OnlineFeatures:
         store, service, _ = self._opened()
         return store, service
 
-    def _opened(self, may_open: bool = True) -> tuple[Any, Any, Any]:
+    def _opened(self, may_open: bool = True, recheck: bool = False) -> tuple[Any, Any, Any]:
         """Store, service and direct reader (None: use the SDK), read under one lock.
 
-        With `may_open=False`, (None, None, None) instead of opening the store."""
+        With `may_open=False`, (None, None, None) instead of opening the store. The
+        SQLite file is checked when the last check is `FILE_CHECK_S` old, or `recheck`."""
         with self._lock:
             if self._store is not None:
-                self._check_sqlite_file()
+                self._check_sqlite_file(recheck)
             if self._store is None and not may_open:
                 return None, None, None
             if self._store is None:
@@ -124,9 +130,13 @@ class OnlineFeatures:
             )
         return (st.st_dev, st.st_ino)
 
-    def _check_sqlite_file(self) -> None:
+    def _check_sqlite_file(self, recheck: bool) -> None:
         if self._sqlite_path is None:
             return
+        now = time.monotonic()
+        if not recheck and now - self._checked_at < FILE_CHECK_S:
+            return
+        self._checked_at = now
         try:
             inode = self._stat_sqlite()
         except FeatureStoreUnavailable:
@@ -167,9 +177,11 @@ class OnlineFeatures:
             return None
         return self._read(reader, entity_ids)
 
-    def fetch_rows(self, entity_ids: list[Any]) -> list[list[Any]]:
-        """One row per id, in order: the service's feature values (None = missing)."""
-        _, _, reader = self._opened()
+    def fetch_rows(self, entity_ids: list[Any], recheck: bool = False) -> list[list[Any]]:
+        """One row per id, in order: the service's feature values (None = missing).
+
+        `recheck`: check the SQLite file now, however recently it was checked."""
+        _, _, reader = self._opened(recheck=recheck)
         if reader is None:
             frame = self.fetch(entity_ids)[self.features]
             return frame.astype(object).where(frame.notna(), None).values.tolist()
@@ -187,7 +199,7 @@ class OnlineFeatures:
     def probe(self) -> str | None:
         """None when a lookup works, else why not (for /readyz)."""
         try:
-            self.fetch_rows([self.placeholder_id()])
+            self.fetch_rows([self.placeholder_id()], recheck=True)
         except FeatureStoreUnavailable as exc:
             return str(exc)
         return None

@@ -41,6 +41,7 @@ class ServeMetrics:
         self.predictions = Counter(
             "seamless_serve_predictions", "Predictions made.", ["model_version"], registry=r
         )
+        self._predictions_of: dict[str, Counter] = {}  # version -> child (labels() is slow)
         self.model_info = Gauge(
             "seamless_serve_model_info",
             "1 for the model version being served.",
@@ -100,6 +101,13 @@ class ServeMetrics:
             self.predictor_info.remove(*self._predictor_labels)
         self._predictor_labels = (model, version, kind)
         self.predictor_info.labels(model, version, kind).set(1)
+
+    def count_predictions(self, version: str, n: int) -> None:
+        """`predictions.labels(version).inc(n)`, with the child looked up once."""
+        child = self._predictions_of.get(version)
+        if child is None:
+            child = self._predictions_of[version] = self.predictions.labels(version)
+        child.inc(n)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

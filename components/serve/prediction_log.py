@@ -27,6 +27,7 @@ import errno
 import json
 import math
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -42,8 +43,11 @@ SUFFIX = ".jsonl"
 
 def jsonable(value: Any) -> Any:
     """Plain JSON value: numpy scalars unwrapped, NaN/NaT -> null."""
-    if value is None:
-        return None
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # the common cases first: this runs for every logged value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -186,55 +190,83 @@ _compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 class _Syncer:
     """The fsync thread behind `AppendLog.append_async` (group commit for the event loop).
 
-    Requests queue (ticket, future); the thread takes everything queued, fsyncs once
-    (covering every batch written so far) and resolves those futures on their loop in
-    one callback. An fsync error fails exactly the requests it was meant to cover.
+    Requests wait with (ticket, future); those of one event-loop iteration are handed
+    over together once the loop has run what was ready (`_hand_over`, one wake-up of the
+    thread for all of them). The thread takes everything queued, fsyncs once (covering
+    every batch written so far) and resolves those futures on their loop in one
+    callback. An fsync error fails exactly the requests it was meant to cover. The
+    queue is a `queue.SimpleQueue` (C): no Python-level condition code on either side.
     """
 
     def __init__(self, log: AppendLog) -> None:
         self.log = log
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: list[tuple[int, asyncio.Future[None]]] = []
+        self._queue: queue.SimpleQueue[list[tuple[int, asyncio.Future[None]]] | None]
+        self._queue = queue.SimpleQueue()
+        self._batches: dict[asyncio.AbstractEventLoop, list[tuple[int, asyncio.Future[None]]]] = {}
+        self._lock = threading.Lock()  # hand-over against `stop`: nothing after the end
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="seamless-log-fsync", daemon=True)
         self._thread.start()
 
     async def wait(self, ticket: int) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        with self._cond:
-            if self._stopping:
-                raise OSError(errno.EBADF, f"Log {self.log.directory} is closing")
-            self._queue.append((ticket, fut))
-            self._cond.notify()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        batch = self._batches.get(loop)
+        if batch is None:
+            # Handed to the thread once the loop has run what is ready now: requests
+            # served in the same loop iteration share one wake-up and one fsync.
+            batch = self._batches[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        batch.append((ticket, fut))
         await fut
 
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._batches.pop(loop)
+        with self._lock:
+            if not self._stopping:
+                self._queue.put(batch)
+                return
+        closing = OSError(errno.EBADF, f"Log {self.log.directory} is closing")
+        _resolve([fut for _, fut in batch], closing)
+
     def stop(self) -> None:
-        with self._cond:
+        with self._lock:
             self._stopping = True
-            self._cond.notify()
+            self._queue.put(None)  # the end marker, after every request queued before
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                batch, self._queue = self._queue, []
-            error: OSError | None = None
-            try:
-                self.log._sync(max(t for t, _ in batch))
-            except OSError as exc:
-                error = exc
-            except Exception as exc:  # never leave a request waiting on a dead thread
-                error = OSError(errno.EIO, f"fsync failed: {exc}")
-            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-            for _, fut in batch:
-                by_loop.setdefault(fut.get_loop(), []).append(fut)
-            for loop, futs in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_resolve, futs, error)
+            batch = self._take()
+            stopping = batch[-1] is None
+            requests = [r for item in batch if item is not None for r in item]
+            if requests:
+                self._sync(requests)
+            if stopping:
+                return
+
+    def _take(self) -> list[list[tuple[int, asyncio.Future[None]]] | None]:
+        """Wait for a request, then take every other one queued meanwhile."""
+        get, empty = self._queue.get_nowait, self._queue.empty
+        batch = [self._queue.get()]
+        while not empty():  # this thread is the only consumer: get_nowait cannot fail
+            batch.append(get())
+        return batch
+
+    def _sync(self, batch: list[tuple[int, asyncio.Future[None]]]) -> None:
+        error: OSError | None = None
+        try:
+            self.log._sync(max(t for t, _ in batch))
+        except OSError as exc:
+            error = exc
+        except Exception as exc:  # never leave a request waiting on a dead thread
+            error = OSError(errno.EIO, f"fsync failed: {exc}")
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, fut in batch:
+            by_loop.setdefault(fut.get_loop(), []).append(fut)
+        for loop, futs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, futs, error)
 
 
 def _resolve(futs: list[asyncio.Future[None]], error: OSError | None) -> None:

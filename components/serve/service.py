@@ -265,7 +265,7 @@ class Service:
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC).isoformat()
         names, numeric = self.feature_names, self._numeric
-        score_list = scores.tolist()
+        score_list, decision_list = scores.tolist(), decisions.tolist()
         records = []
         for i, row in enumerate(rows):
             logged = list(row)
@@ -281,9 +281,9 @@ class Service:
                     "route": route,
                     "model_name": loaded.name,
                     "model_version": loaded.version,
-                    "features": {c: jsonable(v) for c, v in zip(names, logged, strict=True)},
+                    "features": dict(zip(names, map(jsonable, logged), strict=True)),
                     "score": score_list[i],
-                    "decision": bool(decisions[i]),
+                    "decision": decision_list[i],
                 }
             )
         return Scored(request_id, loaded, entity_ids, scores, decisions), records
@@ -294,7 +294,7 @@ class Service:
         score_list = scored.scores.tolist()
         for s in score_list:
             observe(s)
-        self.metrics.predictions.labels(scored.model.version).inc(len(score_list))
+        self.metrics.count_predictions(scored.model.version, len(score_list))
         return scored
 
     def record_feedback(self, items: list[dict[str, Any]]) -> int:

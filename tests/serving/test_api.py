@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
+from components.serve.features import FILE_CHECK_S
 from components.serve.prediction_log import read_records
 from components.serve.service import PREDICTIONS
 
@@ -228,6 +230,7 @@ def test_online_store_outage_is_503_and_recovers(client: TestClient, ws: Path) -
     db = ws / "feast" / "online_store.db"
     assert client.post("/v1/predict", json={"entity_ids": [100000]}).status_code == 200
     db.rename(db.with_suffix(".moved"))
+    time.sleep(FILE_CHECK_S * 1.5)  # lookups check the file at most every FILE_CHECK_S
     try:
         r = client.post("/v1/predict", json={"entity_ids": [100000]})
         assert r.status_code == 503 and r.headers["retry-after"]
