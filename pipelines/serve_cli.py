@@ -98,7 +98,11 @@ def serve_cmd(
     )
     app = create_app(settings)
     # One process: the model poller and the prediction log writer are per process.
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), workers=1)
+    # Access lines are INFO: above that they would be built per request, then dropped.
+    access_log = log_level.lower() in ("trace", "debug", "info")
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level.lower(), workers=1, access_log=access_log
+    )
 
 
 def main() -> None:

@@ -45,6 +45,10 @@ PREPARE_TIMEOUT_S = 300.0
 # the graph then treats None exactly as scikit-learn does.
 NONE_TOKEN = "\x00seamless:none"
 NAN_TOKEN = "\x00seamless:nan"
+# The graph's two inputs: every numeric feature as float32, every categorical as string,
+# in the config's feature order.
+NUMERIC_INPUT = "seamless_numeric"
+CATEGORICAL_INPUT = "seamless_categorical"
 
 Rows = Sequence[Sequence[Any]]
 
@@ -120,7 +124,29 @@ def convert(model: Any, config: SeamlessConfig) -> bytes:
         options={id(est): {"zipmap": False}},
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
+    _bundle_inputs(onx.graph, NUMERIC_INPUT, numeric)
+    _bundle_inputs(onx.graph, CATEGORICAL_INPUT, categorical)
     return bytes(onx.SerializeToString())
+
+
+def _bundle_inputs(graph: Any, name: str, columns: list[str]) -> None:
+    """Replace the graph's one-column inputs `columns` by one [N, len(columns)] input
+    `name`, split back into the columns inside the graph: a call then converts and
+    validates two arrays instead of one per feature."""
+    from onnx import helper, numpy_helper
+
+    if not columns:
+        return
+    old = {i.name: i for i in graph.input}
+    elem_type = old[columns[0]].type.tensor_type.elem_type
+    keep = [i for i in graph.input if i.name not in columns]
+    bundled = helper.make_tensor_value_info(name, elem_type, [None, len(columns)])
+    sizes = f"{name}_split"
+    graph.initializer.append(numpy_helper.from_array(np.ones(len(columns), np.int64), sizes))
+    split = helper.make_node("Split", [name, sizes], list(columns), axis=1, name=f"{name}_split")
+    del graph.input[:]
+    graph.input.extend([bundled, *keep])
+    graph.node.insert(0, split)
 
 
 def _walk(obj: Any) -> list[Any]:
@@ -151,29 +177,26 @@ class OnnxRunner:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
-        inputs = {i.name: i.type for i in self.session.get_inputs()}
         names = list(config.feature_types())
         numeric, categorical = feature_columns(config)
-        self._num = [(names.index(c), c) for c in numeric]
-        self._cat = [(names.index(c), c) for c in categorical]
-        self._dtype = (
-            np.float64
-            if inputs.get(numeric[0] if numeric else "") == "tensor(double)"
-            else np.float32
-        )
+        self._num = [names.index(c) for c in numeric]
+        self._cat = [names.index(c) for c in categorical]
         outputs = [o.name for o in self.session.get_outputs()]
         self._proba = [outputs[-1]]  # label, probabilities: only the second is needed
         self._nan = float("nan")
 
     def __call__(self, rows: Rows) -> np.ndarray:
-        n, nan = len(rows), self._nan
-        feeds: dict[str, np.ndarray] = {}
-        for j, name in self._num:
-            col = [nan if (v := r[j]) is None else v for r in rows]
-            feeds[name] = np.array(col, dtype=self._dtype).reshape(n, 1)
-        for j, name in self._cat:
-            col = [NONE_TOKEN if (v := r[j]) is None else str(v) for r in rows]
-            feeds[name] = np.array(col, dtype=object).reshape(n, 1)
+        nan, feeds = self._nan, {}
+        if self._num:
+            num = [[nan if (v := r[j]) is None else v for j in self._num] for r in rows]
+            feeds[NUMERIC_INPUT] = np.array(num, dtype=np.float32).reshape(
+                len(rows), len(self._num)
+            )
+        if self._cat:
+            cat = [[NONE_TOKEN if (v := r[j]) is None else str(v) for j in self._cat] for r in rows]
+            feeds[CATEGORICAL_INPUT] = np.array(cat, dtype=object).reshape(
+                len(rows), len(self._cat)
+            )
         proba = self.session.run(self._proba, feeds)[0]
         return np.asarray(proba[:, 1], dtype=float)
 

@@ -12,6 +12,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.serve.compiled import (
+    CATEGORICAL_INPUT,
+    NUMERIC_INPUT,
     PARITY_TOL,
     Checked,
     check_graph,
@@ -66,6 +68,9 @@ def test_onnx_matches_sklearn_for_every_estimator_family(estimator: str) -> None
     config, pipe, x = _fitted(estimator)
     predictor = compile_model(pipe, config, x.head(20), converter=convert)
     assert predictor.kind == "onnx", predictor.detail
+    # Two inputs whatever the feature count: one numeric matrix, one string matrix.
+    inputs = [i.name for i in predictor.predict.session.get_inputs()]  # type: ignore[attr-defined]
+    assert sorted(inputs) == sorted([NUMERIC_INPUT, CATEGORICAL_INPUT])
     # Fresh rows (not the parity sample), with missing and unseen values mixed in.
     fresh, _ = _data(config, n=300, seed=7)
     rows = parity_rows(config, fresh.head(100)) + rows_frame_rows(config, fresh)
