@@ -63,6 +63,16 @@ def serve_cmd(
             ":port/db; password from the URL or PGPASSWORD) instead of workspace files.",
         ),
     ] = None,
+    log_sync: Annotated[
+        str,
+        typer.Option(
+            envvar="SEAMLESS_SERVE_LOG_SYNC",
+            show_envvar=True,
+            help="fsync: answer a prediction once its log record is on disk; write: once "
+            "written, fsync every second (a killed server loses nothing it answered, an OS "
+            "crash up to a second).",
+        ),
+    ] = "fsync",
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Serve the champion model: /v1/predict, Open Inference Protocol v2, /metrics.
@@ -95,6 +105,7 @@ def serve_cmd(
         tokens_json=os.environ.get("SEAMLESS_SERVE_TOKENS") or None,
         auth_disabled=no_auth,
         log_url=log_url or None,
+        log_sync=log_sync,
     )
     app = create_app(settings)
     # One process: the model poller and the prediction log writer are per process.

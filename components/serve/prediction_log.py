@@ -10,6 +10,12 @@ fsync and wakes all of their requests at once. A new segment is
 started on open (never appending after a possibly torn tail of a crashed process) and
 when the current one passes its size limit.
 
+With `--log-sync write` (settings.log_sync) a request is answered once its lines are
+written, not fsynced, and a background thread fsyncs every `WRITE_SYNC_INTERVAL_S`: a
+killed server still loses nothing it answered (the lines are in the OS's page cache),
+an OS crash or power cut may lose up to that interval; on PostgreSQL the same choice is
+`synchronous_commit = off`.
+
 Reading: a line without its terminating newline is the torn tail of a killed writer
 and is skipped; so is (and counted) any line that does not parse, which a reader can
 therefore always detect.
@@ -25,6 +31,7 @@ import asyncio
 import contextlib
 import errno
 import json
+import logging
 import math
 import os
 import queue
@@ -39,6 +46,9 @@ if TYPE_CHECKING:
     from components.serve.settings import ServeSettings
 
 SUFFIX = ".jsonl"
+WRITE_SYNC_INTERVAL_S = 1.0
+"""`--log-sync write`: how often the background thread fsyncs what was written."""
+log = logging.getLogger(__name__)
 
 
 def jsonable(value: Any) -> Any:
@@ -62,10 +72,23 @@ def jsonable(value: Any) -> Any:
 class AppendLog:
     """Append-only segmented JSON-lines log in one folder, for one writing process."""
 
-    def __init__(self, directory: Path, prefix: str, segment_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        segment_bytes: int = 64 << 20,
+        sync_every_s: float | None = None,
+    ) -> None:
         self.directory = directory
         self.prefix = prefix
         self.segment_bytes = segment_bytes
+        # None: a request is answered once its lines are fsynced (the default). A number
+        # (`--log-sync write`): answered once written (a killed process loses nothing
+        # written; an OS crash or power cut may lose up to this many seconds of lines),
+        # fsynced by a background thread this often.
+        self.sync_every_s = sync_every_s
+        self._flusher: threading.Thread | None = None
+        self._flusher_stop = threading.Event()
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._fd: int | None = None
@@ -81,6 +104,22 @@ class AppendLog:
         with self._write_lock:
             if self._fd is None:
                 self._new_segment()
+        if self.sync_every_s is not None and self._flusher is None:
+            self._flusher_stop.clear()
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name=f"seamless-{self.prefix}-flush", daemon=True
+            )
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        """`--log-sync write`: fsync what was written, every `sync_every_s` seconds."""
+        assert self.sync_every_s is not None
+        while not self._flusher_stop.wait(self.sync_every_s):
+            if self._synced < self._written:
+                try:
+                    self._sync(self._written)
+                except OSError as exc:  # reported; the next round tries again
+                    log.error("Background fsync of %s failed: %s", self.directory, exc)
 
     def _new_segment(self) -> None:
         # Name sorts in creation order: time in ns, then pid for uniqueness.
@@ -109,7 +148,8 @@ class AppendLog:
     def _append_data(self, data: bytes) -> None:
         with self._write_lock:
             mine = self._write(data, rotate=True)
-        self._sync(mine)
+        if self.sync_every_s is None:
+            self._sync(mine)
 
     async def append_async(self, records: list[dict[str, Any]]) -> None:
         """`append` for the event loop: the write never waits for a lock or an fsync
@@ -127,7 +167,8 @@ class AppendLog:
         if mine is None:
             await asyncio.get_running_loop().run_in_executor(None, self._append_data, data)
             return
-        await self._syncer_for().wait(mine)
+        if self.sync_every_s is None:
+            await self._syncer_for().wait(mine)
 
     def _write(self, data: bytes, rotate: bool) -> int | None:
         """One batch's os.write; its ticket for `_sync`. Write lock held. None (nothing
@@ -168,6 +209,10 @@ class AppendLog:
             self._synced = max(self._synced, target)
 
     def close(self) -> None:
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            self._flusher_stop.set()
+            flusher.join(timeout=30)
         syncer, self._syncer = self._syncer, None
         if syncer is not None:
             syncer.stop()  # after syncing (and answering) what is queued
@@ -359,10 +404,15 @@ def make_logs(settings: ServeSettings) -> tuple[RecordLog, RecordLog]:
     if settings.log_url:
         from components.serve.prediction_log_pg import PgLog
 
-        return PgLog(settings.log_url, PREDICTIONS), PgLog(settings.log_url, FEEDBACK)
+        durable = settings.log_sync == "fsync"
+        return (
+            PgLog(settings.log_url, PREDICTIONS, synchronous_commit=durable),
+            PgLog(settings.log_url, FEEDBACK, synchronous_commit=durable),
+        )
+    every = None if settings.log_sync == "fsync" else WRITE_SYNC_INTERVAL_S
     return (
-        AppendLog(settings.predictions_path(), PREDICTIONS, settings.segment_bytes),
-        AppendLog(settings.feedback_path(), FEEDBACK, settings.segment_bytes),
+        AppendLog(settings.predictions_path(), PREDICTIONS, settings.segment_bytes, every),
+        AppendLog(settings.feedback_path(), FEEDBACK, settings.segment_bytes, every),
     )
 
 

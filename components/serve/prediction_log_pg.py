@@ -217,6 +217,7 @@ class PgLog:
         connect_timeout_s: float = 5.0,
         retry_after_s: float = 1.0,
         statement_timeout_ms: int = 15000,
+        synchronous_commit: bool = True,
     ) -> None:
         libpq_url(url)  # reject a non-PostgreSQL URL now
         self.url = url
@@ -226,6 +227,9 @@ class PgLog:
         self.connect_timeout_s = connect_timeout_s
         self.retry_after_s = retry_after_s
         self.statement_timeout_ms = statement_timeout_ms
+        # False (`--log-sync write`): a commit returns before its WAL is flushed; a
+        # PostgreSQL crash may lose the last moments of commits, never tear one.
+        self.synchronous_commit = synchronous_commit
         self._queue: list[_Pending] = []
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()  # the group-commit leader holds it
@@ -260,6 +264,8 @@ class PgLog:
         try:
             with conn.cursor() as cur:
                 cur.execute(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
+                if not self.synchronous_commit:
+                    cur.execute("SET synchronous_commit = off")
                 cur.execute(
                     "SELECT to_regclass(%s) IS NOT NULL",
                     (self.table,),

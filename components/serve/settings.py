@@ -14,6 +14,8 @@ from components.common.config import default_config_path
 from components.common.env import feast_repo_path, workspace
 from components.common.errors import SeamlessError
 
+LOG_SYNC_MODES = ("fsync", "write")
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -48,6 +50,11 @@ class ServeSettings:
     (the cluster) instead of segment files (SEAMLESS_SERVE_LOG_URL; password from the URL
     or PGPASSWORD; `postgres://` and `postgresql+psycopg2://` accepted). Kept out of
     repr() since the URL may hold a password."""
+    log_sync: str = "fsync"
+    """When a prediction is answered relative to its log record: `fsync` (default) once
+    the record is on disk; `write` once written, with an fsync every second in the
+    background (a killed server loses nothing it answered; an OS crash may lose up to a
+    second; PostgreSQL: `synchronous_commit = off`). SEAMLESS_SERVE_LOG_SYNC."""
     auth_disabled: bool = False
     """Serve without bearer tokens (local development only; logged loudly)."""
     tokens_file: Path | None = None
@@ -62,6 +69,11 @@ class ServeSettings:
             raise SeamlessError(f"max_concurrency must be at least 1, got {self.max_concurrency}.")
         if self.max_queue_ms < 0:
             raise SeamlessError(f"max_queue_ms must be >= 0 (0: off), got {self.max_queue_ms}.")
+        if self.log_sync not in LOG_SYNC_MODES:
+            raise SeamlessError(
+                f"log_sync (SEAMLESS_SERVE_LOG_SYNC / --log-sync) must be one of "
+                f"{', '.join(LOG_SYNC_MODES)}, got {self.log_sync!r}."
+            )
         if self.poll_seconds < 0:
             raise SeamlessError(f"poll_seconds must be >= 0, got {self.poll_seconds}.")
         if self.log_url is not None:
@@ -107,6 +119,8 @@ class ServeSettings:
             kwargs["tokens_file"] = Path(env["SEAMLESS_SERVE_TOKENS_FILE"])
         if env.get("SEAMLESS_SERVE_TOKENS"):
             kwargs["tokens_json"] = env["SEAMLESS_SERVE_TOKENS"]
+        if env.get("SEAMLESS_SERVE_LOG_SYNC"):
+            kwargs["log_sync"] = env["SEAMLESS_SERVE_LOG_SYNC"]
         if env.get("SEAMLESS_SERVE_LOG_URL"):
             kwargs["log_url"] = env["SEAMLESS_SERVE_LOG_URL"]
         kwargs["auth_disabled"] = env.get("SEAMLESS_SERVE_AUTH_DISABLED", "") == "true"

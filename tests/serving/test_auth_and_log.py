@@ -156,3 +156,45 @@ def test_async_append_fails_when_the_fsync_fails(
     assert err.value.errno == errno.EIO
     monkeypatch.undo()
     log.close()
+
+
+def test_write_mode_answers_without_fsync_and_syncs_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--log-sync write`: appends return once written (no fsync on the request path);
+    the background thread fsyncs them within its interval, and close syncs the rest."""
+    import asyncio
+    import time
+
+    fsyncs: list[float] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        fsyncs.append(time.monotonic())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    log = AppendLog(tmp_path, "p", sync_every_s=0.2)
+    log.open()
+    before = len(fsyncs)  # the new segment's directory fsync
+
+    async def main() -> None:
+        for i in range(50):
+            await log.append_async([{"i": i}])
+
+    asyncio.run(main())
+    log.append([{"i": 50}])
+    assert len(fsyncs) == before  # nothing waited for the disk
+    assert [r["i"] for r in read_records(tmp_path, "p")] == list(range(51))
+    deadline = time.monotonic() + 5
+    while log._synced < log._written and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log._synced == log._written and len(fsyncs) > before  # the flusher ran
+    log.append([{"i": 51}])
+    log.close()  # stops the flusher, fsyncs the tail
+    assert log._synced <= log._written and len(list(read_records(tmp_path, "p"))) == 52
+
+
+def test_log_sync_mode_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(SeamlessError, match=r"log_sync .*fsync, write.*'sometimes'"):
+        make_settings(tmp_path, log_sync="sometimes")

@@ -357,3 +357,27 @@ def test_lineage_finds_a_request_in_the_postgres_log(
         find_request("missing")
     password = url.split("@")[0].rsplit(":", 1)[-1]
     assert password not in str(err.value) and password not in log_location(tmp_path)
+
+
+def test_write_mode_commits_without_waiting_for_the_wal_flush(
+    pg_server: PostgresServer,
+) -> None:
+    """`--log-sync write` on PostgreSQL: the log's session has synchronous_commit off; the
+    default leaves the server's own setting (the test server's is `off` for speed)."""
+    url = fresh_database(pg_server, "asynccommit")
+    import psycopg2
+
+    from components.serve.prediction_log_pg import libpq_url
+
+    with psycopg2.connect(libpq_url(url)) as plain, plain.cursor() as cur:
+        cur.execute("SHOW synchronous_commit")
+        server_default = cur.fetchone()[0]
+    for durable in (True, False):
+        log = PgLog(url, "predictions", synchronous_commit=durable)
+        log.open()
+        log.append([_prediction(1, request_id=f"r-{durable}")])
+        with log._connection().cursor() as cur:
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone()[0] == (server_default if durable else "off")
+        log.close()
+    assert len(list(read_pg_records(url, "predictions"))) == 2
