@@ -267,6 +267,20 @@ def onnx_predictor(checked: Checked, config: SeamlessConfig) -> Predictor | str:
     return Predictor("onnx", checked.detail, runner)
 
 
+def choose_predictor(
+    checked: Checked, config: SeamlessConfig, load_model: Callable[[], Any]
+) -> tuple[Predictor, Any]:
+    """(predictor, model) from a checked graph: the graph when it serves (model None),
+    else the plain model from `load_model`, with the reason the graph does not serve."""
+    result = onnx_predictor(checked, config)
+    if not isinstance(result, str):
+        log.info("Serving the ONNX graph (%s).", result.detail)
+        return result, None
+    log.warning("Serving the plain scikit-learn model: %s.", result)
+    model = load_model()
+    return sklearn_predictor(model, config, result), model
+
+
 def compile_model(
     model: Any,
     config: SeamlessConfig,
@@ -274,14 +288,10 @@ def compile_model(
     *,
     converter: Callable[[Any, SeamlessConfig], bytes] = convert,
 ) -> Predictor:
-    """The ONNX predictor when it converts and matches scikit-learn, else the model
-    itself (in one process: the tests' and the child's view of `prepare_in_child`)."""
-    result = onnx_predictor(check_graph(model, config, sample, converter), config)
-    if isinstance(result, str):
-        log.warning("Serving the plain scikit-learn model: %s.", result)
-        return sklearn_predictor(model, config, result)
-    log.info("Serving the ONNX graph (%s).", result.detail)
-    return result
+    """`choose_predictor` in one process, for a model in hand (what the serving process
+    does with `prepare_in_child`'s result)."""
+    checked = check_graph(model, config, sample, converter)
+    return choose_predictor(checked, config, lambda: model)[0]
 
 
 def prepare_version(name: str, version: str, config: SeamlessConfig) -> Checked:
@@ -289,8 +299,6 @@ def prepare_version(name: str, version: str, config: SeamlessConfig) -> Checked:
     from components.serve.model_store import load_input_example, load_version
 
     model = load_version(name, version)
-    if not hasattr(model, "predict_proba"):
-        raise TypeError(f"{type(model).__name__} has no predict_proba")
     return check_graph(model, config, load_input_example(name, version))
 
 

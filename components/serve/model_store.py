@@ -52,14 +52,18 @@ class ReloadResult:
 
 
 def load_version(name: str, version: str) -> Any:
-    """The scikit-learn model of one registered version (by number, not by alias).
+    """The scikit-learn model of one registered version (by number, not by alias); a
+    model without `predict_proba` cannot serve and is refused here.
 
     Loading by number means the alias moving again during the load cannot mix versions.
     """
     import mlflow.sklearn
 
     mlflow_client()
-    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    if not hasattr(model, "predict_proba"):
+        raise TypeError(f"{type(model).__name__} has no predict_proba")
+    return model
 
 
 def load_input_example(name: str, version: str) -> Any:

@@ -16,12 +16,7 @@ import pandas as pd
 
 from components.common.config import SeamlessConfig, feature_columns
 from components.serve import memory
-from components.serve.compiled import (
-    Predictor,
-    onnx_predictor,
-    prepare_in_child,
-    sklearn_predictor,
-)
+from components.serve.compiled import Checked, Predictor, choose_predictor, prepare_in_child
 from components.serve.features import (
     FeatureStoreUnavailable,
     OnlineFeatures,
@@ -127,21 +122,12 @@ class Service:
 
         The compiled graph comes from a child process; only when it cannot serve does
         this process load the scikit-learn model (and import scikit-learn)."""
-        if not self.compile:
-            detail = "SEAMLESS_SERVE_PREDICTOR=sklearn"
+        log.info("Preparing %s v%s.", name, version)
+        if self.compile:
+            checked = prepare_in_child(name, version, self.config)
         else:
-            result = onnx_predictor(prepare_in_child(name, version, self.config), self.config)
-            if not isinstance(result, str):
-                log.info("Serving the ONNX graph of %s v%s (%s).", name, version, result.detail)
-                return result, None
-            detail = result
-            log.warning(
-                "Serving the plain scikit-learn model of %s v%s: %s.", name, version, detail
-            )
-        model = load_version(name, version)
-        if not hasattr(model, "predict_proba"):
-            raise TypeError(f"{type(model).__name__} has no predict_proba")
-        return sklearn_predictor(model, self.config, detail), model
+            checked = Checked(None, "SEAMLESS_SERVE_PREDICTOR=sklearn", [], [])
+        return choose_predictor(checked, self.config, lambda: load_version(name, version))
 
     def _on_swap(self, new: Any, old: Any) -> None:
         self.metrics.set_model(new.name, new.version, old.version if old else None)
