@@ -65,7 +65,7 @@ def test_every_object_lives_in_the_namespace(rendering: Rendering) -> None:
 def test_objects_match_the_kubernetes_openapi_schema(rendering: Rendering) -> None:
     """Strict: unknown fields (typos such as `readinesProbe`) are errors too."""
     kubernetes_validate = pytest.importorskip(
-        "kubernetes_validate", reason="pip install kubernetes-validate (dev dependency)"
+        "kubernetes_validate", reason="kubernetes-validate is a dev dependency: run `make venv`"
     )
     errors = []
     for obj in rendering.objects:

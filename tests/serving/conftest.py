@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,19 @@ def make_settings(tmp_path: Path, **overrides: Any) -> ServeSettings:
     return ServeSettings(**base)
 
 
+@contextmanager
+def serving_client(
+    tmp_path: Path, config: SeamlessConfig, **overrides: Any
+) -> Iterator[TestClient]:
+    """A client of the app with `make_settings(tmp_path, **overrides)`, started."""
+    app = create_app(make_settings(tmp_path, **overrides), config)
+    with TestClient(app) as c:  # runs the lifespan: model loaded, logs open
+        yield c
+
+
 @pytest.fixture()
 def client(ws: Path, tmp_path: Path, serve_config: SeamlessConfig) -> Iterator[TestClient]:
-    app = create_app(make_settings(tmp_path), serve_config)
-    with TestClient(app) as c:  # runs the lifespan: model loaded, logs open
+    with serving_client(tmp_path, serve_config) as c:
         yield c
 
 

@@ -114,11 +114,9 @@ def test_malformed_json_is_a_client_error(client: TestClient, raw: bytes) -> Non
 
 
 def test_oversize_batch_is_413(ws: Path, tmp_path: Path, serve_config: SeamlessConfig) -> None:
-    from components.serve.app import create_app
-    from tests.serving.conftest import make_settings
+    from tests.serving.conftest import serving_client
 
-    app = create_app(make_settings(tmp_path, max_batch=2), serve_config)
-    with TestClient(app) as c:
+    with serving_client(tmp_path, serve_config, max_batch=2) as c:
         assert c.post("/v1/predict", json={"entity_ids": [1, 2, 3]}).status_code == 413
         tensor = {"name": "customer_id", "shape": [3], "datatype": "INT64", "data": [1, 2, 3]}
         r = c.post("/v2/models/credit_risk/infer", json={"inputs": [tensor]})

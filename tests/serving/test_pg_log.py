@@ -36,7 +36,7 @@ from components.serve.prediction_log_pg import (
 )
 from components.serve.settings import ServeSettings
 from tests.helpers.postgres import PostgresServer, free_port, pg_server
-from tests.serving.conftest import make_settings
+from tests.serving.conftest import make_settings, serving_client
 from tests.serving.pg_control import PgControl, fresh_database
 
 __all__ = ["pg_server"]
@@ -209,8 +209,7 @@ def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> str:
 def pg_client(
     ws: Path, tmp_path: Path, serve_config: SeamlessConfig, pg_url: str
 ) -> Iterator[TestClient]:
-    app = create_app(make_settings(tmp_path, log_url=pg_url), serve_config)
-    with TestClient(app) as c:
+    with serving_client(tmp_path, serve_config, log_url=pg_url) as c:
         yield c
 
 

@@ -16,8 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
-from components.serve.app import create_app
-from tests.serving.conftest import make_settings
+from tests.serving.conftest import serving_client
 from tests.serving.redis_store import RedisServer, repo_variant
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
@@ -27,8 +26,7 @@ pytestmark = [pytest.mark.serving, pytest.mark.slow]
 def redis_client(
     ws: Path, tmp_path: Path, serve_config: SeamlessConfig, redis_repo: Path
 ) -> Iterator[TestClient]:
-    app = create_app(make_settings(tmp_path, feast_repo=redis_repo), serve_config)
-    with TestClient(app) as c:
+    with serving_client(tmp_path, serve_config, feast_repo=redis_repo) as c:
         yield c
 
 
@@ -116,8 +114,7 @@ def no_retry_client(
     repo = repo_variant(
         redis_repo, tmp_path / "feast-no-retry", f"{redis.connection_string},retry=null"
     )
-    app = create_app(make_settings(tmp_path, feast_repo=repo), serve_config)
-    with TestClient(app) as c:
+    with serving_client(tmp_path, serve_config, feast_repo=repo) as c:
         yield c
 
 
