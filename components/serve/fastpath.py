@@ -6,8 +6,8 @@ limit), and every answer is counted and timed. `POST /v1/predict` with a well-fo
 `{"entity_ids": [...]}` body and a `predict` token is then answered directly: no
 routing, dependency injection or pydantic models, which cost more than the lookup and
 the model together. With the ONNX predictor, a local SQLite store and the file log it
-runs on the event loop itself (no worker-thread hop): the prediction log's fsync is
-done by its own thread and awaited (group commit), so nothing there blocks the loop.
+runs on the event loop itself (no worker-thread hop), the prediction log's fsync
+included: one per loop iteration, shared by its requests (group commit).
 Any other request, or anything unusual about this one (another
 content type, a missing token, a value of the wrong type, too many ids), goes to the
 FastAPI app unchanged (its body replayed), which answers it with its full validation
@@ -152,9 +152,9 @@ class Front:
         await _respond(send, status, out, headers)
 
     async def _score_inline(self, ids: list[Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        """`_score` on the event loop when nothing in it blocks: a local SQLite read (a
-        network or first-time lookup still goes to a worker thread), the ONNX graph
-        (tens of microseconds), the log's write; its fsync is awaited, not waited for."""
+        """`_score` on the event loop when nothing in it blocks for long: a local SQLite
+        read (a network or first-time lookup still goes to a worker thread), the ONNX
+        graph (tens of microseconds), the log's write and the iteration's shared fsync."""
         service = self.service
         try:
             rows = service.lookup_local(ids)

@@ -4,9 +4,9 @@ Writing: one process appends a batch of records as newline-terminated JSON lines
 single `os.write` on an `O_APPEND` descriptor, then fsyncs before the request is
 answered. Concurrent requests share fsyncs (group commit): a request whose lines an
 fsync started after its write already covered does not fsync again. `append` blocks
-until then (worker threads); `append_async` (the event loop) writes without blocking
-and awaits a dedicated fsync thread, which syncs every batch written so far in one
-fsync and wakes all of their requests at once. A new segment is
+until then (worker threads); `append_async` (the event loop) writes, and the requests
+written in one event-loop iteration then share one fsync, made on the loop once it has
+run what was ready (`_GroupCommit`). A new segment is
 started on open (never appending after a possibly torn tail of a crashed process) and
 when the current one passes its size limit.
 
@@ -28,13 +28,11 @@ either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import json
 import logging
 import math
 import os
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -95,8 +93,7 @@ class AppendLog:
         self._size = 0
         self._written = 0  # batches written
         self._synced = 0  # batches known to be on disk
-        self._syncer: _Syncer | None = None  # fsync thread of `append_async`, on first use
-        self._syncer_lock = threading.Lock()
+        self._commit: _GroupCommit | None = None  # `append_async`'s fsync, on first use
         self.segment: Path | None = None
 
     def open(self) -> None:
@@ -152,9 +149,9 @@ class AppendLog:
             self._sync(mine)
 
     async def append_async(self, records: list[dict[str, Any]]) -> None:
-        """`append` for the event loop: the write never waits for a lock or an fsync
-        (when it would, e.g. a segment to rotate, it goes to a worker thread); the
-        fsync thread acknowledges it once it is on disk."""
+        """`append` for the event loop: the write never waits for a lock (when it
+        would, e.g. a segment to rotate, it goes to a worker thread); it returns once
+        the iteration's group commit has put it on disk."""
         if not records:
             return
         data = encode(records)
@@ -168,7 +165,7 @@ class AppendLog:
             await asyncio.get_running_loop().run_in_executor(None, self._append_data, data)
             return
         if self.sync_every_s is None:
-            await self._syncer_for().wait(mine)
+            await self._group_commit().wait(mine)
 
     def _write(self, data: bytes, rotate: bool) -> int | None:
         """One batch's os.write; its ticket for `_sync`. Write lock held. None (nothing
@@ -189,14 +186,11 @@ class AppendLog:
         self._written += 1
         return self._written
 
-    def _syncer_for(self) -> _Syncer:
-        syncer = self._syncer
-        if syncer is None:
-            with self._syncer_lock:  # never the sync lock: an fsync may hold it
-                if self._syncer is None:
-                    self._syncer = _Syncer(self)
-                syncer = self._syncer
-        return syncer
+    def _group_commit(self) -> _GroupCommit:
+        commit = self._commit
+        if commit is None:
+            commit = self._commit = _GroupCommit(self)
+        return commit
 
     def _sync(self, mine: int | None) -> None:
         assert mine is not None
@@ -213,9 +207,6 @@ class AppendLog:
         if flusher is not None:
             self._flusher_stop.set()
             flusher.join(timeout=30)
-        syncer, self._syncer = self._syncer, None
-        if syncer is not None:
-            syncer.stop()  # after syncing (and answering) what is queued
         with self._write_lock, self._sync_lock:
             if self._fd is not None:
                 os.fsync(self._fd)
@@ -232,86 +223,44 @@ def encode(records: list[dict[str, Any]]) -> bytes:
 _compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
-class _Syncer:
-    """The fsync thread behind `AppendLog.append_async` (group commit for the event loop).
+class _GroupCommit:
+    """The fsync behind `AppendLog.append_async` (group commit on the event loop).
 
-    Requests wait with (ticket, future); those of one event-loop iteration are handed
-    over together once the loop has run what was ready (`_hand_over`, one wake-up of the
-    thread for all of them). The thread takes everything queued, fsyncs once (covering
-    every batch written so far) and resolves those futures on their loop in one
-    callback. An fsync error fails exactly the requests it was meant to cover. The
-    queue is a `queue.SimpleQueue` (C): no Python-level condition code on either side.
+    Requests wait with (ticket, future); the first of an event-loop iteration schedules
+    one commit for after what is ready now, so every request written in the same
+    iteration shares it. The commit fsyncs on the loop itself: the loop has nothing
+    else to do until those requests are acknowledged, and handing the fsync to a thread
+    and back (a futex wake, the GIL, a self-pipe wake-up) cost more CPU than the fsync
+    (0.08 ms per prediction, docs/serving-benchmark.md). The loop stalls for one fsync
+    per iteration (0.2 ms on the build machines' disks), which the load-shedding budget
+    counts like any other lag. An fsync error fails exactly the requests it covered.
     """
 
     def __init__(self, log: AppendLog) -> None:
         self.log = log
-        self._queue: queue.SimpleQueue[list[tuple[int, asyncio.Future[None]]] | None]
-        self._queue = queue.SimpleQueue()
         self._batches: dict[asyncio.AbstractEventLoop, list[tuple[int, asyncio.Future[None]]]] = {}
-        self._lock = threading.Lock()  # hand-over against `stop`: nothing after the end
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="seamless-log-fsync", daemon=True)
-        self._thread.start()
 
     async def wait(self, ticket: int) -> None:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         batch = self._batches.get(loop)
         if batch is None:
-            # Handed to the thread once the loop has run what is ready now: requests
-            # served in the same loop iteration share one wake-up and one fsync.
             batch = self._batches[loop] = []
-            loop.call_soon(self._hand_over, loop)
+            loop.call_soon(self._commit, loop)
         batch.append((ticket, fut))
         await fut
 
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _commit(self, loop: asyncio.AbstractEventLoop) -> None:
         batch = self._batches.pop(loop)
-        with self._lock:
-            if not self._stopping:
-                self._queue.put(batch)
-                return
-        closing = OSError(errno.EBADF, f"Log {self.log.directory} is closing")
-        _resolve([fut for _, fut in batch], closing)
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-            self._queue.put(None)  # the end marker, after every request queued before
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            batch = self._take()
-            stopping = batch[-1] is None
-            requests = [r for item in batch if item is not None for r in item]
-            if requests:
-                self._sync(requests)
-            if stopping:
-                return
-
-    def _take(self) -> list[list[tuple[int, asyncio.Future[None]]] | None]:
-        """Wait for a request, then take every other one queued meanwhile."""
-        get, empty = self._queue.get_nowait, self._queue.empty
-        batch = [self._queue.get()]
-        while not empty():  # this thread is the only consumer: get_nowait cannot fail
-            batch.append(get())
-        return batch
-
-    def _sync(self, batch: list[tuple[int, asyncio.Future[None]]]) -> None:
         error: OSError | None = None
         try:
+            # After `close` this fsyncs nothing: close already synced every line written.
             self.log._sync(max(t for t, _ in batch))
         except OSError as exc:
             error = exc
-        except Exception as exc:  # never leave a request waiting on a dead thread
+        except Exception as exc:  # never leave a request waiting
             error = OSError(errno.EIO, f"fsync failed: {exc}")
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for _, fut in batch:
-            by_loop.setdefault(fut.get_loop(), []).append(fut)
-        for loop, futs in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(_resolve, futs, error)
+        _resolve([fut for _, fut in batch], error)
 
 
 def _resolve(futs: list[asyncio.Future[None]], error: OSError | None) -> None:

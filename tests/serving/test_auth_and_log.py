@@ -104,7 +104,7 @@ def test_rotation_and_group_commit_keep_every_record(tmp_path: Path) -> None:
 def test_async_append_shares_fsyncs_and_keeps_every_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The event loop's path: writes inline, one fsync thread acknowledges (group commit);
+    """The event loop's path: writes inline, one fsync per loop iteration (group commit);
     a full segment is rotated in a worker thread; every record is there, in order."""
     import asyncio
 

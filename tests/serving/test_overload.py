@@ -44,6 +44,22 @@ def test_lag_above_the_budget_sheds_until_a_sample_below_it() -> None:
     assert samples == [0.02, 0.05, 0.3, 0.02, 0.3, 0.2, 2.5, 0.01, 0.0]
 
 
+def test_the_sampler_is_slow_while_the_loop_keeps_up_and_fast_once_it_lags() -> None:
+    lag = LoopLag(0.05)
+    assert lag.quiet_s == 0.05 and lag.next_interval_s() == 0.05
+    lag.observe(0.02)
+    assert lag.next_interval_s() == 0.05
+    lag.observe(0.03)  # past half the budget: watch closely
+    assert lag.next_interval_s() == lag.interval_s == 0.005
+    lag.observe(0.3)  # over the budget once: not shedding yet, still fast
+    assert not lag.shedding and lag.next_interval_s() == 0.005
+    lag.observe(0.001)
+    assert lag.next_interval_s() == 0.05
+    unbudgeted = LoopLag(0.0)
+    unbudgeted.observe(30.0)  # shedding off: the lag is only a metric
+    assert unbudgeted.next_interval_s() == unbudgeted.quiet_s > unbudgeted.interval_s
+
+
 def test_a_zero_budget_never_sheds() -> None:
     lag = LoopLag(0.0)
     lag.observe(30.0)
@@ -53,6 +69,7 @@ def test_a_zero_budget_never_sheds() -> None:
 def test_the_monitor_task_samples_and_stops_when_cancelled() -> None:
     async def main() -> LoopLag:
         lag = LoopLag(10.0, interval_s=0.001)
+        lag.quiet_s = 0.001
         task = asyncio.create_task(lag.run())
         seen: list[float] = []
         lag.on_sample = seen.append
@@ -86,7 +103,7 @@ def test_a_lagging_loop_sheds_predictions_with_503_but_probes_answer(
         # Park the monitor task (its next sleep lasts an hour): the test drives the signal.
         parked = threading.Event()
         report = lag.on_sample
-        lag.interval_s = 3600.0
+        lag.interval_s = lag.quiet_s = 3600.0
 
         def park(sample: float) -> None:
             report(sample)
