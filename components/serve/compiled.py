@@ -183,6 +183,9 @@ class OnnxRunner:
         self._cat = [names.index(c) for c in categorical]
         outputs = [o.name for o in self.session.get_outputs()]
         self._proba = [outputs[-1]]  # label, probabilities: only the second is needed
+        # The binding's run, not the wrapper's: the feeds are built here, always both
+        # inputs with their own dtypes, so its per-call input checks are redundant.
+        self._run = getattr(self.session, "_sess", self.session).run
         self._nan = float("nan")
 
     def __call__(self, rows: Rows) -> np.ndarray:
@@ -197,7 +200,7 @@ class OnnxRunner:
             feeds[CATEGORICAL_INPUT] = np.array(cat, dtype=object).reshape(
                 len(rows), len(self._cat)
             )
-        proba = self.session.run(self._proba, feeds)[0]
+        proba = self._run(self._proba, feeds, None)[0]
         return np.asarray(proba[:, 1], dtype=float)
 
 

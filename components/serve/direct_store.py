@@ -19,7 +19,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from components.serve.resp import AsyncRedis
 
 # ValueProto fields read as they are; anything else goes through Feast's converter.
 SCALARS = frozenset({"int32_val", "int64_val", "double_val", "float_val", "string_val", "bool_val"})
@@ -201,7 +204,7 @@ def _fits(p: Plan, v: Any) -> bool:
     return -(2 ** (bits - 1)) <= v < 2 ** (bits - 1)
 
 
-def decoder() -> Callable[[bytes], Any]:
+def decoder() -> Callable[[bytes | None], Any]:
     """bytes of a ValueProto -> the Python value Feast would return (None when unset)."""
     from feast.protos.feast.types.Value_pb2 import Value
     from feast.type_map import feast_value_type_to_python_type
@@ -290,13 +293,15 @@ class SqliteReader:
 class RedisReader:
     """Reads Feast's Redis online store. Feast keeps every view of an entity in one hash
     (key: entity key + project), so an entity is one HMGET of all the service's fields;
-    a batch is one pipelined round trip."""
+    a batch is one pipelined round trip. `read` goes through redis-py (worker threads);
+    `read_async`, when an `AsyncRedis` is given, on the event loop (resp.py)."""
 
-    def __init__(self, p: Plan, client: Any) -> None:
+    def __init__(self, p: Plan, client: Any, aclient: AsyncRedis | None = None) -> None:
         from feast.infra.online_stores.helpers import _mmh3
 
         self.plan = p
         self.client = client
+        self.aclient = aclient
         self._decode = decoder()
         self._keys = KeyEncoder(p, redis_keys, suffix=p.project.encode("utf-8"))
         # Field names as Feast's online_write_batch writes them (murmur3 of view:feature),
@@ -307,12 +312,20 @@ class RedisReader:
     def read(self, ids: Sequence[Any]) -> list[list[Any]]:
         keys, fields = self._keys(ids), self._fields
         if len(keys) == 1:  # the common case: no pipeline object to build
-            replies = [self.client.hmget(keys[0], fields)]
-        else:
-            with self.client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hmget(key, fields)
-                replies = pipe.execute()
+            return self._rows([self.client.hmget(keys[0], fields)])
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hmget(key, fields)
+            return self._rows(pipe.execute())
+
+    async def read_async(self, ids: Sequence[Any]) -> list[list[Any]]:
+        assert self.aclient is not None
+        keys, fields = self._keys(ids), self._fields
+        if len(keys) == 1:
+            return self._rows([await self.aclient.hmget(keys[0], fields)])
+        return self._rows(await self.aclient.hmget_many(keys, fields))
+
+    def _rows(self, replies: list[list[bytes | None]]) -> list[list[Any]]:
         out, decode, slots, width = [], self._decode, self._slots, self.plan.width
         for reply in replies:
             row: list[Any] = [None] * width
@@ -322,7 +335,9 @@ class RedisReader:
         return out
 
     def close(self) -> None:
-        """The client belongs to Feast's store object; nothing of our own to close."""
+        """redis-py's client belongs to Feast's store object; ours is closed here."""
+        if self.aclient is not None:
+            self.aclient.close_threadsafe()
 
 
 def _quote(identifier: str) -> str:

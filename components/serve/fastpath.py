@@ -153,11 +153,14 @@ class Front:
 
     async def _score_inline(self, ids: list[Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """`_score` on the event loop when nothing in it blocks for long: a local SQLite
-        read (a network or first-time lookup still goes to a worker thread), the ONNX
-        graph (tens of microseconds), the log's write and the iteration's shared fsync."""
+        read or an asyncio Redis read (a first-time or SDK lookup still goes to a worker
+        thread), the ONNX graph (tens of microseconds), the log's write and the
+        iteration's shared fsync."""
         service = self.service
         try:
             rows = service.lookup_local(ids)
+            if rows is None:
+                rows = await service.lookup_async(ids)
             if rows is None:
                 loop = asyncio.get_running_loop()
                 rows = await loop.run_in_executor(self.executor, service.lookup, ids)

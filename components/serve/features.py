@@ -26,6 +26,7 @@ import pandas as pd
 from components.common.config import SeamlessConfig
 from components.common.env import disable_telemetry, feast_config_file
 from components.serve import direct_store
+from components.serve.resp import AsyncRedis, RespError, RespUnavailable
 
 log = logging.getLogger(__name__)
 FILE_CHECK_S = 0.05
@@ -105,7 +106,8 @@ class OnlineFeatures:
             if p is not None and kind == "sqlite" and self._sqlite_path is not None:
                 reader: Any = direct_store.SqliteReader(p, self._sqlite_path)
             elif p is not None and kind == "redis":
-                reader = direct_store.RedisReader(p, _redis_client(store.config.online_store))
+                online = store.config.online_store
+                reader = direct_store.RedisReader(p, _redis_client(online), _async_redis(online))
             else:
                 reader, why = None, why or f"online store type {kind!r}"
         except Exception as exc:  # the SDK still serves: slower, never wrong
@@ -177,6 +179,26 @@ class OnlineFeatures:
             return None
         return self._read(reader, entity_ids)
 
+    async def fetch_rows_async(self, entity_ids: list[Any]) -> list[list[Any]] | None:
+        """`fetch_rows` on the event loop when it is a Redis read through an open store
+        with an `AsyncRedis` (resp.py); None otherwise (opening the store, the SDK)."""
+        if not isinstance(self._reader, direct_store.RedisReader):
+            return None  # checked first without the lock, which an opening thread holds
+        _, _, reader = self._opened(may_open=False)
+        if not isinstance(reader, direct_store.RedisReader) or reader.aclient is None:
+            return None
+        try:
+            rows: list[list[Any]] = await reader.read_async(entity_ids)
+        except (RespUnavailable, RespError) as exc:
+            # The store stays open: the client reconnects on the next request by itself.
+            raise FeatureStoreUnavailable(f"Online feature lookup failed: {exc}") from exc
+        except Exception as exc:
+            with self._lock:
+                if self._reader is reader:  # not already reopened by another request
+                    self._drop()
+            raise FeatureStoreUnavailable(f"Online feature lookup failed: {exc}") from exc
+        return rows
+
     def fetch_rows(self, entity_ids: list[Any], recheck: bool = False) -> list[list[Any]]:
         """One row per id, in order: the service's feature values (None = missing).
 
@@ -229,6 +251,17 @@ def _redis_client(online: Any) -> Any:
     nodes, kwargs = RedisOnlineStore._parse_connection_string(online.connection_string)
     kwargs.setdefault("retry", None)
     return Redis(host=nodes[0]["host"], port=nodes[0]["port"], **kwargs)
+
+
+def _async_redis(online: Any) -> AsyncRedis | None:
+    """An `AsyncRedis` for a plain Redis (not cluster or sentinel) with options it
+    supports, else None (reads then stay with redis-py in worker threads)."""
+    from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
+
+    if online.redis_type != RedisType.redis:
+        return None
+    nodes, kwargs = RedisOnlineStore._parse_connection_string(online.connection_string)
+    return AsyncRedis.from_redis_kwargs(nodes[0]["host"], int(nodes[0]["port"]), kwargs)
 
 
 def unknown_positions(rows: list[list[Any]]) -> list[int]:

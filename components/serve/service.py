@@ -182,15 +182,27 @@ class Service:
         rows = self._fetch(self.features.fetch_rows_local, entity_ids)
         return None if rows is None else self._known(rows, entity_ids)
 
+    async def lookup_async(self, entity_ids: list[Any]) -> list[list[Any]] | None:
+        """`lookup` on the event loop when it is a Redis read with the asyncio client
+        (`OnlineFeatures.fetch_rows_async`), else None."""
+        try:
+            rows = await self.features.fetch_rows_async(entity_ids)
+        except FeatureStoreUnavailable as exc:
+            raise self._store_down(exc) from None
+        return None if rows is None else self._known(rows, entity_ids)
+
     def _fetch(
         self, fetch: Callable[[list[Any]], list[list[Any]] | None], entity_ids: list[Any]
     ) -> list[list[Any]] | None:
         try:
             return fetch(entity_ids)
         except FeatureStoreUnavailable as exc:
-            self.metrics.feature_store_errors.inc()
-            log.error("Online store unavailable: %s", exc)
-            raise StoreDown(f"The online feature store is unavailable: {exc}") from None
+            raise self._store_down(exc) from None
+
+    def _store_down(self, exc: FeatureStoreUnavailable) -> StoreDown:
+        self.metrics.feature_store_errors.inc()
+        log.error("Online store unavailable: %s", exc)
+        return StoreDown(f"The online feature store is unavailable: {exc}")
 
     def _known(self, rows: list[list[Any]], entity_ids: list[Any]) -> list[list[Any]]:
         missing = unknown_positions(rows)

@@ -3,6 +3,7 @@ loopback: the hash keys are the ones Feast wrote, and the values equal the SDK's
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,17 @@ def test_direct_redis_reads_equal_the_feast_sdk(
     key = redis_keys(reader.plan, [ids[0]])[0]
     assert reader.client.exists(key) == 1
     assert reader.client.exists(redis_keys(reader.plan, [42])[0]) == 0
+    # The event loop's reads (the asyncio client, resp.py) give the same rows, one entity
+    # (one HMGET) or many (pipelined), duplicates included.
+    assert reader.aclient is not None
+
+    async def on_the_loop() -> list[list[list[object]]]:
+        one = [await features.fetch_rows_async([i]) for i in ids[:5]]
+        return [*one, await features.fetch_rows_async([*ids, ids[0]])]
+
+    *singles, batch = asyncio.run(on_the_loop())
+    assert [r[0] for r in singles] == rows[:5]
+    assert batch == [*rows, rows[0]]
 
 
 def test_redis_outage_is_unavailable_then_recovers(
@@ -43,10 +55,18 @@ def test_redis_outage_is_unavailable_then_recovers(
     features = OnlineFeatures(redis_repo, serve_config)
     ids = built["entities"][:2]
     before = features.fetch_rows(ids)
+
+    async def on_the_loop() -> list[list[object]] | None:
+        return await features.fetch_rows_async(ids)
+
+    assert asyncio.run(on_the_loop()) == before
     redis.stop()
     try:
+        with pytest.raises(FeatureStoreUnavailable, match=r"lookup failed.*Connection refused"):
+            asyncio.run(on_the_loop())
         with pytest.raises(FeatureStoreUnavailable, match="lookup failed"):
             features.fetch_rows(ids)
     finally:
         redis.start()
     assert features.fetch_rows(ids) == before
+    assert asyncio.run(on_the_loop()) == before  # the asyncio client reconnected

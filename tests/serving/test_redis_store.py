@@ -45,6 +45,8 @@ def test_predictions_equal_the_sqlite_store(
     assert from_redis.status_code == 200, from_redis.text
     assert from_sqlite.status_code == 200, from_sqlite.text
     service = redis_client.app.state.service  # type: ignore[attr-defined]
+    # The hot path read Redis on the event loop, with the asyncio client (resp.py).
+    assert service.features._reader.aclient.connects >= 1
     assert service.features.fetch(ids).equals(
         client.app.state.service.features.fetch(ids)  # type: ignore[attr-defined]
     )
@@ -104,6 +106,8 @@ def test_redis_down_is_503_and_recovers_without_restart(
         p["score"] for p in before.json()["predictions"]
     ]
     assert redis_client.get("/readyz").status_code == 200
+    service = redis_client.app.state.service  # type: ignore[attr-defined]
+    assert service.features._reader.aclient.connects >= 2  # the event loop's client reconnected
     assert elapsed < PROMPT_S, f"the 503 took {elapsed:.1f} s (client-side retries?)"
 
 
