@@ -34,6 +34,12 @@ def serve_cmd(
         float, typer.Option(help="Seconds between checks of the champion alias (0: off).")
     ] = 30.0,
     max_batch: Annotated[int, typer.Option(help="Largest batch accepted (else 413).")] = 1000,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            envvar="SEAMLESS_SERVE_MAX_BODY_BYTES", help="Largest request body (else 413)."
+        ),
+    ] = 8 * 1024 * 1024,
     max_concurrency: Annotated[
         int, typer.Option(help="Prediction requests in flight (beyond: 429).")
     ] = 32,
@@ -99,6 +105,7 @@ def serve_cmd(
         config_path=config,
         poll_seconds=poll_seconds,
         max_batch=max_batch,
+        max_body_bytes=max_body_bytes,
         max_concurrency=max_concurrency,
         max_queue_ms=max_queue_ms,
         tokens_file=tokens_file,

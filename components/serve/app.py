@@ -100,6 +100,8 @@ def create_app(
             service.stop()
 
     app = ServingApp(
+        # Every route but Front's hot path (which counts its own body): 413 past the limit.
+        max_body_size=settings.max_body_bytes,
         title="Seamless serving",
         version="1",
         summary=f"Scores '{config.model.name}' (alias {settings.alias}) on feature service "

@@ -137,7 +137,13 @@ class Front:
         return child
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body, disconnected = await _read_body(receive)
+        limit = self.service.settings.max_body_bytes
+        body, disconnected = await _read_body(receive, limit)
+        if len(body) > limit:
+            scope["seamless.route"] = PREDICT
+            detail = f"Request body exceeds the limit of {limit} bytes (--max-body-bytes)."
+            await _respond(send, 413, dumps({"detail": detail}), [(b"connection", b"close")])
+            return
         ids = None if disconnected else self._fast_ids(scope, body)
         if ids is None:
             await self.app(scope, _replay(body, receive), send)
@@ -239,15 +245,19 @@ class Front:
         return dumps(body)
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The whole request body, and whether the client went away meanwhile."""
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The whole request body, and whether the client went away meanwhile; reading stops
+    once more than `limit` bytes came (the caller answers 413)."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return b"".join(chunks), True
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit or not message.get("more_body", False):
             return b"".join(chunks), False
 
 

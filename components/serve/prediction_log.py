@@ -90,6 +90,7 @@ class AppendLog:
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._fd: int | None = None
+        self._opened = False  # between open() and close(): what probe() may reopen
         self._size = 0
         self._written = 0  # batches written
         self._synced = 0  # batches known to be on disk
@@ -101,6 +102,7 @@ class AppendLog:
         with self._write_lock:
             if self._fd is None:
                 self._new_segment()
+            self._opened = True
         if self.sync_every_s is not None and self._flusher is None:
             self._flusher_stop.clear()
             self._flusher = threading.Thread(
@@ -129,13 +131,16 @@ class AppendLog:
 
     def _rotate(self) -> None:
         """Close the full segment (fsynced) and start a new one; write lock held."""
+        self._close_segment()
+        self._new_segment()
+
+    def _close_segment(self) -> None:
         with self._sync_lock:
             assert self._fd is not None
             os.fsync(self._fd)
             self._synced = self._written
             os.close(self._fd)
             self._fd = None
-        self._new_segment()
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Write `records` and return once they are on disk."""
@@ -170,8 +175,8 @@ class AppendLog:
     def _write(self, data: bytes, rotate: bool) -> int | None:
         """One batch's os.write; its ticket for `_sync`. Write lock held. None (nothing
         written) when the segment is full and `rotate` is False."""
-        if self._fd is None:
-            raise RuntimeError(f"Log {self.directory} is not open.")
+        if self._fd is None:  # never opened, or no new segment could be started (probe)
+            raise OSError(errno.EBADF, f"no open segment in {self.directory}")
         if self._size and self._size + len(data) > self.segment_bytes:
             if not rotate:
                 return None
@@ -202,12 +207,46 @@ class AppendLog:
                 os.fsync(self._fd)
             self._synced = max(self._synced, target)
 
+    def probe(self) -> str | None:
+        """None when the log can take lines, else why not (for /readyz). A segment
+        deleted or replaced under the writer (lines written to an unlinked file would be
+        lost) is noticed here and a new one started in the folder, recreated if needed."""
+        with self._write_lock:
+            if not self._opened:
+                return f"The {self.prefix} log in {self.directory} is not open."
+            if self._fd is not None and self.segment is not None:
+                try:
+                    here, mine = os.stat(self.segment), os.fstat(self._fd)
+                    if (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+                        return None
+                except (FileNotFoundError, NotADirectoryError):
+                    pass  # gone: below
+                except OSError as exc:
+                    where = self.segment
+                    return f"The {self.prefix} log segment {where} is unreadable: {exc.strerror}."
+            gone = self.segment
+            try:
+                if self._fd is not None:
+                    self._close_segment()  # refuse (503) rather than write into the void
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._new_segment()
+            except OSError as exc:
+                return (
+                    f"The {self.prefix} log cannot start a segment in {self.directory}: "
+                    f"{exc.strerror}."
+                )
+            log.warning(
+                "Log segment %s was removed or replaced; writing to %s.", gone, self.segment
+            )
+            return None
+
     def close(self) -> None:
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
             self._flusher_stop.set()
             flusher.join(timeout=30)
         with self._write_lock, self._sync_lock:
+            self._opened = False
             if self._fd is not None:
                 os.fsync(self._fd)
                 os.close(self._fd)
@@ -340,6 +379,9 @@ class RecordLog(Protocol):
         """Return only once `records` are durable; raise OSError when they are not."""
 
     # AppendLog also has `async append_async(records)` (the event loop's path).
+
+    def probe(self) -> str | None:
+        """None when lines can be appended now, else why not (for /readyz)."""
 
     def close(self) -> None: ...
 

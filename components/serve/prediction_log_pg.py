@@ -369,6 +369,25 @@ class PgLog:
         except Exception:  # a broken connection is dropped
             self._drop_connection()
 
+    def probe(self) -> str | None:
+        """None when the table takes writes now, else why not (for /readyz)."""
+        import psycopg2
+
+        if self._closed:
+            return f"The PostgreSQL {self.prefix} log is closed."
+        with self._commit_lock:
+            try:
+                conn = self._connection()
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                conn.rollback()  # end the transaction the query opened
+            except LogUnavailable as exc:
+                return exc.strerror
+            except psycopg2.Error as exc:
+                self._drop_connection()
+                return f"The PostgreSQL {self.prefix} log is unavailable: {_first_line(exc)}"
+        return None
+
     def close(self) -> None:
         with self._commit_lock:
             self._closed = True

@@ -307,10 +307,14 @@ class Service:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         model = self.models.status()
         store_error = self.features.probe()
-        ready = model["version"] is not None and store_error is None
+        # Unlogged predictions are refused (503), so a log that cannot take lines makes
+        # the pod unready as an unreachable store does.
+        log_error = self.predictions.probe()
+        ready = model["version"] is not None and store_error is None and log_error is None
         return ready, {
             "ready": ready,
             "model": model,
             "feature_store": "ok" if store_error is None else store_error,
             "feature_reads": self.features.read_path,
+            "prediction_log": "ok" if log_error is None else log_error,
         }

@@ -31,11 +31,14 @@ class ServeSettings:
     """How often the alias is re-read for a hot swap; 0 turns polling off."""
     max_batch: int = 1000
     """Largest batch (entities or instances) accepted; larger answers 413."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest request body read; larger answers 413 before the rest is read (a batch
+    of `max_batch` full feature rows fits with room to spare)."""
     max_concurrency: int = 32
     """Prediction requests in flight at once; beyond it answers 429 with Retry-After."""
     max_queue_ms: float = 50.0
     """Queueing budget: while the event loop runs later than this (its scheduling delay,
-    measured every 5 ms), prediction requests are answered 503 with Retry-After at once
+    sampled every 5-50 ms), prediction requests are answered 503 with Retry-After at once
     (components/serve/overload.py); 0 turns shedding off."""
     feast_repo: Path | None = None
     """Feast repo folder; default `components.common.env.feast_repo_path()`."""
@@ -65,6 +68,8 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise SeamlessError(f"max_batch must be at least 1, got {self.max_batch}.")
+        if self.max_body_bytes < 1:
+            raise SeamlessError(f"max_body_bytes must be at least 1, got {self.max_body_bytes}.")
         if self.max_concurrency < 1:
             raise SeamlessError(f"max_concurrency must be at least 1, got {self.max_concurrency}.")
         if self.max_queue_ms < 0:
@@ -105,6 +110,7 @@ class ServeSettings:
         for name, key, cast in (
             ("poll_seconds", "SEAMLESS_SERVE_POLL_SECONDS", float),
             ("max_batch", "SEAMLESS_SERVE_MAX_BATCH", int),
+            ("max_body_bytes", "SEAMLESS_SERVE_MAX_BODY_BYTES", int),
             ("max_concurrency", "SEAMLESS_SERVE_MAX_CONCURRENCY", int),
             ("max_queue_ms", "SEAMLESS_SERVE_MAX_QUEUE_MS", float),
         ):

@@ -123,6 +123,37 @@ def test_oversize_batch_is_413(ws: Path, tmp_path: Path, serve_config: SeamlessC
         assert r.status_code == 413
 
 
+def test_oversize_body_is_413_before_it_is_read(
+    ws: Path, tmp_path: Path, serve_config: SeamlessConfig
+) -> None:
+    """A body past `max_body_bytes` is refused on every route, the hot path included
+    (chunked too: no Content-Length to trust), and nothing is scored or logged."""
+    from tests.serving.conftest import serving_client
+
+    huge = {"entity_ids": [100000] * 400}  # ~3 kB of JSON, max_batch is 1000
+    with serving_client(tmp_path, serve_config, max_body_bytes=1000) as c:
+        r = c.post("/v1/predict", json=huge)
+        assert r.status_code == 413, r.text
+        assert "limit of 1000 bytes" in r.json()["detail"]
+
+        def chunks():  # no Content-Length: the body arrives in pieces
+            yield b'{"entity_ids": ['
+            for _ in range(400):
+                yield b"100000, "
+            yield b"100000]}"
+
+        r = c.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413, r.text
+        big = [{"request_id": "x" * 50, "entity_id": 1, "label": 1}] * 40
+        assert c.post("/v1/feedback", json={"feedback": big}).status_code == 413
+        tensor = {"name": "customer_id", "shape": [600], "datatype": "INT64", "data": [1] * 600}
+        infer = c.post("/v2/models/credit_risk/infer", json={"inputs": [tensor]})
+        assert infer.status_code == 413, infer.text
+        assert c.post("/v1/predict", json={"entity_ids": [100000]}).status_code == 200
+    assert len(list(read_records(tmp_path / "predictions", "predictions"))) == 1
+    assert not list(read_records(tmp_path / "feedback", "feedback"))
+
+
 def test_feedback_is_logged(client: TestClient, tmp_path: Path) -> None:
     r = client.post(
         "/v1/feedback",

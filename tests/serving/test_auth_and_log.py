@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -198,3 +199,46 @@ def test_write_mode_answers_without_fsync_and_syncs_in_the_background(
 def test_log_sync_mode_is_checked(tmp_path: Path) -> None:
     with pytest.raises(SeamlessError, match=r"log_sync .*fsync, write.*'sometimes'"):
         make_settings(tmp_path, log_sync="sometimes")
+
+
+def test_a_removed_log_segment_is_noticed_by_the_probe_and_replaced(tmp_path: Path) -> None:
+    """Lines written to an unlinked segment would be lost: the readiness probe notices
+    the segment (or its whole folder) gone and starts a new one."""
+    log = AppendLog(tmp_path / "p", "p")
+    log.open()
+    assert log.probe() is None
+    log.append([{"a": 1}])
+    first = log.segment
+    assert first is not None
+    first.unlink()
+    assert log.probe() is None and log.segment != first and log.segment.exists()
+    log.append([{"a": 2}])
+    shutil.rmtree(tmp_path / "p")
+    assert log.probe() is None and log.segment.exists()  # the folder is made again
+    log.append([{"a": 3}])
+    log.close()
+    assert "not open" in (log.probe() or "")  # a closed log is not reopened by a probe
+    assert [r["a"] for r in read_records(tmp_path / "p", "p", ReadStats())] == [3]
+
+
+def test_readyz_reports_a_prediction_log_that_cannot_take_lines(
+    ws: Path, tmp_path: Path, serve_config: SeamlessConfig
+) -> None:
+    from tests.serving.conftest import serving_client
+
+    with serving_client(tmp_path, serve_config) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["prediction_log"] == "ok"
+        service = client.app.state.service  # type: ignore[attr-defined]
+        folder = service.predictions.directory
+        shutil.rmtree(folder)
+        folder.write_text("not a folder")  # no segment can be started there
+        try:
+            down = client.get("/readyz")
+            assert down.status_code == 503
+            assert "cannot start a segment" in down.json()["prediction_log"]
+            assert client.post("/v1/predict", json={"entity_ids": [100000]}).status_code == 503
+        finally:
+            folder.unlink()
+        assert client.get("/readyz").status_code == 200  # healed: a new segment
+        assert client.post("/v1/predict", json={"entity_ids": [100000]}).status_code == 200

@@ -239,9 +239,14 @@ def test_503_while_postgres_is_down_and_recovery(
     ids = built["entities"][:2]
     ok = pg_client.post("/v1/predict", json={"entity_ids": ids})
     assert ok.status_code == 200, ok.text
+    assert pg_client.get("/readyz").json()["prediction_log"] == "ok"
     ctl = PgControl.of(pg_server)
     ctl.stop()
     try:
+        ready = pg_client.get("/readyz")  # the probe finds the database gone
+        assert ready.status_code == 503, ready.text
+        assert "PostgreSQL predictions log is unavailable" in ready.json()["prediction_log"]
+        assert pg_server.password not in ready.text
         down = pg_client.post("/v1/predict", json={"entity_ids": ids})
         assert down.status_code == 503, down.text
         assert "prediction log cannot be written" in down.json()["detail"]
@@ -254,6 +259,7 @@ def test_503_while_postgres_is_down_and_recovery(
         ctl.start()
     # Back without restarting the app (after the short reconnect cool-down).
     answered = _retry_until_ok(pg_client, ids)
+    assert pg_client.get("/readyz").status_code == 200
     rows = {x["request_id"] for x in read_log(pg_url, "predictions")}
     assert ok.json()["request_id"] in rows and answered in rows
     assert len(rows) == 2  # the refused request was never logged, nor acknowledged
