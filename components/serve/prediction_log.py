@@ -7,8 +7,9 @@ fsync started after its write already covered does not fsync again. `append` blo
 until then (worker threads); `append_async` (the event loop) writes, and the requests
 written in one event-loop iteration then share one fsync, made on the loop once it has
 run what was ready (`_GroupCommit`). A new segment is
-started on open (never appending after a possibly torn tail of a crashed process) and
-when the current one passes its size limit.
+started on open (never appending after a possibly torn tail of a crashed process),
+when the current one passes its size limit, and when its file was deleted or replaced
+under the writer (`SEGMENT_CHECK_S`).
 
 With `--log-sync write` (settings.log_sync) a request is answered once its lines are
 written, not fsynced, and a background thread fsyncs every `WRITE_SYNC_INTERVAL_S`: a
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 SUFFIX = ".jsonl"
 WRITE_SYNC_INTERVAL_S = 1.0
 """`--log-sync write`: how often the background thread fsyncs what was written."""
+SEGMENT_CHECK_S = 0.05
+"""Longest time lines can go on into a segment deleted or replaced under the writer
+(lost with the file) before a write or a readiness probe notices and starts a new one."""
 log = logging.getLogger(__name__)
 
 
@@ -91,6 +95,7 @@ class AppendLog:
         self._sync_lock = threading.Lock()
         self._fd: int | None = None
         self._opened = False  # between open() and close(): what probe() may reopen
+        self._checked_at = time.monotonic()  # last check that the segment is in place
         self._size = 0
         self._written = 0  # batches written
         self._synced = 0  # batches known to be on disk
@@ -175,8 +180,13 @@ class AppendLog:
     def _write(self, data: bytes, rotate: bool) -> int | None:
         """One batch's os.write; its ticket for `_sync`. Write lock held. None (nothing
         written) when the segment is full and `rotate` is False."""
-        if self._fd is None:  # never opened, or no new segment could be started (probe)
+        if self._fd is None:  # never opened, or no new segment could be started
             raise OSError(errno.EBADF, f"no open segment in {self.directory}")
+        now = time.monotonic()
+        if now - self._checked_at >= SEGMENT_CHECK_S:  # a stat per write costs too much
+            self._checked_at = now
+            if not self._segment_in_place():
+                self._replace_segment()
         if self._size and self._size + len(data) > self.segment_bytes:
             if not rotate:
                 return None
@@ -208,37 +218,42 @@ class AppendLog:
             self._synced = max(self._synced, target)
 
     def probe(self) -> str | None:
-        """None when the log can take lines, else why not (for /readyz). A segment
-        deleted or replaced under the writer (lines written to an unlinked file would be
-        lost) is noticed here and a new one started in the folder, recreated if needed."""
+        """None when the log can take lines, else why not (for /readyz); a lost segment
+        is replaced here too (see `_write`)."""
         with self._write_lock:
             if not self._opened:
                 return f"The {self.prefix} log in {self.directory} is not open."
-            if self._fd is not None and self.segment is not None:
-                try:
-                    here, mine = os.stat(self.segment), os.fstat(self._fd)
-                    if (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
-                        return None
-                except (FileNotFoundError, NotADirectoryError):
-                    pass  # gone: below
-                except OSError as exc:
-                    where = self.segment
-                    return f"The {self.prefix} log segment {where} is unreadable: {exc.strerror}."
-            gone = self.segment
             try:
-                if self._fd is not None:
-                    self._close_segment()  # refuse (503) rather than write into the void
-                self.directory.mkdir(parents=True, exist_ok=True)
-                self._new_segment()
+                if self._fd is None or not self._segment_in_place():
+                    self._replace_segment()
             except OSError as exc:
                 return (
                     f"The {self.prefix} log cannot start a segment in {self.directory}: "
                     f"{exc.strerror}."
                 )
-            log.warning(
-                "Log segment %s was removed or replaced; writing to %s.", gone, self.segment
-            )
             return None
+
+    def _segment_in_place(self) -> bool:
+        """Whether the open segment is still the file at its path (not deleted or
+        replaced under the writer, e.g. by a clean-up job)."""
+        assert self._fd is not None and self.segment is not None
+        try:
+            here = os.stat(self.segment)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        mine = os.fstat(self._fd)
+        return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def _replace_segment(self) -> None:
+        """Write lock held: close a lost segment and start a new one (folder recreated);
+        OSError when that fails, and then no segment is open: writes are refused (503)
+        rather than go on into an unlinked file, where they would be lost."""
+        gone = self.segment
+        if self._fd is not None:
+            self._close_segment()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._new_segment()
+        log.warning("Log segment %s was removed or replaced; writing to %s.", gone, self.segment)
 
     def close(self) -> None:
         flusher, self._flusher = self._flusher, None

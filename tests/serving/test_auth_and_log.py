@@ -221,6 +221,32 @@ def test_a_removed_log_segment_is_noticed_by_the_probe_and_replaced(tmp_path: Pa
     assert [r["a"] for r in read_records(tmp_path / "p", "p", ReadStats())] == [3]
 
 
+def test_a_write_notices_a_removed_segment_within_the_check_interval(tmp_path: Path) -> None:
+    """Between probes, writes check too (at most every SEGMENT_CHECK_S): lines after
+    that go to a new segment instead of the unlinked file, on both write paths."""
+    import asyncio
+    import time
+
+    from components.serve.prediction_log import SEGMENT_CHECK_S
+
+    log = AppendLog(tmp_path / "p", "p")
+    log.open()
+    log.append([{"a": 1}])
+    first = log.segment
+    assert first is not None
+    first.unlink()
+    time.sleep(SEGMENT_CHECK_S * 1.5)
+    log.append([{"a": 2}])
+    assert log.segment != first and log.segment is not None and log.segment.exists()
+    second = log.segment
+    second.unlink()
+    time.sleep(SEGMENT_CHECK_S * 1.5)
+    asyncio.run(log.append_async([{"a": 3}]))
+    assert log.segment not in (first, second)
+    log.close()
+    assert [r["a"] for r in read_records(tmp_path / "p", "p", ReadStats())] == [3]
+
+
 def test_readyz_reports_a_prediction_log_that_cannot_take_lines(
     ws: Path, tmp_path: Path, serve_config: SeamlessConfig
 ) -> None:
