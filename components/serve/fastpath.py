@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from components.serve.auth import TokenAuth
+from components.serve.metrics import children
 from components.serve.service import Scored, ServeError, Service
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Front:
         self.executor = executor
         m = service.metrics
         self._fast_latency = m.latency.labels(PREDICT, "POST")
-        self._fast_counts: dict[int, Any] = {}  # status -> requests child of the hot path
+        self._requests = children(m.requests)
         self._int_keys = service.features.placeholder_id() == -1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,18 +124,10 @@ class Front:
         metrics, method = service.metrics, scope["method"]
         if name == PREDICT and method == "POST":
             self._fast_latency.observe(elapsed)
-            self._fast_count(status[0]).inc()
+            self._requests(PREDICT, "POST", str(status[0])).inc()
         else:
             metrics.latency.labels(name, method).observe(elapsed)
             metrics.requests.labels(name, method, str(status[0])).inc()
-
-    def _fast_count(self, status: int) -> Any:
-        """The hot path's `requests` child for a status (labels() looks it up per call)."""
-        child = self._fast_counts.get(status)
-        if child is None:
-            child = self.service.metrics.requests.labels(PREDICT, "POST", str(status))
-            self._fast_counts[status] = child
-        return child
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.service.settings.max_body_bytes

@@ -193,10 +193,7 @@ class OnlineFeatures:
             # The store stays open: the client reconnects on the next request by itself.
             raise FeatureStoreUnavailable(f"Online feature lookup failed: {exc}") from exc
         except Exception as exc:
-            with self._lock:
-                if self._reader is reader:  # not already reopened by another request
-                    self._drop()
-            raise FeatureStoreUnavailable(f"Online feature lookup failed: {exc}") from exc
+            raise self._lookup_failed(reader, exc) from exc
         return rows
 
     def fetch_rows(self, entity_ids: list[Any], recheck: bool = False) -> list[list[Any]]:
@@ -213,10 +210,16 @@ class OnlineFeatures:
         try:
             rows: list[list[Any]] = reader.read(entity_ids)
         except Exception as exc:
-            with self._lock:
-                self._drop()
-            raise FeatureStoreUnavailable(f"Online feature lookup failed: {exc}") from exc
+            raise self._lookup_failed(reader, exc) from exc
         return rows
+
+    def _lookup_failed(self, reader: Any, exc: Exception) -> FeatureStoreUnavailable:
+        """Forget the store (reopened by the next lookup) unless another request has
+        already reopened it; the error to raise."""
+        with self._lock:
+            if self._reader is reader:
+                self._drop()
+        return FeatureStoreUnavailable(f"Online feature lookup failed: {exc}")
 
     def probe(self) -> str | None:
         """None when a lookup works, else why not (for /readyz)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -13,6 +16,20 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SCORE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+
+def children(metric: Any) -> Callable[..., Any]:
+    """`metric.labels(*values)` with each child looked up once: labels() takes a lock
+    and builds a tuple per call, which the per-request paths do not need to pay."""
+    known: dict[tuple[str, ...], Any] = {}
+
+    def child(*values: str) -> Any:
+        found = known.get(values)
+        if found is None:
+            found = known[values] = metric.labels(*values)
+        return found
+
+    return child
 
 
 class ServeMetrics:
@@ -41,7 +58,7 @@ class ServeMetrics:
         self.predictions = Counter(
             "seamless_serve_predictions", "Predictions made.", ["model_version"], registry=r
         )
-        self._predictions_of: dict[str, Counter] = {}  # version -> child (labels() is slow)
+        self._predictions_of = children(self.predictions)
         self.model_info = Gauge(
             "seamless_serve_model_info",
             "1 for the model version being served.",
@@ -103,11 +120,7 @@ class ServeMetrics:
         self.predictor_info.labels(model, version, kind).set(1)
 
     def count_predictions(self, version: str, n: int) -> None:
-        """`predictions.labels(version).inc(n)`, with the child looked up once."""
-        child = self._predictions_of.get(version)
-        if child is None:
-            child = self._predictions_of[version] = self.predictions.labels(version)
-        child.inc(n)
+        self._predictions_of(version).inc(n)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
