@@ -155,15 +155,19 @@ def test_a_deleted_store_is_a_503_within_the_interval(
 # ---- the prediction log's group commit ----------------------------------------------
 
 
+@pytest.fixture()
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The descriptors os.fsync is called on from now (each call still syncs)."""
+    calls: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd))[1])
+    return calls
+
+
 @pytest.mark.unit
-def test_requests_of_one_loop_iteration_share_one_fsync(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_requests_of_one_loop_iteration_share_one_fsync(tmp_path: Path, fsyncs: list[int]) -> None:
     log = AppendLog(tmp_path, "p")
     log.open()
-    fsyncs: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
 
     async def main() -> None:
         await log.append_async([{"warm": 1}])
@@ -180,13 +184,10 @@ def test_requests_of_one_loop_iteration_share_one_fsync(
 
 @pytest.mark.unit
 def test_a_request_written_before_close_is_acknowledged_by_the_close_fsync(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fsyncs: list[int]
 ) -> None:
     log = AppendLog(tmp_path, "p")
     log.open()
-    fsyncs: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
 
     async def main() -> None:
         await log.append_async([{"warm": 1}])

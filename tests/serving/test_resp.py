@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import uvloop  # what uvicorn serves with; pinned in docker/runtime/requirements.lock
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -60,7 +61,6 @@ def run(request: pytest.FixtureRequest) -> Iterator[Runner[Any]]:
     if request.param == "asyncio":
         yield asyncio.run
         return
-    uvloop = pytest.importorskip("uvloop")
 
     def run_uv(coro: Coroutine[Any, Any, Any]) -> Any:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -731,7 +731,6 @@ def test_one_client_across_event_loops(redis: RedisServer, ref: Redis) -> None:
     try:
         assert alive.run_until_complete(concurrent_reads()) == [[b"v"]] * 20
         server_sees(1)
-        uvloop = pytest.importorskip("uvloop")
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             assert runner.run(concurrent_reads()) == [[b"v"]] * 20
         assert c.connects == 4
