@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from components.common.config import SeamlessConfig
 from components.common.tracking import CHAMPION, PREVIOUS_CHAMPION, champion_version, mlflow_client
 from components.monitor.config import monitoring_config
-from components.monitor.traffic import labelled, read_traffic
+from components.monitor.traffic import JoinStats, labelled, read_traffic
 
 KEEP, ROLLBACK, NOT_ENOUGH, NOT_APPLICABLE = "keep", "rollback", "not_enough_data", "no_previous"
 
@@ -25,6 +25,8 @@ class PostDeployResult:
     champion: str | None = None
     previous: str | None = None
     live: dict[str, dict[str, float]] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    """What the label join did with the feedback (`traffic.JoinStats`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,9 +55,10 @@ def post_deploy_check(config: SeamlessConfig, workspace: Path) -> PostDeployResu
     c, p = str(champ.version), str(prev.version)
     traffic = read_traffic(workspace)
     preds = traffic.predictions[traffic.predictions["model_name"] == name]
-    rows = labelled(preds, traffic.feedback, config.labels.positive_class)
+    join = JoinStats()
+    rows = labelled(preds, traffic.feedback, config.labels.positive_class, join)
     by_version = {v: rows[rows["model_version"] == v].tail(cfg.max_labels) for v in (c, p)}
-    result = PostDeployResult(NOT_ENOUGH, "", champion=c, previous=p)
+    result = PostDeployResult(NOT_ENOUGH, "", champion=c, previous=p, labels=join.to_dict())
     missing = [v for v, r in by_version.items() if not _usable(r, cfg.min_labels)]
     if missing:
         counts = ", ".join(f"v{v}: {len(by_version[v])}" for v in (c, p))

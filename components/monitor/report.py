@@ -59,6 +59,17 @@ def render_html(result: MonitoringResult) -> str:
         ("tests", f"{d.tests}, each at p < {d.corrected_pvalue:.2g} (Bonferroni)"),
         ("performance window", f"{p.labelled} labelled, {result.window.get('performance', '')}"),
     ]
+    join = result.window.get("labels") or {}
+    if join.get("feedback"):
+        meta.append(
+            (
+                "feedback",
+                f"{join['feedback']} records: {join.get('matched', 0)} matched predictions of "
+                f"this version, {join.get('unmatched', 0)} matched none, "
+                f"{join.get('without_label', 0)} without a label, {join.get('replaced', 0)} "
+                "replaced by a later label",
+            )
+        )
     skipped = result.window.get("skipped") or {}
     if any(skipped.values()):
         meta.append(("log lines skipped", ", ".join(f"{k}: {len(v)}" for k, v in skipped.items())))

@@ -20,7 +20,14 @@ from components.monitor.performance import holdout_metrics, live_performance
 from components.monitor.profile import load_reference_profile
 from components.monitor.report import render_html
 from components.monitor.results import MonitoringResult, decide
-from components.monitor.traffic import feature_rows, labelled, log_location, read_traffic, window
+from components.monitor.traffic import (
+    JoinStats,
+    feature_rows,
+    labelled,
+    log_location,
+    read_traffic,
+    window,
+)
 
 TEXTFILE = "seamless_monitor.prom"
 WINDOW_KEYS = ("window_hours", "max_rows", "label_window_hours", "max_labels", "min_rows")
@@ -94,7 +101,8 @@ def run_monitoring(
     # Performance is the monitored version's own: labels of other versions' predictions
     # say nothing about it.
     mine = preds[preds["model_version"] == version]
-    joined = labelled(mine, traffic.feedback, config.labels.positive_class)
+    join = JoinStats()
+    joined = labelled(mine, traffic.feedback, config.labels.positive_class, join)
     recent = window(joined, checked, cfg.label_window_hours, cfg.max_labels)
     perf = live_performance(recent, config.model.threshold, holdout_metrics(mv.tags or {}), cfg)
 
@@ -112,6 +120,7 @@ def run_monitoring(
             "drift": _describe(served, cfg.window_hours, cfg.max_rows),
             "performance": _describe(recent, cfg.label_window_hours, cfg.max_labels),
             "skipped": traffic.skipped,
+            "labels": join.to_dict(),
         },
     )
     html = render_html(result)

@@ -27,6 +27,11 @@ _PRED_COLUMNS = [
 ]
 
 
+AS_LOGGED = ("request_id", "index", "entity_id", "label")
+"""Columns kept as the logged values (object dtype), never upcast to float64 next to
+nulls; ids are joined and labels compared as `id_key` text."""
+
+
 @dataclass
 class Traffic:
     """Every readable prediction and feedback record, plus what the reads skipped."""
@@ -41,6 +46,11 @@ def _frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     for c in columns:
         if c not in df.columns:
             df[c] = None
+    # Ids as logged: a column of ints with some nulls (requests without entity ids)
+    # would otherwise become float64, and 2**53 + 1 or "00042" would not survive it.
+    for c in AS_LOGGED:
+        if c in columns:
+            df[c] = pd.Series([r.get(c) for r in records], index=df.index, dtype=object)
     df["ts"] = pd.to_datetime(df["ts"], utc=True, errors="coerce", format="ISO8601")
     return df
 
@@ -100,55 +110,121 @@ def feature_rows(predictions: pd.DataFrame, names: list[str]) -> tuple[pd.DataFr
     return frame.reindex(columns=names), lacking
 
 
+def id_key(value: Any) -> str | None:
+    """An id (request id, index, entity id) as join text: ints, integral floats and
+    their text alike ("118968" for 118968, 118968.0 and "118968"); None for a null/NaN.
+
+    Prediction and feedback frames are joined on these keys, so an id column that pandas
+    read as float64 (ints next to nulls) still matches the feedback's ints.
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return None
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return str(value)
+
+
+def _keys(values: pd.Series) -> pd.Series:
+    return pd.Series([id_key(v) for v in values], index=values.index, dtype=object)
+
+
+@dataclass
+class JoinStats:
+    """What `labelled` did with the feedback: every record is accounted for."""
+
+    feedback: int = 0
+    """Feedback records given."""
+    without_label: int = 0
+    """Records whose label is null (not usable)."""
+    matched: int = 0
+    """Records that named at least one of the given predictions."""
+    unmatched: int = 0
+    """Records that named none (another model/version, outside the log, or a wrong id)."""
+    replaced: int = 0
+    """Labels of a prediction that a later label for the same prediction replaced."""
+    labelled: int = 0
+    """Predictions that got a label."""
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
 def _positive(label: Any, positive_class: int | str) -> float:
-    if label is None or (isinstance(label, float) and np.isnan(label)):
-        return np.nan
-    if isinstance(label, bool):  # JSON true/false against a 1/0 positive class
+    if isinstance(label, bool | np.bool_):  # JSON true/false against a 1/0 positive class
         label = int(label)
-    return 1.0 if str(label) == str(positive_class) else 0.0
+    key = id_key(label)
+    if key is None:
+        return np.nan
+    # As text, so a label read as 1.0 (a float column) is still the positive class 1.
+    return 1.0 if key == id_key(positive_class) else 0.0
 
 
 def labelled(
-    predictions: pd.DataFrame, feedback: pd.DataFrame, positive_class: int | str
+    predictions: pd.DataFrame,
+    feedback: pd.DataFrame,
+    positive_class: int | str,
+    stats: JoinStats | None = None,
 ) -> pd.DataFrame:
     """Predictions that received a label, with `label` 0/1 and the feedback time.
 
     Feedback names a prediction by request id plus its `index` in the request, or plus
     its `entity_id`, or by the request id alone (every prediction of that request). A
-    later label for the same prediction replaces an earlier one.
+    later label for the same prediction replaces an earlier one. Ids are compared as
+    `id_key` text, whatever dtype the frames carry. `stats` (when given) counts what
+    happened to every feedback record.
     """
+    stats = stats if stats is not None else JoinStats()
+    stats.feedback += len(feedback)
     out = predictions.assign(label=np.nan)
     if feedback.empty or predictions.empty:
+        nulls = int(feedback["label"].isna().sum()) if "label" in feedback else 0
+        stats.without_label += nulls
+        stats.unmatched += len(feedback) - nulls
         return out.iloc[0:0]
-    fb = feedback.assign(
+    fb = feedback.reset_index(drop=True).assign(
+        _fb=lambda d: np.arange(len(d)),
         y=[_positive(v, positive_class) for v in feedback["label"]],
-        request_id=feedback["request_id"].astype(str),
-    ).dropna(subset=["y"])
-    fb = fb.sort_values("ts", kind="stable")
+        request_id=lambda d: _keys(d["request_id"]),
+        _index=lambda d: _keys(d["index"]),
+        _entity=lambda d: _keys(d["entity_id"]),
+    )
+    usable = fb.dropna(subset=["y"])
+    stats.without_label += len(fb) - len(usable)
+    fb = usable.sort_values("ts", kind="stable")
     keyed = predictions.reset_index(drop=True).assign(
         _row=lambda d: np.arange(len(d)),
-        request_id=lambda d: d["request_id"].astype(str),
-        _index=lambda d: pd.to_numeric(d["index"], errors="coerce"),
-        _entity=lambda d: d["entity_id"].map(lambda v: None if v is None else str(v)),
+        request_id=lambda d: _keys(d["request_id"]),
+        _index=lambda d: _keys(d["index"]),
+        _entity=lambda d: _keys(d["entity_id"]),
     )
-    by_index = fb[fb["index"].notna()].assign(_index=lambda d: pd.to_numeric(d["index"]))
-    by_entity = fb[fb["index"].isna() & fb["entity_id"].notna()].assign(
-        _entity=lambda d: d["entity_id"].map(str)
-    )
-    by_request = fb[fb["index"].isna() & fb["entity_id"].isna()]
+    has_index, has_entity = fb["_index"].notna(), fb["_entity"].notna()
+    by_index = fb[has_index]
+    by_entity = fb[~has_index & has_entity]
+    by_request = fb[~has_index & ~has_entity]
+    wanted = ["_fb", "y", "ts"]
     matches = [
         keyed[["_row", "request_id", "_index"]].merge(
-            by_index[["request_id", "_index", "y", "ts"]], on=["request_id", "_index"]
+            by_index[["request_id", "_index", *wanted]], on=["request_id", "_index"]
         ),
         keyed[["_row", "request_id", "_entity"]].merge(
-            by_entity[["request_id", "_entity", "y", "ts"]], on=["request_id", "_entity"]
+            by_entity[["request_id", "_entity", *wanted]], on=["request_id", "_entity"]
         ),
-        keyed[["_row", "request_id"]].merge(by_request[["request_id", "y", "ts"]], on="request_id"),
+        keyed[["_row", "request_id"]].merge(by_request[["request_id", *wanted]], on="request_id"),
     ]
-    found = pd.concat([m[["_row", "y", "ts"]] for m in matches], ignore_index=True)
+    found = pd.concat([m[["_row", *wanted]] for m in matches], ignore_index=True)
+    stats.matched += int(found["_fb"].nunique())
+    stats.unmatched += len(fb) - int(found["_fb"].nunique())
     if found.empty:
         return out.iloc[0:0]
     latest = found.sort_values("ts", kind="stable").drop_duplicates("_row", keep="last")
+    stats.replaced += len(found) - len(latest)
+    stats.labelled += len(latest)
     result = predictions.reset_index(drop=True).iloc[latest["_row"].to_numpy()].copy()
     result["label"] = latest["y"].to_numpy()
     result["label_ts"] = latest["ts"].to_numpy()
