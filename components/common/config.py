@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from components.common.errors import SeamlessError
 from components.monitor.config import MonitoringConfig
@@ -147,14 +154,52 @@ class FeaturesConfig(_Strict):
     """Feature service name: the exact feature set the model is trained and served on."""
 
 
+LabelValue = bool | int | str
+
+
 class LabelsConfig(_Strict):
-    """Where the training labels are and how they are timed."""
+    """Where the training labels are, how they are timed, and which values they may take.
+
+    The label column is checked against its classes on every run: a value that is
+    neither `positive_class` nor one of `negative_classes` (after `value_map`) stops
+    the run, naming the table, column, count and examples, unless `unknown_values`
+    is `drop`; dropped and mapped rows are counted in the run summary.
+    """
 
     table: str
     """Table holding entity, label timestamp and label."""
     label_column: str
-    positive_class: int | str = 1
+    """Column holding the label (its type comes from the table's `columns`)."""
+    positive_class: LabelValue = 1
     """Label value counted as the positive class."""
+    negative_classes: list[LabelValue] | None = None
+    """Every other valid label value. When absent, the data must hold exactly one value
+    besides `positive_class` (a 0/1 or yes/no label); a third value stops the run."""
+    value_map: dict[str, LabelValue] = Field(default_factory=dict)
+    """Label values (written as text) replaced before the check, e.g. `{Churned: churned}`."""
+    unknown_values: Literal["fail", "drop"] = "fail"
+    """Rows whose label is null or none of the classes: `fail` stops the run,
+    `drop` removes them before validation (counted in the manifest and the summary)."""
+
+    @field_validator("value_map", mode="before")
+    @classmethod
+    def _map_keys_as_text(cls, value: Any) -> Any:
+        # YAML reads `{0: no}` with an int key; the map is keyed by the value's text.
+        if isinstance(value, dict):
+            return {str(k).lower() if isinstance(k, bool) else str(k): v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _classes_distinct(self) -> LabelsConfig:
+        if self.negative_classes is not None:
+            texts = [str(v) for v in self.negative_classes]
+            if str(self.positive_class) in texts:
+                raise ValueError(
+                    f"labels.negative_classes lists the positive class {self.positive_class!r}"
+                )
+            if len(set(texts)) != len(texts) or not texts:
+                raise ValueError("labels.negative_classes must list distinct values, at least one")
+        return self
 
 
 class SearchConfig(_Strict):

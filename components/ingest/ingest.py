@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from components.common.config import SeamlessConfig, SqlSource, TableConfig
+from components.common.config import LabelsConfig, SeamlessConfig, SqlSource, TableConfig
 from components.common.errors import SeamlessError
+from components.common.labels import apply_value_map, check_labels
 from components.common.tables import (
     MANIFEST,
     content_hash,
@@ -65,33 +66,84 @@ def _storable(df: pd.DataFrame, declared: set[str], where: str) -> pd.DataFrame:
     return df
 
 
+def _label_policy(
+    df: pd.DataFrame, labels: LabelsConfig, info: dict[str, Any], table: str, where: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Drop rows with unknown labels when the config says so; otherwise validate judges them."""
+    check = check_labels(labels, df[labels.label_column])
+    info = {**info, "classes": list(check.classes.all), "dropped": 0, "dropped_values": {}}
+    if labels.unknown_values == "drop" and check.count:
+        if check.count == len(df):
+            sentence = check.sentence(table, labels.label_column, config_hint=False)
+            raise SeamlessError(f"{sentence[:-1]}; dropping them would leave no rows.")
+        df = df.loc[~check.unknown].reset_index(drop=True)
+        info["dropped"] = check.count
+        info["dropped_values"] = check.value_counts
+        log.warning(
+            "%s: dropped %d rows whose label is not one of %s (labels.unknown_values: drop)",
+            where,
+            check.count,
+            check.classes.describe(),
+        )
+    return df, info
+
+
 def ingest_table(
     name: str,
     table_cfg: TableConfig,
     data_dir: str | Path | None,
     ingested_at: datetime | None = None,
+    labels: LabelsConfig | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read and normalize one table; returns it and its manifest info."""
+    """Read and normalize one table; returns it and its manifest info.
+
+    `labels` is given for the labels table: its label column is required, mapped with
+    `value_map`, tolerates no invalid value, and with `unknown_values: drop` loses the
+    rows whose label is null or none of the classes (counted in the info).
+    """
     stamp = _utc_now_or(ingested_at)
     source = table_cfg.source
     shown = describe_source(source, data_dir)
     origin = f"{source.kind} {shown}"
+    where = f"Table '{name}' ({origin})"
     expected = list(table_cfg.columns) + [
         c for c in (table_cfg.entity_column, table_cfg.timestamp_column) if c
     ]
+    if labels is not None and labels.label_column not in expected:
+        expected.append(labels.label_column)
     raw = read_source(source, data_dir, name, expected)
     if len(raw) == 0:
-        raise SeamlessError(f"Table '{name}' ({origin}) has no rows.")
-    df, report = normalize_with_report(raw, table_cfg, name, origin, stamp)
-    df = _storable(df, set(expected), f"Table '{name}' ({origin})")
+        raise SeamlessError(f"{where} has no rows.")
+    label_info: dict[str, Any] = {}
+    strict: frozenset[str] = frozenset()
+    if labels is not None:
+        if labels.label_column not in raw.columns:
+            raise SeamlessError(
+                f"{where}: the label column '{labels.label_column}' (labels.label_column) "
+                "is missing."
+            )
+        raw = raw.copy()
+        raw[labels.label_column], mapped = apply_value_map(labels, raw[labels.label_column])
+        label_info = {"column": labels.label_column, "mapped": mapped}
+        if labels.unknown_values == "fail":
+            strict = frozenset({labels.label_column})
+    df, report = normalize_with_report(raw, table_cfg, name, origin, stamp, strict)
+    if labels is not None:
+        df, label_info = _label_policy(df, labels, label_info, name, where)
+    df = _storable(df, set(expected), where)
     info: dict[str, Any] = {
         "source": shown,
         "source_kind": source.kind,
         "source_sha256": content_hash(df.drop(columns=report.generated_columns)),
+        "rows": len(df),
         "generated_columns": report.generated_columns,
         "invalid_values": report.invalid_values,
+        "invalid_examples": report.invalid_examples,
+        "max_invalid_fraction": table_cfg.max_invalid_fraction,
         "ingested_at": stamp.isoformat(),
     }
+    if label_info:
+        info["labels"] = label_info
     if isinstance(source, SqlSource):
         info["query"] = source.query
     log.info("Table '%s': %d rows x %d columns from %s", name, len(df), df.shape[1], origin)
@@ -114,7 +166,8 @@ def ingest_tables(
     tables: dict[str, pd.DataFrame] = {}
     info: dict[str, dict[str, Any]] = {}
     for name, table_cfg in config.tables.items():
-        tables[name], info[name] = ingest_table(name, table_cfg, data_dir, stamp)
+        labels = config.labels if name == config.labels.table else None
+        tables[name], info[name] = ingest_table(name, table_cfg, data_dir, stamp, labels)
     manifest = write_dataset(out_folder, tables, info)
     manifest["source_sha256"] = dataset_hash(
         {n: e["source_sha256"] for n, e in manifest["tables"].items()}

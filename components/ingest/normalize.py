@@ -59,6 +59,8 @@ class NormalizeReport:
 
     invalid_values: dict[str, int] = field(default_factory=dict)
     """Column -> count of tolerated non-parseable values that became null."""
+    invalid_examples: dict[str, list[str]] = field(default_factory=dict)
+    """Column -> the first few of those values as they were in the source (text)."""
     generated_columns: list[str] = field(default_factory=list)
     """Columns added by ingestion (`row_id`, `ingested_at`)."""
 
@@ -213,6 +215,19 @@ def _rows(n: int) -> str:
     return f"{n} row" if n == 1 else f"{n} rows"
 
 
+def _examples(values: pd.Series, limit: int = 5) -> list[str]:
+    """The first distinct offending values, as text, cut to a readable length."""
+    out: list[str] = []
+    for v in values:
+        text = str(v.item() if isinstance(v, np.generic) else v)
+        text = text if len(text) <= 60 else text[:57] + "..."
+        if text not in out:
+            out.append(text)
+        if len(out) == limit:
+            break
+    return out
+
+
 def _show(value: Any) -> str:
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
@@ -228,8 +243,12 @@ def normalize_with_report(
     table_name: str,
     origin: str,
     ingested_at: datetime,
+    strict_columns: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, NormalizeReport]:
-    """`normalize_table`, also returning what was tolerated and generated."""
+    """`normalize_table`, also returning what was tolerated and generated.
+
+    `strict_columns` (e.g. the label column) tolerate no invalid value, like the keys.
+    """
     where = f"Table '{table_name}' ({origin})"
     df = df.reset_index(drop=True).copy()
     df.columns = [str(c) for c in df.columns]
@@ -274,10 +293,11 @@ def normalize_with_report(
         if count:
             first = int(np.flatnonzero(bad.to_numpy())[0])
             value = _show(raw.iloc[first])
-            if col in keys:
+            if col in keys or col in strict_columns:
+                role = "key column" if col in keys else "column"
                 raise SeamlessError(
-                    f"{where}: key column '{col}' has a value in row {first + 1} that is not "
-                    f"{_ONE[kind]}: {value} ({_rows(count)} like this in all)."
+                    f"{where}: {role} '{col}' has a value in row {first + 1} that is not "
+                    f"{_ONE[kind]}: {value} ({_rows(count)} like this in all); it tolerates none."
                 )
             if count > table_cfg.max_invalid_fraction * n:
                 raise SeamlessError(
@@ -286,7 +306,15 @@ def normalize_with_report(
                     f"the first is in row {first + 1}: {value}."
                 )
             report.invalid_values[col] = count
-            log.warning("%s: %d non-%s values in '%s' set to null", where, count, kind, col)
+            report.invalid_examples[col] = _examples(raw[bad])
+            log.warning(
+                "%s: %d non-%s values in '%s' set to null (e.g. %s)",
+                where,
+                count,
+                kind,
+                col,
+                ", ".join(report.invalid_examples[col]),
+            )
         df[col] = converted
 
     for key_col in (entity, ts_col):

@@ -16,6 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from components.common.config import SeamlessConfig, feature_columns
 from components.common.errors import SeamlessError
+from components.common.labels import canonical_series, check_labels, positive_mask
 
 ESTIMATOR_STEP = "model"
 
@@ -43,18 +44,22 @@ class TrainResult:
 
 
 def encode_labels(config: SeamlessConfig, training_set: pd.DataFrame) -> pd.Series:
-    """0/1 labels (1 = the configured positive class); one class only is an error."""
+    """0/1 labels (1 = the configured positive class).
+
+    A label that is null or none of the classes (labels.negative_classes, or the one
+    other value the data holds) is an error, never a silent negative; so is one class only.
+    """
     col = config.labels.label_column
     if col not in training_set.columns:
         raise SeamlessError(f"Training set has no label column '{col}' (labels.label_column).")
     labels = training_set[col]
-    if labels.isna().any():
-        row = int(np.flatnonzero(labels.isna().to_numpy())[0])
-        raise SeamlessError(f"Label column '{col}' has a missing value (first at row {row}).")
+    check = check_labels(config.labels, labels)
+    if check.count:
+        raise SeamlessError(check.sentence(config.labels.table, col))
     positive = config.labels.positive_class
-    y = (labels.astype(str) == str(positive)).astype(int)
-    classes = sorted(labels.astype(str).unique())
+    y = pd.Series(positive_mask(config, labels).astype(int), index=labels.index)
     if y.nunique() < 2:
+        classes = sorted(str(v) for v in canonical_series(labels).unique())
         raise SeamlessError(
             f"Label column '{col}' of table '{config.labels.table}' has only one class "
             f"({', '.join(classes)}); training needs both the positive class {positive!r} and "

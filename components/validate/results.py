@@ -91,11 +91,17 @@ class ExpectationOutcome:
     """A few of the offending values."""
     exception: str | None = None
     """Message of the error GE raised for this expectation (it then counts as failed)."""
+    builtin: str | None = None
+    """For a built-in check: the config key it derives from (`tables.labels.columns`)."""
+    note: str | None = None
+    """A sentence explaining the outcome, when the numbers alone do not."""
 
     @property
     def where(self) -> str:
         """Names the expectation the way the config does, for messages."""
         target = f"{self.table}.{self.column}" if self.column else self.table
+        if self.builtin:
+            return f"built-in check {self.type} on {target} (from {self.builtin})"
         return f"validation.expectations[{self.index}] {self.type} on {target}"
 
 
@@ -104,31 +110,39 @@ class ValidationResult:
     """Outcome of every configured expectation plus the stage's decision."""
 
     expectations: list[ExpectationOutcome]
+    """The config's `validation.expectations`, in config order."""
     ge_version: str
     table_rows: dict[str, int] = field(default_factory=dict)
     """Rows of each validated table."""
     duration_s: float = 0.0
+    builtin: list[ExpectationOutcome] = field(default_factory=list)
+    """Checks implied by the config's schema, labels and budgets (see builtin.py)."""
+
+    @property
+    def checks(self) -> list[ExpectationOutcome]:
+        """Built-in checks first, then the user's expectations: everything the decision counts."""
+        return [*self.builtin, *self.expectations]
 
     @property
     def evaluated(self) -> int:
-        return len(self.expectations)
+        return len(self.checks)
 
     @property
     def failed(self) -> int:
-        return sum(1 for e in self.expectations if not e.success)
+        return sum(1 for e in self.checks if not e.success)
 
     @property
     def failed_critical(self) -> int:
-        return sum(1 for e in self.expectations if not e.success and e.severity == "critical")
+        return sum(1 for e in self.checks if not e.success and e.severity == "critical")
 
     @property
     def failed_warning(self) -> int:
-        return sum(1 for e in self.expectations if not e.success and e.severity == "warning")
+        return sum(1 for e in self.checks if not e.success and e.severity == "warning")
 
     @property
     def success_percent(self) -> float:
         # An empty suite has nothing failing: 100 %, decision "pass".
-        if not self.expectations:
+        if not self.checks:
             return 100.0
         return round(100.0 * (self.evaluated - self.failed) / self.evaluated, 2)
 
@@ -153,10 +167,13 @@ class ValidationResult:
 
     def failures(self, severity: str | None = None) -> list[ExpectationOutcome]:
         return [
-            e
-            for e in self.expectations
-            if not e.success and (severity is None or e.severity == severity)
+            e for e in self.checks if not e.success and (severity is None or e.severity == severity)
         ]
+
+    def failure_sentences(self, limit: int = 10) -> list[str]:
+        """One sentence per failed check, critical ones first (for the console and `--json`)."""
+        failed = self.failures("critical") + self.failures("warning")
+        return [f"{e.severity}: {_describe(e)}" for e in failed[:limit]]
 
     def message(self) -> str:
         """One sentence for logs and for the error raised when the decision is `fail`."""
@@ -184,6 +201,8 @@ class ValidationResult:
             "table_rows": dict(self.table_rows),
             "duration_s": self.duration_s,
             "expectations": [jsonable(asdict(e), truncate=False) for e in self.expectations],
+            "builtin": [jsonable(asdict(e), truncate=False) for e in self.builtin],
+            "failures": self.failure_sentences(),
         }
 
     @classmethod
@@ -194,10 +213,13 @@ class ValidationResult:
             ge_version=data["ge_version"],
             table_rows=dict(data.get("table_rows", {})),
             duration_s=float(data.get("duration_s", 0.0)),
+            builtin=[ExpectationOutcome(**e) for e in data.get("builtin", [])],
         )
 
 
 def _describe(e: ExpectationOutcome) -> str:
+    if e.note and not e.success:
+        return f"{e.where}: {e.note}"
     if e.exception:
         return f"{e.where} ({e.exception})"
     if e.unexpected_count is not None:

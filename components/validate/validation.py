@@ -11,6 +11,7 @@ import difflib
 import os
 import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ import pandas as pd
 from components.common.config import ExpectationConfig, SeamlessConfig
 from components.common.env import disable_telemetry
 from components.common.errors import SeamlessError
+from components.validate.builtin import builtin_expectations, builtin_outcomes
 from components.validate.results import ExpectationOutcome, ValidationResult, jsonable
 
 if TYPE_CHECKING:
@@ -37,24 +39,35 @@ RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 5}
 META_KEY = "seamless_index"
 
 
-def validate_tables(config: SeamlessConfig, tables: dict[str, pd.DataFrame]) -> ValidationResult:
-    """Validate every table named in `config.validation.expectations`.
+def validate_tables(
+    config: SeamlessConfig,
+    tables: dict[str, pd.DataFrame],
+    manifest: dict[str, Any] | None = None,
+    builtin: bool = True,
+) -> ValidationResult:
+    """Run the built-in checks and every expectation of `config.validation.expectations`.
 
+    `manifest` (the ingest dataset's) brings the counts of values ingest coerced to null,
+    judged against each table's budget; `builtin=False` runs the user's suite alone.
     Raises SeamlessError for a table the expectations name that is not in `tables`,
     an unknown expectation type or bad kwargs. A failing expectation, including one
     GE cannot evaluate (e.g. its column is missing), is reported in the result,
     never raised: the caller decides what `result.decision` means for the run.
     """
     started = time.perf_counter()
-    specs = config.validation.expectations
-    missing = sorted({e.table for e in specs if e.table not in tables})
+    user_specs = config.validation.expectations
+    missing = sorted({e.table for e in user_specs if e.table not in tables})
     if missing:
-        first = next(i for i, e in enumerate(specs) if e.table in missing)
+        first = next(i for i, e in enumerate(user_specs) if e.table in missing)
         raise SeamlessError(
             f"validation.expectations[{first}] checks table '{missing[0]}', which is not in the "
             f"dataset (it has {sorted(tables)}); missing tables: {missing}."
         )
 
+    implied = builtin_expectations(config, tables) if builtin else []
+    # GE runs the user's suite and the implied presence/not-null checks together, so
+    # metrics both need are computed once; positions past the user's are built-ins.
+    specs = [*user_specs, *(spec for spec, _ in implied)]
     gx = _import_gx()
     # Build every expectation before running any, so a config mistake fails fast.
     classes = expectation_classes(gx)
@@ -75,11 +88,21 @@ def validate_tables(config: SeamlessConfig, tables: dict[str, pd.DataFrame]) -> 
                 )
             )
 
+    n_user = len(user_specs)
+    checks = [
+        replace(outcomes[n_user + j], builtin=origin, index=j)
+        for j, (_, origin) in enumerate(implied)
+    ]
+    if builtin:
+        own = builtin_outcomes(config, tables, manifest)
+        checks += [replace(o, index=len(checks) + k) for k, o in enumerate(own)]
+    validated = set(per_table) | ({t for t in config.tables if t in tables} if builtin else set())
     return ValidationResult(
-        expectations=[outcomes[i] for i in range(len(specs))],
+        expectations=[outcomes[i] for i in range(n_user)],
         ge_version=gx.__version__,
-        table_rows={t: len(tables[t]) for t in per_table},
+        table_rows={t: len(tables[t]) for t in tables if t in validated},
         duration_s=round(time.perf_counter() - started, 3),
+        builtin=checks,
     )
 
 

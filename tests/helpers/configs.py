@@ -13,13 +13,18 @@ def table(source: dict[str, Any], **kwargs: Any) -> TableConfig:
 
 
 def config_for(tables: dict[str, TableConfig]) -> SeamlessConfig:
-    """The smallest valid SeamlessConfig holding `tables` (labels on the first table)."""
+    """The smallest valid SeamlessConfig holding `tables`.
+
+    Labels are on the first table, in its entity column (else its first declared one),
+    since ingest requires the label column to exist.
+    """
     first = next(iter(tables))
+    label = tables[first].entity_column or next(iter(tables[first].columns))
     return SeamlessConfig.model_validate(
         {
             "name": "ingest_test",
             "tables": tables,
-            "labels": {"table": first, "label_column": "unused"},
+            "labels": {"table": first, "label_column": label},
             "features": {"views": [], "service": "svc"},
             "model": {"name": "m"},
         }

@@ -58,7 +58,7 @@ MEAN = "{table: labels, type: expect_column_mean_to_be_between, kwargs: {column:
 
 
 def test_passing_data_passes() -> None:
-    result = validate_tables(make_config(AGE, CITY, ROWS, MEAN), good_tables())
+    result = validate_tables(make_config(AGE, CITY, ROWS, MEAN), good_tables(), builtin=False)
     assert result.decision == "pass"
     assert (result.evaluated, result.failed, result.success_percent) == (4, 0, 100.0)
     assert [e.index for e in result.expectations] == [0, 1, 2, 3]
@@ -71,7 +71,7 @@ def test_passing_data_passes() -> None:
 def test_failed_warning_warns() -> None:
     tables = good_tables()
     tables["people"].loc[1, "city"] = "Atlantis"
-    result = validate_tables(make_config(AGE, CITY), tables)
+    result = validate_tables(make_config(AGE, CITY), tables, builtin=False)
     assert result.decision == "warn"
     assert (result.failed, result.failed_critical, result.failed_warning) == (1, 0, 1)
     city = result.expectations[1]
@@ -93,7 +93,7 @@ def test_failed_critical_fails_and_names_the_expectation() -> None:
     tables = good_tables()
     tables["people"].loc[0, "age"] = 7
     tables["people"].loc[2, "city"] = "Atlantis"
-    result = validate_tables(make_config(CITY, AGE), tables)
+    result = validate_tables(make_config(CITY, AGE), tables, builtin=False)
     assert result.decision == "fail"
     assert (result.failed_critical, result.failed_warning) == (1, 1)
     assert [e.index for e in result.failures("critical")] == [1]
@@ -104,7 +104,7 @@ def test_failed_critical_fails_and_names_the_expectation() -> None:
 
 def test_expectation_on_missing_column_fails_with_message() -> None:
     missing = "{table: people, type: expect_column_values_to_not_be_null, kwargs: {column: income}, severity: warning}"  # noqa: E501
-    result = validate_tables(make_config(AGE, missing), good_tables())
+    result = validate_tables(make_config(AGE, missing), good_tables(), builtin=False)
     assert result.expectations[0].success  # the others still ran
     outcome = result.expectations[1]
     assert not outcome.success
@@ -117,7 +117,7 @@ def test_expectation_on_missing_column_fails_with_message() -> None:
 def test_unknown_expectation_type_is_a_config_error() -> None:
     bad = "{table: people, type: expect_column_values_to_be_betwen, kwargs: {column: age, min_value: 0}}"  # noqa: E501
     with pytest.raises(SeamlessError) as err:
-        validate_tables(make_config(AGE, bad), good_tables())
+        validate_tables(make_config(AGE, bad), good_tables(), builtin=False)
     text = str(err.value)
     assert "validation.expectations[1]" in text
     assert "expect_column_values_to_be_betwen" in text
@@ -136,7 +136,7 @@ def test_unknown_expectation_type_is_a_config_error() -> None:
 def test_bad_kwargs_are_a_config_error(kwargs: str, needle: str) -> None:
     bad = f"{{table: people, type: expect_column_values_to_be_between, kwargs: {kwargs}}}"
     with pytest.raises(SeamlessError) as err:
-        validate_tables(make_config(bad), good_tables())
+        validate_tables(make_config(bad), good_tables(), builtin=False)
     text = str(err.value)
     assert "validation.expectations[0]" in text
     assert "expect_column_values_to_be_between" in text
@@ -147,7 +147,7 @@ def test_table_missing_from_dataset_is_named() -> None:
     tables = good_tables()
     del tables["labels"]
     with pytest.raises(SeamlessError, match=r"validation.expectations\[1\].*'labels'"):
-        validate_tables(make_config(AGE, ROWS), tables)
+        validate_tables(make_config(AGE, ROWS), tables, builtin=False)
 
 
 def test_duplicate_expectations_each_get_a_result() -> None:
@@ -155,7 +155,7 @@ def test_duplicate_expectations_each_get_a_result() -> None:
     again = AGE.replace("critical", "warning")
     tables = good_tables()
     tables["people"].loc[3, "age"] = 150
-    result = validate_tables(make_config(AGE, again), tables)
+    result = validate_tables(make_config(AGE, again), tables, builtin=False)
     assert [(e.index, e.severity, e.success) for e in result.expectations] == [
         (0, "critical", False),
         (1, "warning", False),
@@ -171,7 +171,7 @@ def test_result_is_json_and_round_trips(tmp_path: Path, monkeypatch: pytest.Monk
     tables["people"].loc[1, "age"] = np.inf
     tables["people"]["when"] = pd.date_range("2024-01-01", periods=4)
     when = "{table: people, type: expect_column_max_to_be_between, kwargs: {column: when, min_value: 2023-01-01T00:00:00}, severity: warning}"  # noqa: E501
-    result = validate_tables(make_config(AGE, MEAN, when), tables)
+    result = validate_tables(make_config(AGE, MEAN, when), tables, builtin=False)
     data = result.to_dict()
     text = json.dumps(data, allow_nan=False)  # strict JSON: no NaN/inf, no numpy types
     assert json.loads(text)["decision"] == data["decision"] == result.decision
@@ -186,7 +186,7 @@ def test_result_is_json_and_round_trips(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_empty_suite_passes() -> None:
-    result = validate_tables(make_config(), good_tables())
+    result = validate_tables(make_config(), good_tables(), builtin=False)
     assert (result.decision, result.evaluated, result.success_percent) == ("pass", 0, 100.0)
 
 
@@ -223,6 +223,6 @@ def test_bundled_config_on_generated_data(config: SeamlessConfig) -> None:
             {"customer_id": ids, "defaulted": (rng.random(n) < 0.1).astype(int)}
         ),
     }
-    result = validate_tables(config, tables)
+    result = validate_tables(config, tables, builtin=False)
     assert result.evaluated == len(config.validation.expectations)
     assert result.decision == "pass", result.message()

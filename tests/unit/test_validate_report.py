@@ -64,7 +64,7 @@ validation:
   expectations: [{in_set}, {gone}, {rows}]
 """
     )
-    result = validate_tables(config, {"people": people})
+    result = validate_tables(config, {"people": people}, builtin=False)
     assert result.decision == "fail"
     return result, people
 

@@ -1,0 +1,162 @@
+"""Checks the config already implies, run on every snapshot before the user's expectations.
+
+The declared schema says which columns exist and their types, the entity and time
+keys say what may never be empty, the labels section says which values a label may
+take, and each table's `max_invalid_fraction` bounds what ingest turned into null.
+Users' own expectations add to these; they never have to restate them.
+
+Presence and not-null checks run through Great Expectations with the user's suite;
+types, label classes and the invalid-value budget are judged here, with the same
+canonical label comparison training uses (components/common/labels.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from components.common.config import ColumnType, ExpectationConfig, SeamlessConfig
+from components.common.labels import check_labels
+from components.validate.results import ExpectationOutcome, jsonable
+
+
+def builtin_expectations(
+    config: SeamlessConfig, tables: dict[str, pd.DataFrame]
+) -> list[tuple[ExpectationConfig, str]]:
+    """(GE expectation, the config key it comes from) for every table present."""
+    out: list[tuple[ExpectationConfig, str]] = []
+    for name in config.tables:
+        if name not in tables:
+            continue
+        for col in declared_columns(config, name):
+            out.append((_spec(name, "expect_column_to_exist", col), f"tables.{name}.columns"))
+        for col, key in (
+            (config.entity_key(), "entity_column"),
+            (config.timestamp_key(name), "timestamp_column"),
+        ):
+            out.append(
+                (_spec(name, "expect_column_values_to_not_be_null", col), f"tables.{name}.{key}")
+            )
+    return out
+
+
+def builtin_outcomes(
+    config: SeamlessConfig,
+    tables: dict[str, pd.DataFrame],
+    manifest: dict[str, Any] | None,
+) -> list[ExpectationOutcome]:
+    """Type, label-class and invalid-value-budget checks (index assigned by the caller)."""
+    out: list[ExpectationOutcome] = []
+    for name, table_cfg in config.tables.items():
+        if name not in tables:
+            continue
+        df = tables[name]
+        for col, kind in table_cfg.columns.items():
+            if col in df.columns:
+                out.append(_type_outcome(name, col, kind, df[col]))
+        info = ((manifest or {}).get("tables") or {}).get(name) or {}
+        for col, count in (info.get("invalid_values") or {}).items():
+            out.append(_budget_outcome(name, col, int(count), len(df), info))
+    labels = config.labels
+    if labels.table in tables and labels.label_column in tables[labels.table].columns:
+        out.append(_label_outcome(config, tables[labels.table]))
+    return out
+
+
+def declared_columns(config: SeamlessConfig, table: str) -> list[str]:
+    """Columns the config requires of `table` after ingest (generated keys included)."""
+    cols = list(config.tables[table].columns)
+    extra = [config.entity_key(), config.timestamp_key(table)]
+    if table == config.labels.table:
+        extra.append(config.labels.label_column)
+    return cols + [c for c in extra if c not in cols]
+
+
+_DTYPE_OK = {
+    "int": ptypes.is_integer_dtype,
+    "float": ptypes.is_float_dtype,
+    "bool": ptypes.is_bool_dtype,
+    "timestamp": lambda d: isinstance(d, pd.DatetimeTZDtype) and str(d.tz) == "UTC",
+}
+
+
+def _type_ok(kind: ColumnType, values: pd.Series) -> bool:
+    if kind == "string":
+        if isinstance(values.dtype, pd.StringDtype):
+            return True
+        return values.dtype == object and ptypes.infer_dtype(values, skipna=True) in (
+            "string",
+            "empty",
+        )
+    return bool(_DTYPE_OK[kind](values.dtype))
+
+
+_TYPE_NAMES = {
+    "int": "integer",
+    "float": "float",
+    "bool": "boolean",
+    "string": "string",
+    "timestamp": "UTC timestamp",
+}
+
+
+def _type_outcome(table: str, col: str, kind: ColumnType, values: pd.Series) -> ExpectationOutcome:
+    return ExpectationOutcome(
+        index=-1,
+        table=table,
+        type="expect_column_values_to_be_of_type",
+        column=col,
+        kwargs={"column": col, "type_": _TYPE_NAMES[kind]},
+        severity="critical",
+        success=_type_ok(kind, values),
+        observed_value=str(values.dtype),
+        builtin=f"tables.{table}.columns.{col}",
+    )
+
+
+def _budget_outcome(
+    table: str, col: str, count: int, rows: int, info: dict[str, Any]
+) -> ExpectationOutcome:
+    budget = float(info.get("max_invalid_fraction", 0.0))
+    return ExpectationOutcome(
+        index=-1,
+        table=table,
+        type="expect_column_invalid_values_within_budget",
+        column=col,
+        kwargs={"column": col, "max_invalid_fraction": budget},
+        # Ingest stops a table past its budget, so this reports what was tolerated.
+        severity="warning",
+        success=count <= budget * max(rows, 1),
+        element_count=rows,
+        unexpected_count=count,
+        unexpected_percent=round(100.0 * count / rows, 4) if rows else None,
+        unexpected_examples=jsonable(list(info.get("invalid_examples", {}).get(col, []))),
+        builtin=f"tables.{table}.max_invalid_fraction",
+        note="values that were not parseable as the declared type and became null at ingest",
+    )
+
+
+def _label_outcome(config: SeamlessConfig, df: pd.DataFrame) -> ExpectationOutcome:
+    labels = config.labels
+    check = check_labels(labels, df[labels.label_column])
+    return ExpectationOutcome(
+        index=-1,
+        table=labels.table,
+        type="expect_column_values_to_be_in_set",
+        column=labels.label_column,
+        kwargs={"column": labels.label_column, "value_set": list(check.classes.all)},
+        severity="critical",
+        success=check.count == 0,
+        element_count=len(df),
+        unexpected_count=check.count,
+        unexpected_percent=round(100.0 * check.count / len(df), 4) if len(df) else None,
+        unexpected_examples=list(check.examples),
+        builtin="labels",
+        note=check.sentence(labels.table, labels.label_column) if check.count else None,
+    )
+
+
+def _spec(table: str, kind: str, column: str) -> ExpectationConfig:
+    return ExpectationConfig(table=table, type=kind, kwargs={"column": column}, severity="critical")
