@@ -7,6 +7,7 @@ the file, URL or database (passwords masked).
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import re
@@ -198,7 +199,7 @@ def _read_csv(
     except pd.errors.EmptyDataError:
         raise SeamlessError(f"{what}: file {shown} is empty (no header row).") from None
     except pd.errors.ParserError as exc:
-        raise SeamlessError(f"{what}: {shown} is not valid CSV ({short_reason(exc)}).") from None
+        raise SeamlessError(_parser_error(exc, handle, shown, what, delimiter)) from None
     except UnicodeDecodeError as exc:
         raise SeamlessError(
             f"{what}: {shown} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
@@ -211,14 +212,74 @@ def _read_csv(
     missing = [c for c in expected if c not in df.columns]
     if missing and len(df.columns) == 1:
         header = str(df.columns[0])
-        for other in _DELIMITERS:
-            if other != delimiter and other in header:
-                raise SeamlessError(
-                    f"{what}: {shown} looks like it is delimited by {other!r} not {delimiter!r} "
-                    f"(its header is the single column {header[:80]!r}); set the source's "
-                    f"delimiter to {other!r}."
-                )
+        other = _sniff_delimiter(_sample_text(handle), delimiter)
+        if other is None:  # a one-line file: judge by the header alone
+            other = next((d for d in _DELIMITERS if d != delimiter and d in header), None)
+        if other is not None:
+            raise SeamlessError(
+                f"{what}: {shown} looks like it is delimited by {other!r} not {delimiter!r} "
+                f"(its header is the single column {header[:80]!r}); set the source's "
+                f"delimiter to {other!r}."
+            )
     return df
+
+
+_SNIFF_BYTES = 64 * 1024
+_PARSER_LINE = re.compile(r"[Ee]xpected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _sample_text(handle: Any) -> str:
+    """The first 64 KiB of the file as text (decompressed if gzip), for sniffing."""
+    try:
+        if isinstance(handle, io.BytesIO):
+            raw = handle.getvalue()[: _SNIFF_BYTES * 4]
+        else:
+            with Path(handle).open("rb") as fh:
+                raw = fh.read(_SNIFF_BYTES * 4)
+        if raw[:2] == b"\x1f\x8b":
+            raw = zlib.decompressobj(wbits=31).decompress(raw, _SNIFF_BYTES)
+        return raw[:_SNIFF_BYTES].decode("utf-8-sig", errors="replace")
+    except (OSError, zlib.error):
+        return ""
+
+
+def _sniff_delimiter(sample: str, current: str) -> str | None:
+    """Another delimiter that splits the sample's lines into a constant number (>1) of
+    fields, quotes respected; None when none does better than `current`."""
+    lines = sample.splitlines()[:200]
+    if len(lines) > 1 and not sample.endswith(("\n", "\r")):
+        lines = lines[:-1]  # the sample may cut the last line short
+    if len(lines) < 2:
+        return None
+
+    def fields(delim: str) -> int | None:
+        counts = {len(row) for row in csv.reader(lines, delimiter=delim) if row}
+        return counts.pop() if len(counts) == 1 else None
+
+    if (fields(current) or 0) > 1:
+        return None
+    best = [(n, d) for d in _DELIMITERS if d != current and (n := fields(d) or 0) > 1]
+    return max(best)[1] if best else None
+
+
+def _parser_error(exc: Exception, handle: Any, shown: str, what: str, delimiter: str) -> str:
+    """The parser's complaint as one sentence: the line at fault and, if another
+    delimiter reads the file cleanly, that delimiter."""
+    reason = short_reason(exc)
+    m = _PARSER_LINE.search(str(exc))
+    at = ""
+    if m:
+        at = f" at line {m.group(2)} (expected {m.group(1)} fields, found {m.group(3)})"
+        reason = ""
+    other = _sniff_delimiter(_sample_text(handle), delimiter)
+    hint = (
+        f"; it looks like it is delimited by {other!r} not {delimiter!r}: set the source's "
+        f"delimiter to {other!r}"
+        if other
+        else ""
+    )
+    detail = f" ({reason})" if reason else ""
+    return f"{what}: {shown} is not valid CSV{at}{detail}{hint}."
 
 
 # ---------------------------------------------------------------- SQL

@@ -243,6 +243,28 @@ def test_csv_with_wrong_delimiter(tmp_path: Path) -> None:
     assert len(ok) == 4
 
 
+def test_semicolon_csv_with_commas_in_values_gets_the_hint_and_the_line(tmp_path: Path) -> None:
+    # A ';' file whose values hold commas: ',' splits some lines, so the parser fails
+    # (not the single-column header check); the hint must still name ';' and the line.
+    text = (
+        "customer_id;event_timestamp;income;city\n"
+        "1;2024-01-01T00:00:00Z;10.5;Oslo\n"
+        '2;2024-01-02T00:00:00Z;20.0;"Rome, Italy"\n'
+        "3;2024-01-03T00:00:00Z;7.25;Lima, Peru\n"
+    )
+    (tmp_path / "c.csv").write_text(text)
+    msg = ingest_error("customers", keyed("c.csv"), tmp_path)
+    assert_one_sentence(msg, "c.csv", "line 3", "delimited by ';' not ','", "delimiter to ';'")
+
+
+def test_parser_error_without_a_better_delimiter_names_the_line(tmp_path: Path) -> None:
+    text = "customer_id,event_timestamp,income\n1,2024-01-01T00:00:00Z,3\n2,x,4,5\n"
+    (tmp_path / "r.csv").write_text(text)
+    msg = ingest_error("customers", keyed("r.csv"), tmp_path)
+    assert_one_sentence(msg, "r.csv", "not valid CSV at line 3", "expected 3 fields, found 4")
+    assert "delimited by" not in msg
+
+
 def test_missing_required_column(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text(CSV.replace(",income", ",salary"))
     msg = ingest_error("customers", keyed("m.csv"), tmp_path)
