@@ -73,6 +73,9 @@ test-stack: venv $(KUBECTL) ## Stack tier only: the manifests' workloads on Dock
 bench-containers: venv ## DockerRunner vs SubprocessRunner, container overhead, image sizes
 	$(BIN)/python benchmarks/containers.py
 
+config-docs: venv ## Regenerate docs/config.md (the configuration reference) from the config models
+	$(BIN)/python -m pipelines.config_docs
+
 compile: venv ## Refresh the image tag (config + kind overlay) and recompile pipelines/compiled/
 	$(BIN)/python -m components.common.image_tag --write
 	$(BIN)/python manifests/tools/set_image_tag.py

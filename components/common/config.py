@@ -43,6 +43,7 @@ class FileSource(_Strict):
     """A CSV or Parquet file (local path, `file://` URI, or `http(s)://` URL)."""
 
     kind: Literal["file"] = "file"
+    """Source type; `file` may be left out."""
     uri: str
     """Path or URI; a relative path is resolved against the run's data directory."""
     format: Literal["auto", "csv", "parquet"] = "auto"
@@ -55,6 +56,7 @@ class SqlSource(_Strict):
     """The result of a SQL query against any SQLAlchemy database URL."""
 
     kind: Literal["sql"]
+    """Source type: `sql`."""
     url: str
     """SQLAlchemy URL, e.g. `postgresql+psycopg2://user:${PGPASSWORD}@host/db`."""
     query: str
@@ -67,6 +69,7 @@ class ApiSource(_Strict):
     """A paginated HTTP JSON API returning a list of records per page."""
 
     kind: Literal["api"]
+    """Source type: `api`."""
     url: str
     """Endpoint URL of the first page."""
     records_key: str | None = "data"
@@ -100,6 +103,7 @@ class TableConfig(_Strict):
     """One input table: where it comes from and the columns it must have."""
 
     source: Source
+    """Where the rows come from: a file, a SQL query or a paginated JSON API (`kind`)."""
     entity_column: str | None = None
     """Entity key column; when absent a `row_id` entity is generated (plain tables)."""
     timestamp_column: str | None = None
@@ -128,12 +132,16 @@ class ValidationConfig(_Strict):
     """The expectation suite run on every ingested snapshot."""
 
     expectations: list[ExpectationConfig] = Field(default_factory=list)
+    """User expectations, run after the built-in checks the config implies (declared
+    columns and types, keys not null, label classes, invalid-value budgets), which need
+    no restating here."""
 
 
 class FeatureViewConfig(_Strict):
     """A Feast feature view over one table."""
 
     name: str
+    """Feature view name (unique in the Feast project)."""
     table: str
     """Table whose columns become the view's features."""
     features: list[str]
@@ -150,6 +158,7 @@ class FeaturesConfig(_Strict):
     entity: str = "customer"
     """Feast entity name; its join key is the tables' entity column."""
     views: list[FeatureViewConfig]
+    """The feature views; every view's table must share the labels table's entity column."""
     service: str
     """Feature service name: the exact feature set the model is trained and served on."""
 
@@ -206,11 +215,13 @@ class SearchConfig(_Strict):
     """Hyperparameter search over the scikit-learn pipeline."""
 
     method: Literal["random", "grid"] = "random"
+    """`random`: `n_iter` candidates sampled from `space`; `grid`: every combination."""
     n_iter: int = Field(8, gt=0)
     """Candidates sampled by random search."""
     cv: int = Field(3, ge=2)
     """Cross-validation folds."""
     scoring: str = "roc_auc"
+    """scikit-learn scorer name the search ranks candidates by."""
     space: dict[str, list[Any]] = Field(default_factory=dict)
     """Parameter name (without the `model__` prefix) -> candidate values."""
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
@@ -224,9 +235,11 @@ class ModelConfig(_Strict):
     estimator: Literal[
         "logistic_regression", "random_forest", "gradient_boosting", "hist_gradient_boosting"
     ] = "hist_gradient_boosting"
+    """scikit-learn estimator family."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Fixed estimator parameters."""
     search: SearchConfig = Field(default_factory=SearchConfig)
+    """Hyperparameter search over `params` plus the search space."""
     holdout_fraction: float = Field(0.2, gt=0, lt=1)
     """Latest fraction of label rows (by label time) kept out of training for evaluation."""
     max_train_rows: int | None = Field(None, gt=0)
@@ -234,6 +247,7 @@ class ModelConfig(_Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
     """Score at or above which the decision is positive."""
     seed: int = 42
+    """Seed of the search, the estimator and any sampling."""
     experiment: str = "seamless"
     """MLflow experiment name."""
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
@@ -243,6 +257,8 @@ class PromotionConfig(_Strict):
     """Champion/challenger gate."""
 
     metric: Literal["roc_auc", "pr_auc", "f1", "log_loss", "brier"] = "roc_auc"
+    """Holdout metric compared between challenger and champion (lower is better for
+    `log_loss` and `brier`)."""
     min_improvement: float = Field(0.0, ge=0)
     """The challenger must beat the champion by at least this much on `metric`."""
     min_value: float | None = None
@@ -253,12 +269,19 @@ class SeamlessConfig(_Strict):
     """A whole use case."""
 
     name: str
+    """Use-case name, shown in reports and run summaries."""
     tables: dict[str, TableConfig]
+    """Input tables by name; names are referred to by labels, validation and features."""
     labels: LabelsConfig
+    """The labels table and column, and the label's classes."""
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    """Expectations added to the built-in checks."""
     features: FeaturesConfig
+    """Feast entity, feature views and the feature service."""
     model: ModelConfig
+    """Estimator, search space and holdout."""
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    """When a challenger replaces the champion."""
     monitoring: MonitoringConfig | None = None
     """Drift and live-performance thresholds (components/monitor/config.py); defaults if absent."""
 
