@@ -58,7 +58,7 @@ tr.failed-warning td{background:#fff8c5}
 .muted{color:#59636e}
 .num{text-align:right;white-space:nowrap}
 .colname{font-weight:600;overflow-wrap:anywhere}
-.profile td:first-child{min-width:9em}
+.profile td:first-child{min-width:12em}
 details.passed summary{cursor:pointer;margin:10px 0 6px;font-weight:600}
 .tv{display:grid;grid-template-columns:minmax(60px,160px) 90px auto;gap:0 6px;
 align-items:center;font-size:12px}
