@@ -12,20 +12,26 @@ from typing import Annotated
 
 import typer
 
-from components.common.config import default_config_path
-
 monitor_app = typer.Typer(
     help="Drift, data quality and live performance of the served model.", no_args_is_help=True
 )
 EXIT_RETRAIN = 3
-"""Exit status when the decision is `retrain` (0: ok or not_enough_data, 1: error)."""
+"""Exit status when the decision is `retrain` (0: ok, not_enough_data or retrain_skipped;
+1: error)."""
 
 
 @monitor_app.command("run")
 def monitor_run_cmd(
     config: Annotated[
-        Path, typer.Option("--config", "-c", help="Use-case YAML config (default: bundled).")
-    ] = default_config_path(),  # noqa: B008 (a constant path)
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Use-case YAML config (default: the one the workspace was trained with, "
+            "else the bundled demo); must match the workspace's.",
+            show_default=False,
+        ),
+    ] = None,
     workspace: Annotated[
         Path, typer.Option("--workspace", "-w", help="Workspace with predictions/ and feedback/.")
     ] = Path(".seamless"),
@@ -44,6 +50,14 @@ def monitor_run_cmd(
     max_labels: Annotated[
         int | None, typer.Option(help="Performance window: latest N labelled predictions.")
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(help="Compare with the 'served' baseline or the 'training' rows."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="The data a retrain would ingest (for the retrain guard)."),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(help="HTML report path (default <workspace>/monitoring/report.html)."),
@@ -59,17 +73,18 @@ def monitor_run_cmd(
 ) -> None:
     """Compare served traffic with the model's training profile and its live labels.
 
-    Exit status: 0 ok or not enough data, 3 retrain, 1 error.
+    Exit status: 0 ok, not enough data or retrain skipped (drift that already had its
+    retrain on the same data), 3 retrain, 1 error.
 
     Example: seamless monitor run --workspace .seamless --window-hours 24
     """
-    from rich.console import Console
-
     from components.common.config import load_config
     from components.monitor.stage import default_textfile, run_monitoring
     from pipelines.local import use_workspace
+    from pipelines.output import stdout_console
+    from pipelines.workspace import resolve_config
 
-    cfg = load_config(config)
+    cfg = load_config(resolve_config(config, workspace))
     use_workspace(workspace)
     ws = workspace.resolve()
     report_path = report or ws / "monitoring" / "report.html"
@@ -84,11 +99,13 @@ def monitor_run_cmd(
         max_rows=max_rows,
         label_window_hours=label_window_hours,
         max_labels=max_labels,
+        reference=reference,
+        data_dir=data_dir,
     )
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
-        out = Console(soft_wrap=True)
+        out = stdout_console()
         out.print(f"{result.model_name} v{result.model_version}: [bold]{result.decision}[/bold]")
         out.print(result.reason)
         out.print(f"Report (HTML): {report_path}")

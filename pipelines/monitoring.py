@@ -25,10 +25,13 @@ def build_monitoring_pipeline(retries: int = 2, cluster: bool = False):  # type:
     def monitoring_pipeline(
         config_yaml: str, data_dir: str = "", window_hours: float = 0.0, max_rows: int = 0
     ) -> str:
-        """Returns the monitoring decision: retrain, ok or not_enough_data."""
+        """Returns the monitoring decision: retrain, ok, not_enough_data or retrain_skipped."""
         checked = post_deploy_check(config_yaml=config_yaml).set_display_name("post-deploy-check")
         watched = monitor(
-            config_yaml=config_yaml, window_hours=window_hours, max_rows=max_rows
+            config_yaml=config_yaml,
+            window_hours=window_hours,
+            max_rows=max_rows,
+            data_dir=data_dir,
         ).after(checked)
         watched.set_display_name("monitor")
         with dsl.If(watched.outputs["Output"] == "retrain", name="drift-or-breach"):

@@ -15,12 +15,16 @@ def monitor(
     max_rows: int = 0,
     label_window_hours: float = 0.0,
     max_labels: int = 0,
+    data_dir: str = "",
 ) -> str:
-    """Returns the decision `retrain`, `ok` or `not_enough_data` (gate on it with dsl.If).
+    """Returns the decision `retrain`, `ok`, `not_enough_data` or `retrain_skipped`
+    (gate on `retrain` with dsl.If).
 
     Reads serving's prediction and feedback logs (`<workspace>/predictions/` and
     `feedback/`, or the PostgreSQL tables of SEAMLESS_SERVE_LOG_URL); window parameters left
-    at 0 use the config's `monitoring:` values. Gauges go to
+    at 0 use the config's `monitoring:` values. `data_dir` is what the retrain would
+    ingest: a second `retrain` for the same version on the same data (source hash) with no
+    new signal is `retrain_skipped`. Gauges go to
     `<workspace>/monitoring/seamless_monitor.prom`; the run is logged to MLflow.
     """
     from components.common.env import workspace
@@ -38,6 +42,7 @@ def monitor(
             max_rows=max_rows,
             label_window_hours=label_window_hours,
             max_labels=max_labels,
+            data_dir=data_dir or None,
         )
         for key, value in result.summary_metrics().items():
             metrics.log_metric(key, value)

@@ -6,7 +6,7 @@ Seamless config model it forbids unknown keys and uses strict types.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -76,6 +76,23 @@ class MonitoringConfig(_Strict):
     """Quantile bins per numeric feature in the reference profile (at training time)."""
     profile_sample_size: int = Field(5_000, ge=100, le=5_000)
     """Training values kept per numeric feature for the KS test (at training time)."""
+    reference: Literal["served", "training"] = "served"
+    """What the drift window is compared with. `served`: the monitored version's
+    post-deployment baseline, its first `baseline_rows` served predictions (what serving
+    saw right after the deployment; drift is a change since then). `training`: the
+    profile of the training rows stored with the model; features that trend over the
+    training period (e.g. counts that accumulate) then differ from any recent window
+    even when nothing changed (docs/drift-benchmark.md). Either way the report also
+    shows the window against the training profile."""
+    baseline_rows: int = Field(500, ge=50)
+    """`reference: served`: predictions of the monitored version that make its baseline;
+    until it has served that many, the drift verdict is `not_enough_data`."""
+    retrain_requires_change: bool = True
+    """A `retrain` decision for a version that already had one needs new data (another
+    source hash of the tables the retrain would ingest) or a new signal (a feature
+    drifting that did not then, or a performance breach that was not there); otherwise
+    the decision is `retrain_skipped` (recorded in the audit trail). False: every
+    drift or breach says `retrain`."""
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringConfig:

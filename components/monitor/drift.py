@@ -117,6 +117,42 @@ def chi_square(expected_shares: np.ndarray, counts: np.ndarray) -> tuple[float, 
     return stat, float(stats.chi2.sf(stat, len(exp) - 1))
 
 
+def chi_square_two_sample(reference: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
+    """Homogeneity of two count vectors (reference sample vs window), 2 x k chi-square;
+    the rarest slots pooled until the pool holds >= 10 rows of the two together."""
+    ref = np.asarray(reference, dtype=float)
+    win = np.asarray(counts, dtype=float)
+    keep = (ref + win) > 0
+    ref, win = ref[keep], win[keep]
+    order = np.argsort(ref + win)
+    pooled = 0.0
+    i = 0
+    while i < len(order) and pooled < 10:
+        pooled += ref[order[i]] + win[order[i]]
+        i += 1
+    head, rest = order[:i], order[i:]
+    table = np.array(
+        [
+            [ref[head].sum(), *ref[rest]],
+            [win[head].sum(), *win[rest]],
+        ]
+    )
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 0.0, 1.0
+    stat, pvalue, _, _ = stats.chi2_contingency(table, correction=False)
+    return float(stat), float(pvalue)
+
+
+def missing_test_two_sample(missing: int, n: int, ref_missing: int, ref_rows: int) -> float:
+    """One-sided Fisher exact p-value that the window's missing rate is above the
+    reference sample's."""
+    if n == 0 or missing == 0 or ref_rows == 0:
+        return 1.0
+    table = [[missing, n - missing], [ref_missing, ref_rows - ref_missing]]
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
+
+
 def missing_test(missing: int, n: int, reference_rate: float, reference_rows: int) -> float:
     """One-sided p-value of seeing `missing` or more of `n` at the reference rate."""
     if n == 0 or missing == 0:
@@ -139,13 +175,20 @@ def check_feature(
     values: pd.Series,
     cfg: MonitoringConfig,
     corrected: float,
+    two_sample: bool = False,
 ) -> FeatureDrift:
+    """One feature's checks; `two_sample`: the reference is itself a small sample (a
+    served baseline), so its shares are tested as estimates, not as known values."""
     n = len(values)
     present = values.dropna()
     k_missing = n - len(present)
     miss_rate = k_missing / n if n else 0.0
     ref_miss = float(ref["missing_rate"])
-    miss_p = missing_test(k_missing, n, ref_miss, int(ref.get("rows", 0)))
+    ref_rows = int(ref.get("rows", 0))
+    if two_sample:
+        miss_p = missing_test_two_sample(k_missing, n, round(ref_miss * ref_rows), ref_rows)
+    else:
+        miss_p = missing_test(k_missing, n, ref_miss, ref_rows)
     kind = str(ref["kind"])
     result = FeatureDrift(
         feature=name,
@@ -172,7 +215,11 @@ def check_feature(
             )
             shares = np.array([*freqs.values(), 0.0])
             result.psi = psi(shares, counts)
-            result.statistic, result.pvalue = chi_square(shares, counts)
+            if two_sample:
+                ref_counts = np.round(shares * (ref_rows - round(ref_miss * ref_rows)))
+                result.statistic, result.pvalue = chi_square_two_sample(ref_counts, counts)
+            else:
+                result.statistic, result.pvalue = chi_square(shares, counts)
             result.test = "chi2"
             result.out_of_range_rate = float((~known).mean())
     else:
@@ -241,6 +288,21 @@ def missing_features(profile: dict[str, Any], records: pd.DataFrame) -> list[str
     return [name for name in profile["features"] if name not in records.columns]
 
 
+def not_enough_data(
+    profile: dict[str, Any], window: pd.DataFrame, cfg: MonitoringConfig, why: str
+) -> DriftResult:
+    """The verdict of a window that cannot be judged (too small, no reference yet)."""
+    tests = TESTS_PER_FEATURE * len(profile["features"])
+    return DriftResult(
+        status=NOT_ENOUGH_DATA,
+        rows=len(window),
+        min_rows=cfg.min_rows,
+        tests=tests,
+        corrected_pvalue=cfg.ks_pvalue / max(tests, 1),
+        message=f"not enough data: {why}",
+    )
+
+
 def compare(profile: dict[str, Any], window: pd.DataFrame, cfg: MonitoringConfig) -> DriftResult:
     """Drift verdict of a window of feature rows (one column per feature)."""
     names = list(profile["features"])
@@ -250,24 +312,25 @@ def compare(profile: dict[str, Any], window: pd.DataFrame, cfg: MonitoringConfig
             f"The served feature rows lack features {absent} that the reference profile has; "
             "the prediction log and the monitored model version do not match."
         )
+    if len(window) < cfg.min_rows:
+        return not_enough_data(
+            profile,
+            window,
+            cfg,
+            f"{len(window)} served rows in the window, {cfg.min_rows} needed (monitoring.min_rows)",
+        )
     tests = TESTS_PER_FEATURE * len(names)
     corrected = cfg.ks_pvalue / max(tests, 1)
     result = DriftResult(
         status=OK, rows=len(window), min_rows=cfg.min_rows, tests=tests, corrected_pvalue=corrected
     )
-    if len(window) < cfg.min_rows:
-        result.status = NOT_ENOUGH_DATA
-        result.message = (
-            f"not enough data: {len(window)} served rows in the window, "
-            f"{cfg.min_rows} needed (monitoring.min_rows)"
-        )
-        return result
+
+    two_sample = bool(profile.get("two_sample"))
 
     def one(name: str) -> FeatureDrift:
         ref = profile["features"][name]
-        return check_feature(
-            name, ref, feature_values(window, name, str(ref["kind"])), cfg, corrected
-        )
+        values = feature_values(window, name, str(ref["kind"]))
+        return check_feature(name, ref, values, cfg, corrected, two_sample)
 
     # Features are independent and numpy's sort / searchsorted release the GIL, so two
     # threads nearly halve a large window's time; map keeps the profile's order.

@@ -46,6 +46,10 @@ def prometheus_registry(
         "seamless_monitor_decision_retrain", "1 when the last monitoring run said retrain."
     ).labels(**base).set(float(result.decision == "retrain"))
     gauge(
+        "seamless_monitor_retrain_skipped",
+        "1 when drift or a breach persists but its retrain already ran on the same data.",
+    ).labels(**base).set(float(result.decision == "retrain_skipped"))
+    gauge(
         "seamless_monitor_last_run_timestamp_seconds", "Unix time of the last monitoring run."
     ).labels(**base).set(time.time())
     per_feature = {
@@ -113,6 +117,7 @@ def log_run(result: MonitoringResult, report_html: str, experiment: str) -> str:
                 "seamless.decision": result.decision,
                 "seamless.drift_status": result.drift.status,
                 "seamless.performance_status": result.performance.status,
+                "seamless.reference": str(result.reference.get("kind", "")),
                 "seamless.reason": result.reason[:5000],
             }
         )

@@ -117,6 +117,36 @@ def build_profile(
     }
 
 
+def baseline_profile(
+    training: dict[str, Any], frame: pd.DataFrame, *, sample_size: int = 5_000
+) -> dict[str, Any]:
+    """The reference profile of a served baseline window (`frame`: one column per feature).
+
+    Same features, kinds and bin count as the `training` profile; marked `two_sample`,
+    so drift uses two-sample tests (the baseline's shares are estimates from a few
+    hundred rows, not the near-exact shares of the training rows). Range and category
+    checks keep what training saw too: a value is out of range only outside both the
+    training and the baseline min/max, a category unseen only if neither had it.
+    """
+    feats = training["features"]
+    numeric = [n for n, f in feats.items() if f["kind"] == NUMERIC]
+    categorical = [n for n, f in feats.items() if f["kind"] == CATEGORICAL]
+    out = build_profile(
+        frame, numeric, categorical, bins=int(training.get("bins", 10)), sample_size=sample_size
+    )
+    for name in numeric:
+        base, ref = out["features"][name], feats[name]
+        for key, pick in (("min", min), ("max", max)):
+            known = [v for v in (base.get(key), ref.get(key)) if v is not None]
+            base[key] = pick(known) if known else None
+    for name in categorical:
+        base_freq = out["features"][name]["frequencies"]
+        for category in feats[name].get("frequencies", {}):
+            base_freq.setdefault(category, 0.0)
+    out["two_sample"] = True
+    return out
+
+
 def profile_for_training(config: SeamlessConfig, x_train: pd.DataFrame) -> dict[str, Any]:
     """The profile of the model input the train stage fits on, with the configured sizes."""
     from components.common.config import feature_columns

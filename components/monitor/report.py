@@ -10,13 +10,14 @@ import html
 from typing import Any
 
 from components.monitor.drift import DRIFT, NOT_ENOUGH_DATA, OK, WARN
-from components.monitor.results import RETRAIN, MonitoringResult
+from components.monitor.results import RETRAIN, RETRAIN_SKIPPED, MonitoringResult
 
 _COLORS = {
     OK: "#1a7f37",
     WARN: "#9a6700",
     DRIFT: "#cf222e",
     RETRAIN: "#cf222e",
+    RETRAIN_SKIPPED: "#9a6700",
     "breach": "#cf222e",
     NOT_ENOUGH_DATA: "#59636e",
     "no_baseline": "#59636e",
@@ -55,10 +56,23 @@ def render_html(result: MonitoringResult) -> str:
         ("model", f"{result.model_name} v{result.model_version} (@{result.model_alias})"),
         ("checked at", result.checked_at),
         ("decision", result.reason),
+        ("reference", str(result.reference.get("description", ""))),
         ("drift window", f"{d.rows} rows, {result.window.get('drift', '')}"),
         ("tests", f"{d.tests}, each at p < {d.corrected_pvalue:.2g} (Bonferroni)"),
         ("performance window", f"{p.labelled} labelled, {result.window.get('performance', '')}"),
     ]
+    vs_training = result.reference.get("vs_training")
+    if vs_training:
+        meta.append(("same window vs training rows", str(vs_training.get("message", ""))))
+    guarded = result.guard
+    if guarded:
+        sha = guarded.get("data_source_sha256") or "unknown"
+        meta.append(
+            (
+                "retrain guard",
+                f"data source {sha[:16]}; {guarded.get('reason') or 'first retrain decision'}",
+            )
+        )
     join = result.window.get("labels") or {}
     if join.get("feedback"):
         meta.append(

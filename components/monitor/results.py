@@ -9,7 +9,9 @@ from components.monitor.drift import DRIFT, NOT_ENOUGH_DATA, STATUS_CODE, DriftR
 from components.monitor.performance import BREACH, PerformanceResult
 
 RETRAIN, OK = "retrain", "ok"
-DECISIONS = (RETRAIN, OK, NOT_ENOUGH_DATA)
+RETRAIN_SKIPPED = "retrain_skipped"
+"""Drift or a breach whose retrain already ran on the same data (monitor/guard.py)."""
+DECISIONS = (RETRAIN, OK, NOT_ENOUGH_DATA, RETRAIN_SKIPPED)
 
 
 def decide(drift: DriftResult, performance: PerformanceResult) -> tuple[str, str]:
@@ -39,6 +41,11 @@ class MonitoringResult:
     performance: PerformanceResult
     window: dict[str, Any] = field(default_factory=dict)
     """The windows' bounds and the log read's skipped lines."""
+    reference: dict[str, Any] = field(default_factory=dict)
+    """What drift compared with (`kind` served/training, `description`), and for a
+    served baseline the same window against the training profile (`vs_training`)."""
+    guard: dict[str, Any] = field(default_factory=dict)
+    """The retrain guard's record (verdict, data fingerprint, last retrain), when asked."""
     mlflow_run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +59,7 @@ class MonitoringResult:
             "drifted_features": float(len(self.drift.by_status(DRIFT))),
             "labelled_rows": float(self.performance.labelled),
             "performance_breach": float(self.performance.status == BREACH),
+            "retrain_skipped": float(self.decision == RETRAIN_SKIPPED),
         }
         for f in self.drift.features:
             out[f"psi.{f.feature}"] = f.psi

@@ -13,13 +13,14 @@ from components.common.env import workspace as default_workspace
 from components.common.errors import SeamlessError
 from components.common.tracking import CHAMPION
 from components.governance import hooks
+from components.monitor import guard
 from components.monitor.config import MonitoringConfig, monitoring_config
-from components.monitor.drift import compare
+from components.monitor.drift import DRIFT, WARN, compare, not_enough_data
 from components.monitor.exporters import log_run, write_textfile
-from components.monitor.performance import holdout_metrics, live_performance
-from components.monitor.profile import load_reference_profile
+from components.monitor.performance import BREACH, holdout_metrics, live_performance
+from components.monitor.profile import baseline_profile, load_reference_profile
 from components.monitor.report import render_html
-from components.monitor.results import MonitoringResult, decide
+from components.monitor.results import RETRAIN, RETRAIN_SKIPPED, MonitoringResult, decide
 from components.monitor.traffic import (
     JoinStats,
     feature_rows,
@@ -61,6 +62,20 @@ def _describe(frame: pd.DataFrame, hours: float | None, cap: int | None) -> str:
     return f"{span}{capped}: {frame['ts'].min().isoformat()} to {frame['ts'].max().isoformat()}"
 
 
+def _lacking(ws: Path, name: str, version: str, lacking: list[str]) -> SeamlessError:
+    return SeamlessError(
+        f"Served predictions of '{name}' in {log_location(ws)} lack features {lacking} "
+        f"that version {version}'s reference profile has; the prediction log and the "
+        "monitored model version do not match."
+    )
+
+
+def served_baseline(preds: pd.DataFrame, version: str, rows: int) -> pd.DataFrame:
+    """The version's post-deployment baseline: its first `rows` served predictions."""
+    mine = preds[(preds["model_version"] == version) & preds["ts"].notna()]
+    return mine.sort_values("ts", kind="stable").head(rows)
+
+
 def run_monitoring(
     config: SeamlessConfig,
     *,
@@ -70,14 +85,22 @@ def run_monitoring(
     textfile_path: str | Path | None = None,
     now: datetime | None = None,
     log_to_mlflow: bool = True,
+    data_dir: str | Path | None = None,
+    reference: str | None = None,
     **windows: float | int | None,
 ) -> MonitoringResult:
     """Check the served traffic of `config.model.name` at `model_alias` (alias or version).
 
     Reads the workspace's prediction/feedback logs and the version's stored reference
     profile; writes the HTML report, the Prometheus textfile and an MLflow run when asked.
+    `reference` (served / training) overrides `monitoring.reference`; `data_dir` is the
+    data a retrain would ingest (for the retrain guard's data fingerprint).
     """
     cfg = with_windows(monitoring_config(config), **windows)
+    if reference:
+        if reference not in ("served", "training"):
+            raise SeamlessError(f"Reference must be 'served' or 'training', got '{reference}'.")
+        cfg = cfg.model_copy(update={"reference": reference})
     ws = Path(workspace) if workspace is not None else default_workspace()
     name = config.model.name
     profile, mv = load_reference_profile(name, model_alias)
@@ -87,16 +110,50 @@ def run_monitoring(
 
     traffic = read_traffic(ws)
     preds = traffic.predictions[traffic.predictions["model_name"] == name]
-    served = window(preds, checked, cfg.window_hours, cfg.max_rows)
     names = list(profile["features"])
+    ref_info: dict[str, Any] = {"kind": cfg.reference}
+    ref_profile: dict[str, Any] | None = profile
+    candidates = preds
+    if cfg.reference == "served":
+        base = served_baseline(preds, version, cfg.baseline_rows)
+        # The baseline's rows are the reference, not part of the window compared with it.
+        candidates = preds.drop(index=base.index)
+        if len(base) < cfg.baseline_rows:
+            ref_profile = None
+            ref_info["description"] = (
+                f"collecting the served baseline of v{version}: {len(base)} of "
+                f"{cfg.baseline_rows} predictions (monitoring.baseline_rows)"
+            )
+        else:
+            base_frame, lacking = feature_rows(base, names)
+            if lacking:
+                raise _lacking(ws, name, version, lacking)
+            ref_profile = baseline_profile(profile, base_frame, sample_size=cfg.profile_sample_size)
+            ref_info["description"] = (
+                f"served baseline: the first {len(base)} predictions of v{version}, "
+                f"{base['ts'].min().isoformat()} to {base['ts'].max().isoformat()}"
+            )
+        ref_info["rows"] = len(base)
+    else:
+        ref_info["description"] = f"training rows of v{version} ({profile.get('rows')} rows)"
+        ref_info["rows"] = profile.get("rows")
+    served = window(candidates, checked, cfg.window_hours, cfg.max_rows)
     frame, lacking = feature_rows(served, names)
     if lacking:
-        raise SeamlessError(
-            f"Served predictions of '{name}' in {log_location(ws)} lack features {lacking} "
-            f"that version {version}'s reference profile has; the prediction log and the "
-            "monitored model version do not match."
-        )
-    drift = compare(profile, frame, cfg)
+        raise _lacking(ws, name, version, lacking)
+    if ref_profile is None:
+        drift = not_enough_data(profile, frame, cfg, str(ref_info["description"]))
+    else:
+        drift = compare(ref_profile, frame, cfg)
+    if ref_profile is not profile and len(frame) >= cfg.min_rows:
+        # The same window against the training rows: skew since training, for the report.
+        vs_training = compare(profile, frame, cfg)
+        ref_info["vs_training"] = {
+            "status": vs_training.status,
+            "drift": vs_training.by_status(DRIFT),
+            "warn": vs_training.by_status(WARN),
+            "message": vs_training.message,
+        }
 
     # Performance is the monitored version's own: labels of other versions' predictions
     # say nothing about it.
@@ -107,6 +164,15 @@ def run_monitoring(
     perf = live_performance(recent, config.model.threshold, holdout_metrics(mv.tags or {}), cfg)
 
     decision, reason = decide(drift, perf)
+    guarded: dict[str, Any] = {}
+    if decision == RETRAIN and cfg.retrain_requires_change:
+        drifted = drift.by_status(DRIFT) if drift.status == DRIFT else []
+        found = guard.check(config, version, drifted, perf.status == BREACH, data_dir)
+        guarded = {**found.details, "allowed": found.allow, "reason": found.reason}
+        if not found.allow:
+            decision = RETRAIN_SKIPPED
+        if found.reason:
+            reason = f"{reason}; {found.reason}"
     result = MonitoringResult(
         model_name=name,
         model_version=version,
@@ -122,6 +188,8 @@ def run_monitoring(
             "skipped": traffic.skipped,
             "labels": join.to_dict(),
         },
+        reference=ref_info,
+        guard=guarded,
     )
     html = render_html(result)
     if report_path is not None:
@@ -132,7 +200,16 @@ def run_monitoring(
     if log_to_mlflow:
         result.mlflow_run_id = log_run(result, html, config.model.experiment)
     # Every caller's decision is audited: the KFP step, `seamless monitor run`, the demo.
+    # The guard's record (verdict, data fingerprint) is what the next check compares with.
     hooks.on_monitoring_decision(
-        name, version, str(decision), {"reason": reason, **result.summary_metrics()}
+        name,
+        version,
+        str(decision),
+        {
+            "reason": reason,
+            "reference": cfg.reference,
+            **result.summary_metrics(),
+            **{k: v for k, v in guarded.items() if k not in ("reason", "allowed")},
+        },
     )
     return result

@@ -11,6 +11,7 @@ import pytest
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
+from components.monitor.config import monitoring_config
 from components.monitor.exporters import LAST_RUN_TAG, REPORT_ARTIFACT, prometheus_registry
 from components.monitor.profile import PROFILE_ARTIFACT, load_reference_profile
 from components.monitor.stage import default_textfile, run_monitoring
@@ -26,11 +27,14 @@ NOW = datetime(2026, 1, 10, 12, tzinfo=UTC)
 
 
 def _small(config: SeamlessConfig) -> SeamlessConfig:
+    """A quick model; drift against the training rows (these tests are about that
+    comparison; the served baseline has its own in test_retrain_guard.py)."""
     search = config.model.search.model_copy(update={"n_iter": 1, "cv": 2, "space": {}})
     model = config.model.model_copy(
         update={"search": search, "params": {}, "estimator": "logistic_regression"}
     )
-    return config.model_copy(update={"model": model})
+    monitoring = monitoring_config(config).model_copy(update={"reference": "training"})
+    return config.model_copy(update={"model": model, "monitoring": monitoring})
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +284,11 @@ def test_cli_run_exits_3_on_retrain(
     app = typer.Typer()
     app.add_typer(monitor_app, name="monitor")
     done = CliRunner().invoke(
-        app, ["monitor", "run", "--workspace", str(workspace), "--no-mlflow", "--json"]
+        app,
+        [
+            *("monitor", "run", "--workspace", str(workspace), "--no-mlflow", "--json"),
+            *("--reference", "training"),
+        ],
     )
     assert done.exit_code == EXIT_RETRAIN, done.output
     assert '"decision": "retrain"' in done.output
