@@ -6,7 +6,6 @@ Labels are compared as canonical text, so an integer label read back as a float
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,11 +66,11 @@ def label_classes(labels: LabelsConfig, observed: pd.Series) -> LabelClasses:
     if labels.negative_classes is not None:
         negatives = tuple(str(canonical(v)) for v in labels.negative_classes)
         return LabelClasses(positive, negatives, inferred=False)
-    counts = Counter(v for v in observed.dropna() if v != positive)
-    if not counts:
+    counts = observed[observed != positive].value_counts()
+    if counts.empty:
         return LabelClasses(positive, (), inferred=True)
-    # most_common breaks ties by first appearance; sort for a stable choice.
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    # Ties are broken by the text, so the choice does not depend on row order.
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[0][0]
     return LabelClasses(positive, (top,), inferred=True)
 
 

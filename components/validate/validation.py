@@ -11,7 +11,6 @@ import difflib
 import os
 import time
 from collections import defaultdict
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,7 +18,7 @@ import pandas as pd
 from components.common.config import ExpectationConfig, SeamlessConfig
 from components.common.env import disable_telemetry
 from components.common.errors import SeamlessError
-from components.validate.builtin import builtin_expectations, builtin_outcomes
+from components.validate.builtin import builtin_outcomes
 from components.validate.results import ExpectationOutcome, ValidationResult, jsonable
 
 if TYPE_CHECKING:
@@ -55,19 +54,15 @@ def validate_tables(
     never raised: the caller decides what `result.decision` means for the run.
     """
     started = time.perf_counter()
-    user_specs = config.validation.expectations
-    missing = sorted({e.table for e in user_specs if e.table not in tables})
+    specs = config.validation.expectations
+    missing = sorted({e.table for e in specs if e.table not in tables})
     if missing:
-        first = next(i for i, e in enumerate(user_specs) if e.table in missing)
+        first = next(i for i, e in enumerate(specs) if e.table in missing)
         raise SeamlessError(
             f"validation.expectations[{first}] checks table '{missing[0]}', which is not in the "
             f"dataset (it has {sorted(tables)}); missing tables: {missing}."
         )
 
-    implied = builtin_expectations(config, tables) if builtin else []
-    # GE runs the user's suite and the implied presence/not-null checks together, so
-    # metrics both need are computed once; positions past the user's are built-ins.
-    specs = [*user_specs, *(spec for spec, _ in implied)]
     gx = _import_gx()
     # Build every expectation before running any, so a config mistake fails fast.
     classes = expectation_classes(gx)
@@ -88,17 +83,10 @@ def validate_tables(
                 )
             )
 
-    n_user = len(user_specs)
-    checks = [
-        replace(outcomes[n_user + j], builtin=origin, index=j)
-        for j, (_, origin) in enumerate(implied)
-    ]
-    if builtin:
-        own = builtin_outcomes(config, tables, manifest)
-        checks += [replace(o, index=len(checks) + k) for k, o in enumerate(own)]
+    checks = builtin_outcomes(config, tables, manifest) if builtin else []
     validated = set(per_table) | ({t for t in config.tables if t in tables} if builtin else set())
     return ValidationResult(
-        expectations=[outcomes[i] for i in range(n_user)],
+        expectations=[outcomes[i] for i in range(len(specs))],
         ge_version=gx.__version__,
         table_rows={t: len(tables[t]) for t in tables if t in validated},
         duration_s=round(time.perf_counter() - started, 3),
