@@ -1,0 +1,459 @@
+"""`seamless init` (issue #13 item 10): profiling, type inference, the written config, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from components.common.config import INGESTED_AT, ROW_ID, ColumnType, load_config
+from components.common.errors import SeamlessError
+from pipelines.init_cli import init_cmd
+from pipelines.scaffold import (
+    PASSWORD_VAR,
+    ColumnProfile,
+    KeysPlan,
+    Scaffold,
+    build_scaffold,
+    dry_validate,
+    infer_column,
+    null_budget,
+    plan_keys,
+    plan_label,
+    plan_source,
+    profile_table,
+    widened_range,
+    write_config,
+)
+from tests.helpers.configs import assert_one_sentence
+
+pytestmark = pytest.mark.unit
+
+
+def text(values: Sequence[str | None]) -> pd.Series:
+    """A column as the CSV reader gives it to init: text, blanks as NaN."""
+    return pd.Series(values, dtype=object)
+
+
+def churn_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Churn-shaped rows: string label, no entity or timestamp column, a few gaps."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "plan": rng.choice(["basic", "pro", "team"], n),
+            "region": rng.choice(["north", "south", "east", "west"], n),
+            "seats": rng.integers(1, 50, n).astype(str),
+            "monthly": rng.uniform(10, 120, n).round(2).astype(str),
+            "zip": [f"{z:05d}" for z in rng.integers(0, 40, n)],
+            "churn": np.where(rng.uniform(size=n) < 0.3, "yes", "no"),
+        }
+    )
+    df.loc[[4, 9], "region"] = None
+    return df
+
+
+def write_csv(df: pd.DataFrame, path: Path, sep: str = ",") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False, sep=sep)
+    return path
+
+
+def scaffold_csv(tmp_path: Path, df: pd.DataFrame, **kwargs: Any) -> Scaffold:
+    csv = write_csv(df, tmp_path / "data.csv")
+    return build_scaffold(str(csv), "churn", **{"name": "churn", "data_dir": tmp_path, **kwargs})
+
+
+# ---------------------------------------------------------------- type inference
+
+
+def test_int_with_a_few_unparseable_values_is_int_and_flags_them() -> None:
+    p = infer_column("qty", text(["5"] * 9_981 + ["12x"] * 19))
+    assert p.kind == "int"
+    assert (p.present, p.parsed, p.invalid) == (10_000, 9_981, 19)
+    assert "inferred int: 9,981 of 10,000 non-null values parse as integers" in p.why
+    assert "19 do not and become null at ingest" in p.why and "'12x'" in p.why
+    assert p.invalid_examples == ("12x",)
+
+
+def test_too_many_unparseable_values_keep_the_column_text() -> None:
+    p = infer_column("qty", text(["5"] * 97 + ["many"] * 3))  # 3% > the 1% budget
+    assert p.kind == "string"
+    assert "97 of 100 non-null values are numbers" in p.why
+
+
+def test_digits_with_leading_zeros_stay_text() -> None:
+    p = infer_column("account", text(["00123", "04567", "12345"] * 10))
+    assert p.kind == "string"
+    assert "leading zeros" in p.why and "'00123'" in p.why
+
+
+def test_decimals_are_never_cut_to_integers() -> None:
+    p = infer_column("price", text(["10"] * 150 + ["12.5"]))
+    assert p.kind == "float" and p.invalid == 0
+
+
+def test_integers_too_long_for_int64_stay_text() -> None:
+    p = infer_column("tweet_id", text(["12345678901234567890", "1"] * 20))
+    assert p.kind == "string" and "too long" in p.why
+
+
+def test_booleans_timestamps_and_text() -> None:
+    assert infer_column("b", text(["true", "False", "TRUE", None])).kind == "bool"
+    assert infer_column("yn", text(["yes", "no"] * 5)).kind == "string"
+    ts = infer_column("when", text(["2024-01-02", "2024-03-04T05:06:07Z"] * 60 + ["soon"]))
+    assert ts.kind == "timestamp" and ts.invalid == 1 and "'soon'" in ts.why
+    assert infer_column("empty", text([None, None])).kind == "string"
+
+
+def test_source_types_are_kept_and_stats_are_of_the_parsed_values() -> None:
+    p = infer_column("n", pd.Series([3, 1, None, 7], dtype="Int64"))
+    assert p.kind == "int" and "typed so in the source" in p.why
+    assert (p.minimum, p.maximum, p.nulls) == (1, 7, 1)
+    s = infer_column("s", text(["a", "b", "a", None]))
+    assert s.top == (("a", 2), ("b", 1)) and s.distinct == 2 and s.nulls == 1
+
+
+# ---------------------------------------------------------------- label
+
+
+def test_two_valued_label_takes_the_minority_class_and_says_so() -> None:
+    df = pd.DataFrame({"churn": ["no"] * 30 + ["yes"] * 10})
+    plan = plan_label(df, "churn", "data.csv")
+    assert plan.positive == "yes" and plan.negatives == ("no",)
+    assert any("minority class" in n for n in plan.notes)
+
+
+def test_label_with_more_than_two_values_needs_positive() -> None:
+    df = pd.DataFrame({"grade": ["a"] * 5 + ["b"] * 3 + ["c"] * 2})
+    with pytest.raises(SeamlessError) as info:
+        plan_label(df, "grade", "data.csv")
+    assert_one_sentence(str(info.value), "'grade'", "3 values", "'a' (5 rows)", "--positive")
+    plan = plan_label(df, "grade", "data.csv", positive="c")
+    assert plan.positive == "c" and plan.negatives == ("a", "b")
+
+
+def test_positive_must_be_a_label_value() -> None:
+    df = pd.DataFrame({"churn": ["yes", "no", "no"]})
+    with pytest.raises(SeamlessError) as info:
+        plan_label(df, "churn", "data.csv", positive="Yes")
+    assert_one_sentence(str(info.value), "--positive 'Yes'", "'churn'", "'no' (2 rows)")
+
+
+def test_one_class_and_missing_label_column_are_errors() -> None:
+    with pytest.raises(SeamlessError, match="holds one value only"):
+        plan_label(pd.DataFrame({"churn": ["no", "no"]}), "churn", "data.csv")
+    with pytest.raises(SeamlessError) as info:
+        plan_label(pd.DataFrame({"plan": ["a"]}), "churn", "data.csv")
+    assert_one_sentence(str(info.value), "--label 'churn'", "data.csv", "'plan'")
+
+
+def test_case_variants_are_mapped_and_missing_labels_dropped() -> None:
+    df = pd.DataFrame({"churn": ["churned"] * 10 + ["Churned"] * 2 + ["stayed"] * 20 + [None]})
+    plan = plan_label(df, "churn", "data.csv", positive="churned")
+    assert plan.value_map == {"Churned": "churned"}
+    assert plan.counts == {"stayed": 20, "churned": 12}
+    assert plan.missing == 1
+
+
+def test_integer_labels_stay_integers() -> None:
+    plan = plan_label(pd.DataFrame({"y": ["0", "1", "0", "0"]}), "y", "d.csv")
+    assert (plan.kind, plan.positive, plan.negatives) == ("int", 1, (0,))
+
+
+# ---------------------------------------------------------------- keys
+
+
+def keys_for(df: pd.DataFrame, **kwargs: str) -> KeysPlan:
+    return plan_keys(df, profile_table(df), "churn", "data.csv", **kwargs)
+
+
+def test_an_id_named_unique_column_is_proposed_as_entity() -> None:
+    df = pd.DataFrame(
+        {"customerID": [f"C{i:03d}" for i in range(30)], "paid": range(30), "churn": ["no"] * 30}
+    )
+    keys = keys_for(df)
+    assert (keys.entity, keys.entity_kind, keys.timestamp) == ("customerID", "string", None)
+    # 'paid' is unique too, but not named like an id.
+    assert keys_for(df.drop(columns="customerID")).entity is None
+
+
+def test_no_fitting_key_leaves_row_id_and_ingestion_time() -> None:
+    df = pd.DataFrame({"id": [1, 1, 2], "churn": ["no", "yes", "no"]})  # id repeats
+    keys = keys_for(df)
+    assert keys.entity is None and keys.timestamp is None
+    assert any(ROW_ID in n for n in keys.notes) and any(INGESTED_AT in n for n in keys.notes)
+
+
+def test_given_keys_are_checked() -> None:
+    df = pd.DataFrame(
+        {
+            "cid": ["a", "b", "a"],
+            "when": ["2024-01-01", "2024-01-02", "someday"],
+            "churn": ["no", "yes", "no"],
+        }
+    )
+    with pytest.raises(SeamlessError) as info:
+        keys_for(df, entity="cid")
+    assert_one_sentence(str(info.value), "'cid'", "row 1", "--timestamp")
+    with pytest.raises(SeamlessError) as info:
+        keys_for(df, timestamp="when")
+    assert_one_sentence(str(info.value), "'when'", "row 3", "'someday'")
+    with pytest.raises(SeamlessError, match="is not a column"):
+        keys_for(df, entity="customer")
+    with pytest.raises(SeamlessError, match="is the label column"):
+        keys_for(df, entity="churn")
+
+
+def test_event_time_is_proposed_only_when_named_like_one() -> None:
+    df = pd.DataFrame(
+        {
+            "event_time": ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"],
+            "birth_date": ["1980-01-01", "1990-01-01"],
+            "churn": ["no", "yes"],
+        }
+    )
+    keys = keys_for(df)
+    assert keys.timestamp == "event_time"
+    assert any("'birth_date' also holds timestamps" in n for n in keys.notes)
+    assert keys_for(df.drop(columns="event_time")).timestamp is None
+
+
+def test_an_existing_row_id_column_that_is_no_key_is_an_error() -> None:
+    df = pd.DataFrame({"row_id": [1, 1], "churn": ["no", "yes"]})
+    with pytest.raises(SeamlessError) as info:
+        keys_for(df)
+    assert_one_sentence(str(info.value), "'row_id'", "--entity")
+
+
+# ---------------------------------------------------------------- expectations
+
+
+def profile(
+    kind: ColumnType, lo: float, hi: float, rows: int = 100, nulls: int = 0
+) -> ColumnProfile:
+    return ColumnProfile(
+        name="c",
+        kind=kind,
+        rows=rows,
+        present=rows - nulls,
+        parsed=rows - nulls,
+        invalid_examples=(),
+        distinct=50,
+        top=(),
+        minimum=lo,
+        maximum=hi,
+    )
+
+
+def test_ranges_are_widened_and_rounded_outward() -> None:
+    assert widened_range(profile("int", 18, 80)) == (11, 87)
+    assert widened_range(profile("int", 0, 72)) == (0, 80)  # never below zero if never was
+    # margin 0.147: rounded outward on a 0.1 grid
+    assert widened_range(profile("float", -0.5, 0.97)) == (-0.7, 1.2)
+    assert widened_range(profile("float", 5.0, 5.0)) == (4.5, 5.5)  # a constant: 10% of it
+
+
+def test_null_budget_allows_the_observed_share_plus_slack() -> None:
+    assert null_budget(profile("int", 0, 1)) == 0.99
+    assert null_budget(profile("int", 0, 1, rows=1000, nulls=100)) == 0.85
+    assert null_budget(profile("int", 0, 1, rows=10, nulls=10)) is None
+
+
+# ---------------------------------------------------------------- the written config
+
+
+def test_written_config_loads_and_explains_itself(tmp_path: Path) -> None:
+    df = churn_frame()
+    df.loc[7, "seats"] = "n/a seats"  # one unparseable value: int, flagged
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    out = tmp_path / "churn.yaml"
+    write_config(out, plan.text)
+    config = load_config(out)
+    table = config.tables["data"]
+    assert table.source.uri == "data.csv"  # type: ignore[union-attr]
+    assert table.entity_column is None and table.timestamp_column is None
+    assert table.columns == {
+        "plan": "string",
+        "region": "string",
+        "seats": "int",
+        "monthly": "float",
+        "zip": "string",
+        "churn": "string",
+    }
+    assert config.labels.positive_class == "yes" and config.labels.negative_classes == ["no"]
+    assert config.labels.unknown_values == "fail"
+    assert config.features.views[0].features == ["plan", "region", "seats", "monthly", "zip"]
+    assert config.model.estimator == "hist_gradient_boosting"
+    assert "# inferred int: 399 of 400 non-null values parse as integers" in plan.text
+    assert "'n/a seats'" in plan.text
+    assert "minority" not in plan.text and "(--positive)" in plan.text
+    severities = {
+        (e.type, e.kwargs.get("column")): e.severity for e in config.validation.expectations
+    }
+    assert severities[("expect_table_row_count_to_be_between", None)] == "critical"
+    assert severities[("expect_column_distinct_values_to_contain_set", "churn")] == "critical"
+    assert severities[("expect_column_values_to_be_in_set", "plan")] == "warning"
+    assert severities[("expect_column_values_to_be_between", "seats")] == "warning"
+    assert severities[("expect_column_values_to_not_be_null", "region")] == "warning"
+    critical = [e for e in config.validation.expectations if e.severity == "critical"]
+    assert len(critical) == 2
+    # 'yes'/'no' would read back as booleans unquoted; the YAML keeps them text.
+    raw = yaml.safe_load(plan.text)
+    assert raw["labels"]["positive_class"] == "yes"
+
+
+def test_first_run_passes_on_the_same_data_and_coercions_match_the_profile(
+    tmp_path: Path,
+) -> None:
+    df = churn_frame()
+    df.loc[[7, 8], "monthly"] = "unknown"
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    out = tmp_path / "churn.yaml"
+    write_config(out, plan.text)
+    dry = dry_validate(out, tmp_path)
+    assert dry.result.decision == "pass", dry.result.failure_sentences()
+    assert dry.rows == 400
+    assert dry.coerced() == [("data", "monthly", 2, ["unknown"])]
+    assert plan.profiles["monthly"].invalid == 2
+    # A changed label on the next file is what the critical built-in check catches.
+    df.loc[3, "churn"] = "maybe"
+    write_csv(df, tmp_path / "data.csv")
+    failed = dry_validate(out, tmp_path).result
+    assert failed.decision == "fail"
+    assert any("'maybe'" in s for s in failed.failure_sentences())
+
+
+def test_delimiter_parquet_and_paths_outside_the_data_dir(tmp_path: Path) -> None:
+    df = churn_frame(50)
+    df["plan"] = "basic, annual"  # commas inside values of a ';' file
+    semi = write_csv(df, tmp_path / "in" / "semi.csv", sep=";")
+    plan = build_scaffold(str(semi), "churn", name="c", data_dir=tmp_path / "elsewhere")
+    config = yaml.safe_load(plan.text)
+    source = config["tables"]["semi"]["source"]
+    assert source == {"kind": "file", "uri": str(semi), "delimiter": ";"}
+    assert "An absolute path" in plan.text
+
+    pq = tmp_path / "t.parquet"
+    pd.DataFrame({"n": pd.array([1, 2, None] * 20, "Int64"), "churn": [0, 1, 0] * 20}).to_parquet(
+        pq
+    )
+    plan = build_scaffold(str(pq), "churn", name="c", data_dir=tmp_path)
+    cfg = yaml.safe_load(plan.text)
+    assert cfg["tables"]["t"]["columns"] == {"n": "int", "churn": "int"}
+    assert cfg["labels"]["positive_class"] == 1 and cfg["labels"]["negative_classes"] == [0]
+
+
+def test_wide_text_and_timestamps_are_not_features(tmp_path: Path) -> None:
+    df = churn_frame(300)
+    df["note"] = [f"free text {i}" for i in range(300)]
+    df["signup_date"] = "2024-05-01"
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    assert "note" not in plan.features and "signup_date" not in plan.features
+    assert set(plan.left_out) == {"note", "signup_date"}
+    assert "300 distinct values" in plan.text
+
+
+def test_database_source_by_table_or_query(tmp_path: Path) -> None:
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (customer_id INTEGER, spend REAL, churned TEXT)")
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, ?)",
+            [(i, i * 1.5, "yes" if i % 3 == 0 else "no") for i in range(60)],
+        )
+    plan = build_scaffold(
+        "sqlite:///shop.db",
+        "churned",
+        name="shop",
+        data_dir=tmp_path,
+        table="customers",
+        cwd=tmp_path,
+    )
+    config = yaml.safe_load(plan.text)
+    table = config["tables"]["customers"]
+    assert table["source"] == {
+        "kind": "sql",
+        "url": "sqlite:///shop.db",
+        "query": "SELECT * FROM customers",
+    }
+    assert table["entity_column"] == "customer_id"
+    assert table["columns"]["customer_id"] == "int" and table["columns"]["spend"] == "float"
+    plan = build_scaffold(
+        f"sqlite:///{db}",
+        "churned",
+        name="shop",
+        data_dir=tmp_path,
+        query="SELECT spend, churned FROM customers",
+    )
+    assert "SELECT spend, churned FROM customers" in plan.text
+    with pytest.raises(SeamlessError) as info:
+        build_scaffold(f"sqlite:///{db}", "churned", name="s", data_dir=tmp_path)
+    assert_one_sentence(str(info.value), "--table", "--query")
+
+
+def test_a_database_password_is_read_from_the_environment(tmp_path: Path) -> None:
+    source = plan_source(
+        "postgresql+psycopg2://ana:s3cr%40t@db:5432/shop", tmp_path, table="public.customers"
+    )
+    assert source.config.url == (  # type: ignore[union-attr]
+        "postgresql+psycopg2://ana:${" + PASSWORD_VAR + "}@db:5432/shop"
+    )
+    assert source.password == "s3cr%40t"
+    assert "s3cr" not in source.shown
+    assert source.config.query == "SELECT * FROM public.customers"  # type: ignore[union-attr]
+
+
+def test_bad_input_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(SeamlessError) as info:
+        build_scaffold(str(tmp_path / "absent.csv"), "churn", name="c", data_dir=tmp_path)
+    assert_one_sentence(str(info.value), "absent.csv", "does not exist")
+    only_label = write_csv(pd.DataFrame({"churn": ["yes", "no"]}), tmp_path / "l.csv")
+    with pytest.raises(SeamlessError) as info:
+        build_scaffold(str(only_label), "churn", name="c", data_dir=tmp_path)
+    assert_one_sentence(str(info.value), "no column to learn from")
+    with pytest.raises(SeamlessError, match="applies to a database URL"):
+        build_scaffold(str(only_label), "churn", name="c", data_dir=tmp_path, query="SELECT 1")
+
+
+# ---------------------------------------------------------------- the command
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer(add_completion=False)
+    app.command("init")(init_cmd)
+    app.command("other")(lambda: None)  # two commands: `init` stays a subcommand
+    return app
+
+
+def test_init_command_writes_validates_and_prints_the_verdict(tmp_path: Path) -> None:
+    df = churn_frame()
+    df.loc[5, "seats"] = "lots"
+    write_csv(df, tmp_path / "data.csv")
+    out = tmp_path / "churn.yaml"
+    args = ["init", "--from", str(tmp_path / "data.csv"), "--label", "churn", "--out", str(out)]
+    result = CliRunner().invoke(cli(), args)
+    assert result.exit_code == 0, result.output
+    assert "Dry validation: pass on 400 rows" in result.output
+    assert "coerced: data.seats: 1 value became null (e.g. 'lots')" in result.output
+    assert "seats" in result.output and "inferred int" in result.output
+    assert "seamless run training --config" in result.output
+    assert load_config(out).labels.positive_class == "yes"  # the minority class
+
+    again = CliRunner().invoke(cli(), args)
+    assert again.exit_code == 1
+    assert "already exists; pass --force" in again.output
+
+    df["churn"] = ["a", "b", "c", "d"] * 100
+    write_csv(df, tmp_path / "data.csv")
+    bad = CliRunner().invoke(cli(), [*args, "--force"])
+    assert bad.exit_code == 1
+    assert "has 4 values" in bad.output and "--positive" in bad.output
+    assert "Traceback" not in bad.output
