@@ -13,6 +13,7 @@ from rich.table import Table
 
 from components.common.config import default_config_path, load_config
 from components.common.errors import SeamlessError
+from pipelines.output import stdout_console
 
 app = typer.Typer(
     help="Seamless: raw data to a monitored model, as Kubeflow Pipelines components.",
@@ -38,11 +39,40 @@ ConfigOpt = Annotated[
 WorkspaceOpt = Annotated[
     Path, typer.Option("--workspace", "-w", help="Workspace folder for MLflow, Feast, KFP outputs.")
 ]
+WsConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Use-case YAML config (default: the one the workspace was trained with, else the "
+        "bundled credit-risk demo); must match the workspace's.",
+        show_default=False,
+    ),
+]
+
+
+def _workspace_config(config: Path | None, workspace: Path) -> Path:
+    """The config to run with against the workspace (pipelines/workspace.py)."""
+    from pipelines.workspace import resolve_config
+
+    return resolve_config(config, workspace)
+
+
+def _training_config(config: Path | None, workspace: Path) -> Path:
+    """The config a training run uses; says so when it changes the workspace's."""
+    from pipelines.workspace import resolve_training_config
+
+    path, changed = resolve_training_config(config, workspace)
+    if changed:
+        console.print(
+            f"The workspace's recorded config changes with this run ({', '.join(changed)})."
+        )
+    return path
 
 
 @run_app.command("training")
 def run_training_cmd(
-    config: ConfigOpt = DEFAULT_CONFIG,
+    config: WsConfigOpt = None,
     data_dir: Annotated[
         Path | None,
         typer.Option("--data-dir", "-d", help="Folder that relative file sources resolve against."),
@@ -69,7 +99,8 @@ def run_training_cmd(
     """
     from pipelines.local import run_training, use_workspace
 
-    load_config(config)  # a bad config fails before anything is written
+    config = _training_config(config, workspace)  # a bad config fails before any write
+    load_config(config)
     use_workspace(workspace)
     _require("run_pipeline")
     steps = ["ingest", "validate", "features", "train", "evaluate", "register", "deploy"]
@@ -97,7 +128,7 @@ def run_training_cmd(
 
 @run_app.command("monitoring")
 def run_monitoring_cmd(
-    config: ConfigOpt = DEFAULT_CONFIG,
+    config: WsConfigOpt = None,
     data_dir: Annotated[
         Path | None,
         typer.Option("--data-dir", "-d", help="Fresh data for a retrain, if one is triggered."),
@@ -121,6 +152,7 @@ def run_monitoring_cmd(
     """
     from pipelines.local import run_monitoring, use_workspace
 
+    config = _workspace_config(config, workspace)
     load_config(config)
     use_workspace(workspace)
     _require("run_pipeline")
@@ -136,7 +168,7 @@ def run_monitoring_cmd(
     if as_json:
         print(json.dumps(outcome.to_dict(), indent=2, default=str))
         return
-    out = Console(soft_wrap=True)
+    out = stdout_console()
     out.print(f"monitoring decision: [bold]{outcome.decision}[/bold]")
     out.print(f"champion: v{outcome.champion_before} -> v{outcome.champion_after}")
     for event in outcome.events:
@@ -149,7 +181,7 @@ def run_monitoring_cmd(
 
 @app.command("demo-loop")
 def demo_loop_cmd(
-    config: ConfigOpt = DEFAULT_CONFIG,
+    config: WsConfigOpt = None,
     workspace: Annotated[
         Path, typer.Option("--workspace", "-w", help="A workspace of its own for the loop.")
     ] = Path(".seamless-loop"),
@@ -163,6 +195,7 @@ def demo_loop_cmd(
     from pipelines.demo_loop import run_demo_loop
     from pipelines.local import use_workspace
 
+    config = _training_config(config, workspace)
     load_config(config)
     use_workspace(workspace)
     _require("run_pipeline")
@@ -176,14 +209,14 @@ def demo_loop_cmd(
         details = e.get("details") or {}
         why = details.get("reason") or details.get("decision") or details.get("model_uri") or ""
         table.add_row(e["time"][11:19], e["action"], e["subject"], str(why)[:160])
-    Console(soft_wrap=True).print(table)
+    stdout_console().print(table)
 
 
 @app.command("promote")
 def promote_cmd(
     version: Annotated[str, typer.Option("--version", help="Model version to make champion.")],
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit trail).")] = "manual",
-    config: ConfigOpt = DEFAULT_CONFIG,
+    config: WsConfigOpt = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
 ) -> None:
     """Make a model version the champion by hand (previous one kept for rollback).
@@ -194,10 +227,10 @@ def promote_cmd(
     from components.register.operations import promote
     from pipelines.local import use_workspace
 
-    cfg = load_config(config)
+    cfg = load_config(_workspace_config(config, workspace))
     use_workspace(workspace)
     move = promote(cfg.model.name, version, reason, deployments_dir())
-    Console().print(
+    stdout_console().print(
         f"{move.model_name}: champion v{move.champion} (previous champion v{move.replaced})"
     )
 
@@ -208,7 +241,7 @@ def rollback_cmd(
         str | None, typer.Option("--to", help="Version to roll back to (default: previous).")
     ] = None,
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit trail).")] = "manual",
-    config: ConfigOpt = DEFAULT_CONFIG,
+    config: WsConfigOpt = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
 ) -> None:
     """Move the champion back to the previous champion (or to --to).
@@ -219,10 +252,12 @@ def rollback_cmd(
     from components.register.operations import rollback
     from pipelines.local import use_workspace
 
-    cfg = load_config(config)
+    cfg = load_config(_workspace_config(config, workspace))
     use_workspace(workspace)
     move = rollback(cfg.model.name, to, reason, deployments_dir())
-    Console().print(f"{move.model_name}: champion back to v{move.champion} (from v{move.replaced})")
+    stdout_console().print(
+        f"{move.model_name}: champion back to v{move.champion} (from v{move.replaced})"
+    )
 
 
 def _print_outcome(outcome: dict, workspace: Path) -> None:
@@ -237,7 +272,7 @@ def _print_outcome(outcome: dict, workspace: Path) -> None:
         table.add_row("champion ROC AUC", f"{metrics['roc_auc']:.4f}")
     table.add_row("wall time", f"{outcome.get('seconds', 0):.1f} s")
     table.add_row("step logs", str(outcome.get("log_file", "")))
-    out = Console(soft_wrap=True)
+    out = stdout_console()
     out.print(table)
     for name, path in (outcome.get("reports") or {}).items():
         out.print(f"{name.capitalize()} report (HTML): {path}")
@@ -258,7 +293,7 @@ def compile_cmd(
     from pipelines.compile import COMPILED_DIR, compile_all
 
     for path in compile_all(out or COMPILED_DIR):
-        Console().print(f"wrote {path}")
+        stdout_console().print(f"wrote {path}")
 
 
 @datasets_app.command("generate")
@@ -279,7 +314,7 @@ def generate_cmd(
     with console.status(f"Generating {rows:,} label rows"):
         paths = generate(out, n_rows=rows, seed=seed, drift=drift)
     for table, path in paths.items():
-        Console().print(f"{table}: {path}")
+        stdout_console().print(f"{table}: {path}")
 
 
 @app.command("submit")
@@ -321,9 +356,7 @@ def submit_cmd(
         experiment=experiment,
         cron=cron,
     )
-    Console(soft_wrap=True).print(
-        f"submitted: run {done.run_id or done.recurring_run_id} ({done.url})"
-    )
+    stdout_console().print(f"submitted: run {done.run_id or done.recurring_run_id} ({done.url})")
 
 
 def _register_subcommands() -> None:
@@ -342,7 +375,7 @@ _register_subcommands()
 
 @features_app.command("materialize")
 def materialize_cmd(
-    config: ConfigOpt = DEFAULT_CONFIG,
+    config: WsConfigOpt = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
 ) -> None:
     """Load new feature values into the online store (what the cluster's CronJob runs).
@@ -353,17 +386,17 @@ def materialize_cmd(
     from components.features.features import materialize_online
     from pipelines.local import use_workspace
 
-    cfg = load_config(config)
+    cfg = load_config(_workspace_config(config, workspace))
     use_workspace(workspace)
     _require("materialize")
     with console.status("Materializing"):
         done = materialize_online(feast_repo_path(), cfg)
-    Console().print(f"materialized {', '.join(done['views'])} up to {done['end']}")
+    stdout_console().print(f"materialized {', '.join(done['views'])} up to {done['end']}")
 
 
 @app.command("status")
 def status_cmd(
-    config: ConfigOpt = DEFAULT_CONFIG,
+    config: WsConfigOpt = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
@@ -373,15 +406,20 @@ def status_cmd(
     """
     from pipelines.local import use_workspace
     from pipelines.status import champion_status
+    from pipelines.workspace import describe
 
+    config = _workspace_config(config, workspace)
+    cfg = load_config(config)
     use_workspace(workspace)
-    status = champion_status(load_config(config))
+    status = champion_status(cfg)
+    status["config"] = describe(workspace) or {"recorded": False, "path": str(config)}
     if as_json:
         print(json.dumps(status, indent=2, default=str))
         return
     champ = status["champion"]
+    used = f"config: {status['config']['path']}"
     if champ is None:
-        Console().print(f"No champion for {status['model_name']} yet.")
+        stdout_console().print(f"No champion for {status['model_name']} yet ({used}).")
         return
     table = Table(title=f"{status['model_name']} champion", show_header=False)
     table.add_row("version", champ["version"])
@@ -391,9 +429,10 @@ def status_cmd(
     for key in ("validation", "feature_service", "train_run_id", "pipeline_run_id"):
         table.add_row(key, str(champ[key]))
     table.add_row("previous champion", str(status.get("previous_champion")))
-    out = Console(soft_wrap=True)
+    out = stdout_console()
     out.print(table)
     out.print(f"data sha256: {champ['data_sha256']}")
+    out.print(used)
 
 
 def _require(action: str) -> None:

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.output import stdout_console
+
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 
 WorkspaceOpt = Annotated[
@@ -34,7 +36,10 @@ def audit_verify_cmd(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     expected_head: Annotated[
         str | None,
-        typer.Option(help="Head hash published earlier; catches entries cut off the end."),
+        typer.Option(
+            help="Head hash published earlier, as `audit verify` prints it (or its first 12+ "
+            "hex digits); the chain must still hold that entry (catches a cut-off end)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -96,16 +101,29 @@ def audit_show_cmd(
             str(e.get("subject")),
             details if len(details) <= 120 else details[:117] + "...",
         )
-    Console(soft_wrap=True).print(table)
+    stdout_console().print(table)
 
 
 def lineage_cmd(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Registered model.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Registered model (default: the model of the config)."),
+    ] = None,
     version: Annotated[str | None, typer.Option("--version", "-v", help="Its version.")] = None,
     request_id: Annotated[
         str | None, typer.Option("--request-id", "-r", help="A prediction's request id.")
     ] = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Use-case YAML config naming the model (default: the one the workspace was "
+            "trained with, else the bundled demo); must match the workspace's.",
+            show_default=False,
+        ),
+    ] = None,
     predictions_dir: Annotated[
         Path | None,
         typer.Option(help="Prediction log folder (default <workspace>/predictions)."),
@@ -123,9 +141,11 @@ def lineage_cmd(
     """Where a model version (or one prediction) came from: sources, snapshot, validation,
     features, training run, version, deployments and the decisions that touched it.
 
-    Example: seamless lineage --model credit-risk --version 3
+    Example: seamless lineage --version 3            (the workspace's model)
+    Example: seamless lineage --model credit_risk --version 3
     Example: seamless lineage --request-id 5f0c... --json
     """
+    from components.common.config import load_config
     from components.common.errors import SeamlessError
     from components.governance.access import require
     from components.governance.lineage import (
@@ -134,10 +154,16 @@ def lineage_cmd(
         render_tree,
         request_lineage,
     )
+    from pipelines.workspace import resolve_config
 
     by_model = model is not None or version is not None
-    if by_model == (request_id is not None) or (by_model and not (model and version)):
-        raise SeamlessError("Give either --model NAME --version N, or --request-id ID.")
+    if by_model == (request_id is not None) or (by_model and not version):
+        raise SeamlessError("Give either [--model NAME] --version N, or --request-id ID.")
+    if config is not None or (model is None and request_id is None):
+        # The model comes from the config, or the config is checked against the workspace.
+        config_path = resolve_config(config, workspace)
+        if model is None and request_id is None:
+            model = load_config(config_path).model.name
     _use(workspace)
     require("view", "lineage")
     if request_id is not None:
@@ -149,7 +175,7 @@ def lineage_cmd(
     if as_json:
         print(json.dumps(chain, indent=2, default=str))
     else:
-        out = Console(soft_wrap=True)
+        out = stdout_console()
         out.print(render_tree(chain))
         if written:
             out.print(f"OpenLineage events appended to {written}")

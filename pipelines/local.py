@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import sys
@@ -44,6 +45,7 @@ class RunOutcome:
         return asdict(self)
 
 
+log = logging.getLogger(__name__)
 _DERIVED = "SEAMLESS_DERIVED_ENDPOINTS"
 """Which endpoint variables `use_workspace` derived itself (and may replace)."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -110,7 +112,32 @@ def use_workspace(workspace: Path) -> dict[str, str]:
             os.environ.pop(key, None)
     os.environ.update(settings)
     os.environ[_DERIVED] = ",".join(now_derived)
+    _relocate(workspace, now_derived)
     return settings
+
+
+def _relocate(workspace: Path, derived: list[str]) -> None:
+    """A workspace moved or copied since its stores were written reads and writes its own
+    files: the absolute locations MLflow and Feast keep are rewritten (said on stderr)."""
+    from components.common.tracking import relocate_local_store
+
+    moved: list[str] = []
+    if "MLFLOW_TRACKING_URI" in derived:
+        old = relocate_local_store(workspace / "mlflow" / "mlflow.db")
+        if old:
+            moved.append(f"MLflow artifact locations from {', '.join(old)}")
+    if "SEAMLESS_FEAST_REPO" in derived:
+        from components.features import repo
+
+        if repo.moved_from(workspace / "feast") is not None:
+            old_repo = repo.relocate_repo(workspace / "feast")
+            moved.append(f"the Feast registry and file sources from {old_repo}")
+    if moved:
+        log.warning(
+            "Workspace %s was moved or copied: now using its own stores (rewrote %s).",
+            workspace,
+            "; ".join(moved),
+        )
 
 
 def _latest_run_dir(root: Path, prefix: str, since: float) -> Path | None:
@@ -203,15 +230,23 @@ def run_training(
     on_step: Callable[[str], None] | None = None,
     verbose: bool = False,
 ) -> RunOutcome:
-    """Run the training pipeline locally and summarize what it decided."""
-    config = load_config(config_path)  # fail on a bad config before any step starts
-    from pipelines.training import PIPELINE_NAME, build_training_pipeline
+    """Run the training pipeline locally and summarize what it decided.
 
+    The workspace records the config (`<workspace>/config.yaml`, see pipelines/workspace.py)
+    before the first step; a config for another model than the one the workspace holds
+    is refused before anything is written.
+    """
+    from pipelines.training import PIPELINE_NAME, build_training_pipeline
+    from pipelines.workspace import original_text, record_config, resolve_training_config
+
+    config = load_config(config_path)  # fail on a bad config before any step starts
+    resolve_training_config(config_path, workspace)
+    record_config(workspace.resolve(), config_path)
     done = run_locally(
         PIPELINE_NAME,
         build_training_pipeline(retries=0),
         {
-            "config_yaml": config_path.read_text(encoding="utf-8"),
+            "config_yaml": original_text(config_path),
             "data_dir": str(data_dir.resolve()) if data_dir else "",
         },
         workspace,
@@ -254,13 +289,21 @@ def run_monitoring(
     verbose: bool = False,
     max_rows: int = 0,
 ) -> MonitoringOutcome:
-    """Run the monitoring pipeline locally (post-deploy check, monitor, maybe retrain)."""
+    """Run the monitoring pipeline locally (post-deploy check, monitor, maybe retrain).
+
+    The config must be the one the workspace was trained with (pipelines/workspace.py);
+    a workspace that records none records this one, since a retrain trains with it.
+    """
     config = load_config(config_path)
     from components.common.tracking import CHAMPION, champion_version, mlflow_client
     from components.governance.audit import audit_log
     from pipelines.monitoring import PIPELINE_NAME, build_monitoring_pipeline
+    from pipelines.workspace import original_text, record_config, recorded_config, resolve_config
 
+    resolve_config(config_path, workspace)
     use_workspace(workspace)
+    if recorded_config(workspace.resolve()) is None:
+        record_config(workspace.resolve(), config_path)
     client = mlflow_client()
     before = champion_version(client, config.model.name, CHAMPION)
     log = audit_log()
@@ -269,7 +312,7 @@ def run_monitoring(
         PIPELINE_NAME,
         build_monitoring_pipeline(retries=0),
         {
-            "config_yaml": config_path.read_text(encoding="utf-8"),
+            "config_yaml": original_text(config_path),
             "data_dir": str(data_dir.resolve()) if data_dir else "",
             "window_hours": float(window_hours),
             "max_rows": int(max_rows),

@@ -12,15 +12,20 @@ from typing import Annotated
 
 import typer
 
-from components.common.config import default_config_path
-
 
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
     config: Annotated[
-        Path, typer.Option("--config", "-c", help="Use-case YAML config (default: bundled).")
-    ] = default_config_path(),  # noqa: B008 (a constant path)
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Use-case YAML config (default: the one the workspace was trained with, "
+            "else the bundled demo); must match the workspace's.",
+            show_default=False,
+        ),
+    ] = None,
     workspace: Annotated[
         Path | None,
         typer.Option(
@@ -96,13 +101,14 @@ def serve_cmd(
     from components.serve.settings import ServeSettings
     from pipelines.local import use_workspace
 
+    config_path = serve_config(config, workspace)
     if workspace is not None:
         use_workspace(workspace)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = ServeSettings(
-        config_path=config,
+        config_path=config_path,
         poll_seconds=poll_seconds,
         max_batch=max_batch,
         max_body_bytes=max_body_bytes,
@@ -121,6 +127,16 @@ def serve_cmd(
     uvicorn.run(
         app, host=host, port=port, log_level=log_level.lower(), workers=1, access_log=access_log
     )
+
+
+def serve_config(config: Path | None, workspace: Path | None) -> Path:
+    """The config served: --config, which must match the workspace's recorded config, else
+    the recorded one, else the bundled demo (pipelines/workspace.py). Without --workspace,
+    the workspace is SEAMLESS_WORKSPACE or ./.seamless."""
+    from components.common.env import workspace as default_workspace
+    from pipelines.workspace import resolve_config
+
+    return resolve_config(config, workspace if workspace is not None else default_workspace())
 
 
 def main() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from components.common.env import disable_telemetry, mlflow_tracking_uri
+from components.common.errors import SeamlessError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -56,3 +60,118 @@ def champion_version(client: Any, model_name: str, alias: str = CHAMPION) -> Any
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None
+
+
+ARTIFACTS_DIR = "artifacts"
+"""A local store's artifacts live in this folder next to its SQLite database."""
+# Columns holding artifact URIs of a SQLite store (MLflow 3 schema); missing ones are skipped.
+_LOCATION_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+    ("trace_tags", "value"),
+)
+
+
+def _uri_path(uri: str) -> Path:
+    return Path(unquote(urlsplit(uri).path))
+
+
+def moved_store(db: Path) -> list[str]:
+    """Artifact roots of the local store `db` that are not its own `artifacts` folder.
+
+    MLflow keeps absolute artifact URIs per experiment, run, logged model and model
+    version. A store created by `ensure_experiment` keeps them under
+    `<db folder>/artifacts`; after the workspace was moved or copied they still name the
+    old folder. Read-only; [] when the store was not moved (or does not exist yet).
+    """
+    if not db.is_file():
+        return []
+    here = (db.resolve().parent / ARTIFACTS_DIR).as_uri()
+    try:
+        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30) as conn:
+            rows = conn.execute("SELECT artifact_location FROM experiments").fetchall()
+    except sqlite3.Error:
+        return []  # not an MLflow store yet (MLflow creates the tables on first use)
+    old = set()
+    for (location,) in rows:
+        loc = str(location or "").rstrip("/")
+        if (
+            loc.startswith("file:///")
+            and loc != here
+            and loc.endswith(f"/{db.parent.name}/{ARTIFACTS_DIR}")
+        ):
+            old.add(loc)
+    return sorted(old)
+
+
+def relocate_local_store(db: Path) -> list[str]:
+    """Point a moved or copied local store at its own artifacts folder again.
+
+    Every artifact URI under an old root (see `moved_store`) is rewritten to the same
+    place under `<db folder>/artifacts`, and training-data sources under the old workspace
+    folder to this one, in one transaction. Returns the old roots ([] if nothing moved).
+    """
+    old_roots = moved_store(db)
+    if not old_roots:
+        return []
+    here = (db.resolve().parent / ARTIFACTS_DIR).as_uri()
+    new_ws = db.resolve().parent.parent
+    conn = sqlite3.connect(str(db), timeout=30, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        columns = {table: _table_columns(conn, table) for table, _ in _LOCATION_COLUMNS}
+        for old in old_roots:
+            n = len(old) + 1
+            for table, column in _LOCATION_COLUMNS:
+                if column not in columns[table]:
+                    continue
+                conn.execute(
+                    f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
+                    f'WHERE "{column}" = ? OR substr("{column}", 1, ?) = ?',
+                    (here, n, old, n, f"{old}/"),
+                )
+            if "dataset_source" in _table_columns(conn, "datasets"):
+                _relocate_dataset_sources(conn, _uri_path(old).parent.parent, new_ws)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        raise SeamlessError(
+            f"The MLflow store {db} was moved from {_uri_path(old_roots[0]).parent}, and "
+            f"pointing its artifact locations at {db.parent / ARTIFACTS_DIR} failed: {exc}."
+        ) from None
+    finally:
+        conn.close()
+    return old_roots
+
+
+def _table_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info('{table}')")}
+
+
+def _relocate_dataset_sources(conn: sqlite3.Connection, old_ws: Path, new_ws: Path) -> None:
+    """Training-data sources logged with runs (JSON `{"uri": ...}`) inside the old workspace."""
+    prefix = f"{old_ws}/"
+    rows = conn.execute(
+        "SELECT dataset_uuid, dataset_source FROM datasets WHERE dataset_source LIKE ?",
+        (f"%{old_ws}/%",),
+    ).fetchall()
+    for uuid, text in rows:
+        try:
+            source = json.loads(text)
+        except ValueError:
+            continue
+        uri = source.get("uri") if isinstance(source, dict) else None
+        if not isinstance(uri, str):
+            continue
+        scheme = "file://" if uri.startswith("file://") else ""
+        path = uri.removeprefix(scheme)
+        if path.startswith(prefix):
+            source["uri"] = f"{scheme}{new_ws}/{path[len(prefix) :]}"
+            conn.execute(
+                "UPDATE datasets SET dataset_source = ? WHERE dataset_uuid = ?",
+                (json.dumps(source), uuid),
+            )

@@ -7,33 +7,45 @@ The objects are built in code rather than kept as `.py` files in the repo folder
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from feast import Entity, FeatureService, FeatureView, Field, FileSource
-from feast.feast_object import FeastObject
-from feast.types import Bool, FeastType, Float64, Int64, String, UnixTimestamp
 
 from components.common.config import ColumnType, SeamlessConfig
 from components.common.env import feast_config_file
 from components.common.errors import SeamlessError
 
+if TYPE_CHECKING:  # Feast takes seconds to import: only where its objects are built
+    from feast import Entity, FeatureService, FeatureView
+    from feast.feast_object import FeastObject
+    from feast.types import FeastType
+
 FEATURE_STORE_YAML = "feature_store.yaml"
 DATA_DIR = "data"
+REGISTRY_DB = "registry.db"
+_LOCAL_REGISTRY = re.compile(r"sqlite:///(/.+)/" + re.escape(REGISTRY_DB))
 
-# Declared column type -> Feast type of the feature.
-FEAST_TYPES: dict[ColumnType, FeastType] = {
-    "int": Int64,
-    "float": Float64,
-    "string": String,
-    "bool": Bool,
-    "timestamp": UnixTimestamp,
-}
+
+@functools.cache
+def feast_types() -> dict[ColumnType, FeastType]:
+    """Declared column type -> Feast type of the feature."""
+    from feast.types import Bool, Float64, Int64, String, UnixTimestamp
+
+    return {
+        "int": Int64,
+        "float": Float64,
+        "string": String,
+        "bool": Bool,
+        "timestamp": UnixTimestamp,
+    }
 
 
 def default_offline_store() -> str:
@@ -62,7 +74,7 @@ def local_repo_config(
         "provider": "local",
         "registry": {
             "registry_type": "sql",
-            "path": f"sqlite:///{repo_path.resolve() / 'registry.db'}",
+            "path": f"sqlite:///{repo_path.resolve() / REGISTRY_DB}",
             "cache_ttl_seconds": 60,
             "serve_features_while_materializing": True,
         },
@@ -119,13 +131,16 @@ def build_objects(
     config: SeamlessConfig, repo_path: Path, table_hashes: dict[str, str]
 ) -> FeastObjects:
     """Entity, one FileSource-backed FeatureView per configured view, and the FeatureService."""
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource
+
+    types = feast_types()
     key = config.entity_key()
     # A generated row_id (no declared type) is an int.
     key_type = config.tables[config.labels.table].columns.get(key, "int")
     entity = Entity(
         name=config.features.entity,
         join_keys=[key],
-        value_type=FEAST_TYPES[key_type].to_value_type(),
+        value_type=types[key_type].to_value_type(),
     )
     views: list[FeatureView] = []
     for view in config.features.views:
@@ -142,8 +157,8 @@ def build_objects(
         )
         # The entity column is part of the schema so Feast need not infer its type by
         # reading the file.
-        schema = [Field(name=key, dtype=FEAST_TYPES[key_type])]
-        schema += [Field(name=f, dtype=FEAST_TYPES[columns[f]]) for f in view.features]
+        schema = [Field(name=key, dtype=types[key_type])]
+        schema += [Field(name=f, dtype=types[columns[f]]) for f in view.features]
         views.append(
             FeatureView(
                 name=view.name,
@@ -160,3 +175,88 @@ def build_objects(
         )
     service = FeatureService(name=config.features.service, features=[*views])
     return FeastObjects(entity=entity, views=views, service=service)
+
+
+def moved_from(repo_path: Path) -> Path | None:
+    """The folder a local repo was created in, when it has been moved or copied since.
+
+    Reads only `feature_store.yaml` (no Feast import): a local-mode file (SQL registry on
+    `sqlite:///<folder>/registry.db`) whose folder is not `repo_path`, while `repo_path`
+    holds the registry. A cluster's mounted file (`SEAMLESS_FEAST_CONFIG`) is never ours.
+    """
+    config_file = feast_config_file(repo_path)
+    if os.environ.get("SEAMLESS_FEAST_CONFIG") or not config_file.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # Feast reports an unreadable file when the store is opened
+    registry = raw.get("registry") if isinstance(raw, dict) else None
+    if not isinstance(registry, dict) or registry.get("registry_type") != "sql":
+        return None
+    m = _LOCAL_REGISTRY.fullmatch(str(registry.get("path", "")))
+    here = repo_path.resolve()
+    if m is None or Path(m.group(1)) == here or not (here / REGISTRY_DB).is_file():
+        return None
+    return Path(m.group(1))
+
+
+def relocate_repo(repo_path: Path) -> Path | None:
+    """Make a moved or copied local repo read and write its own files again.
+
+    The registry's SQLite URL in `feature_store.yaml` and the Parquet paths of the file
+    sources in the registry are absolute; those under the old folder are rewritten to
+    this one (sources first, through the new registry URL; the yaml last, atomically, so
+    an interrupted relocation is redone on the next open). Returns the old folder, or
+    None when the repo was not moved.
+    """
+    old = moved_from(repo_path)
+    if old is None:
+        return None
+    here = repo_path.resolve()
+    config_file = feast_config_file(repo_path)
+    raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    raw["registry"]["path"] = f"sqlite:///{here / REGISTRY_DB}"
+    try:
+        _relocate_sources(raw, here, old)
+    except Exception as exc:
+        raise SeamlessError(
+            f"The Feast repo {here} was moved from {old}, and rewriting the registry's "
+            f"file sources ({here / REGISTRY_DB}) failed: {exc}"
+        ) from None
+    fd, tmp = tempfile.mkstemp(prefix=f".{FEATURE_STORE_YAML}.", dir=config_file.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            yaml.safe_dump(raw, fh, sort_keys=False)
+        os.replace(tmp, config_file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return old
+
+
+def _relocate_sources(raw: dict[str, Any], here: Path, old: Path) -> int:
+    """Rewrite FileSource paths under `old` to `here` in the registry; returns objects applied."""
+    from feast import FeatureStore, FileSource
+    from feast.repo_config import RepoConfig
+
+    config = RepoConfig(**raw)
+    config.repo_path = here
+    store = FeatureStore(config=config)
+    prefix = f"{old}/"
+
+    def fix(source: Any) -> bool:
+        if isinstance(source, FileSource) and source.path.startswith(prefix):
+            source.file_options.uri = f"{here}/{source.path[len(prefix) :]}"
+            return True
+        return False
+
+    changed: list[Any] = [s for s in store.list_data_sources() if fix(s)]
+    changed += [v for v in store.list_feature_views() if fix(v.batch_source)]
+    for service in store.list_feature_services():
+        hits = [fix(p.batch_source) for p in service.feature_view_projections]
+        if any(hits):
+            changed.append(service)
+    if changed:
+        store.apply(changed, partial=True)
+    return len(changed)

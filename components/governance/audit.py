@@ -167,17 +167,28 @@ class VerifyResult:
     bad_line: int | None = None
     reason: str = ""
     where: str = ""
+    anchor_seq: int | None = None
+    """With an expected head: the seq of the entry it names (0: the empty chain)."""
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     def message(self) -> str:
-        """One sentence for people."""
+        """One sentence for people (the full head hash, to publish and check later)."""
         if self.ok:
+            anchored = ""
+            if self.anchor_seq is not None:
+                since = self.head_seq - self.anchor_seq
+                anchored = (
+                    ", the expected head"
+                    if since == 0
+                    else f"; the expected head is entry seq {self.anchor_seq}, {since} "
+                    f"{'entry' if since == 1 else 'entries'} appended since"
+                )
             return (
                 f"Audit log {self.where} is intact: {self.entries} entries, head seq "
-                f"{self.head_seq} hash {self.head_hash[:16]}."
+                f"{self.head_seq} hash {self.head_hash}{anchored}."
             )
         return f"Audit log {self.where}: {self.reason}"
 
@@ -195,6 +206,8 @@ class _Checker:
     count: int = 0
     seen: set[int] = field(default_factory=set)
     problem: tuple[int | None, int, str] | None = None  # (seq, line, reason)
+    hashes: list[str] = field(default_factory=lambda: [GENESIS])
+    """Hash of each checked entry by seq (index 0: the genesis hash)."""
 
     def feed(self, line_no: int, raw: bytes | str) -> bool:
         """Check one stored line; False once a problem is found."""
@@ -238,6 +251,7 @@ class _Checker:
             )
         self.seen.add(seq)
         self.prev_hash = str(entry["hash"])
+        self.hashes.append(self.prev_hash)
         self.expected = seq + 1
         self.count += 1
         return True
@@ -284,20 +298,52 @@ def check_lines(
     torn: tuple[int, int] | None = None,
     expected_head: str | None = None,
 ) -> VerifyResult:
-    """Verify stored lines (line number, raw JSON) in stored order."""
+    """Verify stored lines (line number, raw JSON) in stored order.
+
+    `expected_head` is a head hash published earlier, whole or as printed by `seamless
+    audit verify` (any prefix of at least `MIN_HEAD_PREFIX` hex digits). The chain must
+    still hold that entry: entries appended since are fine, entries cut off are not.
+    """
+    wanted = None if expected_head is None else head_prefix(expected_head)
     rows = list(lines)
     checker = _Checker(seqs_ahead={s for _, raw in rows if (s := _seq_of(raw)) is not None})
     for line_no, raw in rows:
         if not checker.feed(line_no, raw):
             break
     res = checker.result(where, torn)
-    if res.ok and expected_head is not None and res.head_hash != expected_head:
-        res.status = "anchor_mismatch"
-        res.reason = (
-            f"the head hash {res.head_hash[:16]} (seq {res.head_seq}) is not the expected "
-            f"{expected_head[:16]}: entries were cut off the end or rewritten."
-        )
+    if res.ok and wanted is not None:
+        found = [seq for seq, h in enumerate(checker.hashes) if h.startswith(wanted)]
+        if len(found) > 1:
+            raise SeamlessError(
+                f"Expected head {wanted} is ambiguous in audit log {where}: the hashes of "
+                f"entries seq {', '.join(map(str, found[:5]))} start with it; give more digits."
+            )
+        if found:
+            res.anchor_seq = found[0]
+        else:
+            res.status = "anchor_mismatch"
+            res.reason = (
+                f"no entry has the expected head hash {wanted} (head now: seq {res.head_seq} "
+                f"hash {res.head_hash}): entries were cut off the end or rewritten."
+            )
     return res
+
+
+MIN_HEAD_PREFIX = 12
+"""Fewest hex digits of a head hash accepted by `verify(expected_head=...)` (48 bits)."""
+
+
+def head_prefix(expected: str) -> str:
+    """A published head hash, normalized (lower case); one sentence when it is not one."""
+    value = expected.strip().lower()
+    if not all(c in "0123456789abcdef" for c in value) or not (
+        MIN_HEAD_PREFIX <= len(value) <= len(GENESIS)
+    ):
+        raise SeamlessError(
+            f"Expected head {expected!r} is not a head hash: give the hash `seamless audit "
+            f"verify` prints, or at least its first {MIN_HEAD_PREFIX} hex digits."
+        )
+    return value
 
 
 class AuditLog(Protocol):

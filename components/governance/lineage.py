@@ -301,6 +301,8 @@ def render_tree(chain: dict[str, Any]) -> Any:
         title = f"[bold]request {req['request_id']}[/bold] ({req['rows']} rows, {req['time']})"
         title += f" -> {chain['model_name']} v{chain['version']}"
     root = Tree(title)
+    if chain.get("request"):
+        _request_rows(root, chain["request"])
     src = root.add("sources")
     for s in chain["sources"] or []:
         src.add(f"{s['table']}: {s['kind']} {s['source']} (sha256 {str(s['source_sha256'])[:12]})")
@@ -342,6 +344,21 @@ def render_tree(chain: dict[str, Any]) -> Any:
         for g in chain["gaps"]:
             gnode.add(g)
     return root
+
+
+def _request_rows(root: Any, req: dict[str, Any]) -> None:
+    """What the request was answered: entity, score and decision per row (first 20)."""
+    from rich.markup import escape
+
+    shown = len(req.get("scores") or [])
+    extra = f", first {shown} shown" if req["rows"] > shown else ""
+    node = root.add(f"answered ({req['rows']} rows{extra}; route {req.get('route')})")
+    ids, scores = req.get("entity_ids") or [], req.get("scores") or []
+    rows = zip(ids, scores, req.get("decisions") or [], strict=False)
+    for i, (entity, score, decision) in enumerate(rows):
+        who = "no entity id (features sent)" if entity is None else f"entity {entity}"
+        shown_score = f"{score:.4f}" if isinstance(score, int | float) else str(score)
+        node.add(escape(f"[{i}] {who}: score {shown_score}, decision {decision}"))
 
 
 # ---------------------------------------------------------------- OpenLineage

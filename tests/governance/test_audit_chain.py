@@ -229,3 +229,49 @@ def test_cli_verify_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         fh.write(b'{"v":')
     torn = runner.invoke(_cli(), ["audit", "verify", "-w", str(ws)])
     assert torn.exit_code == 2 and "incomplete write" in torn.output
+
+
+def test_expected_head_as_printed(tmp_path: Path) -> None:
+    """Issue #13 item 14: the head hash as `audit verify` prints it anchors the chain."""
+    log = _log(tmp_path)
+    head = log.head()
+    printed = log.verify().message()
+    assert f"hash {head}." in printed, "the full head hash is printed"
+    for given in (head, head[:16], head[:12], f"  {head[:20].upper()} "):
+        res = log.verify(expected_head=given)
+        assert res.ok and res.anchor_seq == 6, (given, res.message())
+    # Entries appended since the head was published do not break the anchor...
+    log.append("deployment", model_subject("m", 7), actor="bob")
+    res = log.verify(expected_head=head[:12])
+    assert res.ok and res.anchor_seq == 6 and "1 entry appended since" in res.message()
+    # ...cutting the published entry off does.
+    _write(log, _lines(log)[:5])
+    res = log.verify(expected_head=head[:12])
+    assert res.status == "anchor_mismatch" and "cut off the end" in res.message()
+
+
+@pytest.mark.parametrize("given", ["", "abc", "0123456789a", "xyz" * 5, "a" * 65, "12345678901g"])
+def test_expected_head_too_short_or_not_hex(tmp_path: Path, given: str) -> None:
+    log = _log(tmp_path, 2)
+    with pytest.raises(SeamlessError) as err:
+        log.verify(expected_head=given)
+    message = str(err.value)
+    assert "at least its first 12 hex digits" in message and "\n" not in message
+
+
+def test_cli_verify_with_the_printed_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEAMLESS_ROLE", "admin")
+    ws = tmp_path / "ws"
+    _log(ws)
+    runner = CliRunner()
+    first = runner.invoke(_cli(), ["audit", "verify", "-w", str(ws), "--json"])
+    printed = json.loads(first.output)["head_hash"]
+    text = runner.invoke(_cli(), ["audit", "verify", "-w", str(ws)]).output
+    assert printed in " ".join(text.split())
+    for given in (printed, printed[:12]):
+        ok = runner.invoke(_cli(), ["audit", "verify", "-w", str(ws), "--expected-head", given])
+        assert ok.exit_code == 0, ok.output
+    short = runner.invoke(_cli(), ["audit", "verify", "-w", str(ws), "--expected-head", "abc"])
+    assert isinstance(short.exception, SeamlessError)
+    wrong = runner.invoke(_cli(), ["audit", "verify", "-w", str(ws), "--expected-head", "f" * 12])
+    assert wrong.exit_code == 1 and "no entry has the expected head hash" in wrong.output

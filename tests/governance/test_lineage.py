@@ -224,3 +224,34 @@ def test_cli(env: dict[str, Any]) -> None:
     missing = runner.invoke(app, ["lineage", "-w", ws, "--model", name, "--version", "99"])
     assert isinstance(missing.exception, SeamlessError)
     assert "version 99 does not exist" in str(missing.exception)
+
+
+def test_cli_request_view_shows_rows_and_is_not_cut(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #13 item 15: entity, score and decision without --json; a pipe gets whole lines."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    app = typer.Typer()
+    app.command("lineage")(lineage_cmd)
+    app.command("noop")(lambda: None)
+    out = CliRunner().invoke(app, ["lineage", "-w", str(env["ws"]), "--request-id", "req-1"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert any("[0] entity 1002: score 0.2500, decision False" in line for line in lines), (
+        out.output
+    )
+    assert any("[1] entity 1003: score 0.2500, decision False" in line for line in lines)
+    # The snapshot line carries its whole path: nothing folded at 80 columns.
+    snapshot = [line for line in lines if "snapshot " in line and "intact" in line]
+    assert len(snapshot) == 1 and snapshot[0].rstrip().endswith(env["sha"]), out.output
+    assert max(len(line) for line in lines) > 80
+
+
+def test_cli_version_alone_uses_the_config_model(env: dict[str, Any]) -> None:
+    app = typer.Typer()
+    app.command("lineage")(lineage_cmd)
+    app.command("noop")(lambda: None)
+    ws, version = str(env["ws"]), env["version"]
+    out = CliRunner().invoke(app, ["lineage", "-w", ws, "--version", version, "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["model_name"] == env["config"].model.name

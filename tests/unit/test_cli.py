@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,16 @@ SEAMLESS = str(Path(sys.executable).parent / "seamless")
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # The environment is passed on explicitly: readline (imported by some plugins) sets
+    # COLUMNS/LINES with setenv(), which children would inherit but os.environ never shows.
     return subprocess.run(
-        [SEAMLESS, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        [SEAMLESS, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=dict(os.environ),
     )
 
 
@@ -66,3 +75,24 @@ def test_status_without_champion(tmp_path: Path) -> None:
     result = _run("status", "--workspace", "ws", cwd=tmp_path)
     assert result.returncode == 0
     assert "No champion" in result.stdout
+
+
+def test_tables_are_not_cut_when_piped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #13 item 15: piped output is as wide as its content (rich assumed 80 columns)."""
+    from components.governance.audit import FileAuditLog
+
+    subject = "model:" + "a_rather_long_model_name_" * 3 + "/12"
+    FileAuditLog(tmp_path / "ws" / "audit").append(
+        "promotion", subject, {"reason": "approved by the risk committee " * 3}, actor="alice"
+    )
+    monkeypatch.setenv("SEAMLESS_ROLE", "admin")
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = _run("audit", "show", "--workspace", "ws", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "promotion" in line]
+    assert len(rows) == 1 and subject in rows[0], result.stdout
+    assert "approved by the risk committee approved by" in rows[0]
+    # COLUMNS, when set, still decides.
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = _run("audit", "show", "--workspace", "ws", cwd=tmp_path)
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
