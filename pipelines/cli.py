@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from components.common.config import default_config_path, load_config
@@ -119,10 +120,13 @@ def run_training_cmd(
     else:
         _print_outcome(outcome.to_dict(), workspace)
     if outcome.validation == "fail":
+        failures = (outcome.data.get("validation") or {}).get("failures") or []
         console.print(
-            "[red]A critical expectation failed: nothing was trained or registered.[/red] "
-            f"See the report: {outcome.reports.get('validation', '(not found)')}"
+            "[red]A critical expectation failed: nothing was trained or registered.[/red]"
         )
+        for sentence in failures:
+            console.print(f"  {escape(sentence)}", soft_wrap=True)
+        console.print(f"See the report: {outcome.reports.get('validation', '(not found)')}")
         raise typer.Exit(2)
 
 
@@ -261,6 +265,8 @@ def rollback_cmd(
 
 
 def _print_outcome(outcome: dict, workspace: Path) -> None:
+    from pipelines.run_summary import data_lines
+
     table = Table(title="Seamless training run", show_header=False)
     table.add_row("validation", str(outcome["validation"]))
     table.add_row("new version", str(outcome.get("version") or "-"))
@@ -274,6 +280,18 @@ def _print_outcome(outcome: dict, workspace: Path) -> None:
     table.add_row("step logs", str(outcome.get("log_file", "")))
     out = stdout_console()
     out.print(table)
+    data = outcome.get("data") or {}
+    changed = data_lines(data)
+    if changed:
+        out.print("Data changed at ingest (counted; details in the validation report):")
+        for line in changed:
+            out.print(f"  {escape(line)}", soft_wrap=True)
+    failures = (data.get("validation") or {}).get("failures") or []
+    warnings = [f for f in failures if f.startswith("warning")]
+    if warnings and outcome.get("validation") != "fail":
+        out.print("Validation warnings:")
+        for sentence in warnings:
+            out.print(f"  {escape(sentence)}", soft_wrap=True)
     for name, path in (outcome.get("reports") or {}).items():
         out.print(f"{name.capitalize()} report (HTML): {path}")
     db = Path(workspace).resolve() / "mlflow" / "mlflow.db"

@@ -40,6 +40,9 @@ class RunOutcome:
     reports: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     log_file: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    """Per table rows, values coerced to null, label values mapped or dropped, and the
+    failed validation checks as sentences (pipelines/run_summary.py)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,6 +239,7 @@ def run_training(
     before the first step; a config for another model than the one the workspace holds
     is refused before anything is written.
     """
+    from pipelines.run_summary import data_summary
     from pipelines.training import PIPELINE_NAME, build_training_pipeline
     from pipelines.workspace import original_text, record_config, resolve_training_config
 
@@ -258,6 +262,7 @@ def run_training(
     outcome = summarize(config, done.output, done.started)
     outcome.run_dir = str(done.run_dir or "")
     outcome.reports = _reports(done.run_dir)
+    outcome.data = data_summary(done.run_dir)
     outcome.seconds = time.time() - done.started
     outcome.log_file = str(done.log_file)
     return outcome
