@@ -445,8 +445,11 @@ def _infer_objects(
                 f"kept as string: values such as {lost.iloc[0]!r} are integers too long for a "
                 "64-bit integer (a float would round them)",
             )
-        # Integers only if no value that reads as a number would be lost (no decimals).
-        if n_int == n_float:
+        # Integers only if no number would be lost and none is written as a decimal ("40.0"):
+        # the next file's "40.5" would then be a coerced value.
+        numbers = text[~float_failed[text.index]]
+        written_as_int = not all_text or bool(numbers.str.fullmatch(_INT_TEXT).all())
+        if n_int == n_float and written_as_int:
             return "int", int_failed, _parse_sentence("int", present - n_int, present)
         return "float", float_failed, _parse_sentence("float", present - n_float, present)
     if text.str.contains(_DATE_HINT).any():

@@ -98,6 +98,7 @@ def test_digits_with_leading_zeros_stay_text() -> None:
 def test_decimals_are_never_cut_to_integers() -> None:
     p = infer_column("price", text(["10"] * 150 + ["12.5"]))
     assert p.kind == "float" and p.invalid == 0
+    assert infer_column("hours", text(["40.0", "38.0"])).kind == "float"  # written as decimals
 
 
 def test_integers_too_long_for_int64_stay_text() -> None:
@@ -329,6 +330,29 @@ def test_first_run_passes_on_the_same_data_and_coercions_match_the_profile(
     failed = dry_validate(out, tmp_path).result
     assert failed.decision == "fail"
     assert any("'maybe'" in s for s in failed.failure_sentences())
+
+
+def test_the_written_model_section_trains_as_written(tmp_path: Path) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from components.common.tables import read_dataset
+    from components.ingest.ingest import ingest_tables
+    from components.train.training import fit
+
+    df = churn_frame(300)
+    # Some signal, so the search has something to find.
+    df["churn"] = np.where(df["plan"] == "basic", "yes", "no")
+    df.loc[df.index % 7 == 0, "churn"] = "yes"
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    out = tmp_path / "churn.yaml"
+    write_config(out, plan.text)
+    config = load_config(out)
+    assert (config.model.search.n_iter, config.model.search.cv) == (4, 3)
+    ingest_tables(config, tmp_path, tmp_path / "ds")
+    with threadpool_limits(1):  # see tests/pipeline/test_init_to_serving.py
+        _, best, summary = fit(config, read_dataset(tmp_path / "ds")["data"])
+    assert set(best) == {"learning_rate", "max_depth", "max_iter"}
+    assert summary["candidates"] == 4 and summary["cv_score"] > 0.6
 
 
 def test_delimiter_parquet_and_paths_outside_the_data_dir(tmp_path: Path) -> None:
