@@ -762,7 +762,8 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
     if missing:
         notes.append(
             f"{_rows(missing)} have no label: they are dropped before validation "
-            "(unknown_values: drop) and counted in the run summary."
+            "(unknown_values: drop), counted in the run summary. Drop also removes any other "
+            "value outside the classes: set unknown_values: fail once every row has a label."
         )
     return LabelPlan(
         column=label,

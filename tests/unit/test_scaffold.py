@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pipelines.scaffold import (
     ColumnProfile,
     KeysPlan,
     Scaffold,
+    _y,
     build_scaffold,
     dry_validate,
     infer_column,
@@ -34,6 +36,7 @@ from pipelines.scaffold import (
     write_config,
 )
 from tests.helpers.configs import assert_one_sentence
+from tests.helpers.http_api import json_api
 
 pytestmark = pytest.mark.unit
 
@@ -385,6 +388,85 @@ def test_wide_text_and_timestamps_are_not_features(tmp_path: Path) -> None:
     assert "300 distinct values" in plan.text
 
 
+def test_keys_and_event_time_go_into_the_config_and_pass_the_dry_run(tmp_path: Path) -> None:
+    df = churn_frame(200)
+    df.insert(0, "customer_id", [f"C-{i:04d}" for i in range(200)])
+    df.insert(1, "event_time", pd.date_range("2023-01-01", periods=200, freq="D").astype(str))
+    plan = scaffold_csv(tmp_path, df, positive="yes", now=datetime(2025, 1, 1, tzinfo=UTC))
+    config = yaml.safe_load(plan.text)
+    table = config["tables"]["data"]
+    assert (table["entity_column"], table["timestamp_column"]) == ("customer_id", "event_time")
+    assert table["columns"]["customer_id"] == "string"
+    assert table["columns"]["event_time"] == "timestamp"
+    view = config["features"]["views"][0]
+    assert "customer_id" not in view["features"] and "event_time" not in view["features"]
+    assert view["ttl_days"] == 731 + 30  # the oldest event, 2023-01-01, stays within reach
+    assert config["features"]["entity"] == "customer_id"
+    write_config(tmp_path / "c.yaml", plan.text)
+    assert dry_validate(tmp_path / "c.yaml", tmp_path).result.decision == "pass"
+
+
+def test_missing_labels_are_dropped_and_the_run_still_passes(tmp_path: Path) -> None:
+    df = churn_frame()
+    df.loc[[10, 20], "churn"] = None
+    df.loc[30, "churn"] = "Yes "
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    config = yaml.safe_load(plan.text)["labels"]
+    assert config["unknown_values"] == "drop" and config["value_map"] == {"Yes ": "yes"}
+    assert "2 rows have no label" in plan.text
+    write_config(tmp_path / "c.yaml", plan.text)
+    dry = dry_validate(tmp_path / "c.yaml", tmp_path)
+    assert dry.result.decision == "pass", dry.result.failure_sentences()
+    assert dry.rows == 398
+    assert dry.label_changes() == {
+        "mapped": {"Yes ": 1},
+        "dropped": 2,
+        "dropped_values": {"null": 2},
+    }
+
+
+def test_a_csv_over_http_is_profiled_as_text(tmp_path: Path) -> None:
+    df = churn_frame(60)
+    with json_api() as api:
+        api.files["accounts.csv"] = df.to_csv(index=False).encode()
+        plan = build_scaffold(api.url("/files/accounts.csv"), "churn", name="a", data_dir=tmp_path)
+    config = yaml.safe_load(plan.text)
+    table = config["tables"]["accounts"]
+    assert table["source"]["uri"].endswith("/files/accounts.csv")
+    assert table["columns"]["zip"] == "string"  # re-read as text: leading zeros kept
+    assert table["columns"]["seats"] == "int"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yes",
+        "No",
+        "null",
+        "~",
+        "on",
+        "1.0",
+        "2024-01-01",
+        "a: b",
+        "#x",
+        "-x",
+        "[a]",
+        "",
+        "ünï",
+        ">50K",
+        "x\ny",
+        1,
+        0.5,
+        1e-05,
+        True,
+        None,
+    ],
+)
+def test_yaml_scalars_read_back_as_written(value: object) -> None:
+    assert yaml.safe_load(f"k: {_y(value)}")["k"] == value
+    assert yaml.safe_load(f"k: {_y([value])}")["k"] == [value]
+
+
 def test_database_source_by_table_or_query(tmp_path: Path) -> None:
     db = tmp_path / "shop.db"
     with sqlite3.connect(db) as conn:
@@ -410,6 +492,9 @@ def test_database_source_by_table_or_query(tmp_path: Path) -> None:
     }
     assert table["entity_column"] == "customer_id"
     assert table["columns"]["customer_id"] == "int" and table["columns"]["spend"] == "float"
+    write_config(tmp_path / "shop.yaml", plan.text)
+    dry = dry_validate(tmp_path / "shop.yaml", tmp_path)  # the relative database path resolves
+    assert dry.result.decision == "pass", dry.result.failure_sentences()
     plan = build_scaffold(
         f"sqlite:///{db}",
         "churned",
