@@ -91,8 +91,10 @@ def check_and_act(config: SeamlessConfig, workspace: Path, deploy_dir: Path) -> 
 
     result = post_deploy_check(config, workspace)
     if result.champion:
+        # The result's own `decision` key would replace the prefixed one in the event.
+        details = {k: v for k, v in result.to_dict().items() if k != "decision"}
         hooks.on_monitoring_decision(
-            config.model.name, result.champion, f"post_deploy_{result.decision}", result.to_dict()
+            config.model.name, result.champion, f"post_deploy_{result.decision}", details
         )
     if result.decision == ROLLBACK and result.previous:
         rollback(config.model.name, result.previous, result.reason, deploy_dir)

@@ -13,7 +13,13 @@ from components.common.config import PromotionConfig, SeamlessConfig
 from components.common.errors import SeamlessError
 from components.common.tracking import CHAMPION, PREVIOUS_CHAMPION, mlflow_client
 from components.governance.audit import audit_log
-from components.monitor.postdeploy import KEEP, NOT_ENOUGH, ROLLBACK, post_deploy_check
+from components.monitor.postdeploy import (
+    KEEP,
+    NOT_ENOUGH,
+    ROLLBACK,
+    check_and_act,
+    post_deploy_check,
+)
 from components.register.operations import promote, rollback
 from components.register.registry import register
 from components.serve.prediction_log import AppendLog
@@ -90,6 +96,11 @@ def test_keep_then_rollback_on_live_regression(config: SeamlessConfig, workspace
     _traffic(workspace, "2", rng, signal=0.6, n=400)
     kept = post_deploy_check(cfg, workspace)
     assert kept.decision == KEEP, kept.reason
+    # The step's audit event says which check decided (not a bare "keep").
+    check_and_act(cfg, workspace, workspace / "deployments")
+    decided = [e for e in audit_log().entries() if e["action"] == "monitoring_decision"]
+    assert decided[-1]["details"]["decision"] == "post_deploy_keep"
+    assert decided[-1]["details"]["reason"] == kept.reason
 
     _traffic(workspace, "2", rng, signal=0.0, n=3000)  # v2 now ranks at random
     verdict = post_deploy_check(cfg, workspace)
