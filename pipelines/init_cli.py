@@ -110,29 +110,30 @@ def init_cmd(
             "--data-dir",
             "-d",
             help="The folder `seamless run training --data-dir` will get: file paths in the "
-            "config are relative to it [default: the folder of --out].",
+            "config are relative to it (default: the folder of --out).",
             show_default=False,
         ),
     ] = None,
     name: Annotated[
         str | None,
         typer.Option(
-            help="Use-case and model name [default: the --out file name].", show_default=False
+            help="Use-case and model name (default: the --out file name).", show_default=False
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
-    """Profile a table and write a commented config for it, then dry-run ingest + validate.
+    """Profile a table, write a commented config for it, dry-run ingest + validate.
 
-    Types are inferred conservatively (digits with leading zeros stay text; a column with a
-    few unparseable values is typed, and those values are listed); every choice is explained
-    in a comment. Exit status: 0 written and the dry validation passed or warned, 1 bad
-    input or a config that does not load, 2 the dry validation failed (the config is kept
-    for editing).
+    Types are inferred conservatively: digits with leading zeros stay text, a
+    column with a few unparseable values is typed and those values are listed.
+    Every choice is explained in a comment of the config. Exit status: 0 the
+    dry validation passed or warned, 1 bad input or a config that does not
+    load, 2 the dry validation failed (the config is kept for editing).
 
     Example: seamless init --from data.csv --label churn --positive yes --out churn.yaml
-    Example: seamless init --from sqlite:///shop.db --table customers --label churned --out c.yaml
+    Example: seamless init --from sqlite:///shop.db --table customers --label churned -o c.yaml
     """
+
     console = Console(stderr=True, log_path=False, soft_wrap=True)
     try:
         _init(
