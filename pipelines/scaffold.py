@@ -757,7 +757,7 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
         "Negative class"
         + ("es " if len(negatives) > 1 else " ")
         + ", ".join(f"{k!r} ({_rows(classes[k])})" for k in negatives)
-        + ": any other value stops the run."
+        + ("." if missing else ": any other value stops the run.")
     )
     if missing:
         notes.append(
