@@ -379,9 +379,11 @@ def submit_cmd(
 
 def _register_subcommands() -> None:
     from pipelines.governance_cli import audit_app, lineage_cmd
+    from pipelines.init_cli import init_cmd
     from pipelines.monitor_cli import monitor_app
     from pipelines.serve_cli import serve_cmd
 
+    app.command("init")(init_cmd)
     app.command("serve")(serve_cmd)
     app.add_typer(audit_app, name="audit")
     app.command("lineage")(lineage_cmd)

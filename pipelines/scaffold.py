@@ -49,7 +49,7 @@ from components.common.errors import SeamlessError
 from components.common.labels import canonical
 
 # Ingest's converters and blank test: the inference must parse exactly as ingest does.
-from components.ingest.normalize import _CONVERTERS, _nonblank
+from components.ingest.normalize import CONVERTERS, nonblank
 from components.ingest.sources import read_source
 
 BUDGET = float(TableConfig.model_fields["max_invalid_fraction"].default)
@@ -177,14 +177,14 @@ def plan_source(
 
 def _delimiter_of(path: Path) -> str:
     """`,` unless another delimiter splits the first lines into a constant number of fields."""
-    from components.ingest.sources import _sample_text, _sniff_delimiter  # ingest's sniffer
+    from components.ingest.sources import sample_text, sniff_delimiter  # ingest's sniffer
 
     if path.name.lower().endswith((".parquet", ".pq", ".parq")):
         return ","
     with path.open("rb") as fh:
         if fh.read(4) == b"PAR1":
             return ","
-    return _sniff_delimiter(_sample_text(path), ",") or ","
+    return sniff_delimiter(sample_text(path), ",") or ","
 
 
 def _plan_sql(
@@ -339,7 +339,7 @@ def _examples(values: pd.Series, limit: int = 3) -> tuple[str, ...]:
 
 def _trial(raw: pd.Series, present: pd.Series, kind: ColumnType) -> tuple[pd.Series, pd.Series]:
     """(converted values, mask of present values that failed) under ingest's converter."""
-    converted = _CONVERTERS[kind](raw)
+    converted = CONVERTERS[kind](raw)
     return converted, present & converted.isna()
 
 
@@ -353,7 +353,7 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
     leading zeros stay text; a column of decimals is never cut to integers."""
     raw = raw.reset_index(drop=True)
     rows = len(raw)
-    present_mask = pd.Series(_nonblank(raw).to_numpy(bool))
+    present_mask = pd.Series(nonblank(raw).to_numpy(bool))
     present = int(present_mask.sum())
     kind: ColumnType = "string"
     failed = pd.Series(False, index=raw.index)
@@ -372,7 +372,7 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
         why = f"{kind}: typed so in the source"
     else:
         kind, failed, why = _infer_objects(raw, present_mask, present)
-    converted = _CONVERTERS[kind](raw)
+    converted = CONVERTERS[kind](raw)
     ok = converted[~converted.isna()] if kind != "string" else converted.dropna()
     n_failed = int(failed.sum())
     if n_failed:
@@ -498,7 +498,7 @@ class KeysPlan:
 
 def _key_kind(name: str, raw: pd.Series, where: str) -> ColumnType:
     """int or string for an entity column, which tolerates no unparseable value."""
-    present = _nonblank(raw)
+    present = nonblank(raw)
     if not present.all():
         missing = ~present.to_numpy(bool)
         raise SeamlessError(
@@ -509,7 +509,7 @@ def _key_kind(name: str, raw: pd.Series, where: str) -> ColumnType:
         return "int"
     text = raw.map(str).str.strip()
     if text.str.fullmatch(_INT_TEXT).all() and not text.str.fullmatch(_LEADING_ZERO).any():
-        return "int" if not _CONVERTERS["int"](raw).isna().any() else "string"
+        return "int" if not CONVERTERS["int"](raw).isna().any() else "string"
     return "string"
 
 
@@ -538,8 +538,8 @@ def plan_keys(
 
     if timestamp is not None:
         raw = df[timestamp]
-        converted = _CONVERTERS["timestamp"](raw)
-        bad = (~_nonblank(raw) | converted.isna()).to_numpy(bool)
+        converted = CONVERTERS["timestamp"](raw)
+        bad = (~nonblank(raw) | converted.isna()).to_numpy(bool)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             raise SeamlessError(
@@ -604,7 +604,7 @@ def plan_keys(
         keys = [entity] + ([timestamp] if timestamp else [])
         frame = df[keys].copy()
         if timestamp:
-            frame[timestamp] = _CONVERTERS["timestamp"](df[timestamp])
+            frame[timestamp] = CONVERTERS["timestamp"](df[timestamp])
         dup = frame.duplicated(keep=False).to_numpy(bool)
         if dup.any():
             first = int(np.flatnonzero(dup)[0])
@@ -616,7 +616,7 @@ def plan_keys(
             )
     oldest = None
     if timestamp is not None:
-        oldest = pd.Timestamp(_CONVERTERS["timestamp"](df[timestamp]).min()).to_pydatetime()
+        oldest = pd.Timestamp(CONVERTERS["timestamp"](df[timestamp]).min()).to_pydatetime()
     return KeysPlan(entity, kind, timestamp, tuple(notes), oldest)
 
 
@@ -675,7 +675,7 @@ class LabelPlan:
 def _label_kind(raw: pd.Series) -> ColumnType:
     if ptypes.is_bool_dtype(raw.dtype):
         return "bool"
-    values = raw[_nonblank(raw)]
+    values = raw[nonblank(raw)]
     if ptypes.is_integer_dtype(raw.dtype):
         return "int"
     if ptypes.is_float_dtype(raw.dtype):
@@ -705,7 +705,7 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
         )
     raw = df[label]
     kind = _label_kind(raw)
-    present = _nonblank(raw)
+    present = nonblank(raw)
     missing = int((~present).sum())
     if not present.any():
         raise SeamlessError(f"Label column '{label}' of {shown} is empty in every row.")

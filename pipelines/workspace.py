@@ -231,7 +231,6 @@ def describe(workspace: Path) -> dict[str, Any] | None:
     if rec is None:
         return None
     return {
-        "recorded": True,
         "path": str(rec.path),
         "source": rec.source,
         "sha256": rec.sha256,

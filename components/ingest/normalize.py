@@ -197,7 +197,7 @@ def _to_timestamp(raw: pd.Series) -> pd.Series:
     return pd.to_datetime(s.map(one), utc=True, errors="coerce").astype("datetime64[ns, UTC]")
 
 
-_CONVERTERS = {
+CONVERTERS = {  # declared type -> converter (raw column -> typed column, unparseable -> null)
     "int": _to_int,
     "float": _to_float,
     "bool": _to_bool,
@@ -206,7 +206,7 @@ _CONVERTERS = {
 }
 
 
-def _nonblank(raw: pd.Series) -> pd.Series:
+def nonblank(raw: pd.Series) -> pd.Series:
     """Where the raw value is present (not null, not blank text)."""
     return (_clean_text(raw) if _is_text(raw) else raw).notna()
 
@@ -287,8 +287,8 @@ def normalize_with_report(
     n = len(df)
     for col, kind in types.items():
         raw = df[col]
-        converted = _CONVERTERS[kind](raw)
-        bad = _nonblank(raw) & converted.isna()
+        converted = CONVERTERS[kind](raw)
+        bad = nonblank(raw) & converted.isna()
         count = int(bad.sum())
         if count:
             first = int(np.flatnonzero(bad.to_numpy())[0])

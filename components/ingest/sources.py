@@ -212,7 +212,7 @@ def _read_csv(
     missing = [c for c in expected if c not in df.columns]
     if missing and len(df.columns) == 1:
         header = str(df.columns[0])
-        other = _sniff_delimiter(_sample_text(handle), delimiter)
+        other = sniff_delimiter(sample_text(handle), delimiter)
         if other is None:  # a one-line file: judge by the header alone
             other = next((d for d in _DELIMITERS if d != delimiter and d in header), None)
         if other is not None:
@@ -228,7 +228,7 @@ _SNIFF_BYTES = 64 * 1024
 _PARSER_LINE = re.compile(r"[Ee]xpected (\d+) fields in line (\d+), saw (\d+)")
 
 
-def _sample_text(handle: Any) -> str:
+def sample_text(handle: Any) -> str:
     """The first 64 KiB of the file as text (decompressed if gzip), for sniffing."""
     try:
         if isinstance(handle, io.BytesIO):
@@ -243,7 +243,7 @@ def _sample_text(handle: Any) -> str:
         return ""
 
 
-def _sniff_delimiter(sample: str, current: str) -> str | None:
+def sniff_delimiter(sample: str, current: str) -> str | None:
     """Another delimiter that splits the sample's lines into a constant number (>1) of
     fields, quotes respected; None when none does better than `current`."""
     lines = sample.splitlines()[:200]
@@ -271,7 +271,7 @@ def _parser_error(exc: Exception, handle: Any, shown: str, what: str, delimiter:
     if m:
         at = f" at line {m.group(2)} (expected {m.group(1)} fields, found {m.group(3)})"
         reason = ""
-    other = _sniff_delimiter(_sample_text(handle), delimiter)
+    other = sniff_delimiter(sample_text(handle), delimiter)
     hint = (
         f"; it looks like it is delimited by {other!r} not {delimiter!r}: set the source's "
         f"delimiter to {other!r}"
