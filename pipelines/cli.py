@@ -14,7 +14,7 @@ from rich.table import Table
 
 from components.common.config import default_config_path, load_config
 from components.common.errors import SeamlessError
-from pipelines.output import stdout_console
+from pipelines.output import WsConfigOpt, stdout_console
 
 app = typer.Typer(
     help="Seamless: raw data to a monitored model, as Kubeflow Pipelines components.",
@@ -39,16 +39,6 @@ ConfigOpt = Annotated[
 ]
 WorkspaceOpt = Annotated[
     Path, typer.Option("--workspace", "-w", help="Workspace folder for MLflow, Feast, KFP outputs.")
-]
-WsConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Use-case YAML config (default: the one the workspace was trained with, else the "
-        "bundled credit-risk demo); must match the workspace's.",
-        show_default=False,
-    ),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Where command output goes: a rich Console on stdout whose width suits the reader.
+"""What commands share: the --config option of a workspace, and a Console on stdout
+whose width suits the reader.
 
 On a terminal, rich uses the terminal's width. Piped or redirected, rich would assume 80
 columns and fold or cut tables and trees (`seamless lineage | less`, logs in CI); there
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 
 PIPED_WIDTH = 10_000
@@ -22,3 +26,16 @@ def stdout_console() -> Console:
     if os.environ.get("COLUMNS") or sys.stdout.isatty():
         return Console(soft_wrap=True)
     return Console(soft_wrap=True, width=PIPED_WIDTH)
+
+
+WsConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Use-case YAML config (default: the one the workspace was trained with, else the "
+        "bundled credit-risk demo); must match the workspace's.",
+        show_default=False,
+    ),
+]
+"""The --config option of every command that works on a trained workspace."""

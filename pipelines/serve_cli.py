@@ -12,20 +12,13 @@ from typing import Annotated
 
 import typer
 
+from pipelines.output import WsConfigOpt
+
 
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="Use-case YAML config (default: the one the workspace was trained with, "
-            "else the bundled demo); must match the workspace's.",
-            show_default=False,
-        ),
-    ] = None,
+    config: WsConfigOpt = None,
     workspace: Annotated[
         Path | None,
         typer.Option(

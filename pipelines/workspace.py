@@ -18,7 +18,6 @@ import hashlib
 import os
 import re
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.common.errors import SeamlessError
+from components.common.tables import write_text_atomic
 
 CONFIG_FILE = "config.yaml"
 """The workspace's copy of the config it was trained with."""
@@ -103,17 +103,7 @@ def record_config(workspace: Path, config_path: Path) -> RecordedConfig:
             return current
     now = datetime.now(UTC).isoformat(timespec="seconds")
     body = f"{_HEADER}# source: {source}\n# sha256: {digest}\n# recorded: {now}\n{_END}{text}"
-    workspace.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{CONFIG_FILE}.", dir=workspace)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(body)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, body)
     return RecordedConfig(path=target, source=source, sha256=digest, recorded=now)
 
 

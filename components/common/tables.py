@@ -113,18 +113,23 @@ def read_table(folder: str | Path, name: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def write_json_atomic(path: str | Path, payload: Any) -> None:
-    """Write JSON so readers see the old file or the new one, never a torn one."""
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write text so readers see the old file or the new one, never a torn one."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.chmod(tmp, 0o644)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, default=str)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """Write JSON so readers see the old file or the new one, never a torn one."""
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str))
