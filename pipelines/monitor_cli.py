@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from pipelines.output import WsConfigOpt
+
 monitor_app = typer.Typer(
     help="Drift, data quality and live performance of the served model.", no_args_is_help=True
 )
@@ -22,16 +24,7 @@ EXIT_RETRAIN = 3
 
 @monitor_app.command("run")
 def monitor_run_cmd(
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="Use-case YAML config (default: the one the workspace was trained with, "
-            "else the bundled demo); must match the workspace's.",
-            show_default=False,
-        ),
-    ] = None,
+    config: WsConfigOpt = None,
     workspace: Annotated[
         Path, typer.Option("--workspace", "-w", help="Workspace with predictions/ and feedback/.")
     ] = Path(".seamless"),
