@@ -12,15 +12,18 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from components.common.config import SeamlessConfig, load_config
 from components.common.env import disable_telemetry
-from components.serve import memory, oip
+from components.serve import memory, metrics, oip
 from components.serve.auth import TokenAuth
-from components.serve.fastpath import RETRY_AFTER_S, Front
+from components.serve.fastpath import RETRY_AFTER_S, Front, error_key
 from components.serve.schemas import (
     ErrorBody,
     FeedbackRequest,
@@ -29,14 +32,70 @@ from components.serve.schemas import (
     InferRequest,
     InferResponse,
     ModelMetadata,
+    ModelReady,
+    OipErrorBody,
+    OipValidationErrorBody,
     Prediction,
     PredictResponse,
+    Readiness,
+    ReloadAnswer,
+    ServerMetadata,
+    ValidationErrorBody,
     predict_request_model,
 )
 from components.serve.service import ServeError, Service
 from components.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
+
+# What the OpenAPI document says each error answer carries (schemathesis checks every
+# answer against it: tests/serving/test_schemathesis.py).
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+BEARER_CHALLENGE = {
+    "WWW-Authenticate": {"description": "`Bearer`", "required": True, "schema": {"type": "string"}}
+}
+AUTH_ERRORS = {
+    401: "Missing or unknown bearer token.",
+    403: "The token lacks the role this route needs.",
+}
+BODY_ERRORS = {
+    413: "Body above --max-body-bytes, or batch above --max-batch.",
+    422: "Malformed JSON, wrong types, missing or extra fields (every one named).",
+}
+LIMITED_ERRORS = {
+    429: "Concurrency limit reached (Retry-After).",
+    503: "No model loaded, online store or prediction log unavailable, or the server "
+    "overloaded (Retry-After).",
+}
+
+
+def error_responses(
+    body: type[BaseModel], described: dict[int, str]
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses, each with the body and headers it is sent with."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code, text in sorted(described.items()):
+        entry: dict[str, Any] = {"model": body, "description": text}
+        if code == 422:
+            entry["model"] = OipValidationErrorBody if body is OipErrorBody else ValidationErrorBody
+        elif code == 401:
+            entry["headers"] = BEARER_CHALLENGE
+        elif code in (429, 503):
+            entry["headers"] = RETRY_AFTER
+        out[code] = entry
+    return out
+
+
+class PrometheusText(Response):
+    """Prometheus' text exposition format 0.0.4 (what every Prometheus version scrapes)."""
+
+    media_type = metrics.CONTENT_TYPE
 
 
 def _one_thread() -> None:
@@ -100,8 +159,8 @@ def create_app(
             service.stop()
 
     app = ServingApp(
-        # Every route but Front's hot path (which counts its own body): 413 past the limit.
-        max_body_size=settings.max_body_bytes,
+        # No max_body_size: Front applies --max-body-bytes to every route (FastAPI's limit
+        # answers a plain-text 413, not the JSON error body the OpenAPI document declares).
         title="Seamless serving",
         version="1",
         summary=f"Scores '{config.model.name}' (alias {settings.alias}) on feature service "
@@ -128,10 +187,33 @@ def create_app(
         ]
         fields = sorted({".".join(str(p) for p in err["loc"][1:]) or "body" for err in errors})
         more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
-        return JSONResponse(
-            {"detail": errors, "message": f"Invalid request: check {', '.join(fields[:5])}{more}."},
-            status_code=422,
-        )
+        message = f"Invalid request: check {', '.join(fields[:5])}{more}."
+        syntax = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if syntax is not None:  # its loc is ("body", position): say what is wrong there
+            why = str((syntax.get("ctx") or {}).get("error", syntax.get("msg")))[:80]
+            at = syntax.get("loc", ())[-1]
+            message = f"Invalid request: the body is not JSON ({why} at position {at})."
+        body: dict[str, Any] = {"detail": errors, "message": message}
+        if request.url.path.startswith("/v2/"):
+            body["error"] = message  # where OIP clients read the sentence
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """401/403, 404/405 of unknown paths, 413: `{"error": ...}` on the OIP routes."""
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+            # FastAPI's "There was an error parsing the body": malformed JSON, as above.
+            undecodable = {"type": "json_invalid", "loc": ("body", cause.start), "msg": ""}
+            return await invalid_request(
+                request,
+                RequestValidationError([{**undecodable, "ctx": {"error": "not UTF-8 text"}}]),
+            )
+        if error_key(request.url.path) == "error":
+            return JSONResponse(
+                {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+            )
+        return await http_exception_handler(request, exc)
 
     bearer = HTTPBearer(auto_error=False, description="Token with role predict or admin.")
 
@@ -162,26 +244,13 @@ def create_app(
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, exc: ServeError) -> JSONResponse:
         headers = {"Retry-After": RETRY_AFTER_S} if exc.status == 503 else None
-        if request.url.path.startswith("/v2/"):
-            body: dict[str, Any] = {"error": str(exc), **exc.extra}
-        else:
-            body = {"detail": str(exc), **exc.extra}
+        body = {error_key(request.url.path): str(exc), **exc.extra}
         return JSONResponse(body, status_code=exc.status, headers=headers)
 
     @app.exception_handler(oip.OipError)
     async def oip_error(request: Request, exc: oip.OipError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
-
-    errors: dict[int | str, dict[str, Any]] = {
-        404: {"model": ErrorBody, "description": "Unknown entity ids (listed)."},
-        413: {"model": ErrorBody, "description": "Batch larger than the limit."},
-        429: {"model": ErrorBody, "description": "Concurrency limit reached (Retry-After)."},
-        503: {
-            "model": ErrorBody,
-            "description": "No model, online store or log unavailable, or overloaded "
-            "(Retry-After).",
-        },
-    }
+        headers = {"Retry-After": RETRY_AFTER_S} if exc.status == 503 else None
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
     # ---- v1 -------------------------------------------------------------------
 
@@ -189,7 +258,15 @@ def create_app(
         "/v1/predict",
         response_model=PredictResponse,
         dependencies=predict_auth,
-        responses=errors,
+        responses=error_responses(
+            ErrorBody,
+            {
+                **AUTH_ERRORS,
+                404: "Unknown entity ids (every one listed in unknown_entity_ids).",
+                **BODY_ERRORS,
+                **LIMITED_ERRORS,
+            },
+        ),
         tags=["v1"],
     )
     def predict(body: PredictRequest) -> PredictResponse:  # type: ignore[valid-type]
@@ -227,7 +304,18 @@ def create_app(
         )
 
     @app.post(
-        "/v1/feedback", response_model=FeedbackResponse, dependencies=predict_auth, tags=["v1"]
+        "/v1/feedback",
+        response_model=FeedbackResponse,
+        dependencies=predict_auth,
+        responses=error_responses(
+            ErrorBody,
+            {
+                **AUTH_ERRORS,
+                **BODY_ERRORS,
+                503: "The feedback log cannot be written (Retry-After).",
+            },
+        ),
+        tags=["v1"],
     )
     def feedback(body: FeedbackRequest) -> FeedbackResponse:
         """Record ground-truth labels by request id (append-only feedback log)."""
@@ -240,28 +328,41 @@ def create_app(
     def ready() -> tuple[bool, dict[str, Any]]:
         return service.readiness()
 
+    readiness: dict[int | str, dict[str, Any]] = {
+        200: {"model": Readiness, "description": "Ready."},
+        503: {"model": Readiness, "description": "Not ready: the body says which part."},
+    }
+
     @app.get("/v2/health/live", tags=["v2"])
     def v2_live() -> dict[str, bool]:
         return {"live": True}
 
-    @app.get("/v2/health/ready", tags=["v2"])
+    @app.get("/v2/health/ready", tags=["v2"], responses=readiness)
     def v2_ready() -> JSONResponse:
         ok, detail = ready()
         return JSONResponse({"ready": ok, **detail}, status_code=200 if ok else 503)
 
-    @app.get("/v2", tags=["v2"])
-    def v2_server() -> dict[str, Any]:
-        return {"name": "seamless", "version": "1", "extensions": []}
+    @app.get("/v2", response_model=ServerMetadata, tags=["v2"])
+    def v2_server() -> ServerMetadata:
+        """Server metadata; `extensions` lists the protocol extensions supported."""
+        return ServerMetadata(name="seamless", version="1", extensions=oip.EXTENSIONS)
 
-    def model_or_404(name: str) -> None:
+    def model_or_404(name: str, version: str | None = None) -> None:
         if name != service.model_name:
             raise oip.OipError(
                 f"Unknown model '{name}'; this server has '{service.model_name}'.", 404
             )
+        if version is not None:
+            service.check_version(version)
 
-    @app.get("/v2/models/{name}", response_model=ModelMetadata, tags=["v2"])
-    def v2_metadata(name: str) -> ModelMetadata:
-        model_or_404(name)
+    unknown_model = {404: "Unknown model.", 422: "Malformed path."}
+    unknown_version = {
+        404: "Unknown model, or not the version served (the sentence names the one served).",
+        422: "Malformed path.",
+        503: "No model loaded yet (Retry-After).",
+    }
+
+    def metadata(name: str) -> ModelMetadata:
         cur = service.models.current
         return ModelMetadata(
             name=name,
@@ -280,31 +381,111 @@ def create_app(
             },
         )
 
-    @app.get("/v2/models/{name}/ready", tags=["v2"])
+    @app.get(
+        "/v2/models/{name}",
+        response_model=ModelMetadata,
+        responses=error_responses(OipErrorBody, unknown_model),
+        tags=["v2"],
+    )
+    def v2_metadata(name: str) -> ModelMetadata:
+        model_or_404(name)
+        return metadata(name)
+
+    @app.get(
+        "/v2/models/{name}/versions/{version}",
+        response_model=ModelMetadata,
+        responses=error_responses(OipErrorBody, unknown_version),
+        tags=["v2"],
+    )
+    def v2_version_metadata(name: str, version: str) -> ModelMetadata:
+        """Metadata of the served version (404 naming the served one for any other)."""
+        model_or_404(name, version)
+        return metadata(name)
+
+    model_ready: dict[int | str, dict[str, Any]] = {
+        200: {"model": ModelReady, "description": "The model is loaded."},
+        503: {"model": ModelReady, "description": "No model loaded yet."},
+    }
+
+    @app.get(
+        "/v2/models/{name}/ready",
+        responses={**model_ready, **error_responses(OipErrorBody, unknown_model)},
+        tags=["v2"],
+    )
     def v2_model_ready(name: str) -> JSONResponse:
         model_or_404(name)
         cur = service.models.current
         return JSONResponse({"name": name, "ready": cur is not None}, 200 if cur else 503)
 
-    @app.post(
-        "/v2/models/{name}/infer",
-        response_model=InferResponse,
-        dependencies=predict_auth,
-        responses=errors,
+    @app.get(
+        "/v2/models/{name}/versions/{version}/ready",
+        responses={
+            **model_ready,
+            **error_responses(OipErrorBody, {404: unknown_version[404], 422: "Malformed path."}),
+        },
         tags=["v2"],
     )
-    def v2_infer(name: str, body: InferRequest) -> InferResponse:
-        """Named tensors: one per feature, or a single entity-id tensor (see metadata)."""
+    def v2_version_ready(name: str, version: str) -> JSONResponse:
+        """Ready when `version` is the one loaded (404 naming the served one for any other)."""
         model_or_404(name)
+        if service.models.current is not None:
+            service.check_version(version)
+        ok = service.models.current is not None
+        return JSONResponse(
+            {"name": name, "version": version, "ready": ok}, status_code=200 if ok else 503
+        )
+
+    infer_responses: dict[int | str, dict[str, Any]] = {
+        200: {
+            "description": "JSON tensors, or binary tensor data when the request asks for it "
+            "(`parameters.binary_data_output`, an output's `parameters.binary_data`): the "
+            "JSON header of Inference-Header-Content-Length bytes, then the raw outputs.",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            "headers": {
+                "Inference-Header-Content-Length": {
+                    "description": "Byte length of the JSON header (binary answers only).",
+                    "schema": {"type": "integer", "minimum": 0},
+                }
+            },
+        },
+        **error_responses(
+            OipErrorBody,
+            {
+                400: "A request the protocol rejects (the sentence names the input at fault).",
+                **AUTH_ERRORS,
+                404: "Unknown model, not the version served, or unknown entity ids (listed).",
+                **BODY_ERRORS,
+                **LIMITED_ERRORS,
+            },
+        ),
+    }
+
+    def infer(
+        name: str, version: str | None, body: InferRequest, binary: Any, route: str
+    ) -> InferResponse | Response:
+        model_or_404(name, version)
         wanted = oip.outputs_wanted([o.name for o in body.outputs] if body.outputs else None)
-        ids, frame = oip.parse_inputs(config, body.inputs)
+        as_binary = oip.binary_outputs(body, wanted) if body.parameters or body.outputs else None
+        ids, frame = oip.parse_inputs(config, body.inputs, binary)
         service.check_batch(len(ids) if ids is not None else len(frame))  # type: ignore[arg-type]
         if ids is not None:
             rows = service.lookup(ids)
         else:
             assert frame is not None
             rows = service.frame_rows(frame)
-        scored = service.score(rows, ids, "/v2/models/{name}/infer")
+        scored = service.score(rows, ids, route, version)
+        request_id = body.id or scored.request_id
+        if as_binary:
+            content, header_length = oip.binary_response(
+                {"model_name": name, "model_version": scored.model.version, "id": request_id},
+                [(w, "FP32" if w == "score" else "BOOL", getattr(scored, w + "s")) for w in wanted],
+                as_binary,
+            )
+            return Response(
+                content,
+                media_type="application/octet-stream",
+                headers={"Inference-Header-Content-Length": str(header_length)},
+            )
         n = len(scored.scores)
         tensors = {
             "score": InferOutput(
@@ -317,9 +498,39 @@ def create_app(
         return InferResponse(
             model_name=name,
             model_version=scored.model.version,
-            id=body.id or scored.request_id,
+            id=request_id,
             outputs=[tensors[w] for w in wanted],
         )
+
+    @app.post(
+        "/v2/models/{name}/infer",
+        response_model=InferResponse,
+        dependencies=predict_auth,
+        responses=infer_responses,
+        tags=["v2"],
+    )
+    def v2_infer(name: str, body: InferRequest, request: Request) -> InferResponse | Response:
+        """Named tensors: one per feature, or a single entity-id tensor (see metadata).
+
+        JSON tensors, or the binary tensor data extension (`Inference-Header-Content-Length`
+        header, inputs with `parameters.binary_data_size`)."""
+        binary = request.scope.get("seamless.binary")
+        return infer(name, None, body, binary, "/v2/models/{name}/infer")
+
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        response_model=InferResponse,
+        dependencies=predict_auth,
+        responses=infer_responses,
+        tags=["v2"],
+    )
+    def v2_version_infer(
+        name: str, version: str, body: InferRequest, request: Request
+    ) -> InferResponse | Response:
+        """`/v2/models/{name}/infer` for the served version (404 naming it for any other)."""
+        binary = request.scope.get("seamless.binary")
+        route = "/v2/models/{name}/versions/{version}/infer"
+        return infer(name, version, body, binary, route)
 
     # ---- operations -----------------------------------------------------------
 
@@ -328,18 +539,33 @@ def create_app(
         """Alive: the process answers."""
         return {"alive": True}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], responses=readiness)
     def readyz() -> JSONResponse:
         """Ready: a model is loaded and the online store answers (503 otherwise)."""
         ok, detail = ready()
         return JSONResponse(detail, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"])
-    def metrics() -> Response:
-        body, content_type = service.metrics.render()
-        return Response(body, media_type=content_type)
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=PrometheusText,
+        responses={200: {"description": "Prometheus text format 0.0.4."}},
+    )
+    def prometheus_metrics() -> PrometheusText:
+        body, _ = service.metrics.render()
+        return PrometheusText(body)
 
-    @app.post("/admin/reload", dependencies=admin_auth, tags=["admin"])
+    @app.post(
+        "/admin/reload",
+        dependencies=admin_auth,
+        tags=["admin"],
+        responses={
+            200: {"model": ReloadAnswer, "description": "Swapped, or unchanged."},
+            **error_responses(ErrorBody, AUTH_ERRORS),
+            404: {"model": ReloadAnswer, "description": "The alias points at no version."},
+            502: {"model": ReloadAnswer, "description": "Load failed; the old model serves."},
+        },
+    )
     def admin_reload() -> JSONResponse:
         """Re-read the alias now: 200 swapped/unchanged, 404 no alias, 502 load failed."""
         result = service.models.reload()

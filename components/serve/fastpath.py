@@ -12,6 +12,12 @@ Any other request, or anything unusual about this one (another
 content type, a missing token, a value of the wrong type, too many ids), goes to the
 FastAPI app unchanged (its body replayed), which answers it with its full validation
 and error messages. Both paths call the same `Service` methods.
+
+Every other request passes the body limit here (`--max-body-bytes`: 413 with the JSON
+error body before the rest is read, chunked bodies counted), and an infer request with the
+`Inference-Header-Content-Length` header (the OIP binary tensor data extension) is split:
+the JSON header goes on to the FastAPI route as the body, the tensor bytes ride along in
+the scope (`seamless.binary`). Both cost those requests one scan of their headers.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from components.serve import oip
 from components.serve.auth import TokenAuth
 from components.serve.metrics import children
 from components.serve.service import Scored, ServeError, Service
@@ -31,6 +38,7 @@ from components.serve.service import Scored, ServeError, Service
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = "1"
 PREDICT = "/v1/predict"
+BODY_ROUTES = {PREDICT, "/v1/feedback", "/admin/reload"}  # metrics labels of a 413
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 Scope = dict[str, Any]
@@ -54,9 +62,24 @@ def dumps(body: Any) -> bytes:
     return _JSON.encode(body).encode("utf-8")
 
 
+def error_key(path: str) -> str:
+    """The key of an error's sentence: `error` on the OIP routes (what their clients read)."""
+    return "error" if path.startswith("/v2/") else "detail"
+
+
+def _infer_route(path: str) -> str:
+    """The route template of an infer path (for the metrics of an answer given here)."""
+    parts = path.split("/")
+    if len(parts) == 5:
+        return "/v2/models/{name}/infer"
+    if len(parts) == 7 and parts[4] == "versions":
+        return "/v2/models/{name}/versions/{version}/infer"
+    return "unmatched"
+
+
 def error_body(path: str, exc: ServeError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """Status, JSON body and extra headers of a ServeError (OIP routes say `error`)."""
-    key = "error" if path.startswith("/v2/") else "detail"
+    key = error_key(path)
     headers = [(b"retry-after", RETRY_AFTER_S.encode())] if exc.status == 503 else []
     return exc.status, dumps({key: str(exc), **exc.extra}), headers
 
@@ -96,15 +119,16 @@ class Front:
             lag = service.lag
             body = dumps(
                 {
-                    "detail": f"Server overloaded (event loop {lag.lag_s * 1000:.0f} ms behind, "
-                    f"budget {lag.budget_s * 1000:.0f} ms); retry later."
+                    error_key(scope["path"]): f"Server overloaded (event loop "
+                    f"{lag.lag_s * 1000:.0f} ms behind, budget {lag.budget_s * 1000:.0f} ms); "
+                    "retry later."
                 }
             )
             retry = str(lag.retry_after_s()).encode()
             await _respond(send_status, 503, body, [(b"retry-after", retry)])
         elif guarded and not service.limiter.try_acquire():
             service.metrics.rejected.inc()
-            body = dumps({"detail": "Too many requests in flight; retry later."})
+            body = dumps({error_key(scope["path"]): "Too many requests in flight; retry later."})
             await _respond(send_status, 429, body, [(b"retry-after", RETRY_AFTER_S.encode())])
         elif guarded:
             service.metrics.in_flight.inc()
@@ -112,12 +136,12 @@ class Front:
                 if scope["path"] == PREDICT and scope["method"] == "POST":
                     await self._predict(scope, receive, send_status)
                 else:
-                    await self.app(scope, receive, send_status)
+                    await self._forward(scope, receive, send_status)
             finally:
                 service.limiter.release()
                 service.metrics.in_flight.dec()
         else:
-            await self.app(scope, receive, send_status)
+            await self._forward(scope, receive, send_status)
         # The route template, never the raw path: bounded label cardinality.
         name = scope.get("seamless.route") or getattr(scope.get("route"), "path", "unmatched")
         elapsed = time.perf_counter() - started
@@ -149,6 +173,75 @@ class Front:
             loop = asyncio.get_running_loop()
             status, out, headers = await loop.run_in_executor(self.executor, self._score, ids)
         await _respond(send, status, out, headers)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """To the FastAPI app, past the body limit (413 before the rest is read) and with a
+        binary tensor data request split (`_binary_infer`). A body with a Content-Length
+        within the limit goes on unread (the server delivers no more than it says)."""
+        length = chunked = binary = ctype = None
+        for k, v in scope["headers"]:
+            if k == b"content-length":
+                length = v
+            elif k == b"transfer-encoding":
+                chunked = v
+            elif k == b"inference-header-content-length":
+                binary = v
+            elif k == b"content-type":
+                ctype = v
+        if scope["path"].endswith("/infer"):
+            if binary is not None:
+                await self._binary_infer(scope, receive, send, binary)
+                return
+            if ctype is None:
+                # Triton's client sends its JSON without a Content-Type, which FastAPI's
+                # strict content type would refuse (422): the protocol's body is JSON.
+                scope["headers"] = [*scope["headers"], (b"content-type", b"application/json")]
+        limit = self.service.settings.max_body_bytes
+        if length is not None:
+            if length.isdigit() and int(length) > limit:
+                await self._too_large(scope, send)
+            else:
+                await self.app(scope, receive, send)
+        elif chunked is None:
+            await self.app(scope, receive, send)  # no body
+        else:
+            body, _ = await _read_body(receive, limit)
+            if len(body) > limit:
+                await self._too_large(scope, send)
+            else:
+                await self.app(scope, _replay(body, receive), send)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        path = scope["path"]
+        scope["seamless.route"] = path if path in BODY_ROUTES else _infer_route(path)
+        limit = self.service.settings.max_body_bytes
+        error = f"Request body exceeds the limit of {limit} bytes (--max-body-bytes)."
+        body = dumps({error_key(path): error})
+        await _respond(send, 413, body, [(b"connection", b"close")])
+
+    async def _binary_infer(
+        self, scope: Scope, receive: Receive, send: Send, header: bytes
+    ) -> None:
+        """A binary tensor data request: the route gets the JSON header as the body and the
+        tensor bytes in `scope["seamless.binary"]` (oip.py decodes them)."""
+        limit = self.service.settings.max_body_bytes
+        body, _ = await _read_body(receive, limit)
+        if len(body) > limit:
+            await self._too_large(scope, send)
+            return
+        try:
+            head, tensors = oip.split_binary(body, header)
+        except oip.OipError as exc:
+            scope["seamless.route"] = _infer_route(scope["path"])
+            await _respond(send, exc.status, dumps({"error": str(exc)}), [])
+            return
+        scope["seamless.binary"] = tensors
+        scope["headers"] = [
+            *((k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(head)).encode()),
+        ]
+        await self.app(scope, _replay(head, receive), send)
 
     async def _score_inline(self, ids: list[Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """`_score` on the event loop when nothing in it blocks for long: a local SQLite

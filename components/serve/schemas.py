@@ -111,8 +111,78 @@ class FeedbackResponse(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """An error of the v1, operations and admin routes: one sentence."""
+
     detail: str
     unknown_entity_ids: list[int | str] | None = None
+    """Every unknown entity of the request (404 only)."""
+
+
+class OipErrorBody(BaseModel):
+    """An error of the Open Inference Protocol routes (`/v2/...`): `error` is the key KServe's
+    and Triton's clients read."""
+
+    error: str
+    unknown_entity_ids: list[int | str] | None = None
+    """Every unknown entity of the request (404 only)."""
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    """Where in the request: `body`, then keys and positions."""
+    msg: str
+    type: str
+    input: str
+    """The offending value, as short text."""
+
+
+class ValidationErrorBody(BaseModel):
+    """422: every field at fault, and one sentence naming them."""
+
+    detail: list[FieldError]
+    message: str
+
+
+class OipValidationErrorBody(ValidationErrorBody):
+    """422 on the `/v2/...` routes: the sentence is also under `error`, where OIP clients
+    read it."""
+
+    error: str
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+    """Protocol extensions this server supports (`binary_tensor_data`)."""
+
+
+class ModelReady(BaseModel):
+    name: str
+    version: str | None = None
+    """The version asked for (the versioned route only)."""
+    ready: bool
+
+
+class Readiness(BaseModel):
+    """What readiness checked; 503 when any part is not ok."""
+
+    ready: bool
+    model: dict[str, Any]
+    """The served version, its predictor and the last reload error."""
+    feature_store: str
+    """`ok`, or why the online store does not answer."""
+    feature_reads: str
+    prediction_log: str
+    """`ok`, or why the prediction log takes no lines."""
+
+
+class ReloadAnswer(BaseModel):
+    outcome: str
+    """`swapped`, `unchanged`, `no_alias` (404) or `failed` (502, the old model kept)."""
+    version: str | None
+    detail: str
+    serving: dict[str, Any]
 
 
 # Open Inference Protocol v2 (REST).
@@ -122,7 +192,9 @@ class InferInput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = None
+    """The elements (nested or flat); absent when they come as binary tensor data
+    (`parameters.binary_data_size`, with the `Inference-Header-Content-Length` header)."""
     parameters: dict[str, Any] | None = None
 
 

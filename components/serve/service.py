@@ -63,6 +63,10 @@ class UnknownEntities(ServeError):
     status = 404
 
 
+class VersionNotServed(ServeError):
+    status = 404
+
+
 @dataclass
 class Scored:
     request_id: str
@@ -221,9 +225,32 @@ class Service:
         rows: list[list[Any]] = part.astype(object).where(part.notna(), None).values.tolist()
         return rows
 
-    def score(self, rows: list[list[Any]], entity_ids: list[Any] | None, route: str) -> Scored:
-        """Score feature rows with the live model and log every prediction."""
+    def check_version(self, version: str) -> None:
+        """404 unless `version` is the one served (503 while none is)."""
+        loaded = self.models.current
+        if loaded is None:
+            raise NotReady(f"No model loaded for {self.model_name}@{self.models.alias} yet.")
+        if loaded.version != version:
+            raise self._not_served(version, loaded.version)
+
+    def _not_served(self, version: str, served: str) -> VersionNotServed:
+        return VersionNotServed(
+            f"Model '{self.model_name}' version '{version}' is not served here; this server "
+            f"serves version '{served}' ({self.model_name}@{self.models.alias})."
+        )
+
+    def score(
+        self,
+        rows: list[list[Any]],
+        entity_ids: list[Any] | None,
+        route: str,
+        version: str | None = None,
+    ) -> Scored:
+        """Score feature rows with the live model and log every prediction; with `version`,
+        only if that version still serves (a swap may have come since the request began)."""
         scored, records = self._predict(rows, entity_ids, route)
+        if version is not None and scored.model.version != version:
+            raise self._not_served(version, scored.model.version)
         try:
             self.predictions.append(records)
         except OSError as exc:
