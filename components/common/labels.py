@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.config import LabelsConfig, SeamlessConfig
+from components.common.config import LabelsConfig
 
 MAX_EXAMPLES = 5
 
@@ -121,9 +121,10 @@ def check_labels(labels: LabelsConfig, values: pd.Series) -> LabelCheck:
     return LabelCheck(classes, unknown, list(counts)[:MAX_EXAMPLES], counts)
 
 
-def positive_mask(config: SeamlessConfig, values: pd.Series) -> np.ndarray:
-    """1 where the label is the positive class (call after `check_labels` found nothing)."""
-    positive = canonical(config.labels.positive_class)
+def positive_mask(labels: LabelsConfig, values: pd.Series) -> np.ndarray:
+    """True where the label is the positive class (values outside the classes are False:
+    check them with `check_labels` first)."""
+    positive = canonical(labels.positive_class)
     return (canonical_series(values) == positive).to_numpy(bool)
 
 

@@ -56,7 +56,7 @@ def post_deploy_check(config: SeamlessConfig, workspace: Path) -> PostDeployResu
     traffic = read_traffic(workspace)
     preds = traffic.predictions[traffic.predictions["model_name"] == name]
     join = JoinStats()
-    rows = labelled(preds, traffic.feedback, config.labels.positive_class, join)
+    rows = labelled(preds, traffic.feedback, config.labels, join)
     by_version = {v: rows[rows["model_version"] == v].tail(cfg.max_labels) for v in (c, p)}
     result = PostDeployResult(NOT_ENOUGH, "", champion=c, previous=p, labels=join.to_dict())
     missing = [v for v, r in by_version.items() if not _usable(r, cfg.min_labels)]

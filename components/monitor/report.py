@@ -37,6 +37,14 @@ tr.drift td{background:#ffebe9}tr.warn td{background:#fff8c5}
 """
 
 
+def _unknown_values(join: dict[str, Any]) -> str:
+    values = join.get("unknown_values") or {}
+    if not values:
+        return ""
+    shown = ", ".join(f"{v!r} x{n}" for v, n in list(values.items())[:5])
+    return f" ({shown})"
+
+
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -80,8 +88,9 @@ def render_html(result: MonitoringResult) -> str:
                 "feedback",
                 f"{join['feedback']} records: {join.get('matched', 0)} matched predictions of "
                 f"this version, {join.get('unmatched', 0)} matched none, "
-                f"{join.get('without_label', 0)} without a label, {join.get('replaced', 0)} "
-                "replaced by a later label",
+                f"{join.get('without_label', 0)} without a label, "
+                f"{join.get('unknown_label', 0)} with a label that is none of the classes"
+                f"{_unknown_values(join)}, {join.get('replaced', 0)} replaced by a later label",
             )
         )
     skipped = result.window.get("skipped") or {}

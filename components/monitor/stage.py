@@ -159,7 +159,7 @@ def run_monitoring(
     # say nothing about it.
     mine = preds[preds["model_version"] == version]
     join = JoinStats()
-    joined = labelled(mine, traffic.feedback, config.labels.positive_class, join)
+    joined = labelled(mine, traffic.feedback, config.labels, join)
     recent = window(joined, checked, cfg.label_window_hours, cfg.max_labels)
     perf = live_performance(recent, config.model.threshold, holdout_metrics(mv.tags or {}), cfg)
 

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.common.config import LabelsConfig, LabelValue
+from components.common.labels import apply_value_map, check_labels, positive_mask
 from components.serve.prediction_log import ReadStats, read_log
 
 PREDICTIONS = "predictions"
@@ -142,6 +144,10 @@ class JoinStats:
     """Feedback records given."""
     without_label: int = 0
     """Records whose label is null (not usable)."""
+    unknown_label: int = 0
+    """Records whose label is none of the classes (not usable, not a negative)."""
+    unknown_values: dict[str, int] = field(default_factory=dict)
+    """Those labels' values (as text) and their counts."""
     matched: int = 0
     """Records that named at least one of the given predictions."""
     unmatched: int = 0
@@ -151,24 +157,35 @@ class JoinStats:
     labelled: int = 0
     """Predictions that got a label."""
 
-    def to_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+    def to_dict(self) -> dict[str, Any]:
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in self.__dict__.items()}
 
 
-def _positive(label: Any, positive_class: int | str) -> float:
-    if isinstance(label, bool | np.bool_):  # JSON true/false against a 1/0 positive class
-        label = int(label)
-    key = id_key(label)
-    if key is None:
-        return np.nan
-    # As text, so a label read as 1.0 (a float column) is still the positive class 1.
-    return 1.0 if key == id_key(positive_class) else 0.0
+def _feedback_labels(values: pd.Series, labels: LabelsConfig, stats: JoinStats) -> pd.Series:
+    """1.0 / 0.0 per feedback label; NaN for a missing label or one that is none of the
+    classes (counted in `stats`, never a silent negative)."""
+    raw = values.astype(object)
+    positive = labels.positive_class
+    if isinstance(positive, int) and not isinstance(positive, bool):
+        # JSON true/false against a 1/0 positive class.
+        raw = raw.map(lambda v: int(v) if isinstance(v, bool | np.bool_) else v)
+    raw, _ = apply_value_map(labels, raw)
+    check = check_labels(labels, raw)
+    missing = raw.isna().to_numpy(bool)
+    unknown = check.unknown & ~missing
+    stats.without_label += int(missing.sum())
+    stats.unknown_label += int(unknown.sum())
+    for value, n in check.value_counts.items():
+        if value != "null":
+            stats.unknown_values[value] = stats.unknown_values.get(value, 0) + n
+    y = pd.Series(positive_mask(labels, raw).astype(float), index=values.index)
+    return y.where(~(missing | unknown))
 
 
 def labelled(
     predictions: pd.DataFrame,
     feedback: pd.DataFrame,
-    positive_class: int | str,
+    labels: LabelsConfig | LabelValue,
     stats: JoinStats | None = None,
 ) -> pd.DataFrame:
     """Predictions that received a label, with `label` 0/1 and the feedback time.
@@ -177,8 +194,12 @@ def labelled(
     its `entity_id`, or by the request id alone (every prediction of that request). A
     later label for the same prediction replaces an earlier one. Ids are compared as
     `id_key` text, whatever dtype the frames carry. `stats` (when given) counts what
-    happened to every feedback record.
+    happened to every feedback record. `labels` is the config's labels section (its
+    classes and value map apply to feedback as to training data) or, for a bare positive
+    class, the negative class is the one other value the feedback holds.
     """
+    if not isinstance(labels, LabelsConfig):
+        labels = LabelsConfig(table="feedback", label_column="label", positive_class=labels)
     stats = stats if stats is not None else JoinStats()
     stats.feedback += len(feedback)
     out = predictions.assign(label=np.nan)
@@ -189,13 +210,12 @@ def labelled(
         return out.iloc[0:0]
     fb = feedback.reset_index(drop=True).assign(
         _fb=lambda d: np.arange(len(d)),
-        y=[_positive(v, positive_class) for v in feedback["label"]],
+        y=_feedback_labels(feedback["label"].reset_index(drop=True), labels, stats).to_numpy(),
         request_id=lambda d: _keys(d["request_id"]),
         _index=lambda d: _keys(d["index"]),
         _entity=lambda d: _keys(d["entity_id"]),
     )
     usable = fb.dropna(subset=["y"])
-    stats.without_label += len(fb) - len(usable)
     fb = usable.sort_values("ts", kind="stable")
     keyed = predictions.reset_index(drop=True).assign(
         _row=lambda d: np.arange(len(d)),

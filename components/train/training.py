@@ -57,7 +57,7 @@ def encode_labels(config: SeamlessConfig, training_set: pd.DataFrame) -> pd.Seri
     if check.count:
         raise SeamlessError(check.sentence(config.labels.table, col))
     positive = config.labels.positive_class
-    y = pd.Series(positive_mask(config, labels).astype(int), index=labels.index)
+    y = pd.Series(positive_mask(config.labels, labels).astype(int), index=labels.index)
     if y.nunique() < 2:
         classes = sorted(str(v) for v in canonical_series(labels).unique())
         raise SeamlessError(

@@ -120,6 +120,8 @@ def test_labels_join_when_the_feedback_mixes_entity_ids_and_indexes(tmp_path: Pa
     assert stats.to_dict() == {
         "feedback": 6,
         "without_label": 1,
+        "unknown_label": 0,
+        "unknown_values": {},
         "matched": 3,
         "unmatched": 2,
         "replaced": 0,
@@ -289,3 +291,44 @@ def test_labels_join_a_log_mixing_entity_and_instance_requests(
     result = run_monitoring(config, workspace=tmp_path, log_to_mlflow=False)
     assert result.performance.labelled == 26, result.performance.message
     assert result.window["labels"]["unmatched"] == 1
+
+
+@pytest.mark.unit
+def test_feedback_labels_outside_the_classes_are_counted_not_negative() -> None:
+    """Issue #13 item 1 for feedback: 'Churned' is not a silent 'stayed'."""
+    from components.common.config import LabelsConfig
+
+    n = 6
+    preds = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(["2026-01-10T12:00:00Z"] * n),
+            "request_id": [f"r{i}" for i in range(n)],
+            "index": [0] * n,
+            "entity_id": list(range(n)),
+            "score": [0.5] * n,
+        }
+    )
+    feedback = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(["2026-01-10T13:00:00Z"] * n),
+            "request_id": [f"r{i}" for i in range(n)],
+            "index": [0] * n,
+            "entity_id": [None] * n,
+            "label": ["churned", "stayed", "Churned", "stayed", None, "paused"],
+        }
+    )
+    labels = LabelsConfig(
+        table="t", label_column="churn", positive_class="churned", negative_classes=["stayed"]
+    )
+    stats = JoinStats()
+    joined = labelled(preds, feedback, labels, stats)
+    assert joined.set_index("request_id")["label"].to_dict() == {
+        "r0": 1.0,
+        "r1": 0.0,
+        "r3": 0.0,
+    }
+    assert (stats.without_label, stats.unknown_label) == (1, 2)
+    assert stats.unknown_values == {"Churned": 1, "paused": 1}
+    mapped = labels.model_copy(update={"value_map": {"Churned": "churned"}})
+    joined = labelled(preds, feedback, mapped)
+    assert joined.set_index("request_id")["label"].to_dict()["r2"] == 1.0
