@@ -476,9 +476,10 @@ def create_app(
         scored = service.score(rows, ids, route, version)
         request_id = body.id or scored.request_id
         if as_binary:
+            arrays = {"score": ("FP32", scored.scores), "decision": ("BOOL", scored.decisions)}
             content, header_length = oip.binary_response(
                 {"model_name": name, "model_version": scored.model.version, "id": request_id},
-                [(w, "FP32" if w == "score" else "BOOL", getattr(scored, w + "s")) for w in wanted],
+                [(w, *arrays[w]) for w in wanted],
                 as_binary,
             )
             return Response(

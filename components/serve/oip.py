@@ -50,7 +50,6 @@ OUTPUTS = [
 ENTITY_ALIAS = "entity_id"
 EXTENSIONS = ["binary_tensor_data"]
 _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-HEADER_LENGTH = "inference-header-content-length"
 # Binary layout of the fixed-size datatypes (the protocol's: little-endian, BOOL one byte).
 BINARY_DTYPES: dict[str, str] = {
     "BOOL": "?",
