@@ -159,6 +159,7 @@ class ValidationResult:
         """The counts as numbers, for a KFP `Metrics` artifact (which holds numbers only)."""
         return {
             "evaluated": float(self.evaluated),
+            "builtin": float(len(self.builtin)),
             "failed": float(self.failed),
             "failed_critical": float(self.failed_critical),
             "failed_warning": float(self.failed_warning),

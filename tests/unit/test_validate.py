@@ -82,6 +82,7 @@ def test_failed_warning_warns() -> None:
     assert result.success_percent == 50.0
     assert result.summary_metrics() == {
         "evaluated": 2.0,
+        "builtin": 0.0,
         "failed": 1.0,
         "failed_critical": 0.0,
         "failed_warning": 1.0,
