@@ -1,0 +1,159 @@
+"""Label: the label column's type and classes (`plan_label`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from components.common.config import ColumnType, LabelValue
+from components.common.errors import SeamlessError
+from components.common.labels import canonical
+
+# Ingest's converters and blank test: the inference must parse exactly as ingest does.
+from components.ingest.normalize import nonblank
+from pipelines.scaffold.common import INT_TEXT, LEADING_ZERO, rows, show
+
+
+@dataclass(frozen=True)
+class LabelPlan:
+    """The label column's type and classes."""
+
+    column: str
+    kind: ColumnType
+    positive: LabelValue
+    negatives: tuple[LabelValue, ...]
+    counts: dict[str, int]
+    """Rows per class (text of the value, after `value_map`)."""
+    value_map: dict[str, LabelValue] = field(default_factory=dict)
+    missing: int = 0
+    """Rows without a label (dropped: `unknown_values: drop`)."""
+    notes: tuple[str, ...] = ()
+
+
+def _label_kind(raw: pd.Series) -> ColumnType:
+    if ptypes.is_bool_dtype(raw.dtype):
+        return "bool"
+    values = raw[nonblank(raw)]
+    if ptypes.is_integer_dtype(raw.dtype):
+        return "int"
+    if ptypes.is_float_dtype(raw.dtype):
+        return "int" if bool((values % 1 == 0).all()) else "string"
+    text = values.map(str).str.strip()
+    if text.str.fullmatch(INT_TEXT).all() and not text.str.fullmatch(LEADING_ZERO).any():
+        return "int"
+    return "string"
+
+
+def _typed(text: str, kind: ColumnType) -> LabelValue:
+    if kind == "int":
+        return int(text)
+    if kind == "bool":
+        return text == "true"
+    return text
+
+
+def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = None) -> LabelPlan:
+    """Classes of the label column: `positive` (or, for a two-valued label, the minority
+    class), and every other value as an explicit negative class. Spellings of one value
+    that differ only in case or surrounding spaces are mapped onto the commonest one."""
+    if label not in df.columns:
+        raise SeamlessError(
+            f"--label '{label}' is not a column of {shown} (columns: {show(list(df.columns), 12)})."
+        )
+    raw = df[label]
+    kind = _label_kind(raw)
+    present = nonblank(raw)
+    missing = int((~present).sum())
+    if not present.any():
+        raise SeamlessError(f"Label column '{label}' of {shown} is empty in every row.")
+    values = raw[present]
+    if kind == "int":
+        text = values.map(lambda v: str(int(v)) if isinstance(v, str) else str(canonical(v)))
+    else:
+        text = values.map(lambda v: v if isinstance(v, str) else str(canonical(v)))
+    counts = text.value_counts(sort=True)
+    notes: list[str] = []
+    value_map: dict[str, LabelValue] = {}
+    if kind == "string":
+        counts, value_map, mapped_notes = _merge_spellings(counts, positive)
+        notes += mapped_notes
+    classes = {str(k): int(v) for k, v in counts.items()}
+    listing = ", ".join(f"{k!r} ({rows(v)})" for k, v in list(classes.items())[:10])
+    listing += f" and {len(classes) - 10} more" if len(classes) > 10 else ""
+    if positive is not None:
+        wanted = positive.lower() if kind == "bool" else positive
+        if kind == "int" and INT_TEXT.fullmatch(positive.strip()):
+            wanted = str(int(positive))
+        if wanted not in classes:
+            raise SeamlessError(
+                f"--positive {positive!r} is not a value of label column '{label}' in {shown}; "
+                f"its values are {listing}."
+            )
+        chosen = wanted
+        notes.append(f"Positive class {chosen!r} (--positive): {rows(classes[chosen])}.")
+    elif len(classes) == 1:
+        raise SeamlessError(
+            f"Label column '{label}' of {shown} holds one value only ({listing}); a model "
+            "needs two classes."
+        )
+    elif len(classes) == 2:
+        (a, na), (b, nb) = sorted(classes.items(), key=lambda kv: (kv[1], kv[0]))
+        chosen = a
+        tie = " (a tie: the first in sort order)" if na == nb else ""
+        notes.append(
+            f"Positive class {chosen!r}: the minority class{tie}, {rows(na)} against "
+            f"{rows(nb)} of {b!r}; pass --positive to choose the other."
+        )
+    else:
+        raise SeamlessError(
+            f"Label column '{label}' of {shown} has {len(classes)} values ({listing}); pass "
+            "--positive with the one to predict (the others become negative classes)."
+        )
+    negatives = [k for k in classes if k != chosen]
+    notes.append(
+        "Negative class"
+        + ("es " if len(negatives) > 1 else " ")
+        + ", ".join(f"{k!r} ({rows(classes[k])})" for k in negatives)
+        + ("." if missing else ": any other value stops the run.")
+    )
+    if missing:
+        notes.append(
+            f"{rows(missing)} have no label: they are dropped before validation "
+            "(unknown_values: drop), counted in the run summary. Drop also removes any other "
+            "value outside the classes: set unknown_values: fail once every row has a label."
+        )
+    return LabelPlan(
+        column=label,
+        kind=kind,
+        positive=_typed(chosen, kind),
+        negatives=tuple(_typed(k, kind) for k in negatives),
+        counts=classes,
+        value_map=value_map,
+        missing=missing,
+        notes=tuple(notes),
+    )
+
+
+def _merge_spellings(
+    counts: pd.Series, positive: str | None
+) -> tuple[pd.Series, dict[str, LabelValue], list[str]]:
+    groups: dict[str, list[str]] = {}
+    for value in counts.index:  # most frequent first
+        groups.setdefault(str(value).strip().casefold(), []).append(str(value))
+    value_map: dict[str, LabelValue] = {}
+    notes: list[str] = []
+    merged: dict[str, int] = {}
+    for spellings in groups.values():
+        main = positive if positive in spellings else spellings[0]
+        merged[main] = int(sum(int(counts[s]) for s in spellings))
+        for other in spellings:
+            if other != main:
+                value_map[other] = main
+                notes.append(
+                    f"{other!r} ({rows(int(counts[other]))}) is mapped to {main!r} "
+                    "(value_map): they differ only in case or spaces."
+                )
+    out = pd.Series(merged).sort_values(ascending=False, kind="stable")
+    return out, value_map, notes

@@ -1,0 +1,210 @@
+"""Profiling: a type per column, inferred conservatively with ingest's own converters."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from components.common.config import ColumnType
+
+# Ingest's converters and blank test: the inference must parse exactly as ingest does.
+from components.ingest.normalize import CONVERTERS, nonblank
+from pipelines.scaffold.common import BUDGET, INT_TEXT, LEADING_ZERO, MAX_SET, n, plain, show
+
+_DATE_HINT = re.compile(r"\d[-/:T]\d|\d{4}-\d")
+_TYPE_WORDS = {
+    "int": "integers",
+    "float": "numbers",
+    "bool": "true/false values",
+    "timestamp": "ISO 8601 timestamps",
+}
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """What one column holds and the type inferred for it."""
+
+    name: str
+    kind: ColumnType
+    rows: int
+    present: int
+    """Values that are neither null nor blank in the source."""
+    parsed: int
+    """Present values that parse as `kind` (all of them for string)."""
+    invalid_examples: tuple[str, ...]
+    """The first values that do not parse (they become null at ingest)."""
+    distinct: int
+    """Distinct parsed values."""
+    top: tuple[tuple[Any, int], ...]
+    """(value, rows), most frequent first, when there are at most MAX_SET values."""
+    minimum: Any = None
+    """Smallest parsed value (numbers and timestamps)."""
+    maximum: Any = None
+    why: str = ""
+    """The sentence the config shows above the column."""
+
+    @property
+    def invalid(self) -> int:
+        return self.present - self.parsed
+
+    @property
+    def nulls(self) -> int:
+        """Null after ingest: empty in the source or not parseable."""
+        return self.rows - self.parsed
+
+    @property
+    def unique(self) -> bool:
+        """Every row has a value and no two rows share one."""
+        return self.parsed == self.rows and self.distinct == self.rows
+
+
+def _examples(values: pd.Series, limit: int = 3) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values:
+        text = str(v)[:40]
+        if text not in out:
+            out.append(text)
+        if len(out) == limit:
+            break
+    return tuple(out)
+
+
+def _trial(raw: pd.Series, present: pd.Series, kind: ColumnType) -> tuple[pd.Series, pd.Series]:
+    """(converted values, mask of present values that failed) under ingest's converter."""
+    converted = CONVERTERS[kind](raw)
+    return converted, present & converted.isna()
+
+
+def _fits(failed: int, present: int) -> bool:
+    return failed <= BUDGET * present
+
+
+def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
+    """The column's type, conservatively: a type is taken when at most 1% of the present
+    values fail to parse as it (they become null at ingest, and are listed); digits with
+    leading zeros stay text; a column of decimals is never cut to integers."""
+    raw = raw.reset_index(drop=True)
+    rows = len(raw)
+    present_mask = pd.Series(nonblank(raw).to_numpy(bool))
+    present = int(present_mask.sum())
+    kind: ColumnType = "string"
+    failed = pd.Series(False, index=raw.index)
+    why = ""
+    typed = {
+        "bool": ptypes.is_bool_dtype,
+        "int": ptypes.is_integer_dtype,
+        "float": ptypes.is_float_dtype,
+        "timestamp": ptypes.is_datetime64_any_dtype,
+    }
+    native = next((k for k, test in typed.items() if test(raw.dtype)), None)
+    if present == 0:
+        why = "string: every value is empty"
+    elif native is not None:
+        kind = cast(ColumnType, native)
+        why = f"{kind}: typed so in the source"
+    else:
+        kind, failed, why = _infer_objects(raw, present_mask, present)
+    converted = CONVERTERS[kind](raw)
+    ok = converted[~converted.isna()] if kind != "string" else converted.dropna()
+    n_failed = int(failed.sum())
+    if n_failed:
+        verb = "does not and becomes" if n_failed == 1 else "do not and become"
+        why += f"; {n(n_failed)} {verb} null at ingest (e.g. {show(_examples(raw[failed]))})"
+    empty = rows - present
+    if empty:
+        why += f"; {n(empty)} empty"
+    distinct = int(ok.nunique())
+    top: tuple[tuple[Any, int], ...] = ()
+    if distinct <= MAX_SET:
+        counts = ok.value_counts(sort=True)
+        top = tuple((plain(v), int(c)) for v, c in counts.items())
+    minimum = maximum = None
+    if kind in ("int", "float", "timestamp") and len(ok):
+        minimum, maximum = plain(ok.min()), plain(ok.max())
+    if kind == "string" and present:
+        why = why.replace("string: text", f"string: {n(distinct)} distinct values", 1)
+        if distinct == present == rows and rows > MAX_SET:
+            why += "; every value differs (an identifier or free text?)"
+    return ColumnProfile(
+        name=name,
+        kind=kind,
+        rows=rows,
+        present=present,
+        parsed=len(ok),
+        invalid_examples=_examples(raw[failed]),
+        distinct=distinct,
+        top=top,
+        minimum=minimum,
+        maximum=maximum,
+        why=why,
+    )
+
+
+def _infer_objects(
+    raw: pd.Series, present_mask: pd.Series, present: int
+) -> tuple[ColumnType, pd.Series, str]:
+    """Type of an object column (CSV text, or mixed values from a database driver)."""
+    values = raw[present_mask]
+    all_text = ptypes.infer_dtype(values, skipna=True) == "string"
+    text = values.map(str).str.strip()
+    lowered = set(text.str.lower().unique()) if text.nunique() <= 4 else set()
+    if lowered and lowered <= {"true", "false"}:
+        _, failed = _trial(raw, present_mask, "bool")
+        return "bool", failed, f"inferred bool: {n(present)} values are true/false"
+    _, float_failed = _trial(raw, present_mask, "float")
+    _, int_failed = _trial(raw, present_mask, "int")
+    n_float, n_int = int(float_failed.sum()), int(int_failed.sum())
+    if n_float < present and _fits(n_float, present):
+        zeros = text[text.str.fullmatch(LEADING_ZERO)] if all_text else text.iloc[:0]
+        if len(zeros):
+            return (
+                "string",
+                pd.Series(False, index=raw.index),
+                f"kept as string: values such as {zeros.iloc[0]!r} have leading zeros that a "
+                "number would drop",
+            )
+        lost = text[(int_failed & ~float_failed)[text.index]]
+        if len(lost) and all_text and lost.str.fullmatch(INT_TEXT).all():
+            return (
+                "string",
+                pd.Series(False, index=raw.index),
+                f"kept as string: values such as {lost.iloc[0]!r} are integers too long for a "
+                "64-bit integer (a float would round them)",
+            )
+        # Integers only if no number would be lost and none is written as a decimal ("40.0"):
+        # the next file's "40.5" would then be a coerced value.
+        numbers = text[~float_failed[text.index]]
+        written_as_int = not all_text or bool(numbers.str.fullmatch(INT_TEXT).all())
+        if n_int == n_float and written_as_int:
+            return "int", int_failed, _parse_sentence("int", present - n_int, present)
+        return "float", float_failed, _parse_sentence("float", present - n_float, present)
+    if text.str.contains(_DATE_HINT).any():
+        _, ts_failed = _trial(raw, present_mask, "timestamp")
+        n_ts = int(ts_failed.sum())
+        if n_ts < present and _fits(n_ts, present):
+            return "timestamp", ts_failed, _parse_sentence("timestamp", present - n_ts, present)
+    return "string", pd.Series(False, index=raw.index), _string_sentence(n_float, present)
+
+
+def _parse_sentence(kind: str, parsed: int, present: int) -> str:
+    words = _TYPE_WORDS[kind]
+    return f"inferred {kind}: {n(parsed)} of {n(present)} non-null values parse as {words}"
+
+
+def _string_sentence(not_numbers: int, present: int) -> str:
+    numbers = present - not_numbers
+    if numbers and not_numbers:
+        return (
+            f"string: {n(numbers)} of {n(present)} non-null values are numbers, too few "
+            f"for a numeric type (at most {BUDGET:.0%} may fail to parse)"
+        )
+    return "string: text"
+
+
+def profile_table(df: pd.DataFrame) -> dict[str, ColumnProfile]:
+    """A profile per column, in the table's order."""
+    return {str(c): infer_column(str(c), df[c]) for c in df.columns}

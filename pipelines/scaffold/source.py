@@ -1,0 +1,194 @@
+"""Reading: where the table comes from (`plan_source`) and its raw rows (`read_table`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+from urllib.request import url2pathname
+
+import pandas as pd
+
+from components.common.config import FileSource, SqlSource
+from components.common.errors import SeamlessError
+from components.ingest.sources import read_source
+from pipelines.scaffold.common import PASSWORD_VAR, identifier
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """Where the table is read from now, and how the config names it."""
+
+    read: FileSource | SqlSource
+    """The source as `init` reads it (absolute paths, the password as given)."""
+    config: FileSource | SqlSource
+    """The source written into the config (paths relative to the data dir if possible,
+    the password as `${SEAMLESS_DB_PASSWORD}`)."""
+    shown: str
+    """The source for messages (passwords masked)."""
+    table: str
+    """Table name in the config."""
+    notes: tuple[str, ...] = ()
+    password: str | None = None
+    """The database password (URL-encoded), when the config reads it from PASSWORD_VAR."""
+
+
+def is_database_url(text: str) -> bool:
+    """A SQLAlchemy URL (`dialect[+driver]://...`), not a file path or http(s)/file URI."""
+    scheme = urlsplit(text).scheme.lower()
+    return "://" in text and len(scheme) > 1 and scheme not in ("http", "https", "file")
+
+
+def plan_source(
+    from_: str,
+    data_dir: Path,
+    *,
+    query: str | None = None,
+    table: str | None = None,
+    cwd: Path | None = None,
+) -> SourcePlan:
+    """The source for `--from` (a CSV/Parquet path or URL, or a SQLAlchemy URL)."""
+    cwd = (cwd or Path.cwd()).resolve()
+    data_dir = data_dir.resolve()
+    if is_database_url(from_):
+        return _plan_sql(from_, data_dir, query, table, cwd)
+    if query or table:
+        flag = "--query" if query else "--table"
+        raise SeamlessError(
+            f"{flag} applies to a database URL, but --from {from_} is a file; drop {flag}."
+        )
+    parts = urlsplit(from_)
+    if parts.scheme.lower() in ("http", "https"):
+        name = Path(parts.path).name or "data"
+        src = FileSource(uri=from_)
+        return SourcePlan(src, src, from_, identifier(Path(name).stem.split(".")[0], "data"))
+    path = Path(url2pathname(unquote(parts.path))) if parts.scheme == "file" else Path(from_)
+    path = path.expanduser()
+    path = (path if path.is_absolute() else cwd / path).resolve()
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise SeamlessError(f"--from {from_}: {path} {what}.")
+    delimiter = _delimiter_of(path)
+    notes: tuple[str, ...] = ()
+    try:
+        uri = path.relative_to(data_dir).as_posix()
+    except ValueError:
+        uri = str(path)
+        notes = (
+            f"An absolute path: {path.name} is not inside the data directory {data_dir} "
+            "(init --data-dir).",
+        )
+    read = FileSource(uri=str(path), delimiter=delimiter)
+    written = FileSource(uri=uri, delimiter=delimiter)
+    stem = path.name.split(".")[0]
+    return SourcePlan(read, written, str(path), identifier(stem, "data"), notes)
+
+
+def _delimiter_of(path: Path) -> str:
+    """`,` unless another delimiter splits the first lines into a constant number of fields."""
+    from components.ingest.sources import sample_text, sniff_delimiter  # ingest's sniffer
+
+    if path.name.lower().endswith((".parquet", ".pq", ".parq")):
+        return ","
+    with path.open("rb") as fh:
+        if fh.read(4) == b"PAR1":
+            return ","
+    return sniff_delimiter(sample_text(path), ",") or ","
+
+
+def _plan_sql(
+    url_text: str, data_dir: Path, query: str | None, table: str | None, cwd: Path
+) -> SourcePlan:
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from components.ingest.fetch import mask_url
+
+    shown = mask_url(url_text)
+    try:
+        url = make_url(url_text)
+    except ArgumentError:
+        raise SeamlessError(f"--from {shown} is not a valid SQLAlchemy database URL.") from None
+    if bool(query) == bool(table):
+        raise SeamlessError(
+            f"--from {shown} is a database: name the table with --table NAME or give --query "
+            "SQL (one of them)."
+        )
+    if table:
+        try:
+            preparer = url.get_dialect()().identifier_preparer
+        except (NoSuchModuleError, ImportError) as exc:
+            raise SeamlessError(f"--from {shown}: no SQLAlchemy dialect for it ({exc}).") from None
+        name = ".".join(preparer.quote(part) for part in table.split("."))
+        query = f"SELECT * FROM {name}"  # identifiers quoted by the dialect
+    assert query is not None
+    notes: list[str] = []
+    read_url, config_url = url, url
+    db = url.database
+    if (
+        url.get_backend_name() == "sqlite"
+        and db
+        and db != ":memory:"
+        and not db.startswith("file:")
+    ):
+        path = Path(db).expanduser()
+        path = (path if path.is_absolute() else cwd / path).resolve()
+        read_url = url.set(database=str(path))
+        try:
+            config_url = url.set(database=path.relative_to(data_dir).as_posix())
+        except ValueError:
+            config_url = read_url
+            notes.append(f"An absolute path: the database is not inside {data_dir}.")
+    password = None
+    config_text = config_url.render_as_string(hide_password=False)
+    if url.password:
+        password = quote(str(url.password), safe="")
+        placeholder = "SEAMLESSPASSWORDPLACEHOLDER"
+        config_text = config_url.set(password=placeholder).render_as_string(hide_password=False)
+        config_text = config_text.replace(placeholder, "${" + PASSWORD_VAR + "}")
+        notes.append(
+            f"The password is read from the environment: export {PASSWORD_VAR} (URL-encoded)."
+        )
+    read = SqlSource(kind="sql", url=read_url.render_as_string(hide_password=False), query=query)
+    written = SqlSource(kind="sql", url=config_text, query=query)
+    name = identifier(table.split(".")[-1], "data") if table else "data"
+    return SourcePlan(read, written, shown, name, tuple(notes), password)
+
+
+def read_table(plan: SourcePlan) -> pd.DataFrame:
+    """The table's raw rows; a CSV's values all as text, so "007" stays "007"."""
+    src = plan.read
+    if isinstance(src, SqlSource):
+        df = read_source(src, None, plan.table)
+    else:
+        header = _csv_header(src)
+        df = read_source(src, None, plan.table, header)
+        if not header and not _is_parquet(src.uri) and df.select_dtypes(exclude=object).shape[1]:
+            df = read_source(src, None, plan.table, [str(c) for c in df.columns])  # as text
+    if len(df) == 0:
+        raise SeamlessError(f"--from {plan.shown} has no rows.")
+    df.columns = [str(c) for c in df.columns]
+    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dup:
+        raise SeamlessError(f"--from {plan.shown} has more than one column named {dup[0]!r}.")
+    return df
+
+
+def _is_parquet(uri: str) -> bool:
+    return urlsplit(uri).path.lower().endswith((".parquet", ".pq", ".parq"))
+
+
+def _csv_header(src: FileSource) -> list[str]:
+    """Column names of a local CSV (empty for Parquet, URLs or unreadable files: the
+    reader then reports the problem)."""
+    path = Path(src.uri)
+    if _is_parquet(src.uri) or not path.is_file():
+        return []
+    with path.open("rb") as fh:
+        if fh.read(4) == b"PAR1":
+            return []
+    try:
+        cols = pd.read_csv(path, sep=src.delimiter, nrows=0, encoding="utf-8-sig").columns
+    except Exception:  # the reader says what is wrong, with the file named
+        return []
+    return [str(c) for c in cols]
