@@ -1,7 +1,7 @@
 """`seamless init`: a commented use-case config for one's own table, then a dry validation.
 
 Register in pipelines/cli.py with `app.command("init")(init_cmd)`. The work is in
-pipelines/scaffold.py; this module only parses options and prints.
+pipelines/scaffold/; this module only parses options and prints.
 """
 
 from __future__ import annotations
