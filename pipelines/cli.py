@@ -285,7 +285,9 @@ def _print_outcome(outcome: dict, workspace: Path) -> None:
     for name, path in (outcome.get("reports") or {}).items():
         out.print(f"{name.capitalize()} report (HTML): {path}")
     db = Path(workspace).resolve() / "mlflow" / "mlflow.db"
-    out.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///{db}")
+    # The mlflow beside this interpreter, so the hint works from any folder.
+    mlflow = Path(sys.executable).parent / "mlflow"
+    out.print(f"MLflow UI: {mlflow} ui --backend-store-uri sqlite:///{db}")
 
 
 @app.command("compile")
