@@ -2,12 +2,16 @@
 
 No API server can run on these machines (see DESIGN.md), so a small HTTP server on
 loopback plays the one Deployment the step may touch and records what it receives.
+Connection failures are real too: a loopback port with nothing listening, and a socket
+that accepts connections but never answers.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -88,3 +92,49 @@ def test_forbidden_names_the_permission(apps_api: Any) -> None:
     _ApiServer.status = 403
     with pytest.raises(SeamlessError, match=r"Not allowed to patch .*get and patch"):
         roll_serving("credit_risk", "7", "seamless", "serving", api=apps_api)
+
+
+def _client_for(host: str) -> Any:
+    from kubernetes import client
+
+    cfg = client.Configuration()
+    cfg.host = host
+    return client.AppsV1Api(client.ApiClient(cfg))
+
+
+def test_server_error_is_one_sentence(apps_api: Any) -> None:
+    _ApiServer.status = 500
+    with pytest.raises(
+        SeamlessError, match=r"Patching deployment seamless/serving failed: HTTP 500"
+    ):
+        roll_serving("credit_risk", "7", "seamless", "serving", api=apps_api)
+
+
+def test_refused_connection_names_the_api_server_and_the_reason() -> None:
+    with socket.socket() as probe:  # a free port; nothing listens once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = _client_for(f"http://127.0.0.1:{port}")
+    with pytest.raises(SeamlessError) as caught:
+        roll_serving("credit_risk", "7", "seamless", "serving", api=api)
+    message = str(caught.value)
+    assert message == (
+        f"Cannot reach the Kubernetes API server at http://127.0.0.1:{port} to patch "
+        "deployment seamless/serving: Connection refused (check that the step's egress "
+        "NetworkPolicy allows that address)."
+    )
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_silent_api_server_times_out_in_one_sentence() -> None:
+    with socket.socket() as silent:  # accepts (backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        api = _client_for(f"http://127.0.0.1:{port}")
+        started = time.monotonic()
+        with pytest.raises(
+            SeamlessError, match=r"API server at http://127\.0\.0\.1:\d+ .*timed out"
+        ):
+            roll_serving("credit_risk", "7", "seamless", "serving", api=api, timeout=(1.0, 0.2))
+        assert time.monotonic() - started < 10
