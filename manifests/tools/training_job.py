@@ -52,6 +52,13 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
         {"name": "SEAMLESS_FEAST_CONFIG", "value": "/etc/feast/feature_store.yaml"},
         # The Job trains, evaluates and registers: the roles a pipeline run holds.
         {"name": "SEAMLESS_ROLE", "value": "ml_engineer"},
+        # Who acts, for the audit trail: the pod's ServiceAccount (no token is mounted, so
+        # only the downward API tells it), as serving, the CronJob and pipeline steps do.
+        {
+            "name": "KUBERNETES_SERVICE_ACCOUNT",
+            "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}},
+        },
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
     script = (
         f"seamless datasets generate --out /tmp/data --rows {rows} && "

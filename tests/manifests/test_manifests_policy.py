@@ -3,8 +3,11 @@ image tags, RBAC, NetworkPolicies and secrets. Every failure names kind/name and
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ import yaml
 from k8s_objects import (
     LONG_RUNNING_KINDS,
     MANIFESTS,
+    NAMESPACE,
     ROOT,
     Rendering,
     containers,
@@ -237,9 +241,9 @@ def test_rbac_has_no_wildcards_or_cluster_power(rendering: Rendering) -> None:
         problems.append(f"{ident(obj)}: cluster-scoped RBAC is not allowed (namespaced Roles only)")
     for role in rendering.of_kind("Role", "ClusterRole"):
         for n, rule in enumerate(role.get("rules", [])):
-            for field in ("verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"):
-                if any("*" in v for v in rule.get(field) or []):
-                    problems.append(f"{ident(role)} rule {n}: wildcard in {field}")
+            for attr in ("verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"):
+                if any("*" in v for v in rule.get(attr) or []):
+                    problems.append(f"{ident(role)} rule {n}: wildcard in {attr}")
             if "secrets" in (rule.get("resources") or []):
                 problems.append(f"{ident(role)} rule {n}: no workload may read Secrets via the API")
             for verb in ("escalate", "bind", "impersonate"):
@@ -290,15 +294,84 @@ def test_only_the_pipeline_may_use_the_api(rendering: Rendering) -> None:
     assert roles == ["seamless-pipeline-deploy"], f"[{rendering.name}] unexpected Roles: {roles}"
 
 
+# ---- audit identity ----------------------------------------------------------------------
+
+# Images that carry the seamless package (serving is built on the runtime image).
+SEAMLESS_IMAGES = ("runtime", "serving")
+# components/governance/audit.py:current_actor reads these (most pods mount no token).
+AUDIT_IDENTITY_ENV = {
+    "KUBERNETES_SERVICE_ACCOUNT": "spec.serviceAccountName",
+    "POD_NAMESPACE": "metadata.namespace",
+}
+
+
+def _shared_training_job(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The in-cluster training Job (manifests/tools/training_job.py) for these objects."""
+    spec = importlib.util.spec_from_file_location(
+        "seamless_training_job", MANIFESTS / "tools" / "training_job.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.training_job(objects)
+
+
+def test_seamless_code_is_audited_as_its_service_account(rendering: Rendering) -> None:
+    """Every container running Seamless code (rendered workloads and the shared training
+    Job) gets its ServiceAccount and namespace from the downward API, so the audit trail
+    names `system:serviceaccount:<namespace>:<account>`, not the image's OS user."""
+    problems = []
+    objects = [*rendering.objects, _shared_training_job(rendering.objects)]
+    checked = 0
+    for obj, template in workloads(objects):
+        for c in containers(template):
+            if image_parts(c["image"])[0].rsplit("/", 1)[-1] not in SEAMLESS_IMAGES:
+                continue
+            checked += 1
+            env = {e["name"]: e for e in c.get("env", [])}
+            for name, path in AUDIT_IDENTITY_ENV.items():
+                ref = env.get(name, {}).get("valueFrom", {}).get("fieldRef", {})
+                if ref.get("fieldPath") != path:
+                    problems.append(
+                        f"{ident(obj)} container {c['name']}: env {name} must come from "
+                        f"the downward API (fieldRef {path})"
+                    )
+    assert checked >= 3, f"[{rendering.name}] expected serving, the CronJob and the Job"
+    _fail(rendering, problems, "Seamless code knows its ServiceAccount (audit actor)")
+
+
 # ---- NetworkPolicies --------------------------------------------------------------------
+#
+# An offline flow model. Every endpoint has an IP; pods also a namespace and labels. A flow
+# src -> dst:port is allowed only if src's egress allows it (when src is a pod of this
+# namespace: other namespaces and non-pods are not governed by these policies, so the model
+# assumes the worst, that they send anything) AND dst's ingress allows it. Peers match as an
+# enforcing controller matches them: a podSelector alone means this namespace; a
+# namespaceSelector (with or without podSelector) means pods of the matching namespaces; an
+# ipBlock matches any source address in the CIDR, pods' addresses included (what kindnet's
+# kube-network-policies did on the real cluster: `0.0.0.0/0` let other namespaces in).
 
 # Pods the manifests do not declare but the policies are written for: Kubeflow Pipelines
 # steps (labels set by the pipeline through kfp-kubernetes; the deploy step also gets the
-# API-server label).
+# API-server label), and pods of the namespace that opt in as clients with the labels
+# docs/kubernetes.md documents.
 PIPELINE_STEP = {
     "app.kubernetes.io/name": "pipeline-step",
     "seamless.dev/pipeline-step": "true",
     "seamless.dev/apiserver-client": "true",
+}
+SERVING_CLIENT = {"seamless.dev/serving-client": "true"}
+FEATURE_CLIENT = {"seamless.dev/feature-client": "true"}
+
+# kind's defaults: pods on 10.244.0.0/16, nodes on the Docker network 172.18.0.0/16.
+POD_IPS = ipaddress.ip_network("10.244.0.0/24")
+KIND_NODE_IP = "172.18.0.2"
+# A pod of another namespace that copies every label the policies select on.
+INTRUDER_LABELS = {
+    **PIPELINE_STEP,
+    **SERVING_CLIENT,
+    **FEATURE_CLIENT,
+    "seamless.dev/scrape": "true",
 }
 
 # Exactly the in-namespace flows Seamless needs: (client, server, port).
@@ -316,16 +389,38 @@ EXPECTED_FLOWS = {
     ("pipeline-step", "feast-server", 6566),
     ("pipeline-step", "postgres", 5432),
     ("pipeline-step", "redis", 6379),
+    ("serving-client", "serving", 8080),
+    ("feature-client", "feast-server", 6566),
 }
 
 
-def _pods(rendering: Rendering) -> dict[str, tuple[dict[str, str], dict[str, Any] | None]]:
-    """name -> (labels, template) for every workload plus the synthetic pipeline step."""
-    out: dict[str, tuple[dict[str, str], dict[str, Any] | None]] = {}
-    for obj, template in workloads(rendering.objects):
-        out[obj["metadata"]["name"]] = (template["metadata"].get("labels", {}), template)
-    out["pipeline-step"] = (PIPELINE_STEP, None)
-    return out
+@dataclass
+class Endpoint:
+    """One end of a flow: a pod (namespace set) or a plain address (a node, a host)."""
+
+    name: str
+    ip: str
+    namespace: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    template: dict[str, Any] | None = None
+
+
+def _pods(rendering: Rendering) -> dict[str, Endpoint]:
+    """Every workload plus the synthetic pipeline step and clients, all in the namespace."""
+    named: list[tuple[str, dict[str, str], dict[str, Any] | None]] = [
+        (obj["metadata"]["name"], template["metadata"].get("labels", {}), template)
+        for obj, template in workloads(rendering.objects)
+    ]
+    named += [
+        ("pipeline-step", PIPELINE_STEP, None),
+        ("serving-client", SERVING_CLIENT, None),
+        ("feature-client", FEATURE_CLIENT, None),
+    ]
+    hosts = POD_IPS.hosts()
+    return {
+        name: Endpoint(name, str(next(hosts)), NAMESPACE, labels, template)
+        for name, labels, template in named
+    }
 
 
 def _ports(template: dict[str, Any] | None) -> list[tuple[int, str | None]]:
@@ -351,37 +446,84 @@ def _port_allowed(rule_ports: list[dict[str, Any]] | None, port: int, name: str 
     return False
 
 
-def _peer_matches(peers: list[dict[str, Any]] | None, labels: dict[str, str]) -> bool:
-    """In-namespace peers only: podSelector without namespaceSelector (ipBlocks are external)."""
-    if peers is None:
-        return True
-    return any(
-        "podSelector" in peer
-        and "namespaceSelector" not in peer
-        and selector_matches(peer["podSelector"], labels)
-        for peer in peers
+def _in_block(block: dict[str, Any], ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    return address in ipaddress.ip_network(block["cidr"]) and not any(
+        address in ipaddress.ip_network(e) for e in block.get("except") or []
     )
 
 
-def _allowed(
-    policies: list[dict[str, Any]], direction: str, me: dict[str, str], peer: dict[str, str],
+def _peer_matches(peers: list[dict[str, Any]] | None, policy_ns: str, other: Endpoint) -> bool:
+    if peers is None:
+        return True
+    for peer in peers:
+        if "ipBlock" in peer:
+            if _in_block(peer["ipBlock"], other.ip):
+                return True
+            continue
+        if other.namespace is None:
+            continue  # selectors select pods only
+        if "namespaceSelector" in peer:
+            ns_labels = {"kubernetes.io/metadata.name": other.namespace}
+            if selector_matches(peer["namespaceSelector"], ns_labels) and (
+                "podSelector" not in peer or selector_matches(peer["podSelector"], other.labels)
+            ):
+                return True
+        elif other.namespace == policy_ns and selector_matches(peer["podSelector"], other.labels):
+            return True
+    return False
+
+
+def _allows(
+    policies: list[dict[str, Any]], direction: str, me: Endpoint, other: Endpoint,
     port: int, name: str | None,
 ) -> bool:  # fmt: skip
+    """Whether `me`'s policies allow the flow in `direction` (ingress: other -> me)."""
+    if me.namespace != NAMESPACE:
+        return True  # a node, a host or another namespace: not governed by these policies
     policy_type = "Ingress" if direction == "ingress" else "Egress"
     selecting = [
         p
         for p in policies
-        if policy_type in p["spec"].get("policyTypes", ["Ingress"])
-        and selector_matches(p["spec"]["podSelector"], me)
+        if p["metadata"].get("namespace", NAMESPACE) == me.namespace
+        and policy_type in p["spec"].get("policyTypes", ["Ingress"])
+        and selector_matches(p["spec"]["podSelector"], me.labels)
     ]
     if not selecting:
         return True  # not isolated (never the case here: default-deny selects every pod)
     peer_key = "from" if direction == "ingress" else "to"
     return any(
-        _peer_matches(rule.get(peer_key), peer) and _port_allowed(rule.get("ports"), port, name)
+        _peer_matches(rule.get(peer_key), p["metadata"].get("namespace", NAMESPACE), other)
+        and _port_allowed(rule.get("ports"), port, name)
         for p in selecting
         for rule in p["spec"].get(direction) or []
     )
+
+
+@dataclass
+class FlowModel:
+    """Flows from the sources to every port of the namespace's pods, judged at both ends."""
+
+    allowed: set[tuple[str, str, int]] = field(default_factory=set)
+    # (src, dst, port, which end allows it) where only one end does.
+    one_sided: set[tuple[str, str, int, str]] = field(default_factory=set)
+
+
+def _flows(rendering: Rendering, sources: list[Endpoint]) -> FlowModel:
+    policies = rendering.of_kind("NetworkPolicy")
+    model = FlowModel()
+    for src in sources:
+        for dst in _pods(rendering).values():
+            if src.name == dst.name:
+                continue
+            for port, name in _ports(dst.template):
+                out = _allows(policies, "egress", src, dst, port, name)
+                into = _allows(policies, "ingress", dst, src, port, name)
+                if out and into:
+                    model.allowed.add((src.name, dst.name, port))
+                elif src.namespace == NAMESPACE and (out or into):
+                    model.one_sided.add((src.name, dst.name, port, "egress" if out else "ingress"))
+    return model
 
 
 def test_default_deny_and_dns(rendering: Rendering) -> None:
@@ -399,9 +541,9 @@ def test_default_deny_and_dns(rendering: Rendering) -> None:
         "(podSelector {}, Ingress+Egress, no rules)"
     )
     dns = {"k8s-app": "kube-dns"}
-    for name, (labels, _) in _pods(rendering).items():
+    for name, pod in _pods(rendering).items():
         ok = any(
-            selector_matches(p["spec"]["podSelector"], labels)
+            selector_matches(p["spec"]["podSelector"], pod.labels)
             and any(
                 any(
                     selector_matches(peer.get("podSelector"), dns)
@@ -428,32 +570,67 @@ def test_every_workload_has_its_own_policy(rendering: Rendering) -> None:
             )
     pods = _pods(rendering)
     for p in policies:
-        if not any(
-            selector_matches(p["spec"]["podSelector"], labels) for labels, _ in pods.values()
-        ):
+        if not any(selector_matches(p["spec"]["podSelector"], pod.labels) for pod in pods.values()):
             problems.append(f"{ident(p)}: selects no pod")
     _fail(rendering, problems, "every workload selected by a NetworkPolicy")
 
 
 def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None:
-    policies = rendering.of_kind("NetworkPolicy")
-    pods = _pods(rendering)
-    allowed = set()
-    for client, (client_labels, _) in pods.items():
-        for server, (server_labels, server_template) in pods.items():
-            if client == server:
-                continue
-            for port, name in _ports(server_template):
-                if _allowed(
-                    policies, "egress", client_labels, server_labels, port, name
-                ) and _allowed(policies, "ingress", server_labels, client_labels, port, name):
-                    allowed.add((client, server, port))
+    allowed = _flows(rendering, list(_pods(rendering).values())).allowed
     extra = sorted(allowed - EXPECTED_FLOWS)
     missing = sorted(EXPECTED_FLOWS - allowed)
     assert not extra and not missing, (
         f"[{rendering.name}] NetworkPolicies: flows allowed but not needed {extra}; "
         f"flows needed but blocked {missing}"
     )
+
+
+def test_no_flow_is_allowed_at_one_end_only(rendering: Rendering) -> None:
+    """An ingress allow without the sender's egress allow (or the reverse) is dead or wrong:
+    either a documented client cannot connect, or a rule opens more than it is meant to."""
+    one_sided = _flows(rendering, list(_pods(rendering).values())).one_sided
+    problems = [
+        f"{src} -> {dst}:{port}: only {end} allows it (the "
+        f"{'sender' if end == 'ingress' else 'receiver'}'s policies block it)"
+        for src, dst, port, end in sorted(one_sided)
+    ]
+    _fail(rendering, problems, "flows allowed at both ends or neither")
+
+
+def test_documented_client_labels_reach_their_targets(rendering: Rendering) -> None:
+    allowed = _flows(rendering, list(_pods(rendering).values())).allowed
+    for flow in (("serving-client", "serving", 8080), ("feature-client", "feast-server", 6566)):
+        assert flow in allowed, (
+            f"[{rendering.name}] a pod labelled {flow[0]} "
+            f"(seamless.dev/{flow[0]}=true) cannot reach {flow[1]}:{flow[2]}"
+        )
+
+
+def test_other_namespaces_reach_nothing(rendering: Rendering) -> None:
+    """A pod of another namespace (even one copying every label the policies select on)
+    reaches no Seamless pod: in particular not MLflow, serving or Prometheus."""
+    intruders = [
+        Endpoint("pod in namespace elsewhere", "10.244.1.23", "elsewhere", {"app": "x"}),
+        Endpoint("look-alike pod in namespace elsewhere", "10.244.1.24", "elsewhere",
+                 INTRUDER_LABELS),
+    ]  # fmt: skip
+    allowed = sorted(_flows(rendering, intruders).allowed)
+    assert not allowed, f"[{rendering.name}] reachable from another namespace: {allowed}"
+
+
+def test_kind_nodeports_open_mlflow_and_serving_to_the_node_only(
+    renderings: dict[str, Rendering],
+) -> None:
+    kind = renderings["kind"]
+    node = Endpoint("kind node", KIND_NODE_IP)
+    reached = {(dst, port) for _, dst, port in _flows(kind, [node]).allowed}
+    assert reached == {("mlflow", 5000), ("serving", 8080)}, (
+        f"kind: from the node address {KIND_NODE_IP} (NodePort traffic) reachable: "
+        f"{sorted(reached)}; expected MLflow 5000 and serving 8080 only (Prometheus has no "
+        "authentication: kubectl port-forward)"
+    )
+    elsewhere = Endpoint("a host outside the node network", "192.168.1.10")
+    assert not _flows(kind, [elsewhere]).allowed, "kind: NodePorts open beyond the node network"
 
 
 def test_only_api_clients_reach_the_api_server(rendering: Rendering) -> None:

@@ -120,8 +120,17 @@ def test_kind_config_publishes_the_nodeports_on_loopback(renderings: dict[str, R
         if svc["spec"].get("type") == "NodePort"
         for p in svc["spec"]["ports"]
     }
-    assert set(node_ports) == {"mlflow", "serving", "prometheus"}, (
-        f"kind NodePort Services: {node_ports}"
-    )
+    # Prometheus has no authentication: no NodePort (kubectl port-forward instead).
+    assert set(node_ports) == {"mlflow", "serving"}, f"kind NodePort Services: {node_ports}"
     unmapped = {name: port for name, port in node_ports.items() if port not in mapped}
     assert not unmapped, f"kind-config.yaml has no extraPortMappings for {unmapped}"
+
+
+def test_prometheus_is_not_exposed(rendering: Rendering) -> None:
+    """Prometheus has no authentication: its Service stays ClusterIP in every overlay."""
+    svc = rendering.get("Service", "prometheus")
+    assert svc is not None
+    assert svc["spec"].get("type", "ClusterIP") == "ClusterIP", (
+        f"[{rendering.name}] Service/prometheus is {svc['spec']['type']}: Prometheus has no "
+        "authentication; use `kubectl port-forward svc/prometheus 9090`"
+    )
