@@ -124,6 +124,8 @@ def test_kind_config_publishes_the_nodeports_on_loopback(renderings: dict[str, R
     assert set(node_ports) == {"mlflow", "serving"}, f"kind NodePort Services: {node_ports}"
     unmapped = {name: port for name, port in node_ports.items() if port not in mapped}
     assert not unmapped, f"kind-config.yaml has no extraPortMappings for {unmapped}"
+    stale = mapped - set(node_ports.values())
+    assert not stale, f"kind-config.yaml publishes ports no NodePort Service uses: {stale}"
 
 
 def test_prometheus_is_not_exposed(rendering: Rendering) -> None:
