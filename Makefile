@@ -105,8 +105,8 @@ deploy: $(KUBECTL) ## Apply the kind overlay and wait for the rollouts (needs a 
 	for d in statefulset/postgres statefulset/redis deployment/mlflow deployment/feast-server deployment/prometheus; do \
 		$(KUBECTL) -n seamless rollout status $$d --timeout=300s; done
 
-e2e: venv ## End-to-end tests on the kind cluster (needs kind-up, images-load, deploy)
-	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+e2e: venv ## End-to-end tests on the cluster KUBECONFIG points at (KUBE_CONTEXT=name picks one; after deploy)
+	$(BIN)/pytest tests/e2e -m e2e $(if $(KUBE_CONTEXT),--kube-context=$(KUBE_CONTEXT)) $(PYTEST_ARGS)
 
 kind-down: ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
