@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 from components.governance.audit import (
     GENESIS,
@@ -75,13 +76,18 @@ class PostgresAuditLog:
     def _connect(self) -> Any:
         import psycopg2
 
-        try:
-            return psycopg2.connect(self.url, connect_timeout=self.connect_timeout_s)
-        except psycopg2.OperationalError as exc:
+        def failed(exc: BaseException, attempts: int, seconds: float) -> SeamlessError:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
-            raise SeamlessError(
-                f"Cannot reach the audit database {self.describe()}: {first}."
-            ) from None
+            tried = f" (after {attempts} attempts over {seconds:.0f} s)" if attempts > 1 else ""
+            return SeamlessError(
+                f"Cannot reach the audit database {self.describe()}{tried}: {first}."
+            )
+
+        def connect() -> Any:
+            return psycopg2.connect(self.url, connect_timeout=self.connect_timeout_s)
+
+        # A fresh pod may start before its NetworkPolicies allow it out (issue #14 A.1).
+        return first_connection(self.describe(), connect, failed)
 
     def _ensure_schema(self, cur: Any) -> None:
         if not self._ready:

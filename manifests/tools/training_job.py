@@ -69,7 +69,9 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
         "kind": "Job",
         "metadata": {"name": JOB_NAME, "namespace": namespace},
         "spec": {
-            "backoffLimit": 0,
+            # A pod that fails at start (a node slow to apply its NetworkPolicies) is
+            # retried; training itself is idempotent per run (a new version, gated).
+            "backoffLimit": 2,
             "template": {
                 "metadata": {
                     "labels": {

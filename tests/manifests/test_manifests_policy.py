@@ -340,6 +340,25 @@ def test_seamless_code_is_audited_as_its_service_account(rendering: Rendering) -
     _fail(rendering, problems, "Seamless code knows its ServiceAccount (audit actor)")
 
 
+def test_jobs_retry_a_pod_that_fails_at_start(rendering: Rendering) -> None:
+    """Issue #14 A.1: a fresh pod can fail before the node applied its NetworkPolicies;
+    every Job (the CronJob's and the shared training Job) retries its pod."""
+    objects = [*rendering.objects, _shared_training_job(rendering.objects)]
+    problems, checked = [], 0
+    for obj in objects:
+        if obj["kind"] == "Job":
+            spec = obj["spec"]
+        elif obj["kind"] == "CronJob":
+            spec = obj["spec"]["jobTemplate"]["spec"]
+        else:
+            continue
+        checked += 1
+        if int(spec.get("backoffLimit", 6)) < 1:
+            problems.append(f"{ident(obj)}: backoffLimit {spec['backoffLimit']} (no retry)")
+    assert checked >= 2, f"[{rendering.name}] expected the CronJob and the training Job"
+    _fail(rendering, problems, "Jobs retry a pod that fails at start")
+
+
 # ---- NetworkPolicies --------------------------------------------------------------------
 #
 # An offline flow model. Every endpoint has an IP; pods also a namespace and labels. A flow
