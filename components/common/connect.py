@@ -88,3 +88,26 @@ def first_connection(
         with _lock:
             _reached.add(target)
         return result
+
+
+def wait_for_tcp(host: str, port: int, what: str, budget_s: float | None = None) -> bool:
+    """Wait (bounded, as `first_connection`) until `host:port` accepts a TCP connection.
+
+    For clients whose library connects deep inside (Feast's registry and online store):
+    probing the socket first spares a fresh pod the refused first attempt. Never raises:
+    if the budget runs out, the library's own error follows with its own sentence.
+    """
+    import socket
+
+    def connect() -> None:
+        socket.create_connection((host, port), timeout=3).close()
+
+    def failed(exc: BaseException, attempts: int, seconds: float) -> SeamlessError:
+        return SeamlessError(f"{what} at {host}:{port} not reachable ({exc})")
+
+    try:
+        first_connection(f"tcp://{host}:{port}", connect, failed, budget_s)
+    except SeamlessError as exc:
+        log.warning("%s; going on, the client will say what fails.", exc)
+        return False
+    return True

@@ -14,6 +14,7 @@ from feast import FeatureStore
 from feast.feast_object import FeastObject
 
 from components.common.config import SeamlessConfig
+from components.common.connect import wait_for_tcp
 from components.common.env import feast_config_file
 from components.common.errors import SeamlessError
 from components.features.repo import FEATURE_STORE_YAML, FeastObjects, snapshot_path
@@ -26,7 +27,35 @@ def open_store(repo_path: Path) -> FeatureStore:
         raise SeamlessError(
             f"Feast repo {repo_path} has no {FEATURE_STORE_YAML}; run the features stage first."
         )
-    return FeatureStore(repo_path=str(repo_path), fs_yaml_file=config_file)
+    store = FeatureStore(repo_path=str(repo_path), fs_yaml_file=config_file)
+    try:
+        endpoints = store_endpoints(store)
+    except Exception:  # an address this cannot parse: Feast will say what is wrong with it
+        endpoints = []
+    for host, port, what in endpoints:
+        wait_for_tcp(host, port, what)  # a fresh pod's first connection (issue #14 A.1)
+    return store
+
+
+def store_endpoints(store: FeatureStore) -> list[tuple[str, int, str]]:
+    """(host, port, what) of the network servers the store's config names: a SQL
+    registry other than SQLite, and a Redis online store's first node."""
+    from sqlalchemy.engine import make_url
+
+    out: list[tuple[str, int, str]] = []
+    registry = store.config.registry
+    path = str(getattr(registry, "path", "") or "")
+    if getattr(registry, "registry_type", "") == "sql" and "://" in path:
+        url = make_url(path)
+        if url.host and not url.drivername.startswith("sqlite"):
+            out.append((url.host, int(url.port or 5432), "Feast registry database"))
+    online = store.config.online_store
+    if getattr(online, "type", "") == "redis":
+        first = str(getattr(online, "connection_string", "")).split(",")[0]
+        host, _, port = first.partition(":")
+        if host and "=" not in first:
+            out.append((host, int(port or 6379), "Feast online store (Redis)"))
+    return out
 
 
 def to_utc(ts: pd.Series) -> pd.Series:
