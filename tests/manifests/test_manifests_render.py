@@ -19,6 +19,8 @@ from k8s_objects import (
     workloads,
 )
 
+from tests.helpers.require import require_module
+
 pytestmark = pytest.mark.manifests
 
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
@@ -64,8 +66,8 @@ def test_every_object_lives_in_the_namespace(rendering: Rendering) -> None:
 
 def test_objects_match_the_kubernetes_openapi_schema(rendering: Rendering) -> None:
     """Strict: unknown fields (typos such as `readinesProbe`) are errors too."""
-    kubernetes_validate = pytest.importorskip(
-        "kubernetes_validate", reason="kubernetes-validate is a dev dependency: run `make venv`"
+    kubernetes_validate = require_module(
+        "kubernetes_validate", "kubernetes-validate is a dev dependency: run `make venv`"
     )
     errors = []
     for obj in rendering.objects:
@@ -257,9 +259,7 @@ def test_feast_server_flags_and_repo_config(rendering: Rendering) -> None:
 
 def test_feast_repo_config_is_valid() -> None:
     """feature_store.yaml loads with Feast itself (SQL registry + Redis online store)."""
-    pytest.importorskip(
-        "redis", reason="Feast's Redis online store needs `feast[redis]`: run `make venv`"
-    )
+    require_module("redis", "Feast's Redis online store needs `feast[redis]`: run `make venv`")
     import yaml
     from feast.repo_config import RepoConfig
 

@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 import requests
 
-tritonhttp = pytest.importorskip(
+from tests.helpers.require import require_module
+
+tritonhttp = require_module(
     "tritonclient.http",
     reason="tritonclient[http] is a dev dependency: run `make venv` (pip install -e .[dev])",
 )
-from tritonclient.utils import InferenceServerException  # noqa: E402 (after the importorskip)
+from tritonclient.utils import InferenceServerException  # noqa: E402 (after require_module)
 
 from components.common.config import SeamlessConfig  # noqa: E402
 from tests.serving.serve_process import serving_process  # noqa: E402

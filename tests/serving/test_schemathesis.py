@@ -21,11 +21,13 @@ from typing import Any
 
 import pytest
 
-schemathesis = pytest.importorskip(
+from tests.helpers.require import require_module
+
+schemathesis = require_module(
     "schemathesis",
     reason="schemathesis is a dev dependency: run `make venv` (pip install -e .[dev])",
 )
-from fastapi import FastAPI  # noqa: E402 (after the importorskip)
+from fastapi import FastAPI  # noqa: E402 (after require_module)
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
