@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pytest
+
+from components.common.config import SeamlessConfig
 
 
 def training_set(n: int = 3000, seed: int = 0, signal: float = 1.0) -> pd.DataFrame:
@@ -37,3 +43,36 @@ def training_set(n: int = 3000, seed: int = 0, signal: float = 1.0) -> pd.DataFr
     )
     df["defaulted"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-z))).astype(int)
     return df
+
+
+def train_and_register_once(
+    store: Path, config: SeamlessConfig, data_sha256: str
+) -> dict[str, Any]:
+    """Train on 3,000 synthetic rows and register the model as promoted, in the MLflow
+    store of workspace `store` (module fixtures share it: ~10 s saved per test)."""
+    from components.register.registry import register
+    from components.train.run import train_and_log
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEAMLESS_WORKSPACE", str(store))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result, _ = train_and_log(
+            config,
+            training_set(3_000, seed=1),
+            data_sha256=data_sha256,
+            feature_service="credit_risk_v1",
+            pipeline_run_id="t",
+            source_uri="file:///tmp/ts",
+        )
+        reg = register(
+            config.model.name,
+            result.model_uri,
+            "promote",
+            {"seamless.train_run_id": result.run_id, "holdout.roc_auc": "0.80"},
+        )
+    return {
+        "config": config,
+        "version": reg.version,
+        "run_id": result.run_id,
+        "model_uri": result.model_uri,
+    }

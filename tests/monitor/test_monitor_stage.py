@@ -15,11 +15,9 @@ from components.monitor.config import monitoring_config
 from components.monitor.exporters import LAST_RUN_TAG, REPORT_ARTIFACT, prometheus_registry
 from components.monitor.profile import PROFILE_ARTIFACT, load_reference_profile
 from components.monitor.stage import default_textfile, run_monitoring
-from components.register.registry import register
 from components.serve.prediction_log import AppendLog, jsonable
-from components.train.run import train_and_log
 from components.train.training import model_input
-from tests.factories import training_set
+from tests.factories import train_and_register_once, training_set
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]  # ~15 s: one real train + register
 
@@ -47,25 +45,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _trained(store: Path) -> dict[str, Any]:
     from components.common.config import default_config_path, load_config
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEAMLESS_WORKSPACE", str(store))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        cfg = _small(load_config(default_config_path()))
-        result, _ = train_and_log(
-            cfg,
-            training_set(3_000, seed=1),
-            data_sha256="a" * 64,
-            feature_service="credit_risk_v1",
-            pipeline_run_id="t",
-            source_uri="file:///tmp/ts",
-        )
-        reg = register(
-            cfg.model.name,
-            result.model_uri,
-            "promote",
-            {"seamless.train_run_id": result.run_id, "holdout.roc_auc": "0.80"},
-        )
-    return {"config": cfg, "version": reg.version, "run_id": result.run_id}
+    return train_and_register_once(store, _small(load_config(default_config_path())), "a" * 64)
 
 
 @pytest.fixture()

@@ -24,11 +24,10 @@ from components.monitor.profile import baseline_profile, profile_for_training
 from components.monitor.stage import run_monitoring
 from components.register.registry import register
 from components.serve.prediction_log import AppendLog, jsonable
-from components.train.run import train_and_log
 from components.train.training import model_input
 from pipelines.demo_data import generate, generate_frames
 from pipelines.demo_loop import as_of_rows
-from tests.factories import training_set
+from tests.factories import train_and_register_once, training_set
 
 NOW = datetime(2026, 1, 10, 12, tzinfo=UTC)
 FEATURE = "delinquencies_12m"
@@ -120,25 +119,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def _trained(store: Path) -> dict[str, Any]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEAMLESS_WORKSPACE", str(store))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        cfg = _small(load_config(default_config_path()))
-        result, _ = train_and_log(
-            cfg,
-            training_set(3_000, seed=1),
-            data_sha256="b" * 64,
-            feature_service="credit_risk_v1",
-            pipeline_run_id="t",
-            source_uri="file:///tmp/ts",
-        )
-        reg = register(
-            cfg.model.name,
-            result.model_uri,
-            "promote",
-            {"seamless.train_run_id": result.run_id, "holdout.roc_auc": "0.80"},
-        )
-    return {"config": cfg, "version": reg.version, "model_uri": result.model_uri}
+    return train_and_register_once(store, _small(load_config(default_config_path())), "b" * 64)
 
 
 @pytest.fixture()
