@@ -9,7 +9,6 @@ online store) and check that every label finds its prediction.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,16 +22,7 @@ from components.monitor.traffic import JoinStats, id_key, labelled, read_traffic
 from components.serve.app import create_app
 from components.serve.prediction_log import AppendLog
 from components.serve.settings import ServeSettings
-from tests.serving.workspace import build_workspace, small_config
-
-ENDPOINTS = (
-    "SEAMLESS_WORKSPACE",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MLFLOW_EXPERIMENT_ID",
-    "SEAMLESS_FEAST_REPO",
-    "SEAMLESS_DERIVED_ENDPOINTS",
-)
+from tests.serving.workspace import build_workspace, clean_endpoints, small_config
 
 
 def _log(directory: Path, prefix: str, records: list[dict[str, Any]]) -> None:
@@ -170,18 +160,9 @@ def test_frames_already_read_as_float_still_join() -> None:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A serving workspace (Feast online store + champion), built once for the module."""
-    saved = {k: os.environ.get(k) for k in ENDPOINTS}
-    for key in ENDPOINTS:
-        os.environ.pop(key, None)
-    config = small_config(load_config(default_config_path()))
-    try:
+    with clean_endpoints():
+        config = small_config(load_config(default_config_path()))
         yield {"config": config, **build_workspace(tmp_path_factory.mktemp("ids"), config)}
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _client(served: dict[str, Any], logs: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:

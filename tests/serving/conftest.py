@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +14,7 @@ from components.common.config import SeamlessConfig, default_config_path, load_c
 from components.serve.app import create_app
 from components.serve.settings import ServeSettings
 from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server
-from tests.serving.workspace import build_workspace, small_config
+from tests.serving.workspace import build_workspace, clean_endpoints, small_config
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -23,39 +22,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "serving: the online serving app (real MLflow/Feast)")
 
 
-ENV_KEYS = ("SEAMLESS_WORKSPACE", "MLFLOW_TRACKING_URI", "SEAMLESS_FEAST_REPO")
-
-
 @pytest.fixture(scope="session")
 def serve_config() -> SeamlessConfig:
     return small_config(load_config(default_config_path()))
 
 
-ENDPOINT_KEYS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MLFLOW_EXPERIMENT_ID",
-    "SEAMLESS_FEAST_REPO",
-    "SEAMLESS_DERIVED_ENDPOINTS",
-)
-
-
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, serve_config: SeamlessConfig) -> dict:
     """Data, Feast repo and a champion; the process environment is restored afterwards."""
-    saved = {k: os.environ.get(k) for k in ENV_KEYS}
-    # A session fixture runs before the per-test environment reset: drop endpoints that
-    # earlier tests' stores left behind (MLflow exports the last URI it was given).
-    for key in ENDPOINT_KEYS:
-        os.environ.pop(key, None)
-    try:
+    with clean_endpoints():
         return build_workspace(tmp_path_factory.mktemp("serving"), serve_config)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture()

@@ -7,6 +7,9 @@ features (Feast apply + materialize), a small training run, registration as cham
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +66,31 @@ def build_workspace(root: Path, config: SeamlessConfig, rows: int = 3000) -> dic
         "entities": known,
         "training": training,
     }
+
+
+ENDPOINT_KEYS = (
+    "SEAMLESS_WORKSPACE",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "SEAMLESS_FEAST_REPO",
+    "SEAMLESS_DERIVED_ENDPOINTS",
+)
+"""Endpoint variables a workspace build sets (MLflow exports the last URI it was given)."""
+
+
+@contextmanager
+def clean_endpoints() -> Iterator[None]:
+    """For module/session fixtures, which run before the per-test environment reset:
+    no endpoint of an earlier test's store leaks in, and the environment is restored."""
+    saved = {k: os.environ.get(k) for k in ENDPOINT_KEYS}
+    for key in ENDPOINT_KEYS:
+        os.environ.pop(key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
