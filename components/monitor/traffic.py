@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.config import LabelsConfig, LabelValue
-from components.common.labels import apply_value_map, check_labels, positive_mask
+from components.common.labels import apply_value_map, canonical, check_labels, positive_mask
 from components.serve.prediction_log import ReadStats, read_log
 
 PREDICTIONS = "predictions"
@@ -117,19 +117,12 @@ def id_key(value: Any) -> str | None:
     their text alike ("118968" for 118968, 118968.0 and "118968"); None for a null/NaN.
 
     Prediction and feedback frames are joined on these keys, so an id column that pandas
-    read as float64 (ints next to nulls) still matches the feedback's ints.
+    read as float64 (ints next to nulls) still matches the feedback's ints. The same
+    canonical text compares label values (components/common/labels.py).
     """
-    if value is None or value is pd.NA or value is pd.NaT:
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
         return None
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        if not np.isfinite(value):
-            return None
-        return str(int(value)) if float(value).is_integer() else repr(float(value))
-    return str(value)
+    return canonical(value)
 
 
 def _keys(values: pd.Series) -> pd.Series:

@@ -121,7 +121,7 @@ def _budget_outcome(
         success=count <= budget * max(rows, 1),
         element_count=rows,
         unexpected_count=count,
-        unexpected_percent=round(100.0 * count / rows, 4) if rows else None,
+        unexpected_percent=_percent(count, rows),
         unexpected_examples=jsonable(list(info.get("invalid_examples", {}).get(col, []))),
         builtin=f"tables.{table}.max_invalid_fraction",
         note="values that were not parseable as the declared type and became null at ingest",
@@ -141,11 +141,15 @@ def _label_outcome(config: SeamlessConfig, df: pd.DataFrame) -> ExpectationOutco
         success=check.count == 0,
         element_count=len(df),
         unexpected_count=check.count,
-        unexpected_percent=round(100.0 * check.count / len(df), 4) if len(df) else None,
+        unexpected_percent=_percent(check.count, len(df)),
         unexpected_examples=list(check.examples),
         builtin="labels",
         note=check.sentence(labels.table, labels.label_column) if check.count else None,
     )
+
+
+def _percent(count: int, rows: int) -> float | None:
+    return round(100.0 * count / rows, 4) if rows else None
 
 
 def _exists_outcome(table: str, col: str, df: pd.DataFrame) -> ExpectationOutcome:
@@ -175,7 +179,7 @@ def _not_null_outcome(table: str, col: str, values: pd.Series, origin: str) -> E
         success=count == 0,
         element_count=len(values),
         unexpected_count=count,
-        unexpected_percent=round(100.0 * count / len(values), 4) if len(values) else None,
+        unexpected_percent=_percent(count, len(values)),
         builtin=origin,
         note=f"{count} rows have no value in key column '{col}'" if count else None,
     )
