@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from components.validate.results import ExpectationOutcome, ValidationResult
+from components.validate.results import ExpectationOutcome, ValidationResult, describe
 
 _COLORS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}
 # Failure sentences listed at the top; the checks table below has every one.
@@ -192,28 +192,6 @@ def _label(e: ExpectationOutcome) -> str:
 # ---------------------------------------------------------------- failures at the top
 
 
-def _sentence(e: ExpectationOutcome) -> str:
-    """What failed, where, how much and on which values: one plain-text sentence (unescaped)."""
-    note = getattr(e, "note", None)
-    if note:
-        return f"{e.where}: {note}"
-    if e.exception:
-        return f"{e.where} could not be evaluated: {e.exception}"
-    if e.unexpected_count is not None:
-        of = f" of {e.element_count:,} rows" if e.element_count is not None else ""
-        pct = (
-            ""
-            if e.unexpected_percent is None
-            else f" ({e.unexpected_percent:.3g} % of non-null values)"
-        )
-        examples = ", ".join(_json(v) for v in e.unexpected_examples[:5])
-        eg = f", e.g. {examples}" if examples else ""
-        return f"{e.where}: {e.unexpected_count:,} unexpected values{of}{pct}{eg}"
-    expected = {k: v for k, v in e.kwargs.items() if k not in {"column", "column_A", "column_B"}}
-    want = f", expected {_json(expected, 200)}" if expected else ""
-    return f"{e.where}: observed {_json(e.observed_value)}{want}"
-
-
 def _failures_box(checks: list[ExpectationOutcome]) -> str:
     failed = [e for e in _failures_first(checks) if not e.success]
     if not failed:
@@ -221,7 +199,7 @@ def _failures_box(checks: list[ExpectationOutcome]) -> str:
     critical = sum(1 for e in failed if e.severity == "critical")
     items = [
         f'<li><span class="sev sev-{_e(e.severity)}">{_e(e.severity)}</span> '
-        f"{_e(_sentence(e))}.</li>"
+        f"{_e(describe(e))}.</li>"
         for e in failed[:MAX_SENTENCES]
     ]
     more = len(failed) - MAX_SENTENCES
@@ -548,6 +526,6 @@ def _chip(e: ExpectationOutcome) -> str:
         elif e.observed_value is not None:
             detail = f": observed {_quoted(e.observed_value, 30)}"
     return (
-        f'<span class="{css}" title="{_e(_sentence(e))}">{mark} {_e(short)} '
+        f'<span class="{css}" title="{_e(describe(e))}">{mark} {_e(short)} '
         f'<span class="muted">{_e(e.severity)}</span>{detail}</span>'
     )

@@ -7,6 +7,7 @@ stages can read a stored result without paying GE's ~3 s import.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -174,7 +175,7 @@ class ValidationResult:
     def failure_sentences(self, limit: int = 10) -> list[str]:
         """One sentence per failed check, critical ones first (for the console and `--json`)."""
         failed = self.failures("critical") + self.failures("warning")
-        return [f"{e.severity}: {_describe(e)}" for e in failed[:limit]]
+        return [f"{e.severity}: {describe(e)}" for e in failed[:limit]]
 
     def message(self) -> str:
         """One sentence for logs and for the error raised when the decision is `fail`."""
@@ -182,7 +183,7 @@ class ValidationResult:
             return f"All {self.evaluated} expectations passed."
         severity = "critical" if self.decision == "fail" else "warning"
         failed = self.failures(severity)
-        named = "; ".join(_describe(e) for e in failed[:5])
+        named = "; ".join(describe(e) for e in failed[:5])
         more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
         return (
             f"{len(failed)} of {self.evaluated} expectations with severity {severity} "
@@ -218,13 +219,34 @@ class ValidationResult:
         )
 
 
-def _describe(e: ExpectationOutcome) -> str:
-    if e.note and not e.success:
-        return f"{e.where}: {e.note}"
+def _shown(value: Any, limit: int | None = 80) -> str:
+    """A value as JSON (strings quoted, so blanks and case show), shortened; floats to 6
+    significant digits (an observed mean of 25.750666666666667 reads 25.7507)."""
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe(e: ExpectationOutcome) -> str:
+    """What failed, where, how much and on which values: one plain-text sentence (not
+    escaped), for the console, `--json` and the HTML report alike."""
+    note = getattr(e, "note", None)
+    if note:
+        return f"{e.where}: {note}"
     if e.exception:
-        return f"{e.where} ({e.exception})"
+        return f"{e.where} could not be evaluated: {e.exception}"
     if e.unexpected_count is not None:
-        return (
-            f"{e.where} ({e.unexpected_count} unexpected values, e.g. {e.unexpected_examples[:3]})"
+        of = f" of {e.element_count:,} rows" if e.element_count is not None else ""
+        pct = (
+            ""
+            if e.unexpected_percent is None
+            else f" ({e.unexpected_percent:.3g} % of non-null values)"
         )
-    return f"{e.where} (observed {e.observed_value!r})"
+        examples = ", ".join(_shown(v) for v in e.unexpected_examples[:5])
+        eg = f", e.g. {examples}" if examples else ""
+        return f"{e.where}: {e.unexpected_count:,} unexpected values{of}{pct}{eg}"
+    expected = {k: v for k, v in e.kwargs.items() if k not in {"column", "column_A", "column_B"}}
+    want = f", expected {_shown(expected, 200)}" if expected else ""
+    return f"{e.where}: observed {_shown(e.observed_value)}{want}"
