@@ -295,14 +295,43 @@ def compile_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default pipelines/compiled).")
     ] = None,
+    image_prefix: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEAMLESS_IMAGE_PREFIX",
+            help="Registry prefix of every image, e.g. ghcr.io/acme/seamless "
+            "(SEAMLESS_IMAGE_PREFIX; default: the config's image_prefix, else local names).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Use-case config whose image_prefix to use."),
+    ] = None,
+    image_digests: Annotated[
+        Path | None,
+        typer.Option(help="Pushed digests to pin to (default build/images/digests.json)."),
+    ] = None,
 ) -> None:
     """Compile every pipeline to a KFP v2 spec (YAML).
 
-    Example: seamless compile --out /tmp/specs
+    With a registry prefix every image is <prefix>/<name>:<tag>, or <prefix>/<name>@sha256:...
+    when `make push` recorded the digest of that tag.
+
+    Example: seamless compile --out /tmp/specs --image-prefix ghcr.io/acme/seamless
     """
+    from components.common.image import DIGESTS_FILE, check_prefix
     from pipelines.compile import COMPILED_DIR, compile_all
 
-    for path in compile_all(out or COMPILED_DIR):
+    if image_prefix:  # an empty SEAMLESS_IMAGE_PREFIX means unset
+        check_prefix(image_prefix, "--image-prefix (or SEAMLESS_IMAGE_PREFIX)")
+    elif config is not None:
+        image_prefix = load_config(config).image_prefix
+    if image_digests is not None and not image_digests.is_file():
+        raise SeamlessError(f"--image-digests {image_digests} does not exist.")
+    if image_digests is not None and not image_prefix:
+        raise SeamlessError("--image-digests needs a registry prefix (--image-prefix).")
+    written = compile_all(out or COMPILED_DIR, image_prefix or None, image_digests or DIGESTS_FILE)
+    for path in written:
         stdout_console().print(f"wrote {path}")
 
 

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from components.common.errors import SeamlessError
+from components.common.image import prefix_problem
 from components.monitor.config import MonitoringConfig
 
 ROW_ID = "row_id"
@@ -284,6 +285,20 @@ class SeamlessConfig(_Strict):
     """When a challenger replaces the champion."""
     monitoring: MonitoringConfig | None = None
     """Drift and live-performance thresholds (components/monitor/config.py); defaults if absent."""
+    image_prefix: str | None = None
+    """Registry prefix of the project's images in compiled specs, e.g. `ghcr.io/acme/seamless`
+    (lowercase, no tag): `seamless compile --config FILE` writes `<prefix>/runtime:<tag>`,
+    pinned to the digest `make push` recorded when known. `--image-prefix` or
+    SEAMLESS_IMAGE_PREFIX override it; unset, the local `localhost/seamless` names
+    (loaded into kind with `make images-load`)."""
+
+    @field_validator("image_prefix")
+    @classmethod
+    def _image_prefix_usable(cls, value: str | None) -> str | None:
+        why = prefix_problem(value) if value is not None else None
+        if why:
+            raise ValueError(f"the registry prefix {why}")
+        return value
 
     @model_validator(mode="after")
     def _references_exist(self) -> SeamlessConfig:

@@ -1,4 +1,4 @@
-"""The runtime image every component runs in (the project installed, pinned deps).
+"""The project's images: every reference goes through `image_ref` (runtime, serving, ...).
 
 Registry, repository and tag come from `runtime_image.json` beside this module (package
 data, read from a file, never from the environment at import). The tag is immutable:
@@ -6,15 +6,40 @@ data, read from a file, never from the environment at import). The tag is immuta
 so a changed component never reuses an old tag. `python -m components.common.image_tag`
 (`make image-tag`) recomputes it; a test fails when it is stale, and the compiled
 pipeline pins exactly this reference.
+
+A registry prefix (`seamless compile --image-prefix ghcr.io/acme/seamless`, the config's
+`image_prefix`, or SEAMLESS_IMAGE_PREFIX) replaces the local `localhost/seamless` names;
+when `make push` recorded the registry's digest for that exact tag
+(build/images/digests.json), the reference is pinned to it: `<prefix>/<name>@sha256:...`.
+
+    python -m components.common.image [--prefix P] [--digests]   # name + reference lines
+    python -m components.common.image --record REF DIGEST      # after a push
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
+from components.common.errors import SeamlessError
+
 IMAGE_FILE = Path(__file__).with_name("runtime_image.json")
+IMAGE_NAMES = ("runtime", "serving", "mlflow", "feast")
+PREFIX_ENV = "SEAMLESS_IMAGE_PREFIX"
+"""Environment variable read by `seamless compile` (and the image scripts), never at import."""
+DIGESTS_FILE = Path(__file__).resolve().parents[2] / "build" / "images" / "digests.json"
+"""Registry digests of pushed references (`make push` writes it; not committed)."""
+
+# Docker's reference grammar, restricted to lowercase: an optional host[:port], then
+# slash-separated path components; no tag (`:` after the last slash) and no digest.
+_HOST = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_PREFIX = re.compile(rf"{_HOST}(?:/{_COMPONENT})*")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def image_settings() -> dict[str, str]:
@@ -22,10 +47,79 @@ def image_settings() -> dict[str, str]:
     return settings
 
 
-def image_ref(name: str = "runtime") -> str:
-    """`<registry>/<name>:<tag>` for one of the project's images (runtime, serving, ...)."""
+def prefix_problem(prefix: str) -> str | None:
+    """What is wrong with a registry prefix (a phrase), or None when it is usable."""
+    if prefix != prefix.strip() or not prefix:
+        return "is empty or has surrounding spaces"
+    if "://" in prefix:
+        return "has a URL scheme; write the registry host without it"
+    if "@" in prefix:
+        return "has a digest; digests are added per image from build/images/digests.json"
+    if "/" in prefix and ":" in prefix.rsplit("/", 1)[-1]:
+        return "has a tag; every image gets the project's own tag"
+    if prefix != prefix.lower():
+        return "has uppercase letters; image references are lowercase"
+    if prefix.endswith("/"):
+        return "ends with '/'"
+    if not _PREFIX.fullmatch(prefix):
+        return "is not a registry/repository path like ghcr.io/acme/seamless"
+    return None
+
+
+def check_prefix(prefix: str, where: str = "--image-prefix") -> str:
+    """The prefix itself, or one sentence naming `where` and what is wrong with it."""
+    why = prefix_problem(prefix)
+    if why:
+        raise SeamlessError(f"{where} '{prefix}' {why}.")
+    return prefix
+
+
+def load_digests(path: Path = DIGESTS_FILE) -> dict[str, str]:
+    """Tagged reference -> registry digest (empty when nothing was pushed yet)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SeamlessError(
+            f"{path} is not valid JSON ({exc.msg}); delete it and push again."
+        ) from None
+    if not isinstance(data, dict):
+        raise SeamlessError(f"{path} is not a JSON object; delete it and push again.")
+    for ref, digest in data.items():
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            raise SeamlessError(
+                f"{path}: the digest of {ref} is not sha256:<64 hex>; delete the file and "
+                "push again."
+            )
+    return data
+
+
+def image_ref(
+    name: str = "runtime", prefix: str | None = None, digests: dict[str, str] | None = None
+) -> str:
+    """`<registry>/<name>:<tag>` for one of the project's images (runtime, serving, ...).
+
+    With `prefix`, `<prefix>/<name>:<tag>`, or `<prefix>/<name>@<digest>` when `digests`
+    holds a digest for exactly that tagged reference. No prefix: the local names.
+    """
     s = image_settings()
-    return f"{s['registry']}/{name}:{s['tag']}"
+    repo = f"{check_prefix(prefix) if prefix else s['registry']}/{name}"
+    tagged = f"{repo}:{s['tag']}"
+    digest = (digests or {}).get(tagged) if prefix else None
+    return f"{repo}@{digest}" if digest else tagged
+
+
+def record_digest(ref: str, digest: str, path: Path = DIGESTS_FILE) -> None:
+    """Remember the registry digest of a pushed tagged reference (merged into `path`)."""
+    if not _DIGEST.fullmatch(digest):
+        raise SeamlessError(f"'{digest}' (for {ref}) is not a sha256 digest.")
+    data = load_digests(path)
+    data[ref] = digest
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
 
 
 RUNTIME_IMAGE = image_ref("runtime")
@@ -40,3 +134,29 @@ def seamless_component(func: Any) -> Any:
     from kfp import dsl
 
     return dsl.component(func, base_image=RUNTIME_IMAGE, install_kfp_package=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """For the shell scripts: print `name reference` lines, or record a pushed digest."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefix", default="", help="registry prefix (default: local names)")
+    parser.add_argument(
+        "--digests", action="store_true", help="pin to recorded digests where known"
+    )
+    parser.add_argument("--record", nargs=2, metavar=("REF", "DIGEST"))
+    args = parser.parse_args(argv)
+    try:
+        if args.record:
+            record_digest(*args.record)
+            return
+        prefix = check_prefix(args.prefix, "REGISTRY") if args.prefix else None
+        digests = load_digests() if args.digests else None
+        print("tag", image_settings()["tag"])
+        for name in IMAGE_NAMES:
+            print(name, image_ref(name, prefix, digests))
+    except SeamlessError as exc:
+        sys.exit(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    main()
