@@ -8,6 +8,8 @@ DEMO_DATA ?= $(WORKSPACE)/data/demo
 DEMO_ROWS ?= 100000
 PYTEST_ARGS ?=
 BASE_IMAGE ?=
+# Registry prefix for `make images` / `make push` (e.g. ghcr.io/acme/seamless); empty: local names.
+REGISTRY ?=
 KUBECTL ?= build/tools/kubectl
 KIND ?= kind
 KIND_CLUSTER ?= seamless
@@ -49,8 +51,11 @@ lint: venv ## ruff (lint + format check) and mypy
 base-image: ## Build the offline Python base image from Debian packages (prints its BASE_IMAGE)
 	docker/base/build.sh
 
-images: venv ## Build runtime, serving, mlflow, feast images (offline: BASE_IMAGE=<make base-image>)
-	BASE_IMAGE=$(BASE_IMAGE) docker/build_images.sh
+images: venv ## Build runtime, serving, mlflow, feast images (offline: BASE_IMAGE=<make base-image>; REGISTRY=<prefix> also tags them for it)
+	BASE_IMAGE=$(BASE_IMAGE) REGISTRY=$(REGISTRY) docker/build_images.sh
+
+push: venv ## Push the images to REGISTRY=<prefix> and record their digests (build/images/digests.json)
+	REGISTRY=$(REGISTRY) docker/push_images.sh
 
 lock: venv ## Re-pin docker/*/requirements.lock from the dev venv
 	docker/lock.sh
@@ -117,4 +122,4 @@ bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo demo-loop base-image images lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy e2e kind-down
+.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy e2e kind-down

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Build every Seamless image, in order: runtime, serving, mlflow, feast.
-#   usage: BASE_IMAGE=<ref> docker/build_images.sh [runtime|serving|mlflow|feast ...]
+#   usage: BASE_IMAGE=<ref> [REGISTRY=<prefix>] docker/build_images.sh [runtime|serving|mlflow|feast ...]
 # BASE_IMAGE: the Python 3.11 base of every image. Unset, the Dockerfiles' default
 # (python:3.11-slim) is used, which must then be present locally or pullable; on machines
 # without a registry, build one with `make base-image` (docker/base/build.sh) and pass it.
 # Installs come from host-side wheelhouses (docker/wheels.sh) with --no-index; layers are
 # ordered so a source change rebuilds only the project layer. Tags are immutable: all
 # images share the tag of components/common/runtime_image.json (never `latest`).
+# REGISTRY (e.g. ghcr.io/acme/seamless): also tag every built image <REGISTRY>/<name>:<tag>
+# (docker/push_images.sh --tag-only; `make push` pushes them). Unset: local names only,
+# which is what `make images-load` loads into kind.
 # Prints one image reference per line on stdout; progress goes to stderr.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +23,10 @@ images=("$@")
 
 die() { echo "images: $*" >&2; exit 1; }
 docker info >/dev/null 2>&1 || die "Docker Engine is not reachable: install docker.io and start dockerd."
+# A bad REGISTRY stops before any build (one sentence from components/common/image.py).
+if [[ -n ${REGISTRY:-} ]]; then
+    PYTHONPATH="$ROOT" "$PY" -m components.common.image --prefix "$REGISTRY" >/dev/null || exit 1
+fi
 
 default_base=$(sed -n 's/^ARG BASE_IMAGE=//p' docker/runtime/Dockerfile)
 base="${BASE_IMAGE:-$default_base}"
@@ -92,3 +99,7 @@ for image in "${images[@]}"; do
             build feast "$WHEELS/feast" docker/feast/Dockerfile ;;
     esac
 done
+
+if [[ -n ${REGISTRY:-} ]]; then
+    docker/push_images.sh --tag-only "${images[@]}"
+fi

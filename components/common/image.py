@@ -144,13 +144,15 @@ def main(argv: list[str] | None = None) -> None:
         "--digests", action="store_true", help="pin to recorded digests where known"
     )
     parser.add_argument("--record", nargs=2, metavar=("REF", "DIGEST"))
+    parser.add_argument("--digests-file", type=Path, default=DIGESTS_FILE)
     args = parser.parse_args(argv)
     try:
         if args.record:
-            record_digest(*args.record)
+            ref, digest = args.record
+            record_digest(ref, digest, args.digests_file)
             return
         prefix = check_prefix(args.prefix, "REGISTRY") if args.prefix else None
-        digests = load_digests() if args.digests else None
+        digests = load_digests(args.digests_file) if args.digests else None
         print("tag", image_settings()["tag"])
         for name in IMAGE_NAMES:
             print(name, image_ref(name, prefix, digests))
