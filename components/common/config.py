@@ -41,12 +41,15 @@ class _Strict(BaseModel):
 
 
 class FileSource(_Strict):
-    """A CSV or Parquet file (local path, `file://` URI, or `http(s)://` URL)."""
+    """A CSV or Parquet file: local path, `file://` URI, `http(s)://` URL, or an object
+    store URI (`s3://bucket/key`, any fsspec protocol). An object store URI ending in `/`
+    is a prefix: every CSV/Parquet object under it is read, in name order, as one table."""
 
     kind: Literal["file"] = "file"
     """Source type; `file` may be left out."""
     uri: str
-    """Path or URI; a relative path is resolved against the run's data directory."""
+    """Path or URI; a relative path is resolved against the run's data directory (which may
+    itself be an object store prefix such as `s3://bucket/data`)."""
     format: Literal["auto", "csv", "parquet"] = "auto"
     """File format; `auto` picks it from the extension."""
     delimiter: str = ","

@@ -21,6 +21,7 @@ from urllib.request import url2pathname
 import pandas as pd
 import requests
 
+from components.common import storage
 from components.common.config import ApiSource, FileSource, SqlSource
 from components.common.errors import SeamlessError
 from components.ingest.fetch import get_with_retries, mask_url, with_params
@@ -50,11 +51,22 @@ def short_reason(exc: BaseException | str, limit: int = 180) -> str:
 # ---------------------------------------------------------------- locations and display
 
 
+def _known_scheme(scheme: str) -> bool:
+    from fsspec.registry import known_implementations
+
+    return scheme in known_implementations and scheme not in ("http", "https", "file", "local")
+
+
 def _resolve_file(uri: str, data_dir: str | Path | None, what: str = "File source") -> str | Path:
-    """A local `Path`, or the http(s) URL as a string."""
+    """A local `Path`, or the http(s) URL / object-store URI (s3://...) as a string.
+
+    A relative path under an object-store data directory becomes a URI below it.
+    """
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
+        return uri
+    if len(scheme) > 1 and _known_scheme(scheme):
         return uri
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
@@ -64,8 +76,15 @@ def _resolve_file(uri: str, data_dir: str | Path | None, what: str = "File sourc
         return Path(url2pathname(unquote(parts.path)))
     if len(scheme) > 1:  # one letter is a Windows drive, not a scheme
         raise SeamlessError(
-            f"{what}: URI {mask_url(uri)} uses scheme '{scheme}'; use a local path, file:// or http(s)://."
+            f"{what}: URI {mask_url(uri)} uses scheme '{scheme}'; use a local path, file://, "
+            "http(s):// or an object store URI such as s3://."
         )
+    if data_dir is not None and storage.is_remote(str(data_dir)) and not Path(uri).is_absolute():
+        if ".." in Path(uri).parts:
+            raise SeamlessError(
+                f"{what}: relative path {uri} points outside the data directory {data_dir}."
+            )
+        return storage.join(data_dir, uri)
     path = Path(uri).expanduser()
     if not path.is_absolute():
         base = (Path(data_dir) if data_dir is not None else Path.cwd()).resolve()
@@ -119,6 +138,16 @@ def _read_file(
 ) -> pd.DataFrame:
     where = _resolve_file(source.uri, data_dir, what)
     data: bytes | None = None
+    if (
+        isinstance(where, str)
+        and storage.is_remote(where)
+        and urlsplit(where).scheme
+        not in (
+            "http",
+            "https",
+        )
+    ):
+        return _read_object_store(source, where, what, expected)
     if isinstance(where, str):
         with requests.Session() as session:
             resp = get_with_retries(
@@ -152,6 +181,65 @@ def _read_file(
     if not name.lower().endswith(".gz"):
         _refuse_nul_bytes(data if data is not None else Path(where), shown, what)
     return _read_csv(handle, shown, what, source.delimiter, expected)
+
+
+def _object_bytes(uri: str, what: str) -> bytes:
+    try:
+        data = storage.read_bytes(uri)
+    except SeamlessError as exc:
+        text = str(exc)
+        raise SeamlessError(f"{what}: {text[:1].lower()}{text[1:]}") from None
+    if not data:
+        raise SeamlessError(f"{what}: {uri} is empty (0 bytes).")
+    return data
+
+
+def _parse(
+    source: FileSource, name: str, data: bytes, shown: str, what: str, expected: Collection[str]
+) -> pd.DataFrame:
+    fmt = _format_of(name, data[:4], source.format)
+    if fmt == "parquet":
+        return _read_parquet(io.BytesIO(data), shown, what)
+    if not name.lower().endswith(".gz"):
+        _refuse_nul_bytes(data, shown, what)
+    return _read_csv(io.BytesIO(data), shown, what, source.delimiter, expected)
+
+
+_DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".parquet", ".pq", ".parq")
+
+
+def _read_object_store(
+    source: FileSource, uri: str, what: str, expected: Collection[str]
+) -> pd.DataFrame:
+    """One object, or every CSV/Parquet object under a prefix ending in '/' (name order)."""
+    if not uri.endswith("/"):
+        return _parse(source, urlsplit(uri).path, _object_bytes(uri, what), uri, what, expected)
+    try:
+        listed = storage.list_files(uri)
+    except SeamlessError as exc:
+        text = str(exc)
+        raise SeamlessError(f"{what}: {text[:1].lower()}{text[1:]}") from None
+    # Markers such as _SUCCESS and hidden objects are not data.
+    objects = [
+        u
+        for u in listed
+        if u.lower().endswith(_DATA_SUFFIXES) and not u.rsplit("/", 1)[-1].startswith(("_", "."))
+    ]
+    if not objects:
+        raise SeamlessError(
+            f"{what}: the prefix {uri} holds no CSV or Parquet object "
+            f"({len(listed)} other objects)."
+        )
+    frames = [_parse(source, u, _object_bytes(u, what), u, what, expected) for u in objects]
+    columns = [list(f.columns) for f in frames]
+    for u, cols in zip(objects[1:], columns[1:], strict=True):
+        if cols != columns[0]:
+            raise SeamlessError(
+                f"{what}: {u} has columns {cols[:10]} where {objects[0]} has {columns[0][:10]}; "
+                "every object under the prefix must have the same columns."
+            )
+    log.info("%s: %d objects under %s", what, len(objects), uri)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _refuse_nul_bytes(content: bytes | Path, shown: str, what: str) -> None:
