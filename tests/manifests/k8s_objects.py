@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
+# The pod/selector model lives with the tools (flow_table.py uses it too).
+sys.path.insert(0, str(MANIFESTS / "tools"))
+from policy_flows import (  # noqa: E402
+    NAMESPACE,
+    POD_TEMPLATE_KINDS,
+    containers,
+    pod_template,
+    selector_matches,
+    workloads,
+)
+
+__all__ = [
+    "KUBERNETES_VERSION", "LONG_RUNNING_KINDS", "MANIFESTS", "NAMESPACE", "OVERLAYS",
+    "POD_TEMPLATE_KINDS", "ROOT", "Rendering", "containers", "ident", "image_parts",
+    "pod_template", "selector_matches", "workloads",
+]  # fmt: skip
+
 OVERLAYS = ("kind", "production")
-NAMESPACE = "seamless"
 # Kubernetes version whose OpenAPI schema every object must satisfy (kind >= 0.24 runs 1.31).
 KUBERNETES_VERSION = "1.31"
 
-POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
 LONG_RUNNING_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 
 
@@ -38,52 +53,6 @@ class Rendering:
 
 def ident(obj: dict[str, Any]) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
-
-
-def pod_template(obj: dict[str, Any]) -> dict[str, Any] | None:
-    if obj["kind"] == "CronJob":
-        return obj["spec"]["jobTemplate"]["spec"]["template"]
-    if obj["kind"] in POD_TEMPLATE_KINDS:
-        return obj["spec"]["template"]
-    if obj["kind"] == "Pod":
-        return obj
-    return None
-
-
-def workloads(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(object, pod template) for every object that runs pods."""
-    for obj in objects:
-        template = pod_template(obj)
-        if template is not None:
-            yield obj, template
-
-
-def containers(template: dict[str, Any], init: bool = True) -> list[dict[str, Any]]:
-    spec = template["spec"]
-    out = list(spec.get("containers", []))
-    if init:
-        out += spec.get("initContainers", []) + spec.get("ephemeralContainers", [])
-    return out
-
-
-def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """Kubernetes label-selector semantics (matchLabels + matchExpressions)."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def image_parts(image: str) -> tuple[str, str | None, str | None]:

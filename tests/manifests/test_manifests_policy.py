@@ -7,7 +7,6 @@ import importlib.util
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ import yaml
 from k8s_objects import (
     LONG_RUNNING_KINDS,
     MANIFESTS,
-    NAMESPACE,
     ROOT,
     Rendering,
     containers,
@@ -24,10 +22,21 @@ from k8s_objects import (
     selector_matches,
     workloads,
 )
+from policy_flows import (
+    FEATURE_CLIENT,
+    PIPELINE_STEP,
+    SERVING_CLIENT,
+    Endpoint,
+    FlowModel,
+    allows,
+    flows,
+    pods,
+    port_allowed,
+)
 
 pytestmark = pytest.mark.manifests
 
-# Only these accounts talk to the Kubernetes API (Prometheus discovery, the deploy step).
+# Only this account talks to the Kubernetes API (the deploy step; Prometheus uses DNS).
 API_CLIENT_ACCOUNTS = {"seamless-pipeline"}
 # Volume types the `restricted` profile allows.
 RESTRICTED_VOLUMES = {
@@ -361,29 +370,11 @@ def test_jobs_retry_a_pod_that_fails_at_start(rendering: Rendering) -> None:
 
 # ---- NetworkPolicies --------------------------------------------------------------------
 #
-# An offline flow model. Every endpoint has an IP; pods also a namespace and labels. A flow
-# src -> dst:port is allowed only if src's egress allows it (when src is a pod of this
-# namespace: other namespaces and non-pods are not governed by these policies, so the model
-# assumes the worst, that they send anything) AND dst's ingress allows it. Peers match as an
-# enforcing controller matches them: a podSelector alone means this namespace; a
-# namespaceSelector (with or without podSelector) means pods of the matching namespaces; an
-# ipBlock matches any source address in the CIDR, pods' addresses included (what kindnet's
-# kube-network-policies did on the real cluster: `0.0.0.0/0` let other namespaces in).
+# The offline flow model (manifests/tools/policy_flows.py, shared with the docs' flow
+# table): a flow is allowed only where the sender's egress AND the receiver's ingress allow
+# it; peers match as an enforcing controller matches them (an ipBlock matches pod
+# addresses too).
 
-# Pods the manifests do not declare but the policies are written for: Kubeflow Pipelines
-# steps (labels set by the pipeline through kfp-kubernetes; the deploy step also gets the
-# API-server label), and pods of the namespace that opt in as clients with the labels
-# docs/kubernetes.md documents.
-PIPELINE_STEP = {
-    "app.kubernetes.io/name": "pipeline-step",
-    "seamless.dev/pipeline-step": "true",
-    "seamless.dev/apiserver-client": "true",
-}
-SERVING_CLIENT = {"seamless.dev/serving-client": "true"}
-FEATURE_CLIENT = {"seamless.dev/feature-client": "true"}
-
-# kind's defaults: pods on 10.244.0.0/16, nodes on the Docker network 172.18.0.0/16.
-POD_IPS = ipaddress.ip_network("10.244.0.0/24")
 KIND_NODE_IP = "172.18.0.2"
 # A pod of another namespace that copies every label the policies select on.
 INTRUDER_LABELS = {
@@ -413,136 +404,12 @@ EXPECTED_FLOWS = {
 }
 
 
-@dataclass
-class Endpoint:
-    """One end of a flow: a pod (namespace set) or a plain address (a node, a host)."""
-
-    name: str
-    ip: str
-    namespace: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    template: dict[str, Any] | None = None
-
-
 def _pods(rendering: Rendering) -> dict[str, Endpoint]:
-    """Every workload plus the synthetic pipeline step and clients, all in the namespace."""
-    named: list[tuple[str, dict[str, str], dict[str, Any] | None]] = [
-        (obj["metadata"]["name"], template["metadata"].get("labels", {}), template)
-        for obj, template in workloads(rendering.objects)
-    ]
-    named += [
-        ("pipeline-step", PIPELINE_STEP, None),
-        ("serving-client", SERVING_CLIENT, None),
-        ("feature-client", FEATURE_CLIENT, None),
-    ]
-    hosts = POD_IPS.hosts()
-    return {
-        name: Endpoint(name, str(next(hosts)), NAMESPACE, labels, template)
-        for name, labels, template in named
-    }
-
-
-def _ports(template: dict[str, Any] | None) -> list[tuple[int, str | None]]:
-    if template is None:
-        return []
-    return [
-        (p["containerPort"], p.get("name"))
-        for c in containers(template, init=False)
-        for p in c.get("ports", [])
-    ]
-
-
-def _port_allowed(rule_ports: list[dict[str, Any]] | None, port: int, name: str | None) -> bool:
-    if not rule_ports:
-        return True
-    for p in rule_ports:
-        if p.get("protocol", "TCP") != "TCP":
-            continue
-        if "port" not in p or p["port"] == port or (name is not None and p["port"] == name):
-            return True
-        if isinstance(p["port"], int) and p.get("endPort") and p["port"] <= port <= p["endPort"]:
-            return True
-    return False
-
-
-def _in_block(block: dict[str, Any], ip: str) -> bool:
-    address = ipaddress.ip_address(ip)
-    return address in ipaddress.ip_network(block["cidr"]) and not any(
-        address in ipaddress.ip_network(e) for e in block.get("except") or []
-    )
-
-
-def _peer_matches(peers: list[dict[str, Any]] | None, policy_ns: str, other: Endpoint) -> bool:
-    if peers is None:
-        return True
-    for peer in peers:
-        if "ipBlock" in peer:
-            if _in_block(peer["ipBlock"], other.ip):
-                return True
-            continue
-        if other.namespace is None:
-            continue  # selectors select pods only
-        if "namespaceSelector" in peer:
-            ns_labels = {"kubernetes.io/metadata.name": other.namespace}
-            if selector_matches(peer["namespaceSelector"], ns_labels) and (
-                "podSelector" not in peer or selector_matches(peer["podSelector"], other.labels)
-            ):
-                return True
-        elif other.namespace == policy_ns and selector_matches(peer["podSelector"], other.labels):
-            return True
-    return False
-
-
-def _allows(
-    policies: list[dict[str, Any]], direction: str, me: Endpoint, other: Endpoint,
-    port: int, name: str | None,
-) -> bool:  # fmt: skip
-    """Whether `me`'s policies allow the flow in `direction` (ingress: other -> me)."""
-    if me.namespace != NAMESPACE:
-        return True  # a node, a host or another namespace: not governed by these policies
-    policy_type = "Ingress" if direction == "ingress" else "Egress"
-    selecting = [
-        p
-        for p in policies
-        if p["metadata"].get("namespace", NAMESPACE) == me.namespace
-        and policy_type in p["spec"].get("policyTypes", ["Ingress"])
-        and selector_matches(p["spec"]["podSelector"], me.labels)
-    ]
-    if not selecting:
-        return True  # not isolated (never the case here: default-deny selects every pod)
-    peer_key = "from" if direction == "ingress" else "to"
-    return any(
-        _peer_matches(rule.get(peer_key), p["metadata"].get("namespace", NAMESPACE), other)
-        and _port_allowed(rule.get("ports"), port, name)
-        for p in selecting
-        for rule in p["spec"].get(direction) or []
-    )
-
-
-@dataclass
-class FlowModel:
-    """Flows from the sources to every port of the namespace's pods, judged at both ends."""
-
-    allowed: set[tuple[str, str, int]] = field(default_factory=set)
-    # (src, dst, port, which end allows it) where only one end does.
-    one_sided: set[tuple[str, str, int, str]] = field(default_factory=set)
+    return pods(rendering.objects)
 
 
 def _flows(rendering: Rendering, sources: list[Endpoint]) -> FlowModel:
-    policies = rendering.of_kind("NetworkPolicy")
-    model = FlowModel()
-    for src in sources:
-        for dst in _pods(rendering).values():
-            if src.name == dst.name:
-                continue
-            for port, name in _ports(dst.template):
-                out = _allows(policies, "egress", src, dst, port, name)
-                into = _allows(policies, "ingress", dst, src, port, name)
-                if out and into:
-                    model.allowed.add((src.name, dst.name, port))
-                elif src.namespace == NAMESPACE and (out or into):
-                    model.one_sided.add((src.name, dst.name, port, "egress" if out else "ingress"))
-    return model
+    return flows(rendering.objects, sources)
 
 
 def test_default_deny_and_dns(rendering: Rendering) -> None:
@@ -570,7 +437,7 @@ def test_default_deny_and_dns(rendering: Rendering) -> None:
                     == {"kubernetes.io/metadata.name": "kube-system"}
                     for peer in rule.get("to", [])
                 )
-                and _port_allowed(rule.get("ports"), 53, None)
+                and port_allowed(rule.get("ports"), 53, None)
                 for rule in p["spec"].get("egress") or []
             )
             for p in policies
@@ -662,8 +529,51 @@ def test_only_api_clients_reach_the_api_server(rendering: Rendering) -> None:
     }
     # Only the pipeline's deploy step talks to the API server; no declared workload does.
     assert selected == set(), f"[{rendering.name}] API-server egress for {selected}"
-    for peer in policy["spec"]["egress"][0]["to"]:
-        assert set(peer) == {"ipBlock"}, f"NetworkPolicy/allow-apiserver-egress: peer {peer}"
+    for rule in policy["spec"]["egress"]:
+        for peer in rule["to"]:
+            assert set(peer) == {"ipBlock"}, f"NetworkPolicy/allow-apiserver-egress: peer {peer}"
+            assert peer["ipBlock"]["cidr"] != "0.0.0.0/0", (
+                f"[{rendering.name}] NetworkPolicy/allow-apiserver-egress still allows every "
+                "address: set the API server's in the overlay's apiserver.yaml"
+            )
+
+
+def _apiserver_addresses(overlay: str) -> list[tuple[str, int]]:
+    """(first address, port) of every ipBlock rule in the overlay's apiserver.yaml."""
+    patch = yaml.safe_load((MANIFESTS / "overlays" / overlay / "apiserver.yaml").read_text())
+    return [
+        (str(next(iter(ipaddress.ip_network(peer["ipBlock"]["cidr"])))), port["port"])
+        for rule in patch["spec"]["egress"]
+        for peer in rule["to"]
+        for port in rule["ports"]
+    ]
+
+
+def test_apiserver_address_is_set_in_one_file_per_overlay(rendering: Rendering) -> None:
+    """Issue #14 A.6: the overlay's apiserver.yaml is the one place naming the API server;
+    the deploy step (a pipeline step with the apiserver-client label) reaches every address
+    and port it lists, and a pod without the label reaches none of them."""
+    overlay_dir = MANIFESTS / "overlays" / rendering.name
+    kustomization = yaml.safe_load((overlay_dir / "kustomization.yaml").read_text())
+    patches = [p.get("path") for p in kustomization.get("patches", [])]
+    assert "apiserver.yaml" in patches, f"{overlay_dir}/kustomization.yaml: no apiserver.yaml"
+    inline = [p for p in kustomization.get("patches", []) if "allow-apiserver-egress" in str(p)]
+    assert not inline, f"{overlay_dir}/kustomization.yaml patches the API-server policy inline"
+    text = (overlay_dir / "apiserver.yaml").read_text()
+    assert "kubectl -n default get endpoints kubernetes" in text, (
+        f"{overlay_dir}/apiserver.yaml must say how to find the address"
+    )
+    policies = rendering.of_kind("NetworkPolicy")
+    step = pods(rendering.objects)["pipeline-step"]
+    others = [p for name, p in pods(rendering.objects).items() if name != "pipeline-step"]
+    for ip, port in _apiserver_addresses(rendering.name):
+        server = Endpoint("API server", ip)
+        assert allows(policies, "egress", step, server, port, None), (
+            f"[{rendering.name}] the deploy step cannot reach the API server at {ip}:{port} "
+            "listed in apiserver.yaml"
+        )
+        reached = [p.name for p in others if allows(policies, "egress", p, server, port, None)]
+        assert not reached, f"[{rendering.name}] {reached} reach the API server at {ip}:{port}"
 
 
 # ---- secrets ----------------------------------------------------------------------------
