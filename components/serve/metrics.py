@@ -110,6 +110,34 @@ class ServeMetrics:
         self.in_flight = Gauge(
             "seamless_serve_in_flight", "Prediction requests being served.", registry=r
         )
+        self.log_spooled = Counter(
+            "seamless_serve_log_spooled_records",
+            "Log records written to the local spool (PostgreSQL unreachable, or a spool "
+            "backlog still draining), by log.",
+            ["log"],
+            registry=r,
+        )
+        self.log_drained = Counter(
+            "seamless_serve_log_drained_records",
+            "Spooled log records sent to PostgreSQL, by log (a record re-sent after a "
+            "crash counts again; the table keeps it once).",
+            ["log"],
+            registry=r,
+        )
+        self.log_spool_pending = Gauge(
+            "seamless_serve_log_spool_pending_records",
+            "Spooled log records not yet in PostgreSQL, by log.",
+            ["log"],
+            registry=r,
+        )
+
+    def spool_observer(self, log: str) -> SpoolCounts:
+        """Where one log's spool reports (`prediction_spool.SpoolObserver`)."""
+        return SpoolCounts(
+            self.log_spooled.labels(log),
+            self.log_drained.labels(log),
+            self.log_spool_pending.labels(log),
+        )
 
     def set_model(self, model: str, version: str, previous: str | None) -> None:
         if previous is not None:
@@ -128,3 +156,19 @@ class ServeMetrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE
+
+
+class SpoolCounts:
+    """One log's spool series: records spooled, drained and pending."""
+
+    def __init__(self, spooled: Any, drained: Any, pending: Any) -> None:
+        self._spooled, self._drained, self._pending = spooled, drained, pending
+
+    def spooled(self, n: int) -> None:
+        self._spooled.inc(n)
+
+    def drained(self, n: int) -> None:
+        self._drained.inc(n)
+
+    def pending(self, n: int) -> None:
+        self._pending.set(n)

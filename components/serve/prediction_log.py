@@ -36,12 +36,13 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from components.serve.prediction_spool import SpoolObserver
     from components.serve.settings import ServeSettings
 
 SUFFIX = ".jsonl"
@@ -401,20 +402,33 @@ class RecordLog(Protocol):
     def close(self) -> None: ...
 
 
-def make_logs(settings: ServeSettings) -> tuple[RecordLog, RecordLog]:
+def make_logs(
+    settings: ServeSettings, observer: Callable[[str], SpoolObserver] | None = None
+) -> tuple[RecordLog, RecordLog]:
     """The (predictions, feedback) logs the settings ask for, not opened yet.
 
-    `settings.log_url` (`postgresql://...`) selects the PostgreSQL tables; otherwise the
+    `settings.log_url` (`postgresql://...`) selects the PostgreSQL tables, each behind a
+    local spool in `settings.spool_path()` (`prediction_spool.py`) unless
+    `spool_max_bytes` is 0; `observer(prefix)` gets each spool's counts. Otherwise the
     JSON-lines segment files in `settings.predictions_path()` / `feedback_path()`.
     """
     if settings.log_url:
         from components.serve.prediction_log_pg import PgLog
+        from components.serve.prediction_spool import Spool, SpooledLog
 
         durable = settings.log_sync == "fsync"
-        return (
+        pair = (
             PgLog(settings.log_url, PREDICTIONS, synchronous_commit=durable),
             PgLog(settings.log_url, FEEDBACK, synchronous_commit=durable),
         )
+        if not settings.spool_max_bytes:
+            return pair
+        spools = [Spool(settings.spool_path(), p.prefix, settings.spool_max_bytes) for p in pair]
+        preds, feedback = (
+            SpooledLog(p, s, observer=observer(p.prefix) if observer else None)
+            for p, s in zip(pair, spools, strict=True)
+        )
+        return preds, feedback
     every = None if settings.log_sync == "fsync" else WRITE_SYNC_INTERVAL_S
     return (
         AppendLog(settings.predictions_path(), PREDICTIONS, settings.segment_bytes, every),

@@ -13,9 +13,15 @@ Writing: `append` returns only once the request's rows are committed. Concurrent
 requests share commits (group commit): a request queues its rows; whoever holds the
 commit lock inserts every queued batch in one transaction and commits it, and the
 requests it covered return without a round trip of their own. When PostgreSQL cannot
-be reached, `append` raises `LogUnavailable` (an `OSError`: the service answers 503
-and never acknowledges an unlogged prediction); the connection is reopened on a later
-request once the server is back, after a short cool-down that sheds load meanwhile.
+be reached, `append` raises `LogUnavailable` (an `OSError`); serving then spools the
+records locally (`prediction_spool.SpooledLog`) and drains them once the server is
+back. The connection is reopened on a later write, after a short cool-down.
+
+Rows may carry a `log_key` (unique index; inserts are `ON CONFLICT (log_key) DO
+NOTHING`): a record written twice with its key (a spooled batch re-sent after a kill)
+is in the table once. Tables created before the column existed get it, and the index,
+when a writer first connects (`ALTER TABLE ... ADD COLUMN`, then a unique index build
+that blocks the table's writes while it scans: other replicas spool meanwhile).
 
 Credentials: the URL's password, else libpq's own sources (`PGPASSWORD`, `~/.pgpass`).
 Messages never contain the password.
@@ -79,6 +85,10 @@ class LogUnavailable(OSError):
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EIO, message)
+
+
+class LogRefused(LogUnavailable):
+    """PostgreSQL refused the record itself (a constraint): not an outage to spool over."""
 
 
 # Column checks: a value goes to its typed column only if it reads back identical.
@@ -153,9 +163,19 @@ def create_table_sql(prefix: str) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {table} (\n"
         f"    id bigserial PRIMARY KEY,\n    {cols},\n    extra json,\n"
-        f"    logged_at timestamptz NOT NULL DEFAULT now()\n);\n"
+        f"    logged_at timestamptz NOT NULL DEFAULT now(),\n    log_key text\n);\n"
         f"CREATE INDEX IF NOT EXISTS {table}_request_id ON {table} (request_id);\n"
-        f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts)"
+        f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts);\n"
+        f"{add_key_sql(prefix)}"
+    )
+
+
+def add_key_sql(prefix: str) -> str:
+    """The `log_key` column and its unique index (also the migration of older tables)."""
+    table = table_name(prefix)
+    return (
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS log_key text;\n"
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_log_key ON {table} (log_key)"
     )
 
 
@@ -238,9 +258,12 @@ class PgLog:
         self._last_error = ""
         self._closed = False
         names = ", ".join(col for _, col, _, _ in self.columns)
-        self._insert = f"INSERT INTO {self.table} ({names}, extra) VALUES %s"
+        self._insert = (
+            f"INSERT INTO {self.table} ({names}, extra, log_key) VALUES %s "
+            "ON CONFLICT (log_key) DO NOTHING"
+        )
         casts = ", ".join(f"%s::{kind}" for _, _, kind, _ in self.columns)
-        self._template = f"({casts}, %s::json)"
+        self._template = f"({casts}, %s::json, %s)"
         self.commits = 0  # transactions committed (group commit: <= appends)
 
     def __repr__(self) -> str:
@@ -266,13 +289,13 @@ class PgLog:
                 cur.execute(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
                 if not self.synchronous_commit:
                     cur.execute("SET synchronous_commit = off")
-                cur.execute(
-                    "SELECT to_regclass(%s) IS NOT NULL",
-                    (self.table,),
-                )
-                exists = bool(cur.fetchone()[0])
-                if not exists:
+                # The key's index exists once the table is current (created together).
+                cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self.table}_log_key",))
+                current = bool(cur.fetchone()[0])
+                if not current:
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
+                    # An older table's key index is built over every row: no time limit.
+                    cur.execute("SET LOCAL statement_timeout = 0")
                     cur.execute(create_table_sql(self.prefix))
             conn.commit()
         except psycopg2.Error as exc:
@@ -306,15 +329,21 @@ class PgLog:
             try:
                 self._connection()
             except LogUnavailable as exc:
-                log.warning("%s; requests get 503 until it answers.", exc.strerror)
+                log.warning("%s; retried on the next write.", exc.strerror)
 
-    def append(self, records: list[dict[str, Any]]) -> None:
-        """Insert `records` and return once they are committed (else LogUnavailable)."""
+    def append(self, records: list[dict[str, Any]], keys: list[str] | None = None) -> None:
+        """Insert `records` and return once they are committed (else LogUnavailable;
+        LogRefused when the server refuses the data). `keys`: their `log_key`s, one per
+        record; a key already in the table skips its record."""
         if not records:
             return
         if self._closed:
             raise LogUnavailable(f"The PostgreSQL {self.prefix} log is closed.")
-        mine = _Pending([_row(r, self.columns) for r in records])
+        if keys is None:
+            rows = [(*_row(r, self.columns), None) for r in records]
+        else:
+            rows = [(*_row(r, self.columns), k) for r, k in zip(records, keys, strict=True)]
+        mine = _Pending(rows)
         with self._queue_lock:
             self._queue.append(mine)
         with self._commit_lock:
@@ -343,7 +372,7 @@ class PgLog:
                 # requests' rows, fail only the batches that are refused on their own.
                 self._rollback()
                 if len(group) == 1:
-                    raise LogUnavailable(
+                    raise LogRefused(
                         f"PostgreSQL refused the {self.prefix} record: {_first_line(exc)}"
                     ) from None
                 for p in group:

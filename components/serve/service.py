@@ -117,7 +117,8 @@ class Service:
         numeric = set(feature_columns(config)[0])
         self._numeric = [i for i, f in enumerate(self.feature_names) if f in numeric]
         self.features = OnlineFeatures(settings.feast_path(), config)
-        self.predictions, self.feedback = make_logs(settings)  # files, or PostgreSQL
+        # Files, or PostgreSQL tables behind a local spool (prediction_spool.py).
+        self.predictions, self.feedback = make_logs(settings, self.metrics.spool_observer)
         self.limiter = Limiter(settings.max_concurrency)
         self.lag = LoopLag(settings.max_queue_ms / 1000, on_sample=self.metrics.loop_lag.set)
 
@@ -334,14 +335,21 @@ class Service:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         model = self.models.status()
         store_error = self.features.probe()
-        # Unlogged predictions are refused (503), so a log that cannot take lines makes
-        # the pod unready as an unreachable store does.
+        # Unlogged predictions are refused (503), so a log that cannot take records makes
+        # the pod unready as an unreachable store does. The PostgreSQL log takes them
+        # while its database is away (spooled): only a full spool counts here, and the
+        # probe makes no database round trip.
         log_error = self.predictions.probe()
         ready = model["version"] is not None and store_error is None and log_error is None
-        return ready, {
+        detail: dict[str, Any] = {
             "ready": ready,
             "model": model,
             "feature_store": "ok" if store_error is None else store_error,
             "feature_reads": self.features.read_path,
             "prediction_log": "ok" if log_error is None else log_error,
         }
+        spooled = getattr(self.predictions, "spool", None)
+        if spooled is not None:  # informational: never changes `ready`
+            detail["prediction_log_pending"] = spooled.pending_records
+            detail["prediction_log_database"] = getattr(self.predictions, "database", "ok")
+        return ready, detail

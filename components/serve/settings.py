@@ -53,6 +53,17 @@ class ServeSettings:
     (the cluster) instead of segment files (SEAMLESS_SERVE_LOG_URL; password from the URL
     or PGPASSWORD; `postgres://` and `postgresql+psycopg2://` accepted). Kept out of
     repr() since the URL may hold a password."""
+    spool_dir: Path | None = None
+    """With `log_url`: folder where prediction and feedback records are spooled (fsynced
+    framed files) while PostgreSQL is unreachable, and drained from, in order, once it is
+    back; one serving process per folder. Default `<workspace>/spool`
+    (SEAMLESS_SERVE_SPOOL_DIR). Survives a restart of the process, not the loss of the
+    folder (on Kubernetes: an emptyDir lives as long as the pod)."""
+    spool_max_bytes: int = 512 * 1024 * 1024
+    """With `log_url`: most bytes each log (predictions, feedback) may spool; beyond it
+    predictions get 503 and readiness fails until the spool drains (records are never
+    dropped). 0 turns spooling off: an unreachable PostgreSQL then means 503
+    (SEAMLESS_SERVE_SPOOL_MAX_BYTES)."""
     log_sync: str = "fsync"
     """When a prediction is answered relative to its log record: `fsync` (default) once
     the record is on disk; `write` once written, with an fsync every second in the
@@ -79,6 +90,11 @@ class ServeSettings:
                 f"log_sync (SEAMLESS_SERVE_LOG_SYNC / --log-sync) must be one of "
                 f"{', '.join(LOG_SYNC_MODES)}, got {self.log_sync!r}."
             )
+        if self.spool_max_bytes < 0:
+            raise SeamlessError(
+                "spool_max_bytes (SEAMLESS_SERVE_SPOOL_MAX_BYTES) must be >= 0 (0: no "
+                f"spooling), got {self.spool_max_bytes}."
+            )
         if self.poll_seconds < 0:
             raise SeamlessError(f"poll_seconds must be >= 0, got {self.poll_seconds}.")
         if self.log_url is not None:
@@ -100,6 +116,9 @@ class ServeSettings:
     def feedback_path(self) -> Path:
         return self.feedback_dir or workspace() / "feedback"
 
+    def spool_path(self) -> Path:
+        return self.spool_dir or workspace() / "spool"
+
     @classmethod
     def from_env(cls) -> ServeSettings:
         """Settings from `SEAMLESS_SERVE_*` variables (used by `uvicorn --factory`)."""
@@ -113,6 +132,7 @@ class ServeSettings:
             ("max_body_bytes", "SEAMLESS_SERVE_MAX_BODY_BYTES", int),
             ("max_concurrency", "SEAMLESS_SERVE_MAX_CONCURRENCY", int),
             ("max_queue_ms", "SEAMLESS_SERVE_MAX_QUEUE_MS", float),
+            ("spool_max_bytes", "SEAMLESS_SERVE_SPOOL_MAX_BYTES", int),
         ):
             if env.get(key):
                 try:
@@ -123,6 +143,8 @@ class ServeSettings:
                     ) from None
         if env.get("SEAMLESS_SERVE_TOKENS_FILE"):
             kwargs["tokens_file"] = Path(env["SEAMLESS_SERVE_TOKENS_FILE"])
+        if env.get("SEAMLESS_SERVE_SPOOL_DIR"):
+            kwargs["spool_dir"] = Path(env["SEAMLESS_SERVE_SPOOL_DIR"])
         if env.get("SEAMLESS_SERVE_TOKENS"):
             kwargs["tokens_json"] = env["SEAMLESS_SERVE_TOKENS"]
         if env.get("SEAMLESS_SERVE_LOG_SYNC"):

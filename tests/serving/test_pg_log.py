@@ -1,8 +1,9 @@
 """The PostgreSQL prediction/feedback log, against a real PostgreSQL server.
 
 Round trip (same records as the JSON-lines log), group commit, idempotent table
-creation, the serving app logging to it, 503 while PostgreSQL is stopped and recovery
-once it is back, and monitoring reading predictions and feedback from the tables.
+creation, the serving app logging to it, 503 while PostgreSQL is stopped when spooling
+is off (with the spool: tests/serving/test_prediction_spool.py) and recovery once it is
+back, and monitoring reading predictions and feedback from the tables.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from components.serve.prediction_log_pg import (
     read_pg_records,
     redact,
 )
+from components.serve.prediction_spool import SpooledLog
 from components.serve.settings import ServeSettings
 from tests.helpers.postgres import PostgresServer, free_port, pg_server
 from tests.serving.conftest import make_settings, serving_client
@@ -209,7 +211,17 @@ def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> str:
 def pg_client(
     ws: Path, tmp_path: Path, serve_config: SeamlessConfig, pg_url: str
 ) -> Iterator[TestClient]:
-    with serving_client(tmp_path, serve_config, log_url=pg_url) as c:
+    spool = tmp_path / "spool"  # the test's own (the default is in the shared workspace)
+    with serving_client(tmp_path, serve_config, log_url=pg_url, spool_dir=spool) as c:
+        yield c
+
+
+@pytest.fixture()
+def unspooled_client(
+    ws: Path, tmp_path: Path, serve_config: SeamlessConfig, pg_url: str
+) -> Iterator[TestClient]:
+    """Spooling off (spool_max_bytes=0): PostgreSQL's outage is the log's outage."""
+    with serving_client(tmp_path, serve_config, log_url=pg_url, spool_max_bytes=0) as c:
         yield c
 
 
@@ -233,9 +245,10 @@ def test_app_logs_predictions_and_feedback_to_postgres(
     assert not (tmp_path / "predictions").exists()  # the file log was not used
 
 
-def test_503_while_postgres_is_down_and_recovery(
-    pg_server: PostgresServer, pg_client: TestClient, pg_url: str, built: dict
+def test_without_spool_503_while_postgres_is_down_and_recovery(
+    pg_server: PostgresServer, unspooled_client: TestClient, pg_url: str, built: dict
 ) -> None:
+    pg_client = unspooled_client
     ids = built["entities"][:2]
     ok = pg_client.post("/v1/predict", json={"entity_ids": ids})
     assert ok.status_code == 200, ok.text
@@ -274,24 +287,32 @@ def test_app_starts_while_postgres_is_down(
     ctl.stop()
     running = False
     try:
-        app = create_app(make_settings(tmp_path, log_url=url), serve_config)
+        settings = make_settings(tmp_path, log_url=url, spool_dir=tmp_path / "spool")
+        app = create_app(settings, serve_config)
         with TestClient(app) as client:  # starts: the outage is logged, not fatal
             r = client.post("/v1/predict", json={"entity_ids": ids})
-            assert r.status_code == 503 and "PostgreSQL" in r.json()["detail"], r.text
+            assert r.status_code == 200, r.text  # answered: the record is spooled
+            assert client.get("/readyz").json()["prediction_log_pending"] == 1
             ctl.start()
             running = True
+            app.state.service.predictions.drain()  # what the drainer thread does anyway
             rid = _retry_until_ok(client, ids)
     finally:
         if not running:
             ctl.start()
-    assert [x["request_id"] for x in read_log(url, "predictions")] == [rid]
+    assert [x["request_id"] for x in read_log(url, "predictions")] == [
+        r.json()["request_id"],
+        rid,
+    ]
 
 
 def test_unreachable_port_fails_fast(
     ws: Path, tmp_path: Path, serve_config: SeamlessConfig
 ) -> None:
     url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
-    preds, feedback = make_logs(make_settings(tmp_path, log_url=url))
+    spooled, _ = make_logs(make_settings(tmp_path, log_url=url, spool_dir=tmp_path / "s"))
+    assert isinstance(spooled, SpooledLog) and isinstance(spooled.pg, PgLog)
+    preds, feedback = make_logs(make_settings(tmp_path, log_url=url, spool_max_bytes=0))
     assert isinstance(preds, PgLog) and isinstance(feedback, PgLog)
     preds.open()  # logged, not raised
     with pytest.raises(LogUnavailable, match="cannot connect"):
@@ -324,7 +345,7 @@ def test_monitor_reads_predictions_and_feedback_from_postgres(
     ]
     settings = make_settings(tmp_path / "files")
     file_logs = make_logs(settings)
-    pg_logs = make_logs(make_settings(tmp_path / "unused", log_url=url))
+    pg_logs = make_logs(make_settings(tmp_path / "unused", log_url=url, spool_dir=tmp_path / "s"))
     for log, records in zip((*file_logs, *pg_logs), (preds, feedback) * 2, strict=True):
         log.open()
         log.append(records)
