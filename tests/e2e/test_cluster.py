@@ -1,16 +1,20 @@
-"""End to end on a real cluster: deploy, train in the cluster, predict through serving.
+"""End to end on a real cluster: the deployed overlay is current, then train in the cluster
+and predict through serving.
 
 Runs against whatever cluster kubectl's configuration points at (`KUBECONFIG`, its
 current context, or `--kube-context` / `SEAMLESS_KUBE_CONTEXT`) once the overlay is
 deployed there; with kind: `make kind-up images-load deploy e2e`. Skipped, with a reason
 saying how to point it at a cluster, where none is configured or none answers within a
 few seconds (as in CI and on the build machines, where no cluster can run).
-The training run is a Job in the `seamless` namespace that runs the pipeline with the
-runtime image against the deployed MLflow and Feast (endpoints and credentials from
-the same ConfigMaps and Secrets the manifests declare); it must complete (a failed Job
-fails the test at once, with its last log lines). Then serving is restarted and, reached
-through its NodePort when that answers from here or else through a port-forward, must
-answer a prediction for a real customer id.
+
+First, re-applying the overlay must change nothing (issue #14 A.9): `kubectl diff -k`
+(client-side and server-side) finds no difference and a server-side apply dry run
+succeeds without conflicts. Then the training run: a Job in the `seamless` namespace that
+runs the pipeline with the runtime image against the deployed MLflow and Feast
+(endpoints and credentials from the same ConfigMaps and Secrets the manifests declare);
+it must complete (a failed Job fails the test at once, with its last log lines). Then
+serving is restarted and, reached through its NodePort when that answers from here or
+else through a port-forward, must answer a prediction for a real customer id.
 """
 
 from __future__ import annotations
@@ -53,6 +57,31 @@ def _serving_token() -> str:
         if "predict" in roles or "admin" in roles:
             return token
     raise AssertionError(f"no predict token in {tokens}")
+
+
+def _tail(text: str, limit: int = 4000) -> str:
+    return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+def test_reapplying_the_overlay_changes_nothing(kubectl: Kubectl) -> None:
+    """The rendered overlay equals what the API server stores: `make deploy` again is a
+    no-op. `kubectl diff` exits 0 without differences, 1 with them, above 1 on error."""
+    for mode in ([], ["--server-side"]):
+        diff = kubectl.run("diff", *mode, "-k", str(OVERLAY), namespaced=False, timeout=300)
+        what = " ".join(["kubectl diff", *mode, "-k", str(OVERLAY.relative_to(ROOT))])
+        assert diff.returncode != 1, (
+            f"{what}: the deployed objects differ from the overlay (a field the server "
+            f"defaults, or a change not deployed yet):\n{_tail(diff.stdout)}"
+        )
+        assert diff.returncode == 0, f"{what} failed: {_tail(diff.stderr)}"
+    dry_run = kubectl.run(
+        "apply", "--server-side", "--dry-run=server", "-k", str(OVERLAY),
+        namespaced=False, timeout=300,
+    )  # fmt: skip
+    assert dry_run.returncode == 0, (
+        f"kubectl apply --server-side --dry-run=server -k {OVERLAY.relative_to(ROOT)} "
+        f"failed (a field owned by another manager?):\n{_tail(dry_run.stderr)}"
+    )
 
 
 def test_train_in_cluster_then_predict_through_serving(kubectl: Kubectl) -> None:
