@@ -13,6 +13,9 @@ REGISTRY ?=
 KUBECTL ?= build/tools/kubectl
 KIND ?= kind
 KIND_CLUSTER ?= seamless
+# Kubeflow Pipelines standalone release (manifests/kfp pins the same tag; kfp SDK 2.17.3 pairs with it).
+KFP_VERSION := 2.17.3
+KFP_API_PORT ?= 8888
 
 .DEFAULT_GOAL := help
 
@@ -110,6 +113,19 @@ deploy: $(KUBECTL) ## Apply the kind overlay and wait for the rollouts (needs a 
 	for d in statefulset/postgres statefulset/redis deployment/mlflow deployment/feast-server deployment/prometheus; do \
 		$(KUBECTL) -n seamless rollout status $$d --timeout=300s; done
 
+kfp-up: $(KUBECTL) ## Install Kubeflow Pipelines $(KFP_VERSION) standalone (manifests/kfp; needs GitHub access) and wait for it
+	@# Cluster-scoped first (CRDs, namespace), then the install once the CRDs are served.
+	set -o pipefail; $(KUBECTL) apply -k manifests/kfp/cluster-scoped -o name \
+		| grep '^customresourcedefinition' | xargs -r $(KUBECTL) wait --for condition=established --timeout=120s
+	$(KUBECTL) apply -k manifests/kfp/env
+	$(KUBECTL) -n kubeflow wait --for=condition=Available deployment --all --timeout=900s
+	@echo "Kubeflow Pipelines $(KFP_VERSION) is up. UI:  $(KUBECTL) -n kubeflow port-forward svc/ml-pipeline-ui 8080:80  (http://localhost:8080)"
+	@echo "API for seamless submit:  $(KUBECTL) -n kubeflow port-forward svc/ml-pipeline $(KFP_API_PORT):8888  then  KFP_HOST=http://localhost:$(KFP_API_PORT)"
+
+kfp-down: $(KUBECTL) ## Remove Kubeflow Pipelines (the install, then its cluster-scoped resources)
+	-$(KUBECTL) delete -k manifests/kfp/env --ignore-not-found --wait=true
+	-$(KUBECTL) delete -k manifests/kfp/cluster-scoped --ignore-not-found --wait=true
+
 e2e: venv ## End-to-end tests on the cluster KUBECONFIG points at (KUBE_CONTEXT=name picks one; after deploy)
 	$(BIN)/pytest tests/e2e -m e2e $(if $(KUBE_CONTEXT),--kube-context=$(KUBE_CONTEXT)) $(PYTEST_ARGS)
 
@@ -122,4 +138,4 @@ bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy e2e kind-down
+.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy kfp-up kfp-down e2e kind-down
