@@ -113,7 +113,7 @@ deploy: $(KUBECTL) ## Apply the kind overlay and wait for the rollouts (needs a 
 	for d in statefulset/postgres statefulset/redis deployment/mlflow deployment/feast-server deployment/prometheus; do \
 		$(KUBECTL) -n seamless rollout status $$d --timeout=300s; done
 
-kfp-up: $(KUBECTL) ## Install Kubeflow Pipelines $(KFP_VERSION) standalone (manifests/kfp; needs GitHub access) and wait for it
+kfp-up: $(KUBECTL) ## Install Kubeflow Pipelines standalone at KFP_VERSION (manifests/kfp; needs GitHub access) and wait for it
 	@# Cluster-scoped first (CRDs, namespace), then the install once the CRDs are served.
 	set -o pipefail; $(KUBECTL) apply -k manifests/kfp/cluster-scoped -o name \
 		| grep '^customresourcedefinition' | xargs -r $(KUBECTL) wait --for condition=established --timeout=120s
@@ -122,7 +122,13 @@ kfp-up: $(KUBECTL) ## Install Kubeflow Pipelines $(KFP_VERSION) standalone (mani
 	@echo "Kubeflow Pipelines $(KFP_VERSION) is up. UI:  $(KUBECTL) -n kubeflow port-forward svc/ml-pipeline-ui 8080:80  (http://localhost:8080)"
 	@echo "API for seamless submit:  $(KUBECTL) -n kubeflow port-forward svc/ml-pipeline $(KFP_API_PORT):8888  then  KFP_HOST=http://localhost:$(KFP_API_PORT)"
 
-kfp-down: $(KUBECTL) ## Remove Kubeflow Pipelines (the install, then its cluster-scoped resources)
+kfp-steps: venv $(KUBECTL) ## Give KFP's step namespace (kubeflow) the ConfigMaps, Secrets, PVC, account and policies the pipeline reads (after deploy, kfp-up)
+	$(BIN)/python manifests/tools/gen_secrets.py manifests/overlays/kind
+	set -o pipefail; $(KUBECTL) kustomize manifests/overlays/kind | $(BIN)/python manifests/kfp/step_wiring.py \
+		| $(KUBECTL) apply -f -
+
+kfp-down: $(KUBECTL) ## Remove Kubeflow Pipelines (the install, then its cluster-scoped resources) and the step wiring
+	-$(KUBECTL) -n seamless delete networkpolicy,rolebinding -l seamless.dev/kfp-steps=kubeflow --ignore-not-found
 	-$(KUBECTL) delete -k manifests/kfp/env --ignore-not-found --wait=true
 	-$(KUBECTL) delete -k manifests/kfp/cluster-scoped --ignore-not-found --wait=true
 
@@ -138,4 +144,4 @@ bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy kfp-up kfp-down e2e kind-down
+.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down

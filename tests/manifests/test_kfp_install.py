@@ -12,9 +12,11 @@ GitHub answers, the real render is checked instead (every KFP image at that vers
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -23,6 +25,10 @@ import pytest
 import yaml
 
 from pipelines.compile import COMPILED_DIR, compiled_pipelines
+from tests.manifests.k8s_objects import Rendering
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "kfp"))
+from step_wiring import MARK, STEP_ACCOUNT, STEP_LABEL, step_wiring
 
 pytestmark = pytest.mark.manifests
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,3 +156,129 @@ def test_our_kustomizations_render_around_a_local_stand_in(kubectl: str, tmp_pat
         assert result.returncode == 0, result.stderr
         (obj,) = [o for o in yaml.safe_load_all(result.stdout) if o]
         assert obj["metadata"] == {"name": "stand-in", "namespace": "kubeflow"}
+
+
+# --- the step namespace's wiring (manifests/kfp/step_wiring.py, make kfp-steps) -------------
+
+
+def _names_the_spec_reads(name: str) -> dict[str, set[str]]:
+    """kind -> names the compiled pipeline's steps read from their namespace."""
+    docs = [d for d in yaml.safe_load_all((COMPILED_DIR / f"{name}.yaml").read_text()) if d]
+    out: dict[str, set[str]] = {"ConfigMap": set(), "Secret": set(), "PersistentVolumeClaim": set()}
+    for doc in docs[1:]:
+        executors = doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        for cfg in executors.values():
+            for key in ("configMapAsEnv", "configMapAsVolume"):
+                out["ConfigMap"] |= {m["configMapName"] for m in cfg.get(key, [])}
+            for key in ("secretAsEnv", "secretAsVolume"):
+                out["Secret"] |= {m["secretName"] for m in cfg.get(key, [])}
+            out["PersistentVolumeClaim"] |= {m["constant"] for m in cfg.get("pvcMount", [])}
+    return out
+
+
+@pytest.fixture(scope="module")
+def kind_objects(renderings: dict[str, Rendering]) -> list[dict]:
+    return renderings["kind"].objects
+
+
+@pytest.fixture(scope="module")
+def wiring(kind_objects: list[dict]) -> list[dict]:
+    return step_wiring(kind_objects, "kubeflow")
+
+
+@pytest.mark.parametrize("name", sorted(compiled_pipelines()))
+def test_wiring_gives_the_step_namespace_everything_the_spec_reads(
+    wiring: list[dict], name: str
+) -> None:
+    there = {
+        (o["kind"], o["metadata"]["name"])
+        for o in wiring
+        if o["metadata"]["namespace"] == "kubeflow"
+    }
+    for kind, names in _names_the_spec_reads(name).items():
+        missing = {n for n in names if (kind, n) not in there}
+        assert not missing, f"{name}: {kind} {sorted(missing)} not given to namespace kubeflow"
+    assert ("ServiceAccount", STEP_ACCOUNT) in there
+
+
+def _values(obj: dict) -> dict[str, str]:
+    data = obj.get("data") or {}
+    if obj["kind"] == "Secret":
+        return {k: base64.b64decode(v).decode() for k, v in data.items()}
+    return dict(data)
+
+
+def test_copies_reach_the_services_by_their_cluster_wide_names(
+    wiring: list[dict], kind_objects: list[dict]
+) -> None:
+    originals = {(o["kind"], o["metadata"]["name"]): o for o in kind_objects}
+    short = re.compile(r"(?<![\w.-])(postgres|redis|mlflow|feast-server|serving):\d")
+    for copy in (o for o in wiring if o["kind"] in ("ConfigMap", "Secret")):
+        before = _values(originals[(copy["kind"], copy["metadata"]["name"])])
+        after = _values(copy)
+        assert set(after) == set(before)
+        for key, value in after.items():
+            assert not short.search(value), f"{copy['metadata']['name']}.{key} keeps a short host"
+            expected = short.sub(
+                lambda m: m.group(0)[:-2] + ".seamless.svc.cluster.local:" + m.group(0)[-1],
+                before[key],
+            )
+            assert value == expected, f"{copy['metadata']['name']}.{key} changed beyond host names"
+
+
+def test_the_seamless_namespace_only_gains_mirrored_rules_and_bindings(
+    wiring: list[dict], kind_objects: list[dict]
+) -> None:
+    assert all(o["metadata"]["labels"][MARK] == "kubeflow" for o in wiring)
+    added = [o for o in wiring if o["metadata"]["namespace"] == "seamless"]
+    assert {o["kind"] for o in added} == {"NetworkPolicy", "RoleBinding"}
+    steps_from = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}},
+        "podSelector": {"matchLabels": STEP_LABEL},
+    }
+    mirrored = 0
+    for policy in (o for o in kind_objects if o["kind"] == "NetworkPolicy"):
+        ports = [
+            r.get("ports")
+            for r in policy["spec"].get("ingress") or []
+            if {"podSelector": {"matchLabels": STEP_LABEL}} in (r.get("from") or [])
+        ]
+        mirror = next(
+            (
+                o
+                for o in added
+                if o["metadata"]["name"] == f"{policy['metadata']['name']}-from-kubeflow"
+            ),
+            None,
+        )
+        if not ports:
+            assert mirror is None
+            continue
+        mirrored += 1
+        assert mirror is not None, f"no mirror of {policy['metadata']['name']}"
+        assert mirror["spec"]["podSelector"] == policy["spec"]["podSelector"]
+        assert mirror["spec"]["policyTypes"] == ["Ingress"]
+        assert [r["from"] for r in mirror["spec"]["ingress"]] == [[steps_from]] * len(ports)
+        assert [r.get("ports") for r in mirror["spec"]["ingress"]] == ports
+    assert mirrored >= 4  # mlflow, feast-server, postgres, redis
+    for binding in (o for o in added if o["kind"] == "RoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": STEP_ACCOUNT, "namespace": "kubeflow"}
+        ]
+        assert binding["roleRef"]["kind"] == "Role"  # namespaced: nothing cluster-wide
+
+
+def test_wiring_tool_reads_a_rendering_on_stdin(kind_objects: list[dict]) -> None:
+    tool = Path(__file__).resolve().parents[2] / "manifests" / "kfp" / "step_wiring.py"
+    empty = subprocess.run([sys.executable, str(tool)], input="", capture_output=True, text=True)
+    assert empty.returncode == 1 and "no objects on stdin" in empty.stderr
+    done = subprocess.run(
+        [sys.executable, str(tool)],
+        input=yaml.safe_dump_all(kind_objects),
+        capture_output=True,
+        text=True,
+        env={"KFP_NAMESPACE": "pipelines", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    namespaces = {o["metadata"]["namespace"] for o in yaml.safe_load_all(done.stdout) if o}
+    assert namespaces == {"pipelines", "seamless"}

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Give Kubeflow Pipelines' step namespace what the compiled pipeline reads by name.
+
+    kubectl kustomize manifests/overlays/kind | python manifests/kfp/step_wiring.py | kubectl apply -f -
+    (make kfp-steps; KFP_NAMESPACE=other for another step namespace)
+
+A standalone KFP runs every step as a pod in its own namespace (`kubeflow`), while the
+compiled pipeline reads its ConfigMaps, Secrets, PVC and ServiceAccount by name from the
+step's namespace, and the Seamless namespace admits pipeline steps of its own namespace
+only. From the rendered overlay (stdin) this writes (stdout):
+
+- into the step namespace: copies of the step ConfigMaps and Secrets, with the services'
+  short names (`postgres:5432`) made cluster-wide (`postgres.seamless.svc.cluster.local:5432`);
+  the PVC `feast-offline` (a volume of its own there); the ServiceAccount
+  `seamless-pipeline`, bound to KFP's `pipeline-runner` Role (Argo's executor reports
+  step results through it);
+- into the Seamless namespace: for each NetworkPolicy rule that admits pipeline steps, the
+  same rule for pipeline steps of the step namespace; for each RoleBinding of
+  `seamless-pipeline`, the same binding for the step namespace's account.
+
+Everything written carries the label `seamless.dev/kfp-steps=<step namespace>`
+(`make kfp-down` deletes it by that label).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import sys
+from typing import Any
+
+import yaml
+
+Obj = dict[str, Any]
+STEP_CONFIGMAPS = ("seamless-endpoints", "seamless-telemetry-off", "feast-repo")
+STEP_SECRETS = ("mlflow-client", "app-databases", "postgres-credentials", "redis-credentials")
+STEP_PVC = "feast-offline"
+STEP_ACCOUNT = "seamless-pipeline"
+STEP_LABEL = {"seamless.dev/pipeline-step": "true"}
+MARK = "seamless.dev/kfp-steps"
+KFP_RUNNER_ROLE = "pipeline-runner"
+
+
+def _find(objects: list[Obj], kind: str, name: str) -> Obj:
+    for obj in objects:
+        if obj["kind"] == kind and obj["metadata"]["name"] == name:
+            return obj
+    raise SystemExit(f"step_wiring: {kind}/{name} is not in the rendered overlay on stdin.")
+
+
+def _meta(name: str, namespace: str, steps_ns: str, source: Obj | None = None) -> Obj:
+    labels = dict((source or {}).get("metadata", {}).get("labels") or {})
+    return {"name": name, "namespace": namespace, "labels": {**labels, MARK: steps_ns}}
+
+
+def _qualify(text: str, services: list[str], namespace: str) -> str:
+    """`host:port` of a Seamless service -> its cluster-wide name (other text unchanged)."""
+    names = "|".join(re.escape(s) for s in services)
+    return re.sub(rf"(?<![\w.-])({names})(?=:\d)", rf"\g<1>.{namespace}.svc.cluster.local", text)
+
+
+def _copy(obj: Obj, steps_ns: str, services: list[str], app_ns: str) -> Obj:
+    import base64
+
+    out: Obj = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": _meta(obj["metadata"]["name"], steps_ns, steps_ns, obj),
+    }
+    if "type" in obj:
+        out["type"] = obj["type"]
+    if obj.get("data"):
+        data = {}
+        for key, value in obj["data"].items():
+            if obj["kind"] == "Secret":
+                text = _qualify(base64.b64decode(value).decode(), services, app_ns)
+                data[key] = base64.b64encode(text.encode()).decode()
+            else:
+                data[key] = _qualify(value, services, app_ns)
+        out["data"] = data
+    return out
+
+
+def step_wiring(objects: list[Obj], steps_ns: str = "kubeflow") -> list[Obj]:
+    """The objects (both namespaces) that let KFP steps in `steps_ns` run the pipeline."""
+    account = _find(objects, "ServiceAccount", STEP_ACCOUNT)
+    app_ns = account["metadata"]["namespace"]
+    if steps_ns == app_ns:
+        raise SystemExit(f"step_wiring: the step namespace is {app_ns} itself: nothing to wire.")
+    services = sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Service")
+    out = [
+        _copy(_find(objects, "ConfigMap", n), steps_ns, services, app_ns) for n in STEP_CONFIGMAPS
+    ]
+    out += [_copy(_find(objects, "Secret", n), steps_ns, services, app_ns) for n in STEP_SECRETS]
+    pvc = _find(objects, "PersistentVolumeClaim", STEP_PVC)
+    out.append(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _meta(STEP_PVC, steps_ns, steps_ns, pvc),
+            "spec": {k: v for k, v in pvc["spec"].items() if k != "volumeName"},
+        }
+    )
+    out.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(STEP_ACCOUNT, steps_ns, steps_ns, account),
+            "automountServiceAccountToken": True,
+        }
+    )
+    subject = {"kind": "ServiceAccount", "name": STEP_ACCOUNT, "namespace": steps_ns}
+    out.append(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(f"{STEP_ACCOUNT}-{KFP_RUNNER_ROLE}", steps_ns, steps_ns),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": KFP_RUNNER_ROLE,
+            },
+            "subjects": [subject],
+        }
+    )
+    for binding in (o for o in objects if o["kind"] == "RoleBinding"):
+        if any(s.get("name") == STEP_ACCOUNT for s in binding.get("subjects") or []):
+            name = f"{binding['metadata']['name']}-{steps_ns}"
+            out.append(
+                {
+                    "apiVersion": binding["apiVersion"],
+                    "kind": "RoleBinding",
+                    "metadata": _meta(name, app_ns, steps_ns, binding),
+                    "roleRef": copy.deepcopy(binding["roleRef"]),
+                    "subjects": [subject],
+                }
+            )
+    steps_there = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": steps_ns}},
+        "podSelector": {"matchLabels": dict(STEP_LABEL)},
+    }
+    for policy in (o for o in objects if o["kind"] == "NetworkPolicy"):
+        rules = [
+            {"from": [steps_there], **({"ports": r["ports"]} if r.get("ports") else {})}
+            for r in policy["spec"].get("ingress") or []
+            if any(
+                p.get("podSelector", {}).get("matchLabels") == STEP_LABEL
+                for p in r.get("from") or []
+            )
+        ]
+        if rules:
+            out.append(
+                {
+                    "apiVersion": "networking.k8s.io/v1",
+                    "kind": "NetworkPolicy",
+                    "metadata": _meta(
+                        f"{policy['metadata']['name']}-from-{steps_ns}", app_ns, steps_ns, policy
+                    ),
+                    "spec": {
+                        "podSelector": copy.deepcopy(policy["spec"]["podSelector"]),
+                        "policyTypes": ["Ingress"],
+                        "ingress": rules,
+                    },
+                }
+            )
+    return out
+
+
+def main() -> None:
+    objects = [o for o in yaml.safe_load_all(sys.stdin) if o]
+    if not objects:
+        raise SystemExit("step_wiring: no objects on stdin; pipe `kubectl kustomize <overlay>` in.")
+    wiring = step_wiring(objects, os.environ.get("KFP_NAMESPACE") or "kubeflow")
+    yaml.safe_dump_all(wiring, sys.stdout, sort_keys=False)
+
+
+if __name__ == "__main__":
+    main()
