@@ -270,6 +270,30 @@ def put_file(local: str | Path, uri: str | Path) -> None:
             dst.write(block)
 
 
+def sha256(uri: str | Path) -> str:
+    """Hex SHA-256 of an object/file, streamed (large objects are not held in memory)."""
+    import hashlib
+
+    fs, path = resolve(uri)
+    h = hashlib.sha256()
+    with storage_errors(uri, fs=fs), fs.open(path, "rb", block_size=PART_SIZE) as fh:
+        while block := fh.read(PART_SIZE):
+            h.update(block)
+    return h.hexdigest()
+
+
+def get_file(uri: str | Path, local: str | Path) -> None:
+    """Download `uri` to the local file `local` (overwritten)."""
+    fs, path = resolve(uri)
+    with (
+        storage_errors(uri, fs=fs),
+        fs.open(path, "rb", block_size=PART_SIZE) as src,
+        open(local, "wb") as dst,
+    ):
+        while block := src.read(PART_SIZE):
+            dst.write(block)
+
+
 def exists(uri: str | Path) -> bool:
     fs, path = resolve(uri)
     with storage_errors(uri, fs=fs):

@@ -10,6 +10,14 @@ finds any later change, down to the byte.
 
 Validation reports that judged a snapshot are kept beside it, content-addressed too:
 `<workspace>/snapshots/<sha256>.reports/<kind>-<report digest>.html`.
+
+With `SEAMLESS_SNAPSHOT_ROOT` set to an object store URI (`s3://bucket/snapshots`), every
+stored snapshot is also published there as write-once objects `<root>/<sha256>/<file>`,
+and a snapshot missing locally (another node, a fresh pod) is fetched from there and
+verified; the local folder is then a cache. Each object is one PUT or multipart upload,
+so no partial object is ever visible under its key; each is read back and checked
+against its digest, and `FILES.sha256` goes up last: a snapshot without it in the store
+is incomplete and never read. A local path in `SEAMLESS_SNAPSHOT_ROOT` moves the store.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from components.common import storage
 from components.common.env import workspace
 from components.common.errors import SeamlessError
 from components.common.tables import (
@@ -39,7 +48,20 @@ _FILE_MODE = 0o444
 _DIR_MODE = 0o555
 
 
+ROOT_ENV = "SEAMLESS_SNAPSHOT_ROOT"
+
+
+def remote_root() -> str | None:
+    """The object store the snapshots are published to (`SEAMLESS_SNAPSHOT_ROOT`), if any."""
+    root = os.environ.get(ROOT_ENV, "").strip()
+    return root.rstrip("/") if root and storage.is_remote(root) else None
+
+
 def snapshots_root() -> Path:
+    """The local snapshot folder: a local `SEAMLESS_SNAPSHOT_ROOT`, else the workspace's."""
+    root = os.environ.get(ROOT_ENV, "").strip()
+    if root and not storage.is_remote(root):
+        return Path(root).expanduser().resolve()
     return workspace() / "snapshots"
 
 
@@ -86,8 +108,15 @@ def store_snapshot(dataset_folder: str | Path, root: Path | None = None) -> Path
     manifest = read_manifest(source)
     sha = str(manifest.get("sha256", ""))
     target = snapshot_path(sha, root)
-    if target.is_dir():
-        return target  # same content, same path: never rewritten
+    if not target.is_dir():
+        _store_local(source, manifest, sha, target)
+    remote = remote_root() if root is None else None
+    if remote:
+        publish_snapshot(sha, remote, target)
+    return target
+
+
+def _store_local(source: Path, manifest: dict[str, Any], sha: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:16]}.", dir=target.parent))
     try:
@@ -119,7 +148,107 @@ def store_snapshot(dataset_folder: str | Path, root: Path | None = None) -> Path
         if tmp.exists():
             _remove(tmp)
         raise
+
+
+def _listing(text: str) -> dict[str, str]:
+    """`FILES.sha256` content as {file name: sha256}."""
+    out = {}
+    for line in text.splitlines():
+        digest, _, name = line.partition("  ")
+        out[name] = digest
+    return out
+
+
+def publish_snapshot(sha256: str, root_uri: str, folder: Path | None = None) -> str:
+    """Publish the local snapshot `sha256` to `<root_uri>/<sha256>/`; returns that prefix.
+
+    Write-once: an object already there is checked, never replaced; a mismatch is an
+    error. Every uploaded object is read back and its digest compared before the next;
+    `FILES.sha256` is uploaded last and marks the snapshot complete.
+    """
+    local = folder or snapshot_path(sha256)
+    base = storage.join(root_uri, sha256)
+    listing_uri = storage.join(base, FILES)
+    if storage.exists(listing_uri):
+        return base  # complete already: same address, same content
+    expected = _listing((local / FILES).read_text(encoding="utf-8"))
+    for name, digest in sorted(expected.items()):
+        uri = storage.join(base, name)
+        if not storage.exists(uri):
+            storage.put_file(local / name, uri)
+            what = "was read back with another digest than the one uploaded"
+        else:  # left by an interrupted publish, or written by someone else
+            what = "already exists with other content; snapshots are write-once"
+        if storage.sha256(uri) != digest:
+            raise SeamlessError(f"Snapshot {sha256[:12]}: {uri} {what}.")
+    storage.put_file(local / FILES, listing_uri)
+    return base
+
+
+def fetch_snapshot(sha256: str, root_uri: str, root: Path | None = None) -> Path:
+    """The local copy of snapshot `sha256`, downloaded from `root_uri` when missing.
+
+    Downloads into a temporary sibling, checks every file's digest, and renames it into
+    place like `store_snapshot`; an incomplete snapshot in the store is not there.
+    """
+    target = snapshot_path(sha256, root)
+    if target.is_dir():
+        return target
+    base = storage.join(root_uri, sha256)
+    listing_uri = storage.join(base, FILES)
+    if not storage.exists(listing_uri):
+        raise SeamlessError(f"Snapshot {sha256[:12]} does not exist in {root_uri}.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{sha256[:16]}.", dir=target.parent))
+    try:
+        storage.get_file(listing_uri, tmp / FILES)
+        for name, digest in _listing((tmp / FILES).read_text(encoding="utf-8")).items():
+            storage.get_file(storage.join(base, name), tmp / name)
+            if _file_digest(tmp / name) != digest:
+                raise SeamlessError(
+                    f"Snapshot {sha256[:12]}: {storage.join(base, name)} does not match its "
+                    f"digest in {listing_uri}."
+                )
+        for p in tmp.iterdir():
+            os.chmod(p, _FILE_MODE)
+        os.chmod(tmp, _DIR_MODE)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            _remove(tmp)
+    except BaseException:
+        if tmp.exists():
+            _remove(tmp)
+        raise
     return target
+
+
+def verify_remote_snapshot(sha256: str, root_uri: str) -> list[str]:
+    """Problems found in a published snapshot (empty when complete and intact)."""
+    base = storage.join(root_uri, sha256)
+    listing_uri = storage.join(base, FILES)
+    if not storage.exists(listing_uri):
+        return [f"snapshot {sha256[:12]} is not complete in {root_uri} (no {FILES})"]
+    problems = []
+    expected = _listing(storage.read_bytes(listing_uri).decode("utf-8"))
+    present = {u.rsplit("/", 1)[-1] for u in storage.list_files(base + "/")} - {FILES}
+    problems += [f"unexpected object {extra}" for extra in sorted(present - set(expected))]
+    for name, digest in expected.items():
+        uri = storage.join(base, name)
+        if name not in present:
+            problems.append(f"object {name} is missing")
+        elif storage.sha256(uri) != digest:
+            problems.append(f"object {name} was modified")
+    return problems
+
+
+def _ensure_local(sha256: str, root: Path | None) -> None:
+    """Fetch a snapshot missing here from the object store, when one is configured."""
+    remote = remote_root() if root is None else None
+    if remote and not snapshot_path(sha256, root).is_dir():
+        fetch_snapshot(sha256, remote, root)
 
 
 def _remove(folder: Path) -> None:
@@ -166,6 +295,7 @@ def verify_snapshot(sha256: str, root: Path | None = None, content: bool = True)
 
 def require_snapshot(sha256: str, root: Path | None = None) -> Path:
     """The snapshot folder after verifying it; one-sentence error otherwise."""
+    _ensure_local(sha256, root)
     problems = verify_snapshot(sha256, root)
     if problems:
         raise SeamlessError(f"Snapshot {sha256[:12]} failed verification: {'; '.join(problems)}.")
@@ -176,6 +306,7 @@ def load_snapshot(
     sha256: str, root: Path | None = None, verify: bool = True
 ) -> dict[str, pd.DataFrame]:
     """Every table of a stored snapshot (verified first unless `verify=False`)."""
+    _ensure_local(sha256, root)
     folder = require_snapshot(sha256, root) if verify else snapshot_path(sha256, root)
     if not folder.is_dir():
         raise SeamlessError(f"Snapshot {sha256[:12]} does not exist in {folder.parent}.")

@@ -78,6 +78,10 @@ osd pool default min size = 1
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
+# The OSD would send these commands while it boots; a command that races the client's
+# first monitor map carries fsid 0 and is refused, so the fixture sends them (retried).
+osd crush update on start = false
+osd class update on start = false
 run dir = {r}/run
 admin socket = {r}/run/$name.asok
 log file = {r}/log/$name.log
@@ -99,6 +103,18 @@ rgw thread pool size = 32
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {result.stderr.strip()[-1500:]}")
         return result.stdout
+
+    def _run_retried(self, *args: str, attempts: int = 20) -> str:
+        """A `ceph` command, retried: one sent while the client is still learning the
+        monitor map (fsid 0) is refused with EPERM, a Ceph start-up race."""
+        for attempt in range(attempts):
+            try:
+                return self._run(*args)
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
 
     def _daemon(self, *args: str) -> None:
         log = (self.root / "log" / "daemons.out").open("ab")
@@ -126,15 +142,25 @@ rgw thread pool size = 32
         )  # fmt: skip
         self._run("ceph-mon", "--mkfs", "-i", "a", "--monmap", monmap)
         self._daemon("ceph-mon", "-i", "a")
-        osd_id = self._run("ceph", "--connect-timeout", "30", "osd", "create").strip()
+        osd_id = self._run_retried("ceph", "--connect-timeout", "30", "osd", "create").strip()
         self._run("ceph-osd", "-i", osd_id, "--mkfs")
+        self._run_retried(
+            "ceph", "osd", "crush", "add", f"osd.{osd_id}", "1", "root=default", "host=localhost"
+        )
         self._daemon("ceph-osd", "-i", osd_id)
         self._daemon("radosgw", "-n", "client.rgw")
         deadline = time.monotonic() + timeout_s
+        restarts = 0
         while True:
-            for proc in self.procs:
-                if proc.poll() is not None:
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is None:
+                    continue
+                # The same start-up race can stop a daemon's first command: start it again.
+                if restarts >= 3:
                     raise RuntimeError(f"{proc.args[0]} exited: {self.log_tail()}")
+                restarts += 1
+                self._daemon(*[str(a) for a in proc.args[:-3]])
+                self.procs[i] = self.procs.pop()
             with contextlib.suppress(requests.RequestException):
                 if requests.get(self.endpoint, timeout=2).ok:
                     break
@@ -143,7 +169,7 @@ rgw thread pool size = 32
                     f"radosgw did not answer within {timeout_s} s: {self.log_tail()}"
                 )
             time.sleep(0.3)
-        self._run(
+        self._run_retried(
             "radosgw-admin", "user", "create", "--uid=seamless", "--display-name=seamless",
             f"--access-key={ACCESS_KEY}", f"--secret-key={SECRET_KEY}",
         )  # fmt: skip
