@@ -542,7 +542,9 @@ def create_app(
 
     @app.get("/readyz", tags=["ops"], responses=readiness)
     def readyz() -> JSONResponse:
-        """Ready: a model is loaded and the online store answers (503 otherwise)."""
+        """Ready: a model is loaded, the online store answers and the prediction log takes
+        records (503 otherwise). The PostgreSQL log's database is not needed: its records
+        are spooled locally meanwhile (`prediction_log_pending` in the body)."""
         ok, detail = ready()
         return JSONResponse(detail, status_code=200 if ok else 503)
 
