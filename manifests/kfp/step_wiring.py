@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Give Kubeflow Pipelines' step namespace what the compiled pipeline reads by name.
 
-    kubectl kustomize manifests/overlays/kind | python manifests/kfp/step_wiring.py | kubectl apply -f -
+    kubectl kustomize manifests/overlays/kind > /tmp/kind.yaml
+    python manifests/kfp/step_wiring.py < /tmp/kind.yaml | kubectl apply -f -
     (make kfp-steps; KFP_NAMESPACE=other for another step namespace)
 
 A standalone KFP runs every step as a pod in its own namespace (`kubeflow`), while the
