@@ -25,6 +25,7 @@ Everything written carries the label `seamless.dev/kfp-steps=<step namespace>`
 
 from __future__ import annotations
 
+import base64
 import copy
 import os
 import re
@@ -62,8 +63,6 @@ def _qualify(text: str, services: list[str], namespace: str) -> str:
 
 
 def _copy(obj: Obj, steps_ns: str, services: list[str], app_ns: str) -> Obj:
-    import base64
-
     out: Obj = {
         "apiVersion": obj["apiVersion"],
         "kind": obj["kind"],
