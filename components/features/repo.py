@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from components.common import storage
 from components.common.config import ColumnType, SeamlessConfig
 from components.common.env import feast_config_file
 from components.common.errors import SeamlessError
@@ -54,7 +55,11 @@ def default_offline_store() -> str:
     Measured on the bundled config at 100k labels: DuckDB joins in ~1.5 s where Dask
     takes ~6 s, and Dask also loses entity rows (see training_set.PER_VIEW_STORES),
     costing a per-view join. Both give the same training set; see README.md.
+    With the offline data in object storage it is `file`: Dask reads s3:// through
+    s3fs, while DuckDB would download its httpfs extension at run time.
     """
+    if storage.is_remote(os.environ.get(OFFLINE_ROOT_ENV, "")):
+        return "file"
     have = all(importlib.util.find_spec(m) is not None for m in ("duckdb", "ibis"))
     return "duckdb" if have else "file"
 
@@ -110,9 +115,24 @@ def ensure_repo(repo_path: Path, project: str, offline_store: str | None = None)
     return target
 
 
-def snapshot_path(repo_path: Path, table: str, table_hash: str) -> Path:
-    """Content-addressed, immutable Parquet snapshot of one table."""
-    return repo_path / DATA_DIR / table / f"{table_hash}.parquet"
+OFFLINE_ROOT_ENV = "SEAMLESS_FEAST_OFFLINE_ROOT"
+
+
+def offline_root(repo_path: Path) -> str | Path:
+    """Where the offline Parquet snapshots live: `SEAMLESS_FEAST_OFFLINE_ROOT` (an object
+    store URI such as `s3://bucket/feast`, or a folder), else `<repo>/data`."""
+    root = os.environ.get(OFFLINE_ROOT_ENV, "").strip()
+    if not root:
+        return repo_path / DATA_DIR
+    return root.rstrip("/") if storage.is_remote(root) else Path(root).expanduser().resolve()
+
+
+def snapshot_path(repo_path: Path, table: str, table_hash: str) -> str | Path:
+    """Content-addressed, immutable Parquet snapshot of one table (a path or a URI)."""
+    root = offline_root(repo_path)
+    if isinstance(root, Path):
+        return root / table / f"{table_hash}.parquet"
+    return storage.join(root, table, f"{table_hash}.parquet")
 
 
 @dataclass(frozen=True)
@@ -150,10 +170,14 @@ def build_objects(
                 f"in table_hashes (known: {sorted(table_hashes)})."
             )
         columns = config.tables[view.table].columns
+        path = str(snapshot_path(repo_path, view.table, table_hashes[view.table]))
         source = FileSource(
             name=f"{view.name}__{view.table}",
-            path=str(snapshot_path(repo_path, view.table, table_hashes[view.table])),
+            path=path,
             timestamp_field=config.timestamp_key(view.table),
+            # Feast reads s3:// with pyarrow/s3fs; a non-AWS server's endpoint goes in the
+            # source (credentials stay in the environment of whoever reads).
+            s3_endpoint_override=storage.s3_endpoint() if path.startswith("s3://") else None,
         )
         # The entity column is part of the schema so Feast need not infer its type by
         # reading the file.

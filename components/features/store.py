@@ -13,6 +13,7 @@ import pandas as pd
 from feast import FeatureStore
 from feast.feast_object import FeastObject
 
+from components.common import storage
 from components.common.config import SeamlessConfig
 from components.common.connect import wait_for_tcp
 from components.common.env import feast_config_file
@@ -146,6 +147,9 @@ def write_snapshots(
             keys=keys,
         )
         target = snapshot_path(repo_path, table, table_hashes[table])
+        if isinstance(target, str):
+            _write_object(frame, target)
+            continue
         if target.is_file():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +162,17 @@ def write_snapshots(
             Path(tmp).unlink(missing_ok=True)
             raise
     return spans
+
+
+def _write_object(frame: pd.DataFrame, uri: str) -> None:
+    """Upload one snapshot to the object store unless its key is there (same name, same
+    content); one PUT or multipart upload, so readers see all of it or nothing."""
+    if storage.exists(uri):
+        return
+    with tempfile.TemporaryDirectory(prefix="seamless-feast-") as tmp:
+        local = Path(tmp) / "snapshot.parquet"
+        frame.to_parquet(local, index=False)
+        storage.put_file(local, uri)
 
 
 def stale_objects(store: FeatureStore, objects: FeastObjects) -> list[FeastObject]:
