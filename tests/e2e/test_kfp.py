@@ -128,7 +128,9 @@ def test_training_pipeline_succeeds_on_kfp(kubectl: Kubectl, kfp: Kubectl) -> No
 
     objects = _overlay_objects(kubectl)
     wiring = yaml.safe_dump_all(step_wiring(objects, KFP_NAMESPACE))
-    kfp("apply", "-f", "-", stdin=wiring, timeout=120)
+    # Both namespaces: the objects name their own (kubectl refuses a differing -n).
+    applied = kfp.run("apply", "-f", "-", stdin=wiring, timeout=120, namespaced=False)
+    assert applied.returncode == 0, f"applying the step wiring failed: {applied.stderr}"
 
     server = yaml.safe_dump_all(_data_server(runtime_image(objects)))
     kfp("delete", "pod,service", DATA, "--ignore-not-found", "--wait=true", timeout=120)
