@@ -282,3 +282,22 @@ def test_wiring_tool_reads_a_rendering_on_stdin(kind_objects: list[dict]) -> Non
     assert done.returncode == 0, done.stderr
     namespaces = {o["metadata"]["namespace"] for o in yaml.safe_load_all(done.stdout) if o}
     assert namespaces == {"pipelines", "seamless"}
+
+
+def test_wiring_and_the_e2e_data_server_match_the_kubernetes_schema(wiring: list[dict]) -> None:
+    """Strict schema check of what make kfp-steps and tests/e2e/test_kfp.py apply."""
+    from tests.e2e.test_kfp import _data_server
+    from tests.helpers.require import require_module
+    from tests.manifests.k8s_objects import KUBERNETES_VERSION
+
+    kubernetes_validate = require_module(
+        "kubernetes_validate", "kubernetes-validate is a dev dependency: run `make venv`"
+    )
+    errors = []
+    for obj in [*wiring, *_data_server("localhost/seamless/runtime:0.1.0-test")]:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = "/".join(str(p) for p in e.path)
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {e.message}")
+    assert not errors, "\n".join(errors)
