@@ -54,6 +54,8 @@ _HEADER = struct.Struct(">II")
 MAX_FRAME = 64 << 20
 """A frame longer than this is not a frame (a corrupt length), not a record to read."""
 READ_CHUNK = 1 << 20
+CLOSE_DRAIN_S = 5.0
+"""At shutdown, how long a backlog may still be drained (within the pod's grace period)."""
 
 # Test hooks (set by the fault tests' child processes only): called after a batch is
 # written but before its fsync, and after a drained batch is committed but before the
@@ -342,6 +344,7 @@ class SpooledLog:
         batch_records: int = 1000,
         observer: SpoolObserver | None = None,
         background: bool = True,
+        close_drain_s: float = CLOSE_DRAIN_S,
     ) -> None:
         self.pg = pg
         self.spool = spool
@@ -350,6 +353,7 @@ class SpooledLog:
         self.batch_records = batch_records
         self.observer: SpoolObserver = observer or _NoObserver()
         self.background = background  # False: only `drain()` drains (tools, tests)
+        self.close_drain_s = close_drain_s
         # Keys: unique across replicas and restarts (64 random bits) then a counter.
         self._token = uuid.uuid4().hex[:16]
         self._counter = 0
@@ -494,9 +498,13 @@ class SpooledLog:
             self._drainer.join(timeout=30)
             self._drainer = None
         if self.spooling and self.spool.pending_records:
-            log.warning(
-                "%d %s records stay in the spool %s; they are sent to PostgreSQL when "
-                "serving starts again with this folder.",
+            with contextlib.suppress(OSError):  # one last short try before going away
+                self.drain(timeout_s=self.close_drain_s)
+        if self.spooling and self.spool.pending_records:
+            log.error(
+                "%d %s records stay in the spool %s: they are sent to PostgreSQL when "
+                "serving starts again with this folder (lost if the folder is, e.g. a "
+                "Kubernetes emptyDir with its pod).",
                 self.spool.pending_records,
                 self.prefix,
                 self.spool.directory,

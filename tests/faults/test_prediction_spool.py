@@ -55,7 +55,7 @@ pg = PgLog(url, "predictions")
 if mode == "spool":
     ps.after_write = stop_here  # the n-th batch: written, not fsynced, not acknowledged
     spool = ps.Spool(folder, "predictions", 1 << 30, segment_bytes=4096)
-    log = ps.SpooledLog(pg, spool, background=False)
+    log = ps.SpooledLog(pg, spool, background=False, close_drain_s=0)
     log.open()
     i = 0
     while True:
@@ -66,7 +66,7 @@ else:
     if n:
         ps.after_drain_commit = stop_here  # the n-th batch: committed, spool not advanced
     log = ps.SpooledLog(pg, ps.Spool(folder, "predictions", 1 << 30), batch_records=100,
-                        background=False)
+                        background=False, close_drain_s=0)
     log.open()
     print("draining", flush=True)
     log.drain()
@@ -137,6 +137,7 @@ def _fill(folder: Path, n: int) -> None:
         PgLog(unreachable, "predictions"),
         Spool(folder, "predictions", 1 << 30, segment_bytes=64 << 10),
         background=False,
+        close_drain_s=0,
     )
     log.open()
     for start in range(0, n, 10):
@@ -147,7 +148,10 @@ def _fill(folder: Path, n: int) -> None:
 def _redrain(url: str, folder: Path) -> None:
     """A restarted process: drains what is left."""
     log = SpooledLog(
-        PgLog(url, "predictions"), Spool(folder, "predictions", 1 << 30), background=False
+        PgLog(url, "predictions"),
+        Spool(folder, "predictions", 1 << 30),
+        background=False,
+        close_drain_s=0,
     )
     log.open()
     log.drain()

@@ -158,7 +158,10 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 def test_unreachable_database_spools_and_a_full_spool_refuses(tmp_path: Path) -> None:
     url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
     log = SpooledLog(
-        PgLog(url, "predictions"), Spool(tmp_path, "predictions", 1500), background=False
+        PgLog(url, "predictions"),
+        Spool(tmp_path, "predictions", 1500),
+        background=False,
+        close_drain_s=0,
     )
     log.open()
     try:
@@ -208,7 +211,7 @@ def test_outage_spools_then_drains_in_order_exactly_once(
     url = fresh_database(pg_server, "spool_order")
     ctl = PgControl.of(pg_server)
     # No drainer thread: what is spooled and when it drains is up to the test (drain()).
-    log = _spooled(url, tmp_path, background=False)
+    log = _spooled(url, tmp_path, background=False, close_drain_s=0)
     try:
         log.append([_rec(0)])  # direct
         assert not log.spooling and log.pending == 0
@@ -243,7 +246,7 @@ def test_a_batch_sent_twice_is_in_the_table_once(
     its keys make it a no-op. (A real kill -9: tests/faults/test_prediction_spool.py.)"""
     url = fresh_database(pg_server, "spool_twice")
     unreachable = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
-    filler = _spooled(unreachable, tmp_path, background=False)
+    filler = _spooled(unreachable, tmp_path, background=False, close_drain_s=0)
     for i in range(10):
         filler.append([_rec(i)])
     filler.close()
@@ -251,7 +254,7 @@ def test_a_batch_sent_twice_is_in_the_table_once(
     def crash(n: int) -> None:
         raise RuntimeError("crash after commit")
 
-    log = _spooled(url, tmp_path, background=False)
+    log = _spooled(url, tmp_path, background=False, close_drain_s=0)
     monkeypatch.setattr(prediction_spool, "after_drain_commit", crash)
     with pytest.raises(RuntimeError, match="crash after commit"):
         log._drain_once()
@@ -262,6 +265,22 @@ def test_a_batch_sent_twice_is_in_the_table_once(
     log.close()
     got = [r["request_id"] for r in read_pg_records(url, "predictions")]
     assert got == [f"r{i}" for i in range(10)]
+
+
+@pytest.mark.postgres
+def test_close_drains_a_backlog_while_the_database_answers(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    url = fresh_database(pg_server, "spool_close")
+    unreachable = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    filler = _spooled(unreachable, tmp_path, background=False, close_drain_s=0)
+    filler.append([_rec(0), _rec(1)])
+    filler.close()  # could not drain: left for the next process
+    assert filler.pending == 2
+    log = _spooled(url, tmp_path, background=False)  # no drainer: close() drains
+    assert log.spooling and log.pending == 2
+    log.close()
+    assert [r["request_id"] for r in read_pg_records(url, "predictions")] == ["r0", "r1"]
 
 
 @pytest.mark.postgres
