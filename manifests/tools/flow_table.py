@@ -128,36 +128,35 @@ def _external(objects: list[Obj]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _inside(objects: list[Obj]) -> list[tuple[str, str]]:
-    """(from, to with ports) of the flows between the namespace's pods, by source."""
-    by_source: dict[str, list[tuple[str, int]]] = {}
-    for src, dst, port in flows(objects).allowed:
-        by_source.setdefault(src, []).append((dst, port))
-    return [
-        (_pod_name(src), ", ".join(f"{dst} ({port})" for dst, port in sorted(targets)))
-        for src, targets in sorted(by_source.items())
-    ]
-
-
 def _which(overlays: list[str]) -> str:
-    return "all" if list(overlays) == list(OVERLAYS) else ", ".join(overlays)
+    return "all" if sorted(overlays) == sorted(OVERLAYS) else ", ".join(sorted(overlays))
 
 
 def table(renderings: dict[str, list[Obj]]) -> str:
     """The Markdown between the markers, for the given overlays' objects."""
-    inside: dict[tuple[str, str], list[str]] = {}
+    flow_overlays: dict[tuple[str, str, int], list[str]] = {}
     outside: dict[tuple[str, str, str, str], list[str]] = {}
     for overlay, objects in renderings.items():
-        for row in _inside(objects):
-            inside.setdefault(row, []).append(overlay)
+        for flow in flows(objects).allowed:
+            flow_overlays.setdefault(flow, []).append(overlay)
         for ext in _external(objects):
             outside.setdefault(ext, []).append(overlay)
+    # One row per source and set of overlays: its targets with their ports.
+    inside: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for (src, dst, port), overlays in flow_overlays.items():
+        inside.setdefault((src, _which(overlays)), []).append((dst, port))
     lines = [
         "Between the namespace's pods (allowed at both ends):",
         "",
         "| from | to (port) | overlays |",
         "|---|---|---|",
-        *(f"| {src} | {dst} | {_which(o)} |" for (src, dst), o in inside.items()),
+        *(
+            f"| {_pod_name(src)} | {', '.join(f'{d} ({p})' for d, p in sorted(targets))} "
+            f"| {which} |"
+            for (src, which), targets in sorted(
+                inside.items(), key=lambda row: (row[0][0], row[0][1] != "all", row[0][1])
+            )
+        ),
         "",
         "Across the namespace boundary (rules naming a peer outside it):",
         "",

@@ -6,9 +6,11 @@
 
 `.env.example` (repository root) is split into sections by `# [secrets/<file>]` header
 lines; each section becomes `<overlay>/secrets/<file>`, which the overlay's
-secretGenerator reads. An empty value gets a random one, `${KEY}` in a value is replaced
-by another key's value, anything else is kept as written. A `.txt` section is a serving
-tokens file: each `SERVE_TOKEN_<ROLE>` key becomes a `<token>:<role>` line.
+secretGenerator reads. An overlay's own `secrets.example` (same format, optional) adds
+the files only that overlay needs (the object store's keys). An empty value gets a random
+one, `${KEY}` in a value is replaced by another key's value, anything else is kept as
+written. A `.txt` section is a serving tokens file: each `SERVE_TOKEN_<ROLE>` key becomes
+a `<token>:<role>` line.
 
 Existing files are never overwritten (rotate a secret by editing or deleting its file).
 Values are never printed. Files are created with mode 0600.
@@ -29,6 +31,7 @@ SECTION = re.compile(r"^#\s*\[(secrets/[A-Za-z0-9_.-]+)\]")
 ENTRY = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 REF = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 TOKEN_PREFIX = "SERVE_TOKEN_"
+OVERLAY_EXAMPLE = "secrets.example"
 
 
 def parse_example(path: Path) -> dict[str, dict[str, str]]:
@@ -102,6 +105,13 @@ def main() -> None:
     if not (args.overlay / "kustomization.yaml").is_file():
         raise SystemExit(f"{args.overlay}: no kustomization.yaml; pass an overlay folder.")
     sections = parse_example(args.example)
+    local = args.overlay / OVERLAY_EXAMPLE
+    if local.is_file():
+        extra = parse_example(local)
+        twice = sorted(set(extra) & set(sections))
+        if twice:
+            raise SystemExit(f"{local}: sections {twice} are in {args.example.name} already.")
+        sections.update(extra)
 
     missing: list[str] = []
     known: dict[str, str] = {}

@@ -37,10 +37,12 @@ PIPELINE_STEP = {
 }
 SERVING_CLIENT = {"seamless.dev/serving-client": "true"}
 FEATURE_CLIENT = {"seamless.dev/feature-client": "true"}
+S3_CLIENT = {"seamless.dev/s3-client": "true"}
 SYNTHETIC_PODS: dict[str, tuple[dict[str, str], str]] = {
     "pipeline-step": (PIPELINE_STEP, "pipeline steps (`seamless.dev/pipeline-step=true`)"),
     "serving-client": (SERVING_CLIENT, "pods labelled `seamless.dev/serving-client=true`"),
     "feature-client": (FEATURE_CLIENT, "pods labelled `seamless.dev/feature-client=true`"),
+    "s3-client": (S3_CLIENT, "pods labelled `seamless.dev/s3-client=true`"),
 }
 # Addresses the model gives the namespace's pods (kind's pod network).
 POD_IPS = ipaddress.ip_network("10.244.0.0/24")

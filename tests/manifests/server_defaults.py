@@ -110,6 +110,14 @@ BY_KIND: dict[str, list[Default]] = {
         Default("spec.volumeClaimTemplates[*].spec.volumeMode", "Filesystem"),
         Default("spec.volumeClaimTemplates[*].status.phase", "Pending"),
     ],
+    "Job": [
+        Default("spec.backoffLimit", 6),
+        Default("spec.completions", 1),
+        Default("spec.parallelism", 1),
+        Default("spec.completionMode", "NonIndexed"),
+        Default("spec.suspend", False),
+        Default("spec.podReplacementPolicy", "TerminatingOrFailed"),
+    ],
     "CronJob": [
         Default("spec.suspend", False),
         Default("spec.concurrencyPolicy", "Allow"),

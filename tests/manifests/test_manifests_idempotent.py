@@ -55,7 +55,7 @@ def test_render_twice_gives_the_same_bytes(overlay: str, kubectl: str, tmp_path:
     secrets = _snapshot(folder / "secrets")
     first = _render(kubectl, folder)
     second_run = _gen_secrets(folder)
-    assert second_run.endswith("0 secret files written, 6 kept"), (
+    assert ": 0 secret files written," in second_run, (
         f"{overlay}: the second gen_secrets.py run wrote files: {second_run!r} "
         f"(first run: {first_run!r})"
     )

@@ -25,6 +25,7 @@ from k8s_objects import (
 from policy_flows import (
     FEATURE_CLIENT,
     PIPELINE_STEP,
+    S3_CLIENT,
     SERVING_CLIENT,
     Endpoint,
     FlowModel,
@@ -381,6 +382,7 @@ INTRUDER_LABELS = {
     **PIPELINE_STEP,
     **SERVING_CLIENT,
     **FEATURE_CLIENT,
+    **S3_CLIENT,
     "seamless.dev/scrape": "true",
 }
 
@@ -401,6 +403,17 @@ EXPECTED_FLOWS = {
     ("pipeline-step", "redis", 6379),
     ("serving-client", "serving", 8080),
     ("feature-client", "feast-server", 6566),
+}
+# The object store in the cluster (kind: manifests/components/minio): MLflow's artifacts,
+# the bucket Job and the opt-in S3 clients. Production's S3 is outside the namespace.
+EXPECTED_FLOWS_BY_OVERLAY = {
+    "kind": EXPECTED_FLOWS
+    | {
+        ("mlflow", "minio", 9000),
+        ("minio-buckets", "minio", 9000),
+        ("s3-client", "minio", 9000),
+    },
+    "production": EXPECTED_FLOWS,
 }
 
 
@@ -463,8 +476,9 @@ def test_every_workload_has_its_own_policy(rendering: Rendering) -> None:
 
 def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None:
     allowed = _flows(rendering, list(_pods(rendering).values())).allowed
-    extra = sorted(allowed - EXPECTED_FLOWS)
-    missing = sorted(EXPECTED_FLOWS - allowed)
+    expected = EXPECTED_FLOWS_BY_OVERLAY[rendering.name]
+    extra = sorted(allowed - expected)
+    missing = sorted(expected - allowed)
     assert not extra and not missing, (
         f"[{rendering.name}] NetworkPolicies: flows allowed but not needed {extra}; "
         f"flows needed but blocked {missing}"
@@ -485,7 +499,10 @@ def test_no_flow_is_allowed_at_one_end_only(rendering: Rendering) -> None:
 
 def test_documented_client_labels_reach_their_targets(rendering: Rendering) -> None:
     allowed = _flows(rendering, list(_pods(rendering).values())).allowed
-    for flow in (("serving-client", "serving", 8080), ("feature-client", "feast-server", 6566)):
+    flows_ = [("serving-client", "serving", 8080), ("feature-client", "feast-server", 6566)]
+    if rendering.name == "kind":
+        flows_.append(("s3-client", "minio", 9000))
+    for flow in flows_:
         assert flow in allowed, (
             f"[{rendering.name}] a pod labelled {flow[0]} "
             f"(seamless.dev/{flow[0]}=true) cannot reach {flow[1]}:{flow[2]}"
@@ -652,8 +669,12 @@ def test_credentials_only_from_secrets(rendering: Rendering) -> None:
 
 
 def test_env_example_lists_every_secret_key(rendering: Rendering) -> None:
-    """.env.example names every key the manifests read from a Secret."""
+    """.env.example (and the overlay's secrets.example) name every key the manifests read
+    from a Secret."""
     text = (ROOT / ".env.example").read_text()
+    local = MANIFESTS / "overlays" / rendering.name / "secrets.example"
+    if local.is_file():
+        text += local.read_text()
     listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, re.M))
     used = set()
     for _, template in workloads(rendering.objects):
@@ -673,6 +694,7 @@ EXTERNAL_PEERS = {
     "allow-apiserver-egress": "the Kubernetes API server (ipBlock)",
     "kind-nodeport-ingress": "NodePort traffic from the kind node (kind only)",
     "ingress-controller": "the ingress controller's namespace (production example)",
+    "s3-external": "the S3 service's addresses (production example)",
 }
 
 
