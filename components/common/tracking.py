@@ -34,8 +34,19 @@ def mlflow_client() -> Any:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+ARTIFACT_ROOT_ENV = "SEAMLESS_MLFLOW_ARTIFACT_ROOT"
+
+
 def ensure_experiment(name: str) -> str:
-    """Create the experiment if needed; artifacts of a local store go next to its database."""
+    """Create the experiment if needed; artifacts of a local store go next to its database.
+
+    `SEAMLESS_MLFLOW_ARTIFACT_ROOT` (e.g. `s3://bucket/mlflow`) puts a new experiment's
+    artifacts under `<root>/<experiment name>` instead; the client then writes them itself
+    (boto3, `MLFLOW_S3_ENDPOINT_URL` for a non-AWS server). Behind an MLflow server started
+    with `--artifacts-destination s3://...` leave it unset: the server proxies artifacts.
+    """
+    import os
+
     import mlflow
 
     client = mlflow_client()
@@ -45,7 +56,10 @@ def ensure_experiment(name: str) -> str:
     else:
         uri = mlflow_tracking_uri()
         location = None
-        if uri.startswith("sqlite:///"):
+        root = os.environ.get(ARTIFACT_ROOT_ENV, "").strip().rstrip("/")
+        if root:
+            location = f"{root}/{name}"
+        elif uri.startswith("sqlite:///"):
             location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
         experiment_id = client.create_experiment(name, artifact_location=location)
     mlflow.set_experiment(experiment_id=experiment_id)
