@@ -358,7 +358,7 @@ class SpooledLog:
         self._token = uuid.uuid4().hex[:16]
         self._counter = 0
         self._counter_lock = threading.Lock()
-        self.spooling = False  # flipped under spool.lock only (see `append`, `_drain`)
+        self.spooling = False  # flipped under spool.lock only (`append`, `_drain_batch`)
         self.database = "ok"  # why PostgreSQL was last not written, for readiness
         self._wake = threading.Event()
         self._stop = threading.Event()
