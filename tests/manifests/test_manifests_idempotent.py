@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GEN_SECRETS
 from k8s_objects import MANIFESTS, OVERLAYS, Rendering, ident
 from server_defaults import kinds_without_a_decision, missing_defaults
+
+GEN_SECRETS = MANIFESTS / "tools" / "gen_secrets.py"
 
 pytestmark = pytest.mark.manifests
 
