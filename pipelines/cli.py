@@ -311,6 +311,14 @@ def compile_cmd(
         Path | None,
         typer.Option(help="Pushed digests to pin to (default build/images/digests.json)."),
     ] = None,
+    pipeline_root: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEAMLESS_PIPELINE_ROOT",
+            help="Default pipeline root written into the specs, e.g. s3://bucket/pipelines "
+            "(SEAMLESS_PIPELINE_ROOT).",
+        ),
+    ] = None,
 ) -> None:
     """Compile every pipeline to a KFP v2 spec (YAML).
 
@@ -330,8 +338,14 @@ def compile_cmd(
         raise SeamlessError(f"--image-digests {image_digests} does not exist.")
     if image_digests is not None and not image_prefix:
         raise SeamlessError("--image-digests needs a registry prefix (--image-prefix).")
+    if pipeline_root:  # checked before anything is written
+        from pipelines.submit import check_pipeline_root, set_pipeline_root
+
+        check_pipeline_root(pipeline_root)
     written = compile_all(out or COMPILED_DIR, image_prefix or None, image_digests or DIGESTS_FILE)
     for path in written:
+        if pipeline_root:
+            set_pipeline_root(path, pipeline_root, path)
         stdout_console().print(f"wrote {path}")
 
 
@@ -376,6 +390,14 @@ def submit_cmd(
         str | None,
         typer.Option(help="Create a recurring run on this cron schedule instead of one run."),
     ] = None,
+    pipeline_root: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEAMLESS_PIPELINE_ROOT",
+            help="Where KFP keeps the run's artifacts, e.g. s3://bucket/pipelines "
+            "(SEAMLESS_PIPELINE_ROOT; default: the cluster's).",
+        ),
+    ] = None,
 ) -> None:
     """Submit a compiled pipeline to Kubeflow Pipelines (compiling it first if missing).
 
@@ -394,6 +416,7 @@ def submit_cmd(
         namespace=namespace,
         experiment=experiment,
         cron=cron,
+        pipeline_root=pipeline_root or None,
     )
     stdout_console().print(f"submitted: run {done.run_id or done.recurring_run_id} ({done.url})")
 

@@ -2,16 +2,63 @@
 
 from __future__ import annotations
 
+import re
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from components.common.errors import SeamlessError
 from pipelines.compile import COMPILED_DIR, compile_all, compiled_pipelines
 
 STEP_SERVICE_ACCOUNT = "seamless-pipeline"
 """The ServiceAccount pipeline steps run as (manifests/base/rbac)."""
+
+
+# The object stores a KFP v2 pipeline root may name (the launcher opens it with Go CDK
+# blob: s3:// also for MinIO/Ceph with ?endpoint=...&s3ForcePathStyle=true, or with the
+# endpoint in the kfp-launcher ConfigMap).
+PIPELINE_ROOT_SCHEMES = ("s3", "gs", "minio")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-_]{1,254}", re.I)
+
+
+def check_pipeline_root(root: str, what: str = "--pipeline-root") -> str:
+    """`root` with any trailing '/' removed, or one sentence on why KFP cannot use it."""
+    parts = urlsplit(root)
+    scheme = parts.scheme.lower()
+    if scheme not in PIPELINE_ROOT_SCHEMES:
+        raise SeamlessError(
+            f"{what} {root!r} must be an object store URI "
+            f"({', '.join(s + '://bucket/prefix' for s in PIPELINE_ROOT_SCHEMES)}); "
+            "Kubeflow Pipelines keeps every step's outputs there."
+        )
+    if not _BUCKET.fullmatch(parts.netloc):
+        raise SeamlessError(
+            f"{what} {root!r} names no valid bucket (expected {scheme}://bucket/prefix)."
+        )
+    return root.rstrip("/") if not parts.query else root
+
+
+def set_pipeline_root(spec: Path, root: str, out: Path) -> Path:
+    """Write the compiled spec `spec` to `out` with `defaultPipelineRoot` set to `root`.
+
+    The first YAML document is the PipelineSpec; platform documents (kubernetes) follow
+    unchanged. `out` may be `spec` itself: the new text replaces it in one step.
+    """
+    import yaml
+
+    docs = list(yaml.safe_load_all(spec.read_text(encoding="utf-8")))
+    if not docs or not isinstance(docs[0], dict) or "pipelineInfo" not in docs[0]:
+        raise SeamlessError(f"{spec} is not a compiled KFP pipeline spec.")
+    docs[0]["defaultPipelineRoot"] = check_pipeline_root(root)
+    text = yaml.safe_dump_all(docs, sort_keys=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
 
 
 @dataclass
@@ -82,12 +129,43 @@ def submit(
     experiment: str = "seamless",
     cron: str | None = None,
     service_account: str = STEP_SERVICE_ACCOUNT,
+    pipeline_root: str | None = None,
 ) -> Submission:
-    """Create a run (or, with `cron`, a recurring run) of a compiled pipeline."""
-    import kfp
+    """Create a run (or, with `cron`, a recurring run) of a compiled pipeline.
 
+    `pipeline_root` (an s3://, gs:// or minio:// URI) is where KFP keeps the run's
+    artifacts; unset, the cluster's default (KFP's own MinIO) is used.
+    """
+    if pipeline_root:
+        pipeline_root = check_pipeline_root(pipeline_root)
     path = package_path(name)
     preflight(host, token)
+    if pipeline_root:
+        with tempfile.TemporaryDirectory(prefix="seamless-submit-") as tmp:
+            spec = set_pipeline_root(path, pipeline_root, Path(tmp) / path.name)
+            return _create(
+                host, name, spec, arguments, token, namespace, experiment, cron,
+                service_account, pipeline_root,
+            )  # fmt: skip
+    return _create(
+        host, name, path, arguments, token, namespace, experiment, cron, service_account, None
+    )
+
+
+def _create(
+    host: str,
+    name: str,
+    path: Path,
+    arguments: dict[str, Any],
+    token: str | None,
+    namespace: str,
+    experiment: str,
+    cron: str | None,
+    service_account: str,
+    pipeline_root: str | None,
+) -> Submission:
+    import kfp
+
     warnings.filterwarnings("ignore", message="This client only works with Kubeflow")
     try:
         client = kfp.Client(host=host, existing_token=token, namespace=namespace)
@@ -101,6 +179,7 @@ def submit(
                 params=arguments,
                 service_account=service_account,
                 no_catchup=True,
+                pipeline_root=pipeline_root,
             )
             return Submission(None, rec.recurring_run_id, f"{host}/#/recurringruns")
         run = client.create_run_from_pipeline_package(
@@ -108,6 +187,7 @@ def submit(
             arguments=arguments,
             experiment_id=exp.experiment_id,
             service_account=service_account,
+            pipeline_root=pipeline_root,
         )
         return Submission(run.run_id, None, f"{host}/#/runs/details/{run.run_id}")
     except SeamlessError:
