@@ -65,8 +65,13 @@ def _training_config(config: Path | None, workspace: Path) -> Path:
 def run_training_cmd(
     config: WsConfigOpt = None,
     data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", "-d", help="Folder that relative file sources resolve against."),
+        str | None,
+        typer.Option(
+            "--data-dir",
+            "-d",
+            help="Folder or object store prefix (s3://bucket/data) that relative file "
+            "sources resolve against.",
+        ),
     ] = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     runner: Annotated[

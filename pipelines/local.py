@@ -225,9 +225,30 @@ def run_locally(
     return LocalRun(str(task.output), run_dir, log_file, started)
 
 
+def data_location(data_dir: str | Path | None, runner: str) -> tuple[str, Path | None]:
+    """(the pipelines' `data_dir` argument, the local folder a container runner mounts).
+
+    An object store prefix (s3://...) goes to the steps as it is; they read it with the
+    S3 credentials of this environment, which only the subprocess runner shares.
+    """
+    from components.common.storage import is_remote
+
+    if data_dir is None or str(data_dir) == "":
+        return "", None
+    if is_remote(str(data_dir)):
+        if runner != "subprocess":
+            raise SeamlessError(
+                f"--data-dir {data_dir} is in object storage, which the {runner} runner's "
+                "containers cannot reach; use --runner subprocess."
+            )
+        return str(data_dir), None
+    folder = Path(data_dir).resolve()
+    return str(folder), folder
+
+
 def run_training(
     config_path: Path,
-    data_dir: Path | None,
+    data_dir: str | Path | None,
     workspace: Path,
     runner: str = "subprocess",
     on_step: Callable[[str], None] | None = None,
@@ -244,17 +265,15 @@ def run_training(
     from pipelines.workspace import original_text, record_config, resolve_training_config
 
     config = load_config(config_path)  # fail on a bad config before any step starts
+    data_arg, data_folder = data_location(data_dir, runner)
     resolve_training_config(config_path, workspace)
     record_config(workspace.resolve(), config_path)
     done = run_locally(
         PIPELINE_NAME,
         build_training_pipeline(retries=0),
-        {
-            "config_yaml": original_text(config_path),
-            "data_dir": str(data_dir.resolve()) if data_dir else "",
-        },
+        {"config_yaml": original_text(config_path), "data_dir": data_arg},
         workspace,
-        data_dir,
+        data_folder,
         runner,
         on_step,
         verbose,
