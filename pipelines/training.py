@@ -20,6 +20,14 @@ from components.validate.component import validate
 PIPELINE_NAME = "seamless-training"
 FEAST_VOLUME = "/feast"
 FEAST_CONFIG_DIR = "/etc/feast"
+OBJECT_STORE_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+    "SEAMLESS_SNAPSHOT_ROOT",
+    "SEAMLESS_FEAST_OFFLINE_ROOT",
+)
+"""Object storage settings a step takes from the `seamless-endpoints` ConfigMap when set
+(docs/object-storage.md); the keys come from the `seamless-s3` Secret."""
 
 
 def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
@@ -39,6 +47,16 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
         task,
         "app-databases",
         {k: k for k in ("SEAMLESS_AUDIT_URL", "SEAMLESS_SERVE_LOG_URL")},
+    )
+    # Object storage: optional, so a cluster without it runs as before.
+    kubernetes.use_config_map_as_env(
+        task, "seamless-endpoints", {k: k for k in OBJECT_STORE_ENV}, optional=True
+    )
+    kubernetes.use_secret_as_env(
+        task,
+        "seamless-s3",
+        {k: k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
+        optional=True,
     )
     kubernetes.add_pod_label(task, "seamless.dev/pipeline-step", "true")
     kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="4Gi")

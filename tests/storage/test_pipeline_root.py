@@ -140,3 +140,27 @@ def test_submit_refuses_a_bad_root_before_any_request(kfp_recorder: str) -> None
     with pytest.raises(SeamlessError, match="must be an object store URI"):
         submit(kfp_recorder, "training", {}, pipeline_root="file:///tmp/x")
     assert _Recorder.posts == []
+
+
+def test_cluster_steps_take_object_storage_settings_from_configmap_and_secret(
+    tmp_path: Path,
+) -> None:
+    from kfp import compiler
+
+    from pipelines.training import OBJECT_STORE_ENV, training_pipeline
+
+    out = tmp_path / "training.yaml"
+    compiler.Compiler().compile(training_pipeline, str(out))
+    executors = _docs(out)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors
+    for name, spec in executors.items():
+        maps = [m for m in spec["configMapAsEnv"] if m["configMapName"] == "seamless-endpoints"]
+        optional = [m for m in maps if m.get("optional")]
+        assert len(optional) == 1, name
+        assert sorted(e["envVar"] for e in optional[0]["keyToEnv"]) == sorted(OBJECT_STORE_ENV)
+        secret = [s for s in spec["secretAsEnv"] if s["secretName"] == "seamless-s3"]
+        assert len(secret) == 1 and secret[0]["optional"], name
+        assert sorted(e["envVar"] for e in secret[0]["keyToEnv"]) == [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]
