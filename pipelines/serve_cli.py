@@ -77,6 +77,25 @@ def serve_cmd(
             "crash up to a second).",
         ),
     ] = "fsync",
+    spool_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SEAMLESS_SERVE_SPOOL_DIR",
+            show_envvar=True,
+            help="With --log-url: folder where log records are spooled (fsynced) while "
+            "PostgreSQL is unreachable, drained in order once it is back; default "
+            "<workspace>/spool.",
+        ),
+    ] = None,
+    spool_max_bytes: Annotated[
+        int,
+        typer.Option(
+            envvar="SEAMLESS_SERVE_SPOOL_MAX_BYTES",
+            show_envvar=True,
+            help="With --log-url: most bytes each log may spool; beyond it 503 and not "
+            "ready until drained (0: no spool, an outage means 503).",
+        ),
+    ] = 512 * 1024 * 1024,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Serve the champion model: /v1/predict, Open Inference Protocol v2, /metrics.
@@ -112,6 +131,8 @@ def serve_cmd(
         auth_disabled=no_auth,
         log_url=log_url or None,
         log_sync=log_sync,
+        spool_dir=spool_dir,
+        spool_max_bytes=spool_max_bytes,
     )
     app = create_app(settings)
     # One process: the model poller and the prediction log writer are per process.

@@ -175,6 +175,11 @@ class Readiness(BaseModel):
     feature_reads: str
     prediction_log: str
     """`ok`, or why the prediction log takes no lines."""
+    prediction_log_pending: int | None = None
+    """PostgreSQL log only: records spooled locally, not yet in the database."""
+    prediction_log_database: str | None = None
+    """PostgreSQL log only: `ok`, or why the database was last not written (readiness
+    does not depend on it)."""
 
 
 class ReloadAnswer(BaseModel):

@@ -51,6 +51,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> ServeSettings:
         "auth_disabled": True,
         "predictions_dir": tmp_path / "predictions",
         "feedback_dir": tmp_path / "feedback",
+        "spool_dir": tmp_path / "spool",
     }
     base.update(overrides)
     return ServeSettings(**base)
