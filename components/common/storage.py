@@ -38,6 +38,11 @@ _POD_IDENTITY = (
 )
 
 
+# Object stores, by fsspec protocol. Other fsspec protocols (ftp, sftp, ssh, ...) would
+# log in to arbitrary hosts with credentials written into a URL: not for data paths.
+OBJECT_STORE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory")
+
+
 def scheme_of(uri: str | Path) -> str:
     """The URI's scheme in lower case; '' for a local path (a one-letter scheme is a drive)."""
     if isinstance(uri, Path):
@@ -103,6 +108,12 @@ def resolve(uri: str | Path) -> tuple[Any, str]:
     if scheme == "":
         return LocalFileSystem(), str(Path(uri).expanduser().absolute())
     text = str(uri)
+    if scheme not in (*OBJECT_STORE_SCHEMES, "file"):
+        stores = ", ".join(f"{s}://" for s in OBJECT_STORE_SCHEMES)
+        raise SeamlessError(
+            f"{scheme}:// is not an object store Seamless reads or writes; "
+            f"use a local path, file:// or one of {stores}."
+        )
     if scheme in ("s3", "s3a"):
         from s3fs import S3FileSystem
 
@@ -110,8 +121,12 @@ def resolve(uri: str | Path) -> tuple[Any, str]:
         return fs, fs._strip_protocol(text)
     try:
         fs, path = fsspec.core.url_to_fs(text)
-    except (ImportError, ValueError) as exc:
-        raise SeamlessError(f"{text}: no filesystem for scheme '{scheme}' ({exc}).") from None
+    except ImportError:
+        raise SeamlessError(
+            f"{text}: the filesystem for {scheme}:// is not installed (an fsspec package)."
+        ) from None
+    except (ValueError, OSError) as exc:
+        raise SeamlessError(explain(text, exc, "open")) from None
     return fs, path
 
 
@@ -320,4 +335,4 @@ def list_files(uri: str | Path) -> list[str]:
     if not is_remote(uri):
         return sorted(found)
     proto = scheme_of(uri)
-    return sorted(f"{proto}://{p}" for p in found)
+    return sorted(f"{proto}://{p.lstrip('/')}" for p in found)

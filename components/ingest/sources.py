@@ -52,9 +52,7 @@ def short_reason(exc: BaseException | str, limit: int = 180) -> str:
 
 
 def _known_scheme(scheme: str) -> bool:
-    from fsspec.registry import known_implementations
-
-    return scheme in known_implementations and scheme not in ("http", "https", "file", "local")
+    return scheme in storage.OBJECT_STORE_SCHEMES
 
 
 def _resolve_file(uri: str, data_dir: str | Path | None, what: str = "File source") -> str | Path:

@@ -125,3 +125,21 @@ def test_local_paths_and_file_uris_take_the_same_path(tmp_path) -> None:  # type
     assert storage.list_files(tmp_path / "d") == [str(tmp_path / "d" / "f.txt")]
     with pytest.raises(SeamlessError, match=r"f2.txt: no such file\.$"):
         storage.read_bytes(tmp_path / "d" / "f2.txt")
+
+
+def test_other_fsspec_protocols_are_refused_without_connecting() -> None:
+    # ftp:// would log in to any host with the password written in the URL.
+    with pytest.raises(SeamlessError) as err:
+        storage.read_bytes("ftp://user:hunter2@example.invalid/x.csv")
+    assert str(err.value) == (
+        "ftp:// is not an object store Seamless reads or writes; use a local path, file:// or "
+        "one of s3://, s3a://, gs://, gcs://, az://, abfs://, abfss://, memory://."
+    )
+
+
+def test_any_fsspec_object_store_takes_the_same_path() -> None:
+    storage.write_bytes("memory://seamless-test/a/b.txt", b"m")
+    assert storage.read_bytes("memory://seamless-test/a/b.txt") == b"m"
+    assert storage.list_files("memory://seamless-test/a") == ["memory://seamless-test/a/b.txt"]
+    with pytest.raises(SeamlessError, match=r"^Cannot read memory://seamless-test/nope: no such"):
+        storage.read_bytes("memory://seamless-test/nope")
