@@ -26,8 +26,8 @@ OBJECT_STORE_ENV = (
     "SEAMLESS_SNAPSHOT_ROOT",
     "SEAMLESS_FEAST_OFFLINE_ROOT",
 )
-"""Object storage settings a step takes from the `seamless-endpoints` ConfigMap when set
-(docs/object-storage.md); the keys come from the `seamless-s3` Secret."""
+"""Object storage settings a step takes from the `seamless-s3-endpoint` ConfigMap when
+the overlay has one (docs/object-storage.md); the keys come from the `seamless-s3` Secret."""
 
 
 def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
@@ -48,10 +48,12 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
         "app-databases",
         {k: k for k in ("SEAMLESS_AUDIT_URL", "SEAMLESS_SERVE_LOG_URL")},
     )
-    # Object storage: optional, so a cluster without it runs as before.
+    # Object storage: optional, so a cluster without it runs as before; the label lets
+    # the step through the store's network policy.
     kubernetes.use_config_map_as_env(
-        task, "seamless-endpoints", {k: k for k in OBJECT_STORE_ENV}, optional=True
+        task, "seamless-s3-endpoint", {k: k for k in OBJECT_STORE_ENV}, optional=True
     )
+    kubernetes.add_pod_label(task, "seamless.dev/s3-client", "true")
     kubernetes.use_secret_as_env(
         task,
         "seamless-s3",

@@ -142,7 +142,7 @@ def test_submit_refuses_a_bad_root_before_any_request(kfp_recorder: str) -> None
     assert _Recorder.posts == []
 
 
-def test_cluster_steps_take_object_storage_settings_from_configmap_and_secret(
+def test_cluster_steps_take_object_storage_settings_from_its_configmap_and_secret(
     tmp_path: Path,
 ) -> None:
     from kfp import compiler
@@ -154,10 +154,10 @@ def test_cluster_steps_take_object_storage_settings_from_configmap_and_secret(
     executors = _docs(out)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert executors
     for name, spec in executors.items():
-        maps = [m for m in spec["configMapAsEnv"] if m["configMapName"] == "seamless-endpoints"]
-        optional = [m for m in maps if m.get("optional")]
-        assert len(optional) == 1, name
-        assert sorted(e["envVar"] for e in optional[0]["keyToEnv"]) == sorted(OBJECT_STORE_ENV)
+        maps = [m for m in spec["configMapAsEnv"] if m["configMapName"] == "seamless-s3-endpoint"]
+        assert len(maps) == 1 and maps[0]["optional"], name
+        assert sorted(e["envVar"] for e in maps[0]["keyToEnv"]) == sorted(OBJECT_STORE_ENV)
+        assert spec["podMetadata"]["labels"]["seamless.dev/s3-client"] == "true"
         secret = [s for s in spec["secretAsEnv"] if s["secretName"] == "seamless-s3"]
         assert len(secret) == 1 and secret[0]["optional"], name
         assert sorted(e["envVar"] for e in secret[0]["keyToEnv"]) == [
