@@ -3,8 +3,9 @@
 Debian's `radosgw`, `ceph-mon` and `ceph-osd` (Ceph 16 Pacific) are the real thing, not
 an emulator: one monitor and one `memstore` OSD (objects in RAM, nothing on disk but
 the monitor's small database) with authentication between daemons off, and RGW in
-front with one S3 user. It starts in about 10 s. Every daemon runs in the foreground
-under our own process, so stopping it kills exactly what we started.
+front with one S3 user, every daemon bound to 127.0.0.1. It starts in about 10 s. Every
+daemon runs in the foreground under our own process, so stopping it kills exactly what
+we started.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class RadosGateway:
 fsid = {uuid.uuid4()}
 mon host = v1:127.0.0.1:{self.mon_port}
 public addr = 127.0.0.1
+cluster addr = 127.0.0.1
 ms bind msgr2 = false
 ms bind ipv6 = false
 auth cluster required = none
