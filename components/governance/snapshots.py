@@ -260,9 +260,15 @@ def verify_snapshot(sha256: str, root: Path | None = None, content: bool = True)
     """Problems found in a stored snapshot (empty when intact).
 
     Checks modes, the byte digests of every file and, with `content`, recomputes the
-    content hash that is the snapshot's address.
+    content hash that is the snapshot's address. A snapshot missing here is fetched
+    first from `SEAMLESS_SNAPSHOT_ROOT` when that is an object store (a fresh pod).
     """
     folder = snapshot_path(sha256, root)
+    try:
+        _ensure_local(sha256, root)
+    except SeamlessError as exc:
+        text = str(exc).rstrip(".")
+        return [text[:1].lower() + text[1:]]
     if not folder.is_dir():
         return [f"snapshot {sha256[:12]} does not exist in {folder.parent}"]
     problems = []
@@ -295,7 +301,6 @@ def verify_snapshot(sha256: str, root: Path | None = None, content: bool = True)
 
 def require_snapshot(sha256: str, root: Path | None = None) -> Path:
     """The snapshot folder after verifying it; one-sentence error otherwise."""
-    _ensure_local(sha256, root)
     problems = verify_snapshot(sha256, root)
     if problems:
         raise SeamlessError(f"Snapshot {sha256[:12]} failed verification: {'; '.join(problems)}.")

@@ -18,6 +18,7 @@ from components.governance.snapshots import (
     require_snapshot,
     store_snapshot,
     verify_remote_snapshot,
+    verify_snapshot,
 )
 
 pytestmark = [pytest.mark.storage, pytest.mark.governance]
@@ -61,6 +62,10 @@ def test_store_publishes_write_once_objects_keyed_by_content_hash(
     assert sorted(fetched) == ["labels", "profiles"]
     pd.testing.assert_frame_equal(fetched["profiles"], expected["profiles"])
     assert require_snapshot(sha) == local
+    # Lineage checks on a fresh pod: verification fetches what is not here yet.
+    _forget_local(local)
+    assert verify_snapshot(sha) == []
+    assert local.is_dir()
 
 
 def test_storing_the_same_content_again_rewrites_nothing(remote: str, tmp_path: Path) -> None:
@@ -112,6 +117,7 @@ def test_a_snapshot_missing_everywhere_is_one_sentence(remote: str) -> None:
     with pytest.raises(SeamlessError) as err:
         load_snapshot(sha)
     assert str(err.value) == f"Snapshot {sha[:12]} does not exist in {remote}."
+    assert verify_snapshot(sha) == [f"snapshot {sha[:12]} does not exist in {remote}"]
 
 
 def test_publishing_to_a_missing_bucket_is_one_sentence(remote: str, tmp_path: Path) -> None:
