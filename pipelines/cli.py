@@ -129,8 +129,12 @@ def run_training_cmd(
 def run_monitoring_cmd(
     config: WsConfigOpt = None,
     data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", "-d", help="Fresh data for a retrain, if one is triggered."),
+        str | None,
+        typer.Option(
+            "--data-dir",
+            "-d",
+            help="Fresh data for a retrain, if one is triggered (a folder or s3://bucket/data).",
+        ),
     ] = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     window_hours: Annotated[

@@ -305,7 +305,7 @@ class MonitoringOutcome:
 
 def run_monitoring(
     config_path: Path,
-    data_dir: Path | None,
+    data_dir: str | Path | None,
     workspace: Path,
     runner: str = "subprocess",
     window_hours: float = 0.0,
@@ -325,6 +325,7 @@ def run_monitoring(
     from pipelines.workspace import original_text, record_config, recorded_config, resolve_config
 
     resolve_config(config_path, workspace)
+    data_arg, data_folder = data_location(data_dir, runner)
     use_workspace(workspace)
     if recorded_config(workspace.resolve()) is None:
         record_config(workspace.resolve(), config_path)
@@ -337,12 +338,12 @@ def run_monitoring(
         build_monitoring_pipeline(retries=0),
         {
             "config_yaml": original_text(config_path),
-            "data_dir": str(data_dir.resolve()) if data_dir else "",
+            "data_dir": data_arg,
             "window_hours": float(window_hours),
             "max_rows": int(max_rows),
         },
         workspace,
-        data_dir,
+        data_folder,
         runner,
         on_step,
         verbose,
