@@ -35,8 +35,19 @@ from typing import Any
 import yaml
 
 Obj = dict[str, Any]
-STEP_CONFIGMAPS = ("seamless-endpoints", "seamless-telemetry-off", "feast-repo")
-STEP_SECRETS = ("mlflow-client", "app-databases", "postgres-credentials", "redis-credentials")
+STEP_CONFIGMAPS = (
+    "seamless-endpoints",
+    "seamless-telemetry-off",
+    "feast-repo",
+    "seamless-s3-endpoint",
+)
+STEP_SECRETS = (
+    "mlflow-client",
+    "app-databases",
+    "postgres-credentials",
+    "redis-credentials",
+    "seamless-s3",
+)
 STEP_PVC = "feast-offline"
 STEP_ACCOUNT = "seamless-pipeline"
 STEP_LABEL = {"seamless.dev/pipeline-step": "true"}
