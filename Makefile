@@ -104,14 +104,15 @@ kind-up: ## Create the local kind cluster (needs kind and docker)
 	$(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
 
 images-load: images ## Load the project's images into the kind cluster (needs kind)
-	@for img in $$($(BIN)/python -c "from components.common.image import image_ref; print(' '.join(image_ref(n) for n in ('runtime','serving','mlflow','feast')))") postgres:16.6-bookworm redis:7.4.1-bookworm quay.io/prometheus/prometheus:v2.55.1; do \
+	@for img in $$($(BIN)/python -c "from components.common.image import image_ref; print(' '.join(image_ref(n) for n in ('runtime','serving','mlflow','feast')))") postgres:16.6-bookworm redis:7.4.1-bookworm quay.io/prometheus/prometheus:v2.55.1 quay.io/minio/minio:RELEASE.2024-12-18T13-15-44Z; do \
 		$(KIND) load docker-image --name $(KIND_CLUSTER) $$img; done
 
 deploy: $(KUBECTL) ## Apply the kind overlay and wait for the rollouts (needs a cluster)
 	$(BIN)/python manifests/tools/gen_secrets.py manifests/overlays/kind
 	$(KUBECTL) apply -k manifests/overlays/kind
-	for d in statefulset/postgres statefulset/redis deployment/mlflow deployment/feast-server deployment/prometheus; do \
+	for d in statefulset/postgres statefulset/redis statefulset/minio deployment/mlflow deployment/feast-server deployment/prometheus; do \
 		$(KUBECTL) -n seamless rollout status $$d --timeout=300s; done
+	$(KUBECTL) -n seamless wait --for=condition=complete job/minio-buckets --timeout=300s
 
 kfp-up: $(KUBECTL) ## Install Kubeflow Pipelines standalone at KFP_VERSION (manifests/kfp; needs GitHub access) and wait for it
 	@# Cluster-scoped first (CRDs, namespace), then the install once the CRDs are served.
