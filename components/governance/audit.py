@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from components.common.durable import fsync_dir
 from components.common.env import workspace
 from components.common.errors import SeamlessError
 
@@ -392,7 +393,7 @@ class FileAuditLog:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o664)
             try:
                 if created:
-                    _fsync_dir(self.directory)  # the new file's name must survive a crash
+                    fsync_dir(self.directory)  # the new file's name must survive a crash
                 last, torn = _tail(fd, self.path)
                 if torn:
                     last = self._discard_torn(fd, last, torn, who)
@@ -469,14 +470,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _tail(fd: int, path: Path) -> tuple[dict[str, Any] | None, bytes]:

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from components.common.durable import fsync_dir
+
 if TYPE_CHECKING:
     from components.serve.prediction_spool import SpoolObserver
     from components.serve.settings import ServeSettings
@@ -133,7 +135,7 @@ class AppendLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self._size = 0
         self.segment = path
-        _fsync_dir(self.directory)  # the new file's name must survive a crash too
+        fsync_dir(self.directory)  # the new file's name must survive a crash too
 
     def _rotate(self) -> None:
         """Close the full segment (fsynced) and start a new one; write lock held."""
@@ -326,14 +328,6 @@ def _resolve(futs: list[asyncio.Future[None]], error: OSError | None) -> None:
             fut.set_result(None)
         else:
             fut.set_exception(OSError(error.errno, error.strerror))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from components.common.durable import fsync_dir
 from components.common.errors import SeamlessError
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ class Spool:
         self._seq += 1
         path = self.directory / f"{self.prefix}-{self._seq:012d}{SUFFIX}"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        _fsync_dir(self.directory)  # the file's name must survive a crash too
+        fsync_dir(self.directory)  # the file's name must survive a crash too
         self._active = path
         self._size = 0
         self._segments.append(path)
@@ -280,7 +281,7 @@ class Spool:
             )
         size = head.stat().st_size
         head.unlink()
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         self.disk_bytes -= size
         self.full = False
         self._segments.pop(0)
@@ -311,14 +312,6 @@ class Spool:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the flock
                 self._lock_fd = None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _NoObserver:
