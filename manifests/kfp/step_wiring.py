@@ -15,8 +15,9 @@ only. From the rendered overlay (stdin) this writes (stdout):
   the PVC `feast-offline` (a volume of its own there); the ServiceAccount
   `seamless-pipeline`, bound to KFP's `pipeline-runner` Role (Argo's executor reports
   step results through it);
-- into the Seamless namespace: for each NetworkPolicy rule that admits pipeline steps, the
-  same rule for pipeline steps of the step namespace; for each RoleBinding of
+- into the Seamless namespace: for each NetworkPolicy rule that admits pipeline steps (or
+  object-store clients: the `seamless.dev/s3-client` label every step carries), the same
+  rule for those pods of the step namespace; for each RoleBinding of
   `seamless-pipeline`, the same binding for the step namespace's account.
 
 Everything written carries the label `seamless.dev/kfp-steps=<step namespace>`
@@ -51,6 +52,9 @@ STEP_SECRETS = (
 STEP_PVC = "feast-offline"
 STEP_ACCOUNT = "seamless-pipeline"
 STEP_LABEL = {"seamless.dev/pipeline-step": "true"}
+S3_CLIENT_LABEL = {"seamless.dev/s3-client": "true"}
+# Pod labels of rules mirrored for the step namespace: pipeline steps carry both.
+MIRRORED_LABELS = (STEP_LABEL, S3_CLIENT_LABEL)
 MARK = "seamless.dev/kfp-steps"
 KFP_RUNNER_ROLE = "pipeline-runner"
 
@@ -147,19 +151,21 @@ def step_wiring(objects: list[Obj], steps_ns: str = "kubeflow") -> list[Obj]:
                     "subjects": [subject],
                 }
             )
-    steps_there = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": steps_ns}},
-        "podSelector": {"matchLabels": dict(STEP_LABEL)},
-    }
     for policy in (o for o in objects if o["kind"] == "NetworkPolicy"):
-        rules = [
-            {"from": [steps_there], **({"ports": r["ports"]} if r.get("ports") else {})}
-            for r in policy["spec"].get("ingress") or []
-            if any(
-                p.get("podSelector", {}).get("matchLabels") == STEP_LABEL
+        rules = []
+        for r in policy["spec"].get("ingress") or []:
+            # Same-namespace peers (no namespaceSelector) selected by a mirrored label.
+            peers = [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": steps_ns}},
+                    "podSelector": {"matchLabels": dict(p["podSelector"]["matchLabels"])},
+                }
                 for p in r.get("from") or []
-            )
-        ]
+                if set(p) == {"podSelector"}
+                and p["podSelector"].get("matchLabels") in MIRRORED_LABELS
+            ]
+            if peers:
+                rules.append({"from": peers, **({"ports": r["ports"]} if r.get("ports") else {})})
         if rules:
             out.append(
                 {

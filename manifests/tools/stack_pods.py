@@ -188,20 +188,19 @@ def resolve_env(
 def _probe(spec: Obj | None, ports: dict[str, int], owner: str) -> Probe | None:
     if not spec:
         return None
-    common = {
-        "period": float(spec.get("periodSeconds", 10)),
-        "timeout": float(spec.get("timeoutSeconds", 1)),
-        "failure_threshold": int(spec.get("failureThreshold", 3)),
-    }
+    period = float(spec.get("periodSeconds", 10))
+    timeout = float(spec.get("timeoutSeconds", 1))
+    threshold = int(spec.get("failureThreshold", 3))
     if "httpGet" in spec:
-        port = spec["httpGet"]["port"]
-        return Probe(
-            "http", port=_port(port, ports, owner), path=spec["httpGet"].get("path", "/"), **common
-        )  # type: ignore[arg-type]
+        http = spec["httpGet"]
+        port = _port(http["port"], ports, owner)
+        return Probe("http", port, http.get("path", "/"), [], period, timeout, threshold)
     if "tcpSocket" in spec:
-        return Probe("tcp", port=_port(spec["tcpSocket"]["port"], ports, owner), **common)  # type: ignore[arg-type]
+        port = _port(spec["tcpSocket"]["port"], ports, owner)
+        return Probe("tcp", port, "/", [], period, timeout, threshold)
     if "exec" in spec:
-        return Probe("exec", command=list(spec["exec"]["command"]), **common)  # type: ignore[arg-type]
+        command = list(spec["exec"]["command"])
+        return Probe("exec", None, "/", command, period, timeout, threshold)
     raise StackError(f"{owner}: probe kind {sorted(spec)} is not supported by the Docker stack.")
 
 

@@ -28,7 +28,7 @@ from pipelines.compile import COMPILED_DIR, compiled_pipelines
 from tests.manifests.k8s_objects import Rendering
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "kfp"))
-from step_wiring import MARK, STEP_ACCOUNT, STEP_LABEL, step_wiring
+from step_wiring import MARK, S3_CLIENT_LABEL, STEP_ACCOUNT, STEP_LABEL, step_wiring
 
 pytestmark = pytest.mark.manifests
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,17 +232,29 @@ def test_the_seamless_namespace_only_gains_mirrored_rules_and_bindings(
     assert all(o["metadata"]["labels"][MARK] == "kubeflow" for o in wiring)
     added = [o for o in wiring if o["metadata"]["namespace"] == "seamless"]
     assert {o["kind"] for o in added} == {"NetworkPolicy", "RoleBinding"}
-    steps_from = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}},
-        "podSelector": {"matchLabels": STEP_LABEL},
-    }
+
+    def there(labels: dict[str, str]) -> dict:
+        return {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}},
+            "podSelector": {"matchLabels": labels},
+        }
+
     mirrored = 0
     for policy in (o for o in kind_objects if o["kind"] == "NetworkPolicy"):
-        ports = [
-            r.get("ports")
+        # Rules admitting pipeline steps or object-store clients of the Seamless namespace.
+        expected = [
+            (
+                [
+                    there(p["podSelector"]["matchLabels"])
+                    for p in r.get("from") or []
+                    if p in ({"podSelector": {"matchLabels": lab}} for lab in LABELS)
+                ],
+                r.get("ports"),
+            )
             for r in policy["spec"].get("ingress") or []
-            if {"podSelector": {"matchLabels": STEP_LABEL}} in (r.get("from") or [])
         ]
+        expected = [(peers, ports) for peers, ports in expected if peers]
+        ports = [p for _, p in expected]
         mirror = next(
             (
                 o
@@ -258,14 +270,51 @@ def test_the_seamless_namespace_only_gains_mirrored_rules_and_bindings(
         assert mirror is not None, f"no mirror of {policy['metadata']['name']}"
         assert mirror["spec"]["podSelector"] == policy["spec"]["podSelector"]
         assert mirror["spec"]["policyTypes"] == ["Ingress"]
-        assert [r["from"] for r in mirror["spec"]["ingress"]] == [[steps_from]] * len(ports)
+        assert [r["from"] for r in mirror["spec"]["ingress"]] == [p for p, _ in expected]
         assert [r.get("ports") for r in mirror["spec"]["ingress"]] == ports
-    assert mirrored >= 4  # mlflow, feast-server, postgres, redis
+    assert mirrored >= 5  # mlflow, feast-server, postgres, redis, minio
     for binding in (o for o in added if o["kind"] == "RoleBinding"):
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": STEP_ACCOUNT, "namespace": "kubeflow"}
         ]
         assert binding["roleRef"]["kind"] == "Role"  # namespaced: nothing cluster-wide
+
+
+LABELS = (STEP_LABEL, S3_CLIENT_LABEL)
+
+
+def test_steps_of_the_step_namespace_reach_the_object_store(
+    wiring: list[dict], kind_objects: list[dict]
+) -> None:
+    """Pipeline steps carry the s3-client label; MinIO admits such pods of its own namespace,
+    so the wiring admits them from the step namespace too, on the S3 port only."""
+    minio = next(
+        o for o in kind_objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "minio"
+    )
+    mirror = next(
+        o
+        for o in wiring
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "minio-from-kubeflow"
+    )
+    assert mirror["metadata"]["namespace"] == "seamless"
+    assert mirror["spec"]["podSelector"] == minio["spec"]["podSelector"]
+    assert mirror["spec"]["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}
+                    },
+                    "podSelector": {"matchLabels": {"seamless.dev/s3-client": "true"}},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 9000}],
+        }
+    ]
+    # The step pods the compiled pipelines declare carry that label.
+    for name in compiled_pipelines():
+        text = (COMPILED_DIR / f"{name}.yaml").read_text()
+        assert "seamless.dev/s3-client: 'true'" in text, name
 
 
 def test_wiring_tool_reads_a_rendering_on_stdin(kind_objects: list[dict]) -> None:
