@@ -157,10 +157,12 @@ def resolve_env(
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
-        if "configMapRef" in source:
-            data = _lookup(objs, "ConfigMap", source["configMapRef"]["name"], owner)
-        else:
-            data = _lookup(objs, "Secret", source["secretRef"]["name"], owner)
+        kind = "ConfigMap" if "configMapRef" in source else "Secret"
+        ref = source["configMapRef" if kind == "ConfigMap" else "secretRef"]
+        # `optional: true`: a missing object adds nothing, as the kubelet does.
+        if ref.get("optional") and (kind, ref["name"]) not in objs:
+            continue
+        data = _lookup(objs, kind, ref["name"], owner)
         env.update({prefix + k: v.decode() for k, v in data.items()})
     for var in container.get("env") or []:
         name = var["name"]
@@ -171,7 +173,11 @@ def resolve_env(
         if "secretKeyRef" in ref or "configMapKeyRef" in ref:
             kind = "Secret" if "secretKeyRef" in ref else "ConfigMap"
             key_ref = ref["secretKeyRef"] if kind == "Secret" else ref["configMapKeyRef"]
+            if key_ref.get("optional") and (kind, key_ref["name"]) not in objs:
+                continue
             data = _lookup(objs, kind, key_ref["name"], owner)
+            if key_ref["key"] not in data and key_ref.get("optional"):
+                continue
             if key_ref["key"] not in data:
                 raise StackError(
                     f"{owner}: env {name} needs key {key_ref['key']!r} of "

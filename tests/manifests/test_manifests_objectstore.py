@@ -53,6 +53,8 @@ def test_kind_runs_minio_with_the_agreed_endpoint_and_keys(
         "AWS_ENDPOINT_URL": ENDPOINT,
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_S3_ENDPOINT_URL": ENDPOINT,
+        "SEAMLESS_SNAPSHOT_ROOT": "s3://seamless-data/snapshots",
+        "SEAMLESS_FEAST_OFFLINE_ROOT": "s3://seamless-data/feast",
     }
 
 
@@ -94,3 +96,42 @@ def test_production_points_at_an_external_s3(renderings: dict[str, Rendering]) -
     policy = prod.get("NetworkPolicy", "s3-external")
     assert policy is not None
     assert policy["spec"]["podSelector"] == {"matchLabels": {"seamless.dev/s3-client": "true"}}
+
+
+def _pod_templates(rendering: Rendering) -> dict[str, dict[str, Any]]:
+    out = {}
+    for obj in rendering.objects:
+        spec = obj.get("spec") or {}
+        if obj["kind"] == "CronJob":
+            out[f"CronJob/{obj['metadata']['name']}"] = spec["jobTemplate"]["spec"]["template"]
+        elif "template" in spec and obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            out[f"{obj['kind']}/{obj['metadata']['name']}"] = spec["template"]
+    return out
+
+
+def test_every_reader_of_the_object_store_roots_can_reach_the_store(
+    rendering: Rendering,
+) -> None:
+    """The roots (SEAMLESS_SNAPSHOT_ROOT, SEAMLESS_FEAST_OFFLINE_ROOT) come from the
+    seamless-s3-endpoint ConfigMap; a pod given it must also hold the keys and the label the
+    store's network policies admit, or it would fail on its first s3:// read. The Feast
+    materialization reads the offline tables, so it is one of them (optional references:
+    overlays without object storage run it as before)."""
+    readers = {}
+    for name, template in _pod_templates(rendering).items():
+        for c in template["spec"]["containers"]:
+            refs = [e.get("configMapRef", {}).get("name") for e in c.get("envFrom") or []]
+            if "seamless-s3-endpoint" in refs:
+                readers[name] = (template, c)
+    assert "CronJob/feast-materialize" in readers, sorted(readers)
+    for name, (template, c) in readers.items():
+        labels = template["metadata"]["labels"]
+        assert labels.get("seamless.dev/s3-client") == "true", f"{name} lacks the s3-client label"
+        assert _secret_env(c).items() >= {k: ("seamless-s3", k) for k in S3_KEYS}.items(), name
+    cron = readers["CronJob/feast-materialize"][1]
+    assert {"configMapRef": {"name": "seamless-s3-endpoint", "optional": True}} in cron["envFrom"]
+    assert all(
+        e["valueFrom"]["secretKeyRef"].get("optional") is True
+        for e in cron["env"]
+        if e["name"] in S3_KEYS
+    )

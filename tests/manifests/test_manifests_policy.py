@@ -411,6 +411,8 @@ EXPECTED_FLOWS_BY_OVERLAY = {
     | {
         ("mlflow", "minio", 9000),
         ("minio-buckets", "minio", 9000),
+        # Materialization reads the offline tables from the bucket.
+        ("feast-materialize", "minio", 9000),
         ("s3-client", "minio", 9000),
     },
     "production": EXPECTED_FLOWS,
