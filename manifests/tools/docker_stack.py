@@ -10,7 +10,9 @@ container with the image, command, args, env (ConfigMap/Secret references resolv
 volumes, user, read-only root, dropped capabilities, limits and probes the rendered
 objects declare, and every Service that selects it becomes a network alias (`mlflow`,
 `mlflow.seamless.svc.cluster.local`, ...). Third-party images are swapped for local
-builds through docker/stack/substitutes.yaml and nothing else is changed.
+builds through docker/stack/substitutes.yaml and nothing else is changed. Jobs (e.g.
+`minio-buckets`) run to completion once the workloads are ready, retried as the Job
+controller would.
 
 Not reproduced (Docker has no equivalent): NetworkPolicies, replicas beyond one pod per
 workload, HPA/PDB, and the kubelet's restart backoff (Docker restarts immediately).
@@ -437,6 +439,35 @@ class Stack:
             out = result.stdout
         return out
 
+    def complete_jobs(self, names: list[str] | None = None) -> dict[str, str]:
+        """Run every Job of the manifests (or the named ones) to completion, one pod at a
+        time, as the Job controller would: a failed pod is replaced after a backoff (10 s,
+        doubling, at most 6 min) until `backoffLimit` failures or `activeDeadlineSeconds`.
+        Returns each Job's output; a Job that fails is an error with its last pod's log."""
+        outputs: dict[str, str] = {}
+        for obj in (o for o in self.objects if o["kind"] == "Job"):
+            name = obj["metadata"]["name"]
+            if names is not None and name not in names:
+                continue
+            spec = obj["spec"]
+            limit = int(spec.get("backoffLimit", 6))
+            deadline = time.monotonic() + float(spec.get("activeDeadlineSeconds", 3600))
+            failures = 0
+            while True:
+                try:
+                    outputs[name] = self.run_once(obj, timeout=max(deadline - time.monotonic(), 1))
+                    break
+                except (StackError, subprocess.TimeoutExpired) as exc:
+                    failures += 1
+                    delay = min(10 * 2 ** (failures - 1), 360)
+                    if failures > limit or time.monotonic() + delay > deadline:
+                        raise StackError(
+                            f"Job/{name} failed ({failures} pods, backoffLimit {limit}): {exc}"
+                        ) from exc
+                    print(f"stack: Job/{name} pod failed, retrying in {delay} s", file=sys.stderr)
+                    time.sleep(delay)
+        return outputs
+
     def down(self) -> None:
         ids = docker(
             "ps", "-aq", "--filter", f"label={LABEL}={self.network}", check=False
@@ -482,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             stack.up()
             for name in stack.pods:
                 stack.wait(name, "ready" if name != "serving" else "live")
+            for job in stack.complete_jobs():
+                print(f"{job:14} Job completed")
                 ports = stack.pods[name].spec.ports.values()
                 urls = " ".join(f"127.0.0.1:{stack.address(name, port)[1]}" for port in ports)
                 print(f"{name:14} pod {stack.ip(name):15} host {urls}")

@@ -75,6 +75,9 @@ def stack() -> Iterator[Any]:
     )
     try:
         running.up()
+        # The object store first: its buckets Job runs once it answers, before any client.
+        running.wait("minio", "ready")
+        running.complete_jobs()
         for workload in ("postgres", "redis", "mlflow", "feast-server", "prometheus"):
             running.wait(workload, "ready")
         # Serving is alive now but only ready once a champion exists (the tests make one).

@@ -1,7 +1,8 @@
 """The system as the kind overlay declares it, on Docker, driven by real clients.
 
-One stack per module (conftest.py): PostgreSQL, Redis, MLflow (basic auth, PostgreSQL
-backend, proxied artifacts), the Feast feature server, serving and Prometheus, each
+One stack per module (conftest.py): PostgreSQL, Redis, the S3 object store (MinIO's
+place, with its buckets Job run to completion), MLflow (basic auth, PostgreSQL backend,
+artifacts proxied to the bucket), the Feast feature server, serving and Prometheus, each
 container built from its rendered manifest. The tests then do what users do: a
 one-off run of the materialization CronJob's pod publishes features, the MLflow client
 registers and loads a model through the server, the Feast SDK reads online features
@@ -102,8 +103,20 @@ def features(stack: Any) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def mlflow_env(stack: Any) -> Iterator[dict[str, str]]:
-    """The MLflow server's loopback URL and the mlflow-client Secret, in the environment."""
-    env = {"MLFLOW_TRACKING_URI": stack.url("mlflow", 5000), **secret(stack, "mlflow-client")}
+    """The MLflow server's loopback URL, the mlflow-client Secret and the pods' MLflow client
+    settings (artifacts through the server, never presigned bucket URLs: the host, like
+    serving on a cluster, has no route to the store), in the environment."""
+    endpoints = next(
+        o["data"]
+        for o in stack.objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "seamless-endpoints"
+    )
+    env = {
+        **{k: v for k, v in endpoints.items() if k.startswith("MLFLOW_ENABLE_PROXY_")},
+        "MLFLOW_TRACKING_URI": stack.url("mlflow", 5000),
+        **secret(stack, "mlflow-client"),
+    }
+    assert env.get("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD") == "false", endpoints
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
@@ -166,8 +179,8 @@ def test_mlflow_client_registers_and_loads_through_the_server(
 
     client = MlflowClient(tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"])
     mv = client.get_model_version_by_alias(CONFIG.model.name, "champion")
-    assert str(mv.version) == champion["version"]
-    # The artifact store is the server's volume, reached through the server's proxy.
+    assert str(mv.version) == champion["version"] and mv.run_id
+    # The artifact store is the bucket, reached through the server's proxy.
     assert mlflow.get_run(mv.run_id).info.artifact_uri.startswith("mlflow-artifacts:")
     loaded = mlflow.sklearn.load_model(f"models:/{CONFIG.model.name}@champion")
     pyfunc = mlflow.pyfunc.load_model(f"models:/{CONFIG.model.name}@champion")
@@ -175,6 +188,98 @@ def test_mlflow_client_registers_and_loads_through_the_server(
     p = loaded.predict_proba(x)[:, 1]
     assert np.all((p >= 0) & (p <= 1))
     assert len(np.asarray(pyfunc.predict(x))) == 50
+
+
+def _s3(stack: Any) -> Any:
+    """A boto3 client for the object store's loopback port, with the seamless-s3 keys."""
+    import boto3
+    from botocore.config import Config
+
+    keys = secret(stack, "seamless-s3")
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.url("minio", 9000),
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def _keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents") or []]
+
+
+def test_the_buckets_job_created_the_buckets(stack: Any) -> None:
+    buckets = {b["Name"] for b in _s3(stack).list_buckets()["Buckets"]}
+    assert {"seamless-artifacts", "seamless-data", "seamless-pipelines"} <= buckets, buckets
+
+
+def test_object_store_clients_get_the_endpoint_and_keys(stack: Any) -> None:
+    """No NetworkPolicies on Docker: what the stack checks is the wiring they rely on. Every
+    pod carrying the s3-client label (the policy's selector) gets the endpoint and keys,
+    every pod given the endpoint carries the label, and the Service name resolves."""
+    import subprocess
+
+    keys = secret(stack, "seamless-s3")
+    clients = []
+    for name, pod in stack.pods.items():
+        info = json.loads(
+            subprocess.run(
+                ["docker", "inspect", pod.container], capture_output=True, text=True, check=True
+            ).stdout
+        )[0]
+        env = dict(e.split("=", 1) for e in info["Config"]["Env"])
+        labelled = pod.spec.labels.get("seamless.dev/s3-client") == "true"
+        assert labelled == ("AWS_ENDPOINT_URL" in env), name
+        if "MLFLOW_TRACKING_URI" in env and not labelled:
+            # An MLflow client without a route to the bucket: artifacts through the server.
+            assert env.get("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD") == "false", name
+        if labelled:
+            clients.append(name)
+            assert env["AWS_ENDPOINT_URL"] == "http://minio.seamless.svc:9000", name
+            assert env["AWS_ACCESS_KEY_ID"] == keys["AWS_ACCESS_KEY_ID"], name
+            assert env["AWS_SECRET_ACCESS_KEY"] == keys["AWS_SECRET_ACCESS_KEY"], name
+    assert "mlflow" in clients, clients
+    resolved = subprocess.run(
+        ["docker", "exec", stack.pods["mlflow"].container, "python", "-c",
+         "import socket; print(socket.gethostbyname('minio.seamless.svc'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert resolved == stack.ip("minio")
+
+
+def test_feast_offline_tables_are_objects_in_the_bucket(stack: Any, features: pd.DataFrame) -> None:
+    """The seeding run in the CronJob's pod published the offline tables under
+    SEAMLESS_FEAST_OFFLINE_ROOT (s3://seamless-data/feast, from the seamless-s3-endpoint
+    ConfigMap), and the CronJob as declared materialized from them (the online reads below
+    prove that): content-addressed Parquet objects, one folder per table."""
+    stored = _keys(_s3(stack), "seamless-data", "feast/")
+    tables = {k.split("/")[1] for k in stored if k.endswith(".parquet")}
+    assert {v.table for v in CONFIG.features.views} <= tables, stored
+    assert not list((stack.workdir / "claims" / "feast-offline").glob("data/*/*.parquet"))
+
+
+def test_mlflow_keeps_model_artifacts_as_objects_in_the_bucket(
+    stack: Any, champion: dict[str, Any], mlflow_env: dict[str, str]
+) -> None:
+    """The server writes what clients log through its proxy to s3://seamless-artifacts/mlflow
+    (the s3-artifacts component): the champion's model files are objects there."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"])
+    mv = client.get_model_version_by_alias(CONFIG.model.name, "champion")
+    # The version's source is the logged model (`models:/<model id>`).
+    source = mv.source or ""
+    assert source.startswith("models:/m-"), source
+    location = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    # mlflow-artifacts:/<experiment>/models/<model id>/artifacts -> the same path under mlflow/
+    path = urllib.parse.urlsplit(location).path.strip("/")
+    assert location.startswith("mlflow-artifacts:") and path, location
+    stored = _keys(_s3(stack), "seamless-artifacts", f"mlflow/{path}/")
+    assert f"mlflow/{path}/MLmodel" in stored, stored
+    assert any(k.endswith("requirements.txt") for k in stored), stored
 
 
 def _client_store(stack: Any, tmp: Path) -> Any:
