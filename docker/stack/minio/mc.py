@@ -46,7 +46,7 @@ def client(alias: str) -> object:
     url = os.environ.get(f"MC_HOST_{alias}")
     if not url:
         fail(f"alias {alias!r} is not defined: set MC_HOST_{alias}=http://KEY:SECRET@HOST:PORT.", 2)
-    parts = urllib.parse.urlsplit(url)
+    parts = urllib.parse.urlsplit(str(url))
     if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname:
         fail(f"MC_HOST_{alias} is not http(s)://KEY:SECRET@HOST:PORT.", 2)
     endpoint = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")

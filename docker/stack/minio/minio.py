@@ -73,6 +73,7 @@ class Cluster:
         self.host, self.port = host, port
         self.conf = self.state / "ceph.conf"
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.commands: list[list[str]] = []  # each daemon's command, by position in procs
         self.env = {**os.environ, "CEPH_CONF": str(self.conf)}
 
     def write_conf(self) -> None:
@@ -132,11 +133,13 @@ rgw thread pool size = 32
             time.sleep(0.5)
         raise AssertionError("unreachable")
 
-    def daemon(self, *args: str) -> None:
+    def daemon(self, *args: str) -> subprocess.Popen[bytes]:
         log = (self.state / "log" / "daemons.out").open("ab")
-        self.procs.append(
-            subprocess.Popen([*args, "-f"], stdout=log, stderr=log, cwd=self.state, env=self.env)
-        )
+        return subprocess.Popen([*args, "-f"], stdout=log, stderr=log, cwd=self.state, env=self.env)
+
+    def start_daemon(self, *args: str) -> None:
+        self.commands.append(list(args))
+        self.procs.append(self.daemon(*args))
 
     def log_tail(self) -> str:
         logs = sorted((self.state / "log").glob("*"))
@@ -149,13 +152,13 @@ rgw thread pool size = 32
         self.run("monmaptool", "--create", "--add", "a", f"v1:127.0.0.1:{MON_PORT}",
                  "--fsid", fsid, monmap)  # fmt: skip
         self.run("ceph-mon", "--mkfs", "-i", "a", "--monmap", monmap)
-        self.daemon("ceph-mon", "-i", "a")
+        self.start_daemon("ceph-mon", "-i", "a")
         osd_id = self.run("ceph", "--connect-timeout", "30", "osd", "create", attempts=40).strip()
         self.run("ceph-osd", "-i", osd_id, "--mkfs")
         self.run("ceph", "osd", "crush", "add", f"osd.{osd_id}", "1", "root=default",
                  "host=localhost", attempts=40)  # fmt: skip
-        self.daemon("ceph-osd", "-i", osd_id)
-        self.daemon("radosgw", "-n", "client.rgw")
+        self.start_daemon("ceph-osd", "-i", osd_id)
+        self.start_daemon("radosgw", "-n", "client.rgw")
         deadline = time.monotonic() + timeout_s
         restarts = 0
         while not self.answers():
@@ -164,10 +167,9 @@ rgw thread pool size = 32
                     continue
                 # The same start-up race can stop a daemon's first command: start it again.
                 if restarts >= 3:
-                    fail(f"{proc.args[0]} exited while starting: {self.log_tail()}")  # type: ignore[index]
+                    fail(f"{self.commands[i][0]} exited while starting: {self.log_tail()}")
                 restarts += 1
-                self.daemon(*[str(a) for a in proc.args[:-1]])  # type: ignore[index]
-                self.procs[i] = self.procs.pop()
+                self.procs[i] = self.daemon(*self.commands[i])
             if time.monotonic() > deadline:
                 fail(f"radosgw did not answer within {timeout_s:.0f} s: {self.log_tail()}")
             time.sleep(0.3)
@@ -212,9 +214,9 @@ rgw thread pool size = 32
 
     def supervise(self) -> int:
         while True:
-            for proc in self.procs:
+            for command, proc in zip(self.commands, self.procs, strict=True):
                 if proc.poll() is not None:
-                    print(f"minio (stand-in): {proc.args[0]} exited ({proc.returncode}): "  # type: ignore[index]
+                    print(f"minio (stand-in): {command[0]} exited ({proc.returncode}): "
                           f"{self.log_tail()}", file=sys.stderr, flush=True)  # fmt: skip
                     self.stop()
                     return 1
