@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 
 if TYPE_CHECKING:
@@ -453,12 +454,19 @@ def read_pg_records(
 
     table = table_name(prefix)
     columns = _columns(prefix)
-    try:
-        conn = psycopg2.connect(**_connect_kwargs(url, 10.0))
-    except psycopg2.Error as exc:
-        raise SeamlessError(
-            f"Cannot read the {prefix} log: cannot connect to {redact(url)}: {_first_line(exc)}"
-        ) from None
+
+    def failed(exc: BaseException, attempts: int, seconds: float) -> SeamlessError:
+        tried = f" (after {attempts} attempts over {seconds:.0f} s)" if attempts > 1 else ""
+        return SeamlessError(
+            f"Cannot read the {prefix} log: cannot connect to {redact(url)}{tried}: "
+            f"{_first_line(exc)}"
+        )
+
+    # A monitoring step is a fresh pod: its first connection may come before its
+    # NetworkPolicies do (issue #14 A.1).
+    conn = first_connection(
+        redact(url), lambda: psycopg2.connect(**_connect_kwargs(url, 10.0)), failed
+    )
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))

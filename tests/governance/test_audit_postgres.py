@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import pytest
 from components.common.errors import SeamlessError
 from components.governance.audit import audit_log, model_subject
 from components.governance.audit_postgres import PostgresAuditLog
+from tests.helpers.late_relay import late_port
 from tests.helpers.postgres import PostgresServer, free_port, pg_server
 
 pytestmark = pytest.mark.postgres
@@ -87,47 +85,15 @@ def test_selected_by_env_and_unreachable(
         down.append("x", "y", actor="a")
 
 
-def _relay_after(delay_s: float, port: int, target: tuple[str, int], stop: threading.Event) -> None:
-    """Nothing listens on `port` for `delay_s` (connections are refused, as from a pod whose
-    NetworkPolicies are not applied yet); then every connection is relayed to `target`."""
-    time.sleep(delay_s)
-    with socket.create_server(("127.0.0.1", port)) as server:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                client, _ = server.accept()
-            except TimeoutError:
-                continue
-            upstream = socket.create_connection(target)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
-
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := src.recv(65536):
-            dst.sendall(data)
-    with contextlib.suppress(OSError):
-        dst.shutdown(socket.SHUT_WR)
-
-
 def test_first_connection_waits_for_a_database_that_is_not_reachable_yet(
     pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue #14 A.1: a fresh pod's first connection is refused for a few seconds."""
     url = _fresh(pg_server, "audit_late")
-    port, stop = free_port(), threading.Event()
-    relay = threading.Thread(
-        target=_relay_after, args=(2.0, port, ("127.0.0.1", pg_server.port), stop), daemon=True
-    )
-    relay.start()
-    late = url.replace(f":{pg_server.port}/", f":{port}/")
     monkeypatch.setenv("SEAMLESS_CONNECT_RETRY_S", "20")
-    started = time.monotonic()
-    try:
+    with late_port(pg_server.port) as port:
+        late = url.replace(f":{pg_server.port}/", f":{port}/")
+        started = time.monotonic()
         PostgresAuditLog(late).append("promotion", "model:m:1", actor="job")
         assert time.monotonic() - started >= 1.5  # it was refused, then waited
-        assert [e["actor"] for e in PostgresAuditLog(url).entries()] == ["job"]
-    finally:
-        stop.set()
-        relay.join(timeout=5)
+    assert [e["actor"] for e in PostgresAuditLog(url).entries()] == ["job"]

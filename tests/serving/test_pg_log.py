@@ -37,6 +37,7 @@ from components.serve.prediction_log_pg import (
 )
 from components.serve.prediction_spool import SpooledLog
 from components.serve.settings import ServeSettings
+from tests.helpers.late_relay import late_port
 from tests.helpers.postgres import PostgresServer, free_port, pg_server
 from tests.serving.conftest import make_settings, serving_client
 from tests.serving.pg_control import PgControl, fresh_database
@@ -407,3 +408,17 @@ def test_write_mode_commits_without_waiting_for_the_wal_flush(
             assert cur.fetchone()[0] == (server_default if durable else "off")
         log.close()
     assert len(list(read_pg_records(url, "predictions"))) == 2
+
+
+def test_reader_first_connection_waits_for_a_database_not_reachable_yet(
+    pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A monitoring step is a fresh pod: its first connection may be refused (#14 A.1)."""
+    url = fresh_database(pg_server, "late_reader")
+    log = PgLog(url, "predictions")
+    log.append([_prediction(0)])
+    log.close()
+    monkeypatch.setenv("SEAMLESS_CONNECT_RETRY_S", "20")
+    with late_port(pg_server.port) as port:
+        late = url.replace(f":{pg_server.port}/", f":{port}/")
+        assert [r["entity_id"] for r in read_pg_records(late, "predictions")] == [1000]
