@@ -23,6 +23,7 @@ import requests
 
 from components.common import storage
 from components.common.config import ApiSource, FileSource, SqlSource
+from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 from components.ingest.fetch import get_with_retries, mask_url, with_params
 
@@ -400,12 +401,17 @@ def _read_sql(source: SqlSource, data_dir: str | Path | None, what: str) -> pd.D
             f"{what}: no database driver for {shown} ({short_reason(exc)}); install it or name an "
             f"installed one in the URL, e.g. postgresql+psycopg2://."
         ) from None
+
+    def failed(exc: BaseException, attempts: int, seconds: float) -> SeamlessError:
+        reason = short_reason(getattr(exc, "orig", None) or exc)
+        tried = f", after {attempts} attempts over {seconds:.0f} s" if attempts > 1 else ""
+        return SeamlessError(f"{what}: cannot connect to database {shown} ({reason}{tried}).")
+
     try:
-        try:
-            conn = engine.connect()
-        except (DBAPIError, SQLAlchemyError) as exc:
-            reason = short_reason(getattr(exc, "orig", None) or exc)
-            raise SeamlessError(f"{what}: cannot connect to database {shown} ({reason}).") from None
+        # A pipeline step is a fresh pod: its first connection may be refused for a few
+        # seconds (issue #14 A.1); SQLite files are local, nothing to wait for.
+        budget = 0.0 if backend == "sqlite" else None
+        conn = first_connection(shown, engine.connect, failed, budget)
         # The connection is closed without commit, so a query can never change the database.
         with conn:
             try:
