@@ -515,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                 stack.wait(name, "ready" if name != "serving" else "live")
             for job in stack.complete_jobs():
                 print(f"{job:14} Job completed")
+            for name in stack.pods:
                 ports = stack.pods[name].spec.ports.values()
                 urls = " ".join(f"127.0.0.1:{stack.address(name, port)[1]}" for port in ports)
                 print(f"{name:14} pod {stack.ip(name):15} host {urls}")
