@@ -66,7 +66,7 @@ lock: venv ## Re-pin docker/*/requirements.lock from the dev venv
 test-containers: venv ## Container tier only (needs dockerd and make images)
 	$(BIN)/pytest -m containers $(PYTEST_ARGS)
 
-stack-images: venv ## Local stand-ins for postgres/redis/prometheus (docker/stack/substitutes.yaml; BASE_IMAGE=...)
+stack-images: venv ## Local stand-ins for postgres/redis/prometheus/minio (docker/stack/substitutes.yaml; BASE_IMAGE=...)
 	BASE_IMAGE=$(BASE_IMAGE) $(BIN)/python manifests/tools/docker_stack.py images
 
 stack-up: venv $(KUBECTL) ## Run the kind overlay's workloads on Docker (needs make images, stack-images)

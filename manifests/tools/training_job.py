@@ -60,6 +60,12 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
         },
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
+    # Object storage as pipeline steps get it (optional: overlays without it).
+    optional_key = {"name": "seamless-s3", "optional": True}
+    env += [
+        {"name": k, "valueFrom": {"secretKeyRef": {**optional_key, "key": k}}}
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    ]
     script = (
         f"seamless datasets generate --out /tmp/data --rows {rows} && "
         "seamless run training --data-dir /tmp/data --workspace /tmp/ws --json"
@@ -77,6 +83,7 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
                     "labels": {
                         "app.kubernetes.io/name": "pipeline-step",
                         "seamless.dev/pipeline-step": "true",
+                        "seamless.dev/s3-client": "true",
                     }
                 },
                 "spec": {
@@ -100,6 +107,12 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
                             "envFrom": [
                                 {"configMapRef": {"name": "seamless-endpoints"}},
                                 {"configMapRef": {"name": "seamless-telemetry-off"}},
+                                {
+                                    "configMapRef": {
+                                        "name": "seamless-s3-endpoint",
+                                        "optional": True,
+                                    }
+                                },
                             ],
                             "resources": {
                                 "requests": {"cpu": "500m", "memory": "1Gi"},

@@ -419,6 +419,9 @@ def test_training_pipeline_job_runs_against_the_stack(
     assert mv.tags["seamless.decision"] == outcome["decision"]
     assert mv.tags["seamless.pipeline_run_id"], mv.tags
     assert client.get_model_version_by_alias(CONFIG.model.name, "challenger").version == mv.version
+    # Its snapshots went to the object store (seamless-s3-endpoint's SEAMLESS_SNAPSHOT_ROOT).
+    stored = _keys(_s3(stack), "seamless-data", "snapshots/")
+    assert any(k.endswith("/FILES.sha256") for k in stored), stored
 
 
 def test_prediction_log_and_audit_trail_are_in_postgres(stack: Any, served: dict[str, Any]) -> None:
