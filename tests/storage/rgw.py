@@ -11,14 +11,15 @@ we started.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-import uuid
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -29,6 +30,17 @@ INSTALL = "apt-get install radosgw ceph-mon ceph-osd"
 ACCESS_KEY = "SEAMLESSTESTKEY"
 SECRET_KEY = "seamless-test-secret-key"
 REGION = "us-east-1"
+
+
+def _stand_in() -> Any:
+    """docker/stack/minio/minio.py, the Docker stack's MinIO stand-in: one cluster layout
+    (its ceph.conf) for both."""
+    path = Path(__file__).resolve().parents[2] / "docker" / "stack" / "minio" / "minio.py"
+    spec = importlib.util.spec_from_file_location("seamless_minio_stand_in", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:
@@ -59,44 +71,11 @@ class RadosGateway:
 
     def _write_conf(self) -> None:
         r = self.root
-        for sub in ("run", "log", "mon", "osd/0"):
+        for sub in ("run", "log", "mon", "osd/0", "rgw", "crash"):
             (r / sub).mkdir(parents=True, exist_ok=True)
         (r / "keyring").touch()
-        self.conf.write_text(
-            f"""[global]
-fsid = {uuid.uuid4()}
-mon host = v1:127.0.0.1:{self.mon_port}
-public addr = 127.0.0.1
-cluster addr = 127.0.0.1
-ms bind msgr2 = false
-ms bind ipv6 = false
-auth cluster required = none
-auth service required = none
-auth client required = none
-osd objectstore = memstore
-memstore device bytes = 1073741824
-osd pool default size = 1
-osd pool default min size = 1
-mon allow pool size one = true
-mon warn on pool no redundancy = false
-osd crush chooseleaf type = 0
-# The OSD would send these commands while it boots; a command that races the client's
-# first monitor map carries fsid 0 and is refused, so the fixture sends them (retried).
-osd crush update on start = false
-osd class update on start = false
-run dir = {r}/run
-admin socket = {r}/run/$name.asok
-log file = {r}/log/$name.log
-pid file = {r}/run/$name.pid
-mon data = {r}/mon/$id
-osd data = {r}/osd/$id
-keyring = {r}/keyring
-[client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:{self.port}
-rgw data = {r}/rgw
-rgw thread pool size = 32
-"""
-        )
+        conf = _stand_in().ceph_conf(r, self.mon_port, f"127.0.0.1:{self.port}", 1 << 30)
+        self.conf.write_text(conf)
 
     def _run(self, *args: str, timeout: float = 60) -> str:
         result = subprocess.run(

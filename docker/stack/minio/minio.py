@@ -67,6 +67,46 @@ def parse(argv: list[str]) -> tuple[Path, str, int]:
     return Path(dirs[0]), host or "0.0.0.0", int(port)
 
 
+def ceph_conf(state: Path, mon_port: int, rgw_endpoint: str, store_bytes: int) -> str:
+    """ceph.conf of a one-monitor, one-memstore-OSD cluster with radosgw on `rgw_endpoint`,
+    every file under `state`, no authentication between daemons (loopback only). Shared
+    with tests/storage/rgw.py, which loads this file."""
+    return f"""[global]
+fsid = {uuid.uuid4()}
+mon host = v1:127.0.0.1:{mon_port}
+public addr = 127.0.0.1
+cluster addr = 127.0.0.1
+ms bind msgr2 = false
+ms bind ipv6 = false
+auth cluster required = none
+auth service required = none
+auth client required = none
+osd objectstore = memstore
+memstore device bytes = {store_bytes}
+osd pool default size = 1
+osd pool default min size = 1
+mon allow pool size one = true
+mon warn on pool no redundancy = false
+osd crush chooseleaf type = 0
+# The OSD would send these commands while it boots; a command that races the client's
+# first monitor map carries fsid 0 and is refused, so the caller sends them (retried).
+osd crush update on start = false
+osd class update on start = false
+run dir = {state}/run
+crash dir = {state}/crash
+admin socket = {state}/run/$name.asok
+log file = {state}/log/$name.log
+pid file = {state}/run/$name.pid
+mon data = {state}/mon/$id
+osd data = {state}/osd/$id
+keyring = {state}/keyring
+[client.rgw]
+rgw frontends = beast endpoint={rgw_endpoint}
+rgw data = {state}/rgw
+rgw thread pool size = 32
+"""
+
+
 class Cluster:
     def __init__(self, data: Path, host: str, port: int) -> None:
         self.state = data / ".seamless-rgw"
@@ -85,38 +125,7 @@ class Cluster:
             (s / sub).mkdir(parents=True, exist_ok=True)
         (s / "keyring").touch()
         self.conf.write_text(
-            f"""[global]
-fsid = {uuid.uuid4()}
-mon host = v1:127.0.0.1:{MON_PORT}
-public addr = 127.0.0.1
-cluster addr = 127.0.0.1
-ms bind msgr2 = false
-ms bind ipv6 = false
-auth cluster required = none
-auth service required = none
-auth client required = none
-osd objectstore = memstore
-memstore device bytes = {STORE_BYTES}
-osd pool default size = 1
-osd pool default min size = 1
-mon allow pool size one = true
-mon warn on pool no redundancy = false
-osd crush chooseleaf type = 0
-osd crush update on start = false
-osd class update on start = false
-run dir = {s}/run
-crash dir = {s}/crash
-admin socket = {s}/run/$name.asok
-log file = {s}/log/$name.log
-pid file = {s}/run/$name.pid
-mon data = {s}/mon/$id
-osd data = {s}/osd/$id
-keyring = {s}/keyring
-[client.rgw]
-rgw frontends = beast endpoint={self.host}:{self.port}
-rgw data = {s}/rgw
-rgw thread pool size = 32
-"""
+            ceph_conf(self.state, MON_PORT, f"{self.host}:{self.port}", STORE_BYTES)
         )
 
     def run(self, *args: str, attempts: int = 1) -> str:
