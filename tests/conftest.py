@@ -11,20 +11,14 @@ import yaml
 
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.common.env import disable_telemetry
+from tests.helpers.endpoints import ENDPOINT_KEYS
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment() -> Iterator[None]:
     """Telemetry off; endpoints a test points at its workspace do not leak into the next."""
     saved = dict(os.environ)
-    for key in (
-        "SEAMLESS_WORKSPACE",
-        "MLFLOW_TRACKING_URI",
-        "MLFLOW_REGISTRY_URI",
-        "MLFLOW_EXPERIMENT_ID",
-        "SEAMLESS_FEAST_REPO",
-        "SEAMLESS_DERIVED_ENDPOINTS",
-    ):
+    for key in ENDPOINT_KEYS:
         os.environ.pop(key, None)
     disable_telemetry()
     yield

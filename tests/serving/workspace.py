@@ -21,6 +21,7 @@ from components.register.registry import register
 from components.train.run import train_and_log
 from pipelines.demo_data import generate
 from pipelines.local import use_workspace
+from tests.helpers.endpoints import ENDPOINT_KEYS
 
 
 def small_config(config: SeamlessConfig) -> SeamlessConfig:
@@ -66,17 +67,6 @@ def build_workspace(root: Path, config: SeamlessConfig, rows: int = 3000) -> dic
         "entities": known,
         "training": training,
     }
-
-
-ENDPOINT_KEYS = (
-    "SEAMLESS_WORKSPACE",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MLFLOW_EXPERIMENT_ID",
-    "SEAMLESS_FEAST_REPO",
-    "SEAMLESS_DERIVED_ENDPOINTS",
-)
-"""Endpoint variables a workspace build sets (MLflow exports the last URI it was given)."""
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -143,16 +144,19 @@ def champion(stack: Any, features: pd.DataFrame, mlflow_env: dict[str, str]) -> 
     return {"version": str(registration.version), "holdout": holdout, "model_uri": result.model_uri}
 
 
+def _inspect(container: str) -> dict[str, Any]:
+    """`docker inspect` of one container."""
+    out = subprocess.run(
+        ["docker", "inspect", container], capture_output=True, text=True, check=True
+    ).stdout
+    info: dict[str, Any] = json.loads(out)[0]
+    return info
+
+
 def test_containers_are_the_declared_pods(stack: Any) -> None:
     """The runner applied the manifests: user, read-only root, capabilities, aliases."""
-    import subprocess
-
     for name, pod in stack.pods.items():
-        info = json.loads(
-            subprocess.run(
-                ["docker", "inspect", pod.container], capture_output=True, text=True, check=True
-            ).stdout
-        )[0]
+        info = _inspect(pod.container)
         spec = pod.spec
         assert info["Config"]["User"].split(":")[0] == str(spec.user), name
         assert info["HostConfig"]["ReadonlyRootfs"] is spec.read_only_root, name
@@ -220,16 +224,10 @@ def test_object_store_clients_get_the_endpoint_and_keys(stack: Any) -> None:
     """No NetworkPolicies on Docker: what the stack checks is the wiring they rely on. Every
     pod carrying the s3-client label (the policy's selector) gets the endpoint and keys,
     every pod given the endpoint carries the label, and the Service name resolves."""
-    import subprocess
-
     keys = secret(stack, "seamless-s3")
     clients = []
     for name, pod in stack.pods.items():
-        info = json.loads(
-            subprocess.run(
-                ["docker", "inspect", pod.container], capture_output=True, text=True, check=True
-            ).stdout
-        )[0]
+        info = _inspect(pod.container)
         env = dict(e.split("=", 1) for e in info["Config"]["Env"])
         labelled = pod.spec.labels.get("seamless.dev/s3-client") == "true"
         assert labelled == ("AWS_ENDPOINT_URL" in env), name
