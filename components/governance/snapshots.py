@@ -27,6 +27,8 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +119,7 @@ def store_snapshot(dataset_folder: str | Path, root: Path | None = None) -> Path
 
 
 def _store_local(source: Path, manifest: dict[str, Any], sha: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:16]}.", dir=target.parent))
-    try:
+    with _staged(target, sha) as tmp:
         names = [MANIFEST, *(f"{n}.parquet" for n in manifest.get("tables", {}))]
         for name in names:
             if not (source / name).is_file():
@@ -133,17 +133,28 @@ def _store_local(source: Path, manifest: dict[str, Any], sha: str, target: Path)
             )
         listing = "".join(f"{_file_digest(tmp / n)}  {n}\n" for n in sorted(names))
         (tmp / FILES).write_text(listing, encoding="utf-8")
-        for name in [*names, FILES]:
-            with open(tmp / name, "rb") as fh:
+
+
+@contextmanager
+def _staged(target: Path, sha: str) -> Iterator[Path]:
+    """A temporary sibling of `target` for the body to fill; then sealed (every file
+    fsynced and read-only) and renamed into place atomically. If a concurrent writer got
+    there first, its copy (same address, same content) stays and this one is dropped."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:16]}.", dir=target.parent))
+    try:
+        yield tmp
+        for path in tmp.iterdir():
+            with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
-            os.chmod(tmp / name, _FILE_MODE)
+            os.chmod(path, _FILE_MODE)
         os.chmod(tmp, _DIR_MODE)
         try:
-            os.rename(tmp, target)  # atomic; fails if a concurrent writer got there first
+            os.rename(tmp, target)
         except OSError:
             if not target.is_dir():
                 raise
-            _remove(tmp)  # identical content is already stored
+            _remove(tmp)
     except BaseException:
         if tmp.exists():
             _remove(tmp)
@@ -198,9 +209,7 @@ def fetch_snapshot(sha256: str, root_uri: str, root: Path | None = None) -> Path
     listing_uri = storage.join(base, FILES)
     if not storage.exists(listing_uri):
         raise SeamlessError(f"Snapshot {sha256[:12]} does not exist in {root_uri}.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{sha256[:16]}.", dir=target.parent))
-    try:
+    with _staged(target, sha256) as tmp:
         storage.get_file(listing_uri, tmp / FILES)
         for name, digest in _listing((tmp / FILES).read_text(encoding="utf-8")).items():
             storage.get_file(storage.join(base, name), tmp / name)
@@ -209,19 +218,6 @@ def fetch_snapshot(sha256: str, root_uri: str, root: Path | None = None) -> Path
                     f"Snapshot {sha256[:12]}: {storage.join(base, name)} does not match its "
                     f"digest in {listing_uri}."
                 )
-        for p in tmp.iterdir():
-            os.chmod(p, _FILE_MODE)
-        os.chmod(tmp, _DIR_MODE)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.is_dir():
-                raise
-            _remove(tmp)
-    except BaseException:
-        if tmp.exists():
-            _remove(tmp)
-        raise
     return target
 
 
