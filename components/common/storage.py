@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 
 # Objects larger than this go up as a multipart upload in parts of this size (S3's
@@ -259,19 +260,12 @@ def write_bytes(uri: str | Path, data: bytes) -> None:
     """Write a whole object/file at once: readers see nothing or all of it.
 
     On S3 a PUT (or a multipart upload's completion, above `PART_SIZE`) is atomic; a
-    local file is written beside the target and renamed.
+    local file is written beside the target, fsynced and renamed.
     """
     fs, path = resolve(uri)
     with storage_errors(uri, "write", fs=fs):
         if not is_remote(uri):
-            local = Path(path)
-            local.parent.mkdir(parents=True, exist_ok=True)
-            tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, local)
-            finally:
-                tmp.unlink(missing_ok=True)
+            write_atomic(path, data)
             return
         with fs.open(path, "wb") as fh:
             fh.write(data)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 
 MANIFEST = "manifest.json"
@@ -115,19 +116,7 @@ def read_table(folder: str | Path, name: str) -> pd.DataFrame:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write text so readers see the old file or the new one, never a torn one."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.chmod(tmp, 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:
