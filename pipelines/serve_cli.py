@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from components.serve.settings import SPOOL_MAX_BYTES
 from pipelines.output import WsConfigOpt
 
 
@@ -95,7 +96,7 @@ def serve_cmd(
             help="With --log-url: most bytes each log may spool; beyond it 503 and not "
             "ready until drained (0: no spool, an outage means 503).",
         ),
-    ] = 512 * 1024 * 1024,
+    ] = SPOOL_MAX_BYTES,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Serve the champion model: /v1/predict, Open Inference Protocol v2, /metrics.

@@ -40,13 +40,11 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from components.common.durable import fsync_dir
 from components.common.errors import SeamlessError
-
-if TYPE_CHECKING:
-    from components.serve.prediction_log_pg import PgLog
+from components.serve.prediction_log_pg import LogRefused, LogUnavailable, PgLog
 
 log = logging.getLogger(__name__)
 
@@ -382,8 +380,6 @@ class SpooledLog:
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Return once `records` are committed in PostgreSQL or fsynced in the spool."""
-        from components.serve.prediction_log_pg import LogRefused, LogUnavailable
-
         if not records:
             return
         keys = self._keys(len(records))
@@ -428,8 +424,6 @@ class SpooledLog:
             return self._drain_batch()
 
     def _drain_batch(self) -> bool:
-        from components.serve.prediction_log_pg import LogUnavailable
-
         batch = self.spool.next_batch(self.batch_records)
         if batch is None:
             with self.spool.lock:
@@ -456,8 +450,6 @@ class SpooledLog:
     def drain(self, timeout_s: float = 30.0) -> None:
         """Drain everything now, retrying for up to `timeout_s` (tests, tools);
         LogUnavailable if PostgreSQL still does not take the records by then."""
-        from components.serve.prediction_log_pg import LogUnavailable
-
         deadline = time.monotonic() + timeout_s
         while self.spooling:
             if not self._drain_once():

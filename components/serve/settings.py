@@ -17,6 +17,10 @@ from components.common.errors import SeamlessError
 LOG_SYNC_MODES = ("fsync", "write")
 
 
+SPOOL_MAX_BYTES = 512 * 1024 * 1024
+"""Default bound of each log's spool (`spool_max_bytes`)."""
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     """Everything the serving app needs besides the use-case config."""
@@ -59,7 +63,7 @@ class ServeSettings:
     back; one serving process per folder. Default `<workspace>/spool`
     (SEAMLESS_SERVE_SPOOL_DIR). Survives a restart of the process, not the loss of the
     folder (on Kubernetes: an emptyDir lives as long as the pod)."""
-    spool_max_bytes: int = 512 * 1024 * 1024
+    spool_max_bytes: int = SPOOL_MAX_BYTES
     """With `log_url`: most bytes each log (predictions, feedback) may spool; beyond it
     predictions get 503 and readiness fails until the spool drains (records are never
     dropped). 0 turns spooling off: an unreachable PostgreSQL then means 503
