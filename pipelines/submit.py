@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 from pipelines.compile import COMPILED_DIR, compile_all, compiled_pipelines
 
@@ -53,11 +54,7 @@ def set_pipeline_root(spec: Path, root: str, out: Path) -> Path:
     if not docs or not isinstance(docs[0], dict) or "pipelineInfo" not in docs[0]:
         raise SeamlessError(f"{spec} is not a compiled KFP pipeline spec.")
     docs[0]["defaultPipelineRoot"] = check_pipeline_root(root)
-    text = yaml.safe_dump_all(docs, sort_keys=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_atomic(out, yaml.safe_dump_all(docs, sort_keys=True).encode("utf-8"))
     return out
 
 

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 
 IMAGE_FILE = Path(__file__).with_name("runtime_image.json")
@@ -116,10 +117,7 @@ def record_digest(ref: str, digest: str, path: Path = DIGESTS_FILE) -> None:
         raise SeamlessError(f"'{digest}' (for {ref}) is not a sha256 digest.")
     data = load_digests(path)
     data[ref] = digest
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 RUNTIME_IMAGE = image_ref("runtime")
