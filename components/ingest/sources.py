@@ -52,10 +52,6 @@ def short_reason(exc: BaseException | str, limit: int = 180) -> str:
 # ---------------------------------------------------------------- locations and display
 
 
-def _known_scheme(scheme: str) -> bool:
-    return scheme in storage.OBJECT_STORE_SCHEMES
-
-
 def _resolve_file(uri: str, data_dir: str | Path | None, what: str = "File source") -> str | Path:
     """A local `Path`, or the http(s) URL / object-store URI (s3://...) as a string.
 
@@ -65,7 +61,7 @@ def _resolve_file(uri: str, data_dir: str | Path | None, what: str = "File sourc
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         return uri
-    if len(scheme) > 1 and _known_scheme(scheme):
+    if scheme in storage.OBJECT_STORE_SCHEMES:
         return uri
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
@@ -137,15 +133,7 @@ def _read_file(
 ) -> pd.DataFrame:
     where = _resolve_file(source.uri, data_dir, what)
     data: bytes | None = None
-    if (
-        isinstance(where, str)
-        and storage.is_remote(where)
-        and urlsplit(where).scheme
-        not in (
-            "http",
-            "https",
-        )
-    ):
+    if isinstance(where, str) and storage.scheme_of(where) in storage.OBJECT_STORE_SCHEMES:
         return _read_object_store(source, where, what, expected)
     if isinstance(where, str):
         with requests.Session() as session:
@@ -182,12 +170,17 @@ def _read_file(
     return _read_csv(handle, shown, what, source.delimiter, expected)
 
 
+def _about(what: str, exc: SeamlessError) -> SeamlessError:
+    """A storage sentence ("Cannot read s3://...") as part of the table's own sentence."""
+    text = str(exc)
+    return SeamlessError(f"{what}: {text[:1].lower()}{text[1:]}")
+
+
 def _object_bytes(uri: str, what: str) -> bytes:
     try:
         data = storage.read_bytes(uri)
     except SeamlessError as exc:
-        text = str(exc)
-        raise SeamlessError(f"{what}: {text[:1].lower()}{text[1:]}") from None
+        raise _about(what, exc) from None
     if not data:
         raise SeamlessError(f"{what}: {uri} is empty (0 bytes).")
     return data
@@ -216,8 +209,7 @@ def _read_object_store(
     try:
         listed = storage.list_files(uri)
     except SeamlessError as exc:
-        text = str(exc)
-        raise SeamlessError(f"{what}: {text[:1].lower()}{text[1:]}") from None
+        raise _about(what, exc) from None
     # Markers such as _SUCCESS and hidden objects are not data.
     objects = [
         u
