@@ -62,6 +62,8 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
     )
     kubernetes.add_pod_label(task, "seamless.dev/pipeline-step", "true")
     kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="4Gi")
+    # The pod's disk goes with it: steps refuse local roots for data meant to outlive them.
+    task.set_env_variable("SEAMLESS_EPHEMERAL_DISK", "true")
     task.set_env_variable("HOME", "/tmp")
     task.set_env_variable("SEAMLESS_WORKSPACE", "/tmp/seamless")
     # Who acts, for the audit trail and access checks: the pod's ServiceAccount, with
@@ -71,10 +73,13 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
     task.set_env_variable("SEAMLESS_ROLE", "ml_engineer")
 
 
-def use_feast_volume(task: dsl.PipelineTask) -> None:
-    """The features step writes offline snapshots to the shared volume and reaches the SQL
-    registry and Redis with the credentials the feature server uses."""
-    kubernetes.mount_pvc(task, pvc_name="feast-offline", mount_path=FEAST_VOLUME)
+def use_feast_repo(task: dsl.PipelineTask) -> None:
+    """The features step reaches the SQL registry and Redis with the credentials the
+    feature server uses. Its repo folder is scratch: the offline tables go to
+    SEAMLESS_FEAST_OFFLINE_ROOT in object storage, which the step requires on a cluster."""
+    kubernetes.empty_dir_mount(
+        task, volume_name="feast-repo-dir", mount_path=FEAST_VOLUME, size_limit="1Gi"
+    )
     kubernetes.use_config_map_as_volume(task, "feast-repo", mount_path=FEAST_CONFIG_DIR)
     kubernetes.use_secret_as_env(task, "postgres-credentials", {"FEAST_DB_PASSWORD": "PGPASSWORD"})
     kubernetes.use_secret_as_env(task, "redis-credentials", {"REDIS_PASSWORD": "REDIS_PASSWORD"})
@@ -88,7 +93,7 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False):  # type: i
     Local runs build it with no retries: there a failure is bad input or a bug, and
     kfp.local would otherwise repeat it with backoff before saying so. `cluster` adds
     the Kubernetes wiring (endpoints and credentials from ConfigMaps and Secrets, the
-    Feast volume) and deploys by rolling the serving Deployment.
+    Feast repo) and deploys by rolling the serving Deployment.
     """
 
     @dsl.pipeline(
@@ -142,7 +147,7 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False):  # type: i
         if cluster:
             for task in steps:
                 wire_for_kubernetes(task)
-            use_feast_volume(feats)
+            use_feast_repo(feats)
             kubernetes.add_pod_label(deployed, "seamless.dev/apiserver-client", "true")
         return checked.outputs["Output"]
 

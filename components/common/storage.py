@@ -57,6 +57,27 @@ def is_remote(uri: str | Path) -> bool:
     return scheme_of(uri) not in ("", "file")
 
 
+EPHEMERAL_DISK_ENV = "SEAMLESS_EPHEMERAL_DISK"
+"""Set to `true` where the local disk goes with the pod (pipeline steps, Jobs and CronJobs
+on a cluster): roots of data meant to outlive the step must then be object stores."""
+
+
+def require_remote_root(env_name: str, what: str) -> None:
+    """Refuse, in one sentence, a local `env_name` where the disk is ephemeral: `what`
+    written there would be deleted with the pod while lineage and Feast still point at it."""
+    if os.environ.get(EPHEMERAL_DISK_ENV, "").strip().lower() not in ("1", "true", "yes"):
+        return
+    root = os.environ.get(env_name, "").strip()
+    if root and is_remote(root):
+        return
+    state = f"a local path ({root})" if root else "not set"
+    raise SeamlessError(
+        f"{env_name} is {state}, but this step's disk is deleted when its pod ends: "
+        f"set {env_name} to an object-store URI (s3://bucket/prefix) in the "
+        f"seamless-s3-endpoint ConfigMap so {what} outlive the step (docs/object-storage.md)."
+    )
+
+
 def join(base: str | Path, *parts: str) -> str:
     """`base` and `parts` joined with '/', for local paths and URIs alike."""
     text = str(base).rstrip("/")

@@ -6,13 +6,13 @@
     (make kfp-steps; KFP_NAMESPACE=other for another step namespace)
 
 A standalone KFP runs every step as a pod in its own namespace (`kubeflow`), while the
-compiled pipeline reads its ConfigMaps, Secrets, PVC and ServiceAccount by name from the
+compiled pipeline reads its ConfigMaps, Secrets and ServiceAccount by name from the
 step's namespace, and the Seamless namespace admits pipeline steps of its own namespace
 only. From the rendered overlay (stdin) this writes (stdout):
 
 - into the step namespace: copies of the step ConfigMaps and Secrets, with the services'
   short names (`postgres:5432`) made cluster-wide (`postgres.seamless.svc.cluster.local:5432`);
-  the PVC `feast-offline` (a volume of its own there); the ServiceAccount
+  the ServiceAccount
   `seamless-pipeline`, bound to KFP's `pipeline-runner` Role (Argo's executor reports
   step results through it);
 - into the Seamless namespace: for each NetworkPolicy rule that admits pipeline steps (or
@@ -49,7 +49,6 @@ STEP_SECRETS = (
     "redis-credentials",
     "seamless-s3",
 )
-STEP_PVC = "feast-offline"
 STEP_ACCOUNT = "seamless-pipeline"
 STEP_LABEL = {"seamless.dev/pipeline-step": "true"}
 S3_CLIENT_LABEL = {"seamless.dev/s3-client": "true"}
@@ -108,15 +107,6 @@ def step_wiring(objects: list[Obj], steps_ns: str = "kubeflow") -> list[Obj]:
         _copy(_find(objects, "ConfigMap", n), steps_ns, services, app_ns) for n in STEP_CONFIGMAPS
     ]
     out += [_copy(_find(objects, "Secret", n), steps_ns, services, app_ns) for n in STEP_SECRETS]
-    pvc = _find(objects, "PersistentVolumeClaim", STEP_PVC)
-    out.append(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": _meta(STEP_PVC, steps_ns, steps_ns, pvc),
-            "spec": {k: v for k, v in pvc["spec"].items() if k != "volumeName"},
-        }
-    )
     out.append(
         {
             "apiVersion": "v1",

@@ -3,8 +3,9 @@
 Shared by the kind e2e test (applied with kubectl) and the Docker stack test (run by
 docker_stack.py), so both exercise the same pod: the runtime image under the
 `seamless-pipeline` ServiceAccount and pipeline-step labels, endpoints and credentials from
-the ConfigMaps and Secrets the manifests declare, the Feast repo ConfigMap and the
-`feast-offline` volume, Pod Security `restricted`.
+the ConfigMaps and Secrets the manifests declare, the Feast repo ConfigMap, no disk that
+outlives the pod (snapshots and Feast's offline tables go to the object store), Pod
+Security `restricted`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
         {"name": n, "valueFrom": {"secretKeyRef": {"name": s, "key": k}}} for n, s, k in secret_env
     ] + [
         {"name": "HOME", "value": "/tmp"},
+        # As on every pipeline step: data meant to outlive the pod must go to object storage.
+        {"name": "SEAMLESS_EPHEMERAL_DISK", "value": "true"},
         {"name": "SEAMLESS_FEAST_REPO", "value": "/feast"},
         {"name": "SEAMLESS_FEAST_CONFIG", "value": "/etc/feast/feature_store.yaml"},
         # The Job trains, evaluates and registers: the roles a pipeline run holds.
@@ -125,17 +128,14 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
                             },
                             "volumeMounts": [
                                 {"name": "tmp", "mountPath": "/tmp"},
-                                {"name": "offline", "mountPath": "/feast"},
+                                {"name": "feast-repo-dir", "mountPath": "/feast"},
                                 {"name": "repo", "mountPath": "/etc/feast", "readOnly": True},
                             ],
                         }
                     ],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
-                        {
-                            "name": "offline",
-                            "persistentVolumeClaim": {"claimName": "feast-offline"},
-                        },
+                        {"name": "feast-repo-dir", "emptyDir": {"sizeLimit": "1Gi"}},
                         {
                             "name": "repo",
                             "configMap": {"name": configmap_name(objects, "feast-repo")},

@@ -79,10 +79,14 @@ def test_cluster_wiring_parses_and_injects_endpoints() -> None:
         assert {"seamless-endpoints", "seamless-telemetry-off"} <= maps, name
         assert "mlflow-client" in secrets, name
         assert cfg.pod_metadata.labels["seamless.dev/pipeline-step"] == "true", name
-        has_pvc = any(p.mount_path == "/feast" for p in cfg.pvc_mount)
-        assert has_pvc == (name == "exec-features"), (
-            f"{name}: only features mounts the Feast volume"
-        )
+        # No step holds a volume that outlives it: data goes to object storage.
+        assert not cfg.pvc_mount, f"{name} mounts a PersistentVolumeClaim"
+        scratch = {m.mount_path for m in cfg.empty_dir_mounts}
+        assert ("/feast" in scratch) == (name == "exec-features"), name
+    # ... and each says so, so the ingest and features steps refuse local data roots.
+    for name, executor in docs[0]["deploymentSpec"]["executors"].items():
+        env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
+        assert env.get("SEAMLESS_EPHEMERAL_DISK") == "true", name
     deploy = executors["exec-deploy-kubernetes"]["podMetadata"]["labels"]
     assert deploy["seamless.dev/apiserver-client"] == "true"
     # No endpoint is ever a literal in the spec: it comes from the ConfigMap.

@@ -98,6 +98,29 @@ def test_production_points_at_an_external_s3(renderings: dict[str, Rendering]) -
     assert policy["spec"]["podSelector"] == {"matchLabels": {"seamless.dev/s3-client": "true"}}
 
 
+@pytest.mark.parametrize("overlay", ["kind", "production"])
+def test_data_outliving_a_pod_lives_in_the_object_store(
+    renderings: dict[str, Rendering], overlay: str
+) -> None:
+    """Pipeline steps and the materialization CronJob have no volume that outlives them
+    (SEAMLESS_EPHEMERAL_DISK), so each overlay names object-store roots for the dataset
+    snapshots and Feast's offline tables, and declares no standalone claim: the only
+    volumes left are the databases' and the in-cluster store's own."""
+    rendering = renderings[overlay]
+    endpoint = rendering.get("ConfigMap", "seamless-s3-endpoint")
+    assert endpoint is not None
+    for key in ("SEAMLESS_SNAPSHOT_ROOT", "SEAMLESS_FEAST_OFFLINE_ROOT"):
+        assert endpoint["data"].get(key, "").startswith("s3://"), f"{overlay}: {key}"
+    claims = [
+        o["metadata"]["name"] for o in rendering.objects if o["kind"] == "PersistentVolumeClaim"
+    ]
+    assert claims == [], f"{overlay} declares volumes {claims}"
+    cron = _pod_templates(rendering)["CronJob/feast-materialize"]["spec"]
+    env = {e["name"]: e.get("value") for e in cron["containers"][0]["env"]}
+    assert env.get("SEAMLESS_EPHEMERAL_DISK") == "true"
+    assert not [v for v in cron["volumes"] if "persistentVolumeClaim" in v]
+
+
 def _pod_templates(rendering: Rendering) -> dict[str, dict[str, Any]]:
     out = {}
     for obj in rendering.objects:

@@ -39,7 +39,6 @@ def test_overlay_renders_the_whole_stack(rendering: Rendering) -> None:
         "Deployment/feast-server",
         "Service/feast-server",
         "CronJob/feast-materialize",
-        "PersistentVolumeClaim/feast-offline",
         "Deployment/serving",
         "Service/serving",
         "HorizontalPodAutoscaler/serving",

@@ -12,6 +12,7 @@ through the feature server, serving answers predictions, Prometheus returns its 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import subprocess
 import time
@@ -33,13 +34,16 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 CONFIG = load_config(default_config_path())
 KEY = CONFIG.entity_key()
-SEED_DIR = "/feast/stack-test"
+# The seeding pod's disk goes with it (as a step's does): it hands the training set over
+# as an object.
+SEED_OBJECT = "stack-test/training.parquet"
 
 # Runs in the materialization CronJob's pod (runtime image, its env and volumes): what a
 # training pipeline's features step does on the cluster, on a small demo data set.
 SEED = f"""
-from pathlib import Path
+from components.common import storage
 from components.common.config import default_config_path, load_config
+from components.common.tables import read_dataset
 from components.features.stage import run_features
 from components.ingest.ingest import ingest_tables
 from pipelines.demo_data import generate
@@ -47,7 +51,9 @@ from pipelines.demo_data import generate
 config = load_config(default_config_path())
 generate("/tmp/demo", n_rows=3000, seed=11)
 ingest_tables(config, "/tmp/demo", "/tmp/dataset")
-meta = run_features(config, "/tmp/dataset", "{SEED_DIR}/training")
+meta = run_features(config, "/tmp/dataset", "/tmp/training")
+(frame,) = read_dataset("/tmp/training").values()
+storage.write_bytes("s3://seamless-data/{SEED_OBJECT}", frame.to_parquet())
 print("seeded", meta["rows"], "rows")
 """
 
@@ -98,8 +104,8 @@ def features(stack: Any) -> pd.DataFrame:
     assert "seeded" in out, out
     # The scheduled materialization itself, exactly as the manifest declares it.
     stack.run_job("feast-materialize")
-    folder = stack.workdir / "claims" / "feast-offline" / "stack-test" / "training"
-    return pd.concat(pd.read_parquet(p) for p in sorted(folder.rglob("*.parquet")))
+    body = _s3(stack).get_object(Bucket="seamless-data", Key=SEED_OBJECT)["Body"].read()
+    return pd.read_parquet(io.BytesIO(body))
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +262,7 @@ def test_feast_offline_tables_are_objects_in_the_bucket(stack: Any, features: pd
     stored = _keys(_s3(stack), "seamless-data", "feast/")
     tables = {k.split("/")[1] for k in stored if k.endswith(".parquet")}
     assert {v.table for v in CONFIG.features.views} <= tables, stored
-    assert not list((stack.workdir / "claims" / "feast-offline").glob("data/*/*.parquet"))
+    assert not list(stack.workdir.glob("claims/feast*")), "offline tables on a volume"
 
 
 def test_mlflow_keeps_model_artifacts_as_objects_in_the_bucket(
