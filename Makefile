@@ -123,7 +123,7 @@ kfp-up: $(KUBECTL) ## Install Kubeflow Pipelines standalone at KFP_VERSION (mani
 	@echo "Kubeflow Pipelines $(KFP_VERSION) is up. UI:  $(KUBECTL) -n kubeflow port-forward svc/ml-pipeline-ui 8080:80  (http://localhost:8080)"
 	@echo "API for seamless submit:  $(KUBECTL) -n kubeflow port-forward svc/ml-pipeline $(KFP_API_PORT):8888  then  KFP_HOST=http://localhost:$(KFP_API_PORT)"
 
-kfp-steps: venv $(KUBECTL) ## Give KFP's step namespace (kubeflow) the ConfigMaps, Secrets, PVC, account and policies the pipeline reads (after deploy, kfp-up)
+kfp-steps: venv $(KUBECTL) ## Give KFP's step namespace (kubeflow) the ConfigMaps, Secrets, launcher config, account and policies the pipeline reads (after deploy, kfp-up)
 	$(BIN)/python manifests/tools/gen_secrets.py manifests/overlays/kind
 	set -o pipefail; $(KUBECTL) kustomize manifests/overlays/kind | $(BIN)/python manifests/kfp/step_wiring.py \
 		| $(KUBECTL) apply -f -

@@ -12,9 +12,11 @@ only. From the rendered overlay (stdin) this writes (stdout):
 
 - into the step namespace: copies of the step ConfigMaps and Secrets, with the services'
   short names (`postgres:5432`) made cluster-wide (`postgres.seamless.svc.cluster.local:5432`);
-  the ServiceAccount
-  `seamless-pipeline`, bound to KFP's `pipeline-runner` Role (Argo's executor reports
-  step results through it);
+  the ServiceAccount `seamless-pipeline`, bound to KFP's `pipeline-runner` Role (Argo's
+  executor reports step results through it); KFP's launcher config (`kfp-launcher`) with
+  the Seamless object store as the default pipeline root (`s3://seamless-pipelines/kfp`,
+  or `KFP_PIPELINE_ROOT`) and as the `s3` provider, keys from the `seamless-s3` copy, so
+  every run's artifacts are objects beside the data, whichever node runs the step;
 - into the Seamless namespace: for each NetworkPolicy rule that admits pipeline steps (or
   object-store clients: the `seamless.dev/s3-client` label every step carries), the same
   rule for those pods of the step namespace; for each RoleBinding of
@@ -32,6 +34,7 @@ import os
 import re
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -55,6 +58,8 @@ S3_CLIENT_LABEL = {"seamless.dev/s3-client": "true"}
 # Pod labels of rules mirrored for the step namespace: pipeline steps carry both.
 MIRRORED_LABELS = (STEP_LABEL, S3_CLIENT_LABEL)
 MARK = "seamless.dev/kfp-steps"
+LAUNCHER_CONFIG = "kfp-launcher"
+DEFAULT_PIPELINE_ROOT = "s3://seamless-pipelines/kfp"
 KFP_RUNNER_ROLE = "pipeline-runner"
 
 
@@ -96,7 +101,50 @@ def _copy(obj: Obj, steps_ns: str, services: list[str], app_ns: str) -> Obj:
     return out
 
 
-def step_wiring(objects: list[Obj], steps_ns: str = "kubeflow") -> list[Obj]:
+def launcher_config(objects: list[Obj], steps_ns: str, pipeline_root: str) -> Obj:
+    """KFP's per-namespace launcher config: where runs keep their artifacts by default, and
+    how its launcher (Go CDK, in each step pod) opens `s3://` roots: the endpoint and region
+    of the `seamless-s3-endpoint` ConfigMap, keys from the `seamless-s3` Secret there."""
+    if not pipeline_root.startswith("s3://") or len(pipeline_root) <= len("s3://"):
+        raise SystemExit(f"step_wiring: KFP_PIPELINE_ROOT={pipeline_root!r} is not an s3:// URI.")
+    endpoint = _find(objects, "ConfigMap", "seamless-s3-endpoint")["data"]
+    url = urlsplit(endpoint["AWS_ENDPOINT_URL"])
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise SystemExit(
+            "step_wiring: ConfigMap seamless-s3-endpoint: AWS_ENDPOINT_URL "
+            f"{endpoint['AWS_ENDPOINT_URL']!r} is not an http(s) URL."
+        )
+    s3 = {
+        "default": {
+            # host[:port]: the launcher adds the scheme from disableSSL.
+            "endpoint": url.netloc,
+            "region": endpoint.get("AWS_DEFAULT_REGION") or "us-east-1",
+            "disableSSL": url.scheme == "http",
+            "forcePathStyle": True,
+            "credentials": {
+                "fromEnv": False,
+                "secretRef": {
+                    "secretName": "seamless-s3",
+                    "accessKeyKey": "AWS_ACCESS_KEY_ID",
+                    "secretKeyKey": "AWS_SECRET_ACCESS_KEY",
+                },
+            },
+        }
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(LAUNCHER_CONFIG, steps_ns, steps_ns),
+        "data": {
+            "defaultPipelineRoot": pipeline_root,
+            "providers": yaml.safe_dump({"s3": s3}, sort_keys=False),
+        },
+    }
+
+
+def step_wiring(
+    objects: list[Obj], steps_ns: str = "kubeflow", pipeline_root: str = DEFAULT_PIPELINE_ROOT
+) -> list[Obj]:
     """The objects (both namespaces) that let KFP steps in `steps_ns` run the pipeline."""
     account = _find(objects, "ServiceAccount", STEP_ACCOUNT)
     app_ns = account["metadata"]["namespace"]
@@ -107,6 +155,7 @@ def step_wiring(objects: list[Obj], steps_ns: str = "kubeflow") -> list[Obj]:
         _copy(_find(objects, "ConfigMap", n), steps_ns, services, app_ns) for n in STEP_CONFIGMAPS
     ]
     out += [_copy(_find(objects, "Secret", n), steps_ns, services, app_ns) for n in STEP_SECRETS]
+    out.append(launcher_config(objects, steps_ns, pipeline_root))
     out.append(
         {
             "apiVersion": "v1",
@@ -178,7 +227,11 @@ def main() -> None:
     objects = [o for o in yaml.safe_load_all(sys.stdin) if o]
     if not objects:
         raise SystemExit("step_wiring: no objects on stdin; pipe `kubectl kustomize <overlay>` in.")
-    wiring = step_wiring(objects, os.environ.get("KFP_NAMESPACE") or "kubeflow")
+    wiring = step_wiring(
+        objects,
+        os.environ.get("KFP_NAMESPACE") or "kubeflow",
+        os.environ.get("KFP_PIPELINE_ROOT") or DEFAULT_PIPELINE_ROOT,
+    )
     yaml.safe_dump_all(wiring, sys.stdout, sort_keys=False)
 
 

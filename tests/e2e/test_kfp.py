@@ -10,7 +10,8 @@ The test first gives KFP's step namespace what the compiled pipeline reads by na
 `make kfp-steps` applies: manifests/kfp/step_wiring.py over the rendered overlay), then
 serves freshly generated demo data over HTTP from a pod in that namespace (the steps read
 `--data-dir http://...` like any remote data directory), reaches the KFP API through a
-port-forward, submits with the `seamless` CLI and waits for the run. A run that ends in
+port-forward, submits with the `seamless` CLI and waits for the run, then finds the run's
+artifacts in the Seamless object store (the wiring's `kfp-launcher` root). A run that ends in
 any state but SUCCEEDED fails the test with the run's error and the last log lines of its
 pods.
 """
@@ -123,6 +124,38 @@ def _run_pods_logs(kfp: Kubectl, run_id: str) -> str:
     return f"Its pods:\n{pods.stdout.rstrip()}\nLast log lines:\n{logs.stdout.rstrip()}"
 
 
+def _run_artifacts(kubectl: Kubectl, objects: list[dict], run_id: str) -> list[str]:
+    """Keys under the wiring's default pipeline root (kfp-launcher) that name the run: the
+    launcher wrote the steps' artifacts to the Seamless object store, not KFP's own."""
+    import base64
+
+    import boto3
+    from botocore.config import Config
+
+    (secret,) = [
+        o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "seamless-s3"
+    ]
+    keys = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    forward = PortForward(kubectl, "service/minio", 9000)
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=forward.start(),
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket="seamless-pipelines", Prefix="kfp/"
+        )
+        return [
+            o["Key"] for page in pages for o in page.get("Contents") or [] if run_id in o["Key"]
+        ]
+    finally:
+        forward.stop()
+
+
 def test_training_pipeline_succeeds_on_kfp(kubectl: Kubectl, kfp: Kubectl) -> None:
     import kfp as kfp_sdk
 
@@ -162,6 +195,8 @@ def test_training_pipeline_succeeds_on_kfp(kubectl: Kubectl, kfp: Kubectl) -> No
             raise AssertionError(
                 f"KFP run {run_id} ended {run.state}: {run.error}\n{_run_pods_logs(kfp, run_id)}"
             )
+        stored = _run_artifacts(kubectl, objects, run_id)
+        assert stored, f"run {run_id} left no artifacts under s3://seamless-pipelines/kfp/"
     finally:
         forward.stop()
         kfp.run("delete", "pod,service", DATA, "--ignore-not-found", "--wait=false", timeout=120)

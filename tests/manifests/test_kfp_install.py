@@ -213,7 +213,12 @@ def test_copies_reach_the_services_by_their_cluster_wide_names(
 ) -> None:
     originals = {(o["kind"], o["metadata"]["name"]): o for o in kind_objects}
     short = re.compile(r"(?<![\w.-])(postgres|redis|mlflow|feast-server|serving):\d")
-    for copy in (o for o in wiring if o["kind"] in ("ConfigMap", "Secret")):
+    copies = [o for o in wiring if o["kind"] in ("ConfigMap", "Secret")]
+    # All copies but KFP's own launcher config (checked below).
+    assert {c["metadata"]["name"] for c in copies} - {
+        o["metadata"]["name"] for o in kind_objects
+    } == {"kfp-launcher"}
+    for copy in (c for c in copies if c["metadata"]["name"] != "kfp-launcher"):
         before = _values(originals[(copy["kind"], copy["metadata"]["name"])])
         after = _values(copy)
         assert set(after) == set(before)
@@ -350,3 +355,62 @@ def test_wiring_and_the_e2e_data_server_match_the_kubernetes_schema(wiring: list
             path = "/".join(str(p) for p in e.path)
             errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {e.message}")
     assert not errors, "\n".join(errors)
+
+
+def _launcher(wiring: list[dict]) -> dict:
+    (config,) = [
+        o for o in wiring if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "kfp-launcher"
+    ]
+    return config
+
+
+def test_runs_keep_their_artifacts_in_the_seamless_object_store(
+    wiring: list[dict], renderings: dict[str, Rendering]
+) -> None:
+    """KFP's launcher config (backend/src/v2/config: `defaultPipelineRoot`, `providers` as
+    YAML with the Go structs' json names) points runs at a bucket the buckets Job creates,
+    on the in-cluster store's Service, with the keys of the Secret the wiring copies."""
+    config = _launcher(wiring)
+    assert config["metadata"]["namespace"] == "kubeflow"
+    assert config["metadata"]["labels"][MARK] == "kubeflow"
+    root = config["data"]["defaultPipelineRoot"]
+    assert root == "s3://seamless-pipelines/kfp"
+    buckets_job = renderings["kind"].get("Job", "minio-buckets")
+    assert buckets_job is not None and "seamless-pipelines" in yaml.safe_dump(buckets_job)
+    providers = yaml.safe_load(config["data"]["providers"])
+    assert set(providers) == {"s3"} and set(providers["s3"]) == {"default"}
+    default = providers["s3"]["default"]
+    assert default == {
+        "endpoint": "minio.seamless.svc:9000",
+        "region": "us-east-1",
+        "disableSSL": True,
+        "forcePathStyle": True,
+        "credentials": {
+            "fromEnv": False,
+            "secretRef": {
+                "secretName": "seamless-s3",
+                "accessKeyKey": "AWS_ACCESS_KEY_ID",
+                "secretKeyKey": "AWS_SECRET_ACCESS_KEY",
+            },
+        },
+    }
+    host, _, port = default["endpoint"].partition(":")
+    minio = renderings["kind"].get("Service", "minio")
+    assert minio is not None and host.split(".")[:2] == ["minio", minio["metadata"]["namespace"]]
+    assert int(port) in [p["port"] for p in minio["spec"]["ports"]]
+    (secret,) = [
+        o for o in wiring if o["kind"] == "Secret" and o["metadata"]["name"] == "seamless-s3"
+    ]
+    assert secret["metadata"]["namespace"] == "kubeflow"
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(secret["data"])
+
+
+def test_launcher_config_follows_an_https_endpoint_and_a_chosen_root(
+    renderings: dict[str, Rendering],
+) -> None:
+    prod = _launcher(step_wiring(renderings["production"].objects, "kubeflow", "s3://runs/kfp"))
+    assert prod["data"]["defaultPipelineRoot"] == "s3://runs/kfp"
+    default = yaml.safe_load(prod["data"]["providers"])["s3"]["default"]
+    assert default["endpoint"] == "s3.example.com" and default["disableSSL"] is False
+    with pytest.raises(SystemExit, match="KFP_PIPELINE_ROOT='gs://x' is not an s3:// URI"):
+        step_wiring(renderings["kind"].objects, "kubeflow", "gs://x")
