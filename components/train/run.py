@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from components.common.config import SeamlessConfig
+from components.common.cpus import native_threads_capped
 from components.common.tracking import ensure_experiment, mlflow_client
 from components.monitor.profile import log_reference_profile
 from components.train.training import (
@@ -41,10 +42,13 @@ def train_and_log(
     """Train on all but the latest label rows; returns the result and the holdout rows."""
     started = time.perf_counter()
     split = split_holdout(config, training_set)
-    pipeline, best_params, summary = fit(config, split.train)
+    with native_threads_capped():
+        pipeline, best_params, summary = fit(config, split.train)
 
     import mlflow
     from mlflow.models import infer_signature
+
+    from components.train.logged_dataset import training_set_record
 
     mlflow_client()
     ensure_experiment(config.model.experiment)
@@ -87,7 +91,7 @@ def train_and_log(
                 "train_positive_rate": float(y_train.mean()),
             }
         )
-        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+        dataset = training_set_record(
             split.train,
             source=source_uri,
             name=f"{config.name}-training-set",
