@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from components.common.config import SeamlessConfig
 from components.common.env import disable_telemetry
@@ -40,12 +41,17 @@ def build_features(
     tables: dict[str, pd.DataFrame],
     table_hashes: dict[str, str],
     repo_path: Path,
+    release_inputs: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Publish the feature tables to Feast and return (training set, info).
 
     The training set has one row per label row, in the labels' order: entity,
     label timestamp, the feature service's features as known at that timestamp
     (null when no value lies within the view's ttl), and the label.
+
+    With `release_inputs` the caller hands `tables` over: the dict is emptied once the
+    snapshots are written, so the input frames (the step's largest) are freed before
+    materialization and the join, which need only the snapshots and the label rows.
     """
     disable_telemetry()
     timings: dict[str, float] = {}
@@ -75,6 +81,8 @@ def build_features(
 
     ensure_repo(repo_path, config.features.project)
     spans = write_snapshots(config, tables, table_hashes, repo_path)
+    if release_inputs:
+        tables.clear()
     lap("write")
 
     store = open_store(repo_path)
@@ -83,6 +91,9 @@ def build_features(
     lap("apply")
 
     materialize(store, objects, spans, {v.name: v.table for v in config.features.views})
+    # Feast's arrow-to-proto conversion leaves freed buffers in arrow's allocator pool;
+    # hand them back before the join needs its own.
+    pa.default_memory_pool().release_unused()
     lap("materialize")
 
     key, ts = config.entity_key(), config.timestamp_key(labels_table)

@@ -20,7 +20,7 @@ def run_features(config: SeamlessConfig, dataset_path: str, out_path: str) -> di
     tables = read_dataset(dataset_path)
     manifest = read_manifest(dataset_path)
     hashes = {name: str(entry["sha256"]) for name, entry in manifest["tables"].items()}
-    frame, info = build_features(config, tables, hashes, feast_repo_path())
+    frame, info = build_features(config, tables, hashes, feast_repo_path(), release_inputs=True)
     written = write_dataset(Path(out_path), {TRAINING_TABLE: frame})
     return {
         "feature_service": str(info.get("feature_service", config.features.service)),

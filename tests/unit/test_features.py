@@ -356,3 +356,17 @@ def test_feature_rows_without_time_or_entity_are_dropped_and_counted(repo: Path)
     assert info["tables"]["facts"]["dropped_rows"] == 2
     assert info["tables"]["facts"]["rows"] == 3
     assert 9.0 not in training["score"].tolist()
+
+
+def test_released_inputs_give_the_same_training_set(repo: Path, tmp_path: Path) -> None:
+    """The stage hands its tables over (release_inputs): they are freed after the
+    snapshots, and the training set is the same as when the caller keeps them."""
+    kept = {"facts": facts(), "labels": labels()}
+    training, _ = run(mini_config(), kept, repo)
+    handed = {"facts": facts(), "labels": labels()}
+    hashes = {name: content_hash(df) for name, df in handed.items()}
+    again, _ = build_features(
+        mini_config(), handed, hashes, tmp_path / "other", release_inputs=True
+    )
+    assert handed == {} and set(kept) == {"facts", "labels"}
+    pd.testing.assert_frame_equal(training, again)
