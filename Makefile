@@ -142,7 +142,14 @@ kind-down: ## Delete the kind cluster
 bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks.md)
 	$(BIN)/python benchmarks/training_pipeline.py --rows $(DEMO_ROWS)
 
+# The local path before issue #15's work (no DuckDB offline store): the scale baseline.
+SCALE_BASE ?= 67be5fc
+SCALE_ROWS ?= 100000,1000000
+bench-scale: venv ## Pipeline per step by rows, this tree vs SCALE_BASE (docs/benchmarks.md, docs/scale.png)
+	$(BIN)/python benchmarks/scale.py --rows $(SCALE_ROWS) --base $(SCALE_BASE) --base-lacks duckdb,ibis \
+		--out docs/benchmarks.md --plot docs/scale.png
+
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down
+.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench bench-scale clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down

@@ -1,0 +1,284 @@
+"""Benchmark: the training pipeline as the data grows, per step, for two code versions.
+
+For each size (label rows; the generator scales the other tables with them) the same
+generated data goes through `seamless run training` once per variant, in this run on this
+machine: a baseline revision (today's path, checked out into a git worktree) and the
+working tree. Every Python process the runs start records its own wall time and peak
+resident set at exit (a `sitecustomize` on PYTHONPATH, so the baseline needs no
+instrumentation of its own); a step is the kfp.local process that ran its function. A run
+past `--timeout` or past `--mem-cap-gb` of resident memory (all its processes together,
+sampled every 0.5 s) is stopped and recorded as such.
+
+Usage:
+    python benchmarks/scale.py --rows 100000,1000000 --base <rev> \\
+        [--out docs/benchmarks.md] [--plot docs/scale.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+STEP_ORDER = ("ingest", "validate", "features", "train", "evaluate", "register", "deploy")
+
+# Runs at the start of every Python process that sees this folder on PYTHONPATH; writes
+# one JSON line at exit. `--function_to_execute <name>` is how kfp.local names a step.
+SITECUSTOMIZE = """
+import atexit, json, os, resource, sys, time
+_t0 = time.perf_counter()
+
+def _record():
+    argv = sys.argv
+    step = argv[argv.index("--function_to_execute") + 1] if "--function_to_execute" in argv else ""
+    line = {"step": step, "pid": os.getpid(), "seconds": round(time.perf_counter() - _t0, 3),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    with open(os.environ["SEAMLESS_BENCH_STATS"], "a") as fh:
+        fh.write(json.dumps(line) + "\\n")
+
+atexit.register(_record)
+
+# Packages the variant's own install would not have (--base-lacks): absent to imports.
+_absent = {m for m in os.environ.get("SEAMLESS_BENCH_ABSENT", "").split(",") if m}
+if _absent:
+    import importlib.abc, importlib.util
+
+    class _Absent(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in _absent:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    sys.meta_path.insert(0, _Absent())
+    _find_spec = importlib.util.find_spec
+
+    def _find_spec_absent(name, package=None):
+        return None if name.split(".")[0] in _absent else _find_spec(name, package)
+
+    importlib.util.find_spec = _find_spec_absent
+"""
+
+
+def run_guarded(
+    cmd: list[str], env: dict[str, str], cwd: Path, timeout: float, mem_cap_mib: float
+) -> tuple[str, float, float, str]:
+    """(outcome, wall s, peak total RSS MiB of the process tree, output); outcome is
+    `ok`, `failed`, `timeout` or `memory`."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    peak, verdict = 0.0, ""
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            total = sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20
+        except psutil.Error:
+            total = 0.0
+        peak = max(peak, total)
+        if total > mem_cap_mib:
+            verdict = "memory"
+        elif time.perf_counter() - t0 > timeout:
+            verdict = "timeout"
+        if verdict:
+            for p in reversed([root, *root.children(recursive=True)]):
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            break
+        time.sleep(0.5)
+    proc.wait()
+    reader.join(timeout=10)
+    wall = time.perf_counter() - t0
+    outcome = verdict or ("ok" if proc.returncode == 0 else "failed")
+    return outcome, wall, peak, "".join(output)
+
+
+def steps_from(stats_file: Path) -> dict[str, dict[str, float]]:
+    """step -> {seconds, peak_rss_mib} from the processes that ran a step function."""
+    out: dict[str, dict[str, float]] = {}
+    if not stats_file.exists():
+        return out
+    for line in stats_file.read_text().splitlines():
+        rec = json.loads(line)
+        name = rec["step"].replace("_kubernetes", "")
+        if name:
+            out[name] = {"seconds": rec["seconds"], "peak_rss_mib": rec["peak_rss_mib"]}
+    return dict(sorted(out.items(), key=lambda kv: STEP_ORDER.index(kv[0])))
+
+
+def run_variant(
+    code: Path, data: Path, work: Path, args: argparse.Namespace, absent: str = ""
+) -> dict[str, Any]:
+    """One `seamless run training` of the code in `code` on `data` (run from `code`, so
+    every process, the steps included, imports that code first)."""
+    hook = work / "hook"
+    hook.mkdir(parents=True)
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    stats = work / "stats.jsonl"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(code), str(hook)]),
+        "SEAMLESS_BENCH_STATS": str(stats),
+        "SEAMLESS_BENCH_ABSENT": absent,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
+    cli = [sys.executable, "-c", "from pipelines.cli import main; main()"]
+    cmd = [*cli, "run", "training", "--data-dir", str(data), "--workspace", str(work / "ws")]
+    outcome, wall, peak, output = run_guarded(
+        [*cmd, "--json"], env, code, args.timeout, args.mem_cap_gb * 1024
+    )
+    result: dict[str, Any] = {
+        "outcome": outcome,
+        "wall_s": round(wall, 1),
+        "peak_tree_rss_mib": round(peak),
+        "steps": steps_from(stats),
+    }
+    if outcome == "ok":
+        try:
+            summary = json.loads(output[output.index("{") : output.rindex("}") + 1])
+            result["roc_auc"] = (summary.get("champion_metrics") or {}).get("roc_auc")
+        except ValueError:
+            pass
+    else:
+        result["tail"] = output[-600:]
+    return result
+
+
+def worktree(rev: str, into: Path) -> Path:
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(into), rev],
+        check=True,
+        capture_output=True,
+    )
+    return into
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--base", required=True, help="git revision of the baseline path")
+    parser.add_argument(
+        "--base-lacks",
+        default="",
+        help="comma-separated packages the baseline's install lacks (e.g. duckdb,ibis), "
+        "hidden from its processes since both variants share this venv",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--mem-cap-gb", type=float, default=8)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args()
+    sizes = [int(r) for r in args.rows.split(",")]
+
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="seamless-scale-") as tmp_name:
+        tmp = Path(tmp_name)
+        variants = {"baseline": worktree(args.base, tmp / "base"), "new": ROOT}
+        try:
+            for rows in sizes:
+                data = tmp / f"data-{rows}"
+                gen = subprocess.run(
+                    [sys.executable, "-c", "from pipelines.cli import main; main()",
+                     "datasets", "generate", "--out", str(data), "--rows", str(rows),
+                     "--seed", str(args.seed)],
+                    capture_output=True, text=True, check=False,
+                )  # fmt: skip
+                if gen.returncode != 0:
+                    sys.exit(f"generating {rows} rows failed: {gen.stderr[-1000:]}")
+                for name, code in variants.items():
+                    work = tmp / f"{name}-{rows}"
+                    absent = args.base_lacks if name == "baseline" else ""
+                    res = run_variant(code, data, work, args, absent)
+                    res.update(rows=rows, variant=name)
+                    print(json.dumps(res), flush=True)
+                    results.append(res)
+                    shutil.rmtree(work, ignore_errors=True)
+                shutil.rmtree(data, ignore_errors=True)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / "base")],
+                check=False,
+                capture_output=True,
+            )
+    if args.out:
+        record(args.out, results, args.base, args.base_lacks)
+    if args.plot:
+        plot(args.plot, results)
+
+
+def record(path: Path, results: list[dict[str, Any]], base: str, lacks: str) -> None:
+    stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"\n### Scale: training pipeline by rows, {os.cpu_count()} CPUs ({stamp})\n",
+        f"Baseline = revision `{base}` (without {lacks or 'nothing'}), new = this tree; "
+        "same data, same run "
+        "(`benchmarks/scale.py`). Step cells: wall s / peak RSS MiB.\n",
+        "| rows | variant | outcome | wall s | peak RSS all processes MiB | "
+        + " | ".join(STEP_ORDER[:5])
+        + " | ROC AUC |",
+        "|---|---|---|---|---|" + "---|" * 5 + "---|",
+    ]
+    for r in results:
+        cells = [
+            f"{r['steps'][s]['seconds']:.0f} / {r['steps'][s]['peak_rss_mib']:.0f}"
+            if s in r["steps"]
+            else "-"
+            for s in STEP_ORDER[:5]
+        ]
+        auc = r.get("roc_auc")
+        lines.append(
+            f"| {r['rows']:,} | {r['variant']} | {r['outcome']} | {r['wall_s']} | "
+            f"{r['peak_tree_rss_mib']} | " + " | ".join(cells) + f" | {auc if auc else '-'} |"
+        )
+    with path.open("a") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def plot(path: Path, results: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (wall_ax, mem_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for variant in sorted({r["variant"] for r in results}):
+        rows = [r for r in results if r["variant"] == variant and r["outcome"] == "ok"]
+        xs = [r["rows"] for r in rows]
+        wall_ax.plot(xs, [r["wall_s"] for r in rows], marker="o", label=variant)
+        peak_step = [max((s["peak_rss_mib"] for s in r["steps"].values()), default=0) for r in rows]
+        mem_ax.plot(xs, peak_step, marker="o", label=variant)
+    for ax, title, unit in (
+        (wall_ax, "pipeline wall time", "s"),
+        (mem_ax, "peak RSS of the largest step", "MiB"),
+    ):
+        ax.set_xscale("log")
+        ax.set_xlabel("label rows")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
