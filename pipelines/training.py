@@ -9,6 +9,7 @@ the evaluation gate says `promote`. Gates compare a component's single `str` ret
 from kfp import dsl, kubernetes
 
 from components.common.env import TELEMETRY_OFF
+from components.common.storage import EPHEMERAL_DISK_ENV
 from components.deploy.component import deploy, deploy_kubernetes
 from components.evaluate.component import evaluate
 from components.features.component import features
@@ -48,7 +49,8 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
         "app-databases",
         {k: k for k in ("SEAMLESS_AUDIT_URL", "SEAMLESS_SERVE_LOG_URL")},
     )
-    # Object storage: optional, so a cluster without it runs as before; the label lets
+    # Object storage: optional references, so a step without them starts and says in one
+    # sentence what is missing (keys may also come from a pod identity); the label lets
     # the step through the store's network policy.
     kubernetes.use_config_map_as_env(
         task, "seamless-s3-endpoint", {k: k for k in OBJECT_STORE_ENV}, optional=True
@@ -63,7 +65,7 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
     kubernetes.add_pod_label(task, "seamless.dev/pipeline-step", "true")
     kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="4Gi")
     # The pod's disk goes with it: steps refuse local roots for data meant to outlive them.
-    task.set_env_variable("SEAMLESS_EPHEMERAL_DISK", "true")
+    task.set_env_variable(EPHEMERAL_DISK_ENV, "true")
     task.set_env_variable("HOME", "/tmp")
     task.set_env_variable("SEAMLESS_WORKSPACE", "/tmp/seamless")
     # Who acts, for the audit trail and access checks: the pod's ServiceAccount, with

@@ -127,6 +127,12 @@ def offline_root(repo_path: Path) -> str | Path:
     return root.rstrip("/") if storage.is_remote(root) else Path(root).expanduser().resolve()
 
 
+def require_durable_offline_root() -> None:
+    """On a pod's disk (SEAMLESS_EPHEMERAL_DISK) the offline root must be an object store:
+    local tables would vanish with the pod while the registry still points at them."""
+    storage.require_remote_root(OFFLINE_ROOT_ENV, "Feast's offline tables")
+
+
 def snapshot_path(repo_path: Path, table: str, table_hash: str) -> str | Path:
     """Content-addressed, immutable Parquet snapshot of one table (a path or a URI)."""
     root = offline_root(repo_path)

@@ -5,18 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from components.common import storage
 from components.common.config import SeamlessConfig
 from components.common.env import feast_repo_path
 from components.common.tables import read_dataset, read_manifest, write_dataset
 from components.features.features import build_features
-from components.features.repo import OFFLINE_ROOT_ENV
+from components.features.repo import require_durable_offline_root
 from components.train.stage import TRAINING_TABLE
 
 
 def run_features(config: SeamlessConfig, dataset_path: str, out_path: str) -> dict[str, Any]:
     """Publish, apply, materialize, join; returns metadata for the training-set artifact."""
-    storage.require_remote_root(OFFLINE_ROOT_ENV, "Feast's offline tables")
+    require_durable_offline_root()
     tables = read_dataset(dataset_path)
     manifest = read_manifest(dataset_path)
     hashes = {name: str(entry["sha256"]) for name, entry in manifest["tables"].items()}

@@ -13,7 +13,12 @@ from typing import Any
 
 from components.common.tables import read_manifest
 from components.governance import audit
-from components.governance.snapshots import attach_report, store_snapshot
+from components.governance.snapshots import attach_report, require_durable_root, store_snapshot
+
+
+def before_ingest() -> None:
+    """Refuse, before any data is read, what `on_ingest` could not keep."""
+    require_durable_root()
 
 
 def on_ingest(dataset_folder: str | Path, pipeline_run_id: str = "") -> dict[str, Any]:

@@ -53,6 +53,12 @@ _DIR_MODE = 0o555
 ROOT_ENV = "SEAMLESS_SNAPSHOT_ROOT"
 
 
+def require_durable_root() -> None:
+    """On a pod's disk (SEAMLESS_EPHEMERAL_DISK) the store must be an object store: a local
+    snapshot would vanish with the pod while lineage still names it."""
+    storage.require_remote_root(ROOT_ENV, "the dataset snapshots")
+
+
 def remote_root() -> str | None:
     """The object store the snapshots are published to (`SEAMLESS_SNAPSHOT_ROOT`), if any."""
     root = os.environ.get(ROOT_ENV, "").strip()

@@ -10,14 +10,12 @@ def ingest(
     config_yaml: str, data_dir: str, dataset: Output[Dataset], pipeline_run_id: str = ""
 ) -> str:
     """Read files / SQL / HTTP API sources, normalize them, write Parquet; returns the sha256."""
-    from components.common import storage
     from components.common.stage import clean_errors, stage_config
-    from components.governance import hooks, snapshots
+    from components.governance import hooks
     from components.ingest.ingest import ingest_tables
 
     with clean_errors("ingest"):
-        # Before any work: a snapshot on a pod's own disk would vanish with the pod.
-        storage.require_remote_root(snapshots.ROOT_ENV, "the dataset snapshots")
+        hooks.before_ingest()
         manifest = ingest_tables(stage_config(config_yaml), data_dir or None, dataset.path)
         dataset.metadata["sha256"] = manifest["sha256"]
         for name, entry in manifest["tables"].items():

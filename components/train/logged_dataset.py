@@ -24,12 +24,12 @@ TYPE_SAMPLE_ROWS = 10_000
 class LoggedTrainingSet(PandasDataset):
     @cached_property
     def schema(self) -> Schema | None:
-        head = infer_signature(self._df.head(TYPE_SAMPLE_ROWS)).inputs
+        sampled = infer_signature(self._df.head(TYPE_SAMPLE_ROWS)).inputs
         nulls = self._df.isna().any()
         return Schema(
             [
                 ColSpec(type=c.type, name=c.name, required=not bool(nulls[c.name]))
-                for c in head.inputs
+                for c in sampled.inputs
             ]
         )
 

@@ -63,7 +63,8 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
         },
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
-    # Object storage as pipeline steps get it (optional: overlays without it).
+    # Object storage as pipeline steps get it (optional references: the run says in one
+    # sentence what is missing instead of the pod never starting).
     optional_key = {"name": "seamless-s3", "optional": True}
     env += [
         {"name": k, "valueFrom": {"secretKeyRef": {**optional_key, "key": k}}}
