@@ -269,6 +269,19 @@ class PromotionConfig(_Strict):
     """The challenger must also reach this absolute value (first model included)."""
 
 
+class SparkConfig(_Strict):
+    """How the `spark` engine reaches Spark (docs/spark.md)."""
+
+    master: str = "local[*]"
+    """Spark master URL: `local[*]` runs Spark inside the step; on Kubernetes,
+    `k8s://https://kubernetes.default.svc` starts executor pods in the step's namespace."""
+    app_name: str = "seamless"
+    """Application name shown in Spark's UI and on executor pods."""
+    conf: dict[str, str] = Field(default_factory=dict)
+    """Extra Spark properties, e.g. `spark.driver.memory: 4g` or the S3A connector's
+    `spark.hadoop.fs.s3a.*` settings; they are given to Spark as written."""
+
+
 class SeamlessConfig(_Strict):
     """A whole use case."""
 
@@ -286,6 +299,11 @@ class SeamlessConfig(_Strict):
     """Estimator, search space and holdout."""
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     """When a challenger replaces the champion."""
+    engine: Literal["local", "spark"] = "local"
+    """Where the data work of ingest runs: `local` (pandas and Arrow inside the step) or
+    `spark` (Apache Spark, see `spark`); the stages' outputs are the same either way."""
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    """Spark settings, used when `engine` is `spark`."""
     monitoring: MonitoringConfig | None = None
     """Drift and live-performance thresholds (components/monitor/config.py); defaults if absent."""
     image_prefix: str | None = None

@@ -6,6 +6,7 @@ Labels are compared as canonical text, so an integer label read back as a float
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,15 +63,20 @@ def label_classes(labels: LabelsConfig, observed: pd.Series) -> LabelClasses:
     is the negative class, so a rare stray value ("Churned" beside "churned") is what
     gets reported, not the common one.
     """
+    return label_classes_from_counts(labels, observed.value_counts().to_dict())
+
+
+def label_classes_from_counts(labels: LabelsConfig, counts: Mapping[Any, int]) -> LabelClasses:
+    """`label_classes` from the rows per canonical label text (nulls left out)."""
     positive = str(canonical(labels.positive_class))
     if labels.negative_classes is not None:
         negatives = tuple(str(canonical(v)) for v in labels.negative_classes)
         return LabelClasses(positive, negatives, inferred=False)
-    counts = observed[observed != positive].value_counts()
-    if counts.empty:
+    others = [(k, n) for k, n in counts.items() if k is not None and k != positive and n]
+    if not others:
         return LabelClasses(positive, (), inferred=True)
     # Ties are broken by the text, so the choice does not depend on row order.
-    top = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[0][0]
+    top = sorted(others, key=lambda kv: (-kv[1], str(kv[0])))[0][0]
     return LabelClasses(positive, (top,), inferred=True)
 
 
@@ -87,7 +93,7 @@ class LabelCheck:
 
     @property
     def count(self) -> int:
-        return int(self.unknown.sum())
+        return sum(self.value_counts.values())
 
     def sentence(self, table: str, column: str, config_hint: bool = True) -> str:
         shown = ", ".join(
@@ -119,6 +125,16 @@ def check_labels(labels: LabelsConfig, values: pd.Series) -> LabelCheck:
     bad = text[unknown].map(lambda v: "null" if v is None else v)
     counts = {str(k): int(n) for k, n in bad.value_counts(sort=True).items()}
     return LabelCheck(classes, unknown, list(counts)[:MAX_EXAMPLES], counts)
+
+
+def check_label_counts(labels: LabelsConfig, counts: Mapping[str | None, int]) -> LabelCheck:
+    """`check_labels` from the rows per canonical label text (None: null), for engines
+    that count in place of handing over the column; `unknown` is then empty."""
+    classes = label_classes_from_counts(labels, counts)
+    bad = {("null" if k is None else str(k)): int(n) for k, n in counts.items()}
+    bad = {k: n for k, n in bad.items() if n and (k == "null" or k not in classes.all)}
+    ordered = dict(sorted(bad.items(), key=lambda kv: -kv[1]))
+    return LabelCheck(classes, np.zeros(0, bool), list(ordered)[:MAX_EXAMPLES], ordered)
 
 
 def positive_mask(labels: LabelsConfig, values: pd.Series) -> np.ndarray:

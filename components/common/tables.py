@@ -11,10 +11,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from components.common.durable import write_atomic
@@ -27,14 +28,29 @@ def content_hash(df: pd.DataFrame) -> str:
     """sha256 of the table's content, independent of row order, column order and index."""
     if df.empty and len(df.columns) == 0:
         return hashlib.sha256(b"").hexdigest()
+    return hash_of_rows(column_dtypes(df), row_hashes(df))
+
+
+def column_dtypes(df: pd.DataFrame) -> dict[str, str]:
+    """Column -> pandas dtype name, the part of a table's schema its hash covers."""
+    return {str(c): str(df[c].dtype) for c in df.columns}
+
+
+def row_hashes(df: pd.DataFrame) -> np.ndarray:
+    """One uint64 per row over the columns in name order; the same for a row wherever
+    it sits, so a table hashed in batches gives the hashes of the whole table."""
     cols = sorted(df.columns, key=str)
     norm = df[cols].reset_index(drop=True)
-    row_hashes = pd.util.hash_pandas_object(norm, index=False).to_numpy()
-    row_hashes.sort()
+    return pd.util.hash_pandas_object(norm, index=False).to_numpy()
+
+
+def hash_of_rows(dtypes: Mapping[str, str], hashes: np.ndarray) -> str:
+    """`content_hash` from the columns' dtypes and all rows' `row_hashes` (any order)."""
+    ordered = np.sort(hashes)
     h = hashlib.sha256()
-    for c in cols:
-        h.update(f"{c}:{norm[c].dtype}\n".encode())
-    h.update(row_hashes.tobytes())
+    for c in sorted(dtypes, key=str):
+        h.update(f"{c}:{dtypes[c]}\n".encode())
+    h.update(ordered.tobytes())
     return h.hexdigest()
 
 
@@ -46,12 +62,37 @@ def dataset_hash(table_hashes: Mapping[str, str]) -> str:
     return h.hexdigest()
 
 
+TableWriter = Callable[[Path], dict[str, Any]]
+"""Writes one table to the path given and returns its `rows`, `columns` and `sha256`."""
+
+
+def pandas_writer(df: pd.DataFrame) -> TableWriter:
+    def write(path: Path) -> dict[str, Any]:
+        df.to_parquet(path, index=False)
+        return {
+            "rows": len(df),
+            "columns": [str(c) for c in df.columns],
+            "sha256": content_hash(df),
+        }
+
+    return write
+
+
 def write_dataset(
     folder: str | Path,
     tables: Mapping[str, pd.DataFrame],
     info: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Write tables as `<folder>/<name>.parquet` and a manifest; all or nothing.
+    """Write tables as `<folder>/<name>.parquet` and a manifest; all or nothing."""
+    return write_dataset_with(folder, {n: pandas_writer(df) for n, df in tables.items()}, info)
+
+
+def write_dataset_with(
+    folder: str | Path,
+    writers: Mapping[str, TableWriter],
+    info: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Write each table with its writer as `<folder>/<name>.parquet`, then the manifest.
 
     Files are written to a temporary sibling folder that replaces `folder` in one
     rename, so a failure never leaves a half-written dataset behind.
@@ -65,14 +106,8 @@ def write_dataset(
         raise SeamlessError(f"Cannot write dataset {target}: {exc.strerror}.") from None
     try:
         entries: dict[str, dict[str, Any]] = {}
-        for name, df in tables.items():
-            df.to_parquet(tmp / f"{name}.parquet", index=False)
-            entries[name] = {
-                "rows": len(df),
-                "columns": [str(c) for c in df.columns],
-                "sha256": content_hash(df),
-                **dict((info or {}).get(name, {})),
-            }
+        for name, write in writers.items():
+            entries[name] = {**write(tmp / f"{name}.parquet"), **dict((info or {}).get(name, {}))}
         manifest = {
             "tables": entries,
             "sha256": dataset_hash({n: e["sha256"] for n, e in entries.items()}),

@@ -161,6 +161,9 @@ def model_lineage(
                 "problems": problems,
                 "ingested_at": manifest.get("ingested_at"),
                 "source_sha256": manifest.get("source_sha256"),
+                # Snapshots from before the engine choice were all made locally.
+                "engine": manifest.get("engine", "local"),
+                **{k: manifest[k] for k in ("spark_version", "spark_master") if k in manifest},
                 "tables": {
                     n: {"rows": e.get("rows"), "sha256": e.get("sha256")}
                     for n, e in manifest.get("tables", {}).items()
@@ -172,6 +175,7 @@ def model_lineage(
                     "source": e.get("source"),
                     "kind": e.get("source_kind"),
                     "source_sha256": e.get("source_sha256"),
+                    "engine": e.get("engine", manifest.get("engine", "local")),
                     **({"query": e["query"]} if "query" in e else {}),
                 }
                 for n, e in manifest.get("tables", {}).items()
@@ -311,7 +315,10 @@ def render_tree(chain: dict[str, Any]) -> Any:
     snap = chain.get("snapshot")
     if snap:
         state = "intact" if snap["intact"] else "[red]FAILED verification[/red]"
-        node = root.add(f"snapshot {snap['sha256'][:16]} ({state}) {snap['path']}")
+        engine = snap.get("engine", "local")
+        if engine == "spark":
+            engine += f" {snap.get('spark_version', '?')} on {snap.get('spark_master', '?')}"
+        node = root.add(f"snapshot {snap['sha256'][:16]} ({state}, {engine}) {snap['path']}")
         for name, t in snap["tables"].items():
             node.add(f"{name}: {t['rows']} rows")
     else:

@@ -22,6 +22,7 @@ import pandas as pd
 from components.common.config import LabelsConfig, SeamlessConfig, SqlSource, TableConfig
 from components.common.errors import SeamlessError
 from components.common.labels import apply_value_map, check_labels
+from components.common.spark import engine_record
 from components.common.tables import (
     MANIFEST,
     content_hash,
@@ -162,6 +163,10 @@ def ingest_tables(
     `ingested_at` (default now; naive means UTC) fills `ingested_at` in tables without a
     timestamp column. Nothing is written unless every table succeeds.
     """
+    if config.engine == "spark":
+        from components.ingest.spark_ingest import ingest_tables_spark
+
+        return ingest_tables_spark(config, data_dir, out_folder, ingested_at)
     stamp = _utc_now_or(ingested_at)
     tables: dict[str, pd.DataFrame] = {}
     info: dict[str, dict[str, Any]] = {}
@@ -173,6 +178,7 @@ def ingest_tables(
         {n: e["source_sha256"] for n, e in manifest["tables"].items()}
     )
     manifest["ingested_at"] = stamp.isoformat()
+    manifest.update(engine_record(config))
     # write_dataset has no hook for top-level keys; rewriting its manifest is atomic too.
     write_json_atomic(Path(out_folder) / MANIFEST, manifest)
     return manifest

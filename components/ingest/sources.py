@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 AnySource = FileSource | SqlSource | ApiSource
 
 # Delimiters we recognise when a CSV header comes back as one column.
-_DELIMITERS = (",", ";", "\t", "|")
+DELIMITERS = (",", ";", "\t", "|")
 # Downloading a file over HTTP has no config knobs; these match ApiSource's defaults.
 _FILE_HTTP_TIMEOUT_S = 60.0
 _FILE_HTTP_RETRIES = 3
@@ -52,7 +52,7 @@ def short_reason(exc: BaseException | str, limit: int = 180) -> str:
 # ---------------------------------------------------------------- locations and display
 
 
-def _resolve_file(uri: str, data_dir: str | Path | None, what: str = "File source") -> str | Path:
+def resolve_file(uri: str, data_dir: str | Path | None, what: str = "File source") -> str | Path:
     """A local `Path`, or the http(s) URL / object-store URI (s3://...) as a string.
 
     A relative path under an object-store data directory becomes a URI below it.
@@ -96,7 +96,7 @@ def describe_source(source: AnySource, data_dir: str | Path | None = None) -> st
     """Where the table comes from, for messages and manifests; passwords and tokens masked."""
     if isinstance(source, FileSource):
         try:
-            where = _resolve_file(source.uri, data_dir)
+            where = resolve_file(source.uri, data_dir)
         except SeamlessError:
             return mask_url(source.uri)
         return mask_url(where) if isinstance(where, str) else str(where)
@@ -117,7 +117,7 @@ def _sqlite_path(url: Any, data_dir: str | Path | None) -> Path | None:
 # ---------------------------------------------------------------- files
 
 
-def _format_of(name: str, head: bytes, declared: str) -> str:
+def format_of(name: str, head: bytes, declared: str) -> str:
     if declared != "auto":
         return declared
     lower = name.lower()
@@ -131,7 +131,7 @@ def _format_of(name: str, head: bytes, declared: str) -> str:
 def _read_file(
     source: FileSource, data_dir: str | Path | None, what: str, expected: Collection[str]
 ) -> pd.DataFrame:
-    where = _resolve_file(source.uri, data_dir, what)
+    where = resolve_file(source.uri, data_dir, what)
     data: bytes | None = None
     if isinstance(where, str) and storage.scheme_of(where) in storage.OBJECT_STORE_SCHEMES:
         return _read_object_store(source, where, what, expected)
@@ -162,11 +162,11 @@ def _read_file(
         with where.open("rb") as fh:
             head = fh.read(4)
     handle: Any = io.BytesIO(data) if data is not None else where
-    fmt = _format_of(name, head, source.format)
+    fmt = format_of(name, head, source.format)
     if fmt == "parquet":
         return _read_parquet(handle, shown, what)
     if not name.lower().endswith(".gz"):
-        _refuse_nul_bytes(data if data is not None else Path(where), shown, what)
+        refuse_nul_bytes(data if data is not None else Path(where), shown, what)
     return _read_csv(handle, shown, what, source.delimiter, expected)
 
 
@@ -189,11 +189,11 @@ def _object_bytes(uri: str, what: str) -> bytes:
 def _parse(
     source: FileSource, name: str, data: bytes, shown: str, what: str, expected: Collection[str]
 ) -> pd.DataFrame:
-    fmt = _format_of(name, data[:4], source.format)
+    fmt = format_of(name, data[:4], source.format)
     if fmt == "parquet":
         return _read_parquet(io.BytesIO(data), shown, what)
     if not name.lower().endswith(".gz"):
-        _refuse_nul_bytes(data, shown, what)
+        refuse_nul_bytes(data, shown, what)
     return _read_csv(io.BytesIO(data), shown, what, source.delimiter, expected)
 
 
@@ -233,7 +233,7 @@ def _read_object_store(
     return pd.concat(frames, ignore_index=True)
 
 
-def _refuse_nul_bytes(content: bytes | Path, shown: str, what: str) -> None:
+def refuse_nul_bytes(content: bytes | Path, shown: str, what: str) -> None:
     """The CSV parser silently cuts values at a NUL byte: refuse such text instead."""
     if isinstance(content, bytes):
         offset = content.find(b"\x00")
@@ -293,7 +293,7 @@ def _read_csv(
         header = str(df.columns[0])
         other = sniff_delimiter(sample_text(handle), delimiter)
         if other is None:  # a one-line file: judge by the header alone
-            other = next((d for d in _DELIMITERS if d != delimiter and d in header), None)
+            other = next((d for d in DELIMITERS if d != delimiter and d in header), None)
         if other is not None:
             raise SeamlessError(
                 f"{what}: {shown} looks like it is delimited by {other!r} not {delimiter!r} "
@@ -337,7 +337,7 @@ def sniff_delimiter(sample: str, current: str) -> str | None:
 
     if (fields(current) or 0) > 1:
         return None
-    best = [(n, d) for d in _DELIMITERS if d != current and (n := fields(d) or 0) > 1]
+    best = [(n, d) for d in DELIMITERS if d != current and (n := fields(d) or 0) > 1]
     return max(best)[1] if best else None
 
 

@@ -48,6 +48,7 @@ def train_and_log(
     import mlflow
     from mlflow.models import infer_signature
 
+    from components.common.spark import engine_record
     from components.train.logged_dataset import training_set_record
 
     mlflow_client()
@@ -65,6 +66,7 @@ def train_and_log(
                 "seamless.feature_service": feature_service,
                 "seamless.pipeline_run_id": pipeline_run_id,
                 "seamless.config": config.name,
+                **{f"seamless.{k}": v for k, v in engine_record(config).items()},
             }
         )
         search = config.model.search

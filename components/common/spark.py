@@ -1,0 +1,107 @@
+"""The Spark engine's session: one place that starts Spark the same way for every stage.
+
+pyspark and Java are needed only when a config says `engine: spark`; without them the
+stage fails with one sentence saying what to install, before reading any data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import TYPE_CHECKING, Any
+
+from components.common.config import SeamlessConfig, SparkConfig
+from components.common.cpus import available_cpus
+from components.common.errors import SeamlessError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# Settings every Seamless stage relies on; a config's `spark.conf` may override them.
+_DEFAULTS = {
+    # Timestamps are UTC everywhere in Seamless; Spark would otherwise use the host's zone.
+    "spark.sql.session.timeZone": "UTC",
+    # pandas writes Parquet timestamps in nanoseconds, which Spark cannot read as
+    # timestamps; read them as integers and convert (components/ingest/spark_read.py).
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Parquet timestamps as UTC instants in microseconds (Spark's default is legacy INT96).
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # The web UI would open a port on every step; Spark's history is in the step log.
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+_LOCAL_DEFAULTS = {
+    # A local session talks to itself only: nothing listens beyond loopback.
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+
+
+def _local(master: str) -> bool:
+    return master == "local" or master.startswith("local[")
+
+
+def session_conf(spark: SparkConfig) -> dict[str, str]:
+    """The Spark properties a session starts with: Seamless' defaults, then the config's."""
+    conf = dict(_DEFAULTS)
+    if _local(spark.master):
+        conf |= _LOCAL_DEFAULTS
+        # Shuffles of a few partitions per core; Spark's 200 suits clusters, not one pod.
+        conf["spark.sql.shuffle.partitions"] = str(max(4, 2 * available_cpus()))
+    return conf | dict(spark.conf)
+
+
+def _require_runtime() -> None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise SeamlessError(
+            "engine: spark needs pyspark, which is not installed; install Seamless with the "
+            "spark extra (pip install 'seamless[spark]') or use engine: local."
+        ) from None
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and os.path.isfile(os.path.join(java_home, "bin", "java"))) and not (
+        shutil.which("java")
+    ):
+        raise SeamlessError(
+            "engine: spark needs Java 17 or newer, but no java is on PATH and JAVA_HOME is "
+            "not set; install it (Debian: apt-get install openjdk-17-jre-headless) or use "
+            "engine: local."
+        )
+
+
+def spark_session(config: SeamlessConfig) -> SparkSession:
+    """The process' Spark session for `config.spark` (started on first use, then reused)."""
+    _require_runtime()
+    from pyspark.sql import SparkSession
+
+    # Python workers must run this interpreter (the venv or the image's), not `python3`.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder: Any = SparkSession.builder.master(config.spark.master).appName(config.spark.app_name)
+    for key, value in session_conf(config.spark).items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # the JVM's own failure, e.g. an unknown master URL
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise SeamlessError(
+            f"Spark did not start with master {config.spark.master!r} (spark.master): {reason}."
+        ) from None
+    session.sparkContext.setLogLevel("WARN")
+    return session
+
+
+def engine_record(config: SeamlessConfig) -> dict[str, str]:
+    """What ran the data work, for manifests, lineage and MLflow."""
+    if config.engine != "spark":
+        return {"engine": "local"}
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        spark_version = version("pyspark")
+    except PackageNotFoundError:  # e.g. the train step's image, which needs no Spark
+        spark_version = "not installed here"
+    return {"engine": "spark", "spark_version": spark_version, "spark_master": config.spark.master}

@@ -1,0 +1,206 @@
+"""Raw tables as Spark DataFrames: CSV and Parquet files read by Spark's own readers.
+
+Only file sources Spark can read where it runs are read here (local paths, and object
+store URIs when the Hadoop S3A connector is on Spark's classpath, see docs/spark.md).
+Other sources (HTTP downloads, SQL queries, JSON APIs) return None: the caller ingests
+them with the local engine and says so in the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from components.common import storage
+from components.common.config import FileSource
+from components.common.errors import SeamlessError
+from components.ingest.sources import (
+    DELIMITERS,
+    format_of,
+    refuse_nul_bytes,
+    resolve_file,
+    sample_text,
+    short_reason,
+    sniff_delimiter,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+_S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+
+
+@dataclass
+class SparkRaw:
+    """A raw table as Spark read it."""
+
+    frame: DataFrame
+    nanos_columns: list[str] = field(default_factory=list)
+    """Parquet timestamp columns in nanoseconds, which Spark reads as integers."""
+
+
+def has_s3a(spark: SparkSession) -> bool:
+    """Whether Spark's JVM can load the Hadoop S3A filesystem (hadoop-aws on the classpath)."""
+    try:
+        spark.sparkContext._jvm.java.lang.Class.forName(_S3A)  # type: ignore[union-attr]
+    except Exception:  # py4j wraps the JVM's ClassNotFoundException
+        return False
+    return True
+
+
+def _spark_uri(where: str | Path, spark: SparkSession) -> str | None:
+    """The location in Spark's terms, or None when Spark cannot read it here."""
+    if isinstance(where, Path):
+        return where.as_uri()
+    scheme = storage.scheme_of(where)
+    if scheme in ("s3", "s3a") and has_s3a(spark):
+        return "s3a://" + where.split("://", 1)[1]
+    return None
+
+
+def _analysis_reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return short_reason(text.split("SQLSTATE")[0].strip())
+
+
+def read_raw(
+    spark: SparkSession,
+    source: FileSource,
+    data_dir: str | Path | None,
+    what: str,
+    expected: Collection[str],
+) -> SparkRaw | None:
+    """Read one file source with Spark, or None when this source is not Spark's to read."""
+    where = resolve_file(source.uri, data_dir, what)
+    uri = _spark_uri(where, spark)
+    if uri is None:
+        return None
+    if isinstance(where, Path):
+        shown = str(where)
+        if not where.exists():
+            raise SeamlessError(f"{what}: file {shown} does not exist.")
+        if not where.is_file():
+            raise SeamlessError(f"{what}: {shown} is not a file.")
+        if where.stat().st_size == 0:
+            raise SeamlessError(f"{what}: file {shown} is empty (0 bytes).")
+        with where.open("rb") as fh:
+            head = fh.read(4)
+        name = where.name
+    else:
+        shown, name, head = str(where), urlsplit(str(where)).path, b""
+    fmt = format_of(name, head, source.format)
+    if fmt == "parquet":
+        return _read_parquet(spark, uri, where, shown, what)
+    if isinstance(where, Path) and not name.lower().endswith(".gz"):
+        refuse_nul_bytes(where, shown, what)
+    return SparkRaw(_read_csv(spark, uri, where, shown, what, source.delimiter, expected))
+
+
+def _read_parquet(
+    spark: SparkSession, uri: str, where: str | Path, shown: str, what: str
+) -> SparkRaw:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        frame = spark.read.parquet(uri)
+        frame.schema  # noqa: B018 (resolves the files now, so a bad one fails here)
+    except Exception as exc:
+        raise SeamlessError(
+            f"{what}: {shown} is not a readable Parquet file ({_analysis_reason(exc)})."
+        ) from None
+    nanos: list[str] = []
+    if isinstance(where, Path):
+        # Spark reads nanosecond timestamps as integers (spark.sql.legacy.parquet.nanosAsLong);
+        # the footer says which columns they are.
+        schema = pq.read_schema(where)
+        nanos = [
+            f.name
+            for f in schema
+            if pa.types.is_timestamp(f.type) and f.type.unit == "ns"  # type: ignore[attr-defined]
+        ]
+    return SparkRaw(frame, nanos)
+
+
+def _read_csv(
+    spark: SparkSession,
+    uri: str,
+    where: str | Path,
+    shown: str,
+    what: str,
+    delimiter: str,
+    expected: Collection[str],
+) -> DataFrame:
+    reader: Any = spark.read.options(
+        header=True,
+        inferSchema=False,  # every column stays text: normalize converts declared columns
+        sep=delimiter,
+        quote='"',
+        escape='"',  # RFC 4180: a quote inside a quoted value is doubled
+        encoding="UTF-8",
+        mode="FAILFAST",  # a row with too many or too few fields fails; nothing is padded
+        enforceSchema=False,
+    )
+    try:
+        frame = reader.csv(uri)
+        columns = frame.columns
+    except Exception as exc:
+        raise SeamlessError(
+            f"{what}: {shown} cannot be read as CSV ({_analysis_reason(exc)})."
+        ) from None
+    if columns and columns[0].startswith("\ufeff"):  # a UTF-8 byte order mark
+        frame = frame.withColumnRenamed(columns[0], columns[0][1:])
+        columns = frame.columns
+    frame = _missing_markers_as_null(frame)
+    missing = [c for c in expected if c not in columns]
+    if missing and len(columns) == 1 and isinstance(where, Path):
+        header = columns[0]
+        other = sniff_delimiter(sample_text(where), delimiter)
+        if other is None:
+            other = next((d for d in DELIMITERS if d != delimiter and d in header), None)
+        if other is not None:
+            raise SeamlessError(
+                f"{what}: {shown} looks like it is delimited by {other!r} not {delimiter!r} "
+                f"(its header is the single column {header[:80]!r}); set the source's "
+                f"delimiter to {other!r}."
+            )
+    return frame
+
+
+def _missing_markers_as_null(frame: DataFrame) -> DataFrame:
+    """The CSV texts the local engine's reader (pandas) takes as missing ("NA", "null",
+    "n/a", ...) are missing here too, so both engines see the same values."""
+    from pandas.io.parsers.readers import STR_NA_VALUES
+    from pyspark.sql import functions as F
+
+    markers = sorted(STR_NA_VALUES)
+    return frame.select(
+        *[
+            F.when(F.col(f"`{c}`").isin(markers), None).otherwise(F.col(f"`{c}`")).alias(c)
+            for c in frame.columns
+        ]
+    )
+
+
+def spark_failure(what: str, shown: str, exc: Exception) -> SeamlessError:
+    """A Spark job's failure while reading `shown` (e.g. a malformed CSV row) as one sentence."""
+    text = str(exc)
+    if "MALFORMED_RECORD_IN_PARSING" in text or "Malformed" in text:
+        record = ""
+        for line in text.splitlines():
+            if "Malformed records" in line or "record:" in line.lower():
+                record = line.strip()
+                break
+        detail = f": {short_reason(record)}" if record else ""
+        return SeamlessError(
+            f"{what}: {shown} has a row whose number of fields differs from the header's "
+            f"(or a value with a line break, which Spark's parallel CSV reader does not "
+            f"join){detail}."
+        )
+    return SeamlessError(f"{what}: Spark failed reading {shown} ({_analysis_reason(exc)}).")

@@ -1,0 +1,255 @@
+"""Ingest with `engine: spark` against the local engine: same snapshot, same hashes, same
+sentences. Spark runs for real (local[2], Java from Debian); one session for the module."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from components.common.config import SeamlessConfig, TableConfig
+from components.common.errors import SeamlessError
+from components.common.tables import read_dataset, read_manifest
+from components.ingest.ingest import ingest_tables
+from tests.helpers.configs import assert_one_sentence, table
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+KEYED = {
+    "customer_id": "int",
+    "event_timestamp": "timestamp",
+    "age": "int",
+    "income": "float",
+    "member": "bool",
+    "segment": "string",
+}
+CSV = """customer_id,event_timestamp,age,income,member,segment
+1,2024-01-01T00:00:00Z,30,1000.5,true,A
+2,2024-01-01 02:00:00,41,,no,B
+3,2024-01-01T05:00:00+02:00,,2500,1,
+4,2024-01-02,55,300.25,F,007
+5,2024-01-03T00:00:00.123456Z,unknown,12,yes,C
+"""
+
+
+def config(tables: dict[str, TableConfig], engine: str, **labels: Any) -> SeamlessConfig:
+    first = next(iter(tables))
+    label_column = labels.pop("column", "customer_id")
+    return SeamlessConfig.model_validate(
+        {
+            "name": "spark_ingest",
+            "tables": tables,
+            "labels": {"table": first, "label_column": label_column, **labels},
+            "features": {"views": [], "service": "svc"},
+            "model": {"name": "m"},
+            "engine": engine,
+            "spark": {"master": "local[2]", "conf": {"spark.driver.memory": "1g"}},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from components.common.spark import spark_session
+
+    session = spark_session(config({"t": keyed("t.csv")}, "spark"))
+    yield session
+    session.stop()
+
+
+def keyed(uri: str, **kwargs: Any) -> TableConfig:
+    return table(
+        {"kind": "file", "uri": uri},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+        columns=KEYED,
+        **kwargs,
+    )
+
+
+def both(tmp_path: Path, tables: dict[str, TableConfig], **labels: Any) -> tuple[dict, dict]:
+    """Ingest with each engine; returns both manifests."""
+    manifests = []
+    for engine in ("local", "spark"):
+        cfg = config(tables, engine, **dict(labels))
+        manifests.append(ingest_tables(cfg, tmp_path, tmp_path / engine, T0))
+    return manifests[0], manifests[1]
+
+
+def both_fail(tmp_path: Path, tables: dict[str, TableConfig], **labels: Any) -> str:
+    """Both engines refuse the input with the same sentence, and write nothing."""
+    messages = []
+    for engine in ("local", "spark"):
+        with pytest.raises(SeamlessError) as info:
+            ingest_tables(config(tables, engine, **dict(labels)), tmp_path, tmp_path / engine, T0)
+        messages.append(str(info.value))
+        assert not (tmp_path / engine).exists()
+    assert messages[0] == messages[1]
+    assert_one_sentence(messages[1])
+    return messages[1]
+
+
+def same_tables(tmp_path: Path, local: dict, spark: dict) -> None:
+    assert spark["engine"] == "spark" and local["engine"] == "local"
+    for name, entry in local["tables"].items():
+        other = spark["tables"][name]
+        for key in ("rows", "columns", "sha256", "source_sha256", "invalid_values"):
+            assert other[key] == entry[key], (name, key)
+    assert spark["sha256"] == local["sha256"]
+    assert spark["source_sha256"] == local["source_sha256"]
+    a, b = read_dataset(tmp_path / "local"), read_dataset(tmp_path / "spark")
+    for name, df in a.items():
+        pd.testing.assert_frame_equal(df, b[name])
+
+
+# ---------------------------------------------------------------- same output
+
+
+def test_csv_types_tolerated_values_and_hashes_match(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text(CSV)
+    local, remote = both(tmp_path, {"t": keyed("t.csv", max_invalid_fraction=0.5)})
+    same_tables(tmp_path, local, remote)
+    entry = remote["tables"]["t"]
+    assert entry["invalid_values"] == {"age": 1}
+    assert entry["invalid_examples"] == {"age": ["unknown"]}
+    df = read_dataset(tmp_path / "spark")["t"]
+    assert str(df["age"].dtype) == "Int64" and str(df["member"].dtype) == "boolean"
+    assert str(df["event_timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert df["event_timestamp"].iloc[2] == pd.Timestamp("2024-01-01T03:00:00Z")
+    assert df["event_timestamp"].iloc[4] == pd.Timestamp("2024-01-03T00:00:00.123456Z")
+
+
+def test_parquet_with_nanosecond_timestamps_and_generated_columns(
+    spark: Any, tmp_path: Path
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "a": pd.array([3, None, 5], dtype="Int64"),
+            "b": ["x", None, "z"],
+            "when": pd.to_datetime(["2024-01-01", "2024-02-01", None], utc=True),
+        }
+    )
+    frame.to_parquet(tmp_path / "p.parquet", index=False)
+    cfg = table(
+        {"kind": "file", "uri": "p.parquet"},
+        columns={"a": "int", "b": "string", "when": "timestamp"},
+    )
+    local, remote = both(tmp_path, {"p": cfg}, column="a", positive_class=3)
+    same_tables(tmp_path, local, remote)
+    assert remote["tables"]["p"]["generated_columns"] == ["row_id", "ingested_at"]
+    df = read_dataset(tmp_path / "spark")["p"]
+    assert df["row_id"].tolist() == [0, 1, 2]
+    assert (df["ingested_at"] == pd.Timestamp(T0)).all()
+
+
+def test_gzip_and_semicolon_csv(spark: Any, tmp_path: Path) -> None:
+    with gzip.open(tmp_path / "t.csv.gz", "wt") as fh:
+        fh.write(CSV.replace(",", ";"))
+    cfg = table(
+        {"kind": "file", "uri": "t.csv.gz", "delimiter": ";"},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+        columns=KEYED,
+        max_invalid_fraction=0.5,
+    )
+    local, remote = both(tmp_path, {"t": cfg})
+    same_tables(tmp_path, local, remote)
+
+
+def test_labels_value_map_and_drop_match(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text(
+        "id,when,outcome\n1,2024-01-01,yes\n2,2024-01-01,no\n3,2024-01-02,7\n"
+        "4,2024-01-02,no\n5,2024-01-03,1\n"
+    )
+    cfg = table(
+        {"kind": "file", "uri": "l.csv"},
+        entity_column="id",
+        timestamp_column="when",
+        columns={"id": "int", "when": "timestamp", "outcome": "int"},
+    )
+    labels = {
+        "column": "outcome",
+        "positive_class": 1,
+        "value_map": {"yes": 1, "no": 0},
+        "unknown_values": "drop",
+    }
+    local, remote = both(tmp_path, {"l": cfg}, **labels)
+    same_tables(tmp_path, local, remote)
+    info = remote["tables"]["l"]["labels"]
+    assert info == local["tables"]["l"]["labels"]
+    assert info["dropped"] == 1 and info["mapped"] == {"yes": 1, "no": 2}
+
+
+# ---------------------------------------------------------------- same refusals
+
+
+def test_too_many_invalid_values(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text(CSV)
+    message = both_fail(tmp_path, {"t": keyed("t.csv")})
+    assert "column 'age' has 1 of 5 values" in message and "row 5: 'unknown'" in message
+
+
+def test_bad_key_value_names_its_row(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text(CSV.replace("4,2024-01-02", "4,yesterday"))
+    message = both_fail(tmp_path, {"t": keyed("t.csv", max_invalid_fraction=0.5)})
+    assert "key column 'event_timestamp' has a value in row 4" in message
+
+
+def test_empty_key(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text(CSV.replace("\n3,", "\n,"))
+    message = both_fail(tmp_path, {"t": keyed("t.csv", max_invalid_fraction=0.5)})
+    assert "key column 'customer_id' is empty in 1 row, the first being row 3" in message
+
+
+def test_duplicate_keys_name_both_rows(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text(CSV + "2,2024-01-01T02:00:00Z,1,1,no,B\n")
+    message = both_fail(tmp_path, {"t": keyed("t.csv", max_invalid_fraction=0.5)})
+    assert "in rows 2 and 6" in message
+    assert "event_timestamp=2024-01-01T02:00:00+00:00" in message
+
+
+def test_missing_column_and_wrong_delimiter(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text(CSV.replace("segment", "segmnt"))
+    assert "required column 'segment' is missing" in both_fail(tmp_path, {"t": keyed("t.csv")})
+    (tmp_path / "s.csv").write_text(CSV.replace(",", ";"))
+    message = both_fail(tmp_path, {"t": keyed("s.csv")})
+    assert "looks like it is delimited by ';' not ','" in message
+
+
+def test_missing_and_empty_files(spark: Any, tmp_path: Path) -> None:
+    assert "does not exist" in both_fail(tmp_path, {"t": keyed("nope.csv")})
+    (tmp_path / "e.csv").write_bytes(b"")
+    assert "is empty (0 bytes)" in both_fail(tmp_path, {"t": keyed("e.csv")})
+
+
+def test_malformed_row_is_refused_not_padded(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text(CSV + "6,2024-01-04,1,2,true,D,extra\n")
+    with pytest.raises(SeamlessError) as info:
+        ingest_tables(config({"t": keyed("t.csv")}, "spark"), tmp_path, tmp_path / "out", T0)
+    assert_one_sentence(str(info.value), "Table 't'", "t.csv", "number of fields")
+    assert not (tmp_path / "out").exists()
+
+
+def test_other_sources_fall_back_to_the_local_engine(spark: Any, tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "db.sqlite") as db:
+        db.execute("create table t (customer_id int, event_timestamp text, v real)")
+        db.execute("insert into t values (1, '2024-01-01', 0.5), (2, '2024-01-02', 1.5)")
+    cfg = table(
+        {"kind": "sql", "url": "sqlite:///db.sqlite", "query": "select * from t"},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+        columns={"customer_id": "int", "event_timestamp": "timestamp", "v": "float"},
+    )
+    local, remote = both(tmp_path, {"t": cfg})
+    same_tables(tmp_path, local, remote)
+    assert remote["tables"]["t"]["engine"] == "local"
+    assert read_manifest(tmp_path / "spark")["engine"] == "spark"
