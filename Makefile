@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 WORKSPACE ?= .seamless
+ENGINE ?= local
 DEMO_DATA ?= $(WORKSPACE)/data/demo
 DEMO_ROWS ?= 100000
 PYTEST_ARGS ?=
@@ -32,9 +33,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed ## Create .venv (if missing) and install Seamless with dev tools
 
-demo: venv ## Generate the demo data (if missing) and run the training pipeline locally
+demo: venv ## Generate the demo data (if missing) and run the training pipeline locally (ENGINE=spark: ingest on Spark, needs Java)
 	@test -f $(DEMO_DATA)/labels.parquet || $(BIN)/seamless datasets generate --out $(DEMO_DATA) --rows $(DEMO_ROWS)
-	$(BIN)/seamless run training --data-dir $(DEMO_DATA) --workspace $(WORKSPACE)
+	SEAMLESS_ENGINE=$(ENGINE) $(BIN)/seamless run training --data-dir $(DEMO_DATA) --workspace $(WORKSPACE)
 	$(BIN)/seamless status --workspace $(WORKSPACE)
 
 demo-loop: venv ## The closed loop locally: serve, drift, retrain, promote, automatic rollback

@@ -1,0 +1,13 @@
+"""The Spark tier needs pyspark and Java: missing, it skips with what to install (fails in CI)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from tests.helpers.require import require_module, unavailable
+
+require_module("pyspark", "pyspark is not installed: pip install -e '.[dev,spark]' (make venv)")
+_java_home = os.environ.get("JAVA_HOME", "")
+if not shutil.which("java") and not os.path.isfile(os.path.join(_java_home, "bin", "java")):
+    unavailable("no Java for Spark: apt-get install openjdk-17-jre-headless")
