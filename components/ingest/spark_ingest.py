@@ -19,8 +19,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,7 @@ from components.common.config import (
     TableConfig,
 )
 from components.common.errors import SeamlessError
-from components.common.labels import apply_value_map, canonical_series, check_label_counts
+from components.common.labels import check_label_counts
 from components.common.spark import engine_record, spark_session
 from components.common.tables import (
     MANIFEST,
@@ -53,19 +52,26 @@ from components.common.tables import (
 )
 from components.ingest.ingest import ingest_table
 from components.ingest.normalize import (
-    CONVERTERS,
     check_columns,
     declared_types,
     duplicate_key_problem,
     empty_key_problem,
-    example_text,
     invalid_values_problem,
     key_columns,
-    nonblank,
-    show_value,
     warn_invalid,
 )
 from components.ingest.sources import describe_source
+from components.ingest.spark_normalize import (
+    LABEL,
+    MAPPED,
+    PARTITION,
+    POSITION,
+    Plan,
+    bad_flag,
+    example_of,
+    normalize_frame,
+    shown_text,
+)
 from components.ingest.spark_read import SparkRaw, read_raw, spark_failure
 
 if TYPE_CHECKING:
@@ -73,7 +79,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PID, _POS, _LABEL, _MAPPED = "__pid", "__pos", "__label", "__mapped"
 _EXAMPLES = 5
 _PANDAS_DTYPES = {  # declared type -> the dtype `normalize` gives it
     "int": "Int64",
@@ -82,120 +87,6 @@ _PANDAS_DTYPES = {  # declared type -> the dtype `normalize` gives it
     "string": "object",
     "timestamp": "datetime64[ns, UTC]",
 }
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What Spark's Python workers need to normalize a partition (pickled to them)."""
-
-    types: dict[str, ColumnType]
-    nanos: tuple[str, ...]
-    label_column: str | None
-    labels: LabelsConfig | None
-    out_schema: pa.Schema
-
-    def bad(self, i: int) -> str:
-        return f"__bad{i}"
-
-    def shown(self, i: int) -> str:
-        return f"__shown{i}"
-
-    def example(self, i: int) -> str:
-        return f"__example{i}"
-
-
-def _normalize_partition(plan: _Plan) -> Callable[[Iterable[Any]], Iterable[Any]]:
-    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pyspark import TaskContext
-
-        context = TaskContext.get()
-        pid = context.partitionId() if context is not None else 0
-        pos = 0
-        for batch in batches:
-            n = batch.num_rows
-            arrays: dict[str, Any] = {name: batch.column(name) for name in batch.schema.names}
-            extra: dict[str, Any] = {
-                _PID: np.full(n, pid, dtype="int32"),
-                _POS: np.arange(pos, pos + n, dtype="int64"),
-            }
-            pos += n
-            raw_label = None
-            for i, (col, kind) in enumerate(plan.types.items()):
-                raw = arrays[col].to_pandas()
-                if col in plan.nanos:
-                    raw = pd.to_datetime(raw, unit="ns", utc=True)
-                if col == plan.label_column and plan.labels is not None:
-                    raw_label = raw
-                    raw, _ = apply_value_map(plan.labels, raw)
-                converted = CONVERTERS[kind](raw)
-                if kind == "timestamp":
-                    converted = converted.dt.floor("us")  # Spark's resolution
-                bad = (nonblank(raw) & converted.isna()).to_numpy(bool)
-                arrays[col] = converted
-                extra[plan.bad(i)] = bad
-                shown = np.full(n, None, dtype=object)
-                example = np.full(n, None, dtype=object)
-                for j in np.flatnonzero(bad):
-                    shown[j] = show_value(raw.iloc[j])
-                    example[j] = example_text(raw.iloc[j])
-                extra[plan.shown(i)] = shown
-                extra[plan.example(i)] = example
-            if plan.label_column is not None and plan.labels is not None:
-                extra[_LABEL] = canonical_series(pd.Series(arrays[plan.label_column]))
-                mapped = None
-                if plan.labels.value_map and raw_label is not None:
-                    text = canonical_series(raw_label)
-                    mapped = text.where(text.isin(list(plan.labels.value_map)), None)
-                extra[_MAPPED] = mapped if mapped is not None else np.full(n, None, dtype=object)
-            columns = []
-            for field in plan.out_schema:
-                value = arrays[field.name] if field.name in arrays else extra[field.name]
-                if isinstance(value, pa.ChunkedArray | pa.Array):
-                    columns.append(value.cast(field.type))
-                else:
-                    columns.append(pa.array(value, type=field.type, from_pandas=True))
-            yield pa.RecordBatch.from_arrays(columns, schema=plan.out_schema)
-
-    return run
-
-
-def _spark_type(kind: ColumnType) -> Any:
-    from pyspark.sql import types as T
-
-    return {
-        "int": T.LongType(),
-        "float": T.DoubleType(),
-        "bool": T.BooleanType(),
-        "string": T.StringType(),
-        "timestamp": T.TimestampType(),
-    }[kind]
-
-
-def _plan(raw: SparkRaw, types: dict[str, ColumnType], labels: LabelsConfig | None) -> _Plan:
-    from pyspark.sql import types as T
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    fields = [
-        T.StructField(f.name, _spark_type(types[f.name]) if f.name in types else f.dataType)
-        for f in raw.frame.schema.fields
-    ]
-    fields += [T.StructField(_PID, T.IntegerType()), T.StructField(_POS, T.LongType())]
-    for i in range(len(types)):
-        fields += [
-            T.StructField(f"__bad{i}", T.BooleanType()),
-            T.StructField(f"__shown{i}", T.StringType()),
-            T.StructField(f"__example{i}", T.StringType()),
-        ]
-    if labels is not None:
-        fields += [T.StructField(_LABEL, T.StringType()), T.StructField(_MAPPED, T.StringType())]
-    struct = T.StructType(fields)
-    return _Plan(
-        types=types,
-        nanos=tuple(raw.nanos_columns),
-        label_column=labels.label_column if labels is not None else None,
-        labels=labels,
-        out_schema=to_arrow_schema(struct),
-    )
 
 
 class _Positions:
@@ -218,20 +109,20 @@ class _Positions:
         from pyspark.sql import functions as F
 
         pairs = [x for pid, off in self.offsets.items() for x in (F.lit(pid), F.lit(off))]
-        return (F.element_at(F.create_map(*pairs), F.col(_PID)) + F.col(_POS)).cast("long")
+        return (F.element_at(F.create_map(*pairs), F.col(PARTITION)) + F.col(POSITION)).cast("long")
 
 
 def _first(stats: list[Any], count_key: str, pos_key: str) -> tuple[int, int, int]:
     """(total, pid, pos) of the first flagged row over the partitions' stats rows."""
     total = sum(int(r[count_key] or 0) for r in stats)
-    hits = sorted((r[_PID], r[pos_key]) for r in stats if r[count_key])
+    hits = sorted((r[PARTITION], r[pos_key]) for r in stats if r[count_key])
     pid, pos = hits[0] if hits else (-1, -1)
     return total, pid, pos
 
 
 def _check(
     norm: DataFrame,
-    plan: _Plan,
+    plan: Plan,
     table_cfg: TableConfig,
     where: str,
     strict: frozenset[str],
@@ -241,35 +132,37 @@ def _check(
 
     keys = key_columns(table_cfg)
     aggs = [F.count(F.lit(1)).alias("n")]
-    for i in range(len(plan.types)):
-        flag = F.col(plan.bad(i))
+    for i, _, _ in plan.flagged():
+        flag = F.col(bad_flag(i))
         aggs += [
             F.sum(flag.cast("long")).alias(f"c{i}"),
-            F.min(F.when(flag, F.col(_POS))).alias(f"p{i}"),
+            F.min(F.when(flag, F.col(POSITION))).alias(f"p{i}"),
         ]
     for k, key in enumerate(keys):
         empty = F.col(key).isNull()
         aggs += [
             F.sum(empty.cast("long")).alias(f"kc{k}"),
-            F.min(F.when(empty, F.col(_POS))).alias(f"kp{k}"),
+            F.min(F.when(empty, F.col(POSITION))).alias(f"kp{k}"),
         ]
-    stats = norm.groupBy(_PID).agg(*aggs).collect()
-    positions = _Positions({int(r[_PID]): int(r["n"]) for r in stats})
+    stats = norm.groupBy(PARTITION).agg(*aggs).collect()
+    positions = _Positions({int(r[PARTITION]): int(r["n"]) for r in stats})
     n = positions.total
     if n == 0:
         raise SeamlessError(f"{where} has no rows.")
 
     def at(pid: int, pos: int, column: str) -> Any:
-        hit = norm.where((F.col(_PID) == pid) & (F.col(_POS) == pos)).select(column).first()
+        hit = (
+            norm.where((F.col(PARTITION) == pid) & (F.col(POSITION) == pos)).select(column).first()
+        )
         return hit[0] if hit is not None else None
 
     invalid: dict[str, int] = {}
     examples: dict[str, list[str]] = {}
-    for i, (col, kind) in enumerate(plan.types.items()):
+    for i, col, kind in plan.flagged():
         count, pid, pos = _first(stats, f"c{i}", f"p{i}")
         if not count:
             continue
-        shown = str(at(pid, pos, plan.shown(i)))
+        shown = str(at(pid, pos, shown_text(i)))
         row = positions.row(pid, pos)
         problem = invalid_values_problem(
             where, col, kind, count, n, row, shown, table_cfg, col in strict
@@ -277,9 +170,9 @@ def _check(
         if problem:
             raise SeamlessError(problem)
         first_values = (
-            norm.where(F.col(plan.bad(i)))
-            .orderBy(_PID, _POS)
-            .select(plan.example(i))
+            norm.where(F.col(bad_flag(i)))
+            .orderBy(PARTITION, POSITION)
+            .select(example_of(i))
             .limit(20 * _EXAMPLES)
             .collect()
         )
@@ -303,16 +196,21 @@ def _check_duplicates(norm: DataFrame, keys: list[str], positions: _Positions, w
     if total is None or not total[0]:
         return
     first = (
-        norm.join(shared.select(*keys), keys).orderBy(_PID, _POS).select(*keys, _PID, _POS).first()
+        norm.join(shared.select(*keys), keys)
+        .orderBy(PARTITION, POSITION)
+        .select(*keys, PARTITION, POSITION)
+        .first()
     )
     assert first is not None
     pair = (
         norm.join(
-            norm.where((F.col(_PID) == first[_PID]) & (F.col(_POS) == first[_POS])).select(*keys),
+            norm.where(
+                (F.col(PARTITION) == first[PARTITION]) & (F.col(POSITION) == first[POSITION])
+            ).select(*keys),
             keys,
         )
-        .orderBy(_PID, _POS)
-        .select(_PID, _POS)
+        .orderBy(PARTITION, POSITION)
+        .select(PARTITION, POSITION)
         .limit(2)
         .collect()
     )
@@ -323,7 +221,7 @@ def _check_duplicates(norm: DataFrame, keys: list[str], positions: _Positions, w
             ts = pd.Timestamp(value)
             value = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
         key[c] = value
-    rows = [positions.row(r[_PID], r[_POS]) for r in pair]
+    rows = [positions.row(r[PARTITION], r[POSITION]) for r in pair]
     raise SeamlessError(duplicate_key_problem(where, key, rows[0], rows[1], int(total[0])))
 
 
@@ -333,10 +231,10 @@ def _label_policy(
     """The local engine's label policy (`ingest._label_policy`) from label counts."""
     from pyspark.sql import functions as F
 
-    counts = {r[_LABEL]: int(r["count"]) for r in norm.groupBy(_LABEL).count().collect()}
+    counts = {r[LABEL]: int(r["count"]) for r in norm.groupBy(LABEL).count().collect()}
     mapped = {
-        str(r[_MAPPED]): int(r["count"])
-        for r in norm.where(F.col(_MAPPED).isNotNull()).groupBy(_MAPPED).count().collect()
+        str(r[MAPPED]): int(r["count"])
+        for r in norm.where(F.col(MAPPED).isNotNull()).groupBy(MAPPED).count().collect()
     }
     check = check_label_counts(labels, counts)
     info: dict[str, Any] = {
@@ -350,7 +248,7 @@ def _label_policy(
         if check.count == n:
             sentence = check.sentence(table, labels.label_column, config_hint=False)
             raise SeamlessError(f"{sentence[:-1]}; dropping them would leave no rows.")
-        norm = norm.where(F.col(_LABEL).isin(list(check.classes.all)))
+        norm = norm.where(F.col(LABEL).isin(list(check.classes.all)))
         info["dropped"] = check.count
         info["dropped_values"] = check.value_counts
         log.warning(
@@ -460,8 +358,7 @@ def _ingest_spark_table(
     if labels is not None and labels.label_column not in types:
         # An undeclared label column stays as read; it is normalized as text for the check.
         types = {**types, labels.label_column: "string"}
-    plan = _plan(raw, types, labels)
-    norm = raw.frame.mapInArrow(_normalize_partition(plan), _struct_of(plan))
+    norm, plan = normalize_frame(raw.frame, types, labels)
     norm = norm.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         positions, invalid, examples = _check(norm, plan, table_cfg, where, strict)
@@ -500,12 +397,6 @@ def _ingest_spark_table(
         return entry
 
     return write, info
-
-
-def _struct_of(plan: _Plan) -> Any:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(plan.out_schema)
 
 
 def ingest_tables_spark(

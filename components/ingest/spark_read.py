@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+import pyarrow as pa
 
 from components.common import storage
 from components.common.config import FileSource
@@ -38,11 +40,9 @@ _S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 
 @dataclass
 class SparkRaw:
-    """A raw table as Spark read it."""
+    """A raw table as Spark read it (Parquet's nanosecond timestamps as timestamps)."""
 
     frame: DataFrame
-    nanos_columns: list[str] = field(default_factory=list)
-    """Parquet timestamp columns in nanoseconds, which Spark reads as integers."""
 
 
 def has_s3a(spark: SparkSession) -> bool:
@@ -105,7 +105,6 @@ def read_raw(
 def _read_parquet(
     spark: SparkSession, uri: str, where: str | Path, shown: str, what: str
 ) -> SparkRaw:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -115,17 +114,23 @@ def _read_parquet(
         raise SeamlessError(
             f"{what}: {shown} is not a readable Parquet file ({_analysis_reason(exc)})."
         ) from None
-    nanos: list[str] = []
     if isinstance(where, Path):
-        # Spark reads nanosecond timestamps as integers (spark.sql.legacy.parquet.nanosAsLong);
-        # the footer says which columns they are.
-        schema = pq.read_schema(where)
-        nanos = [
-            f.name
-            for f in schema
-            if pa.types.is_timestamp(f.type) and f.type.unit == "ns"  # type: ignore[attr-defined]
-        ]
-    return SparkRaw(frame, nanos)
+        frame = nanos_as_timestamps(frame, pq.read_schema(where))
+    return SparkRaw(frame)
+
+
+def nanos_as_timestamps(frame: DataFrame, schema: pa.Schema) -> DataFrame:
+    """Spark reads Parquet's nanosecond timestamps as integers (nanosAsLong, see
+    components/common/spark.py); turn those columns back into timestamps, floored to
+    Spark's microseconds. `schema` is the file's own (its footer)."""
+    from pyspark.sql import functions as F
+
+    for field in schema:
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":  # type: ignore[attr-defined]
+            col = F.col(f"`{field.name}`")
+            micros = (col - F.pmod(col, F.lit(1000))).cast("long") / 1000  # floor, exact
+            frame = frame.withColumn(field.name, F.timestamp_micros(micros.cast("long")))
+    return frame
 
 
 def _read_csv(
