@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from components.common.config import SeamlessConfig, SparkConfig
 from components.common.cpus import available_cpus
 from components.common.errors import SeamlessError
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 # Settings every Seamless stage relies on; a config's `spark.conf` may override them.
 _DEFAULTS = {
@@ -105,3 +108,26 @@ def engine_record(config: SeamlessConfig) -> dict[str, str]:
     except PackageNotFoundError:  # e.g. the train step's image, which needs no Spark
         spark_version = "not installed here"
     return {"engine": "spark", "spark_version": spark_version, "spark_master": config.spark.master}
+
+
+def nanos_as_timestamps(frame: DataFrame, schema: pa.Schema) -> DataFrame:
+    """Spark reads Parquet's nanosecond timestamps as integers (nanosAsLong, see
+    components/common/spark.py); turn those columns back into timestamps, floored to
+    Spark's microseconds. `schema` is the file's own (its footer)."""
+    from pyspark.sql import functions as F
+
+    for field in schema:
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":  # type: ignore[attr-defined]
+            col = F.col(f"`{field.name}`")
+            micros = (col - F.pmod(col, F.lit(1000))).cast("long") / 1000  # floor, exact
+            frame = frame.withColumn(field.name, F.timestamp_micros(micros.cast("long")))
+    return frame
+
+
+def read_snapshot_table(spark: SparkSession, path: str | Path) -> DataFrame:
+    """A table of a dataset snapshot (`<table>.parquet`, written by either engine) in Spark,
+    its timestamps as timestamps."""
+    import pyarrow.parquet as pq
+
+    frame = spark.read.parquet(Path(path).absolute().as_uri())
+    return nanos_as_timestamps(frame, pq.read_schema(path))

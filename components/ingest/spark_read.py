@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import pyarrow as pa
-
 from components.common import storage
 from components.common.config import FileSource
 from components.common.errors import SeamlessError
+from components.common.spark import nanos_as_timestamps
 from components.ingest.sources import (
     DELIMITERS,
     format_of,
@@ -117,20 +116,6 @@ def _read_parquet(
     if isinstance(where, Path):
         frame = nanos_as_timestamps(frame, pq.read_schema(where))
     return SparkRaw(frame)
-
-
-def nanos_as_timestamps(frame: DataFrame, schema: pa.Schema) -> DataFrame:
-    """Spark reads Parquet's nanosecond timestamps as integers (nanosAsLong, see
-    components/common/spark.py); turn those columns back into timestamps, floored to
-    Spark's microseconds. `schema` is the file's own (its footer)."""
-    from pyspark.sql import functions as F
-
-    for field in schema:
-        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":  # type: ignore[attr-defined]
-            col = F.col(f"`{field.name}`")
-            micros = (col - F.pmod(col, F.lit(1000))).cast("long") / 1000  # floor, exact
-            frame = frame.withColumn(field.name, F.timestamp_micros(micros.cast("long")))
-    return frame
 
 
 def _read_csv(

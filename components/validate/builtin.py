@@ -13,45 +13,93 @@ them (components/common/labels.py). They report as GE-named outcomes all the sam
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 from pandas.api import types as ptypes
 
 from components.common.config import ColumnType, SeamlessConfig
-from components.common.labels import check_labels
+from components.common.labels import canonical_series, check_label_counts
 from components.validate.results import ExpectationOutcome, jsonable
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What the built-in checks read of a table; gathered by pandas or by Spark."""
+
+    rows: int
+    dtypes: dict[str, Any]
+    """Column -> its pandas dtype, in table order (Spark: the snapshot file's dtypes)."""
+    type_ok: dict[str, bool]
+    """Declared column -> whether its values have the declared type."""
+    nulls: dict[str, int]
+    """Key column -> rows where it is empty."""
+    label_counts: dict[str | None, int] | None = None
+    """Labels table: rows per canonical label text (None: no label)."""
+
+
+def frame_facts(config: SeamlessConfig, name: str, df: pd.DataFrame) -> TableFacts:
+    """The facts of a pandas table."""
+    keys = {config.entity_key(), config.timestamp_key(name)}
+    labels = config.labels
+    label_counts = None
+    if name == labels.table and labels.label_column in df.columns:
+        text = canonical_series(df[labels.label_column])
+        label_counts = {(None if pd.isna(k) else str(k)): int(n) for k, n in _counts(text)}
+    return TableFacts(
+        rows=len(df),
+        dtypes={str(c): df[c].dtype for c in df.columns},
+        type_ok={
+            c: _type_ok(kind, df[c])
+            for c, kind in config.tables[name].columns.items()
+            if c in df.columns
+        },
+        nulls={c: int(df[c].isna().sum()) for c in keys if c in df.columns},
+        label_counts=label_counts,
+    )
+
+
+def _counts(text: pd.Series) -> list[tuple[Any, int]]:
+    return list(text.value_counts(dropna=False, sort=False).items())
 
 
 def builtin_outcomes(
     config: SeamlessConfig,
-    tables: dict[str, pd.DataFrame],
+    tables: dict[str, pd.DataFrame] | None,
     manifest: dict[str, Any] | None,
+    facts: dict[str, TableFacts] | None = None,
 ) -> list[ExpectationOutcome]:
-    """Every built-in check of the tables present, numbered in order."""
+    """Every built-in check of the tables present, numbered in order.
+
+    `facts` (e.g. gathered by Spark) stand in for `tables`, which are then not read.
+    """
+    if facts is None:
+        facts = {n: frame_facts(config, n, df) for n, df in (tables or {}).items()}
     out: list[ExpectationOutcome] = []
     for name, table_cfg in config.tables.items():
-        if name not in tables:
+        if name not in facts:
             continue
-        df = tables[name]
+        fact = facts[name]
         for col in declared_columns(config, name):
-            out.append(_exists_outcome(name, col, df))
+            out.append(_exists_outcome(name, col, col in fact.dtypes))
         for col, key in (
             (config.entity_key(), "entity_column"),
             (config.timestamp_key(name), "timestamp_column"),
         ):
-            if col in df.columns:
-                out.append(_not_null_outcome(name, col, df[col], f"tables.{name}.{key}"))
+            if col in fact.dtypes:
+                origin = f"tables.{name}.{key}"
+                out.append(_not_null_outcome(name, col, fact.nulls.get(col, 0), fact.rows, origin))
         for col, kind in table_cfg.columns.items():
-            if col in df.columns:
-                out.append(_type_outcome(name, col, kind, df[col]))
+            if col in fact.dtypes:
+                out.append(_type_outcome(name, col, kind, fact.type_ok[col], fact.dtypes[col]))
         info = ((manifest or {}).get("tables") or {}).get(name) or {}
         for col, count in (info.get("invalid_values") or {}).items():
-            out.append(_budget_outcome(name, col, int(count), len(df), info))
+            out.append(_budget_outcome(name, col, int(count), fact.rows, info))
     labels = config.labels
-    if labels.table in tables and labels.label_column in tables[labels.table].columns:
-        out.append(_label_outcome(config, tables[labels.table]))
+    label_fact = facts.get(labels.table)
+    if label_fact is not None and label_fact.label_counts is not None:
+        out.append(_label_outcome(config, label_fact.label_counts, label_fact.rows))
     return [replace(o, index=i) for i, o in enumerate(out)]
 
 
@@ -92,7 +140,9 @@ _TYPE_NAMES = {
 }
 
 
-def _type_outcome(table: str, col: str, kind: ColumnType, values: pd.Series) -> ExpectationOutcome:
+def _type_outcome(
+    table: str, col: str, kind: ColumnType, ok: bool, dtype: Any
+) -> ExpectationOutcome:
     return ExpectationOutcome(
         index=-1,
         table=table,
@@ -100,8 +150,8 @@ def _type_outcome(table: str, col: str, kind: ColumnType, values: pd.Series) -> 
         column=col,
         kwargs={"column": col, "type_": _TYPE_NAMES[kind]},
         severity="critical",
-        success=_type_ok(kind, values),
-        observed_value=str(values.dtype),
+        success=ok,
+        observed_value=str(dtype),
         builtin=f"tables.{table}.columns.{col}",
     )
 
@@ -128,9 +178,11 @@ def _budget_outcome(
     )
 
 
-def _label_outcome(config: SeamlessConfig, df: pd.DataFrame) -> ExpectationOutcome:
+def _label_outcome(
+    config: SeamlessConfig, counts: dict[str | None, int], rows: int
+) -> ExpectationOutcome:
     labels = config.labels
-    check = check_labels(labels, df[labels.label_column])
+    check = check_label_counts(labels, counts)
     return ExpectationOutcome(
         index=-1,
         table=labels.table,
@@ -139,9 +191,9 @@ def _label_outcome(config: SeamlessConfig, df: pd.DataFrame) -> ExpectationOutco
         kwargs={"column": labels.label_column, "value_set": list(check.classes.all)},
         severity="critical",
         success=check.count == 0,
-        element_count=len(df),
+        element_count=rows,
         unexpected_count=check.count,
-        unexpected_percent=_percent(check.count, len(df)),
+        unexpected_percent=_percent(check.count, rows),
         unexpected_examples=list(check.examples),
         builtin="labels",
         note=check.sentence(labels.table, labels.label_column) if check.count else None,
@@ -152,7 +204,7 @@ def _percent(count: int, rows: int) -> float | None:
     return round(100.0 * count / rows, 4) if rows else None
 
 
-def _exists_outcome(table: str, col: str, df: pd.DataFrame) -> ExpectationOutcome:
+def _exists_outcome(table: str, col: str, present: bool) -> ExpectationOutcome:
     return ExpectationOutcome(
         index=-1,
         table=table,
@@ -160,15 +212,15 @@ def _exists_outcome(table: str, col: str, df: pd.DataFrame) -> ExpectationOutcom
         column=col,
         kwargs={"column": col},
         severity="critical",
-        success=col in df.columns,
+        success=present,
         builtin=f"tables.{table}.columns",
-        note=None if col in df.columns else f"column '{col}' is not in table '{table}'",
+        note=None if present else f"column '{col}' is not in table '{table}'",
     )
 
 
-def _not_null_outcome(table: str, col: str, values: pd.Series, origin: str) -> ExpectationOutcome:
-    nulls = values.isna().to_numpy()
-    count = int(nulls.sum())
+def _not_null_outcome(
+    table: str, col: str, count: int, rows: int, origin: str
+) -> ExpectationOutcome:
     return ExpectationOutcome(
         index=-1,
         table=table,
@@ -177,9 +229,9 @@ def _not_null_outcome(table: str, col: str, values: pd.Series, origin: str) -> E
         kwargs={"column": col},
         severity="critical",
         success=count == 0,
-        element_count=len(values),
+        element_count=rows,
         unexpected_count=count,
-        unexpected_percent=_percent(count, len(values)),
+        unexpected_percent=_percent(count, rows),
         builtin=origin,
         note=f"{count} rows have no value in key column '{col}'" if count else None,
     )

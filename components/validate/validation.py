@@ -11,6 +11,7 @@ import difflib
 import os
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -18,12 +19,14 @@ import pandas as pd
 from components.common.config import ExpectationConfig, SeamlessConfig
 from components.common.env import disable_telemetry
 from components.common.errors import SeamlessError
-from components.validate.builtin import builtin_outcomes
+from components.validate.builtin import builtin_outcomes, frame_facts
 from components.validate.results import ExpectationOutcome, ValidationResult, jsonable
 
 if TYPE_CHECKING:
     from great_expectations.data_context import EphemeralDataContext
     from great_expectations.expectations import Expectation
+
+    from components.validate.spark_tables import SparkTables
 
 __all__ = ["ExpectationOutcome", "ValidationResult", "validate_tables"]
 
@@ -43,6 +46,7 @@ def validate_tables(
     tables: dict[str, pd.DataFrame],
     manifest: dict[str, Any] | None = None,
     builtin: bool = True,
+    spark: SparkTables | None = None,
 ) -> ValidationResult:
     """Run the built-in checks and every expectation of `config.validation.expectations`.
 
@@ -55,7 +59,8 @@ def validate_tables(
     """
     started = time.perf_counter()
     specs = config.validation.expectations
-    missing = sorted({e.table for e in specs if e.table not in tables})
+    present = set(spark.frames if spark is not None else tables)
+    missing = sorted({e.table for e in specs if e.table not in present})
     if missing:
         first = next(i for i, e in enumerate(specs) if e.table in missing)
         raise SeamlessError(
@@ -75,20 +80,29 @@ def validate_tables(
     outcomes: dict[int, ExpectationOutcome] = {}
     context = _ephemeral_context(gx) if per_table else None
     if context is not None:
-        datasource = context.data_sources.add_pandas(name="seamless")
+        datasource: Any
+        if spark is not None:  # Great Expectations' own Spark datasource
+            datasource = context.data_sources.add_spark(name="seamless")
+        else:
+            datasource = context.data_sources.add_pandas(name="seamless")
+        data: Mapping[str, Any] = spark.frames if spark is not None else tables
         for table, indexes in per_table.items():
             outcomes.update(
                 _validate_table(
-                    gx, datasource, table, tables[table], [(i, specs[i], built[i]) for i in indexes]
+                    gx, datasource, table, data[table], [(i, specs[i], built[i]) for i in indexes]
                 )
             )
 
-    checks = builtin_outcomes(config, tables, manifest) if builtin else []
-    validated = set(per_table) | ({t for t in config.tables if t in tables} if builtin else set())
+    if spark is not None:
+        facts = spark.facts(config)
+    else:
+        facts = {n: frame_facts(config, n, df) for n, df in tables.items()}
+    checks = builtin_outcomes(config, None, manifest, facts) if builtin else []
+    validated = set(per_table) | ({t for t in config.tables if t in present} if builtin else set())
     return ValidationResult(
         expectations=[outcomes[i] for i in range(len(specs))],
         ge_version=gx.__version__,
-        table_rows={t: len(tables[t]) for t in tables if t in validated},
+        table_rows={t: facts[t].rows for t in facts if t in validated},
         duration_s=round(time.perf_counter() - started, 3),
         builtin=checks,
     )
@@ -177,7 +191,7 @@ def _validate_table(
     gx: Any,
     datasource: Any,
     table: str,
-    df: pd.DataFrame,
+    df: Any,
     items: list[tuple[int, ExpectationConfig, Expectation]],
 ) -> dict[int, ExpectationOutcome]:
     """One suite per table, one GE run: metrics shared by expectations are computed once."""
