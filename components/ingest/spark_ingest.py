@@ -19,14 +19,11 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from components.common.config import (
     INGESTED_AT,
@@ -40,13 +37,12 @@ from components.common.config import (
 from components.common.errors import SeamlessError
 from components.common.labels import check_label_counts
 from components.common.spark import engine_record, spark_session
+from components.common.spark_write import stream_writer, write_parts
 from components.common.tables import (
     MANIFEST,
     TableWriter,
     dataset_hash,
-    hash_of_rows,
     pandas_writer,
-    row_hashes,
     write_dataset_with,
     write_json_atomic,
 )
@@ -260,74 +256,16 @@ def _label_policy(
     return norm, info
 
 
-def _pandas_dtypes(
-    types: dict[str, ColumnType], generated: list[str]
-) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """Give a batch read back from Spark's Parquet the dtypes `normalize` gives."""
-
-    def fix(df: pd.DataFrame) -> pd.DataFrame:
-        for col in df.columns:
-            kind = types.get(col)
-            if col == INGESTED_AT and col in generated:
-                kind = "timestamp"
-            if kind == "timestamp" and getattr(df[col].dt, "tz", None) is None:
-                df[col] = df[col].dt.tz_localize("UTC")
-            if kind is not None:
-                df[col] = df[col].astype(_PANDAS_DTYPES[kind])
-            elif col == ROW_ID and col in generated:
-                df[col] = df[col].astype("int64")
-        return df
-
-    return fix
-
-
-def _stream_writer(
-    folder: Path, fix: Callable[[pd.DataFrame], pd.DataFrame], generated: list[str]
-) -> tuple[TableWriter, dict[str, Any]]:
-    """A writer that streams Spark's part files into one pandas-typed Parquet file,
-    hashing as it goes; the source hash (without generated columns) lands in `extra`."""
-    import pyarrow.parquet as pq
-
-    extra: dict[str, Any] = {}
-
-    def write(path: Path) -> dict[str, Any]:
-        parts = sorted(p for p in folder.glob("part-*.parquet"))
-        writer: pq.ParquetWriter | None = None
-        schema: pa.Schema | None = None
-        dtypes: dict[str, str] = {}
-        source_dtypes: dict[str, str] = {}
-        hashes: list[np.ndarray] = []
-        source_hashes: list[np.ndarray] = []
-        columns: list[str] = []
-        rows = 0
-        try:
-            for part in parts:
-                for batch in pq.ParquetFile(part).iter_batches(batch_size=1 << 17):
-                    df = fix(batch.to_pandas())
-                    if writer is None:
-                        schema = pa.Schema.from_pandas(df, preserve_index=False)
-                        writer = pq.ParquetWriter(path, schema)
-                        columns = [str(c) for c in df.columns]
-                        dtypes = {c: str(df[c].dtype) for c in columns}
-                        source_dtypes = {c: t for c, t in dtypes.items() if c not in generated}
-                    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
-                    writer.write_table(table)
-                    hashes.append(row_hashes(df))
-                    source_hashes.append(row_hashes(df.drop(columns=generated)))
-                    rows += len(df)
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:  # no part file holds a row (checked before; kept for safety)
-            raise SeamlessError(f"Spark wrote no rows to {folder}.")
-        empty = np.zeros(0, dtype="uint64")
-        extra["source_sha256"] = hash_of_rows(
-            source_dtypes, np.concatenate(source_hashes) if source_hashes else empty
-        )
-        sha = hash_of_rows(dtypes, np.concatenate(hashes) if hashes else empty)
-        return {"rows": rows, "columns": columns, "sha256": sha}
-
-    return write, extra
+def _target_dtypes(
+    columns: list[str], types: dict[str, ColumnType], generated: list[str]
+) -> dict[str, str]:
+    """Column -> the pandas dtype `normalize` gives it (undeclared columns: as read)."""
+    out = {c: _PANDAS_DTYPES[types[c]] for c in columns if c in types}
+    if ROW_ID in generated:
+        out[ROW_ID] = "int64"
+    if INGESTED_AT in generated:
+        out[INGESTED_AT] = _PANDAS_DTYPES["timestamp"]
+    return out
 
 
 def _ingest_spark_table(
@@ -376,10 +314,11 @@ def _ingest_spark_table(
         folder = scratch / name
         # One file per table, as the local engine writes: the rows were computed in
         # parallel (and cached) by the checks, so only the write itself is one task.
-        out.select(*columns, *generated).coalesce(1).write.parquet(folder.as_uri())
+        write_parts(out.select(*columns, *generated), folder)
     finally:
         norm.unpersist()
-    writer, extra = _stream_writer(folder, _pandas_dtypes(types, generated), generated)
+    dtypes = _target_dtypes([*columns, *generated], types, generated)
+    writer, extra = stream_writer(folder, dtypes, generated)
     info: dict[str, Any] = {
         "generated_columns": generated,
         "invalid_values": invalid,

@@ -1,0 +1,94 @@
+"""Spark output as a Seamless table file: one Parquet file with pandas dtypes and its hash.
+
+Spark writes a table's rows in partition order into one part file (`write_parts`); the
+driver then streams that part batch by batch into `<table>.parquet` with the pandas
+dtypes the local engine would give, hashing each batch as it goes (`stream_writer`), so
+the file and its `tables.content_hash` equal what the local engine writes for the same
+rows. Memory on the driver: one batch plus 8 bytes per row for the sorted row hashes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from components.common.errors import SeamlessError
+from components.common.tables import TableWriter, hash_of_rows, row_hashes
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+
+def write_parts(frame: DataFrame, folder: Path) -> None:
+    """Write the rows, in order, as one Parquet part under `folder` (a scratch folder).
+
+    One task writes: call it on a frame whose rows are computed (cached) already.
+    """
+    frame.coalesce(1).write.parquet(folder.as_uri())
+
+
+def with_dtypes(df: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    """Give a batch read back from Spark's Parquet the pandas dtypes in `dtypes`."""
+    for col, dtype in dtypes.items():
+        if col not in df.columns:
+            continue
+        if dtype.startswith("datetime64") and getattr(df[col].dt, "tz", None) is None:
+            df[col] = df[col].dt.tz_localize("UTC")
+        df[col] = df[col].astype(dtype)
+    return df
+
+
+def stream_writer(
+    folder: Path,
+    target: dict[str, str],
+    generated: tuple[str, ...] | list[str] = (),
+) -> tuple[TableWriter, dict[str, Any]]:
+    """A writer that streams Spark's part files into one pandas-typed Parquet file,
+    hashing as it goes; the hash without the `generated` columns (ingest's source hash)
+    lands in `extra["source_sha256"]` once it has run."""
+    import pyarrow.parquet as pq
+
+    extra: dict[str, Any] = {}
+
+    def write(path: Path) -> dict[str, Any]:
+        parts = sorted(p for p in folder.glob("part-*.parquet"))
+        writer: pq.ParquetWriter | None = None
+        schema: pa.Schema | None = None
+        dtypes: dict[str, str] = {}
+        source_dtypes: dict[str, str] = {}
+        hashes: list[np.ndarray] = []
+        source_hashes: list[np.ndarray] = []
+        columns: list[str] = []
+        rows = 0
+        try:
+            for part in parts:
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=1 << 17):
+                    df = with_dtypes(batch.to_pandas(), target)
+                    if writer is None:
+                        schema = pa.Schema.from_pandas(df, preserve_index=False)
+                        writer = pq.ParquetWriter(path, schema)
+                        columns = [str(c) for c in df.columns]
+                        dtypes = {c: str(df[c].dtype) for c in columns}
+                        source_dtypes = {c: t for c, t in dtypes.items() if c not in generated}
+                    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+                    writer.write_table(table)
+                    hashes.append(row_hashes(df))
+                    source_hashes.append(row_hashes(df.drop(columns=list(generated))))
+                    rows += len(df)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # no part file holds a row (checked before; kept for safety)
+            raise SeamlessError(f"Spark wrote no rows to {folder}.")
+        empty = np.zeros(0, dtype="uint64")
+        extra["source_sha256"] = hash_of_rows(
+            source_dtypes, np.concatenate(source_hashes) if source_hashes else empty
+        )
+        sha = hash_of_rows(dtypes, np.concatenate(hashes) if hashes else empty)
+        return {"rows": rows, "columns": columns, "sha256": sha}
+
+    return write, extra
