@@ -64,8 +64,27 @@ def default_offline_store() -> str:
     return "duckdb" if have else "file"
 
 
+def spark_stores(config: SeamlessConfig) -> dict[str, object]:
+    """feature_store.yaml's offline store and batch engine for `engine: spark`: Feast's Spark
+    offline store and compute engine, on the Spark session settings of the config."""
+    from components.common.spark import session_conf
+
+    conf = {
+        "spark.master": config.spark.master,
+        "spark.app.name": config.spark.app_name,
+        **session_conf(config.spark),
+    }
+    return {
+        "offline_store": {"type": "spark", "spark_conf": conf},
+        "batch_engine": {"type": "spark.engine", "spark_conf": conf},
+    }
+
+
 def local_repo_config(
-    project: str, repo_path: Path, offline_store: str | None = None
+    project: str,
+    repo_path: Path,
+    offline_store: str | None = None,
+    spark: SeamlessConfig | None = None,
 ) -> dict[str, object]:
     """feature_store.yaml content for embedded local mode, every file inside the repo folder.
 
@@ -74,6 +93,11 @@ def local_repo_config(
     empty; SQL writes are transactions. Readers keep the last materialized values while a
     materialization runs or after one was killed (`serve_features_while_materializing`).
     """
+    stores: dict[str, object] = {
+        "offline_store": {"type": offline_store or default_offline_store()}
+    }
+    if spark is not None:
+        stores = spark_stores(spark)
     return {
         "project": project,
         "provider": "local",
@@ -84,35 +108,61 @@ def local_repo_config(
             "serve_features_while_materializing": True,
         },
         "online_store": {"type": "sqlite", "path": "online_store.db"},
-        "offline_store": {"type": offline_store or default_offline_store()},
+        **stores,
         "entity_key_serialization_version": 3,
         # The online store only needs the latest row per entity, so don't move the rest.
         "materialization": {"pull_latest_features": True},
     }
 
 
-def ensure_repo(repo_path: Path, project: str, offline_store: str | None = None) -> Path:
+def ensure_repo(
+    repo_path: Path,
+    project: str,
+    offline_store: str | None = None,
+    spark: SeamlessConfig | None = None,
+) -> Path:
     """Create `feature_store.yaml` for local mode unless one exists (a cluster's is kept as is).
 
+    `spark` (a config with `engine: spark`) makes the offline store and batch engine
+    Feast's Spark ones; a local-mode file made for the other engine is switched over.
     Returns the path of the feature_store.yaml in use.
     """
     repo_path.mkdir(parents=True, exist_ok=True)
     target = feast_config_file(repo_path)
-    if target.is_file():
+    if target.is_file() and not _engine_changed(target, spark):
         return target
     target = repo_path / FEATURE_STORE_YAML
+    content = local_repo_config(project, repo_path, offline_store, spark)
+    if target.is_file():  # switching engines: keep everything but the offline side
+        content = yaml.safe_load(target.read_text(encoding="utf-8"))
+        content.pop("batch_engine", None)
+        content.update(
+            spark_stores(spark)
+            if spark is not None
+            else {"offline_store": {"type": offline_store or default_offline_store()}}
+        )
     fd, tmp = tempfile.mkstemp(prefix=f".{FEATURE_STORE_YAML}.", dir=repo_path)
     try:
         with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(
-                local_repo_config(project, repo_path, offline_store), fh, sort_keys=False
-            )
+            yaml.safe_dump(content, fh, sort_keys=False)
         # Atomic: a concurrent reader sees no file or a whole one.
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _engine_changed(config_file: Path, spark: SeamlessConfig | None) -> bool:
+    """Whether a local-mode feature_store.yaml was made for the other engine."""
+    if os.environ.get("SEAMLESS_FEAST_CONFIG"):
+        return False  # a cluster's file is the operator's
+    try:
+        raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        kind = raw["offline_store"]["type"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return False  # Feast says what is wrong with the file when the store opens
+    return (kind == "spark") != (spark is not None)
 
 
 OFFLINE_ROOT_ENV = "SEAMLESS_FEAST_OFFLINE_ROOT"
@@ -154,9 +204,16 @@ class FeastObjects:
 
 
 def build_objects(
-    config: SeamlessConfig, repo_path: Path, table_hashes: dict[str, str]
+    config: SeamlessConfig,
+    repo_path: Path,
+    table_hashes: dict[str, str],
+    spark_paths: dict[str, str] | None = None,
 ) -> FeastObjects:
-    """Entity, one FileSource-backed FeatureView per configured view, and the FeatureService."""
+    """Entity, one FeatureView per configured view, and the FeatureService.
+
+    Sources are FileSources over the snapshots, or with `spark_paths` (table -> Spark
+    Parquet folder, `engine: spark`) Feast's SparkSources over those folders.
+    """
     from feast import Entity, FeatureService, FeatureView, Field, FileSource
 
     types = feast_types()
@@ -176,15 +233,30 @@ def build_objects(
                 f"in table_hashes (known: {sorted(table_hashes)})."
             )
         columns = config.tables[view.table].columns
-        path = str(snapshot_path(repo_path, view.table, table_hashes[view.table]))
-        source = FileSource(
-            name=f"{view.name}__{view.table}",
-            path=path,
-            timestamp_field=config.timestamp_key(view.table),
-            # Feast reads s3:// with pyarrow/s3fs; a non-AWS server's endpoint goes in the
-            # source (credentials stay in the environment of whoever reads).
-            s3_endpoint_override=storage.s3_endpoint() if path.startswith("s3://") else None,
-        )
+        source: Any
+        if spark_paths is not None:
+            from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
+                SparkSource,
+            )
+
+            source = SparkSource(
+                # Its own name: Feast's SQL registry cannot turn a FileSource into a
+                # SparkSource of the same name when a repo switches engines.
+                name=f"{view.name}__{view.table}__spark",
+                path=spark_paths[view.table],
+                file_format="parquet",
+                timestamp_field=config.timestamp_key(view.table),
+            )
+        else:
+            path = str(snapshot_path(repo_path, view.table, table_hashes[view.table]))
+            source = FileSource(
+                name=f"{view.name}__{view.table}",
+                path=path,
+                timestamp_field=config.timestamp_key(view.table),
+                # Feast reads s3:// with pyarrow/s3fs; a non-AWS server's endpoint goes in
+                # the source (credentials stay in the environment of whoever reads).
+                s3_endpoint_override=storage.s3_endpoint() if path.startswith("s3://") else None,
+            )
         # The entity column is part of the schema so Feast need not infer its type by
         # reading the file.
         schema = [Field(name=key, dtype=types[key_type])]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
@@ -94,14 +96,21 @@ def check_joined(
     empty = empty_views(config, training)
     if len(training) and len(empty) == len(config.features.views):
         ts = training[config.timestamp_key(config.labels.table)]
-        windows = "; ".join(
-            f"view '{v.name}' ttl {v.ttl_days} d, data {spans[v.table].start:%Y-%m-%d}.."
-            f"{spans[v.table].end:%Y-%m-%d}"
-            for v in config.features.views
-        )
-        raise SeamlessError(
-            f"No feature value joined any of the {len(training)} label rows (labels "
-            f"{ts.min():%Y-%m-%d}..{ts.max():%Y-%m-%d}; {windows}): check that labels fall "
-            f"after the feature data and within each view's ttl, and that entity ids match."
-        )
+        raise SeamlessError(no_join_problem(config, len(training), ts.min(), ts.max(), spans))
     return empty
+
+
+def no_join_problem(
+    config: SeamlessConfig, rows: int, first: Any, last: Any, spans: dict[str, TableSpan]
+) -> str:
+    """The sentence for a join in which no feature value met any label row."""
+    windows = "; ".join(
+        f"view '{v.name}' ttl {v.ttl_days} d, data {spans[v.table].start:%Y-%m-%d}.."
+        f"{spans[v.table].end:%Y-%m-%d}"
+        for v in config.features.views
+    )
+    return (
+        f"No feature value joined any of the {rows} label rows (labels "
+        f"{first:%Y-%m-%d}..{last:%Y-%m-%d}; {windows}): check that labels fall "
+        f"after the feature data and within each view's ttl, and that entity ids match."
+    )

@@ -1,13 +1,16 @@
-"""The training pipeline with `engine: spark` through kfp.local: Spark ingests, the rest runs
-as before, and the choice is recorded in the snapshot, MLflow and lineage."""
+"""The training pipeline with `engine: spark` through kfp.local: ingest, validate and features
+on Spark, train on the training set, and the choice recorded in the snapshot, MLflow and
+lineage."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.common.config import load_config
+from components.common.env import feast_repo_path
 from components.common.tables import read_manifest
 from components.common.tracking import mlflow_client
 from components.governance.lineage import model_lineage
@@ -39,6 +42,10 @@ def test_demo_config_on_spark_trains_on_the_same_snapshot(
     manifest = read_manifest(snapshot_path(local["sha256"]))
     assert manifest["engine"] == "spark"
     assert {e["engine"] for e in manifest["tables"].values()} == {"spark"}
+
+    # Features ran on Feast's Spark offline store and compute engine.
+    store_yaml = yaml.safe_load((feast_repo_path() / "feature_store.yaml").read_text())
+    assert store_yaml["offline_store"]["type"] == "spark"
 
     chain = model_lineage(mv.name, "1")
     assert chain["snapshot"]["engine"] == "spark"

@@ -1,0 +1,127 @@
+"""Features with `engine: spark` (Feast's Spark offline store, SparkSources and its Spark
+compute engine for materialization) against the local engine on the same snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.common.errors import SeamlessError
+from components.common.tables import read_dataset, read_table, write_dataset
+from components.features.features import online_features
+from components.features.stage import run_features
+from components.ingest.ingest import ingest_tables
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from components.common.spark import spark_session
+
+    session = spark_session(_engine(load_config(default_config_path()), "spark"))
+    yield session
+    session.stop()
+
+
+def _engine(config: SeamlessConfig, engine: str) -> SeamlessConfig:
+    return config.model_copy(update={"engine": engine})
+
+
+@pytest.fixture(scope="module")
+def dataset(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("features") / "dataset"
+    ingest_tables(load_config(default_config_path()), demo_data, out)
+    return out
+
+
+def features_on(
+    engine: str, dataset: Path, repo: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    monkeypatch.setenv("SEAMLESS_FEAST_REPO", str(repo))
+    config = _engine(load_config(default_config_path()), engine)
+    return run_features(config, str(dataset), str(out))
+
+
+def test_same_training_set_and_online_values(
+    spark: Any, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = features_on("local", dataset, tmp_path / "lrepo", tmp_path / "lts", monkeypatch)
+    remote = features_on("spark", dataset, tmp_path / "srepo", tmp_path / "sts", monkeypatch)
+    # The same rows in the same order with the same dtypes: equal content hashes.
+    assert remote["training_set_sha256"] == local["training_set_sha256"]
+    assert remote["rows"] == local["rows"]
+    pd.testing.assert_frame_equal(
+        read_table(tmp_path / "sts", "training_set"), read_table(tmp_path / "lts", "training_set")
+    )
+    raw = yaml.safe_load((tmp_path / "srepo" / "feature_store.yaml").read_text())
+    assert raw["offline_store"]["type"] == "spark"
+    assert raw["batch_engine"]["type"] == "spark.engine"
+    # Feast's Spark engine loaded the online store with the same latest values.
+    config = load_config(default_config_path())
+    ids = read_dataset(dataset)["profiles"]["customer_id"].head(25).tolist()
+    a = online_features(tmp_path / "lrepo", config, ids)
+    b = online_features(tmp_path / "srepo", config, ids)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    assert b.drop(columns="customer_id").notna().any(axis=None)
+
+
+def test_missing_features_keep_the_local_dtypes(
+    spark: Any, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = read_dataset(dataset)
+    labels = tables["labels"]
+    # Entities with no feature rows at all, and label times before any feature data.
+    labels.loc[:49, "customer_id"] = pd.array(range(9_000_000, 9_000_050), dtype="Int64")
+    early = labels["event_timestamp"].min() - timedelta(days=3650)
+    labels.loc[50:99, "event_timestamp"] = early
+    odd = tmp_path / "odd"
+    write_dataset(odd, tables)
+    local = features_on("local", odd, tmp_path / "lrepo", tmp_path / "lts", monkeypatch)
+    remote = features_on("spark", odd, tmp_path / "srepo", tmp_path / "sts", monkeypatch)
+    a = read_table(tmp_path / "lts", "training_set")
+    b = read_table(tmp_path / "sts", "training_set")
+    assert a["age"].isna().sum() >= 50
+    pd.testing.assert_frame_equal(a, b)
+    assert remote["training_set_sha256"] == local["training_set_sha256"]
+
+
+def test_a_repo_switches_engines(
+    spark: Any, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    first = features_on("local", dataset, repo, tmp_path / "a", monkeypatch)
+    assert yaml.safe_load((repo / "feature_store.yaml").read_text())["offline_store"]["type"] in (
+        "duckdb",
+        "file",
+    )
+    second = features_on("spark", dataset, repo, tmp_path / "b", monkeypatch)
+    assert yaml.safe_load((repo / "feature_store.yaml").read_text())["offline_store"]["type"] == (
+        "spark"
+    )
+    third = features_on("local", dataset, repo, tmp_path / "c", monkeypatch)
+    assert first["training_set_sha256"] == second["training_set_sha256"]
+    assert third["training_set_sha256"] == first["training_set_sha256"]
+
+
+def test_no_join_at_all_is_the_same_sentence(
+    spark: Any, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = read_dataset(dataset)
+    tables["labels"]["event_timestamp"] = tables["labels"]["event_timestamp"] - timedelta(days=3650)
+    early = tmp_path / "early"
+    write_dataset(early, tables)
+    messages = []
+    for engine in ("local", "spark"):
+        with pytest.raises(SeamlessError) as info:
+            features_on(engine, early, tmp_path / f"{engine}-repo", tmp_path / engine, monkeypatch)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert "No feature value joined any of the" in messages[1]
