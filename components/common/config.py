@@ -280,6 +280,10 @@ class SparkConfig(_Strict):
     conf: dict[str, str] = Field(default_factory=dict)
     """Extra Spark properties, e.g. `spark.driver.memory: 4g` or the S3A connector's
     `spark.hadoop.fs.s3a.*` settings; they are given to Spark as written."""
+    max_training_rows: int | None = Field(1_000_000, gt=0)
+    """scikit-learn trains on one machine: a larger training set is sampled down to this
+    many rows, the same rows every run (ranked by a hash of entity, label time and
+    `model.seed`); the sample is recorded in MLflow. null: no cap."""
 
 
 class SeamlessConfig(_Strict):

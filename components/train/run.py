@@ -38,8 +38,12 @@ def train_and_log(
     feature_service: str,
     pipeline_run_id: str,
     source_uri: str,
+    sample: dict[str, Any] | None = None,
 ) -> tuple[TrainResult, pd.DataFrame]:
-    """Train on all but the latest label rows; returns the result and the holdout rows."""
+    """Train on all but the latest label rows; returns the result and the holdout rows.
+
+    `sample` says how `training_set` was cut from a larger one (train.sample), if it was.
+    """
     started = time.perf_counter()
     split = split_holdout(config, training_set)
     with native_threads_capped():
@@ -82,6 +86,7 @@ def train_and_log(
                 "train_rows": len(split.train),
                 "search_rows": summary["search_rows"],
                 "holdout_cutoff": split.cutoff.isoformat(),
+                **{f"training_sample_{k}": v for k, v in (sample or {}).items()},
                 **{f"best_{k}": v for k, v in best_params.items()},
                 **{f"fixed_{k}": v for k, v in config.model.params.items()},
             }

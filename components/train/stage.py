@@ -8,8 +8,9 @@ from typing import Any
 import pandas as pd
 
 from components.common.config import SeamlessConfig
-from components.common.tables import read_table, write_dataset
+from components.common.tables import write_dataset
 from components.train.run import train_and_log
+from components.train.sample import training_rows
 
 TRAINING_TABLE = "training_set"
 HOLDOUT_TABLE = "holdout"
@@ -23,7 +24,8 @@ def run_training(
     pipeline_run_id: str,
     holdout_path: str,
 ) -> dict[str, dict[str, Any]]:
-    frame: pd.DataFrame = read_table(training_set_path, TRAINING_TABLE)
+    frame: pd.DataFrame
+    frame, sample = training_rows(config, training_set_path, TRAINING_TABLE)
     data_sha256 = str(training_meta.get("data_sha256", ""))
     feature_service = str(training_meta.get("feature_service", config.features.service))
     result, holdout = train_and_log(
@@ -33,6 +35,7 @@ def run_training(
         feature_service=feature_service,
         pipeline_run_id=pipeline_run_id,
         source_uri=training_set_uri,
+        sample=sample,
     )
     manifest = write_dataset(Path(holdout_path), {HOLDOUT_TABLE: holdout})
     common = {"data_sha256": data_sha256, "feature_service": feature_service}

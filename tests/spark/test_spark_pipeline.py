@@ -29,6 +29,10 @@ def test_demo_config_on_spark_trains_on_the_same_snapshot(
     assert local["engine"] == "local"
     monkeypatch.setenv("SEAMLESS_ENGINE", "spark")
     assert load_config(quick_config).engine == "spark"
+    # A cap under the demo's label rows: train gets a recorded sample.
+    raw = yaml.safe_load(quick_config.read_text())
+    raw["spark"] = {"max_training_rows": 3000}
+    quick_config.write_text(yaml.safe_dump(raw, sort_keys=False))
 
     outcome = run_training(quick_config, demo_data, workspace)
     assert outcome.version == "1" and outcome.decision == "promote", outcome.reason
@@ -37,6 +41,11 @@ def test_demo_config_on_spark_trains_on_the_same_snapshot(
     run = mlflow_client().get_run(mv.run_id)
     assert run.data.tags["seamless.engine"] == "spark"
     assert run.data.tags["seamless.spark_master"] == "local[*]"
+    params = run.data.params
+    assert params["training_sample_sampled"] == "True"
+    assert params["training_sample_rows"] == "3000"
+    assert int(params["training_sample_rows_available"]) > 3000
+    assert int(params["train_rows"]) < 3000  # the holdout comes out of the sample
     # Same data, same snapshot: Spark's content hashes equal the local engine's.
     assert run.data.tags["seamless.data_sha256"] == local["sha256"]
     manifest = read_manifest(snapshot_path(local["sha256"]))
