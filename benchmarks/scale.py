@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -38,14 +39,32 @@ STEP_ORDER = ("ingest", "validate", "features", "train", "evaluate", "register",
 # Runs at the start of every Python process that sees this folder on PYTHONPATH; writes
 # one JSON line at exit. `--function_to_execute <name>` is how kfp.local names a step.
 SITECUSTOMIZE = """
-import atexit, json, os, resource, sys, time
+import atexit, json, os, resource, sys, threading, time
 _t0 = time.perf_counter()
+_tree_peak = [0.0]
+
+def _sample_tree():
+    # A step's children count too: Spark's JVM and its Python workers.
+    import psutil
+    me = psutil.Process()
+    while True:
+        try:
+            procs = [me, *me.children(recursive=True)]
+            total = sum(p.memory_info().rss for p in procs) / 2**20
+            _tree_peak[0] = max(_tree_peak[0], total)
+        except psutil.Error:
+            pass
+        time.sleep(0.25)
+
+if "--function_to_execute" in sys.argv:
+    threading.Thread(target=_sample_tree, daemon=True).start()
 
 def _record():
     argv = sys.argv
     step = argv[argv.index("--function_to_execute") + 1] if "--function_to_execute" in argv else ""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     line = {"step": step, "pid": os.getpid(), "seconds": round(time.perf_counter() - _t0, 3),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mib": round(max(own, _tree_peak[0]), 1)}
     with open(os.environ["SEAMLESS_BENCH_STATS"], "a") as fh:
         fh.write(json.dumps(line) + "\\n")
 
@@ -124,10 +143,16 @@ def steps_from(stats_file: Path) -> dict[str, dict[str, float]]:
 
 
 def run_variant(
-    code: Path, data: Path, work: Path, args: argparse.Namespace, absent: str = ""
+    code: Path,
+    data: Path,
+    work: Path,
+    args: argparse.Namespace,
+    absent: str = "",
+    engine: str = "local",
 ) -> dict[str, Any]:
     """One `seamless run training` of the code in `code` on `data` (run from `code`, so
-    every process, the steps included, imports that code first)."""
+    every process, the steps included, imports that code first); `engine` goes to the
+    demo config through SEAMLESS_ENGINE."""
     hook = work / "hook"
     hook.mkdir(parents=True)
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -137,6 +162,7 @@ def run_variant(
         "PYTHONPATH": os.pathsep.join([str(code), str(hook)]),
         "SEAMLESS_BENCH_STATS": str(stats),
         "SEAMLESS_BENCH_ABSENT": absent,
+        "SEAMLESS_ENGINE": engine,
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
     }
@@ -181,6 +207,12 @@ def main() -> None:
         help="comma-separated packages the baseline's install lacks (e.g. duckdb,ibis), "
         "hidden from its processes since both variants share this venv",
     )
+    parser.add_argument(
+        "--variants",
+        default="baseline,new,spark",
+        help="baseline (the --base revision), new (this tree, local engine), "
+        "spark (this tree, engine: spark in local mode)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--mem-cap-gb", type=float, default=8)
@@ -192,7 +224,11 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="seamless-scale-") as tmp_name:
         tmp = Path(tmp_name)
-        variants = {"baseline": worktree(args.base, tmp / "base"), "new": ROOT}
+        chosen = args.variants.split(",")
+        variants = {
+            name: (worktree(args.base, tmp / "base") if name == "baseline" else ROOT)
+            for name in chosen
+        }
         try:
             for rows in sizes:
                 data = tmp / f"data-{rows}"
@@ -207,7 +243,8 @@ def main() -> None:
                 for name, code in variants.items():
                     work = tmp / f"{name}-{rows}"
                     absent = args.base_lacks if name == "baseline" else ""
-                    res = run_variant(code, data, work, args, absent)
+                    engine = "spark" if name == "spark" else "local"
+                    res = run_variant(code, data, work, args, absent, engine)
                     res.update(rows=rows, variant=name)
                     print(json.dumps(res), flush=True)
                     results.append(res)
@@ -219,19 +256,47 @@ def main() -> None:
                 check=False,
                 capture_output=True,
             )
+    ratios = growth(results)
+    for line in ratios:
+        print(line)
     if args.out:
-        record(args.out, results, args.base, args.base_lacks)
+        record(args.out, results, args.base, args.base_lacks, ratios)
     if args.plot:
         plot(args.plot, results)
 
 
-def record(path: Path, results: list[dict[str, Any]], base: str, lacks: str) -> None:
+def growth(results: list[dict[str, Any]]) -> list[str]:
+    """Cost growth between consecutive sizes per variant: wall-time ratio vs rows ratio."""
+    lines = []
+    for variant in dict.fromkeys(r["variant"] for r in results):
+        runs = sorted(
+            (r for r in results if r["variant"] == variant and r["outcome"] == "ok"),
+            key=lambda r: r["rows"],
+        )
+        for small, large in itertools.pairwise(runs):
+            rows, wall = large["rows"] / small["rows"], large["wall_s"] / small["wall_s"]
+            verdict = "at most linear" if wall <= rows else "more than linear"
+            lines.append(
+                f"{variant}: {small['rows']:,} -> {large['rows']:,} rows (x{rows:.0f}): "
+                f"wall time x{wall:.2f} ({verdict})"
+            )
+    return lines
+
+
+def record(
+    path: Path,
+    results: list[dict[str, Any]],
+    base: str,
+    lacks: str,
+    ratios: list[str] | None = None,
+) -> None:
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [
         f"\n### Scale: training pipeline by rows, {os.cpu_count()} CPUs ({stamp})\n",
-        f"Baseline = revision `{base}` (without {lacks or 'nothing'}), new = this tree; "
-        "same data, same run "
-        "(`benchmarks/scale.py`). Step cells: wall s / peak RSS MiB.\n",
+        f"Baseline = revision `{base}` (without {lacks or 'nothing'}), new = this tree on "
+        "the local engine, spark = this tree with `engine: spark` (local mode); same data, "
+        "same run (`benchmarks/scale.py`). Step cells: wall s / peak RSS MiB of the step's "
+        "processes (Spark's JVM and Python workers included).\n",
         "| rows | variant | outcome | wall s | peak RSS all processes MiB | "
         + " | ".join(STEP_ORDER[:5])
         + " | ROC AUC |",
@@ -249,6 +314,8 @@ def record(path: Path, results: list[dict[str, Any]], base: str, lacks: str) -> 
             f"| {r['rows']:,} | {r['variant']} | {r['outcome']} | {r['wall_s']} | "
             f"{r['peak_tree_rss_mib']} | " + " | ".join(cells) + f" | {auc if auc else '-'} |"
         )
+    if ratios:
+        lines += ["", *[f"- {line}" for line in ratios]]
     with path.open("a") as fh:
         fh.write("\n".join(lines) + "\n")
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 from components.common.config import SeamlessConfig, SparkConfig
 from components.common.cpus import available_cpus
 from components.common.errors import SeamlessError
+from components.common.memory_limit import memory_limit_bytes
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -53,6 +54,11 @@ def session_conf(spark: SparkConfig) -> dict[str, str]:
         conf |= _LOCAL_DEFAULTS
         # Shuffles of a few partitions per core; Spark's 200 suits clusters, not one pod.
         conf["spark.sql.shuffle.partitions"] = str(max(4, 2 * available_cpus()))
+        # In local mode the executors live in the driver's JVM: Spark's 1g default spills
+        # (or fails) early. A quarter of what the pod may use leaves room for the Python
+        # workers and the step itself.
+        quarter_mib = memory_limit_bytes() // 4 // 2**20
+        conf["spark.driver.memory"] = f"{min(4096, max(1024, quarter_mib))}m"
     return conf | dict(spark.conf)
 
 
