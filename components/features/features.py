@@ -115,16 +115,7 @@ def build_features(
         "empty_views": empty,
         "removed_objects": removed,
         "null_fraction": {f: round(float(training[f].isna().mean()), 4) for f in features},
-        "tables": {
-            t: {
-                "rows": s.rows,
-                "dropped_rows": s.dropped_rows,
-                "entities": s.entities,
-                "start": s.start.isoformat(),
-                "end": s.end.isoformat(),
-            }
-            for t, s in spans.items()
-        },
+        "tables": {t: s.describe() for t, s in spans.items()},
         "timings_s": timings,
     }
     timings["total"] = round(sum(timings.values()), 3)

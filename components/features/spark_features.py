@@ -304,16 +304,7 @@ def build_features_spark(
         "empty_views": empty,
         "removed_objects": removed,
         "null_fraction": {f: round(nulls[f] / rows, 4) if rows else 0.0 for f in features},
-        "tables": {
-            t: {
-                "rows": s.rows,
-                "dropped_rows": s.dropped_rows,
-                "entities": s.entities,
-                "start": s.start.isoformat(),
-                "end": s.end.isoformat(),
-            }
-            for t, s in spans.items()
-        },
+        "tables": {t: s.describe() for t, s in spans.items()},
         "timings_s": timings,
         "engine": "spark",
     }

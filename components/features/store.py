@@ -86,7 +86,18 @@ class TableSpan:
     rows: int
     dropped_rows: int
     keys: frozenset[Any]
-    """Distinct entity ids, i.e. the entities materialized for the view."""
+    """Distinct entity ids, i.e. the entities materialized for the view (empty on Spark,
+    which counts them where they are)."""
+
+    def describe(self) -> dict[str, Any]:
+        """The span as the features step reports it."""
+        return {
+            "rows": self.rows,
+            "dropped_rows": self.dropped_rows,
+            "entities": self.entities,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
 
 
 def feature_frame(config: SeamlessConfig, table: str, df: pd.DataFrame) -> tuple[pd.DataFrame, int]:

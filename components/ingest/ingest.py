@@ -21,7 +21,7 @@ import pandas as pd
 
 from components.common.config import LabelsConfig, SeamlessConfig, SqlSource, TableConfig
 from components.common.errors import SeamlessError
-from components.common.labels import apply_value_map, check_labels
+from components.common.labels import LabelCheck, apply_value_map, check_labels
 from components.common.spark import engine_record
 from components.common.tables import (
     MANIFEST,
@@ -72,21 +72,32 @@ def _label_policy(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Drop rows with unknown labels when the config says so; otherwise validate judges them."""
     check = check_labels(labels, df[labels.label_column])
-    info = {**info, "classes": list(check.classes.all), "dropped": 0, "dropped_values": {}}
-    if labels.unknown_values == "drop" and check.count:
-        if check.count == len(df):
-            sentence = check.sentence(table, labels.label_column, config_hint=False)
-            raise SeamlessError(f"{sentence[:-1]}; dropping them would leave no rows.")
+    info, drop = label_decision(check, labels, info, table, where, len(df))
+    if drop:
         df = df.loc[~check.unknown].reset_index(drop=True)
-        info["dropped"] = check.count
-        info["dropped_values"] = check.value_counts
-        log.warning(
-            "%s: dropped %d rows whose label is not one of %s (labels.unknown_values: drop)",
-            where,
-            check.count,
-            check.classes.describe(),
-        )
     return df, info
+
+
+def label_decision(
+    check: LabelCheck, labels: LabelsConfig, info: dict[str, Any], table: str, where: str, rows: int
+) -> tuple[dict[str, Any], bool]:
+    """The manifest's label info, and whether the unknown labels' rows are to be dropped
+    (`labels.unknown_values: drop`); refuses to drop every row. Shared by both engines."""
+    info = {**info, "classes": list(check.classes.all), "dropped": 0, "dropped_values": {}}
+    if labels.unknown_values != "drop" or not check.count:
+        return info, False
+    if check.count == rows:
+        sentence = check.sentence(table, labels.label_column, config_hint=False)
+        raise SeamlessError(f"{sentence[:-1]}; dropping them would leave no rows.")
+    info["dropped"] = check.count
+    info["dropped_values"] = check.value_counts
+    log.warning(
+        "%s: dropped %d rows whose label is not one of %s (labels.unknown_values: drop)",
+        where,
+        check.count,
+        check.classes.describe(),
+    )
+    return info, True
 
 
 def ingest_table(

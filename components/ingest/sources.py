@@ -153,14 +153,7 @@ def _read_file(
         head = data[:4]
     else:
         name, shown = where.name, str(where)
-        if not where.exists():
-            raise SeamlessError(f"{what}: file {shown} does not exist.")
-        if not where.is_file():
-            raise SeamlessError(f"{what}: {shown} is not a file.")
-        if where.stat().st_size == 0:
-            raise SeamlessError(f"{what}: file {shown} is empty (0 bytes).")
-        with where.open("rb") as fh:
-            head = fh.read(4)
+        head = local_file_head(where, what)
     handle: Any = io.BytesIO(data) if data is not None else where
     fmt = format_of(name, head, source.format)
     if fmt == "parquet":
@@ -168,6 +161,18 @@ def _read_file(
     if not name.lower().endswith(".gz"):
         refuse_nul_bytes(data if data is not None else Path(where), shown, what)
     return _read_csv(handle, shown, what, source.delimiter, expected)
+
+
+def local_file_head(path: Path, what: str) -> bytes:
+    """The first 4 bytes of a local data file; fails if it is missing, not a file or empty."""
+    if not path.exists():
+        raise SeamlessError(f"{what}: file {path} does not exist.")
+    if not path.is_file():
+        raise SeamlessError(f"{what}: {path} is not a file.")
+    if path.stat().st_size == 0:
+        raise SeamlessError(f"{what}: file {path} is empty (0 bytes).")
+    with path.open("rb") as fh:
+        return fh.read(4)
 
 
 def _about(what: str, exc: SeamlessError) -> SeamlessError:

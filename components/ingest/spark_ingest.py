@@ -46,7 +46,7 @@ from components.common.tables import (
     write_dataset_with,
     write_json_atomic,
 )
-from components.ingest.ingest import ingest_table
+from components.ingest.ingest import ingest_table, label_decision
 from components.ingest.normalize import (
     check_columns,
     declared_types,
@@ -233,26 +233,11 @@ def _label_policy(
         for r in norm.where(F.col(MAPPED).isNotNull()).groupBy(MAPPED).count().collect()
     }
     check = check_label_counts(labels, counts)
-    info: dict[str, Any] = {
-        "column": labels.label_column,
-        "mapped": mapped,
-        "classes": list(check.classes.all),
-        "dropped": 0,
-        "dropped_values": {},
-    }
-    if labels.unknown_values == "drop" and check.count:
-        if check.count == n:
-            sentence = check.sentence(table, labels.label_column, config_hint=False)
-            raise SeamlessError(f"{sentence[:-1]}; dropping them would leave no rows.")
+    info, drop = label_decision(
+        check, labels, {"column": labels.label_column, "mapped": mapped}, table, where, n
+    )
+    if drop:
         norm = norm.where(F.col(LABEL).isin(list(check.classes.all)))
-        info["dropped"] = check.count
-        info["dropped_values"] = check.value_counts
-        log.warning(
-            "%s: dropped %d rows whose label is not one of %s (labels.unknown_values: drop)",
-            where,
-            check.count,
-            check.classes.describe(),
-        )
     return norm, info
 
 

@@ -22,6 +22,7 @@ from components.common.spark import nanos_as_timestamps
 from components.ingest.sources import (
     DELIMITERS,
     format_of,
+    local_file_head,
     refuse_nul_bytes,
     resolve_file,
     sample_text,
@@ -81,16 +82,7 @@ def read_raw(
     if uri is None:
         return None
     if isinstance(where, Path):
-        shown = str(where)
-        if not where.exists():
-            raise SeamlessError(f"{what}: file {shown} does not exist.")
-        if not where.is_file():
-            raise SeamlessError(f"{what}: {shown} is not a file.")
-        if where.stat().st_size == 0:
-            raise SeamlessError(f"{what}: file {shown} is empty (0 bytes).")
-        with where.open("rb") as fh:
-            head = fh.read(4)
-        name = where.name
+        shown, name, head = str(where), where.name, local_file_head(where, what)
     else:
         shown, name, head = str(where), urlsplit(str(where)).path, b""
     fmt = format_of(name, head, source.format)
@@ -114,8 +106,16 @@ def _read_parquet(
             f"{what}: {shown} is not a readable Parquet file ({_analysis_reason(exc)})."
         ) from None
     if isinstance(where, Path):
-        frame = nanos_as_timestamps(frame, pq.read_schema(where))
-    return SparkRaw(frame)
+        schema = pq.read_schema(where)
+    else:  # a footer through fsspec (a few KiB): the object's, or a prefix's first one's
+        first = where
+        if where.endswith("/"):
+            parts = [u for u in storage.list_files(where) if u.lower().endswith(".parquet")]
+            first = parts[0] if parts else where
+        fs, path = storage.resolve(first)
+        with storage.storage_errors(first, fs=fs), fs.open(path, "rb") as fh:
+            schema = pq.read_schema(fh)
+    return SparkRaw(nanos_as_timestamps(frame, schema))
 
 
 def _read_csv(

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
+
+from tests.helpers.engines import engine_config
 from tests.helpers.require import require_module, unavailable
 
 require_module("pyspark", "pyspark is not installed: pip install -e '.[dev,spark]' (make venv)")
 _java_home = os.environ.get("JAVA_HOME", "")
 if not shutil.which("java") and not os.path.isfile(os.path.join(_java_home, "bin", "java")):
     unavailable("no Java for Spark: apt-get install openjdk-17-jre-headless")
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """One Spark session for the test module (local[2]), stopped after it."""
+    from components.common.spark import spark_session
+
+    session = spark_session(engine_config("spark"))
+    yield session
+    session.stop()

@@ -3,7 +3,6 @@ compute engine for materialization) against the local engine on the same snapsho
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,27 +11,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.common.config import default_config_path, load_config
 from components.common.errors import SeamlessError
 from components.common.tables import read_dataset, read_table, write_dataset
 from components.features.features import online_features
 from components.features.stage import run_features
 from components.ingest.ingest import ingest_tables
+from tests.helpers.engines import engine_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from components.common.spark import spark_session
-
-    session = spark_session(_engine(load_config(default_config_path()), "spark"))
-    yield session
-    session.stop()
-
-
-def _engine(config: SeamlessConfig, engine: str) -> SeamlessConfig:
-    return config.model_copy(update={"engine": engine})
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +33,7 @@ def features_on(
     engine: str, dataset: Path, repo: Path, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, Any]:
     monkeypatch.setenv("SEAMLESS_FEAST_REPO", str(repo))
-    config = _engine(load_config(default_config_path()), engine)
+    config = engine_config(engine)
     return run_features(config, str(dataset), str(out))
 
 

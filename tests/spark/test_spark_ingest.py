@@ -4,7 +4,6 @@ sentences. Spark runs for real (local[2], Java from Debian); one session for the
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,15 +52,6 @@ def config(tables: dict[str, TableConfig], engine: str, **labels: Any) -> Seamle
             "spark": {"master": "local[2]", "conf": {"spark.driver.memory": "1g"}},
         }
     )
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from components.common.spark import spark_session
-
-    session = spark_session(config({"t": keyed("t.csv")}, "spark"))
-    yield session
-    session.stop()
 
 
 def keyed(uri: str, **kwargs: Any) -> TableConfig:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,6 @@ def _config(engine: str, cap: int | None, seed: int = 42) -> SeamlessConfig:
             "model": base.model.model_copy(update={"seed": seed}),
         }
     )
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from components.common.spark import spark_session
-
-    session = spark_session(_config("spark", 10))
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,38 +4,25 @@ the profile as Spark aggregations) against the local engine on the same snapshot
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.common.config import default_config_path, load_config
 from components.common.tables import read_dataset, write_dataset
 from components.ingest.ingest import ingest_tables
 from components.validate.results import ValidationResult
 from components.validate.stage import profile_path, run_validation
+from tests.helpers.engines import engine_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from components.common.spark import spark_session
-
-    session = spark_session(_engine(load_config(default_config_path()), "spark"))
-    yield session
-    session.stop()
-
-
-def _engine(config: SeamlessConfig, engine: str) -> SeamlessConfig:
-    return config.model_copy(update={"engine": engine})
-
-
-def both(config: SeamlessConfig, dataset: Path, out: Path) -> tuple[ValidationResult, ...]:
+def both(dataset: Path, out: Path) -> tuple[ValidationResult, ...]:
     return tuple(
-        run_validation(_engine(config, e), str(dataset), str(out / e / "report.html"))
+        run_validation(engine_config(e), str(dataset), str(out / e / "report.html"))
         for e in ("local", "spark")
     )
 
@@ -70,7 +57,7 @@ def dataset(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_suite_same_verdict_outcomes_and_profile(
     spark: Any, dataset: Path, tmp_path: Path
 ) -> None:
-    local, remote = both(load_config(default_config_path()), dataset, tmp_path)
+    local, remote = both(dataset, tmp_path)
     assert local.decision in ("pass", "warn")
     assert_same(local, remote)
     a = json.loads(profile_path(tmp_path / "local" / "report.html").read_text())
@@ -100,7 +87,7 @@ def test_failing_data_fails_the_same_way(spark: Any, dataset: Path, tmp_path: Pa
     labels.loc[3:4, "customer_id"] = pd.array([None, None], dtype="Int64")  # empty key
     bad = tmp_path / "bad"
     write_dataset(bad, tables)
-    local, remote = both(load_config(default_config_path()), bad, tmp_path)
+    local, remote = both(bad, tmp_path)
     assert local.decision == "fail"
     assert_same(local, remote)
     failed = {(o.type, o.column) for o in remote.builtin if not o.success}
