@@ -36,6 +36,19 @@ from components.features.training_set import (
 log = logging.getLogger(__name__)
 
 
+class PhaseTimer:
+    """Seconds per phase of the features step, for its info (`timer("phase")` ends one)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.timings[phase] = round(now - self._start, 3)
+        self._start = now
+
+
 def build_features(
     config: SeamlessConfig,
     tables: dict[str, pd.DataFrame],
@@ -54,14 +67,8 @@ def build_features(
     materialization and the join, which need only the snapshots and the label rows.
     """
     disable_telemetry()
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-
-    def lap(phase: str) -> None:
-        nonlocal t0
-        now = time.perf_counter()
-        timings[phase] = round(now - t0, 3)
-        t0 = now
+    lap = PhaseTimer()
+    timings = lap.timings
 
     labels_table = config.labels.table
     if labels_table not in tables:

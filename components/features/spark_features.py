@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,17 +206,12 @@ def build_features_spark(
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from components.features.features import PhaseTimer
     from components.features.training_set import no_join_problem
     from components.train.stage import TRAINING_TABLE
 
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-
-    def lap(phase: str) -> None:
-        nonlocal t0
-        now = time.perf_counter()
-        timings[phase] = round(now - t0, 3)
-        t0 = now
+    lap = PhaseTimer()
+    timings = lap.timings
 
     spark = spark_session(config)
     labels_table = config.labels.table

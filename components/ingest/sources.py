@@ -293,19 +293,32 @@ def _read_csv(
         raise SeamlessError(
             f"{what}: {shown} cannot be decompressed or read ({short_reason(exc)})."
         ) from None
-    missing = [c for c in expected if c not in df.columns]
-    if missing and len(df.columns) == 1:
-        header = str(df.columns[0])
-        other = sniff_delimiter(sample_text(handle), delimiter)
-        if other is None:  # a one-line file: judge by the header alone
-            other = next((d for d in DELIMITERS if d != delimiter and d in header), None)
-        if other is not None:
-            raise SeamlessError(
-                f"{what}: {shown} looks like it is delimited by {other!r} not {delimiter!r} "
-                f"(its header is the single column {header[:80]!r}); set the source's "
-                f"delimiter to {other!r}."
-            )
+    check_delimiter([str(c) for c in df.columns], expected, handle, shown, what, delimiter)
     return df
+
+
+def check_delimiter(
+    columns: list[str],
+    expected: Collection[str],
+    handle: Any,
+    shown: str,
+    what: str,
+    delimiter: str,
+) -> None:
+    """Declared columns missing behind a single header column: say which delimiter fits."""
+    missing = [c for c in expected if c not in columns]
+    if not missing or len(columns) != 1:
+        return
+    header = columns[0]
+    other = sniff_delimiter(sample_text(handle), delimiter)
+    if other is None:  # a one-line file: judge by the header alone
+        other = next((d for d in DELIMITERS if d != delimiter and d in header), None)
+    if other is not None:
+        raise SeamlessError(
+            f"{what}: {shown} looks like it is delimited by {other!r} not {delimiter!r} "
+            f"(its header is the single column {header[:80]!r}); set the source's "
+            f"delimiter to {other!r}."
+        )
 
 
 _SNIFF_BYTES = 64 * 1024

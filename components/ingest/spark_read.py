@@ -20,14 +20,12 @@ from components.common.config import FileSource
 from components.common.errors import SeamlessError
 from components.common.spark import nanos_as_timestamps
 from components.ingest.sources import (
-    DELIMITERS,
+    check_delimiter,
     format_of,
     local_file_head,
     refuse_nul_bytes,
     resolve_file,
-    sample_text,
     short_reason,
-    sniff_delimiter,
 )
 
 if TYPE_CHECKING:
@@ -147,20 +145,9 @@ def _read_csv(
     if columns and columns[0].startswith("\ufeff"):  # a UTF-8 byte order mark
         frame = frame.withColumnRenamed(columns[0], columns[0][1:])
         columns = frame.columns
-    frame = _missing_markers_as_null(frame)
-    missing = [c for c in expected if c not in columns]
-    if missing and len(columns) == 1 and isinstance(where, Path):
-        header = columns[0]
-        other = sniff_delimiter(sample_text(where), delimiter)
-        if other is None:
-            other = next((d for d in DELIMITERS if d != delimiter and d in header), None)
-        if other is not None:
-            raise SeamlessError(
-                f"{what}: {shown} looks like it is delimited by {other!r} not {delimiter!r} "
-                f"(its header is the single column {header[:80]!r}); set the source's "
-                f"delimiter to {other!r}."
-            )
-    return frame
+    if isinstance(where, Path):
+        check_delimiter(columns, expected, where, shown, what, delimiter)
+    return _missing_markers_as_null(frame)
 
 
 def _missing_markers_as_null(frame: DataFrame) -> DataFrame:
