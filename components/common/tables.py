@@ -44,9 +44,12 @@ def row_hashes(df: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(norm, index=False).to_numpy()
 
 
-def hash_of_rows(dtypes: Mapping[str, str], hashes: np.ndarray) -> str:
-    """`content_hash` from the columns' dtypes and all rows' `row_hashes` (any order)."""
-    ordered = np.sort(hashes)
+def hash_of_rows(dtypes: Mapping[str, str], hashes: np.ndarray, in_place: bool = False) -> str:
+    """`content_hash` from the columns' dtypes and all rows' `row_hashes` (any order);
+    `in_place` sorts `hashes` itself instead of a copy."""
+    if in_place:
+        hashes.sort()
+    ordered = hashes if in_place else np.sort(hashes)
     h = hashlib.sha256()
     for c in sorted(dtypes, key=str):
         h.update(f"{c}:{dtypes[c]}\n".encode())
