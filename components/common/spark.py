@@ -43,6 +43,10 @@ _LOCAL_DEFAULTS = {
 }
 
 
+# JDBC drivers as Debian installs them (libpostgresql-jdbc-java); used when present.
+SYSTEM_JDBC_JARS = ("/usr/share/java/postgresql.jar",)
+
+
 def _local(master: str) -> bool:
     return master == "local" or master.startswith("local[")
 
@@ -59,6 +63,9 @@ def session_conf(spark: SparkConfig) -> dict[str, str]:
         # workers and the step itself.
         quarter_mib = memory_limit_bytes() // 4 // 2**20
         conf["spark.driver.memory"] = f"{min(4096, max(1024, quarter_mib))}m"
+    jars = [j for j in SYSTEM_JDBC_JARS if os.path.isfile(j)]
+    if jars:  # Debian's JDBC drivers, for SQL sources read through Spark's JDBC source
+        conf["spark.jars"] = ",".join(jars)
     return conf | dict(spark.conf)
 
 

@@ -32,6 +32,7 @@ from components.common.config import (
     FileSource,
     LabelsConfig,
     SeamlessConfig,
+    SqlSource,
     TableConfig,
 )
 from components.common.errors import SeamlessError
@@ -68,7 +69,7 @@ from components.ingest.spark_normalize import (
     normalize_frame,
     shown_text,
 )
-from components.ingest.spark_read import SparkRaw, read_raw, spark_failure
+from components.ingest.spark_read import SparkRaw, read_jdbc, read_raw, spark_failure
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -349,11 +350,11 @@ def ingest_tables_spark(
             expected = list(table_cfg.columns) + [
                 c for c in (table_cfg.entity_column, table_cfg.timestamp_column) if c
             ]
-            raw = (
-                read_raw(spark, source, data_dir, f"Table '{name}'", expected)
-                if isinstance(source, FileSource)
-                else None
-            )
+            raw = None
+            if isinstance(source, FileSource):
+                raw = read_raw(spark, source, data_dir, f"Table '{name}'", expected)
+            elif isinstance(source, SqlSource):
+                raw = read_jdbc(spark, source, f"Table '{name}'")
             if raw is None:
                 df, table_info = ingest_table(name, table_cfg, data_dir, stamp, labels)
                 writers[name] = pandas_writer(df)
@@ -370,6 +371,8 @@ def ingest_tables_spark(
                 raise spark_failure(f"Table '{name}'", shown, exc) from None
             # The writer fills in source_sha256 of this same dict when it runs.
             table_info.update(source=shown, source_kind=source.kind)
+            if isinstance(source, SqlSource):
+                table_info["query"] = source.query
             info[name] = table_info
         manifest = write_dataset_with(out_folder, writers, info)
     finally:

@@ -1,9 +1,10 @@
-"""Raw tables as Spark DataFrames: CSV and Parquet files read by Spark's own readers.
+"""Raw tables as Spark DataFrames: files and database queries read by Spark's own readers.
 
-Only file sources Spark can read where it runs are read here (local paths, and object
-store URIs when the Hadoop S3A connector is on Spark's classpath, see docs/spark.md).
-Other sources (HTTP downloads, SQL queries, JSON APIs) return None: the caller ingests
-them with the local engine and says so in the manifest.
+Read here: CSV and Parquet files Spark can reach where it runs (local paths, and object
+store URIs when the Hadoop S3A connector is on Spark's classpath), and SQL queries on
+PostgreSQL through Spark's JDBC source when the PostgreSQL JDBC driver is on Spark's
+classpath (docs/spark.md). Other sources (HTTP downloads, JSON APIs, other databases)
+return None: the caller ingests them with the local engine and says so in the manifest.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from components.common import storage
-from components.common.config import FileSource
+from components.common.config import FileSource, SqlSource
 from components.common.errors import SeamlessError
 from components.common.spark import nanos_as_timestamps
+from components.ingest.fetch import mask_url
 from components.ingest.sources import (
     check_delimiter,
     format_of,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+_JDBC_DRIVERS = {"postgresql": "org.postgresql.Driver"}
 
 
 @dataclass
@@ -43,13 +46,57 @@ class SparkRaw:
     frame: DataFrame
 
 
-def has_s3a(spark: SparkSession) -> bool:
-    """Whether Spark's JVM can load the Hadoop S3A filesystem (hadoop-aws on the classpath)."""
+def _loadable(spark: SparkSession, java_class: str) -> bool:
+    """Whether Spark's JVM can load `java_class` (its jar is on the classpath)."""
+    jvm: Any = spark.sparkContext._jvm
     try:
-        spark.sparkContext._jvm.java.lang.Class.forName(_S3A)  # type: ignore[union-attr]
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        jvm.java.lang.Class.forName(java_class, True, loader)
     except Exception:  # py4j wraps the JVM's ClassNotFoundException
         return False
     return True
+
+
+def has_s3a(spark: SparkSession) -> bool:
+    """Whether Spark can read s3a:// (hadoop-aws and the AWS SDK on the classpath)."""
+    return _loadable(spark, _S3A)
+
+
+def read_jdbc(spark: SparkSession, source: SqlSource, what: str) -> SparkRaw | None:
+    """A SQL source's query through Spark's JDBC source, or None when Spark has no driver
+    for its database here (the local engine then reads it)."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    shown = mask_url(source.url)
+    try:
+        url = make_url(source.url)
+    except ArgumentError:
+        raise SeamlessError(f"{what}: {shown} is not a valid SQLAlchemy database URL.") from None
+    driver = _JDBC_DRIVERS.get(url.get_backend_name())
+    if driver is None or not url.host or not _loadable(spark, driver):
+        return None
+    jdbc_url = f"jdbc:postgresql://{url.host}:{url.port or 5432}/{url.database or ''}"
+    reader: Any = (
+        spark.read.format("jdbc")
+        .option("url", jdbc_url)
+        .option("driver", driver)
+        .option("query", source.query)
+        .option("user", url.username or "")
+        .option("password", url.password or "")
+        .option("connectTimeout", str(source.connect_timeout_s))
+        # Read only: the session cannot change the database, like the local engine's.
+        .option("sessionInitStatement", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    )
+    try:
+        frame = reader.load()
+        frame.schema  # noqa: B018 (runs the query's metadata round trip now)
+    except Exception as exc:
+        reason = _analysis_reason(exc)
+        if "Connection refused" in str(exc) or "connect" in reason.lower():
+            raise SeamlessError(f"{what}: cannot connect to database {shown} ({reason}).") from None
+        raise SeamlessError(f"{what}: SQL query failed on {shown} ({reason}).") from None
+    return SparkRaw(frame)
 
 
 def _spark_uri(where: str | Path, spark: SparkSession) -> str | None:
