@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +28,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
-# Feast warns on every use that its Spark store is "alpha"; once per step log is enough.
-warnings.filterwarnings(
-    "once", message=r"The spark .* experimental feature", category=RuntimeWarning
-)
 
 _ORDER = "__label_row"
 

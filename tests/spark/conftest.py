@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,3 +27,14 @@ def spark() -> Iterator[Any]:
     session = spark_session(engine_config("spark"))
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module")
+def dataset(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo data ingested by the local engine: the snapshot both engines then read."""
+    from components.common.config import default_config_path, load_config
+    from components.ingest.ingest import ingest_tables
+
+    out = tmp_path_factory.mktemp("snapshot") / "dataset"
+    ingest_tables(load_config(default_config_path()), demo_data, out)
+    return out

@@ -16,17 +16,9 @@ from components.common.errors import SeamlessError
 from components.common.tables import read_dataset, read_table, write_dataset
 from components.features.features import online_features
 from components.features.stage import run_features
-from components.ingest.ingest import ingest_tables
 from tests.helpers.engines import engine_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def dataset(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("features") / "dataset"
-    ingest_tables(load_config(default_config_path()), demo_data, out)
-    return out
 
 
 def features_on(

@@ -10,9 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from components.common.config import default_config_path, load_config
 from components.common.tables import read_dataset, write_dataset
-from components.ingest.ingest import ingest_tables
 from components.validate.results import ValidationResult
 from components.validate.stage import profile_path, run_validation
 from tests.helpers.engines import engine_config
@@ -45,13 +43,6 @@ def assert_same(local: ValidationResult, spark: ValidationResult) -> None:
         assert sorted(map(str, b.unexpected_examples or [])) == sorted(
             map(str, a.unexpected_examples or [])
         )
-
-
-@pytest.fixture(scope="module")
-def dataset(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("validate") / "dataset"
-    ingest_tables(load_config(default_config_path()), demo_data, out)
-    return out
 
 
 def test_demo_suite_same_verdict_outcomes_and_profile(
