@@ -22,6 +22,14 @@ from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 
 MANIFEST = "manifest.json"
+# Declared column type -> its dtype in every stored table (ingest/normalize.py).
+PANDAS_DTYPES: dict[str, str] = {
+    "int": "Int64",
+    "float": "float64",
+    "bool": "boolean",
+    "string": "object",
+    "timestamp": "datetime64[ns, UTC]",
+}
 
 
 def content_hash(df: pd.DataFrame) -> str:

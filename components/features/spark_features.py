@@ -20,7 +20,7 @@ from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
 from components.common.spark import read_snapshot_table, spark_session
 from components.common.spark_write import stream_writer, write_parts
-from components.common.tables import TableWriter, write_dataset_with
+from components.common.tables import PANDAS_DTYPES, TableWriter, write_dataset_with
 from components.features.repo import build_objects, ensure_repo, offline_root
 from components.features.store import TableSpan, apply_objects, materialize, open_store
 
@@ -178,12 +178,8 @@ def _training_dtypes(config: SeamlessConfig, nulls: dict[str, int]) -> dict[str,
         else:
             dtypes[name] = "object"
     label_kind = config.tables[config.labels.table].columns.get(config.labels.label_column)
-    dtypes[config.labels.label_column] = {
-        "int": "Int64",
-        "float": "float64",
-        "bool": "boolean",
-        "timestamp": "datetime64[ns, UTC]",
-    }.get(label_kind or "string", "object")
+    # The label column comes through unchanged from the snapshot: ingest's dtype.
+    dtypes[config.labels.label_column] = PANDAS_DTYPES[label_kind or "string"]
     return dtypes
 
 
@@ -254,9 +250,10 @@ def build_features_spark(
         assert counts is not None
         rows = int(counts["__rows"])
         nulls = {f: int(counts[f] or 0) for f in features}
-        if rows != entity.count():
+        label_rows = entity.count()
+        if rows != label_rows:
             raise SeamlessError(
-                f"The point-in-time join returned {rows} rows for {entity.count()} label rows."
+                f"The point-in-time join returned {rows} rows for {label_rows} label rows."
             )
         empty = [v.name for v in config.features.views if all(nulls[f] == rows for f in v.features)]
         if rows and len(empty) == len(config.features.views):

@@ -11,7 +11,8 @@ The snapshot has the same layout and contract as the local engine's: one
 timestamps, nullable integers), and the same content hashes (`tables.content_hash`),
 computed while the driver streams Spark's output into that file batch by batch (memory:
 one batch plus 8 bytes per row for the sorted row hashes). Spark stores timestamps in
-microseconds, so sub-microsecond digits are cut (counted in the manifest).
+microseconds, so sub-microsecond digits are cut: such a table's hashes then differ from the
+local engine's (docs/spark.md).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from components.common.spark import engine_record, spark_session
 from components.common.spark_write import stream_writer, write_parts
 from components.common.tables import (
     MANIFEST,
+    PANDAS_DTYPES,
     TableWriter,
     dataset_hash,
     pandas_writer,
@@ -77,13 +79,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _EXAMPLES = 5
-_PANDAS_DTYPES = {  # declared type -> the dtype `normalize` gives it
-    "int": "Int64",
-    "float": "float64",
-    "bool": "boolean",
-    "string": "object",
-    "timestamp": "datetime64[ns, UTC]",
-}
 
 
 class _Positions:
@@ -246,11 +241,11 @@ def _target_dtypes(
     columns: list[str], types: dict[str, ColumnType], generated: list[str]
 ) -> dict[str, str]:
     """Column -> the pandas dtype `normalize` gives it (undeclared columns: as read)."""
-    out = {c: _PANDAS_DTYPES[types[c]] for c in columns if c in types}
+    out = {c: PANDAS_DTYPES[types[c]] for c in columns if c in types}
     if ROW_ID in generated:
         out[ROW_ID] = "int64"
     if INGESTED_AT in generated:
-        out[INGESTED_AT] = _PANDAS_DTYPES["timestamp"]
+        out[INGESTED_AT] = PANDAS_DTYPES["timestamp"]
     return out
 
 

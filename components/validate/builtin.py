@@ -51,7 +51,7 @@ def frame_facts(config: SeamlessConfig, name: str, df: pd.DataFrame) -> TableFac
         rows=len(df),
         dtypes={str(c): df[c].dtype for c in df.columns},
         type_ok={
-            c: _type_ok(kind, df[c])
+            c: has_declared_type(kind, df[c])
             for c, kind in config.tables[name].columns.items()
             if c in df.columns
         },
@@ -120,7 +120,7 @@ _DTYPE_OK = {
 }
 
 
-def _type_ok(kind: ColumnType, values: pd.Series) -> bool:
+def has_declared_type(kind: ColumnType, values: pd.Series) -> bool:
     if kind == "string":
         if isinstance(values.dtype, pd.StringDtype):
             return True

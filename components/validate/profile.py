@@ -70,7 +70,7 @@ def profile_table(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def _profile_column(name: str, s: pd.Series, rows: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": name, "dtype": str(s.dtype), "kind": _kind(s.dtype)}
+    out: dict[str, Any] = {"name": name, "dtype": str(s.dtype), "kind": column_kind(s.dtype)}
     try:
         notna = s.notna().to_numpy(dtype=bool)
         nulls = int(rows - np.count_nonzero(notna))
@@ -84,7 +84,7 @@ def _profile_column(name: str, s: pd.Series, rows: int) -> dict[str, Any]:
     return out
 
 
-def _kind(dtype: Any) -> str:
+def column_kind(dtype: Any) -> str:
     if ptypes.is_bool_dtype(dtype):
         return "bool"
     if ptypes.is_integer_dtype(dtype):

@@ -21,13 +21,13 @@ import pyarrow.parquet as pq
 from components.common.config import SeamlessConfig
 from components.common.labels import canonical
 from components.common.spark import read_snapshot_table
-from components.validate.builtin import TableFacts, _type_ok
+from components.validate.builtin import TableFacts, has_declared_type
 from components.validate.profile import (
     HISTOGRAM_BINS,
     MAX_INTEGER_BINS,
     PROFILE_VERSION,
     TOP_VALUES,
-    _kind,
+    column_kind,
 )
 from components.validate.results import jsonable
 
@@ -76,7 +76,7 @@ def _missing(name: str, dtype: Any) -> Column:
     from pyspark.sql import functions as F
 
     col = _col(name)
-    return (col.isNull() | F.isnan(col)) if _kind(dtype) == "float" else col.isNull()
+    return (col.isNull() | F.isnan(col)) if column_kind(dtype) == "float" else col.isNull()
 
 
 def spark_facts(
@@ -110,7 +110,7 @@ def spark_facts(
         rows=int(row["__rows"]),
         dtypes=dtypes,
         type_ok={
-            c: _type_ok(kind, empty[c])
+            c: has_declared_type(kind, empty[c])
             for c, kind in config.tables[name].columns.items()
             if c in dtypes
         },
@@ -140,7 +140,7 @@ def _profile_table(frame: DataFrame, dtypes: dict[str, Any]) -> dict[str, Any]:
 
     aggs = [F.count(F.lit(1)).alias("__rows")]
     for i, (name, dtype) in enumerate(dtypes.items()):
-        kind = _kind(dtype)
+        kind = column_kind(dtype)
         present = ~_missing(name, dtype)
         value = _numeric(name, kind)
         aggs += [
@@ -164,7 +164,7 @@ def _profile_table(frame: DataFrame, dtypes: dict[str, Any]) -> dict[str, Any]:
     rows = int(row["__rows"])
     columns = []
     for i, (name, dtype) in enumerate(dtypes.items()):
-        kind = _kind(dtype)
+        kind = column_kind(dtype)
         nulls = int(row[f"n{i}"] or 0)
         out: dict[str, Any] = {
             "name": name,
