@@ -2,7 +2,8 @@
 
 The console summary and `--json` show it, so nothing ingest coerced, mapped or dropped
 and no failed check is only in a log: per table its rows, the values that became null
-(count and examples of the source text), the generated columns and the label values
+(count and examples of the source text), the `missing_values` markers read as
+missing, the generated columns and the label values
 mapped or dropped; and one sentence per failed validation check.
 """
 
@@ -42,6 +43,8 @@ def data_summary(run_dir: Path | None) -> dict[str, Any]:
         item: dict[str, Any] = {"rows": entry.get("rows")}
         if coerced.get(name):
             item["coerced_to_null"] = coerced[name]
+        if entry.get("missing_markers"):
+            item["missing_markers"] = entry["missing_markers"]
         if entry.get("generated_columns"):
             item["generated_columns"] = list(entry["generated_columns"])
         labels = entry.get("labels") or {}
@@ -77,6 +80,9 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
                 f"{name}.{col}: {n} value{'s' if n != 1 else ''} not parseable as the "
                 f"declared type became null (e.g. {shown})"
             )
+        for col, found in (item.get("missing_markers") or {}).items():
+            shown = ", ".join(f"{m!r} x{n}" for m, n in found.items())
+            lines.append(f"{name}.{col}: {shown} read as missing (missing_values)")
         labels = item.get("labels") or {}
         for src, n in (labels.get("mapped") or {}).items():
             lines.append(f"{name}: {n} label value{'s' if n != 1 else ''} {src!r} mapped")

@@ -54,6 +54,11 @@ class FileSource(_Strict):
     """File format; `auto` picks it from the extension."""
     delimiter: str = ","
     """CSV field delimiter."""
+    missing_values: list[str] = Field(default_factory=list)
+    """Texts that mean a missing value besides an empty CSV field, e.g. `["NA", "null"]`.
+    None by default, so a value such as "NA" stays the text "NA". Ingest counts them per
+    declared column (manifest `missing_markers`, run summary); a CSV's undeclared columns
+    read them as missing too."""
 
 
 class SqlSource(_Strict):

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import pyarrow as pa
 
 from components.common.config import SeamlessConfig, SparkConfig
@@ -123,17 +124,41 @@ def engine_record(config: SeamlessConfig) -> dict[str, str]:
     return {"engine": "spark", "spark_version": spark_version, "spark_master": config.spark.master}
 
 
-def nanos_as_timestamps(frame: DataFrame, schema: pa.Schema) -> DataFrame:
+def finer_than_micros(where: str, column: str, count: int, row: int | None, shown: str) -> str:
+    """The sentence refusing timestamps Spark would cut (it stores microseconds)."""
+    plural = "s" if count != 1 else ""
+    first = f"the first in row {row}: {shown}" if row is not None else f"e.g. {shown}"
+    return (
+        f"{where}: column '{column}' has {count} timestamp{plural} finer than a microsecond "
+        f"({first}); Spark keeps microseconds and would cut the rest, so round them in the "
+        "source or use engine: local."
+    )
+
+
+def nanos_as_timestamps(frame: DataFrame, schema: pa.Schema, where: str) -> DataFrame:
     """Spark reads Parquet's nanosecond timestamps as integers (nanosAsLong, see
-    components/common/spark.py); turn those columns back into timestamps, floored to
-    Spark's microseconds. `schema` is the file's own (its footer)."""
+    components/common/spark.py); turn those columns back into timestamps in Spark's
+    microseconds, refusing a column with digits below that. `schema` is the file's own."""
     from pyspark.sql import functions as F
 
-    for field in schema:
-        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":  # type: ignore[attr-defined]
-            col = F.col(f"`{field.name}`")
-            micros = (col - F.pmod(col, F.lit(1000))).cast("long") / 1000  # floor, exact
-            frame = frame.withColumn(field.name, F.timestamp_micros(micros.cast("long")))
+    nanos = [
+        f.name
+        for f in schema
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns"  # type: ignore[attr-defined]
+    ]
+    if not nanos:
+        return frame
+    finer = {c: F.pmod(F.col(f"`{c}`"), F.lit(1000)) != 0 for c in nanos}
+    counts = frame.agg(*[F.sum(f.cast("long")).alias(c) for c, f in finer.items()]).first()
+    for c, flag in finer.items():
+        count = int(counts[c] or 0) if counts is not None else 0
+        if count:
+            first = frame.where(flag).select(f"`{c}`").first()
+            value = pd.Timestamp(int(first[0]), unit="ns", tz="UTC").isoformat() if first else "?"
+            raise SeamlessError(finer_than_micros(where, c, count, None, repr(value)))
+    for c in nanos:
+        # Integer division: a double could not hold today's nanosecond counts exactly.
+        frame = frame.withColumn(c, F.timestamp_micros(F.expr(f"`{c}` div 1000")))
     return frame
 
 
@@ -143,4 +168,4 @@ def read_snapshot_table(spark: SparkSession, path: str | Path) -> DataFrame:
     import pyarrow.parquet as pq
 
     frame = spark.read.parquet(Path(path).absolute().as_uri())
-    return nanos_as_timestamps(frame, pq.read_schema(path))
+    return nanos_as_timestamps(frame, pq.read_schema(path), f"Snapshot table {path}")

@@ -19,7 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from components.common.config import LabelsConfig, SeamlessConfig, SqlSource, TableConfig
+from components.common.config import (
+    FileSource,
+    LabelsConfig,
+    SeamlessConfig,
+    SqlSource,
+    TableConfig,
+)
 from components.common.errors import SeamlessError
 from components.common.labels import LabelCheck, apply_value_map, check_labels
 from components.common.spark import engine_record
@@ -30,7 +36,7 @@ from components.common.tables import (
     write_dataset,
     write_json_atomic,
 )
-from components.ingest.normalize import normalize_with_report
+from components.ingest.normalize import declared_columns, normalize_with_report
 from components.ingest.sources import describe_source, read_source, short_reason
 
 log = logging.getLogger(__name__)
@@ -100,6 +106,34 @@ def label_decision(
     return info, True
 
 
+def count_missing_markers(
+    raw: pd.DataFrame, columns: list[str], markers: list[str]
+) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+    """The declared columns' `missing_values` markers as missing, and column -> marker ->
+    count of them (CSV reading leaves markers as text there, so they are counted here)."""
+    counts: dict[str, dict[str, int]] = {}
+    if not markers:
+        return raw, counts
+    out = raw
+    for col in columns:
+        if col not in raw.columns or raw[col].dtype != object:
+            continue
+        hit = raw[col].isin(markers)
+        if not hit.any():
+            continue
+        found = raw.loc[hit, col].value_counts()
+        counts[col] = {str(m): int(n) for m, n in found.items()}
+        out = raw.copy() if out is raw else out
+        out[col] = out[col].mask(hit)
+    return out, counts
+
+
+def warn_missing_markers(where: str, missing: dict[str, dict[str, int]]) -> None:
+    for col, found in missing.items():
+        shown = ", ".join(f"{m!r} x{n}" for m, n in found.items())
+        log.warning("%s: column '%s' read %s as missing (missing_values)", where, col, shown)
+
+
 def ingest_table(
     name: str,
     table_cfg: TableConfig,
@@ -118,14 +152,13 @@ def ingest_table(
     shown = describe_source(source, data_dir)
     origin = f"{source.kind} {shown}"
     where = f"Table '{name}' ({origin})"
-    expected = list(table_cfg.columns) + [
-        c for c in (table_cfg.entity_column, table_cfg.timestamp_column) if c
-    ]
-    if labels is not None and labels.label_column not in expected:
-        expected.append(labels.label_column)
+    expected = declared_columns(table_cfg, labels)
     raw = read_source(source, data_dir, name, expected)
     if len(raw) == 0:
         raise SeamlessError(f"{where} has no rows.")
+    markers = source.missing_values if isinstance(source, FileSource) else []
+    raw, missing = count_missing_markers(raw, expected, markers)
+    warn_missing_markers(where, missing)
     label_info: dict[str, Any] = {}
     strict: frozenset[str] = frozenset()
     if labels is not None:
@@ -154,6 +187,9 @@ def ingest_table(
         "max_invalid_fraction": table_cfg.max_invalid_fraction,
         "ingested_at": stamp.isoformat(),
     }
+    if markers:
+        info["missing_values"] = list(markers)
+        info["missing_markers"] = missing
     if label_info:
         info["labels"] = label_info
     if isinstance(source, SqlSource):

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from components.common.config import INGESTED_AT, ROW_ID, ColumnType, TableConfig
+from components.common.config import INGESTED_AT, ROW_ID, ColumnType, LabelsConfig, TableConfig
 from components.common.errors import SeamlessError
 
 log = logging.getLogger(__name__)
@@ -276,6 +276,15 @@ def declared_types(table_cfg: TableConfig) -> dict[str, ColumnType]:
     if table_cfg.timestamp_column:
         types[table_cfg.timestamp_column] = "timestamp"
     return types
+
+
+def declared_columns(table_cfg: TableConfig, labels: LabelsConfig | None = None) -> list[str]:
+    """The columns a table names: typed ones, its keys, and (labels table) the label."""
+    names = list(table_cfg.columns)
+    names += [c for c in key_columns(table_cfg) if c not in names]
+    if labels is not None and labels.label_column not in names:
+        names.append(labels.label_column)
+    return names
 
 
 def key_columns(table_cfg: TableConfig) -> list[str]:

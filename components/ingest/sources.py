@@ -160,7 +160,7 @@ def _read_file(
         return _read_parquet(handle, shown, what)
     if not name.lower().endswith(".gz"):
         refuse_nul_bytes(data if data is not None else Path(where), shown, what)
-    return _read_csv(handle, shown, what, source.delimiter, expected)
+    return _read_csv(handle, shown, what, source, expected)
 
 
 def local_file_head(path: Path, what: str) -> bytes:
@@ -199,7 +199,7 @@ def _parse(
         return _read_parquet(io.BytesIO(data), shown, what)
     if not name.lower().endswith(".gz"):
         refuse_nul_bytes(data, shown, what)
-    return _read_csv(io.BytesIO(data), shown, what, source.delimiter, expected)
+    return _read_csv(io.BytesIO(data), shown, what, source, expected)
 
 
 _DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".parquet", ".pq", ".parq")
@@ -269,16 +269,27 @@ def _read_parquet(handle: Any, shown: str, what: str) -> pd.DataFrame:
 
 
 def _read_csv(
-    handle: Any, shown: str, what: str, delimiter: str, expected: Collection[str]
+    handle: Any, shown: str, what: str, source: FileSource, expected: Collection[str]
 ) -> pd.DataFrame:
+    delimiter = source.delimiter
     try:
-        # Declared columns stay text so normalize sees the raw values ("007", "1e3", "n/a").
+        header = pd.read_csv(handle, sep=delimiter, nrows=0, encoding="utf-8-sig").columns
+        if hasattr(handle, "seek"):
+            handle.seek(0)
+        # Only an empty field is missing, plus the source's `missing_values` outside the
+        # declared columns; in those, ingest counts the markers (`count_missing_markers`).
+        # pandas' own list ("NA", "null", "n/a", ...) would silently erase real values.
+        markers = ["", *source.missing_values]
+        na = {c: [""] if c in expected else markers for c in header}
+        # Declared columns stay text so normalize sees the raw values ("007", "1e3").
         df = pd.read_csv(
             handle,
             sep=delimiter,
             dtype={c: str for c in expected},
             encoding="utf-8-sig",
             skipinitialspace=False,
+            keep_default_na=False,
+            na_values=na,
         )
     except pd.errors.EmptyDataError:
         raise SeamlessError(f"{what}: file {shown} is empty (no header row).") from None

@@ -11,8 +11,8 @@ The snapshot has the same layout and contract as the local engine's: one
 timestamps, nullable integers), and the same content hashes (`tables.content_hash`),
 computed while the driver streams Spark's output into that file batch by batch (memory:
 one batch plus 8 bytes per row for the sorted row hashes). Spark stores timestamps in
-microseconds, so sub-microsecond digits are cut: such a table's hashes then differ from the
-local engine's (docs/spark.md).
+microseconds, so a table with a timestamp finer than that is refused, naming its column
+and row (the local engine keeps nanoseconds).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from components.common.config import (
 )
 from components.common.errors import SeamlessError
 from components.common.labels import check_label_counts
-from components.common.spark import engine_record, spark_session
+from components.common.spark import engine_record, finer_than_micros, spark_session
 from components.common.spark_write import stream_writer, write_parts
 from components.common.tables import (
     MANIFEST,
@@ -49,9 +49,14 @@ from components.common.tables import (
     write_dataset_with,
     write_json_atomic,
 )
-from components.ingest.ingest import ingest_table, label_decision
+from components.ingest.ingest import (
+    ingest_table,
+    label_decision,
+    warn_missing_markers,
+)
 from components.ingest.normalize import (
     check_columns,
+    declared_columns,
     declared_types,
     duplicate_key_problem,
     empty_key_problem,
@@ -68,6 +73,7 @@ from components.ingest.spark_normalize import (
     Plan,
     bad_flag,
     example_of,
+    finer_flag,
     normalize_frame,
     shown_text,
 )
@@ -124,12 +130,14 @@ def _check(
 
     keys = key_columns(table_cfg)
     aggs = [F.count(F.lit(1)).alias("n")]
-    for i, _, _ in plan.flagged():
-        flag = F.col(bad_flag(i))
-        aggs += [
-            F.sum(flag.cast("long")).alias(f"c{i}"),
-            F.min(F.when(flag, F.col(POSITION))).alias(f"p{i}"),
-        ]
+    for i, _, kind in plan.flagged():
+        flags = [("", bad_flag(i))] + ([("f", finer_flag(i))] if kind == "timestamp" else [])
+        for prefix, name in flags:
+            flag = F.col(name)
+            aggs += [
+                F.sum(flag.cast("long")).alias(f"{prefix}c{i}"),
+                F.min(F.when(flag, F.col(POSITION))).alias(f"{prefix}p{i}"),
+            ]
     for k, key in enumerate(keys):
         empty = F.col(key).isNull()
         aggs += [
@@ -148,6 +156,11 @@ def _check(
         )
         return hit[0] if hit is not None else None
 
+    for i, col, kind in plan.flagged():
+        count, pid, pos = _first(stats, f"fc{i}", f"fp{i}") if kind == "timestamp" else (0, 0, 0)
+        if count:
+            row, shown = positions.row(pid, pos), str(at(pid, pos, shown_text(i)))
+            raise SeamlessError(finer_than_micros(where, col, count, row, shown))
     invalid: dict[str, int] = {}
     examples: dict[str, list[str]] = {}
     for i, col, kind in plan.flagged():
@@ -237,6 +250,34 @@ def _label_policy(
     return norm, info
 
 
+def _count_markers(
+    frame: DataFrame, columns: list[str], markers: list[str]
+) -> tuple[DataFrame, dict[str, dict[str, int]]]:
+    """`ingest.count_missing_markers` in Spark: one aggregation over the text columns."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    text = [c for c in columns if isinstance(frame.schema[c].dataType, StringType)]
+    if not markers or not text:
+        return frame, {}
+    aggs = [
+        F.sum((F.col(f"`{c}`") == F.lit(m)).cast("long")).alias(f"{i}:{j}")
+        for i, c in enumerate(text)
+        for j, m in enumerate(markers)
+    ]
+    row = frame.agg(*aggs).first()
+    assert row is not None
+    counts: dict[str, dict[str, int]] = {}
+    for i, c in enumerate(text):
+        found = {m: int(row[f"{i}:{j}"] or 0) for j, m in enumerate(markers)}
+        if any(found.values()):
+            counts[c] = {m: n for m, n in found.items() if n}
+    for c in counts:
+        col = F.col(f"`{c}`")
+        frame = frame.withColumn(c, F.when(col.isin(markers), None).otherwise(col))
+    return frame, counts
+
+
 def _target_dtypes(
     columns: list[str], types: dict[str, ColumnType], generated: list[str]
 ) -> dict[str, str]:
@@ -273,11 +314,15 @@ def _ingest_spark_table(
             )
         if labels.unknown_values == "fail":
             strict = frozenset({labels.label_column})
+    source = table_cfg.source
+    markers = source.missing_values if isinstance(source, FileSource) else []
+    frame, missing = _count_markers(raw.frame, declared_columns(table_cfg, labels), markers)
+    warn_missing_markers(where, missing)
     types = declared_types(table_cfg)
     if labels is not None and labels.label_column not in types:
         # An undeclared label column stays as read; it is normalized as text for the check.
         types = {**types, labels.label_column: "string"}
-    norm, plan = normalize_frame(raw.frame, types, labels)
+    norm, plan = normalize_frame(frame, types, labels)
     norm = norm.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         positions, invalid, examples = _check(norm, plan, table_cfg, where, strict)
@@ -308,6 +353,9 @@ def _ingest_spark_table(
         "ingested_at": stamp.isoformat(),
         "engine": "spark",
     }
+    if markers:
+        info["missing_values"] = list(markers)
+        info["missing_markers"] = missing
     if label_info:
         info["labels"] = label_info
 
@@ -342,9 +390,7 @@ def ingest_tables_spark(
             source = table_cfg.source
             shown = describe_source(source, data_dir)
             where = f"Table '{name}' ({source.kind} {shown})"
-            expected = list(table_cfg.columns) + [
-                c for c in (table_cfg.entity_column, table_cfg.timestamp_column) if c
-            ]
+            expected = declared_columns(table_cfg, labels)
             raw = None
             if isinstance(source, FileSource):
                 raw = read_raw(spark, source, data_dir, f"Table '{name}'", expected)

@@ -62,6 +62,11 @@ def example_of(i: int) -> str:
     return f"__example{i}"
 
 
+def finer_flag(i: int) -> str:
+    """Set where a timestamp has digits below a microsecond, which Spark cannot hold."""
+    return f"__finer{i}"
+
+
 _NATIVE_SOURCES = {  # declared type -> Spark source types it converts from exactly
     "int": ("ByteType", "ShortType", "IntegerType", "LongType"),
     "float": ("ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType"),
@@ -129,6 +134,8 @@ def make_plan(frame: DataFrame, types: dict[str, ColumnType], labels: LabelsConf
                 T.StructField(shown_text(i), T.StringType()),
                 T.StructField(example_of(i), T.StringType()),
             ]
+            if types[python[i]] == "timestamp":
+                fields.append(T.StructField(finer_flag(i), T.BooleanType()))
         if label_in_python:
             fields += [T.StructField(LABEL, T.StringType()), T.StructField(MAPPED, T.StringType())]
         out_schema = to_arrow_schema(T.StructType(fields))
@@ -151,13 +158,18 @@ def _partition_worker(plan: Plan) -> Callable[[Iterable[Any]], Iterable[Any]]:
                     raw_label = raw
                     raw, _ = apply_value_map(plan.labels, raw)
                 converted = CONVERTERS[plan.types[col]](raw)
-                if plan.types[col] == "timestamp":
-                    converted = converted.dt.floor("us")  # Spark's resolution
                 bad = (nonblank(raw) & converted.isna()).to_numpy(bool)
+                shown_rows = bad
+                if plan.types[col] == "timestamp":
+                    micros = converted.dt.floor("us")  # Spark's resolution
+                    finer = (converted.notna() & (converted != micros)).to_numpy(bool)
+                    arrays[finer_flag(i)] = finer
+                    shown_rows = bad | finer
+                    converted = micros  # refused by the checks if any was finer
                 arrays[col] = converted
                 shown = np.full(n, None, dtype=object)
                 example = np.full(n, None, dtype=object)
-                for j in np.flatnonzero(bad):
+                for j in np.flatnonzero(shown_rows):
                     shown[j] = show_value(raw.iloc[j])
                     example[j] = example_text(raw.iloc[j])
                 arrays[bad_flag(i)] = bad

@@ -135,7 +135,7 @@ def read_raw(
         return _read_parquet(spark, uri, where, shown, what)
     if isinstance(where, Path) and not name.lower().endswith(".gz"):
         refuse_nul_bytes(where, shown, what)
-    return SparkRaw(_read_csv(spark, uri, where, shown, what, source.delimiter, expected))
+    return SparkRaw(_read_csv(spark, uri, where, shown, what, source, expected))
 
 
 def _read_parquet(
@@ -160,7 +160,7 @@ def _read_parquet(
         fs, path = storage.resolve(first)
         with storage.storage_errors(first, fs=fs), fs.open(path, "rb") as fh:
             schema = pq.read_schema(fh)
-    return SparkRaw(nanos_as_timestamps(frame, schema))
+    return SparkRaw(nanos_as_timestamps(frame, schema, f"{what} (file {shown})"))
 
 
 def _read_csv(
@@ -169,9 +169,10 @@ def _read_csv(
     where: str | Path,
     shown: str,
     what: str,
-    delimiter: str,
+    source: FileSource,
     expected: Collection[str],
 ) -> DataFrame:
+    delimiter = source.delimiter
     reader: Any = spark.read.options(
         header=True,
         inferSchema=False,  # every column stays text: normalize converts declared columns
@@ -194,19 +195,21 @@ def _read_csv(
         columns = frame.columns
     if isinstance(where, Path):
         check_delimiter(columns, expected, where, shown, what, delimiter)
-    return _missing_markers_as_null(frame)
+    return _markers_as_null(frame, source.missing_values, expected)
 
 
-def _missing_markers_as_null(frame: DataFrame) -> DataFrame:
-    """The CSV texts the local engine's reader (pandas) takes as missing ("NA", "null",
-    "n/a", ...) are missing here too, so both engines see the same values."""
-    from pandas.io.parsers.readers import STR_NA_VALUES
+def _markers_as_null(frame: DataFrame, markers: list[str], declared: Collection[str]) -> DataFrame:
+    """The source's `missing_values` as null outside the declared columns, as the local
+    engine's reader does (ingest counts them in the declared ones)."""
     from pyspark.sql import functions as F
 
-    markers = sorted(STR_NA_VALUES)
+    if not markers:
+        return frame
     return frame.select(
         *[
-            F.when(F.col(f"`{c}`").isin(markers), None).otherwise(F.col(f"`{c}`")).alias(c)
+            F.col(f"`{c}`")
+            if c in declared
+            else F.when(F.col(f"`{c}`").isin(markers), None).otherwise(F.col(f"`{c}`")).alias(c)
             for c in frame.columns
         ]
     )

@@ -22,7 +22,7 @@ from pipelines.scaffold.expectations import Expectation, starter_expectations
 from pipelines.scaffold.keys import KeysPlan, plan_keys
 from pipelines.scaffold.label import LabelPlan, plan_label
 from pipelines.scaffold.profile import ColumnProfile, profile_table
-from pipelines.scaffold.source import SourcePlan, plan_source, read_table
+from pipelines.scaffold.source import SourcePlan, plan_source, read_table, with_missing_markers
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
@@ -93,7 +93,7 @@ def build_scaffold(
 ) -> Scaffold:
     """Read and profile the table, plan keys, label, features and checks, render the YAML."""
     source = plan_source(from_, data_dir, query=query, table=table, cwd=cwd)
-    df = read_table(source)
+    source, df = with_missing_markers(source, read_table(source))
     if label not in df.columns:
         plan_label(df, label, source.shown)  # raises the sentence naming the columns
     profiles = profile_table(df)
@@ -296,6 +296,8 @@ def _source_dict(src: FileSource | SqlSource) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": "file", "uri": src.uri}
     if src.delimiter != ",":
         out["delimiter"] = src.delimiter
+    if src.missing_values:
+        out["missing_values"] = list(src.missing_values)
     return out
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 from urllib.request import url2pathname
@@ -192,3 +192,75 @@ def _csv_header(src: FileSource) -> list[str]:
     except Exception:  # the reader says what is wrong, with the file named
         return []
     return [str(c) for c in cols]
+
+
+def _marker_candidates() -> frozenset[str]:
+    """The texts pandas takes as missing by default ("NA", "null", "#N/A", ...)."""
+    from pandas.io.parsers.readers import STR_NA_VALUES
+
+    return frozenset(m for m in STR_NA_VALUES if m)
+
+
+def find_missing_markers(df: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """column -> marker -> count of the usual missing-value texts where they keep an
+    otherwise numeric or timestamp column from parsing ("NA" among numbers, say); a text
+    column keeps them as values (Namibia's code is "NA")."""
+    from components.ingest.normalize import CONVERTERS, nonblank
+
+    candidates = _marker_candidates()
+    found: dict[str, dict[str, int]] = {}
+    for col in df.columns:
+        values = df[col]
+        if values.dtype != object:
+            continue
+        hit = values.isin(candidates)
+        rest = values[~hit & nonblank(values)]
+        if not hit.any() or rest.empty:
+            continue
+        if any(CONVERTERS[kind](rest).notna().all() for kind in ("float", "timestamp")):
+            counts = values[hit].value_counts()
+            found[str(col)] = {str(m): int(n) for m, n in counts.items()}
+    return found
+
+
+def with_missing_markers(plan: SourcePlan, df: pd.DataFrame) -> tuple[SourcePlan, pd.DataFrame]:
+    """The plan's file source with the markers `find_missing_markers` sees (noted), and
+    the table with them as missing, as ingest will read it."""
+    found = find_missing_markers(df) if isinstance(plan.read, FileSource) else {}
+    if not found:
+        return plan, df
+    markers = sorted({m for counts in found.values() for m in counts})
+    where = "; ".join(
+        f"{col}: " + ", ".join(f"{m!r} x{n}" for m, n in counts.items())
+        for col, counts in found.items()
+    )
+    elsewhere = {
+        str(c): {str(m): int(n) for m, n in df[c][df[c].isin(markers)].value_counts().items()}
+        for c in df.columns
+        if c not in found and df[c].dtype == object and df[c].isin(markers).any()
+    }
+    also = "; ".join(
+        f"{col}: " + ", ".join(f"{m!r} x{n}" for m, n in counts.items())
+        for col, counts in elsewhere.items()
+    )
+    note = (
+        f"Read {', '.join(repr(m) for m in markers)} as missing (missing_values), found where "
+        f"numbers or timestamps are expected ({where})"
+        + (f" and in text columns too ({also})" if also else "")
+        + "; remove a marker if it is a real value."
+    )
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].mask(out[col].isin(markers))
+    update = {"missing_values": markers}
+    assert isinstance(plan.read, FileSource) and isinstance(plan.config, FileSource)
+    return (
+        replace(
+            plan,
+            read=plan.read.model_copy(update=update),
+            config=plan.config.model_copy(update=update),
+            notes=(*plan.notes, note),
+        ),
+        out,
+    )

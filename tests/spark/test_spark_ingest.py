@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -177,6 +178,43 @@ def test_labels_value_map_and_drop_match(spark: Any, tmp_path: Path) -> None:
     assert info["dropped"] == 1 and info["mapped"] == {"yes": 1, "no": 2}
 
 
+def test_missing_value_markers_match(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text(
+        "customer_id,event_timestamp,age,segment,note\n"
+        "1,2024-01-01,NA,NA,null\n2,2024-01-02,41,x,NA\n3,2024-01-03,null,y,z\n"
+    )
+    cfg = table(
+        {"kind": "file", "uri": "m.csv", "missing_values": ["NA", "null"]},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+        columns={
+            "customer_id": "int",
+            "event_timestamp": "timestamp",
+            "age": "int",
+            "segment": "string",
+        },
+    )
+    local, remote = both(tmp_path, {"m": cfg})
+    same_tables(tmp_path, local, remote)
+    entry = remote["tables"]["m"]
+    assert entry["missing_markers"] == local["tables"]["m"]["missing_markers"]
+    assert entry["missing_markers"] == {"age": {"NA": 1, "null": 1}, "segment": {"NA": 1}}
+    assert read_dataset(tmp_path / "spark")["m"]["note"].isna().tolist() == [True, True, False]
+
+
+def test_na_text_stays_a_value_by_default(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("customer_id,event_timestamp,segment\n1,2024-01-01,NA\n")
+    cfg = table(
+        {"kind": "file", "uri": "m.csv"},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+        columns={"customer_id": "int", "event_timestamp": "timestamp", "segment": "string"},
+    )
+    local, remote = both(tmp_path, {"m": cfg})
+    same_tables(tmp_path, local, remote)
+    assert read_dataset(tmp_path / "spark")["m"]["segment"].tolist() == ["NA"]
+
+
 # ---------------------------------------------------------------- same refusals
 
 
@@ -243,3 +281,52 @@ def test_other_sources_fall_back_to_the_local_engine(spark: Any, tmp_path: Path)
     same_tables(tmp_path, local, remote)
     assert remote["tables"]["t"]["engine"] == "local"
     assert read_manifest(tmp_path / "spark")["engine"] == "spark"
+
+
+# ---------------------------------------------------------------- Spark's own limit
+
+
+def test_sub_microsecond_timestamps_are_refused_not_cut(spark: Any, tmp_path: Path) -> None:
+    """Spark stores microseconds; the local engine keeps nanoseconds. Cutting silently
+    would change the data, so the Spark engine refuses, naming column and row or value."""
+    (tmp_path / "t.csv").write_text(CSV.replace("00:00:00.123456Z", "00:00:00.123456789Z"))
+    cfg = {"t": keyed("t.csv", max_invalid_fraction=0.5)}
+    with pytest.raises(SeamlessError) as info:
+        ingest_tables(config(cfg, "spark"), tmp_path, tmp_path / "out", T0)
+    message = str(info.value)
+    assert_one_sentence(message)
+    assert "column 'event_timestamp' has 1 timestamp finer than a microsecond" in message
+    assert "row 5" in message and "123456789" in message
+    assert not (tmp_path / "out").exists()
+    # Parquet (pandas writes nanoseconds): the value is shown, the file named.
+    when = pd.to_datetime(
+        ["2024-01-01T00:00:00.000000001Z", "2024-01-02T00:00:00Z"], utc=True, format="ISO8601"
+    )
+    pd.DataFrame({"a": [1, 2], "when": when}).to_parquet(tmp_path / "p.parquet", index=False)
+    cfg = {
+        "p": table({"kind": "file", "uri": "p.parquet"}, columns={"a": "int", "when": "timestamp"})
+    }
+    with pytest.raises(SeamlessError) as info:
+        ingest_tables(
+            config(cfg, "spark", column="a", positive_class=1), tmp_path, tmp_path / "o", T0
+        )
+    message = str(info.value)
+    assert "p.parquet" in message and "2024-01-01T00:00:00.000000001+00:00" in message
+    assert "column 'when' has 1 timestamp" in message
+
+
+def test_parquet_microseconds_survive_exactly(spark: Any, tmp_path: Path) -> None:
+    """Today's instants in nanoseconds exceed a double's exact range (about 4% of random
+    microsecond instants came out 1 us early through a double); the conversion to Spark's
+    microseconds is integer arithmetic."""
+    rng = np.random.default_rng(7)
+    micros = rng.integers(-(10**15), 2 * 10**15, size=2000) * 1000
+    when = pd.to_datetime(micros, unit="ns", utc=True)
+    frame = pd.DataFrame({"a": np.arange(2000), "when": when})
+    frame.to_parquet(tmp_path / "p.parquet", index=False)
+    cfg = {
+        "p": table({"kind": "file", "uri": "p.parquet"}, columns={"a": "int", "when": "timestamp"})
+    }
+    local, remote = both(tmp_path, cfg, column="a", positive_class=1)
+    same_tables(tmp_path, local, remote)
+    assert read_dataset(tmp_path / "spark")["p"]["when"].tolist() == list(when)

@@ -341,3 +341,59 @@ def test_read_source_returns_raw_text_for_declared_columns(tmp_path: Path) -> No
     (tmp_path / "r.csv").write_text("a,b\n007,x\n")
     raw = read_source(plain("r.csv").source, tmp_path, "p", ["a"])
     assert raw["a"].tolist() == ["007"]
+
+
+# ---------------------------------------------------------------- missing-value markers
+
+
+MARKED = "a,b,c,d\n1,NA,null,2.5\n2,x,NA,NA\nNA,y,,3\n"
+
+
+def test_na_text_is_a_value_unless_declared_a_marker(tmp_path: Path) -> None:
+    """pandas' default list ("NA", "null", ...) would erase real values such as Namibia's
+    code; by default only an empty field is missing."""
+    (tmp_path / "m.csv").write_text(MARKED)
+    cfg = table({"kind": "file", "uri": "m.csv"}, columns={"b": "string"})
+    df, info = ingest_table("m", cfg, tmp_path, T0)
+    assert df["b"].tolist() == ["NA", "x", "y"]
+    assert df["c"].tolist()[:2] == ["null", "NA"] and pd.isna(df["c"].iloc[2])
+    assert "missing_markers" not in info
+
+
+def test_na_in_a_typed_column_is_an_invalid_value_by_default(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text(MARKED)
+    cfg = table({"kind": "file", "uri": "m.csv"}, columns={"a": "int"})
+    message = ingest_error("m", cfg, tmp_path)
+    assert "column 'a' has 1 of 3 values" in message and "'NA'" in message
+
+
+def test_declared_markers_are_missing_and_counted(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text(MARKED)
+    cfg = table(
+        {"kind": "file", "uri": "m.csv", "missing_values": ["NA", "null"]},
+        columns={"a": "int", "b": "string"},
+    )
+    df, info = ingest_table("m", cfg, tmp_path, T0)
+    assert info["missing_values"] == ["NA", "null"]
+    assert info["missing_markers"] == {"a": {"NA": 1}, "b": {"NA": 1}}
+    assert info["invalid_values"] == {}
+    assert df["a"].tolist()[:2] == [1, 2] and pd.isna(df["a"].iloc[2])
+    assert pd.isna(df["b"].iloc[0])
+    # Undeclared columns read the markers as missing too, and keep pandas' inferred type.
+    assert df["c"].isna().all()
+    assert str(df["d"].dtype) == "float64" and pd.isna(df["d"].iloc[1])
+
+
+def test_run_summary_shows_the_markers_read_as_missing(tmp_path: Path) -> None:
+    from pipelines.run_summary import data_lines, data_summary
+
+    (tmp_path / "m.csv").write_text(MARKED)
+    cfg = table(
+        {"kind": "file", "uri": "m.csv", "missing_values": ["NA", "null"]},
+        columns={"a": "int", "b": "string"},
+    )
+    config = config_for({"m": cfg})
+    ingest_tables(config, tmp_path, tmp_path / "run" / "ingest" / "dataset", T0)
+    summary = data_summary(tmp_path / "run")
+    assert summary["tables"]["m"]["missing_markers"] == {"a": {"NA": 1}, "b": {"NA": 1}}
+    assert "m.a: 'NA' x1 read as missing (missing_values)" in data_lines(summary)

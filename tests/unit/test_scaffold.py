@@ -335,6 +335,29 @@ def test_first_run_passes_on_the_same_data_and_coercions_match_the_profile(
     assert any("'maybe'" in s for s in failed.failure_sentences())
 
 
+def test_missing_markers_among_numbers_are_proposed_and_counted(tmp_path: Path) -> None:
+    """ "NA" where numbers are expected becomes a `missing_values` marker, said in a note
+    that also names the text columns holding it (a country code "NA" would be lost), and
+    counted by the dry run."""
+    df = churn_frame()
+    df.loc[[3, 9, 11], "monthly"] = "NA"
+    df.loc[5, "seats"] = "null"
+    df.loc[6, "region"] = "NA"
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    assert plan.profiles["monthly"].kind == "float" and plan.profiles["monthly"].invalid == 0
+    assert plan.profiles["seats"].kind == "int"
+    assert "Read 'NA', 'null' as missing (missing_values)" in plan.text
+    assert "in text columns too (region: 'NA' x1)" in plan.text
+    out = tmp_path / "churn.yaml"
+    write_config(out, plan.text)
+    source = load_config(out).tables["data"].source
+    assert source.missing_values == ["NA", "null"]  # type: ignore[union-attr]
+    dry = dry_validate(out, tmp_path)
+    assert dry.result.decision == "pass", dry.result.failure_sentences()
+    markers = dry.manifest["tables"]["data"]["missing_markers"]
+    assert markers == {"monthly": {"NA": 3}, "seats": {"null": 1}, "region": {"NA": 1}}
+
+
 def test_the_written_model_section_trains_as_written(tmp_path: Path) -> None:
     from threadpoolctl import threadpool_limits
 
