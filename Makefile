@@ -55,7 +55,7 @@ lint: venv ## ruff (lint + format check) and mypy
 base-image: ## Build the offline Python base image from Debian packages (prints its BASE_IMAGE)
 	docker/base/build.sh
 
-images: venv ## Build runtime, serving, mlflow, feast images (offline: BASE_IMAGE=<make base-image>; REGISTRY=<prefix> also tags them for it)
+images: venv ## Build runtime, serving, mlflow, feast, spark images (offline: BASE_IMAGE=<make base-image>; REGISTRY=<prefix> also tags them for it)
 	BASE_IMAGE=$(BASE_IMAGE) REGISTRY=$(REGISTRY) docker/build_images.sh
 
 push: venv ## Push the images to REGISTRY=<prefix> and record their digests (build/images/digests.json)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build every Seamless image, in order: runtime, serving, mlflow, feast.
-#   usage: BASE_IMAGE=<ref> [REGISTRY=<prefix>] docker/build_images.sh [runtime|serving|mlflow|feast ...]
+# Build every Seamless image, in order: runtime, serving, mlflow, feast, spark.
+#   usage: BASE_IMAGE=<ref> [REGISTRY=<prefix>] docker/build_images.sh [runtime|serving|mlflow|feast|spark ...]
 # BASE_IMAGE: the Python 3.11 base of every image. Unset, the Dockerfiles' default
 # (python:3.11-slim) is used, which must then be present locally or pullable; on machines
 # without a registry, build one with `make base-image` (docker/base/build.sh) and pass it.
@@ -19,7 +19,7 @@ export WHEELHOUSE="$WHEELS"
 PY=python3
 [[ -x .venv/bin/python ]] && PY=.venv/bin/python
 images=("$@")
-((${#images[@]})) || images=(runtime serving mlflow feast)
+((${#images[@]})) || images=(runtime serving mlflow feast spark)
 
 die() { echo "images: $*" >&2; exit 1; }
 docker info >/dev/null 2>&1 || die "Docker Engine is not reachable: install docker.io and start dockerd."
@@ -46,7 +46,7 @@ declare -A REFS
 while read -r name value; do REFS[$name]=$value; done < <(PYTHONPATH="$ROOT" "$PY" -c "
 from components.common.image import image_ref, image_settings
 print('tag', image_settings()['tag'])
-for name in ('runtime', 'serving', 'mlflow', 'feast'):
+for name in ('runtime', 'serving', 'mlflow', 'feast', 'spark'):
     print(name, image_ref(name))")
 tag=${REFS[tag]}
 ref() { echo "${REFS[$1]}"; }
@@ -60,7 +60,8 @@ for image in "${images[@]}"; do
     case $image in
         runtime | serving) needs+=(runtime) ;;
         mlflow | feast) needs+=("$image") ;;
-        *) die "unknown image '$image' (runtime, serving, mlflow, feast)" ;;
+        spark) needs+=(runtime spark) ;;
+        *) die "unknown image '$image' (runtime, serving, mlflow, feast, spark)" ;;
     esac
 done
 mapfile -t needs < <(printf '%s\n' "${needs[@]}" | sort -u)
@@ -89,6 +90,10 @@ for image in "${images[@]}"; do
                 || die "serving builds FROM $(ref runtime): build the runtime image first."
             build serving docker/serving docker/serving/Dockerfile --build-arg RUNTIME_IMAGE="$(ref runtime)" ;;
         mlflow) build mlflow "$WHEELS/mlflow" docker/mlflow/Dockerfile ;;
+        spark)
+            docker image inspect "$(ref runtime)" >/dev/null 2>&1 \
+                || die "spark builds FROM $(ref runtime): build the runtime image first."
+            build spark "$WHEELS/spark" docker/spark/Dockerfile --build-arg RUNTIME_IMAGE="$(ref runtime)" ;;
         feast)
             # The feature repo goes into the context beside the wheels; cp -p keeps the modes
             # (the classic builder has no COPY --chmod).

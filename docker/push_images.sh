@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tag the project's images for a registry and push them; record the registry's digests.
-#   usage: REGISTRY=ghcr.io/acme/seamless docker/push_images.sh [--tag-only] [runtime|serving|mlflow|feast ...]
+#   usage: REGISTRY=ghcr.io/acme/seamless docker/push_images.sh [--tag-only] [runtime|serving|mlflow|feast|spark ...]
 # REGISTRY: the prefix every image goes under (lowercase, no tag), as in `make push
 # REGISTRY=...`; log in first (`docker login ghcr.io`). Each local image
 # (localhost/seamless/<name>:<tag>, from `make images`) is tagged <REGISTRY>/<name>:<tag>
@@ -19,7 +19,7 @@ die() { echo "push: $*" >&2; exit 1; }
 tag_only=0
 if [[ ${1:-} == --tag-only ]]; then tag_only=1; shift; fi
 images=("$@")
-((${#images[@]})) || images=(runtime serving mlflow feast)
+((${#images[@]})) || images=(runtime serving mlflow feast spark)
 [[ -n ${REGISTRY:-} ]] || die "REGISTRY is not set: name the registry prefix, as in \`make push REGISTRY=ghcr.io/acme/seamless\`."
 docker info >/dev/null 2>&1 || die "Docker Engine is not reachable: install docker.io and start dockerd."
 
@@ -33,7 +33,7 @@ while read -r name value; do LOCAL[$name]=$value; done <<<"$local_refs"
 while read -r name value; do REMOTE[$name]=$value; done <<<"$remote_refs"
 
 for image in "${images[@]}"; do
-    [[ -n ${LOCAL[$image]:-} && $image != tag ]] || die "unknown image '$image' (runtime, serving, mlflow, feast)"
+    [[ -n ${LOCAL[$image]:-} && $image != tag ]] || die "unknown image '$image' (runtime, serving, mlflow, feast, spark)"
     local_ref=${LOCAL[$image]} remote=${REMOTE[$image]}
     if ! docker image inspect "$remote" >/dev/null 2>&1; then
         docker image inspect "$local_ref" >/dev/null 2>&1 \

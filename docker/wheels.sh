@@ -4,13 +4,13 @@
 #   build/wheels/<image>/deps/*.whl          one wheel per locked package (refilled when the lock changes)
 #   build/wheels/runtime/project/*.whl       the Seamless wheel (rebuilt every call, reproducible bytes)
 # Each build/wheels/<image> folder is that image's build context (build/ is gitignored).
-#   usage: docker/wheels.sh [runtime|mlflow|feast ...]   (default: all)
+#   usage: docker/wheels.sh [runtime|mlflow|feast|spark ...]   (default: all)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT="${WHEELHOUSE:-$ROOT/build/wheels}"
 PYTHON="${PYTHON:-python3.11}"
 images=("$@")
-((${#images[@]})) || images=(runtime mlflow feast)
+((${#images[@]})) || images=(runtime mlflow feast spark)
 # The host's pip makes the wheels: the project's venv if there is one.
 PIP=("$PYTHON" -m pip)
 [[ -x $ROOT/.venv/bin/python ]] && PIP=("$ROOT/.venv/bin/python" -m pip)
@@ -61,6 +61,11 @@ for image in "${images[@]}"; do
     case $image in
         runtime) deps_wheels runtime; project_wheel ;;
         mlflow | feast) deps_wheels "$image" ;;
-        *) echo "wheels: unknown image '$image' (runtime, mlflow, feast)" >&2; exit 2 ;;
+        spark)
+            deps_wheels spark
+            # cp -p keeps the entrypoint executable (the classic builder has no COPY --chmod).
+            cmp -s "$ROOT/docker/spark/entrypoint.sh" "$OUT/spark/entrypoint.sh" \
+                || cp -p "$ROOT/docker/spark/entrypoint.sh" "$OUT/spark/entrypoint.sh" ;;
+        *) echo "wheels: unknown image '$image' (runtime, mlflow, feast, spark)" >&2; exit 2 ;;
     esac
 done

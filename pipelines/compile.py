@@ -23,13 +23,18 @@ COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 
 def compiled_pipelines() -> dict[str, object]:
     from pipelines.monitoring import monitoring_pipeline
-    from pipelines.training import training_pipeline
+    from pipelines.training import training_pipeline, training_spark_pipeline
 
-    return {"training": training_pipeline, "monitoring": monitoring_pipeline}
+    return {
+        "training": training_pipeline,
+        "training-spark": training_spark_pipeline,
+        "monitoring": monitoring_pipeline,
+    }
 
 
 def with_image_prefix(text: str, prefix: str, digests: dict[str, str]) -> str:
-    """The spec text with each local project image (an `image:` value) moved to `prefix`.
+    """The spec text with each local project image (an `image:` value, or an environment
+    `value:` such as the Spark executors' image) moved to `prefix`.
 
     Why rewrite the text: components bind their base image when their module is imported,
     so the prefix cannot reach them earlier without import-time configuration.
@@ -38,7 +43,7 @@ def with_image_prefix(text: str, prefix: str, digests: dict[str, str]) -> str:
         local = re.escape(image_ref(name))
         moved = image_ref(name, prefix, digests)  # validated: no backslash, no group syntax
         text = re.sub(
-            rf"^(\s*image:\s*['\"]?){local}(['\"]?\s*)$",
+            rf"^(\s*(?:image|value):\s*['\"]?){local}(['\"]?\s*)$",
             rf"\g<1>{moved}\g<2>",
             text,
             flags=re.MULTILINE,

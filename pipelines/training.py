@@ -9,6 +9,8 @@ the evaluation gate says `promote`. Gates compare a component's single `str` ret
 from kfp import dsl, kubernetes
 
 from components.common.env import TELEMETRY_OFF
+from components.common.image import image_ref
+from components.common.spark_kubernetes import DRIVER_LABEL, IMAGE_ENV, SCRATCH_CLAIM, SCRATCH_ENV
 from components.common.storage import EPHEMERAL_DISK_ENV
 from components.deploy.component import deploy, deploy_kubernetes
 from components.evaluate.component import evaluate
@@ -21,6 +23,7 @@ from components.validate.component import validate
 PIPELINE_NAME = "seamless-training"
 FEAST_VOLUME = "/feast"
 FEAST_CONFIG_DIR = "/etc/feast"
+SPARK_SCRATCH = "/seamless-spark"
 OBJECT_STORE_ENV = (
     "AWS_ENDPOINT_URL",
     "AWS_DEFAULT_REGION",
@@ -89,18 +92,36 @@ def use_feast_repo(task: dsl.PipelineTask) -> None:
     task.set_env_variable("SEAMLESS_FEAST_CONFIG", f"{FEAST_CONFIG_DIR}/feature_store.yaml")
 
 
-def build_training_pipeline(retries: int = 2, cluster: bool = False):  # type: ignore[no-untyped-def]
+def run_as_spark_driver(task: dsl.PipelineTask) -> None:
+    """A data step of the Spark variant: the Spark image, and what Spark's Kubernetes
+    scheduler needs to start executors from this pod (components/common/spark_kubernetes.py):
+    its IP and name, API access, the executors' image, the shared scratch volume."""
+    image = image_ref("spark")
+    task.set_container_image(image)
+    task.set_env_variable(IMAGE_ENV, image)
+    kubernetes.use_field_path_as_env(task, "POD_IP", "status.podIP")
+    kubernetes.use_field_path_as_env(task, "POD_NAME", "metadata.name")
+    kubernetes.add_pod_label(task, DRIVER_LABEL, "true")
+    kubernetes.add_pod_label(task, "seamless.dev/apiserver-client", "true")
+    kubernetes.mount_pvc(task, pvc_name=SCRATCH_CLAIM, mount_path=SPARK_SCRATCH)
+    task.set_env_variable(SCRATCH_ENV, SPARK_SCRATCH)
+
+
+def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str = "local"):  # type: ignore[no-untyped-def]
     """The pipeline, with `retries` per step (for transient failures on a cluster).
 
     Local runs build it with no retries: there a failure is bad input or a bug, and
     kfp.local would otherwise repeat it with backoff before saying so. `cluster` adds
     the Kubernetes wiring (endpoints and credentials from ConfigMaps and Secrets, the
-    Feast repo) and deploys by rolling the serving Deployment.
+    Feast repo) and deploys by rolling the serving Deployment. `engine="spark"` (cluster
+    only) runs ingest, validate and features in the Spark image as Spark drivers, for
+    configs with `engine: spark`.
     """
 
     @dsl.pipeline(
-        name=PIPELINE_NAME,
-        description="Raw data to a registered, gated, deployed champion model.",
+        name=PIPELINE_NAME if engine == "local" else f"{PIPELINE_NAME}-{engine}",
+        description="Raw data to a registered, gated, deployed champion model"
+        + (" (data steps on Spark)." if engine == "spark" else "."),
     )
     def training_pipeline(config_yaml: str, data_dir: str = "") -> str:
         """Returns the validation decision (`pass`, `warn` or `fail`)."""
@@ -151,6 +172,9 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False):  # type: i
                 wire_for_kubernetes(task)
             use_feast_repo(feats)
             kubernetes.add_pod_label(deployed, "seamless.dev/apiserver-client", "true")
+            if engine == "spark":
+                for task in (ingested, checked, feats):
+                    run_as_spark_driver(task)
         return checked.outputs["Output"]
 
     return training_pipeline
@@ -158,3 +182,5 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False):  # type: i
 
 training_pipeline = build_training_pipeline(retries=2, cluster=True)
 """The pipeline as compiled for Kubeflow (pipelines/compiled/training.yaml)."""
+training_spark_pipeline = build_training_pipeline(retries=2, cluster=True, engine="spark")
+"""The same with the data steps on Spark (pipelines/compiled/training-spark.yaml)."""

@@ -285,6 +285,12 @@ class SparkConfig(_Strict):
     conf: dict[str, str] = Field(default_factory=dict)
     """Extra Spark properties, e.g. `spark.driver.memory: 4g` or the S3A connector's
     `spark.hadoop.fs.s3a.*` settings; they are given to Spark as written."""
+    executors: int = Field(2, gt=0)
+    """Executor pods on Kubernetes (`k8s://` masters only)."""
+    executor_cores: int = Field(1, gt=0)
+    """Cores per executor pod (`k8s://` masters only)."""
+    executor_memory: str = Field("2g", pattern=r"^[0-9]+[kmgt]?$")
+    """JVM heap per executor pod, e.g. `2g` (`k8s://` masters only)."""
     max_training_rows: int | None = Field(1_000_000, gt=0)
     """scikit-learn trains on one machine: a larger training set is sampled down to this
     many rows, the same rows every run (ranked by a hash of entity, label time and

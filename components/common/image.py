@@ -29,7 +29,7 @@ from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 
 IMAGE_FILE = Path(__file__).with_name("runtime_image.json")
-IMAGE_NAMES = ("runtime", "serving", "mlflow", "feast")
+IMAGE_NAMES = ("runtime", "serving", "mlflow", "feast", "spark")
 PREFIX_ENV = "SEAMLESS_IMAGE_PREFIX"
 """Environment variable read by `seamless compile` (and the image scripts), never at import."""
 DIGESTS_FILE = Path(__file__).resolve().parents[2] / "build" / "images" / "digests.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from components.common.config import SeamlessConfig, SparkConfig
 from components.common.cpus import available_cpus
 from components.common.errors import SeamlessError
 from components.common.memory_limit import memory_limit_bytes
+from components.common.spark_kubernetes import executor_visible, is_kubernetes, kubernetes_conf
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -64,6 +66,8 @@ def session_conf(spark: SparkConfig) -> dict[str, str]:
         # workers and the step itself.
         quarter_mib = memory_limit_bytes() // 4 // 2**20
         conf["spark.driver.memory"] = f"{min(4096, max(1024, quarter_mib))}m"
+    elif is_kubernetes(spark.master):
+        conf |= kubernetes_conf(spark, Path(tempfile.gettempdir()) / "seamless-spark")
     jars = [j for j in SYSTEM_JDBC_JARS if os.path.isfile(j)]
     if jars:  # Debian's JDBC drivers, for SQL sources read through Spark's JDBC source
         conf["spark.jars"] = ",".join(jars)
@@ -97,6 +101,11 @@ def spark_session(config: SeamlessConfig) -> SparkSession:
     # Python workers must run this interpreter (the venv or the image's), not `python3`.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if _local(config.spark.master):
+        # The JVM resolves its own host name at start-up unless told; a pod or container
+        # whose name is in no resolver (no network, say) would stop Spark there.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("SPARK_LOCAL_HOSTNAME", "localhost")
     builder: Any = SparkSession.builder.master(config.spark.master).appName(config.spark.app_name)
     for key, value in session_conf(config.spark).items():
         builder = builder.config(key, value)
@@ -167,5 +176,6 @@ def read_snapshot_table(spark: SparkSession, path: str | Path) -> DataFrame:
     its timestamps as timestamps."""
     import pyarrow.parquet as pq
 
-    frame = spark.read.parquet(Path(path).absolute().as_uri())
+    visible = executor_visible(spark.sparkContext.master or "", Path(path).absolute())
+    frame = spark.read.parquet(visible.as_uri())
     return nanos_as_timestamps(frame, pq.read_schema(path), f"Snapshot table {path}")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
 from components.common.spark import read_snapshot_table, spark_session
+from components.common.spark_kubernetes import check_executor_writable, scratch_root
 from components.common.spark_write import stream_writer, write_parts
 from components.common.tables import PANDAS_DTYPES, TableWriter, write_dataset_with
 from components.features.repo import build_objects, ensure_repo, offline_root
@@ -102,6 +103,7 @@ def _write_tables(
         paths[table] = str(target)
         if (target / "_SUCCESS").is_file():
             continue  # same name, same content: written by an earlier run
+        check_executor_writable(frame.sparkSession.sparkContext.master or "", target)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         shutil.rmtree(staging)
@@ -261,7 +263,7 @@ def build_features_spark(
             assert span is not None
             raise SeamlessError(no_join_problem(config, rows, span[0], span[1], spans))
         lap("historical_join")
-        scratch = Path(tempfile.mkdtemp(prefix="seamless-spark-features-"))
+        scratch = Path(tempfile.mkdtemp(prefix="seamless-spark-features-", dir=scratch_root()))
         try:
             write_parts(training, scratch / "training")
             writer: TableWriter

@@ -39,6 +39,7 @@ from components.common.config import (
 from components.common.errors import SeamlessError
 from components.common.labels import check_label_counts
 from components.common.spark import engine_record, finer_than_micros, spark_session
+from components.common.spark_kubernetes import scratch_root
 from components.common.spark_write import stream_writer, write_parts
 from components.common.tables import (
     MANIFEST,
@@ -383,7 +384,7 @@ def ingest_tables_spark(
     spark = spark_session(config)
     writers: dict[str, TableWriter] = {}
     info: dict[str, dict[str, Any]] = {}
-    scratch = Path(tempfile.mkdtemp(prefix="seamless-spark-ingest-"))
+    scratch = Path(tempfile.mkdtemp(prefix="seamless-spark-ingest-", dir=scratch_root()))
     try:
         for name, table_cfg in config.tables.items():
             labels = config.labels if name == config.labels.table else None

@@ -20,6 +20,7 @@ from components.common import storage
 from components.common.config import FileSource, SqlSource
 from components.common.errors import SeamlessError
 from components.common.spark import nanos_as_timestamps
+from components.common.spark_kubernetes import executor_visible
 from components.ingest.fetch import mask_url
 from components.ingest.sources import (
     check_delimiter,
@@ -102,7 +103,7 @@ def read_jdbc(spark: SparkSession, source: SqlSource, what: str) -> SparkRaw | N
 def _spark_uri(where: str | Path, spark: SparkSession) -> str | None:
     """The location in Spark's terms, or None when Spark cannot read it here."""
     if isinstance(where, Path):
-        return where.as_uri()
+        return executor_visible(spark.sparkContext.master or "", where.absolute()).as_uri()
     scheme = storage.scheme_of(where)
     if scheme in ("s3", "s3a") and has_s3a(spark):
         return "s3a://" + where.split("://", 1)[1]

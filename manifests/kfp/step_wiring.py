@@ -17,10 +17,14 @@ only. From the rendered overlay (stdin) this writes (stdout):
   the Seamless object store as the default pipeline root (`s3://seamless-pipelines/kfp`,
   or `KFP_PIPELINE_ROOT`) and as the `s3` provider, keys from the `seamless-s3` copy, so
   every run's artifacts are objects beside the data, whichever node runs the step;
+- into the step namespace too, for the training-spark pipeline: the Spark drivers' Role
+  (`seamless-spark-driver`: executor pods, their ConfigMaps, services, claims) bound to
+  its account, and a claim like `seamless-spark-scratch` (the drivers and their executors
+  share it there);
 - into the Seamless namespace: for each NetworkPolicy rule that admits pipeline steps (or
-  object-store clients: the `seamless.dev/s3-client` label every step carries), the same
-  rule for those pods of the step namespace; for each RoleBinding of
-  `seamless-pipeline`, the same binding for the step namespace's account.
+  object-store clients: the `seamless.dev/s3-client` label every step carries, or Spark
+  executors), the same rule for those pods of the step namespace; for each RoleBinding of
+  `seamless-pipeline` but the Spark one, the same binding for the step namespace's account.
 
 Everything written carries the label `seamless.dev/kfp-steps=<step namespace>`
 (`make kfp-down` deletes it by that label).
@@ -55,8 +59,14 @@ STEP_SECRETS = (
 STEP_ACCOUNT = "seamless-pipeline"
 STEP_LABEL = {"seamless.dev/pipeline-step": "true"}
 S3_CLIENT_LABEL = {"seamless.dev/s3-client": "true"}
-# Pod labels of rules mirrored for the step namespace: pipeline steps carry both.
-MIRRORED_LABELS = (STEP_LABEL, S3_CLIENT_LABEL)
+SPARK_EXECUTOR_LABEL = {"seamless.dev/spark-executor": "true"}
+# Pod labels of rules mirrored for the step namespace: pipeline steps carry the first two,
+# and the Spark executors that training-spark's data steps start there the last two.
+MIRRORED_LABELS = (STEP_LABEL, S3_CLIENT_LABEL, SPARK_EXECUTOR_LABEL)
+SPARK_ROLE = "seamless-spark-driver"
+"""Spark drivers start executors in their own namespace: this Role and its binding, and
+the shared scratch claim, are copied into the step namespace (not bound across)."""
+SPARK_SCRATCH_CLAIM = "seamless-spark-scratch"
 MARK = "seamless.dev/kfp-steps"
 LAUNCHER_CONFIG = "kfp-launcher"
 DEFAULT_PIPELINE_ROOT = "s3://seamless-pipelines/kfp"
@@ -142,6 +152,38 @@ def launcher_config(objects: list[Obj], steps_ns: str, pipeline_root: str) -> Ob
     }
 
 
+def _spark_in_step_namespace(objects: list[Obj], steps_ns: str, subject: Obj) -> list[Obj]:
+    """The Spark drivers' Role, bound to the step account, and the scratch claim (its spec,
+    not its data), all in the step namespace, where the executors run."""
+    role = _find(objects, "Role", SPARK_ROLE)
+    claim = _find(objects, "PersistentVolumeClaim", SPARK_SCRATCH_CLAIM)
+    return [
+        {
+            "apiVersion": role["apiVersion"],
+            "kind": "Role",
+            "metadata": _meta(SPARK_ROLE, steps_ns, steps_ns, role),
+            "rules": copy.deepcopy(role["rules"]),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(SPARK_ROLE, steps_ns, steps_ns),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": SPARK_ROLE,
+            },
+            "subjects": [subject],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _meta(SPARK_SCRATCH_CLAIM, steps_ns, steps_ns, claim),
+            "spec": copy.deepcopy(claim["spec"]),
+        },
+    ]
+
+
 def step_wiring(
     objects: list[Obj], steps_ns: str = "kubeflow", pipeline_root: str = DEFAULT_PIPELINE_ROOT
 ) -> list[Obj]:
@@ -178,7 +220,10 @@ def step_wiring(
             "subjects": [subject],
         }
     )
+    out += _spark_in_step_namespace(objects, steps_ns, subject)
     for binding in (o for o in objects if o["kind"] == "RoleBinding"):
+        if binding["roleRef"]["name"] == SPARK_ROLE:
+            continue  # copied into the step namespace above
         if any(s.get("name") == STEP_ACCOUNT for s in binding.get("subjects") or []):
             name = f"{binding['metadata']['name']}-{steps_ns}"
             out.append(

@@ -38,12 +38,20 @@ PIPELINE_STEP = {
 SERVING_CLIENT = {"seamless.dev/serving-client": "true"}
 FEATURE_CLIENT = {"seamless.dev/feature-client": "true"}
 S3_CLIENT = {"seamless.dev/s3-client": "true"}
+# The training-spark pipeline's data steps (Spark drivers) and the executor pods they
+# start (components/common/spark_kubernetes.py: labels, pod template, fixed ports).
+SPARK_DRIVER = {**PIPELINE_STEP, **S3_CLIENT, "seamless.dev/spark-driver": "true"}
+SPARK_EXECUTOR = {**S3_CLIENT, "seamless.dev/spark-executor": "true"}
 SYNTHETIC_PODS: dict[str, tuple[dict[str, str], str]] = {
     "pipeline-step": (PIPELINE_STEP, "pipeline steps (`seamless.dev/pipeline-step=true`)"),
     "serving-client": (SERVING_CLIENT, "pods labelled `seamless.dev/serving-client=true`"),
     "feature-client": (FEATURE_CLIENT, "pods labelled `seamless.dev/feature-client=true`"),
     "s3-client": (S3_CLIENT, "pods labelled `seamless.dev/s3-client=true`"),
+    "spark-driver": (SPARK_DRIVER, "Spark drivers (`seamless.dev/spark-driver=true`)"),
+    "spark-executor": (SPARK_EXECUTOR, "Spark executors (`seamless.dev/spark-executor=true`)"),
 }
+# Ports the synthetic pods listen on (the others are clients only).
+SYNTHETIC_PORTS = {"spark-driver": (7078, 7079), "spark-executor": (7079,)}
 # Addresses the model gives the namespace's pods (kind's pod network).
 POD_IPS = ipaddress.ip_network("10.244.0.0/24")
 
@@ -105,13 +113,24 @@ class Endpoint:
     template: Obj | None = None
 
 
+def _listening(name: str, listen: tuple[int, ...]) -> Obj | None:
+    """A minimal pod template with `listen` as container ports (None: a client only)."""
+    if not listen:
+        return None
+    ports = [{"containerPort": p} for p in listen]
+    return {"metadata": {}, "spec": {"containers": [{"name": name, "ports": ports}]}}
+
+
 def pods(objects: list[Obj]) -> dict[str, Endpoint]:
     """Every workload plus the synthetic pipeline step and clients, all in the namespace."""
     named: list[tuple[str, dict[str, str], Obj | None]] = [
         (obj["metadata"]["name"], template["metadata"].get("labels", {}), template)
         for obj, template in workloads(objects)
     ]
-    named += [(name, labels, None) for name, (labels, _) in SYNTHETIC_PODS.items()]
+    named += [
+        (name, labels, _listening(name, SYNTHETIC_PORTS.get(name, ())))
+        for name, (labels, _) in SYNTHETIC_PODS.items()
+    ]
     hosts = POD_IPS.hosts()
     return {
         name: Endpoint(name, str(next(hosts)), NAMESPACE, labels, template)

@@ -74,7 +74,11 @@ def test_every_image_carries_the_prefix(tmp_path: Path) -> None:
     tag = image_settings()["tag"]
     for name, images in _spec_images(tmp_path).items():
         assert images, f"{name}: no image in the compiled spec"
-        assert set(images) == {f"{PREFIX}/runtime:{tag}"}, name
+        spark = {f"{PREFIX}/spark:{tag}"} if name.endswith("-spark") else set()
+        assert set(images) == {f"{PREFIX}/runtime:{tag}"} | spark, name
+        if spark:  # the executors' image, an environment value of the driver steps
+            text = (tmp_path / f"{name}.yaml").read_text()
+            assert f"value: {PREFIX}/spark:{tag}" in text and "localhost/" not in text
         spec = pipeline_spec_pb2.PipelineSpec()
         doc = next(yaml.safe_load_all((tmp_path / f"{name}.yaml").read_text()))
         json_format.ParseDict(doc, spec, ignore_unknown_fields=False)
@@ -89,7 +93,8 @@ def test_digest_pinned_when_known_for_the_exact_tag(tmp_path: Path) -> None:
     record_digest(f"{PREFIX}/serving:0.0.0-old", "sha256:" + "cd" * 32, digests)
     compile_all(tmp_path / "out", image_prefix=PREFIX, digests_file=digests)
     for name, images in _spec_images(tmp_path / "out").items():
-        assert set(images) == {f"{PREFIX}/runtime@{DIGEST}"}, name
+        spark = {f"{PREFIX}/spark:{tag}"} if name.endswith("-spark") else set()
+        assert set(images) == {f"{PREFIX}/runtime@{DIGEST}"} | spark, name
     refs = {n: image_ref(n, PREFIX, load_digests(digests)) for n in IMAGE_NAMES}
     assert refs["runtime"] == f"{PREFIX}/runtime@{DIGEST}"
     assert refs["serving"] == f"{PREFIX}/serving:{tag}"

@@ -21,7 +21,7 @@ from components.common.image import image_ref
 from tests.helpers.require import unavailable
 
 SERVICE_IMAGES = ("mlflow", "feast")
-ALL_IMAGES = ("runtime", "serving", *SERVICE_IMAGES)
+ALL_IMAGES = ("runtime", "serving", *SERVICE_IMAGES, "spark")
 
 
 def docker(

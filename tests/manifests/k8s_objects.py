@@ -23,7 +23,7 @@ from policy_flows import (  # noqa: E402
 __all__ = [
     "KUBERNETES_VERSION", "LONG_RUNNING_KINDS", "MANIFESTS", "NAMESPACE", "OVERLAYS",
     "POD_TEMPLATE_KINDS", "ROOT", "Rendering", "containers", "ident", "image_parts",
-    "pod_template", "selector_matches", "workloads",
+    "pod_template", "restricted_problems", "selector_matches", "workloads",
 ]  # fmt: skip
 
 OVERLAYS = ("kind", "production")
@@ -65,3 +65,58 @@ def image_parts(image: str) -> tuple[str, str | None, str | None]:
         repo, tag = image.rsplit(":", 1)
         return repo, tag, digest
     return image, None, digest
+
+
+# Volume types the Pod Security Standard `restricted` profile allows.
+RESTRICTED_VOLUMES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+    "persistentVolumeClaim", "projected", "secret",
+}  # fmt: skip
+
+
+def _effective(template: dict[str, Any], c: dict[str, Any], key: str) -> Any:
+    """A security setting on the container, else the pod's."""
+    csc = c.get("securityContext") or {}
+    psc = template["spec"].get("securityContext") or {}
+    return csc.get(key, psc.get(key))
+
+
+def restricted_problems(where: str, template: dict[str, Any]) -> list[str]:
+    """What keeps a pod template from the Pod Security Standard `restricted` (empty: none)."""
+    problems = []
+    spec = template["spec"]
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(flag):
+            problems.append(f"{where}: {flag} is not allowed")
+    for vol in spec.get("volumes", []):
+        kinds = set(vol) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            problems.append(f"{where}: volume {vol['name']} of type {sorted(kinds)} is not allowed")
+    for c in containers(template):
+        cw = f"{where} container {c['name']}"
+        sc = c.get("securityContext") or {}
+        if _effective(template, c, "runAsNonRoot") is not True:
+            problems.append(f"{cw}: runAsNonRoot must be true")
+        user = _effective(template, c, "runAsUser")
+        if user is None or user == 0:
+            problems.append(f"{cw}: runAsUser must be set to a non-zero uid (got {user})")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{cw}: allowPrivilegeEscalation must be false")
+        if sc.get("privileged"):
+            problems.append(f"{cw}: privileged is not allowed")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            problems.append(f"{cw}: capabilities must drop ALL")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{cw}: capabilities.add {caps['add']} is not allowed")
+        seccomp = (_effective(template, c, "seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{cw}: seccompProfile.type must be RuntimeDefault (got {seccomp})")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            problems.append(
+                f"{cw}: readOnlyRootFilesystem must be true (emptyDir for writable paths)"
+            )
+        for port in c.get("ports", []):
+            if port.get("hostPort"):
+                problems.append(f"{cw}: hostPort is not allowed")
+    return problems

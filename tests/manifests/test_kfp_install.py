@@ -28,7 +28,7 @@ from pipelines.compile import COMPILED_DIR, compiled_pipelines
 from tests.manifests.k8s_objects import Rendering
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "kfp"))
-from step_wiring import MARK, S3_CLIENT_LABEL, STEP_ACCOUNT, STEP_LABEL, step_wiring
+from step_wiring import MARK, MIRRORED_LABELS, SPARK_ROLE, STEP_ACCOUNT, step_wiring
 
 pytestmark = pytest.mark.manifests
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,7 +285,37 @@ def test_the_seamless_namespace_only_gains_mirrored_rules_and_bindings(
         assert binding["roleRef"]["kind"] == "Role"  # namespaced: nothing cluster-wide
 
 
-LABELS = (STEP_LABEL, S3_CLIENT_LABEL)
+LABELS = MIRRORED_LABELS
+
+
+def test_spark_drivers_start_executors_in_the_step_namespace(
+    wiring: list[dict], kind_objects: list[dict]
+) -> None:
+    """training-spark's data steps run Spark drivers in namespace kubeflow: they get the
+    drivers' Role there (not across namespaces), bound to the step account, and the shared
+    scratch claim; PostgreSQL admits executors of that namespace for JDBC reads."""
+    here = {(o["kind"], o["metadata"]["name"]): o for o in wiring}
+    role = here[("Role", SPARK_ROLE)]
+    assert role["metadata"]["namespace"] == "kubeflow"
+    original = next(
+        o for o in kind_objects if o["kind"] == "Role" and o["metadata"]["name"] == SPARK_ROLE
+    )
+    assert role["rules"] == original["rules"]
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    assert resources == {"pods", "configmaps", "services", "persistentvolumeclaims"}
+    assert all(rule["apiGroups"] == [""] and "*" not in rule["verbs"] for rule in role["rules"])
+    binding = here[("RoleBinding", SPARK_ROLE)]
+    assert binding["metadata"]["namespace"] == "kubeflow"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": STEP_ACCOUNT, "namespace": "kubeflow"}
+    ]
+    claim = here[("PersistentVolumeClaim", "seamless-spark-scratch")]
+    assert claim["metadata"]["namespace"] == "kubeflow" and "volumeName" not in claim["spec"]
+    postgres = here[("NetworkPolicy", "postgres-from-kubeflow")]
+    peers = [
+        p["podSelector"]["matchLabels"] for r in postgres["spec"]["ingress"] for p in r["from"]
+    ]
+    assert {"seamless.dev/spark-executor": "true"} in peers
 
 
 def test_steps_of_the_step_namespace_reach_the_object_store(

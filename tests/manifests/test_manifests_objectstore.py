@@ -104,8 +104,10 @@ def test_data_outliving_a_pod_lives_in_the_object_store(
 ) -> None:
     """Pipeline steps and the materialization CronJob have no volume that outlives them
     (SEAMLESS_EPHEMERAL_DISK), so each overlay names object-store roots for the dataset
-    snapshots and Feast's offline tables, and declares no standalone claim: the only
-    volumes left are the databases' and the in-cluster store's own."""
+    snapshots and Feast's offline tables, and declares no standalone claim but the Spark
+    engine's scratch (files a step's Spark executors hand back to it while the step runs,
+    removed when it ends): the only other volumes are the databases' and the in-cluster
+    store's own."""
     rendering = renderings[overlay]
     endpoint = rendering.get("ConfigMap", "seamless-s3-endpoint")
     assert endpoint is not None
@@ -114,7 +116,7 @@ def test_data_outliving_a_pod_lives_in_the_object_store(
     claims = [
         o["metadata"]["name"] for o in rendering.objects if o["kind"] == "PersistentVolumeClaim"
     ]
-    assert claims == [], f"{overlay} declares volumes {claims}"
+    assert claims == ["seamless-spark-scratch"], f"{overlay} declares volumes {claims}"
     cron = _pod_templates(rendering)["CronJob/feast-materialize"]["spec"]
     env = {e["name"]: e.get("value") for e in cron["containers"][0]["env"]}
     assert env.get("SEAMLESS_EPHEMERAL_DISK") == "true"

@@ -19,6 +19,7 @@ from k8s_objects import (
     containers,
     ident,
     image_parts,
+    restricted_problems,
     selector_matches,
     workloads,
 )
@@ -39,11 +40,6 @@ pytestmark = pytest.mark.manifests
 
 # Only this account talks to the Kubernetes API (the deploy step; Prometheus uses DNS).
 API_CLIENT_ACCOUNTS = {"seamless-pipeline"}
-# Volume types the `restricted` profile allows.
-RESTRICTED_VOLUMES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-    "persistentVolumeClaim", "projected", "secret",
-}  # fmt: skip
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
 NOT_A_SECRET_VALUE = re.compile(r"(_FILE|_PATH|_DIR|_URL|_URI|_USERNAME|_USER)$", re.I)
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:(?!\$\{)[^/\s@]+@")
@@ -54,13 +50,6 @@ LITERAL_PASSWORD_OPTION = re.compile(
 
 def _fail(rendering: Rendering, problems: list[str], rule: str) -> None:
     assert not problems, f"[{rendering.name}] {rule}:\n  " + "\n  ".join(problems)
-
-
-def _effective(template: dict[str, Any], c: dict[str, Any], key: str) -> Any:
-    """A security setting on the container, else the pod's."""
-    csc = c.get("securityContext") or {}
-    psc = template["spec"].get("securityContext") or {}
-    return csc.get(key, psc.get(key))
 
 
 # ---- Pod Security Standard "restricted" ------------------------------------------------
@@ -79,44 +68,7 @@ def test_namespace_enforces_restricted(rendering: Rendering) -> None:
 def test_pod_security_restricted(rendering: Rendering) -> None:
     problems = []
     for obj, template in workloads(rendering.objects):
-        spec = template["spec"]
-        where = ident(obj)
-        for flag in ("hostNetwork", "hostPID", "hostIPC"):
-            if spec.get(flag):
-                problems.append(f"{where}: {flag} is not allowed")
-        for vol in spec.get("volumes", []):
-            kinds = set(vol) - {"name"}
-            if not kinds <= RESTRICTED_VOLUMES:
-                problems.append(
-                    f"{where}: volume {vol['name']} of type {sorted(kinds)} is not allowed"
-                )
-        for c in containers(template):
-            cw = f"{where} container {c['name']}"
-            sc = c.get("securityContext") or {}
-            if _effective(template, c, "runAsNonRoot") is not True:
-                problems.append(f"{cw}: runAsNonRoot must be true")
-            user = _effective(template, c, "runAsUser")
-            if user is None or user == 0:
-                problems.append(f"{cw}: runAsUser must be set to a non-zero uid (got {user})")
-            if sc.get("allowPrivilegeEscalation") is not False:
-                problems.append(f"{cw}: allowPrivilegeEscalation must be false")
-            if sc.get("privileged"):
-                problems.append(f"{cw}: privileged is not allowed")
-            caps = sc.get("capabilities") or {}
-            if "ALL" not in (caps.get("drop") or []):
-                problems.append(f"{cw}: capabilities must drop ALL")
-            if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
-                problems.append(f"{cw}: capabilities.add {caps['add']} is not allowed")
-            seccomp = (_effective(template, c, "seccompProfile") or {}).get("type")
-            if seccomp not in ("RuntimeDefault", "Localhost"):
-                problems.append(f"{cw}: seccompProfile.type must be RuntimeDefault (got {seccomp})")
-            if sc.get("readOnlyRootFilesystem") is not True:
-                problems.append(
-                    f"{cw}: readOnlyRootFilesystem must be true (emptyDir for writable paths)"
-                )
-            for port in c.get("ports", []):
-                if port.get("hostPort"):
-                    problems.append(f"{cw}: hostPort is not allowed")
+        problems += restricted_problems(ident(obj), template)
     _fail(rendering, problems, "Pod Security Standard restricted")
 
 
@@ -299,9 +251,11 @@ def test_deploy_step_may_only_get_and_patch_serving(rendering: Rendering) -> Non
 
 
 def test_only_the_pipeline_may_use_the_api(rendering: Rendering) -> None:
-    """Prometheus discovers targets through DNS, so the deploy Role is the only one."""
+    """Prometheus discovers targets through DNS, so the pipeline's Roles are the only ones:
+    the deploy step's, and the Spark drivers' (executor pods)."""
     roles = sorted(r["metadata"]["name"] for r in rendering.of_kind("Role"))
-    assert roles == ["seamless-pipeline-deploy"], f"[{rendering.name}] unexpected Roles: {roles}"
+    expected = ["seamless-pipeline-deploy", "seamless-spark-driver"]
+    assert roles == expected, f"[{rendering.name}] unexpected Roles: {roles}"
 
 
 # ---- audit identity ----------------------------------------------------------------------
@@ -403,6 +357,16 @@ EXPECTED_FLOWS = {
     ("pipeline-step", "redis", 6379),
     ("serving-client", "serving", 8080),
     ("feature-client", "feast-server", 6566),
+    # Spark on Kubernetes: drivers are pipeline steps too; executors call back the
+    # driver, serve shuffle blocks, and read SQL sources (JDBC).
+    ("spark-driver", "mlflow", 5000),
+    ("spark-driver", "feast-server", 6566),
+    ("spark-driver", "postgres", 5432),
+    ("spark-driver", "redis", 6379),
+    ("spark-driver", "spark-executor", 7079),
+    ("spark-executor", "spark-driver", 7078),
+    ("spark-executor", "spark-driver", 7079),
+    ("spark-executor", "postgres", 5432),
 }
 # The object store in the cluster (kind: manifests/components/minio): MLflow's artifacts,
 # the bucket Job and the opt-in S3 clients. Production's S3 is outside the namespace.
@@ -414,6 +378,8 @@ EXPECTED_FLOWS_BY_OVERLAY = {
         # Materialization reads the offline tables from the bucket.
         ("feast-materialize", "minio", 9000),
         ("s3-client", "minio", 9000),
+        ("spark-driver", "minio", 9000),
+        ("spark-executor", "minio", 9000),
     },
     "production": EXPECTED_FLOWS,
 }
@@ -584,7 +550,9 @@ def test_apiserver_address_is_set_in_one_file_per_overlay(rendering: Rendering) 
     )
     policies = rendering.of_kind("NetworkPolicy")
     step = pods(rendering.objects)["pipeline-step"]
-    others = [p for name, p in pods(rendering.objects).items() if name != "pipeline-step"]
+    # Spark drivers are pipeline steps that start executor pods through the API.
+    clients = ("pipeline-step", "spark-driver")
+    others = [p for name, p in pods(rendering.objects).items() if name not in clients]
     for ip, port in _apiserver_addresses(rendering.name):
         server = Endpoint("API server", ip)
         assert allows(policies, "egress", step, server, port, None), (

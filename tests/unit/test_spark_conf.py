@@ -27,9 +27,10 @@ def test_local_sessions_stay_on_loopback_with_a_sized_heap() -> None:
 
 
 def test_cluster_masters_get_no_local_settings() -> None:
-    conf = session_conf(SparkConfig(master="k8s://https://kubernetes.default.svc"))
+    conf = session_conf(SparkConfig(master="spark://spark-master:7077"))
     assert "spark.driver.bindAddress" not in conf and "spark.driver.memory" not in conf
     assert conf["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
+    # k8s:// masters: tests/manifests/test_spark_kubernetes.py (the pod's own settings).
 
 
 def test_memory_limit_reads_the_cgroup(tmp_path: Path) -> None:
