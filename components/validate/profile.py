@@ -145,7 +145,13 @@ def _timestamps(s: pd.Series, notna: np.ndarray) -> dict[str, Any]:
         out.update({"min": None, "max": None, "histogram": None})
         return out
     lo, hi = int(ticks.min()), int(ticks.max())
-    counts, edges = np.histogram(ticks, bins=HISTOGRAM_BINS, range=(float(lo), float(hi)))
+    if lo == hi:  # one instant: np.histogram cannot widen a range of today's tick counts
+        counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        counts[HISTOGRAM_BINS // 2] = len(ticks)
+        edge_ticks = np.full(HISTOGRAM_BINS + 1, lo, dtype=np.int64)
+    else:
+        counts, edges = np.histogram(ticks, bins=HISTOGRAM_BINS, range=(float(lo), float(hi)))
+        edge_ticks = np.round(edges).astype(np.int64)
     tz = getattr(s.dtype, "tz", None)
 
     def iso(values: np.ndarray) -> list[str]:
@@ -155,7 +161,6 @@ def _timestamps(s: pd.Series, notna: np.ndarray) -> dict[str, Any]:
         return [t.isoformat() for t in stamps]
 
     # The outer edges are the exact min/max (float edges lose nanoseconds).
-    edge_ticks = np.round(edges).astype(np.int64)
     edge_ticks[0], edge_ticks[-1] = lo, hi
     edge_text = iso(edge_ticks)
     out["min"], out["max"] = edge_text[0], edge_text[-1]

@@ -136,20 +136,22 @@ def profile_spark_tables(
 
 
 def _profile_table(frame: DataFrame, dtypes: dict[str, Any]) -> dict[str, Any]:
+    """A table's profile in a fixed number of scans, not one per column: counts and
+    ranges in one, every numeric column's histogram in another, then an exact distinct
+    count per column that has no cheaper source (several distinct counts in one
+    aggregation would make Spark copy every row once per column)."""
     from pyspark.sql import functions as F
 
+    kinds = {name: column_kind(dtype) for name, dtype in dtypes.items()}
     aggs = [F.count(F.lit(1)).alias("__rows")]
     for i, (name, dtype) in enumerate(dtypes.items()):
-        kind = column_kind(dtype)
+        kind = kinds[name]
         present = ~_missing(name, dtype)
         value = _numeric(name, kind)
-        aggs += [
-            F.sum((~present).cast("long")).alias(f"n{i}"),
-            F.countDistinct(F.when(present, _col(name))).alias(f"d{i}"),
-        ]
+        aggs.append(F.sum((~present).cast("long")).alias(f"n{i}"))
         if kind in ("integer", "float", "timestamp"):
             finite = (
-                present & ~F.col(f"`{name}`").isin(float("inf"), float("-inf"))
+                present & ~_col(name).isin(float("inf"), float("-inf"))
                 if kind == "float"
                 else present
             )
@@ -162,9 +164,15 @@ def _profile_table(frame: DataFrame, dtypes: dict[str, Any]) -> dict[str, Any]:
     row = frame.agg(*aggs).first()
     assert row is not None
     rows = int(row["__rows"])
+    plans = {
+        i: _histogram_plan(name, kinds[name], row, i)
+        for i, name in enumerate(dtypes)
+        if kinds[name] in ("integer", "float", "timestamp") and row[f"lo{i}"] is not None
+    }
+    binned = _bin_counts(frame, plans)
     columns = []
     for i, (name, dtype) in enumerate(dtypes.items()):
-        kind = column_kind(dtype)
+        kind = kinds[name]
         nulls = int(row[f"n{i}"] or 0)
         out: dict[str, Any] = {
             "name": name,
@@ -172,17 +180,32 @@ def _profile_table(frame: DataFrame, dtypes: dict[str, Any]) -> dict[str, Any]:
             "kind": kind,
             "nulls": nulls,
             "null_percent": round(100.0 * nulls / rows, 3) if rows else 0.0,
-            "distinct": int(row[f"d{i}"] or 0),
         }
         try:
+            distinct = None
             if kind in ("integer", "float", "timestamp"):
-                out.update(_range_stats(frame, name, kind, row, i))
+                stats, distinct = _range_stats(name, kind, row, i, plans.get(i), binned.get(i))
+                out.update(stats)
             elif kind in ("string", "bool"):
-                out.update(_top_values(frame, name, rows - nulls))
+                stats, distinct = _top_values(frame, name, rows - nulls)
+                out.update(stats)
+            if distinct is None:
+                values = frame.where(~_missing(name, dtype)).select(_col(name))
+                distinct = values.distinct().count()
+            out = {**out, "distinct": int(distinct)}
         except Exception as exc:  # the profile is auxiliary: an odd column must not fail
             out["error"] = f"{type(exc).__name__}: {exc}"[:200]
-        columns.append(out)
+        columns.append(_in_local_order(out))
     return {"rows": rows, "columns": columns}
+
+
+_KEY_ORDER = ("name", "dtype", "kind", "nulls", "null_percent", "distinct")
+
+
+def _in_local_order(out: dict[str, Any]) -> dict[str, Any]:
+    """The keys in the local profile's order (the report lists them as they come)."""
+    first = {k: out[k] for k in _KEY_ORDER if k in out}
+    return first | {k: v for k, v in out.items() if k not in first}
 
 
 def _numeric(name: str, kind: str) -> Column:
@@ -194,35 +217,27 @@ def _numeric(name: str, kind: str) -> Column:
     return _col(name)
 
 
-def _range_stats(frame: DataFrame, name: str, kind: str, row: Any, i: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _HistogramPlan:
+    """How one column's values fall into bins: `bins` bins of `bucket` (an int column)."""
+
+    bucket: Column
+    bins: int
+    discrete: bool
+    span: float
+
+
+def _histogram_plan(name: str, kind: str, row: Any, i: int) -> _HistogramPlan:
     from pyspark.sql import functions as F
 
     lo, hi = row[f"lo{i}"], row[f"hi{i}"]
-    out: dict[str, Any] = {}
-    if kind == "float" and row[f"inf{i}"]:
-        out["infinite"] = int(row[f"inf{i}"])
-    if lo is None:
-        none: dict[str, Any] = {"min": None, "max": None, "histogram": None}
-        return out | (none if kind == "timestamp" else none | {"mean": None})
     value = _numeric(name, kind)
     finite = value.isNotNull()
     if kind == "float":
         finite = finite & ~F.isnan(value) & ~value.isin(float("inf"), float("-inf"))
     if kind == "integer" and int(hi) - int(lo) < MAX_INTEGER_BINS:
-        by_value: dict[int, int] = dict(
-            frame.where(finite).groupBy((value - F.lit(int(lo))).alias("b")).count().collect()
-        )
-        n = int(hi) - int(lo) + 1
-        return out | {
-            "min": jsonable(lo),
-            "max": jsonable(hi),
-            "mean": jsonable(float(row[f"mean{i}"])),
-            "histogram": {
-                "edges": list(range(int(lo), int(hi) + 2)),
-                "counts": [int(by_value.get(b, 0)) for b in range(n)],
-                "discrete": True,
-            },
-        }
+        bucket = F.when(finite, value - F.lit(int(lo))).cast("int")
+        return _HistogramPlan(bucket, int(hi) - int(lo) + 1, True, float(int(hi) - int(lo)))
     span = float(hi) - float(lo)
     if span > 0:
         scaled = F.floor((value.cast("double") - F.lit(float(lo))) / F.lit(span) * HISTOGRAM_BINS)
@@ -230,34 +245,84 @@ def _range_stats(frame: DataFrame, name: str, kind: str, row: Any, i: int) -> di
         bucket = F.least(scaled, F.lit(HISTOGRAM_BINS - 1)).cast("int")
     else:
         bucket = F.lit(0)
-    by_bin: dict[int, int] = dict(frame.where(finite).groupBy(bucket.alias("b")).count().collect())
-    counts = [int(by_bin.get(b, 0)) for b in range(HISTOGRAM_BINS)]
+    return _HistogramPlan(F.when(finite, bucket), HISTOGRAM_BINS, False, span)
+
+
+def _bin_counts(frame: DataFrame, plans: dict[int, _HistogramPlan]) -> dict[int, list[int]]:
+    """Every planned histogram in one scan: each column's bin computed once per row, then
+    counted per bin."""
+    from pyspark.sql import functions as F
+
+    if not plans:
+        return {}
+    buckets = frame.select(*[p.bucket.alias(f"b{i}") for i, p in plans.items()])
+    aggs = [
+        F.count(F.when(F.col(f"b{i}") == b, 1)).alias(f"b{i}_{b}")
+        for i, p in plans.items()
+        for b in range(p.bins)
+    ]
+    row = buckets.agg(*aggs).first()
+    assert row is not None
+    return {i: [int(row[f"b{i}_{b}"]) for b in range(p.bins)] for i, p in plans.items()}
+
+
+def _range_stats(
+    name: str, kind: str, row: Any, i: int, plan: _HistogramPlan | None, counts: list[int] | None
+) -> tuple[dict[str, Any], int | None]:
+    """min, max, mean and histogram (local shape), and the distinct count when the bins
+    give it exactly (one bin per integer value)."""
+    lo, hi = row[f"lo{i}"], row[f"hi{i}"]
+    out: dict[str, Any] = {}
+    if kind == "float" and row[f"inf{i}"]:
+        out["infinite"] = int(row[f"inf{i}"])
+    if lo is None or plan is None or counts is None:
+        none: dict[str, Any] = {"min": None, "max": None, "histogram": None}
+        return out | (none if kind == "timestamp" else none | {"mean": None}), None
+    if plan.discrete:
+        return out | {
+            "min": jsonable(lo),
+            "max": jsonable(hi),
+            "mean": jsonable(float(row[f"mean{i}"])),
+            "histogram": {
+                "edges": list(range(int(lo), int(hi) + 2)),
+                "counts": counts,
+                "discrete": True,
+            },
+        }, sum(1 for c in counts if c)
+    span = plan.span
     edges = np.linspace(float(lo), float(hi) if span > 0 else float(lo) + 1.0, HISTOGRAM_BINS + 1)
     if span == 0:  # np.histogram's range for a single value: [v - 0.5, v + 0.5]
         edges = np.linspace(float(lo) - 0.5, float(lo) + 0.5, HISTOGRAM_BINS + 1)
-        counts = [0] * HISTOGRAM_BINS
-        counts[HISTOGRAM_BINS // 2] = int(by_bin.get(0, 0))
+        total, counts = counts[0], [0] * HISTOGRAM_BINS  # every value is in bin 0
+        counts[HISTOGRAM_BINS // 2] = total
     if kind == "timestamp":
-        ticks = np.round(edges).astype(np.int64)
+        ticks = np.round(edges).astype(np.int64) if span > 0 else np.full(len(edges), int(lo))
         ticks[0], ticks[-1] = int(lo), int(hi)
         text = [t.isoformat() for t in pd.to_datetime(ticks, unit="ns", utc=True)]
         return out | {
             "min": text[0],
             "max": text[-1],
             "histogram": {"edges": text, "counts": counts},
-        }
+        }, None
     return out | {
         "min": jsonable(lo),
         "max": jsonable(hi),
         "mean": jsonable(float(row[f"mean{i}"])),
         "histogram": {"edges": jsonable(edges, truncate=False), "counts": counts},
-    }
+    }, None
 
 
-def _top_values(frame: DataFrame, name: str, present: int) -> dict[str, Any]:
+def _top_values(frame: DataFrame, name: str, present: int) -> tuple[dict[str, Any], int]:
+    """The most frequent values, and the exact distinct count from the same grouping."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     counts = frame.where(_col(name).isNotNull()).groupBy(_col(name).alias("v")).count()
-    top = counts.orderBy(F.col("count").desc(), F.col("v")).limit(TOP_VALUES).collect()
+    counts = counts.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        distinct = counts.count()
+        top = counts.orderBy(F.col("count").desc(), F.col("v")).limit(TOP_VALUES).collect()
+    finally:
+        counts.unpersist()
     listed = [{"value": jsonable(r["v"]), "count": int(r["count"])} for r in top]
-    return {"top": listed, "other_count": int(present - sum(t["count"] for t in listed))}
+    return {"top": listed, "other_count": int(present - sum(t["count"] for t in listed))}, distinct

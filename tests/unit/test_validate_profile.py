@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.validate.profile import TOP_VALUES, profile_tables
+from components.validate.profile import HISTOGRAM_BINS, TOP_VALUES, profile_table, profile_tables
 
 pytestmark = pytest.mark.unit
 
@@ -135,3 +135,14 @@ def test_empty_table_and_duplicate_column_names() -> None:
     assert [c["name"] for c in cols] == ["x", "x"]
     assert cols[0]["min"] is None and cols[0]["histogram"] is None
     assert cols[1]["top"] == [] and cols[1]["null_percent"] == 0.0
+
+
+def test_a_single_instant_gets_a_histogram_not_an_error() -> None:
+    """np.histogram cannot widen the range of one of today's nanosecond counts by a
+    half; the profile puts every row in the middle bin, as for a constant number."""
+    when = pd.to_datetime(["2024-01-01T00:00:00.000123Z"] * 7, utc=True)
+    [col] = profile_table(pd.DataFrame({"when": when}))["columns"]
+    assert "error" not in col
+    assert col["min"] == col["max"] == "2024-01-01T00:00:00.000123+00:00"
+    assert col["histogram"]["counts"][HISTOGRAM_BINS // 2] == 7
+    assert set(col["histogram"]["edges"]) == {col["min"]}
