@@ -34,7 +34,9 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-STEP_ORDER = ("ingest", "validate", "features", "train", "evaluate", "register", "deploy")
+STEP_ORDER = (
+    "ingest", "validate", "features", "train", "evaluate", "register", "deploy", "materialize",
+)  # fmt: skip
 
 # Runs at the start of every Python process that sees this folder on PYTHONPATH; writes
 # one JSON line at exit. `--function_to_execute <name>` is how kfp.local names a step.

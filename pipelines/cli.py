@@ -99,7 +99,8 @@ def run_training_cmd(
     load_config(config)
     use_workspace(workspace)
     _require("run_pipeline")
-    steps = ["ingest", "validate", "features", "train", "evaluate", "register", "deploy"]
+    steps = ["ingest", "validate", "features", "materialize", "train", "evaluate", "register"]
+    steps.append("deploy")
     with console.status("Starting the training pipeline") as spinner:
 
         def on_step(name: str) -> None:

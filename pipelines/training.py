@@ -1,4 +1,5 @@
-"""The training pipeline: ingest -> validate -> features -> train -> evaluate -> register -> deploy.
+"""The training pipeline: ingest -> validate -> features -> train -> evaluate -> register -> deploy,
+with the online store loaded (materialize) beside train, before deploy.
 
 Nothing past validation runs when a critical expectation fails; deploy runs only when
 the evaluation gate says `promote`. Gates compare a component's single `str` return
@@ -14,7 +15,7 @@ from components.common.spark_kubernetes import DRIVER_LABEL, IMAGE_ENV, SCRATCH_
 from components.common.storage import EPHEMERAL_DISK_ENV
 from components.deploy.component import deploy, deploy_kubernetes
 from components.evaluate.component import evaluate
-from components.features.component import features
+from components.features.component import features, materialize
 from components.ingest.component import ingest
 from components.register.component import register
 from components.train.component import train
@@ -137,6 +138,11 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str
             feats = features(
                 config_yaml=config_yaml, dataset=ingested.outputs["dataset"], pipeline_run_id=run_id
             )
+            # The online store loads beside training: only the deploy step needs it.
+            online = materialize(
+                config_yaml=config_yaml, training_set=feats.outputs["training_set"]
+            )
+            online.set_display_name("materialize")
             trained = train(
                 config_yaml=config_yaml,
                 training_set=feats.outputs["training_set"],
@@ -161,7 +167,8 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str
                 deployed = deploy_step(
                     config_yaml=config_yaml, version=registered.output, pipeline_run_id=run_id
                 ).set_display_name("deploy")
-        steps = (ingested, checked, feats, trained, judged, registered, deployed)
+                deployed.after(online)  # serving reads the online store
+        steps = (ingested, checked, feats, online, trained, judged, registered, deployed)
         for task in steps:
             if retries:
                 task.set_retry(num_retries=retries, backoff_duration="30s")
@@ -171,9 +178,10 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str
             for task in steps:
                 wire_for_kubernetes(task)
             use_feast_repo(feats)
+            use_feast_repo(online)
             kubernetes.add_pod_label(deployed, "seamless.dev/apiserver-client", "true")
             if engine == "spark":
-                for task in (ingested, checked, feats):
+                for task in (ingested, checked, feats, online):
                     run_as_spark_driver(task)
         return checked.outputs["Output"]
 

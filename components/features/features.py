@@ -21,9 +21,11 @@ from components.common.errors import SeamlessError
 from components.features.repo import build_objects, ensure_repo
 from components.features.store import (
     apply_objects,
-    materialize,
+    materialize_windows,
+    online_windows,
     open_store,
     require_columns,
+    windows_as_json,
     write_snapshots,
 )
 from components.features.training_set import (
@@ -55,12 +57,16 @@ def build_features(
     table_hashes: dict[str, str],
     repo_path: Path,
     release_inputs: bool = False,
+    online: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Publish the feature tables to Feast and return (training set, info).
 
     The training set has one row per label row, in the labels' order: entity,
     label timestamp, the feature service's features as known at that timestamp
     (null when no value lies within the view's ttl), and the label.
+
+    With `online` (default) the online store is loaded too; without, the info's
+    `online_windows` say what to load (the pipeline's materialize step, beside training).
 
     With `release_inputs` the caller hands `tables` over: the dict is emptied once the
     snapshots are written, so the input frames (the step's largest) are freed before
@@ -97,11 +103,13 @@ def build_features(
     removed = apply_objects(store, objects)
     lap("apply")
 
-    materialize(store, objects, spans, {v.name: v.table for v in config.features.views})
-    # Feast's arrow-to-proto conversion leaves freed buffers in arrow's allocator pool;
-    # hand them back before the join needs its own.
-    pa.default_memory_pool().release_unused()
-    lap("materialize")
+    windows = online_windows(objects, spans, {v.name: v.table for v in config.features.views})
+    if online:
+        materialize_windows(store, windows)
+        # Feast's arrow-to-proto conversion leaves freed buffers in arrow's allocator pool;
+        # hand them back before the join needs its own.
+        pa.default_memory_pool().release_unused()
+        lap("materialize")
 
     key, ts = config.entity_key(), config.timestamp_key(labels_table)
     joined = historical_features(store, objects.service, entity_df, key, ts)
@@ -123,6 +131,8 @@ def build_features(
         "removed_objects": removed,
         "null_fraction": {f: round(float(training[f].isna().mean()), 4) for f in features},
         "tables": {t: s.describe() for t, s in spans.items()},
+        "online_windows": windows_as_json(windows),
+        "materialized": online,
         "timings_s": timings,
     }
     timings["total"] = round(sum(timings.values()), 3)

@@ -23,7 +23,14 @@ from components.common.spark_kubernetes import check_executor_writable, scratch_
 from components.common.spark_write import stream_writer, write_parts
 from components.common.tables import PANDAS_DTYPES, TableWriter, write_dataset_with
 from components.features.repo import build_objects, ensure_repo, offline_root
-from components.features.store import TableSpan, apply_objects, materialize, open_store
+from components.features.store import (
+    TableSpan,
+    apply_objects,
+    materialize_windows,
+    online_windows,
+    open_store,
+    windows_as_json,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -191,8 +198,10 @@ def build_features_spark(
     table_hashes: dict[str, str],
     repo_path: Path,
     out_path: str | Path,
+    online: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Publish, apply, materialize and join on Spark; writes the training-set dataset.
+    """Publish, apply, materialize (with `online`) and join on Spark; writes the
+    training-set dataset.
 
     Returns (info as `features.build_features` gives it, the training set's manifest).
     """
@@ -233,8 +242,10 @@ def build_features_spark(
     removed = apply_objects(store, objects)
     lap("apply")
 
-    materialize(store, objects, spans, {v.name: v.table for v in config.features.views})
-    lap("materialize")
+    windows = online_windows(objects, spans, {v.name: v.table for v in config.features.views})
+    if online:
+        materialize_windows(store, windows)
+        lap("materialize")
 
     key, ts = config.entity_key(), config.timestamp_key(labels_table)
     pairs = entity.select(key, ts).distinct()
@@ -293,6 +304,8 @@ def build_features_spark(
         "removed_objects": removed,
         "null_fraction": {f: round(nulls[f] / rows, 4) if rows else 0.0 for f in features},
         "tables": {t: s.describe() for t, s in spans.items()},
+        "online_windows": windows_as_json(windows),
+        "materialized": online,
         "timings_s": timings,
         "engine": "spark",
     }

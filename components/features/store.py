@@ -215,21 +215,46 @@ def apply_objects(store: FeatureStore, objects: FeastObjects) -> list[str]:
     return [o.name for o in stale]
 
 
+OnlineWindows = dict[str, tuple[datetime, datetime]]
+"""Feature view -> the event-time window its online values are loaded from."""
+
+
+def online_windows(
+    objects: FeastObjects, spans: dict[str, TableSpan], tables_of: dict[str, str]
+) -> OnlineWindows:
+    """Each view over its own table's range, [first event, last event + 1 s] (the end is
+    exclusive in some offline stores), so nothing outside the data is scanned."""
+    return {
+        view.name: (
+            spans[tables_of[view.name]].start,
+            spans[tables_of[view.name]].end + timedelta(seconds=1),
+        )
+        for view in objects.views
+    }
+
+
+def materialize_windows(store: FeatureStore, windows: OnlineWindows) -> None:
+    """Load the latest value per entity of each view's window into the online store."""
+    for name, (start, end) in windows.items():
+        store.materialize(start_date=start, end_date=end, feature_views=[name])
+
+
+def windows_as_json(windows: OnlineWindows) -> dict[str, list[str]]:
+    return {name: [start.isoformat(), end.isoformat()] for name, (start, end) in windows.items()}
+
+
+def windows_from_json(data: dict[str, list[str]]) -> OnlineWindows:
+    return {
+        name: (datetime.fromisoformat(start), datetime.fromisoformat(end))
+        for name, (start, end) in data.items()
+    }
+
+
 def materialize(
     store: FeatureStore,
     objects: FeastObjects,
     spans: dict[str, TableSpan],
     tables_of: dict[str, str],
 ) -> None:
-    """Load the latest value per entity of each view into the online store.
-
-    Each view is materialized over its own table's range, [first event, last event + 1 s]
-    (the end is exclusive in some offline stores), so nothing outside the data is scanned.
-    """
-    for view in objects.views:
-        span = spans[tables_of[view.name]]
-        store.materialize(
-            start_date=span.start,
-            end_date=span.end + timedelta(seconds=1),
-            feature_views=[view.name],
-        )
+    """Load the latest value per entity of each view into the online store."""
+    materialize_windows(store, online_windows(objects, spans, tables_of))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -84,15 +85,38 @@ def test_cluster_wiring_parses_and_injects_endpoints() -> None:
         # No step holds a volume that outlives it: data goes to object storage.
         assert not cfg.pvc_mount, f"{name} mounts a PersistentVolumeClaim"
         scratch = {m.mount_path for m in cfg.empty_dir_mounts}
-        assert ("/feast" in scratch) == (name == "exec-features"), name
+        assert ("/feast" in scratch) == (name in ("exec-features", "exec-materialize")), name
     # ... and each says so, so the ingest and features steps refuse local data roots.
     for name, executor in docs[0]["deploymentSpec"]["executors"].items():
         env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
         assert env.get("SEAMLESS_EPHEMERAL_DISK") == "true", name
     deploy = executors["exec-deploy-kubernetes"]["podMetadata"]["labels"]
     assert deploy["seamless.dev/apiserver-client"] == "true"
+    # Serving reads the online store: deploy waits for materialize, which runs beside train.
+    # (KFP puts the dependency on the condition group that holds deploy.)
+    tasks = _all_tasks(docs[0])
+    assert tasks["materialize"]["dependentTasks"] == ["features"]
+    assert "materialize" not in (tasks["train"].get("dependentTasks") or [])
+    holder = next(
+        n
+        for n, t in tasks.items()
+        if "condition" in n and "evaluate" in t.get("dependentTasks", [])
+    )
+    assert "materialize" in tasks[holder]["dependentTasks"]
     # No endpoint is ever a literal in the spec: it comes from the ConfigMap.
     assert "svc.cluster.local" not in (COMPILED_DIR / "training.yaml").read_text()
 
 
-STEPS = ("ingest", "validate", "features", "train", "evaluate", "register", "deploy-kubernetes")
+STEPS = (
+    "ingest", "validate", "features", "materialize", "train", "evaluate", "register",
+    "deploy-kubernetes",
+)  # fmt: skip
+
+
+def _all_tasks(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every task of every DAG in the spec, by name."""
+    out: dict[str, Any] = {}
+    for component in spec.get("components", {}).values():
+        out |= component.get("dag", {}).get("tasks", {})
+    out |= spec["root"]["dag"]["tasks"]
+    return out

@@ -367,6 +367,7 @@ EXPECTED_FLOWS = {
     ("spark-executor", "spark-driver", 7078),
     ("spark-executor", "spark-driver", 7079),
     ("spark-executor", "postgres", 5432),
+    ("spark-executor", "redis", 6379),
 }
 # The object store in the cluster (kind: manifests/components/minio): MLflow's artifacts,
 # the bucket Job and the opt-in S3 clients. Production's S3 is outside the namespace.

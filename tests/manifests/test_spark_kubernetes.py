@@ -152,7 +152,7 @@ def test_compiled_spark_pipeline_runs_data_steps_as_drivers() -> None:
         for name, spec in docs[0]["deploymentSpec"]["executors"].items()
     }
     spark, runtime = image_ref("spark"), image_ref("runtime")
-    data_steps = {"ingest", "validate", "features"}
+    data_steps = {"ingest", "validate", "features", "materialize"}
     assert {n for n, image in images.items() if image == spark} == data_steps
     assert all(image == runtime for n, image in images.items() if n not in data_steps)
     for name, cfg in _executors("training-spark").items():

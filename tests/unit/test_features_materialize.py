@@ -41,3 +41,42 @@ def test_materialize_before_any_apply_names_the_missing_views(
     ensure_repo(repo, config.features.project)
     with pytest.raises(SeamlessError, match=r"not in the Feast registry; run the training"):
         materialize_online(repo, config)
+
+
+def test_the_pipeline_loads_the_online_store_in_its_own_step(
+    config: SeamlessConfig, workspace: Path, tmp_path: Path
+) -> None:
+    """`features` (online=False) publishes and builds the training set and leaves the online
+    store alone; `materialize` loads it from the windows `features` recorded, to the same
+    values the single step loads."""
+    from components.common.env import feast_repo_path
+    from components.features.stage import run_features, run_materialize
+
+    generate(tmp_path / "data", n_rows=600, seed=2)
+    ingest_tables(config, tmp_path / "data", tmp_path / "ds")
+    info = run_features(config, str(tmp_path / "ds"), str(tmp_path / "ts"), online=False)
+    assert info["materialized"] is False
+    assert set(info["online_windows"]) == {v.name for v in config.features.views}
+    repo = feast_repo_path()
+    ids = [100_000, 100_001, 10**9]
+    assert online_features(repo, config, ids)[["credit_score", "age"]].isna().all().all()
+
+    done = run_materialize(config, info["online_windows"])
+    assert done["views"] == sorted(info["online_windows"])
+    split = online_features(repo, config, ids)
+    assert split.iloc[0][["credit_score", "age"]].notna().all()
+
+    both = run_features(config, str(tmp_path / "ds"), str(tmp_path / "ts2"))
+    assert both["training_set_sha256"] == info["training_set_sha256"]
+    assert online_features(repo, config, ids).equals(split)
+
+
+def test_materialize_step_names_views_the_registry_lacks(
+    config: SeamlessConfig, workspace: Path
+) -> None:
+    from components.features.stage import run_materialize
+
+    ensure_repo(workspace / "feast", config.features.project)
+    windows = {"nope": ["2024-01-01T00:00:00+00:00", "2024-01-02T00:00:00+00:00"]}
+    with pytest.raises(SeamlessError, match=r"\['nope'\] are not in the Feast registry"):
+        run_materialize(config, windows)
