@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from components.common.errors import SeamlessError
 from pipelines.cli import app
-from pipelines.compile import COMPILED_DIR
+from pipelines.compile import COMPILED_DIR, compiled_pipelines
 from pipelines.submit import check_pipeline_root, set_pipeline_root, submit
 
 pytestmark = pytest.mark.unit
@@ -74,7 +74,8 @@ def test_compile_writes_the_root_into_every_spec(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["compile", "--out", str(tmp_path), "--pipeline-root", ROOT])
     assert result.exit_code == 0, result.output
     specs = sorted(tmp_path.glob("*.yaml"))
-    assert [p.name for p in specs] == ["monitoring.yaml", "training.yaml"]
+    assert [p.name for p in specs] == sorted(f"{n}.yaml" for n in compiled_pipelines())
+    assert "training-spark.yaml" in [p.name for p in specs]
     assert all(_docs(p)[0]["defaultPipelineRoot"] == ROOT for p in specs)
 
 
