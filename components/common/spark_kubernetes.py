@@ -113,7 +113,7 @@ def kubernetes_conf(
     image = spark.conf.get("spark.kubernetes.container.image") or _required(
         env, IMAGE_ENV, "name the executors' image (the Spark image) there or in spark.conf"
     )
-    scratch = env.get(SCRATCH_ENV) or None
+    scratch = scratch_root(env)
     folder.mkdir(parents=True, exist_ok=True)
     template = folder / "spark-executor-pod.yaml"
     template.write_text(yaml.safe_dump(executor_pod_template(scratch), sort_keys=False))
@@ -144,9 +144,8 @@ def executor_visible(master: str, path: Path, env: Mapping[str, str] | None = No
     copy in the shared scratch volume (a step's inputs are files in its own pod)."""
     if not is_kubernetes(master):
         return path
-    env = os.environ if env is None else env
-    scratch = env.get(SCRATCH_ENV)
-    if not scratch:
+    scratch = scratch_root(env)
+    if scratch is None:
         raise SeamlessError(
             f"Spark's executors cannot read {path}, a file in the step's own pod: mount the "
             f"shared scratch volume ({SCRATCH_CLAIM}) and set {SCRATCH_ENV}, as the compiled "

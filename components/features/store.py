@@ -224,13 +224,8 @@ def online_windows(
 ) -> OnlineWindows:
     """Each view over its own table's range, [first event, last event + 1 s] (the end is
     exclusive in some offline stores), so nothing outside the data is scanned."""
-    return {
-        view.name: (
-            spans[tables_of[view.name]].start,
-            spans[tables_of[view.name]].end + timedelta(seconds=1),
-        )
-        for view in objects.views
-    }
+    views = {view.name: spans[tables_of[view.name]] for view in objects.views}
+    return {name: (span.start, span.end + timedelta(seconds=1)) for name, span in views.items()}
 
 
 def materialize_windows(store: FeatureStore, windows: OnlineWindows) -> None:
