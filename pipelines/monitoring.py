@@ -6,6 +6,8 @@ the retrained model is promoted. Schedule it as a recurring run (`seamless submi
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations as types.
+from typing import Any
+
 from kfp import dsl
 
 from components.monitor.component import monitor, post_deploy_check
@@ -48,5 +50,14 @@ def build_monitoring_pipeline(retries: int = 2, cluster: bool = False):  # type:
     return monitoring_pipeline
 
 
-monitoring_pipeline = build_monitoring_pipeline(retries=2, cluster=True)
-"""The pipeline as compiled for Kubeflow (pipelines/compiled/monitoring.yaml)."""
+_built: list[Any] = []
+
+
+def __getattr__(name: str) -> Any:
+    """`monitoring_pipeline`, as compiled for Kubeflow (pipelines/compiled/monitoring.yaml),
+    built on first use like the training pipeline's variants."""
+    if name != "monitoring_pipeline":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if not _built:
+        _built.append(build_monitoring_pipeline(retries=2, cluster=True))
+    return _built[0]

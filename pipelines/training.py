@@ -7,6 +7,8 @@ the evaluation gate says `promote`. Gates compare a component's single `str` ret
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations as types.
+from typing import Any
+
 from kfp import dsl, kubernetes
 
 from components.common.env import TELEMETRY_OFF
@@ -188,7 +190,18 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str
     return training_pipeline
 
 
-training_pipeline = build_training_pipeline(retries=2, cluster=True)
-"""The pipeline as compiled for Kubeflow (pipelines/compiled/training.yaml)."""
-training_spark_pipeline = build_training_pipeline(retries=2, cluster=True, engine="spark")
-"""The same with the data steps on Spark (pipelines/compiled/training-spark.yaml)."""
+# The compiled variants (pipelines/compiled/training.yaml and training-spark.yaml) are
+# built on first use: building one costs about a second (kfp inspects the call stack on
+# every task setting), and a local run needs neither.
+_CLUSTER_VARIANTS = {"training_pipeline": "local", "training_spark_pipeline": "spark"}
+_built: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _CLUSTER_VARIANTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _built:
+        _built[name] = build_training_pipeline(
+            retries=2, cluster=True, engine=_CLUSTER_VARIANTS[name]
+        )
+    return _built[name]

@@ -64,6 +64,11 @@ def default_offline_store() -> str:
     return "duckdb" if have else "file"
 
 
+# 50,000 entities per write: at 1M label rows materialization peaked at 1.5 GB with one
+# batch per view, 1.0 GB with these, in the same time (docs/benchmarks.md).
+ONLINE_WRITE_BATCH = 50_000
+
+
 def spark_stores(config: SeamlessConfig) -> dict[str, object]:
     """feature_store.yaml's offline store and batch engine for `engine: spark`: Feast's Spark
     offline store and compute engine, on the Spark session settings of the config."""
@@ -110,8 +115,12 @@ def local_repo_config(
         "online_store": {"type": "sqlite", "path": "online_store.db"},
         **stores,
         "entity_key_serialization_version": 3,
-        # The online store only needs the latest row per entity, so don't move the rest.
-        "materialization": {"pull_latest_features": True},
+        # The online store only needs the latest row per entity, so don't move the rest;
+        # written in batches, so Feast holds one batch's protobufs at a time, not a view's.
+        "materialization": {
+            "pull_latest_features": True,
+            "online_write_batch_size": ONLINE_WRITE_BATCH,
+        },
     }
 
 

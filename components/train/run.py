@@ -30,6 +30,19 @@ def trusted_types(model: Any) -> list[str]:
     return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
+# What loading the logged model needs: its pipeline is scikit-learn classes stored with
+# skops. Named here rather than inferred by MLflow, which loads the model in a subprocess
+# (about 3 s per run) and lists whatever that process happened to import (pytest, rich).
+MODEL_DISTRIBUTIONS = ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of the logged model, at the versions that trained it."""
+    from importlib.metadata import version
+
+    return [f"{dist}=={version(dist)}" for dist in MODEL_DISTRIBUTIONS]
+
+
 def train_and_log(
     config: SeamlessConfig,
     training_set: pd.DataFrame,
@@ -122,6 +135,7 @@ def train_and_log(
             input_example=example,
             pyfunc_predict_fn="predict_proba",
             skops_trusted_types=trusted_types(pipeline),
+            pip_requirements=model_requirements(),
         )
         run_id = run.info.run_id
 

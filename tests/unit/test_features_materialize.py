@@ -80,3 +80,32 @@ def test_materialize_step_names_views_the_registry_lacks(
     windows = {"nope": ["2024-01-01T00:00:00+00:00", "2024-01-02T00:00:00+00:00"]}
     with pytest.raises(SeamlessError, match=r"\['nope'\] are not in the Feast registry"):
         run_materialize(config, windows)
+
+
+def test_materialize_in_batches_writes_every_entity(
+    config: SeamlessConfig, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feast writes the online store `online_write_batch_size` entities at a time (memory):
+    batches smaller than a view give the same online values as one batch per view."""
+    from components.features import repo as repo_module
+
+    generate(tmp_path / "data", n_rows=600, seed=2)
+    ingest_tables(config, tmp_path / "data", tmp_path / "ds")
+    manifest = read_manifest(tmp_path / "ds")
+    hashes = {n: e["sha256"] for n, e in manifest["tables"].items()}
+    frames = read_dataset(tmp_path / "ds")
+    ids = [*sorted(set(frames["labels"][config.entity_key()].tolist())), 10**9]
+    online = {}
+    for batch in (37, 10**6):
+        monkeypatch.setattr(repo_module, "ONLINE_WRITE_BATCH", batch)
+        repo = tmp_path / f"feast-{batch}"
+        build_features(config, read_dataset(tmp_path / "ds"), hashes, repo)
+        done = materialize_online(repo, config)
+        assert done["views"] == [v.name for v in config.features.views]
+        assert f"online_write_batch_size: {batch}" in (repo / "feature_store.yaml").read_text()
+        online[batch] = online_features(repo, config, ids)
+    assert len(ids) > 3 * 37
+    values = online[37].drop(columns=[config.entity_key()])
+    assert values.iloc[:-1].notna().any(axis=1).all()  # every known entity was written
+    assert values.iloc[-1].isna().all()
+    assert online[37].equals(online[10**6])

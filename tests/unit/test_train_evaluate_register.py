@@ -84,6 +84,26 @@ def test_every_estimator_family_logs_and_loads(
         holdout.head(3)[pyfunc.metadata.get_input_schema().input_names()]
     ).shape == (3, 2)
     assert plots["roc"][0] == (0.0, 0.0, 1.0)
+    _requirements_cover_the_model(result.model_uri, model)
+
+
+def _requirements_cover_the_model(model_uri: str, model: Any) -> None:
+    """The logged requirements are pinned to what trained the model and name the package
+    of every class the saved model holds (not whatever the training process imported)."""
+    from importlib.metadata import packages_distributions, version
+
+    import mlflow
+
+    lines = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text().split()
+    pinned = dict(line.split("==") for line in lines)
+    assert all(pinned[dist] == version(dist) for dist in pinned), pinned
+    assert "pytest" not in pinned
+    flavor = mlflow.models.get_model_info(model_uri).flavors["sklearn"]
+    held = {t.split(".")[0] for t in flavor["skops_trusted_types"]}
+    held |= {type(v).__module__.split(".")[0] for v in model.get_params(deep=True).values()}
+    held -= {"builtins"}
+    owners = packages_distributions()
+    assert all(set(owners[m]) & pinned.keys() for m in held), (held, pinned)
 
 
 def test_gate_policy() -> None:
