@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from components.common.config import default_config_path, load_config
+from tests.helpers.require import unavailable
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -426,6 +427,99 @@ def test_training_pipeline_job_runs_against_the_stack(
     # Its snapshots went to the object store (seamless-s3-endpoint's SEAMLESS_SNAPSHOT_ROOT).
     stored = _keys(_s3(stack), "seamless-data", "snapshots/")
     assert any(k.endswith("/FILES.sha256") for k in stored), stored
+
+
+def _audit_rows(stack: Any, subject: str) -> list[tuple[str, str, dict[str, Any]]]:
+    import psycopg2
+
+    host, port = stack.address("postgres", 5432)
+    password = secret(stack, "app-databases")["AUDIT_DB_PASSWORD"]
+    with (
+        psycopg2.connect(
+            host=host, port=port, dbname="audit", user="audit", password=password
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute(
+            "SELECT actor, action, entry FROM seamless_audit WHERE subject = %s ORDER BY seq",
+            (subject,),
+        )
+        return [(a, b, json.loads(e)) for a, b, e in cur.fetchall()]
+
+
+def test_compiled_spark_steps_run_in_the_spark_image(stack: Any, tmp_path: Path) -> None:
+    """ingest and validate of the compiled `training-spark` pipeline, each as the pod KFP
+    would start (the spec's image, command, env, ConfigMaps, Secrets, labels, scratch
+    claim; manifests/tools/step_job.py), with `engine: spark` in local mode: the snapshot
+    goes to the object store, the audit entry to PostgreSQL, and both engines agree on it.
+    """
+    from kfp import dsl
+    from step_job import executor_input, load_compiled, step_job
+
+    from components.common.image import image_ref
+    from components.ingest.ingest import ingest_tables
+    from pipelines.demo_data import generate
+
+    ref = image_ref("spark")
+    if subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode:
+        unavailable(f"image {ref} not built: run `make images BASE_IMAGE=...`")
+    compiled = Path(__file__).resolve().parents[2] / "pipelines/compiled/training-spark.yaml"
+    pipeline, _ = load_compiled(compiled)
+    config_yaml = (
+        default_config_path()
+        .read_text()
+        .replace("engine: ${SEAMLESS_ENGINE:-local}", "engine: spark")
+    )
+    assert "engine: spark" in config_yaml
+    rows, seed, run_id = 2000, 5, "stack-spark-steps"
+    claim = stack.workdir / "claims" / "seamless-spark-scratch"
+    # Only a k8s:// master uses the pod's IP; Docker cannot give it before the start.
+    no_pod_ip = frozenset({"POD_IP"})
+    params = {"config_yaml": config_yaml, "pipeline_run_id": run_id}
+
+    data_dir = "/seamless-spark/data"
+    ingest_in = executor_input(
+        pipeline, "ingest", {**params, "data_dir": data_dir}, "/seamless-spark/run/ingest"
+    )
+    generate_data = ["seamless", "datasets", "generate", "--out", data_dir,
+                     "--rows", str(rows), "--seed", str(seed)]  # fmt: skip
+    stack.run_once(
+        step_job(compiled, "ingest", ingest_in, "spark-ingest-once",
+                 init_command=generate_data, drop_env=no_pod_ip),
+        timeout=900,
+    )  # fmt: skip
+    out = json.loads((claim / "run" / "ingest" / "executor_output.json").read_text())
+    produced = out["artifacts"]["dataset"]["artifacts"][0]
+    manifest = json.loads((claim / "run" / "ingest" / "dataset" / "manifest.json").read_text())
+    assert manifest["engine"] == "spark", manifest
+    assert {t["engine"] for t in manifest["tables"].values()} == {"spark"}, manifest
+    sha = produced["metadata"]["sha256"]
+    assert out["parameterValues"]["Output"] == sha == manifest["sha256"]
+
+    # Same data, local engine, here: the same snapshot content hash.
+    generate(tmp_path / "data", n_rows=rows, seed=seed)
+    assert ingest_tables(CONFIG, tmp_path / "data", tmp_path / "local")["sha256"] == sha
+
+    stored = _keys(_s3(stack), "seamless-data", f"snapshots/{sha}/")
+    assert f"snapshots/{sha}/FILES.sha256" in stored, stored
+    audited = _audit_rows(stack, f"dataset:{sha}")
+    ingest_events = [e["details"] for _, action, e in audited if action == "data_access"]
+    assert any(d["step"] == "ingest" and d["pipeline_run_id"] == run_id for d in ingest_events), (
+        audited
+    )
+
+    dataset = dsl.Dataset(name="dataset", uri=produced["uri"], metadata=produced["metadata"])
+    validate_in = executor_input(
+        pipeline, "validate", {**params, "dataset": dataset}, "/seamless-spark/run/validate"
+    )
+    stack.run_once(
+        step_job(compiled, "validate", validate_in, "spark-validate-once", drop_env=no_pod_ip),
+        timeout=900,
+    )
+    verdict = json.loads((claim / "run" / "validate" / "executor_output.json").read_text())
+    assert verdict["parameterValues"]["Output"] == "pass", verdict
+    report = claim / "run" / "validate" / "report"
+    assert report.is_file() and "expectation" in report.read_text().lower()
 
 
 def test_prediction_log_and_audit_trail_are_in_postgres(stack: Any, served: dict[str, Any]) -> None:
