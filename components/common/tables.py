@@ -22,6 +22,8 @@ from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 
 MANIFEST = "manifest.json"
+# The table of the training-set dataset: written by features, read by train.
+TRAINING_TABLE = "training_set"
 # Declared column type -> its dtype in every stored table (ingest/normalize.py).
 PANDAS_DTYPES: dict[str, str] = {
     "int": "Int64",

@@ -208,9 +208,9 @@ def build_features_spark(
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from components.common.tables import TRAINING_TABLE
     from components.features.features import PhaseTimer
     from components.features.training_set import no_join_problem
-    from components.train.stage import TRAINING_TABLE
 
     lap = PhaseTimer()
     timings = lap.timings

@@ -8,10 +8,9 @@ from typing import Any
 from components.common.config import SeamlessConfig
 from components.common.env import feast_repo_path
 from components.common.errors import SeamlessError
-from components.common.tables import read_dataset, read_manifest, write_dataset
+from components.common.tables import TRAINING_TABLE, read_dataset, read_manifest, write_dataset
 from components.features.features import build_features
 from components.features.repo import require_durable_offline_root
-from components.train.stage import TRAINING_TABLE
 
 
 def run_features(

@@ -8,11 +8,10 @@ from typing import Any
 import pandas as pd
 
 from components.common.config import SeamlessConfig
-from components.common.tables import write_dataset
+from components.common.tables import TRAINING_TABLE, write_dataset
 from components.train.run import train_and_log
 from components.train.sample import training_rows
 
-TRAINING_TABLE = "training_set"
 HOLDOUT_TABLE = "holdout"
 
 

@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 
 from components.common.config import SeamlessConfig, default_config_path, load_config
-from components.common.tables import write_dataset
+from components.common.tables import TRAINING_TABLE, write_dataset
 from components.train.sample import training_rows
-from components.train.stage import TRAINING_TABLE
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
