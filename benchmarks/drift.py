@@ -73,8 +73,8 @@ def _read(path: Path) -> Any:
 def _worker_seamless(data: Path, threads: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
 
+    from components.common.monitoring_config import MonitoringConfig
     from components.monitor import drift
-    from components.monitor.config import MonitoringConfig
 
     t0 = time.perf_counter()
     window = _read(data / "current.parquet")

@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from components.serve.prediction_log_pg import PgLog, libpq_url  # noqa: E402
-from components.serve.prediction_spool import Spool, SpooledLog  # noqa: E402
+from components.predictions.postgres import PgLog, libpq_url  # noqa: E402
+from components.predictions.spool import Spool, SpooledLog  # noqa: E402
 
 PREFIX = "predictions"
 MODES = ("pg", "pg-keys", "spooled-up", "spooled-down")

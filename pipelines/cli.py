@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 from components.common.config import default_config_path, load_config
 from components.common.errors import SeamlessError
 from pipelines.output import WsConfigOpt, stdout_console
+
+if TYPE_CHECKING:
+    from pipelines.workspace import TrainingConfig
 
 app = typer.Typer(
     help="Seamless: raw data to a monitored model, as Kubeflow Pipelines components.",
@@ -49,16 +52,18 @@ def _workspace_config(config: Path | None, workspace: Path) -> Path:
     return resolve_config(config, workspace)
 
 
-def _training_config(config: Path | None, workspace: Path) -> Path:
-    """The config a training run uses; says so when it changes the workspace's."""
+def _training_config(config: Path | None, workspace: Path) -> TrainingConfig:
+    """The config a training run uses, loaded (a bad one fails before any write); says so
+    when it changes the workspace's."""
     from pipelines.workspace import resolve_training_config
 
-    path, changed = resolve_training_config(config, workspace)
-    if changed:
+    resolved = resolve_training_config(config, workspace)
+    if resolved.changed:
         console.print(
-            f"The workspace's recorded config changes with this run ({', '.join(changed)})."
+            "The workspace's recorded config changes with this run "
+            f"({', '.join(resolved.changed)})."
         )
-    return path
+    return resolved
 
 
 @run_app.command("training")
@@ -95,8 +100,7 @@ def run_training_cmd(
     """
     from pipelines.local import run_training, use_workspace
 
-    config = _training_config(config, workspace)  # a bad config fails before any write
-    load_config(config)
+    resolved = _training_config(config, workspace)
     use_workspace(workspace)
     _require("run_pipeline")
     steps = ["ingest", "validate", "features", "materialize", "train", "evaluate", "register"]
@@ -109,7 +113,13 @@ def run_training_cmd(
             spinner.update(f"Running {name}")
 
         outcome = run_training(
-            config, data_dir, workspace, runner=runner, on_step=on_step, verbose=verbose
+            resolved.path,
+            data_dir,
+            workspace,
+            runner=runner,
+            on_step=on_step,
+            verbose=verbose,
+            config=resolved.config,
         )
     if as_json:
         print(json.dumps(outcome.to_dict(), indent=2))
@@ -199,11 +209,10 @@ def demo_loop_cmd(
     from pipelines.demo_loop import run_demo_loop
     from pipelines.local import use_workspace
 
-    config = _training_config(config, workspace)
-    load_config(config)
+    resolved = _training_config(config, workspace)
     use_workspace(workspace)
     _require("run_pipeline")
-    events = run_demo_loop(workspace, config, rows, say=lambda line: console.print(line))
+    events = run_demo_loop(workspace, resolved.path, rows, say=lambda line: console.print(line))
     table = Table(title="Decisions (from the audit trail)")
     for column in ("time", "action", "subject", "reason / outcome"):
         table.add_column(column)

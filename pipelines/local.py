@@ -253,20 +253,22 @@ def run_training(
     runner: str = "subprocess",
     on_step: Callable[[str], None] | None = None,
     verbose: bool = False,
+    config: SeamlessConfig | None = None,
 ) -> RunOutcome:
     """Run the training pipeline locally and summarize what it decided.
 
     The workspace records the config (`<workspace>/config.yaml`, see pipelines/workspace.py)
     before the first step; a config for another model than the one the workspace holds
-    is refused before anything is written.
+    is refused before anything is written. `config`: the file already loaded and checked
+    against the workspace (`workspace.resolve_training_config`); else that is done here.
     """
     from pipelines.run_summary import data_summary
     from pipelines.training import PIPELINE_NAME, build_training_pipeline
     from pipelines.workspace import original_text, record_config, resolve_training_config
 
-    config = load_config(config_path)  # fail on a bad config before any step starts
+    if config is None:  # fail on a bad config before any step starts
+        config = resolve_training_config(config_path, workspace).config
     data_arg, data_folder = data_location(data_dir, runner)
-    resolve_training_config(config_path, workspace)
     record_config(workspace.resolve(), config_path)
     done = run_locally(
         PIPELINE_NAME,

@@ -189,8 +189,19 @@ def resolve_config(given: Path | None, workspace: Path) -> Path:
     return given
 
 
-def resolve_training_config(given: Path | None, workspace: Path) -> tuple[Path, list[str]]:
-    """The config a training run uses, and the keys in which it changes the workspace's.
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The config a training run uses, loaded once."""
+
+    path: Path
+    config: SeamlessConfig
+    changed: list[str]
+    """Keys in which it changes the workspace's recorded config."""
+
+
+def resolve_training_config(given: Path | None, workspace: Path) -> TrainingConfig:
+    """The config a training run uses (loaded), and the keys in which it changes the
+    workspace's.
 
     Retraining with an edited config for the same model is allowed (the workspace then
     records the new one); a config for another model is refused while the workspace's
@@ -199,10 +210,11 @@ def resolve_training_config(given: Path | None, workspace: Path) -> tuple[Path, 
     ws = workspace.resolve()
     rec = recorded_config(ws)
     if given is None:
-        return (rec.path if rec is not None else default_config_path()), []
+        path = rec.path if rec is not None else default_config_path()
+        return TrainingConfig(path, load_config(path), [])
     cfg = load_config(given)
     if rec is None:
-        return given, []
+        return TrainingConfig(given, cfg, [])
     mine = rec.load()
     if cfg.model.name != mine.model.name:
         if mine.model.name in (_local_models(ws) or []):
@@ -211,8 +223,8 @@ def resolve_training_config(given: Path | None, workspace: Path) -> tuple[Path, 
                 f"trained for model '{mine.model.name}' (config recorded in {rec.path} from "
                 f"{rec.source}); train '{cfg.model.name}' in another --workspace."
             )
-        return given, ["model.name"]
-    return given, differing_keys(cfg, mine) if cfg != mine else []
+        return TrainingConfig(given, cfg, ["model.name"])
+    return TrainingConfig(given, cfg, differing_keys(cfg, mine) if cfg != mine else [])
 
 
 def describe(workspace: Path) -> dict[str, Any] | None:

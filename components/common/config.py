@@ -25,7 +25,7 @@ from pydantic import (
 
 from components.common.errors import SeamlessError
 from components.common.image import prefix_problem
-from components.monitor.config import MonitoringConfig
+from components.common.monitoring_config import MonitoringConfig
 
 ROW_ID = "row_id"
 """Entity column generated for a plain table that has none."""
@@ -320,7 +320,7 @@ class SeamlessConfig(_Strict):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     """Spark settings, used when `engine` is `spark`."""
     monitoring: MonitoringConfig | None = None
-    """Drift and live-performance thresholds (components/monitor/config.py); defaults if absent."""
+    """Drift and live-performance thresholds (common/monitoring_config.py); defaults if absent."""
     image_prefix: str | None = None
     """Registry prefix of the project's images in compiled specs, e.g. `ghcr.io/acme/seamless`
     (lowercase, no tag): `seamless compile --config FILE` writes `<prefix>/runtime:<tag>`,

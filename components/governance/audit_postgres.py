@@ -16,12 +16,12 @@ from typing import Any
 
 from components.common.connect import first_connection
 from components.common.errors import SeamlessError
-from components.governance.audit import (
+from components.governance.audit_chain import (
     GENESIS,
     VerifyResult,
-    _line,
     check_lines,
     current_actor,
+    entry_line,
     new_entry,
 )
 
@@ -123,7 +123,7 @@ class PostgresAuditLog:
                         action,
                         subject,
                         entry["hash"],
-                        _line(entry).decode("utf-8").rstrip("\n"),
+                        entry_line(entry).decode("utf-8").rstrip("\n"),
                     ),
                 )
         finally:

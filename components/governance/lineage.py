@@ -257,8 +257,8 @@ def find_request(request_id: str, predictions_dir: Path | None = None) -> dict[s
     """The prediction log's record of one request (all its rows summarized): the folder,
     else the PostgreSQL table of `SEAMLESS_SERVE_LOG_URL` (as on a cluster), else
     `<workspace>/predictions`."""
-    from components.serve.prediction_log import read_log
-    from components.serve.prediction_log_pg import redact
+    from components.predictions.postgres import redact
+    from components.predictions.reader import read_log
 
     url = os.environ.get("SEAMLESS_SERVE_LOG_URL", "").strip()
     source: Path | str = predictions_dir or url or workspace() / "predictions"

@@ -12,7 +12,7 @@ def ingest(
     """Read files / SQL / HTTP API sources, normalize them, write Parquet; returns the sha256."""
     from components.common.stage import clean_errors, stage_config
     from components.governance import hooks
-    from components.ingest.ingest import ingest_tables
+    from components.ingest.stage import ingest_tables
 
     with clean_errors("ingest"):
         hooks.before_ingest()

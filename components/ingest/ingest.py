@@ -198,22 +198,13 @@ def ingest_table(
     return df, info
 
 
-def ingest_tables(
+def ingest_tables_local(
     config: SeamlessConfig,
     data_dir: str | Path | None,
     out_folder: str | Path,
     ingested_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Ingest every table of `config` into the dataset folder `out_folder`; return its manifest.
-
-    `data_dir` anchors relative file paths and SQLite files (None: the current directory).
-    `ingested_at` (default now; naive means UTC) fills `ingested_at` in tables without a
-    timestamp column. Nothing is written unless every table succeeds.
-    """
-    if config.engine == "spark":
-        from components.ingest.spark_ingest import ingest_tables_spark
-
-        return ingest_tables_spark(config, data_dir, out_folder, ingested_at)
+    """`stage.ingest_tables` on the local engine (pandas and Arrow in this process)."""
     stamp = _utc_now_or(ingested_at)
     tables: dict[str, pd.DataFrame] = {}
     info: dict[str, dict[str, Any]] = {}

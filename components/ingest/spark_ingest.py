@@ -374,7 +374,7 @@ def ingest_tables_spark(
     out_folder: str | Path,
     ingested_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """`ingest.ingest_tables` with Spark reading and normalizing the file tables.
+    """`stage.ingest_tables` with Spark reading and normalizing the file tables.
 
     Tables Spark cannot read where it runs (HTTP, SQL, APIs; object storage without the
     S3A connector) are ingested by the local engine; the manifest says which per table.

@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from components.common.errors import SeamlessError
-from components.monitor.config import MonitoringConfig
+from components.common.monitoring_config import MonitoringConfig
 from components.monitor.fast_stats import bin_counts_sorted, ks_2samp_sorted
 from components.monitor.profile import CATEGORICAL, categorical_values
 

@@ -56,7 +56,7 @@ def data_fingerprint(config: SeamlessConfig, data_dir: str | Path | None) -> tup
     is kept); its `source_sha256` ignores generated columns and row order, so the same
     source data gives the same hash on every run.
     """
-    from components.ingest.ingest import ingest_tables
+    from components.ingest.stage import ingest_tables
 
     try:
         with tempfile.TemporaryDirectory(prefix="seamless-fingerprint-") as tmp:

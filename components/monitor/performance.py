@@ -11,8 +11,8 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import precision_score, recall_score
 
+from components.common.monitoring_config import MonitoringConfig
 from components.evaluate.evaluation import classification_metrics
-from components.monitor.config import MonitoringConfig
 
 OK, BREACH, NOT_ENOUGH_DATA, NO_BASELINE = "ok", "breach", "not_enough_data", "no_baseline"
 HOLDOUT_TAG_PREFIX = "holdout."

@@ -11,8 +11,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from components.common.config import SeamlessConfig
+from components.common.monitoring_config import monitoring_config
 from components.common.tracking import CHAMPION, PREVIOUS_CHAMPION, champion_version, mlflow_client
-from components.monitor.config import monitoring_config
 from components.monitor.traffic import JoinStats, labelled, read_traffic
 
 KEEP, ROLLBACK, NOT_ENOUGH, NOT_APPLICABLE = "keep", "rollback", "not_enough_data", "no_previous"

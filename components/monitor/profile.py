@@ -20,7 +20,7 @@ import pandas as pd
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
-from components.monitor.config import monitoring_config
+from components.common.monitoring_config import monitoring_config
 
 PROFILE_ARTIFACT = "reference_profile.json"
 PROFILE_FORMAT = 1

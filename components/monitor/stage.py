@@ -11,10 +11,10 @@ import pandas as pd
 from components.common.config import SeamlessConfig
 from components.common.env import workspace as default_workspace
 from components.common.errors import SeamlessError
+from components.common.monitoring_config import MonitoringConfig, monitoring_config
 from components.common.tracking import CHAMPION
 from components.governance import hooks
 from components.monitor import guard
-from components.monitor.config import MonitoringConfig, monitoring_config
 from components.monitor.drift import DRIFT, WARN, compare, not_enough_data
 from components.monitor.exporters import log_run, write_textfile
 from components.monitor.performance import BREACH, holdout_metrics, live_performance

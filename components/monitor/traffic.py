@@ -12,7 +12,8 @@ import pandas as pd
 
 from components.common.config import LabelsConfig, LabelValue
 from components.common.labels import apply_value_map, canonical, check_labels, positive_mask
-from components.serve.prediction_log import ReadStats, read_log
+from components.predictions.reader import read_log
+from components.predictions.records import ReadStats
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
@@ -59,7 +60,7 @@ def _frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 def log_location(workspace: Path, log_url: str | None = None) -> str:
     """Where `read_traffic` reads predictions from, for messages (no password)."""
-    from components.serve.prediction_log_pg import redact
+    from components.predictions.postgres import redact
 
     url = log_url or os.environ.get("SEAMLESS_SERVE_LOG_URL") or None
     return f"{redact(url)} (table seamless_{PREDICTIONS})" if url else str(workspace / PREDICTIONS)

@@ -132,7 +132,7 @@ class ServeMetrics:
         )
 
     def spool_observer(self, log: str) -> SpoolCounts:
-        """Where one log's spool reports (`prediction_spool.SpoolObserver`)."""
+        """Where one log's spool reports (`components.predictions.spool.SpoolObserver`)."""
         return SpoolCounts(
             self.log_spooled.labels(log),
             self.log_drained.labels(log),

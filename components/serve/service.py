@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.config import SeamlessConfig, feature_columns
+from components.predictions.records import jsonable
 from components.serve import memory
 from components.serve.compiled import Checked, Predictor, choose_predictor, prepare_in_child
 from components.serve.features import (
@@ -22,10 +23,10 @@ from components.serve.features import (
     OnlineFeatures,
     unknown_positions,
 )
+from components.serve.logs import make_logs
 from components.serve.metrics import ServeMetrics
 from components.serve.model_store import LoadedModel, ModelStore, load_version
 from components.serve.overload import LoopLag
-from components.serve.prediction_log import jsonable, make_logs
 from components.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class Service:
         numeric = set(feature_columns(config)[0])
         self._numeric = [i for i, f in enumerate(self.feature_names) if f in numeric]
         self.features = OnlineFeatures(settings.feast_path(), config)
-        # Files, or PostgreSQL tables behind a local spool (prediction_spool.py).
+        # Files, or PostgreSQL tables behind a local spool (components/predictions/spool.py).
         self.predictions, self.feedback = make_logs(settings, self.metrics.spool_observer)
         self.limiter = Limiter(settings.max_concurrency)
         self.lag = LoopLag(settings.max_queue_ms / 1000, on_sample=self.metrics.loop_lag.set)

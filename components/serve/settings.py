@@ -102,7 +102,7 @@ class ServeSettings:
         if self.poll_seconds < 0:
             raise SeamlessError(f"poll_seconds must be >= 0, got {self.poll_seconds}.")
         if self.log_url is not None:
-            from components.serve.prediction_log_pg import is_pg_url
+            from components.predictions.postgres import is_pg_url
 
             if not is_pg_url(self.log_url):
                 scheme = self.log_url.split("://", 1)[0] if "://" in self.log_url else "none"

@@ -18,22 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from training_job import CONTAINER_SECURITY, POD_SECURITY
 
 Obj = dict[str, Any]
-
-# The pod security context of every Seamless pod (Pod Security `restricted`).
-POD_SECURITY = {
-    "runAsNonRoot": True,
-    "runAsUser": 10001,
-    "runAsGroup": 10001,
-    "fsGroup": 10001,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 
 def load_compiled(path: Path) -> tuple[Obj, Obj]:

@@ -15,6 +15,19 @@ from typing import Any
 Obj = dict[str, Any]
 
 JOB_NAME = "seamless-train-once"
+# The security contexts of every Seamless pod (Pod Security `restricted`).
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 def configmap_name(objects: list[Obj], base: str) -> str:
@@ -94,13 +107,7 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
                     "serviceAccountName": "seamless-pipeline",
                     "automountServiceAccountToken": False,
                     "restartPolicy": "Never",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 10001,
-                        "runAsGroup": 10001,
-                        "fsGroup": 10001,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": POD_SECURITY,
                     "containers": [
                         {
                             "name": "train",
@@ -122,11 +129,7 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
                                 "requests": {"cpu": "500m", "memory": "1Gi"},
                                 "limits": {"cpu": "2", "memory": "4Gi"},
                             },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
+                            "securityContext": CONTAINER_SECURITY,
                             "volumeMounts": [
                                 {"name": "tmp", "mountPath": "/tmp"},
                                 {"name": "feast-repo-dir", "mountPath": "/feast"},

@@ -74,7 +74,7 @@ def dry_validate(config_path: Path, data_dir: Path, password: str | None = None)
     `password` fills `${SEAMLESS_DB_PASSWORD}` for this call if the variable is unset.
     """
     from components.common.tables import read_dataset
-    from components.ingest.ingest import ingest_tables
+    from components.ingest.stage import ingest_tables
     from components.validate.validation import validate_tables
 
     with _password_env(password), _quiet("components.ingest"):

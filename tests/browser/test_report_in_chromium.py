@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from components.common.config import default_config_path, parse_config
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
 from components.validate.results import ValidationResult
 from components.validate.stage import profile_path, run_validation
 from tests.helpers.require import unavailable

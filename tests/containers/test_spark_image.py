@@ -36,7 +36,7 @@ import json, sys
 from pathlib import Path
 import pipelines
 from components.common.config import load_config
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
 config = load_config(Path(pipelines.__file__).parent / "configs" / "credit_risk.yaml")
 config = config.model_copy(update={{"engine": "{engine}", "spark": config.spark.model_copy(
     update={{"master": "local[2]", "conf": {{"spark.driver.memory": "1g"}}}})}})

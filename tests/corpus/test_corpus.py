@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig, load_config, parse_config
 from components.common.errors import SeamlessError
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
 from tests.helpers.configs import config_for, table
 from tests.serving.conftest import built, make_settings, serve_config  # noqa: F401 (fixtures)
 

@@ -1,6 +1,6 @@
 """kill -9 of a process spooling prediction records, and of one draining them to a real
 PostgreSQL: after a restart nothing acknowledged is lost and nothing is in the table
-twice (components/serve/prediction_spool.py).
+twice (components/predictions/spool.py).
 
 Deterministic: the child process stops itself at the worst moment through the spool's
 test hooks (a batch written but not yet fsynced; a drained batch committed in PostgreSQL
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from components.serve.prediction_log_pg import PgLog, read_pg_records
-from components.serve.prediction_spool import Spool, SpooledLog, encode_frame
+from components.predictions.postgres import PgLog, read_pg_records
+from components.predictions.spool import Spool, SpooledLog, encode_frame
 from tests.helpers.postgres import PostgresServer, free_port, pg_server
 from tests.serving.pg_control import fresh_database
 
@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import sys, time
 from pathlib import Path
-from components.serve import prediction_spool as ps
-from components.serve.prediction_log_pg import PgLog
+from components.predictions import spool as ps
+from components.predictions.postgres import PgLog
 
 mode, url, folder, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
 calls = 0

@@ -31,9 +31,9 @@ from components.governance.lineage import (
     request_lineage,
 )
 from components.governance.snapshots import reports_for
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
+from components.predictions.files import AppendLog
 from components.register.registry import register
-from components.serve.prediction_log import AppendLog
 from components.train.stage import run_training
 from components.validate.stage import run_validation
 from pipelines.demo_data import generate

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from components.monitor.config import FeatureBounds, MonitoringConfig
+from components.common.monitoring_config import FeatureBounds, MonitoringConfig
 from components.monitor.drift import compare, psi
 from components.monitor.fast_stats import bin_counts_sorted, ks_2samp_sorted, ks_pvalue
 from components.monitor.profile import bin_index, build_profile

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from components.common.config import SeamlessConfig
-from components.monitor.config import MonitoringConfig
+from components.common.monitoring_config import MonitoringConfig
 from components.monitor.drift import DRIFT, compare
 from components.monitor.profile import profile_for_training
 from components.train.training import model_input

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from components.common.errors import SeamlessError
-from components.monitor.config import MonitoringConfig
+from components.common.monitoring_config import MonitoringConfig
 from components.monitor.drift import DRIFT, NOT_ENOUGH_DATA, OK, compare, psi
 from components.monitor.profile import build_profile
 from tests.monitor.synthetic import CATEGORICAL, NUMERIC, rows
@@ -136,7 +136,7 @@ def test_config_is_strict_and_documented() -> None:
     with pytest.raises(ValidationError, match="psi_drift"):
         MonitoringConfig.model_validate({"psi_warn": 0.3, "psi_drift": 0.2})
     source = MonitoringConfig.__module__
-    assert source == "components.monitor.config"
+    assert source == "components.common.monitoring_config"
     import inspect
 
     text = inspect.getsource(MonitoringConfig)

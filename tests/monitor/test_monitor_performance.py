@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.monitor.config import MonitoringConfig
+from components.common.monitoring_config import MonitoringConfig
 from components.monitor.performance import (
     BREACH,
     NO_BASELINE,
@@ -19,7 +19,7 @@ from components.monitor.performance import (
     live_performance,
 )
 from components.monitor.traffic import feature_rows, labelled, read_traffic, window
-from components.serve.prediction_log import AppendLog
+from components.predictions.files import AppendLog
 
 pytestmark = pytest.mark.unit
 

@@ -11,11 +11,12 @@ import pytest
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
-from components.monitor.config import monitoring_config
+from components.common.monitoring_config import monitoring_config
 from components.monitor.exporters import LAST_RUN_TAG, REPORT_ARTIFACT, prometheus_registry
 from components.monitor.profile import PROFILE_ARTIFACT, load_reference_profile
 from components.monitor.stage import default_textfile, run_monitoring
-from components.serve.prediction_log import AppendLog, jsonable
+from components.predictions.files import AppendLog
+from components.predictions.records import jsonable
 from components.train.training import model_input
 from tests.factories import train_and_register_once, training_set
 

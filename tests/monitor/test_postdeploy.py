@@ -20,9 +20,9 @@ from components.monitor.postdeploy import (
     check_and_act,
     post_deploy_check,
 )
+from components.predictions.files import AppendLog
 from components.register.operations import promote, rollback
 from components.register.registry import register
-from components.serve.prediction_log import AppendLog
 from components.serve.service import FEEDBACK, PREDICTIONS
 from components.train.run import train_and_log
 from tests.factories import training_set

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.monitor.traffic import JoinStats, id_key, labelled, read_traffic
+from components.predictions.files import AppendLog
 from components.serve.app import create_app
-from components.serve.prediction_log import AppendLog
 from components.serve.settings import ServeSettings
 from tests.serving.workspace import build_workspace, clean_endpoints, small_config
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
+from components.predictions.files import read_records
 from components.serve.features import FILE_CHECK_S
-from components.serve.prediction_log import read_records
 from components.serve.service import PREDICTIONS
 
 pytestmark = pytest.mark.serving

@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
+from components.predictions.files import AppendLog, read_records, segments
+from components.predictions.records import ReadStats
 from components.serve.app import create_app
 from components.serve.auth import TokenAuth, parse_tokens_file
-from components.serve.prediction_log import AppendLog, ReadStats, read_records, segments
 from tests.serving.conftest import make_settings
 
 pytestmark = pytest.mark.serving
@@ -227,7 +228,7 @@ def test_a_write_notices_a_removed_segment_within_the_check_interval(tmp_path: P
     import asyncio
     import time
 
-    from components.serve.prediction_log import SEGMENT_CHECK_S
+    from components.predictions.files import SEGMENT_CHECK_S
 
     log = AppendLog(tmp_path / "p", "p")
     log.open()

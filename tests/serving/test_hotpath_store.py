@@ -20,10 +20,11 @@ from fastapi.testclient import TestClient
 from feast.protos.feast.types.Value_pb2 import Value
 from feast.type_map import feast_value_type_to_python_type
 
+from components.predictions.files import AppendLog, read_records
+from components.predictions.records import ReadStats
 from components.serve import features as features_mod
 from components.serve.direct_store import decoder
 from components.serve.features import FILE_CHECK_S
-from components.serve.prediction_log import AppendLog, ReadStats, read_records
 
 pytestmark = pytest.mark.serving
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from components.serve.prediction_log import ReadStats, read_records
+from components.predictions.files import read_records
+from components.predictions.records import ReadStats
 from components.serve.service import PREDICTIONS
 from tests.serving.kill_load import kill_under_load
 

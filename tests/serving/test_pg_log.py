@@ -21,21 +21,18 @@ from fastapi.testclient import TestClient
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
 from components.monitor.traffic import labelled, read_traffic
-from components.serve.app import create_app
-from components.serve.prediction_log import (
-    AppendLog,
-    ReadStats,
-    make_logs,
-    read_log,
-    read_records,
-)
-from components.serve.prediction_log_pg import (
+from components.predictions.files import AppendLog, read_records
+from components.predictions.postgres import (
     LogUnavailable,
     PgLog,
     read_pg_records,
     redact,
 )
-from components.serve.prediction_spool import SpooledLog
+from components.predictions.reader import read_log
+from components.predictions.records import ReadStats
+from components.predictions.spool import SpooledLog
+from components.serve.app import create_app
+from components.serve.logs import make_logs
 from components.serve.settings import ServeSettings
 from tests.helpers.late_relay import late_port
 from tests.helpers.postgres import PostgresServer, free_port, pg_server
@@ -394,7 +391,7 @@ def test_write_mode_commits_without_waiting_for_the_wal_flush(
     url = fresh_database(pg_server, "asynccommit")
     import psycopg2
 
-    from components.serve.prediction_log_pg import libpq_url
+    from components.predictions.postgres import libpq_url
 
     with psycopg2.connect(libpq_url(url)) as plain, plain.cursor() as cur:
         cur.execute("SHOW synchronous_commit")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from components.serve.prediction_log import ReadStats, read_log
+from components.predictions.reader import read_log
+from components.predictions.records import ReadStats
 from components.serve.service import PREDICTIONS
 from tests.helpers.postgres import PostgresServer, pg_server
 from tests.serving.kill_load import kill_under_load

@@ -1,4 +1,4 @@
-"""The local spool behind the PostgreSQL log (components/serve/prediction_spool.py).
+"""The local spool behind the PostgreSQL log (components/predictions/spool.py).
 
 Framing and torn-tail recovery (no services), then against a real PostgreSQL server
 stopped and restarted in place: records spooled while it is away are drained in
@@ -21,10 +21,10 @@ from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
-from components.serve import prediction_spool
-from components.serve.prediction_log import read_log
-from components.serve.prediction_log_pg import PgLog, read_pg_records
-from components.serve.prediction_spool import (
+from components.predictions import spool as prediction_spool
+from components.predictions.postgres import PgLog, read_pg_records
+from components.predictions.reader import read_log
+from components.predictions.spool import (
     Spool,
     SpooledLog,
     SpoolFull,

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
 from components.common.tracking import CHAMPION, mlflow_client
+from components.predictions.files import read_records
 from components.register.registry import register
 from components.serve.app import create_app
 from components.serve.model_store import wait_for
-from components.serve.prediction_log import read_records
 from components.serve.service import PREDICTIONS
 from tests.serving.conftest import make_settings
 

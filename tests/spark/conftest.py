@@ -33,7 +33,7 @@ def spark() -> Iterator[Any]:
 def dataset(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo data ingested by the local engine: the snapshot both engines then read."""
     from components.common.config import default_config_path, load_config
-    from components.ingest.ingest import ingest_tables
+    from components.ingest.stage import ingest_tables
 
     out = tmp_path_factory.mktemp("snapshot") / "dataset"
     ingest_tables(load_config(default_config_path()), demo_data, out)

@@ -15,7 +15,7 @@ import pytest
 from components.common.config import SeamlessConfig, TableConfig
 from components.common.errors import SeamlessError
 from components.common.tables import read_dataset, read_manifest
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
 from tests.helpers.configs import assert_one_sentence, table
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -16,7 +16,7 @@ from components.common.config import SeamlessConfig, TableConfig
 from components.common.errors import SeamlessError
 from components.common.spark import SYSTEM_JDBC_JARS
 from components.common.tables import read_dataset
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
 from tests.helpers.configs import assert_one_sentence, table
 from tests.helpers.postgres import PostgresServer, pg_server  # noqa: F401 (fixture)
 from tests.helpers.require import unavailable

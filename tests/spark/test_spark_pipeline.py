@@ -15,7 +15,7 @@ from components.common.tables import read_manifest
 from components.common.tracking import mlflow_client
 from components.governance.lineage import model_lineage
 from components.governance.snapshots import snapshot_path
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
 from pipelines.local import run_training
 
 pytestmark = [pytest.mark.spark, pytest.mark.pipeline, pytest.mark.slow]

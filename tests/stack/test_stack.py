@@ -46,7 +46,7 @@ from components.common import storage
 from components.common.config import default_config_path, load_config
 from components.common.tables import read_dataset
 from components.features.stage import run_features
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
 from pipelines.demo_data import generate
 
 config = load_config(default_config_path())
@@ -457,7 +457,7 @@ def test_compiled_spark_steps_run_in_the_spark_image(stack: Any, tmp_path: Path)
     from step_job import executor_input, load_compiled, step_job
 
     from components.common.image import image_ref
-    from components.ingest.ingest import ingest_tables
+    from components.ingest.stage import ingest_tables
     from pipelines.demo_data import generate
 
     ref = image_ref("spark")

@@ -9,7 +9,8 @@ import pytest
 from components.common import storage
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
-from components.ingest.ingest import ingest_table, ingest_tables
+from components.ingest.ingest import ingest_table
+from components.ingest.stage import ingest_tables
 from tests.helpers.configs import table
 
 pytestmark = pytest.mark.storage

@@ -11,7 +11,7 @@ from components.common.errors import SeamlessError
 from components.common.tables import read_dataset, read_manifest
 from components.features.features import build_features, materialize_online, online_features
 from components.features.repo import ensure_repo
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
 from pipelines.demo_data import generate
 
 pytestmark = pytest.mark.unit

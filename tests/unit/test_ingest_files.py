@@ -11,9 +11,10 @@ import pytest
 from components.common.config import INGESTED_AT, ROW_ID, TableConfig
 from components.common.errors import SeamlessError
 from components.common.tables import read_dataset, read_manifest
-from components.ingest.ingest import ingest_table, ingest_tables
+from components.ingest.ingest import ingest_table
 from components.ingest.normalize import normalize_table
 from components.ingest.sources import read_source
+from components.ingest.stage import ingest_tables
 from tests.helpers.configs import assert_one_sentence, config_for, table
 from tests.helpers.http_api import json_api
 

@@ -12,7 +12,8 @@ import pytest
 
 from components.common.config import TableConfig
 from components.common.errors import SeamlessError
-from components.ingest.ingest import ingest_table, ingest_tables
+from components.ingest.ingest import ingest_table
+from components.ingest.stage import ingest_tables
 from tests.helpers.configs import assert_one_sentence, config_for, table
 from tests.helpers.postgres import PostgresServer, free_port, pg_server  # noqa: F401
 

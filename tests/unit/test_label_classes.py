@@ -11,7 +11,7 @@ import pytest
 from components.common.config import SeamlessConfig, parse_config
 from components.common.errors import SeamlessError
 from components.common.tables import read_dataset
-from components.ingest.ingest import ingest_tables
+from components.ingest.stage import ingest_tables
 from components.train.training import encode_labels
 from components.validate.validation import validate_tables
 from tests.helpers.configs import assert_one_sentence

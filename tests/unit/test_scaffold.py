@@ -362,7 +362,7 @@ def test_the_written_model_section_trains_as_written(tmp_path: Path) -> None:
     from threadpoolctl import threadpool_limits
 
     from components.common.tables import read_dataset
-    from components.ingest.ingest import ingest_tables
+    from components.ingest.stage import ingest_tables
     from components.train.training import fit
 
     df = churn_frame(300)

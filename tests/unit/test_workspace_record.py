@@ -82,10 +82,13 @@ def test_training_may_edit_the_config_of_the_same_model(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     record_config(ws, _config(tmp_path / "loans.yaml"))
     edited = _config(tmp_path / "edited.yaml", threshold=0.3)
-    assert resolve_training_config(edited, ws) == (edited, ["model.threshold"])
-    assert resolve_training_config(None, ws) == (ws / "config.yaml", [])
+
+    def resolved(given: Path | None) -> tuple[Path, list[str]]:
+        got = resolve_training_config(given, ws)
+        assert got.config == load_config(got.path)  # loaded once, the file it names
+        return got.path, got.changed
+
+    assert resolved(edited) == (edited, ["model.threshold"])
+    assert resolved(None) == (ws / "config.yaml", [])
     # Nothing registered yet for the recorded model (no store): another model may replace it.
-    assert resolve_training_config(default_config_path(), ws) == (
-        default_config_path(),
-        ["model.name"],
-    )
+    assert resolved(default_config_path()) == (default_config_path(), ["model.name"])

@@ -1,4 +1,5 @@
-"""`MonitoringConfig`: thresholds and windows of the monitoring stage.
+"""`MonitoringConfig`: thresholds and windows of the monitoring stage (config schema, shared:
+the config loader in common/config.py and the monitor stage both read it).
 
 Meant to sit under an optional `monitoring:` key of the use-case config; like every
 Seamless config model it forbids unknown keys and uses strict types.

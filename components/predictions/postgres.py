@@ -1,6 +1,6 @@
 """Prediction and feedback logs in PostgreSQL tables: the cluster's durable log.
 
-Same records as the JSON-lines `AppendLog` (`prediction_log.py`), one row each, in the
+Same records as the JSON-lines `AppendLog` (`files.py`), one row each, in the
 tables `seamless_predictions` and `seamless_feedback` (created if missing, under an
 advisory lock so concurrent replicas do not race). The known fields get typed columns
 (`index` is stored as `idx`); a field that is unknown, or whose value does not fit its
@@ -44,7 +44,7 @@ from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 
 if TYPE_CHECKING:
-    from components.serve.prediction_log import ReadStats
+    from components.predictions.records import ReadStats
 
 log = logging.getLogger(__name__)
 
@@ -448,7 +448,7 @@ def read_pg_records(
     `request_id`, only that request's (through the request_id index).
 
     A missing table reads as an empty log; an unreachable server raises SeamlessError.
-    `stats` (a `prediction_log.ReadStats`) counts records; a table has no torn lines.
+    `stats` (a `records.ReadStats`) counts records; a table has no torn lines.
     """
     import psycopg2
 

@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 from components.common.durable import fsync_dir
 from components.common.errors import SeamlessError
-from components.serve.prediction_log_pg import LogRefused, LogUnavailable, PgLog
+from components.predictions.postgres import LogRefused, LogUnavailable, PgLog
 
 log = logging.getLogger(__name__)
 

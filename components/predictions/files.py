@@ -21,9 +21,9 @@ Reading: a line without its terminating newline is the torn tail of a killed wri
 and is skipped; so is (and counted) any line that does not parse, which a reader can
 therefore always detect.
 
-On the cluster the same records go to PostgreSQL tables instead (`prediction_log_pg`);
-`make_logs` picks the implementation from the serving settings and `read_log` reads
-either.
+On the cluster the same records go to PostgreSQL tables instead (`postgres.py`);
+serving's `make_logs` picks the implementation from its settings and `reader.read_log`
+reads either.
 """
 
 from __future__ import annotations
@@ -32,20 +32,15 @@ import asyncio
 import errno
 import json
 import logging
-import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from components.common.durable import fsync_dir
-
-if TYPE_CHECKING:
-    from components.serve.prediction_spool import SpoolObserver
-    from components.serve.settings import ServeSettings
+from components.predictions.records import ReadStats
 
 SUFFIX = ".jsonl"
 WRITE_SYNC_INTERVAL_S = 1.0
@@ -54,24 +49,6 @@ SEGMENT_CHECK_S = 0.05
 """Longest time lines can go on into a segment deleted or replaced under the writer
 (lost with the file) before a write or a readiness probe notices and starts a new one."""
 log = logging.getLogger(__name__)
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON value: numpy scalars unwrapped, NaN/NaT -> null."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return value  # the common cases first: this runs for every logged value
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value.__class__.__name__ in ("NAType", "NaTType"):
-        return None
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 class AppendLog:
@@ -330,16 +307,6 @@ def _resolve(futs: list[asyncio.Future[None]], error: OSError | None) -> None:
             fut.set_exception(OSError(error.errno, error.strerror))
 
 
-@dataclass
-class ReadStats:
-    """What a read found besides the records: torn tails and unparseable lines."""
-
-    segments: int = 0
-    records: int = 0
-    torn_tails: list[str] = field(default_factory=list)
-    corrupt_lines: list[str] = field(default_factory=list)
-
-
 def segments(directory: Path, prefix: str) -> list[Path]:
     """The log's segment files in write order."""
     if not directory.is_dir():
@@ -372,79 +339,3 @@ def read_records(
                 yield record
             else:
                 stats.corrupt_lines.append(f"{path.name}:{i + 1}")
-
-
-# Choosing the log: JSON-lines files (local) or a PostgreSQL table (the cluster).
-
-PREDICTIONS = "predictions"
-FEEDBACK = "feedback"
-
-
-class RecordLog(Protocol):
-    """What serving needs from a log: `AppendLog` (files) and `PgLog` (PostgreSQL)."""
-
-    def open(self) -> None: ...
-
-    def append(self, records: list[dict[str, Any]]) -> None:
-        """Return only once `records` are durable; raise OSError when they are not."""
-
-    # AppendLog also has `async append_async(records)` (the event loop's path).
-
-    def probe(self) -> str | None:
-        """None when lines can be appended now, else why not (for /readyz)."""
-
-    def close(self) -> None: ...
-
-
-def make_logs(
-    settings: ServeSettings, observer: Callable[[str], SpoolObserver] | None = None
-) -> tuple[RecordLog, RecordLog]:
-    """The (predictions, feedback) logs the settings ask for, not opened yet.
-
-    `settings.log_url` (`postgresql://...`) selects the PostgreSQL tables, each behind a
-    local spool in `settings.spool_path()` (`prediction_spool.py`) unless
-    `spool_max_bytes` is 0; `observer(prefix)` gets each spool's counts. Otherwise the
-    JSON-lines segment files in `settings.predictions_path()` / `feedback_path()`.
-    """
-    if settings.log_url:
-        from components.serve.prediction_log_pg import PgLog
-        from components.serve.prediction_spool import Spool, SpooledLog
-
-        durable = settings.log_sync == "fsync"
-        pair = (
-            PgLog(settings.log_url, PREDICTIONS, synchronous_commit=durable),
-            PgLog(settings.log_url, FEEDBACK, synchronous_commit=durable),
-        )
-        if not settings.spool_max_bytes:
-            return pair
-        spools = [Spool(settings.spool_path(), p.prefix, settings.spool_max_bytes) for p in pair]
-        preds, feedback = (
-            SpooledLog(p, s, observer=observer(p.prefix) if observer else None)
-            for p, s in zip(pair, spools, strict=True)
-        )
-        return preds, feedback
-    every = None if settings.log_sync == "fsync" else WRITE_SYNC_INTERVAL_S
-    return (
-        AppendLog(settings.predictions_path(), PREDICTIONS, settings.segment_bytes, every),
-        AppendLog(settings.feedback_path(), FEEDBACK, settings.segment_bytes, every),
-    )
-
-
-def read_log(
-    source: Path | str,
-    prefix: str,
-    stats: ReadStats | None = None,
-    request_id: str | None = None,
-) -> Iterator[dict[str, Any]]:
-    """`read_records` over a folder, or the PostgreSQL table when `source` is a URL;
-    `request_id` keeps one request's records (an index lookup in PostgreSQL)."""
-    from components.serve.prediction_log_pg import is_pg_url
-
-    if is_pg_url(source):
-        from components.serve.prediction_log_pg import read_pg_records
-
-        return read_pg_records(str(source), prefix, stats, request_id)
-    records = read_records(Path(source), prefix, stats)
-    if request_id is None:
-        return records
-    return (r for r in records if r.get("request_id") == request_id)

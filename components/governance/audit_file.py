@@ -1,0 +1,163 @@
+"""The audit trail as a JSON-lines file: `<workspace>/audit/audit.jsonl`, one writer at a time.
+
+The file format and chain are `audit_chain`'s; see its docstring for how writers serialize
+and how a torn tail is recovered.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from components.common.durable import fsync_dir
+from components.common.env import workspace
+from components.common.errors import SeamlessError
+from components.governance.audit_chain import (
+    AUDIT_RECOVERED,
+    GENESIS,
+    VerifyResult,
+    check_lines,
+    current_actor,
+    entry_line,
+    new_entry,
+)
+
+LOG_NAME = "audit.jsonl"
+LOCK_NAME = "audit.lock"
+
+
+class FileAuditLog:
+    """The JSON-lines backend: `<directory>/audit.jsonl` guarded by `<directory>/audit.lock`."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else workspace() / "audit"
+        self.path = self.directory / LOG_NAME
+        self.lock_path = self.directory / LOCK_NAME
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def append(
+        self,
+        action: str,
+        subject: str,
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one entry and return it once it is on disk."""
+        who = actor or current_actor()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o664)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)  # released by close, even if we crash
+            created = not self.path.exists()
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o664)
+            try:
+                if created:
+                    fsync_dir(self.directory)  # the new file's name must survive a crash
+                last, torn = _tail(fd, self.path)
+                if torn:
+                    last = self._discard_torn(fd, last, torn, who)
+                seq = 1 if last is None else int(last["seq"]) + 1
+                prev = GENESIS if last is None else str(last["hash"])
+                entry = new_entry(seq, prev, action, subject, details, who)
+                _write_all(fd, entry_line(entry))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(lock_fd)
+        return entry
+
+    def _discard_torn(
+        self, fd: int, last: dict[str, Any] | None, torn: bytes, who: str
+    ) -> dict[str, Any] | None:
+        """Move a crashed writer's partial line aside and record that; lock held."""
+        keep = os.fstat(fd).st_size - len(torn)
+        saved = self.directory / "torn" / f"{time.time_ns()}.partial"
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_bytes(torn)
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+        seq = 1 if last is None else int(last["seq"]) + 1
+        prev = GENESIS if last is None else str(last["hash"])
+        details = {
+            "discarded_bytes": len(torn),
+            "sha256": hashlib.sha256(torn).hexdigest(),
+            "saved_as": str(saved),
+        }
+        entry = new_entry(seq, prev, AUDIT_RECOVERED, "audit", details, who)
+        _write_all(fd, entry_line(entry))
+        return entry
+
+    def _lines(self) -> tuple[list[tuple[int, bytes]], tuple[int, int] | None]:
+        if not self.path.is_file():
+            return [], None
+        data = self.path.read_bytes()
+        parts = data.split(b"\n")
+        tail = parts.pop()
+        torn = (len(parts) + 1, len(tail)) if tail else None
+        return [(i + 1, p) for i, p in enumerate(parts)], torn
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """Every complete, parseable entry in file order (a torn tail is skipped)."""
+        lines, _ = self._lines()
+        for _, raw in lines:
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                yield entry
+
+    def verify(self, expected_head: str | None = None) -> VerifyResult:
+        lines, torn = self._lines()
+        return check_lines(lines, str(self.path), torn, expected_head)
+
+    def head(self) -> str:
+        """Hash of the last entry (GENESIS when empty): publish it to anchor the chain."""
+        return self.verify().head_hash
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # One write call puts the whole line in the file (O_APPEND, regular file); the loop
+    # only guards against a short write, which regular files do not do in practice.
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _tail(fd: int, path: Path) -> tuple[dict[str, Any] | None, bytes]:
+    """(last complete entry or None, torn trailing bytes) read backwards from the end."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return None, b""
+    window = 8192
+    while True:
+        start = max(0, size - window)
+        buf = os.pread(fd, size - start, start)
+        cut = buf.rfind(b"\n")  # end of the last complete line
+        if cut < 0 and start == 0:
+            return None, buf  # the only line is torn
+        begin = buf.rfind(b"\n", 0, cut) if cut >= 0 else -1
+        if begin >= 0 or start == 0:
+            break
+        window *= 4  # the last line is longer than the window: look further back
+    torn = buf[cut + 1 :]
+    last_raw = buf[begin + 1 : cut]
+    try:
+        last = json.loads(last_raw)
+        _ = last["seq"], last["hash"]
+    except (ValueError, KeyError, TypeError):
+        raise SeamlessError(
+            f"The last entry of audit log {path} is unreadable; refusing to extend a broken "
+            "chain (run `seamless audit verify`)."
+        ) from None
+    return last, torn

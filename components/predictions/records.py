@@ -1,0 +1,60 @@
+"""The prediction log's contract: its two logs, what a record's values may be, what a
+writer offers and what a read reports.
+
+Serving writes the records (`components/serve/logs.py` picks the writer); monitoring and
+lineage read them (`reader.read_log`). Backends: JSON-lines segment files (`files.py`,
+local) and PostgreSQL tables (`postgres.py`, the cluster, behind `spool.py`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+PREDICTIONS = "predictions"
+FEEDBACK = "feedback"
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON value: numpy scalars unwrapped, NaN/NaT -> null."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # the common cases first: this runs for every logged value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value.__class__.__name__ in ("NAType", "NaTType"):
+        return None
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+@dataclass
+class ReadStats:
+    """What a read found besides the records: torn tails and unparseable lines."""
+
+    segments: int = 0
+    records: int = 0
+    torn_tails: list[str] = field(default_factory=list)
+    corrupt_lines: list[str] = field(default_factory=list)
+
+
+class RecordLog(Protocol):
+    """What serving needs from a log: `AppendLog` (files) and `PgLog` (PostgreSQL)."""
+
+    def open(self) -> None: ...
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Return only once `records` are durable; raise OSError when they are not."""
+
+    # AppendLog also has `async append_async(records)` (the event loop's path).
+
+    def probe(self) -> str | None:
+        """None when lines can be appended now, else why not (for /readyz)."""
+
+    def close(self) -> None: ...
