@@ -1,7 +1,7 @@
 """Benchmark: drift of a 1,000,000-row x 20-feature window, three ways in one run.
 
 - **Seamless**: `components.monitor.drift.compare` against a reference profile built by
-  `components.monitor.profile.build_profile` (PSI over the profile's quantile bins, KS
+  `components.common.reference_profile.build_profile` (PSI over the profile's quantile bins, KS
   against its stored sample, missing-rate and range checks), with its default two
   threads, and again with one thread;
 - **plain numpy/scipy**: per feature `np.quantile` of the reference column for the bin
@@ -200,7 +200,7 @@ def make_data(
     import pandas as pd
 
     sys.path.insert(0, str(ROOT))
-    from components.monitor.profile import build_profile
+    from components.common.reference_profile import build_profile
 
     def draw(rng: np.random.Generator, j: int, n: int, shift: float) -> np.ndarray:
         kind = j % 10

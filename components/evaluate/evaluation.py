@@ -19,8 +19,9 @@ from sklearn.metrics import (
 
 from components.common.config import PromotionConfig, SeamlessConfig
 from components.common.errors import SeamlessError
+from components.common.model_input import model_input
 from components.common.tracking import CHAMPION, champion_version, mlflow_client
-from components.train.training import encode_labels, model_input
+from components.train.training import encode_labels
 
 LOWER_IS_BETTER = {"log_loss", "brier"}
 

@@ -35,8 +35,8 @@ from scipy import stats
 
 from components.common.errors import SeamlessError
 from components.common.monitoring_config import MonitoringConfig
+from components.common.reference_profile import CATEGORICAL, categorical_values
 from components.monitor.fast_stats import bin_counts_sorted, ks_2samp_sorted
-from components.monitor.profile import CATEGORICAL, categorical_values
 
 OK, WARN, DRIFT, NOT_ENOUGH_DATA = "ok", "warn", "drift", "not_enough_data"
 STATUS_CODE = {OK: 0, WARN: 1, DRIFT: 2, NOT_ENOUGH_DATA: -1}

@@ -77,7 +77,7 @@ def rows_frame(config: SeamlessConfig, rows: Rows) -> pd.DataFrame:
     """The model's input frame for rows (what the sklearn pipeline was trained on)."""
     import pandas as pd
 
-    from components.train.training import model_input
+    from components.common.model_input import model_input
 
     return model_input(config, pd.DataFrame(list(rows), columns=list(config.feature_types())))
 

@@ -12,15 +12,10 @@ import pandas as pd
 
 from components.common.config import SeamlessConfig
 from components.common.cpus import native_threads_capped
+from components.common.model_input import model_input
+from components.common.reference_profile import log_reference_profile
 from components.common.tracking import ensure_experiment, mlflow_client
-from components.monitor.profile import log_reference_profile
-from components.train.training import (
-    TrainResult,
-    encode_labels,
-    fit,
-    model_input,
-    split_holdout,
-)
+from components.train.training import TrainResult, encode_labels, fit, split_holdout
 
 
 def trusted_types(model: Any) -> list[str]:

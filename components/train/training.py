@@ -17,6 +17,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from components.common.config import SeamlessConfig, feature_columns
 from components.common.errors import SeamlessError
 from components.common.labels import canonical_series, check_labels, positive_mask
+from components.common.model_input import model_input
 
 ESTIMATOR_STEP = "model"
 
@@ -144,21 +145,6 @@ def build_pipeline(config: SeamlessConfig) -> Pipeline:
         remainder="drop",
     )
     return Pipeline([("preprocess", pre), (ESTIMATOR_STEP, make_estimator(config))])
-
-
-def model_input(config: SeamlessConfig, df: pd.DataFrame) -> pd.DataFrame:
-    """The feature columns, typed as the model expects (categoricals as str objects)."""
-    numeric, categorical = feature_columns(config)
-    missing = [c for c in numeric + categorical if c not in df.columns]
-    if missing:
-        raise SeamlessError(f"Training set lacks feature columns {missing}.")
-    out = pd.DataFrame(index=df.index)
-    for c in numeric:
-        out[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
-    for c in categorical:
-        col = df[c].astype("object")
-        out[c] = col.where(col.notna(), None)
-    return out
 
 
 def make_search(config: SeamlessConfig, pipeline: Pipeline) -> Any:

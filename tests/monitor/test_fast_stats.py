@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 from components.common.monitoring_config import FeatureBounds, MonitoringConfig
+from components.common.reference_profile import bin_index, build_profile
 from components.monitor.drift import compare, psi
 from components.monitor.fast_stats import bin_counts_sorted, ks_2samp_sorted, ks_pvalue
-from components.monitor.profile import bin_index, build_profile
 from tests.monitor.synthetic import CATEGORICAL, NUMERIC, rows
 
 pytestmark = pytest.mark.unit

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from components.common.config import SeamlessConfig
+from components.common.model_input import model_input
 from components.common.monitoring_config import MonitoringConfig
+from components.common.reference_profile import profile_for_training
 from components.monitor.drift import DRIFT, compare
-from components.monitor.profile import profile_for_training
-from components.train.training import model_input
 from pipelines.demo_data import generate_frames
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from components.common.errors import SeamlessError
 from components.common.monitoring_config import MonitoringConfig
+from components.common.reference_profile import build_profile
 from components.monitor.drift import DRIFT, NOT_ENOUGH_DATA, OK, compare, psi
-from components.monitor.profile import build_profile
 from tests.monitor.synthetic import CATEGORICAL, NUMERIC, rows
 
 pytestmark = pytest.mark.unit

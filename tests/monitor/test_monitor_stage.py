@@ -11,13 +11,13 @@ import pytest
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
+from components.common.model_input import model_input
 from components.common.monitoring_config import monitoring_config
+from components.common.reference_profile import PROFILE_ARTIFACT, load_reference_profile
 from components.monitor.exporters import LAST_RUN_TAG, REPORT_ARTIFACT, prometheus_registry
-from components.monitor.profile import PROFILE_ARTIFACT, load_reference_profile
 from components.monitor.stage import default_textfile, run_monitoring
 from components.predictions.files import AppendLog
 from components.predictions.records import jsonable
-from components.train.training import model_input
 from tests.factories import train_and_register_once, training_set
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]  # ~15 s: one real train + register

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 
 from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.common.model_input import model_input
 from components.common.monitoring_config import MonitoringConfig, monitoring_config
+from components.common.reference_profile import baseline_profile, profile_for_training
 from components.monitor.drift import DRIFT, NOT_ENOUGH_DATA, OK, compare
-from components.monitor.profile import baseline_profile, profile_for_training
 from components.monitor.stage import run_monitoring
 from components.predictions.files import AppendLog
 from components.predictions.records import jsonable
 from components.register.registry import register
-from components.train.training import model_input
 from pipelines.demo_data import generate, generate_frames
 from pipelines.demo_loop import as_of_rows
 from tests.factories import train_and_register_once, training_set

@@ -11,6 +11,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.common.model_input import model_input
 from components.serve.compiled import (
     CATEGORICAL_INPUT,
     NUMERIC_INPUT,
@@ -23,7 +24,7 @@ from components.serve.compiled import (
     parity_rows,
     rows_frame,
 )
-from components.train.training import build_pipeline, model_input
+from components.train.training import build_pipeline
 
 pytestmark = pytest.mark.unit
 FAMILIES = ["logistic_regression", "random_forest", "gradient_boosting", "hist_gradient_boosting"]

@@ -186,7 +186,7 @@ def test_mlflow_client_registers_and_loads_through_the_server(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from components.train.training import model_input
+    from components.common.model_input import model_input
 
     client = MlflowClient(tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"])
     mv = client.get_model_version_by_alias(CONFIG.model.name, "champion")
@@ -364,7 +364,7 @@ def test_serving_predicts_from_live_features(
 ) -> None:
     import mlflow
 
-    from components.train.training import model_input
+    from components.common.model_input import model_input
 
     body, ids = served["body"], served["ids"]
     assert body["model_version"] == champion["version"]

@@ -9,7 +9,9 @@ since each is a dependency a reader has to follow.
 - serving, monitoring and governance stand beside each other: serving and monitoring do
   not import each other, governance imports neither, and they use governance only
   through its public modules (audit, access control, the stage hooks). The prediction
-  log they share is its own package, `components/predictions/`.
+  log they share is its own package, `components/predictions/`;
+- training does not reach into serving or monitoring, nor they into training: the model's
+  input contract and the reference profile they share are in `components/common/`.
 """
 
 from __future__ import annotations
@@ -158,3 +160,14 @@ def test_serving_monitoring_and_governance_stand_side_by_side() -> None:
             if not allowed:
                 wrong.append(f"{module} -> {target}")
     assert sorted(wrong) == []
+
+
+def test_training_shares_contracts_through_common() -> None:
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in _graph().items()
+        for target in targets
+        if (_stage(module), _stage(target))
+        in {("train", "serve"), ("train", "monitor"), ("serve", "train"), ("monitor", "train")}
+    )
+    assert wrong == []

@@ -1,5 +1,7 @@
 """The reference profile: what the training rows looked like, stored with the model.
 
+A contract between two stages (train writes it, monitor reads it), so it lives here.
+
 Computed at training time from the training rows and logged as `reference_profile.json`
 in the training run, so monitoring compares served traffic with it without ever
 reloading the training data. Per numeric feature: quantile bin edges and the training
