@@ -126,13 +126,15 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
 
 
 def new_entry(
-    seq: int,
-    prev_hash: str,
+    after: Mapping[str, Any] | None,
     action: str,
     subject: str,
     details: Mapping[str, Any] | None,
     actor: str,
 ) -> dict[str, Any]:
+    """The entry that follows `after` (its `seq` and `hash`), or the first one (None)."""
+    seq = 1 if after is None else int(after["seq"]) + 1
+    prev_hash = GENESIS if after is None else str(after["hash"])
     if not action or not all(c.islower() or c.isdigit() or c in "_." for c in action):
         raise SeamlessError(
             f"Audit action must be lowercase letters, digits, _ or ., got {action!r}."

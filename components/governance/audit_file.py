@@ -20,7 +20,6 @@ from components.common.env import workspace
 from components.common.errors import SeamlessError
 from components.governance.audit_chain import (
     AUDIT_RECOVERED,
-    GENESIS,
     VerifyResult,
     check_lines,
     current_actor,
@@ -64,9 +63,7 @@ class FileAuditLog:
                 last, torn = _tail(fd, self.path)
                 if torn:
                     last = self._discard_torn(fd, last, torn, who)
-                seq = 1 if last is None else int(last["seq"]) + 1
-                prev = GENESIS if last is None else str(last["hash"])
-                entry = new_entry(seq, prev, action, subject, details, who)
+                entry = new_entry(last, action, subject, details, who)
                 _write_all(fd, entry_line(entry))
                 os.fsync(fd)
             finally:
@@ -85,14 +82,12 @@ class FileAuditLog:
         saved.write_bytes(torn)
         os.ftruncate(fd, keep)
         os.fsync(fd)
-        seq = 1 if last is None else int(last["seq"]) + 1
-        prev = GENESIS if last is None else str(last["hash"])
         details = {
             "discarded_bytes": len(torn),
             "sha256": hashlib.sha256(torn).hexdigest(),
             "saved_as": str(saved),
         }
-        entry = new_entry(seq, prev, AUDIT_RECOVERED, "audit", details, who)
+        entry = new_entry(last, AUDIT_RECOVERED, "audit", details, who)
         _write_all(fd, entry_line(entry))
         return entry
 

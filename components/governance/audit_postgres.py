@@ -17,7 +17,6 @@ from typing import Any
 from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 from components.governance.audit_chain import (
-    GENESIS,
     VerifyResult,
     check_lines,
     current_actor,
@@ -110,14 +109,13 @@ class PostgresAuditLog:
                 self._ensure_schema(cur)
                 cur.execute(f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1")
                 row = cur.fetchone()
-                seq = 1 if row is None else int(row[0]) + 1
-                prev = GENESIS if row is None else str(row[1])
-                entry = new_entry(seq, prev, action, subject, details, who)
+                last = None if row is None else {"seq": row[0], "hash": row[1]}
+                entry = new_entry(last, action, subject, details, who)
                 cur.execute(
                     f"INSERT INTO {TABLE} (seq, time, actor, action, subject, hash, entry) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     (
-                        seq,
+                        entry["seq"],
                         entry["time"],
                         who,
                         action,
