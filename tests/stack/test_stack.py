@@ -429,17 +429,17 @@ def test_training_pipeline_job_runs_against_the_stack(
     assert any(k.endswith("/FILES.sha256") for k in stored), stored
 
 
-def _audit_rows(stack: Any, subject: str) -> list[tuple[str, str, dict[str, Any]]]:
+def _app_db(stack: Any, dbname: str, user: str, password_key: str) -> Any:
+    """A psycopg2 connection to one of the app databases, as its Secret's user."""
     import psycopg2
 
     host, port = stack.address("postgres", 5432)
-    password = secret(stack, "app-databases")["AUDIT_DB_PASSWORD"]
-    with (
-        psycopg2.connect(
-            host=host, port=port, dbname="audit", user="audit", password=password
-        ) as conn,
-        conn.cursor() as cur,
-    ):
+    password = secret(stack, "app-databases")[password_key]
+    return psycopg2.connect(host=host, port=port, dbname=dbname, user=user, password=password)
+
+
+def _audit_rows(stack: Any, subject: str) -> list[tuple[str, str, dict[str, Any]]]:
+    with _app_db(stack, "audit", "audit", "AUDIT_DB_PASSWORD") as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT actor, action, entry FROM seamless_audit WHERE subject = %s ORDER BY seq",
             (subject,),
@@ -527,16 +527,8 @@ def test_prediction_log_and_audit_trail_are_in_postgres(stack: Any, served: dict
     app-databases Secret's URLs), so they outlive pods and are shared by replicas."""
     import psycopg2
 
-    host, port = stack.address("postgres", 5432)
-    creds = secret(stack, "app-databases")
     with (
-        psycopg2.connect(
-            host=host,
-            port=port,
-            dbname="predictions",
-            user="serving",
-            password=creds["SERVING_DB_PASSWORD"],
-        ) as conn,
+        _app_db(stack, "predictions", "serving", "SERVING_DB_PASSWORD") as conn,
         conn.cursor() as cur,
     ):
         cur.execute(
@@ -548,12 +540,7 @@ def test_prediction_log_and_audit_trail_are_in_postgres(stack: Any, served: dict
     assert logged.keys() == answered.keys()
     assert all(abs(logged[k] - answered[k]) < 1e-12 for k in answered)
 
-    with (
-        psycopg2.connect(
-            host=host, port=port, dbname="audit", user="audit", password=creds["AUDIT_DB_PASSWORD"]
-        ) as conn,
-        conn.cursor() as cur,
-    ):
+    with _app_db(stack, "audit", "audit", "AUDIT_DB_PASSWORD") as conn, conn.cursor() as cur:
         cur.execute("SELECT actor, action FROM seamless_audit ORDER BY seq")
         events = cur.fetchall()
         # Append-only: the table refuses to change history.
