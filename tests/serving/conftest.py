@@ -52,6 +52,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> ServeSettings:
         "predictions_dir": tmp_path / "predictions",
         "feedback_dir": tmp_path / "feedback",
         "spool_dir": tmp_path / "spool",
+        # Shedding answers 503 whenever the machine is busy (a loaded CI run lags the
+        # loop past 50 ms): off unless a test sets a budget (test_overload.py does).
+        "max_queue_ms": 0,
     }
     base.update(overrides)
     return ServeSettings(**base)

@@ -94,6 +94,12 @@ class RadosGateway:
             except RuntimeError:
                 if attempt == attempts - 1:
                     raise
+                # Waiting on a daemon that is gone would only time out: say why instead.
+                for proc in self.procs:
+                    if proc.poll() is not None:
+                        raise RuntimeError(
+                            f"{proc.args[0]} exited ({proc.returncode}): {self.log_tail()}"
+                        ) from None
                 time.sleep(0.5)
         raise AssertionError("unreachable")
 

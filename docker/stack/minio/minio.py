@@ -88,6 +88,10 @@ osd pool default min size = 1
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
+# The monitor exits at start (ENOSPC) when its filesystem has under 5% free, which a
+# build machine's shared disk often has; its database is a few MB: only a full disk stops it.
+mon data avail crit = 0
+mon data avail warn = 0
 # The OSD would send these commands while it boots; a command that races the client's
 # first monitor map carries fsid 0 and is refused, so the caller sends them (retried).
 osd crush update on start = false
@@ -139,8 +143,15 @@ class Cluster:
                 return result.stdout
             if attempt == attempts - 1:
                 fail(f"{' '.join(args[:3])} failed: {result.stderr.strip()[-800:]}")
+            self.fail_if_a_daemon_exited()
             time.sleep(0.5)
         raise AssertionError("unreachable")
+
+    def fail_if_a_daemon_exited(self) -> None:
+        """A command waiting on a daemon that is gone would only time out: say why instead."""
+        for command, proc in zip(self.commands, self.procs, strict=True):
+            if proc.poll() is not None:
+                fail(f"{command[0]} exited ({proc.returncode}): {self.log_tail()}")
 
     def daemon(self, *args: str) -> subprocess.Popen[bytes]:
         log = (self.state / "log" / "daemons.out").open("ab")
