@@ -106,6 +106,17 @@ class Target:
             self.conns[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         return self.conns[port]
 
+    def batch(self, entity_id: int) -> list[int]:
+        """`entity_id` and, with `batch` n > 1 in the spec, the n - 1 ids after it."""
+        n = self.spec.get("batch", 1)
+        if n == 1:
+            return [entity_id]
+        ids = self.spec["ids"]
+        if not hasattr(self, "_at"):
+            self._at = {e: i for i, e in enumerate(ids)}
+        at = self._at[entity_id]
+        return [ids[(at + k) % len(ids)] for k in range(n)]
+
     def reset(self) -> None:
         """After an error: drop the connections (the server may have closed them)."""
         for c in self.conns.values():
@@ -119,7 +130,7 @@ class Target:
             out = _post(
                 self.conn(s["port"]),
                 "/v1/predict",
-                {"entity_ids": [entity_id]},
+                {"entity_ids": self.batch(entity_id)},
                 {**json_ct, "Authorization": f"Bearer {TOKEN}"},
             )
             return float(out["predictions"][0]["score"])
