@@ -110,7 +110,7 @@ def serve_cmd(
 
     import uvicorn
 
-    from components.serve.app import create_app
+    from components.serve.api.app import create_app
     from components.serve.settings import ServeSettings
     from pipelines.local import use_workspace
 

@@ -34,7 +34,7 @@ The actor (see `audit.current_actor`) gets its role from, in order:
    exists.
 4. Anyone else, including users missing from the roles file: `viewer`.
 
-Serving tokens (`components/serve/auth.py`) map into this model as follows; the token,
+Serving tokens (`components/serve/api/auth.py`) map into this model as follows; the token,
 not the process environment, decides what a request may do:
 
 | token role | acts as | may |

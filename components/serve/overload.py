@@ -8,7 +8,7 @@ seconds fires late by about as long as a ready request waits for the loop. A sma
 keeps up, every `interval_s` (5 ms) once the lag passes half the budget, so an idle
 server does not wake 200 times a second; while the last two measurements exceed the budget
 (`--max-queue-ms`), prediction requests are answered 503 + Retry-After before any work
-is done (components/serve/fastpath.py), which is cheap enough that the loop catches up,
+is done (components/serve/api/fastpath.py), which is cheap enough that the loop catches up,
 and the requests it does accept keep a bounded wait. Health, readiness and metrics are
 never shed. The per-request cost is one attribute read.
 """

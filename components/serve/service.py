@@ -16,16 +16,16 @@ import pandas as pd
 
 from components.common.config import SeamlessConfig, feature_columns
 from components.predictions.records import jsonable
-from components.serve import memory
-from components.serve.compiled import Checked, Predictor, choose_predictor, prepare_in_child
-from components.serve.features import (
+from components.serve.logs import make_logs
+from components.serve.lookup.features import (
     FeatureStoreUnavailable,
     OnlineFeatures,
     unknown_positions,
 )
-from components.serve.logs import make_logs
 from components.serve.metrics import ServeMetrics
-from components.serve.model_store import LoadedModel, ModelStore, load_version
+from components.serve.models import memory
+from components.serve.models.compiled import Checked, Predictor, choose_predictor, prepare_in_child
+from components.serve.models.model_store import LoadedModel, ModelStore, load_version
 from components.serve.overload import LoopLag
 from components.serve.settings import ServeSettings
 

@@ -134,7 +134,7 @@ def serve_client(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     """One app for every serving case; server exceptions become 500s as in production."""
-    from components.serve.app import create_app
+    from components.serve.api.app import create_app
 
     ws: Path = built["workspace"]
     logs = tmp_path_factory.mktemp("corpus-serve")

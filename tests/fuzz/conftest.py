@@ -19,7 +19,7 @@ def fuzz_client(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     """Server exceptions surface as 500 responses, as they would in production."""
-    from components.serve.app import create_app
+    from components.serve.api.app import create_app
 
     ws: Path = built["workspace"]
     with pytest.MonkeyPatch.context() as mp:

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.monitor.traffic import JoinStats, id_key, labelled, read_traffic
 from components.predictions.files import AppendLog
-from components.serve.app import create_app
+from components.serve.api.app import create_app
 from components.serve.settings import ServeSettings
 from tests.serving.workspace import build_workspace, clean_endpoints, small_config
 
@@ -186,7 +186,7 @@ def _instances(config: SeamlessConfig, rows: pd.DataFrame) -> list[dict[str, Any
 
 
 def _tensors(config: SeamlessConfig, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from components.serve.oip import DATATYPE
+    from components.serve.api.oip import DATATYPE
 
     return [
         {

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from components.common.config import load_config
 from components.common.tracking import CHAMPION, mlflow_client
-from components.serve.app import create_app
+from components.serve.api.app import create_app
 from components.serve.settings import ServeSettings
 from pipelines.init_cli import init_cmd
 from pipelines.local import run_training

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig, default_config_path, load_config
-from components.serve.app import create_app
+from components.serve.api.app import create_app
 from components.serve.settings import ServeSettings
 from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server
 from tests.serving.workspace import build_workspace, clean_endpoints, small_config

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
 from components.predictions.files import read_records
-from components.serve.features import FILE_CHECK_S
+from components.serve.lookup.features import FILE_CHECK_S
 from components.serve.service import PREDICTIONS
 
 pytestmark = pytest.mark.serving

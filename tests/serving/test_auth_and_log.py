@@ -16,8 +16,8 @@ from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
 from components.predictions.files import AppendLog, read_records, segments
 from components.predictions.records import ReadStats
-from components.serve.app import create_app
-from components.serve.auth import TokenAuth, parse_tokens_file
+from components.serve.api.app import create_app
+from components.serve.api.auth import TokenAuth, parse_tokens_file
 from tests.serving.conftest import make_settings
 
 pytestmark = pytest.mark.serving

@@ -12,7 +12,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.common.model_input import model_input
-from components.serve.compiled import (
+from components.serve.models.compiled import (
     CATEGORICAL_INPUT,
     NUMERIC_INPUT,
     PARITY_TOL,

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
 from components.predictions.files import read_records
-from components.serve.app import create_app
+from components.serve.api.app import create_app
 from components.serve.service import PREDICTIONS
 from tests.serving.conftest import make_settings
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from components.common.config import SeamlessConfig
-from components.serve.direct_store import redis_keys
-from components.serve.features import OnlineFeatures
+from components.serve.lookup.direct_store import redis_keys
+from components.serve.lookup.features import OnlineFeatures
 from tests.serving.redis_store import RedisServer
 from tests.serving.test_fastpath import same_value
 
@@ -50,7 +50,7 @@ def test_direct_redis_reads_equal_the_feast_sdk(
 def test_redis_outage_is_unavailable_then_recovers(
     redis: RedisServer, redis_repo: Path, serve_config: SeamlessConfig, built: dict
 ) -> None:
-    from components.serve.features import FeatureStoreUnavailable
+    from components.serve.lookup.features import FeatureStoreUnavailable
 
     features = OnlineFeatures(redis_repo, serve_config)
     ids = built["entities"][:2]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from feast.value_type import ValueType
 
-from components.serve import direct_store
-from components.serve.direct_store import KeyEncoder, Plan, redis_keys, sqlite_keys
+from components.serve.lookup import direct_store
+from components.serve.lookup.direct_store import KeyEncoder, Plan, redis_keys, sqlite_keys
 
 pytestmark = pytest.mark.unit
 

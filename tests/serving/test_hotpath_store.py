@@ -22,9 +22,9 @@ from feast.type_map import feast_value_type_to_python_type
 
 from components.predictions.files import AppendLog, read_records
 from components.predictions.records import ReadStats
-from components.serve import features as features_mod
-from components.serve.direct_store import decoder
-from components.serve.features import FILE_CHECK_S
+from components.serve.lookup import features as features_mod
+from components.serve.lookup.direct_store import decoder
+from components.serve.lookup.features import FILE_CHECK_S
 
 pytestmark = pytest.mark.serving
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.common.config import SeamlessConfig
-from components.serve.app import create_app
+from components.serve.api.app import create_app
 from tests.serving.conftest import make_settings
 from tests.serving.test_api import _features
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
-from components.serve.app import create_app
+from components.serve.api.app import create_app
 from components.serve.overload import LoopLag
 from components.serve.settings import ServeSettings
 from tests.serving.conftest import make_settings

@@ -31,7 +31,7 @@ from components.predictions.postgres import (
 from components.predictions.reader import read_log
 from components.predictions.records import ReadStats
 from components.predictions.spool import SpooledLog
-from components.serve.app import create_app
+from components.serve.api.app import create_app
 from components.serve.logs import make_logs
 from components.serve.settings import ServeSettings
 from tests.helpers.late_relay import late_port

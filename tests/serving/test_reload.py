@@ -12,8 +12,8 @@ from components.common.config import SeamlessConfig
 from components.common.tracking import CHAMPION, mlflow_client
 from components.predictions.files import read_records
 from components.register.registry import register
-from components.serve.app import create_app
-from components.serve.model_store import wait_for
+from components.serve.api.app import create_app
+from components.serve.models.model_store import wait_for
 from components.serve.service import PREDICTIONS
 from tests.serving.conftest import make_settings
 

@@ -1,4 +1,4 @@
-"""`components/serve/resp.py` (the event-loop Redis client) against a real redis-server.
+"""`components/serve/lookup/resp.py` (the event-loop Redis client) against a real redis-server.
 
 redis-py writes the data and is the reference for every read. Each scenario runs with
 `asyncio.run` (no pytest-asyncio here) on the stock loop and on uvloop, which is what
@@ -24,7 +24,7 @@ import uvloop  # what uvicorn serves with; pinned in docker/runtime/requirements
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from components.serve.resp import (
+from components.serve.lookup.resp import (
     AsyncRedis,
     RespError,
     RespParser,

@@ -43,7 +43,7 @@ from schemathesis.generation import GenerationMode  # noqa: E402
 from schemathesis.python import asgi  # noqa: E402
 
 from components.common.config import SeamlessConfig  # noqa: E402
-from components.serve.app import create_app  # noqa: E402
+from components.serve.api.app import create_app  # noqa: E402
 from tests.serving.conftest import make_settings  # noqa: E402
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]

@@ -16,8 +16,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from components.common.config import SeamlessConfig
 from components.register.registry import register
-from components.serve.app import create_app
-from components.serve.compiled import rows_frame
+from components.serve.api.app import create_app
+from components.serve.models.compiled import rows_frame
 from components.train.run import trusted_types
 from tests.serving.conftest import make_settings
 from tests.serving.serve_process import serving_process

@@ -10,6 +10,10 @@ since each is a dependency a reader has to follow.
   not import each other, governance imports neither, and they use governance only
   through its public modules (audit, access control, the stage hooks). The prediction
   log they share is its own package, `components/predictions/`;
+- serving is layered: the HTTP front (`serve/api/`) over the request core (`service.py`
+  and the modules beside it) over the served model (`serve/models/`) and the feature
+  lookup (`serve/lookup/`); no layer imports one above it, and models and lookup do not
+  import each other;
 - training does not reach into serving or monitoring, nor they into training: the model's
   input contract and the reference profile they share are in `components/common/`.
 """
@@ -171,3 +175,25 @@ def test_training_shares_contracts_through_common() -> None:
         in {("train", "serve"), ("train", "monitor"), ("serve", "train"), ("monitor", "train")}
     )
     assert wrong == []
+
+
+def _serve_layer(module: str) -> str | None:
+    """`api`, `core`, `models` or `lookup` for a module of components/serve/."""
+    parts = module.split(".")
+    if parts[:2] != ["components", "serve"] or len(parts) < 3:
+        return None
+    return parts[2] if parts[2] in {"api", "models", "lookup"} else "core"
+
+
+def test_serving_is_layered() -> None:
+    above = {"api": set(), "core": {"api"}, "models": {"api", "core", "lookup"},
+             "lookup": {"api", "core", "models"}}  # fmt: skip
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in _graph().items()
+        for target in targets
+        if (mine := _serve_layer(module)) and _serve_layer(target) in above[mine]
+    )
+    assert wrong == []
+    # The layers exist: a rename would otherwise make the rule vacuous.
+    assert {_serve_layer(m) for m in MODULES} >= {"api", "core", "models", "lookup"}

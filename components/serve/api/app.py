@@ -21,10 +21,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from components.common.config import SeamlessConfig, load_config
 from components.common.env import disable_telemetry
-from components.serve import memory, metrics, oip
-from components.serve.auth import TokenAuth
-from components.serve.fastpath import RETRY_AFTER_S, Front, error_key
-from components.serve.schemas import (
+from components.serve import metrics
+from components.serve.api import oip
+from components.serve.api.auth import TokenAuth
+from components.serve.api.fastpath import RETRY_AFTER_S, Front, error_key
+from components.serve.api.schemas import (
     ErrorBody,
     FeedbackRequest,
     FeedbackResponse,
@@ -43,6 +44,7 @@ from components.serve.schemas import (
     ValidationErrorBody,
     predict_request_model,
 )
+from components.serve.models import memory
 from components.serve.service import ServeError, Service
 from components.serve.settings import ServeSettings
 
@@ -238,7 +240,7 @@ def create_app(
     predict_auth = [Depends(require("predict"))]
     admin_auth = [Depends(require("admin"))]
 
-    # Limiter, metrics and the /v1/predict hot path (components/serve/fastpath.py).
+    # Limiter, metrics and the /v1/predict hot path (components/serve/api/fastpath.py).
     app.front = Front(app.stack, service=service, auth=auth, executor=executor)
 
     @app.exception_handler(ServeError)

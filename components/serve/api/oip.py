@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.config import ColumnType, SeamlessConfig
-from components.serve.schemas import InferInput, InferRequest, TensorMetadata, entity_type
+from components.serve.api.schemas import InferInput, InferRequest, TensorMetadata, entity_type
 
 INT_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 FLOAT_TYPES = {"FP16", "FP32", "FP64"}

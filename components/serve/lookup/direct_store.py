@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from components.serve.resp import AsyncRedis
+    from components.serve.lookup.resp import AsyncRedis
 
 # ValueProto fields read as they are; anything else goes through Feast's converter.
 SCALARS = frozenset({"int32_val", "int64_val", "double_val", "float_val", "string_val", "bool_val"})

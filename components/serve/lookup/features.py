@@ -25,8 +25,8 @@ import pandas as pd
 
 from components.common.config import SeamlessConfig
 from components.common.env import disable_telemetry, feast_config_file
-from components.serve import direct_store
-from components.serve.resp import AsyncRedis, RespError, RespUnavailable
+from components.serve.lookup import direct_store
+from components.serve.lookup.resp import AsyncRedis, RespError, RespUnavailable
 
 log = logging.getLogger(__name__)
 FILE_CHECK_S = 0.05

@@ -30,8 +30,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from components.serve import oip
-from components.serve.auth import TokenAuth
+from components.serve.api import oip
+from components.serve.api.auth import TokenAuth
 from components.serve.metrics import children
 from components.serve.service import Scored, ServeError, Service
 

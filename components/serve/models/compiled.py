@@ -299,7 +299,7 @@ def compile_model(
 
 def prepare_version(name: str, version: str, config: SeamlessConfig) -> Checked:
     """Load one registered version from MLflow and check its graph (the child's work)."""
-    from components.serve.model_store import load_input_example, load_version
+    from components.serve.models.model_store import load_input_example, load_version
 
     model = load_version(name, version)
     return check_graph(model, config, load_input_example(name, version))
@@ -315,7 +315,7 @@ def prepare_in_child(
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "components.serve.compiled"],
+        [sys.executable, "-m", "components.serve.models.compiled"],
         input=pickle.dumps((name, version, config)),
         capture_output=True,
         timeout=timeout,
@@ -355,6 +355,6 @@ def _child_main() -> None:
 
 if __name__ == "__main__":
     # Run the imported module's copy, so the pickled `Checked` names its real module.
-    from components.serve import compiled
+    from components.serve.models import compiled
 
     compiled._child_main()
