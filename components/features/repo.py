@@ -11,7 +11,6 @@ import functools
 import importlib.util
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 
 from components.common import storage
 from components.common.config import ColumnType, SeamlessConfig
+from components.common.durable import write_atomic
 from components.common.env import feast_config_file
 from components.common.errors import SeamlessError
 
@@ -150,15 +150,8 @@ def ensure_repo(
             if spark is not None
             else {"offline_store": {"type": offline_store or default_offline_store()}}
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{FEATURE_STORE_YAML}.", dir=repo_path)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(content, fh, sort_keys=False)
-        # Atomic: a concurrent reader sees no file or a whole one.
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Atomic: a concurrent reader sees no file or a whole one.
+    write_atomic(target, yaml.safe_dump(content, sort_keys=False).encode(), mode=0o600)
     return target
 
 
@@ -335,14 +328,7 @@ def relocate_repo(repo_path: Path) -> Path | None:
             f"The Feast repo {here} was moved from {old}, and rewriting the registry's "
             f"file sources ({here / REGISTRY_DB}) failed: {exc}"
         ) from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{FEATURE_STORE_YAML}.", dir=config_file.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(raw, fh, sort_keys=False)
-        os.replace(tmp, config_file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(config_file, yaml.safe_dump(raw, sort_keys=False).encode(), mode=0o600)
     return old
 
 

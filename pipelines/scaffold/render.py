@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import textwrap
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -16,6 +14,7 @@ from typing import Any
 import yaml
 
 from components.common.config import ColumnType, FileSource, SqlSource, parse_config
+from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 from pipelines.scaffold.common import BUDGET, MARGIN, MAX_CATEGORIES, MAX_SET, identifier, n, show
 from pipelines.scaffold.expectations import Expectation, starter_expectations
@@ -307,12 +306,4 @@ def write_config(path: Path, text: str, force: bool = False) -> None:
         raise SeamlessError(f"--out {path} already exists; pass --force to replace it.")
     if path.exists() and not path.is_file():
         raise SeamlessError(f"--out {path} is not a file.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode("utf-8"), mode=0o600)

@@ -4,9 +4,7 @@ recorded digest when one is known for the exact tag; bad prefixes are one senten
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,9 @@ from components.common.image import (
     record_digest,
 )
 from pipelines.compile import compile_all, compiled_pipelines
+from tests.helpers.cli import run_cli
 
 pytestmark = pytest.mark.unit
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
 PREFIX = "ghcr.io/acme/seamless"
 DIGEST = "sha256:" + "ab" * 32
 
@@ -54,16 +52,7 @@ def _spec_images(folder: Path) -> dict[str, list[str]]:
 
 
 def _run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k != "SEAMLESS_IMAGE_PREFIX"}
-    return subprocess.run(
-        [SEAMLESS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**environ, **env},
-    )
+    return run_cli(*args, cwd=cwd, drop=["SEAMLESS_IMAGE_PREFIX"], **env)
 
 
 def test_every_image_carries_the_prefix(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from tests.e2e.cluster import REACH_TIMEOUT, Kubectl, PortForward
+from tests.helpers.cli import SEAMLESS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "kfp"))
@@ -37,7 +38,6 @@ from training_job import runtime_image
 pytestmark = [pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAY = ROOT / "manifests" / "overlays" / os.environ.get("SEAMLESS_E2E_OVERLAY", "kind")
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
 KFP_NAMESPACE = os.environ.get("KFP_NAMESPACE") or "kubeflow"
 DATA = "seamless-e2e-data"
 ROWS = 20_000

@@ -18,7 +18,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +29,9 @@ import requests
 import yaml
 
 from components.common.config import default_config_path, load_config
+from tests.helpers.cli import SEAMLESS, run_cli
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
 MODEL = "loan_default"
 # Columns of an MLflow SQLite store that hold artifact locations.
 LOCATIONS = (
@@ -44,18 +43,8 @@ LOCATIONS = (
 
 
 def _cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    for key in ("MLFLOW_TRACKING_URI", "SEAMLESS_FEAST_REPO", "SEAMLESS_WORKSPACE"):
-        env.pop(key, None)
-    return subprocess.run(
-        [SEAMLESS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-    )
+    drop = ["COLUMNS", "MLFLOW_TRACKING_URI", "SEAMLESS_FEAST_REPO", "SEAMLESS_WORKSPACE"]
+    return run_cli(*args, cwd=cwd, timeout=timeout, drop=drop)
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,23 +10,13 @@ import pytest
 import yaml
 
 from components.common.config import default_config_path
+from tests.helpers.cli import run_cli
 
 pytestmark = pytest.mark.unit
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    # The environment is passed on explicitly: readline (imported by some plugins) sets
-    # COLUMNS/LINES with setenv(), which children would inherit but os.environ never shows.
-    return subprocess.run(
-        [SEAMLESS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=dict(os.environ),
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 @pytest.mark.parametrize(
