@@ -35,6 +35,11 @@ deps_wheels() {
     fi
     # cp only on change: an unchanged file keeps the image's COPY layer cached.
     cmp -s "$lock" "$dir/requirements.lock" || cp "$lock" "$dir/requirements.lock"
+    # The deps stage's install script (not the Spark image's, which installs into its own folder).
+    if [[ $image != spark ]]; then
+        cmp -s "$ROOT/docker/venv_from_wheels.sh" "$dir/venv_from_wheels.sh" \
+            || cp "$ROOT/docker/venv_from_wheels.sh" "$dir/venv_from_wheels.sh"
+    fi
 }
 
 project_wheel() {
