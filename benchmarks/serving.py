@@ -811,7 +811,10 @@ def build(args: argparse.Namespace, tmp: Path) -> tuple[Path, dict, dict[str, Pa
     yamls = {}
     for m, c in configs.items():
         yamls[m] = tmp / f"credit_risk_{m}.yaml"
-        yamls[m].write_text(yaml.safe_dump(c.model_dump(mode="json"), sort_keys=False))
+        # Only what is set: a revision compared in benchmarks/serving_ab.py may predate a key.
+        yamls[m].write_text(
+            yaml.safe_dump(c.model_dump(mode="json", exclude_unset=True), sort_keys=False)
+        )
     return built["workspace"], built, yamls, base
 
 

@@ -1,8 +1,12 @@
 """A small asyncio Redis client for the serving hot path: HMGET on the event loop itself.
 
 Why: the server reads Feast's Redis online store on every request. redis-py (sync, in a
-worker thread) costs ~75 µs of Python per HMGET plus a thread hop each way, and its
-asyncio client costs about twice what this module does. This module speaks just enough
+worker thread) costs ~75 µs of Python per HMGET plus a thread hop each way. End to end,
+same run (`benchmarks/serving_ab.py redis-clients`, 2026-12-05, docs/serving-benchmark.md),
+the server spent 1.21x (one client), 1.34x (8 clients) and 1.46x (8 clients, 16 ids per
+request) this module's CPU per request with redis-py 7.4's asyncio client and the
+hiredis parser, and 1.37-1.67x with the sync client in worker threads: the library would
+have to be within 5% to replace it. This module speaks just enough
 RESP2, as an `asyncio.Protocol` on one pipelined connection (asyncio streams cost more
 per call): a command is one `transport.write`, its reply resolves a future from
 `data_received`. Measured with a 10-field hash on uvloop, sequential calls: 2-2.5x less
