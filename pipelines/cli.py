@@ -242,7 +242,7 @@ def promote_cmd(
 
     cfg = load_config(_workspace_config(config, workspace))
     use_workspace(workspace)
-    move = promote(cfg.model.name, version, reason, deployments_dir())
+    move = promote(cfg.model.name, version, reason, deployments_dir(), cfg.notifications)
     stdout_console().print(
         f"{move.model_name}: champion v{move.champion} (previous champion v{move.replaced})"
     )
@@ -267,7 +267,7 @@ def rollback_cmd(
 
     cfg = load_config(_workspace_config(config, workspace))
     use_workspace(workspace)
-    move = rollback(cfg.model.name, to, reason, deployments_dir())
+    move = rollback(cfg.model.name, to, reason, deployments_dir(), cfg.notifications)
     stdout_console().print(
         f"{move.model_name}: champion back to v{move.champion} (from v{move.replaced})"
     )
@@ -444,6 +444,7 @@ def _register_subcommands() -> None:
     from pipelines.governance_cli import audit_app, lineage_cmd
     from pipelines.init_cli import init_cmd
     from pipelines.monitor_cli import monitor_app
+    from pipelines.notify_cli import notifications_app
     from pipelines.serve_cli import serve_cmd
 
     app.command("init")(init_cmd)
@@ -451,6 +452,7 @@ def _register_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.command("lineage")(lineage_cmd)
     app.add_typer(monitor_app, name="monitor")
+    app.add_typer(notifications_app, name="notifications")
 
 
 _register_subcommands()

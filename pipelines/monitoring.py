@@ -11,7 +11,7 @@ from typing import Any
 from kfp import dsl
 
 from components.monitor.component import monitor, post_deploy_check
-from pipelines.training import build_training_pipeline, wire_for_kubernetes
+from pipelines.training import build_training_pipeline, may_notify, wire_for_kubernetes
 
 PIPELINE_NAME = "seamless-monitoring"
 
@@ -45,6 +45,7 @@ def build_monitoring_pipeline(retries: int = 2, cluster: bool = False):  # type:
             task.set_memory_request("512M").set_memory_limit("2G")
             if cluster:
                 wire_for_kubernetes(task)
+                may_notify(task)  # drift verdicts, and the post-deploy check's rollback
         return watched.outputs["Output"]
 
     return monitoring_pipeline

@@ -13,6 +13,7 @@ from kfp import dsl, kubernetes
 
 from components.common.env import TELEMETRY_OFF
 from components.common.image import image_ref
+from components.common.notifications_config import NOTIFICATIONS_DIR_ENV
 from components.common.spark_kubernetes import DRIVER_LABEL, IMAGE_ENV, SCRATCH_CLAIM, SCRATCH_ENV
 from components.common.storage import EPHEMERAL_DISK_ENV
 from components.deploy.component import deploy, deploy_kubernetes
@@ -27,6 +28,7 @@ PIPELINE_NAME = "seamless-training"
 FEAST_VOLUME = "/feast"
 FEAST_CONFIG_DIR = "/etc/feast"
 SPARK_SCRATCH = "/seamless-spark"
+NOTIFICATIONS_DIR = "/etc/seamless/notifications"
 OBJECT_STORE_ENV = (
     "AWS_ENDPOINT_URL",
     "AWS_DEFAULT_REGION",
@@ -79,6 +81,18 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
     kubernetes.use_field_path_as_env(task, "KUBERNETES_SERVICE_ACCOUNT", "spec.serviceAccountName")
     kubernetes.use_field_path_as_env(task, "POD_NAMESPACE", "metadata.namespace")
     task.set_env_variable("SEAMLESS_ROLE", "ml_engineer")
+
+
+def may_notify(task: dsl.PipelineTask) -> None:
+    """A step that sends events (config `notifications:`): the receivers' URLs from the
+    optional `seamless-notifications` Secret, one key per `url_env`, mounted as files
+    (their names are the config's, unknown when the spec is compiled); the label lets the
+    step out to them (NetworkPolicy `notification-senders`)."""
+    kubernetes.use_secret_as_volume(
+        task, "seamless-notifications", mount_path=NOTIFICATIONS_DIR, optional=True
+    )
+    task.set_env_variable(NOTIFICATIONS_DIR_ENV, NOTIFICATIONS_DIR)
+    kubernetes.add_pod_label(task, "seamless.dev/notifier", "true")
 
 
 def use_feast_repo(task: dsl.PipelineTask) -> None:
@@ -182,6 +196,8 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str
             use_feast_repo(feats)
             use_feast_repo(online)
             kubernetes.add_pod_label(deployed, "seamless.dev/apiserver-client", "true")
+            may_notify(checked)
+            may_notify(registered)
             if engine == "spark":
                 for task in (ingested, checked, feats, online):
                     run_as_spark_driver(task)

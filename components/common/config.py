@@ -26,6 +26,7 @@ from pydantic import (
 from components.common.errors import SeamlessError
 from components.common.image import prefix_problem
 from components.common.monitoring_config import MonitoringConfig
+from components.common.notifications_config import NotificationsConfig
 
 ROW_ID = "row_id"
 """Entity column generated for a plain table that has none."""
@@ -321,6 +322,9 @@ class SeamlessConfig(_Strict):
     """Spark settings, used when `engine` is `spark`."""
     monitoring: MonitoringConfig | None = None
     """Drift and live-performance thresholds (common/monitoring_config.py); defaults if absent."""
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    """Webhooks that hear about promotions, gate rejections, rollbacks, drift and failed
+    validations (common/notifications_config.py); none if absent."""
     image_prefix: str | None = None
     """Registry prefix of the project's images in compiled specs, e.g. `ghcr.io/acme/seamless`
     (lowercase, no tag): `seamless compile --config FILE` writes `<prefix>/runtime:<tag>`,

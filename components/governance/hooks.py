@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from components.common.notifications_config import NotificationsConfig
 from components.common.tables import read_manifest
-from components.governance import audit
+from components.governance import audit, notify
 from components.governance.snapshots import attach_report, require_durable_root, store_snapshot
 
 
@@ -48,12 +49,18 @@ def on_ingest(dataset_folder: str | Path, pipeline_run_id: str = "") -> dict[str
 
 
 def on_validate(
-    dataset_folder: str | Path, report_path: str | Path, decision: str, pipeline_run_id: str = ""
+    dataset_folder: str | Path,
+    report_path: str | Path,
+    decision: str,
+    pipeline_run_id: str = "",
+    notifications: NotificationsConfig | None = None,
+    counts: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """After validate: keep the report beside the snapshot and record the verdict."""
+    """After validate: keep the report beside the snapshot and record the verdict; a
+    `fail` is also sent to the receivers of `validation_failure`."""
     sha = str(read_manifest(dataset_folder)["sha256"])
     kept = attach_report(sha, report_path, "validation")
-    return audit.record(
+    entry = audit.record(
         audit.DATA_ACCESS,
         audit.dataset_subject(sha),
         {
@@ -63,6 +70,18 @@ def on_validate(
             "report": str(kept),
         },
     )
+    if decision == "fail":
+        numbers = {k: int(v) for k, v in (counts or {}).items() if k.startswith("failed")}
+        event = notify.Event(
+            "validation_failure",
+            f"Validation failed for dataset {sha[:12]}: a critical expectation failed, so "
+            "nothing trained on it is promoted.",
+            reason=f"report {kept}",
+            dataset_sha256=sha,
+            numbers=numbers,
+        )
+        notify.emit(notifications, event)
+    return entry
 
 
 def on_features(meta: Mapping[str, Any], pipeline_run_id: str = "") -> dict[str, Any]:
@@ -97,9 +116,15 @@ def on_train(model_meta: Mapping[str, Any], pipeline_run_id: str = "") -> dict[s
 
 
 def on_register(
-    registration: Any, pipeline_run_id: str = "", reason: str = ""
+    registration: Any,
+    pipeline_run_id: str = "",
+    reason: str = "",
+    notifications: NotificationsConfig | None = None,
+    gate: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """After register, with its `Registration`: a registry change, plus a promotion if any."""
+    """After register, with its `Registration`: a registry change, plus a promotion if any.
+    Receivers hear `promotion` or `rejection`, with the gate's numbers (`gate`: the
+    evaluation record: metric, challenger, champion, champion_version)."""
     reg = registration.to_dict() if hasattr(registration, "to_dict") else dict(registration)
     subject = audit.model_subject(reg["model_name"], reg["version"])
     details = {**reg, "pipeline_run_id": pipeline_run_id, "reason": reason[:2000]}
@@ -118,7 +143,28 @@ def on_register(
                 },
             )
         )
+    notify.emit(notifications, _register_event(reg, reason, gate or {}))
     return events
+
+
+def _register_event(reg: Mapping[str, Any], reason: str, gate: Mapping[str, Any]) -> notify.Event:
+    name, version = str(reg["model_name"]), str(reg["version"])
+    numbers = {
+        "metric": gate.get("metric"),
+        "challenger": gate.get("challenger"),
+        "champion": gate.get("champion"),
+        "champion_version": gate.get("champion_version"),
+    }
+    if reg.get("promoted"):
+        before = reg.get("previous_champion_version")
+        was = f" (was version {before})" if before else " (the first champion)"
+        summary = f"{name} version {version} was promoted to champion{was}."
+        return notify.Event("promotion", summary, reason, name, version, numbers=numbers)
+    summary = (
+        f"{name} version {version} was registered as challenger; the gate kept version "
+        f"{reg.get('champion_version')} as champion."
+    )
+    return notify.Event("rejection", summary, reason, name, version, numbers=numbers)
 
 
 def on_deploy(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,15 +176,54 @@ def on_deploy(record: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+def on_manual_promotion(
+    model_name: str,
+    from_version: str | None,
+    to_version: str,
+    reason: str = "",
+    notifications: NotificationsConfig | None = None,
+) -> dict[str, Any]:
+    """After `seamless promote` moved `champion` by hand, past the gate."""
+    entry = audit.record(
+        audit.PROMOTION,
+        audit.model_subject(model_name, to_version),
+        {"replaced": from_version, "reason": reason, "manual": True},
+    )
+    summary = (
+        f"{model_name} version {to_version} was promoted to champion by hand "
+        f"(was version {from_version})."
+    )
+    numbers = {"from_version": from_version, "to_version": to_version}
+    notify.emit(
+        notifications,
+        notify.Event("promotion", summary, reason, model_name, to_version, numbers=numbers),
+    )
+    return entry
+
+
 def on_rollback(
-    model_name: str, from_version: str, to_version: str, reason: str = ""
+    model_name: str,
+    from_version: str,
+    to_version: str,
+    reason: str = "",
+    notifications: NotificationsConfig | None = None,
 ) -> dict[str, Any]:
     """After `champion` moved back; the subject is the version now live."""
-    return audit.record(
+    entry = audit.record(
         audit.ROLLBACK,
         audit.model_subject(model_name, to_version),
         {"from_version": from_version, "to_version": to_version, "reason": reason},
     )
+    summary = (
+        f"{model_name} was rolled back: version {to_version} is champion again "
+        f"(was {from_version})."
+    )
+    numbers = {"from_version": from_version, "to_version": to_version}
+    notify.emit(
+        notifications,
+        notify.Event("rollback", summary, reason, model_name, to_version, numbers=numbers),
+    )
+    return entry
 
 
 def on_model_reload(
@@ -153,12 +238,31 @@ def on_model_reload(
     )
 
 
+# Monitoring verdicts that call for action: drift or a performance breach (a retrain ran,
+# or was skipped because one already ran on the same data).
+DRIFT_DECISIONS = ("retrain", "retrain_skipped")
+
+
 def on_monitoring_decision(
-    model_name: str, version: str, decision: str, details: Mapping[str, Any] | None = None
+    model_name: str,
+    version: str,
+    decision: str,
+    details: Mapping[str, Any] | None = None,
+    notifications: NotificationsConfig | None = None,
 ) -> dict[str, Any]:
-    """After a monitor decided (drift alarm, retrain, keep, roll back)."""
-    return audit.record(
+    """After a monitor decided (drift alarm, retrain, keep, roll back). A drift or
+    breach verdict is sent to the receivers of `drift`."""
+    details = dict(details or {})
+    entry = audit.record(
         audit.MONITORING_DECISION,
         audit.model_subject(model_name, version),
-        {"decision": decision, **dict(details or {})},
+        {"decision": decision, **details},
     )
+    if decision in DRIFT_DECISIONS:
+        # The window's headline figures; the per-feature ones are in the drift report.
+        numbers = {k: v for k, v in details.items() if "." not in k and isinstance(v, int | float)}
+        reason = str(details.get("reason", ""))
+        summary = f"Monitoring of {model_name} version {version} decided {decision}."
+        event = notify.Event("drift", summary, reason, model_name, version, numbers=numbers)
+        notify.emit(notifications, event)
+    return entry

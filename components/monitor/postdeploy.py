@@ -97,5 +97,7 @@ def check_and_act(config: SeamlessConfig, workspace: Path, deploy_dir: Path) -> 
             config.model.name, result.champion, f"post_deploy_{result.decision}", details
         )
     if result.decision == ROLLBACK and result.previous:
-        rollback(config.model.name, result.previous, result.reason, deploy_dir)
+        rollback(
+            config.model.name, result.previous, result.reason, deploy_dir, config.notifications
+        )
     return result

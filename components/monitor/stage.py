@@ -211,5 +211,6 @@ def run_monitoring(
             **result.summary_metrics(),
             **{k: v for k, v in guarded.items() if k not in ("reason", "allowed")},
         },
+        notifications=config.notifications,
     )
     return result

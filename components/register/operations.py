@@ -6,22 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from components.common.notifications_config import NotificationsConfig
 from components.deploy.deployment import deploy_local
 from components.governance import access, audit, hooks
 from components.register.registry import AliasMove, promote_version, rollback_champion
 
 
 def promote(
-    model_name: str, version: str, reason: str, deploy_dir: Path | None = None
+    model_name: str,
+    version: str,
+    reason: str,
+    deploy_dir: Path | None = None,
+    notifications: NotificationsConfig | None = None,
 ) -> AliasMove:
     """`seamless promote`: make `version` the champion (and the live model locally)."""
     access.require("promote", audit.model_subject(model_name, version))
     move = promote_version(model_name, version)
-    audit.record(
-        audit.PROMOTION,
-        audit.model_subject(model_name, move.champion),
-        {"replaced": move.replaced, "reason": reason, "manual": True},
-    )
+    hooks.on_manual_promotion(model_name, move.replaced, move.champion, reason, notifications)
     _redeploy(model_name, move.champion, deploy_dir)
     return move
 
@@ -31,11 +32,12 @@ def rollback(
     to_version: str | None,
     reason: str,
     deploy_dir: Path | None = None,
+    notifications: NotificationsConfig | None = None,
 ) -> AliasMove:
     """`seamless rollback` and the post-deploy check: champion back to the previous one."""
     access.require("rollback", audit.model_subject(model_name, to_version or "previous"))
     move = rollback_champion(model_name, to_version)
-    hooks.on_rollback(model_name, str(move.replaced), move.champion, reason)
+    hooks.on_rollback(model_name, str(move.replaced), move.champion, reason, notifications)
     _redeploy(model_name, move.champion, deploy_dir)
     return move
 

@@ -43,7 +43,13 @@ def run_registration(
         tags,
         description=f"{decision}: {evaluation['reason']}",
     )
-    hooks.on_register(registration, pipeline_run_id, reason=evaluation["reason"])
+    hooks.on_register(
+        registration,
+        pipeline_run_id,
+        reason=evaluation["reason"],
+        notifications=config.notifications,
+        gate=evaluation,
+    )
     train_run = str(model_meta.get("run_id", ""))
     if train_run:
         # The training run itself records what validation said about its data.

@@ -19,9 +19,18 @@ def validate(
     from components.validate.stage import run_validation
 
     with clean_errors("validate"):
-        result = run_validation(stage_config(config_yaml), dataset.path, report.path)
-        for key, value in result.summary_metrics().items():
+        config = stage_config(config_yaml)
+        result = run_validation(config, dataset.path, report.path)
+        counts = result.summary_metrics()
+        for key, value in counts.items():
             metrics.log_metric(key, value)
         report.metadata["decision"] = result.decision
-        hooks.on_validate(dataset.path, report.path, result.decision, pipeline_run_id)
+        hooks.on_validate(
+            dataset.path,
+            report.path,
+            result.decision,
+            pipeline_run_id,
+            notifications=config.notifications,
+            counts=counts,
+        )
         return str(result.decision)

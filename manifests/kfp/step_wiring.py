@@ -55,6 +55,7 @@ STEP_SECRETS = (
     "postgres-credentials",
     "redis-credentials",
     "seamless-s3",
+    "seamless-notifications",
 )
 STEP_ACCOUNT = "seamless-pipeline"
 STEP_LABEL = {"seamless.dev/pipeline-step": "true"}

@@ -38,6 +38,9 @@ PIPELINE_STEP = {
 SERVING_CLIENT = {"seamless.dev/serving-client": "true"}
 FEATURE_CLIENT = {"seamless.dev/feature-client": "true"}
 S3_CLIENT = {"seamless.dev/s3-client": "true"}
+# Steps that send events to the receivers of `notifications:` (pipelines/training.py
+# may_notify): validate, register, post-deploy check, monitor.
+NOTIFIER = {"seamless.dev/notifier": "true"}
 # The training-spark pipeline's data steps (Spark drivers) and the executor pods they
 # start (components/common/spark_kubernetes.py: labels, pod template, fixed ports).
 SPARK_DRIVER = {**PIPELINE_STEP, **S3_CLIENT, "seamless.dev/spark-driver": "true"}
@@ -47,6 +50,7 @@ SYNTHETIC_PODS: dict[str, tuple[dict[str, str], str]] = {
     "serving-client": (SERVING_CLIENT, "pods labelled `seamless.dev/serving-client=true`"),
     "feature-client": (FEATURE_CLIENT, "pods labelled `seamless.dev/feature-client=true`"),
     "s3-client": (S3_CLIENT, "pods labelled `seamless.dev/s3-client=true`"),
+    "notifier": (NOTIFIER, "steps that send notifications (`seamless.dev/notifier=true`)"),
     "spark-driver": (SPARK_DRIVER, "Spark drivers (`seamless.dev/spark-driver=true`)"),
     "spark-executor": (SPARK_EXECUTOR, "Spark executors (`seamless.dev/spark-executor=true`)"),
 }

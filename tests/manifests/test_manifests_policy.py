@@ -666,6 +666,7 @@ EXTERNAL_PEERS = {
     "kind-nodeport-ingress": "NodePort traffic from the kind node (kind only)",
     "ingress-controller": "the ingress controller's namespace (production example)",
     "s3-external": "the S3 service's addresses (production example)",
+    "notification-senders": "webhook receivers on public addresses (HTTPS)",
 }
 
 

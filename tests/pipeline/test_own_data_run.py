@@ -9,6 +9,8 @@ summary shows what ingest coerced, with the source text.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
+from tests.helpers.webhook import Receiver, webhook_receiver
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
@@ -36,7 +39,20 @@ model:
   experiment: churn
   estimator: logistic_regression
   search: {{method: grid, cv: 2, space: {{C: [1.0]}}}}
+notifications:
+  receivers: [{{name: team, url_env: CHURN_HOOK_URL}}]
 """  # noqa: E501
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hook() -> Iterator[Receiver]:
+    """The config's webhook receiver: the steps (child processes) inherit its URL."""
+    with webhook_receiver() as receiver:
+        os.environ["CHURN_HOOK_URL"] = receiver.url
+        try:
+            yield receiver
+        finally:
+            os.environ.pop("CHURN_HOOK_URL", None)
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +84,15 @@ def run(folder: Path, workspace: Path, labels: str, *extra: str) -> tuple[int, s
     return result.exit_code, result.output
 
 
-def test_stray_labels_stop_the_run_with_the_sentence(churn_dir: Path, tmp_path: Path) -> None:
+def test_stray_labels_stop_the_run_with_the_sentence(
+    churn_dir: Path, tmp_path: Path, hook: Receiver
+) -> None:
     code, out = run(churn_dir, tmp_path / "ws", "")
     assert code == 2, out
+    # The team hears of it: the validate step sent the failure with its counts.
+    [sent] = hook.bodies("validation_failure")
+    assert sent["numbers"]["failed_critical"] >= 1 and sent["dataset_sha256"]
+    assert hook.bodies("promotion") == []
     assert "Table 'customers': label column 'churn' has 3 rows" in out
     assert "'Churned' (3 rows)" in out and "labels.value_map" in out
     code, out = run(churn_dir, tmp_path / "ws", "", "--json")
@@ -82,7 +104,7 @@ def test_stray_labels_stop_the_run_with_the_sentence(churn_dir: Path, tmp_path: 
 
 
 def test_mapped_labels_train_and_the_summary_shows_coercions(
-    churn_dir: Path, tmp_path: Path
+    churn_dir: Path, tmp_path: Path, hook: Receiver
 ) -> None:
     code, out = run(churn_dir, tmp_path / "ws", ", value_map: {Churned: churned}")
     assert code == 0, out
@@ -90,3 +112,8 @@ def test_mapped_labels_train_and_the_summary_shows_coercions(
     assert "'12345678901234567890'" in out
     assert "customers: 3 label values 'Churned' mapped" in out
     assert "new version" in out
+    # The first model passes the gate: the register step sent the promotion.
+    [sent] = hook.bodies("promotion")
+    assert sent["model"] == "churn" and sent["version"] == "1"
+    assert sent["summary"] == "churn version 1 was promoted to champion (the first champion)."
+    assert sent["numbers"]["metric"] and sent["numbers"]["challenger"] > 0.5
