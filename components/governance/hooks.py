@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components.common.notifications_config import NotificationsConfig
+from components.common.notifications_config import EventKind, NotificationsConfig
 from components.common.tables import read_manifest
 from components.governance import audit, notify
 from components.governance.snapshots import attach_report, require_durable_root, store_snapshot
@@ -184,21 +184,13 @@ def on_manual_promotion(
     notifications: NotificationsConfig | None = None,
 ) -> dict[str, Any]:
     """After `seamless promote` moved `champion` by hand, past the gate."""
-    entry = audit.record(
-        audit.PROMOTION,
-        audit.model_subject(model_name, to_version),
-        {"replaced": from_version, "reason": reason, "manual": True},
-    )
     summary = (
         f"{model_name} version {to_version} was promoted to champion by hand "
         f"(was version {from_version})."
     )
-    numbers = {"from_version": from_version, "to_version": to_version}
-    notify.emit(
-        notifications,
-        notify.Event("promotion", summary, reason, model_name, to_version, numbers=numbers),
-    )
-    return entry
+    details = {"replaced": from_version, "reason": reason, "manual": True}
+    return _champion_moved(audit.PROMOTION, model_name, from_version, to_version, reason,
+                           details, summary, notifications)  # fmt: skip
 
 
 def on_rollback(
@@ -209,20 +201,32 @@ def on_rollback(
     notifications: NotificationsConfig | None = None,
 ) -> dict[str, Any]:
     """After `champion` moved back; the subject is the version now live."""
-    entry = audit.record(
-        audit.ROLLBACK,
-        audit.model_subject(model_name, to_version),
-        {"from_version": from_version, "to_version": to_version, "reason": reason},
-    )
     summary = (
         f"{model_name} was rolled back: version {to_version} is champion again "
         f"(was {from_version})."
     )
+    details = {"from_version": from_version, "to_version": to_version, "reason": reason}
+    return _champion_moved(audit.ROLLBACK, model_name, from_version, to_version, reason,
+                           details, summary, notifications)  # fmt: skip
+
+
+def _champion_moved(
+    action: str,
+    model_name: str,
+    from_version: str | None,
+    to_version: str,
+    reason: str,
+    details: Mapping[str, Any],
+    summary: str,
+    notifications: NotificationsConfig | None,
+) -> dict[str, Any]:
+    """Record a move of `champion` by hand or back (subject: the version now live), then
+    tell the receivers (`promotion` or `rollback`)."""
+    entry = audit.record(action, audit.model_subject(model_name, to_version), details)
+    kind: EventKind = "rollback" if action == audit.ROLLBACK else "promotion"
     numbers = {"from_version": from_version, "to_version": to_version}
-    notify.emit(
-        notifications,
-        notify.Event("rollback", summary, reason, model_name, to_version, numbers=numbers),
-    )
+    event = notify.Event(kind, summary, reason, model_name, to_version, numbers=numbers)
+    notify.emit(notifications, event)
     return entry
 
 
