@@ -191,6 +191,7 @@ def run_monitoring_cmd(
             out.print(f"  {event['action']:<20} {event['subject']:<28} {detail}")
     for name, path in outcome.reports.items():
         out.print(f"{name.capitalize()} report (HTML): {path}")
+    _print_undelivered(outcome.to_dict())
 
 
 @app.command("demo-loop")
@@ -273,6 +274,16 @@ def rollback_cmd(
     )
 
 
+def _print_undelivered(outcome: dict) -> None:
+    """Events no receiver took: the steps said so in their logs; the summary says it too."""
+    missed = outcome.get("notifications_not_sent") or []
+    if missed:
+        out = stdout_console()
+        out.print("Notifications not delivered (kept; `seamless notifications replay`):")
+        for line in missed:
+            out.print(f"  {escape(line)}", soft_wrap=True)
+
+
 def _print_outcome(outcome: dict, workspace: Path) -> None:
     from pipelines.run_summary import data_lines
 
@@ -303,6 +314,7 @@ def _print_outcome(outcome: dict, workspace: Path) -> None:
             out.print(f"  {escape(sentence)}", soft_wrap=True)
     for name, path in (outcome.get("reports") or {}).items():
         out.print(f"{name.capitalize()} report (HTML): {path}")
+    _print_undelivered(outcome)
     db = Path(workspace).resolve() / "mlflow" / "mlflow.db"
     # The mlflow beside this interpreter, so the hint works from any folder.
     mlflow = Path(sys.executable).parent / "mlflow"

@@ -43,6 +43,8 @@ class RunOutcome:
     data: dict[str, Any] = field(default_factory=dict)
     """Per table rows, values coerced to null, label values mapped or dropped, and the
     failed validation checks as sentences (pipelines/run_summary.py)."""
+    notifications_not_sent: list[str] = field(default_factory=list)
+    """Events of this run no receiver took (kept in the dead-letter file)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -270,6 +272,7 @@ def run_training(
         config = resolve_training_config(config_path, workspace).config
     data_arg, data_folder = data_location(data_dir, runner)
     record_config(workspace.resolve(), config_path)
+    undelivered = _dead_letters(config, workspace)
     done = run_locally(
         PIPELINE_NAME,
         build_training_pipeline(retries=0),
@@ -286,6 +289,7 @@ def run_training(
     outcome.data = data_summary(done.run_dir)
     outcome.seconds = time.time() - done.started
     outcome.log_file = str(done.log_file)
+    outcome.notifications_not_sent = undelivered()
     return outcome
 
 
@@ -300,9 +304,21 @@ class MonitoringOutcome:
     reports: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     log_file: str = ""
+    notifications_not_sent: list[str] = field(default_factory=list)
+    """Events of this run no receiver took (kept in the dead-letter file)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _dead_letters(config: SeamlessConfig, workspace: Path) -> Callable[[], list[str]]:
+    """A function that returns what was dead-lettered since this call: a step's stderr
+    goes to the log file, so the run summary says it instead."""
+    from components.governance import notify
+
+    path = notify.dead_letter_path(config.notifications, workspace.resolve())
+    before = len(notify.dead_lettered(path))
+    return lambda: notify.dead_lettered(path)[before:]
 
 
 def run_monitoring(
@@ -335,6 +351,7 @@ def run_monitoring(
     before = champion_version(client, config.model.name, CHAMPION)
     log = audit_log()
     head = sum(1 for _ in log.entries())
+    undelivered = _dead_letters(config, workspace)
     done = run_locally(
         PIPELINE_NAME,
         build_monitoring_pipeline(retries=0),
@@ -359,6 +376,7 @@ def run_monitoring(
         reports=_reports(done.run_dir),
         seconds=time.time() - done.started,
         log_file=str(done.log_file),
+        notifications_not_sent=undelivered(),
     )
 
 

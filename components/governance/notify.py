@@ -183,8 +183,25 @@ def receiver_url(receiver: ReceiverConfig) -> str:
     return url
 
 
-def dead_letter_path(config: NotificationsConfig) -> Path:
-    return Path(config.dead_letter) if config.dead_letter else workspace() / DEAD_LETTER
+def dead_letter_path(config: NotificationsConfig, ws: Path | None = None) -> Path:
+    """`dead_letter` if set, else under the workspace (`ws`, default the current one)."""
+    if config.dead_letter:
+        return Path(config.dead_letter)
+    return (ws if ws is not None else workspace()) / DEAD_LETTER
+
+
+def dead_lettered(path: Path) -> list[str]:
+    """One line per event in the dead-letter file, oldest first: `<event> to <receiver>:
+    <why>` (lines that are not events are skipped)."""
+    out = []
+    if path.exists():
+        for line in _lines(path):
+            try:
+                entry = json.loads(line)
+                out.append(f"{entry['payload']['event']} to {entry['receiver']}: {entry['error']}")
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
 
 
 def _dead_letter(

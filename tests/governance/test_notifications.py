@@ -148,6 +148,10 @@ def test_a_receiver_that_is_down_never_fails_the_step_and_the_event_is_kept(
     err = capsys.readouterr().err
     assert "notifications: rollback: NOT sent to ops (cannot reach 127.0.0.1" in err
     assert "T0KEN" not in err and "T0KEN" not in json.dumps(kept)  # the URL is a secret
+    # What a run summary lists (pipelines/local.py): one line per event kept.
+    assert notify.dead_lettered(tmp_path / "dead-letter.jsonl") == [
+        "rollback to ops: cannot reach 127.0.0.1: ConnectionError"
+    ]
     assert (tmp_path / "dead-letter.jsonl").stat().st_mode & 0o777 == 0o600
 
 

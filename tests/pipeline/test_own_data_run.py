@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,19 +41,27 @@ model:
   estimator: logistic_regression
   search: {{method: grid, cv: 2, space: {{C: [1.0]}}}}
 notifications:
-  receivers: [{{name: team, url_env: CHURN_HOOK_URL}}]
+  backoff_s: 0.05
+  receivers:
+    - {{name: team, url_env: CHURN_HOOK_URL}}
+    - {{name: pager, url_env: CHURN_PAGER_URL, events: [validation_failure, promotion]}}
 """  # noqa: E501
 
 
 @pytest.fixture(scope="module", autouse=True)
 def hook() -> Iterator[Receiver]:
-    """The config's webhook receiver: the steps (child processes) inherit its URL."""
+    """The config's receivers: `team` answers, `pager` is down (nothing listens on its
+    port). The steps (child processes) inherit the URLs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}/pager"
     with webhook_receiver() as receiver:
-        os.environ["CHURN_HOOK_URL"] = receiver.url
+        os.environ.update(CHURN_HOOK_URL=receiver.url, CHURN_PAGER_URL=down)
         try:
             yield receiver
         finally:
-            os.environ.pop("CHURN_HOOK_URL", None)
+            for name in ("CHURN_HOOK_URL", "CHURN_PAGER_URL"):
+                os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +102,9 @@ def test_stray_labels_stop_the_run_with_the_sentence(
     [sent] = hook.bodies("validation_failure")
     assert sent["numbers"]["failed_critical"] >= 1 and sent["dataset_sha256"]
     assert hook.bodies("promotion") == []
+    # The pager is down: the run still ends as it would, and its summary says what was kept.
+    assert "Notifications not delivered" in out
+    assert "validation_failure to pager: cannot reach 127.0.0.1: ConnectionError" in out
     assert "Table 'customers': label column 'churn' has 3 rows" in out
     assert "'Churned' (3 rows)" in out and "labels.value_map" in out
     code, out = run(churn_dir, tmp_path / "ws", "", "--json")
@@ -101,6 +113,9 @@ def test_stray_labels_stop_the_run_with_the_sentence(
     [sentence] = outcome["data"]["validation"]["failures"]
     assert sentence.startswith("critical: built-in check") and "'Churned'" in sentence
     assert outcome["version"] is None  # nothing registered
+    assert outcome["notifications_not_sent"] == [
+        "validation_failure to pager: cannot reach 127.0.0.1: ConnectionError"
+    ]
 
 
 def test_mapped_labels_train_and_the_summary_shows_coercions(
@@ -117,3 +132,4 @@ def test_mapped_labels_train_and_the_summary_shows_coercions(
     assert sent["model"] == "churn" and sent["version"] == "1"
     assert sent["summary"] == "churn version 1 was promoted to champion (the first champion)."
     assert sent["numbers"]["metric"] and sent["numbers"]["challenger"] > 0.5
+    assert "promotion to pager: cannot reach 127.0.0.1: ConnectionError" in out
