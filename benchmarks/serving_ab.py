@@ -298,7 +298,8 @@ def write_markdown(summary: dict, variants: list[Variant], out: Path) -> None:
         f"{summary['rows']} rows, {summary['seconds']:g} s per variant and mode in "
         f"{summary['slice']:g}-s interleaved slices; 1-min load "
         f"{summary['loadavg_before_after'][0]} before, {summary['loadavg_before_after'][1]} "
-        f"after; {summary['versions']}). The same `seamless serve` (tuned, ONNX predictor) "
+        f"after; this tree at {summary['head']}; {summary['versions']}). The same "
+        "`seamless serve` (tuned, ONNX predictor) "
         f"per variant; server CPU per request and its ratio to `{ref}`:",
         "",
         "| mode | variant | req/s | p50 ms | p99 ms | server CPU ms/req | ratio |",
@@ -381,6 +382,12 @@ def main() -> None:
         "seconds": args.seconds,
         "slice": args.slice,
         "versions": versions(),
+        "head": subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
         "loadavg_before_after": [round(load0[0], 2), round(load1[0], 2)],
         "score_max_abs_diff": diff,
         "feature_reads": reads,
