@@ -7,6 +7,16 @@ import os
 import tempfile
 from pathlib import Path
 
+PRIVATE_FILE = 0o600
+"""Files holding predictions, feedback or audit entries: the owner only (at rest)."""
+
+
+def private_dir(directory: Path) -> None:
+    """Create the folder (and its parents) if missing, the folder itself 0700: what it
+    holds (predictions, audit entries) is for its owner only. An existing folder keeps
+    its mode: an operator may have opened it up on purpose."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
 
 def fsync_dir(directory: Path) -> None:
     """fsync a folder, so a file just created (or renamed) in it survives a crash."""

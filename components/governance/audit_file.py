@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from components.common.durable import fsync_dir
+from components.common.durable import PRIVATE_FILE, fsync_dir, private_dir, write_atomic
 from components.common.env import workspace
 from components.common.errors import SeamlessError
 from components.governance.audit_chain import (
@@ -51,12 +51,12 @@ class FileAuditLog:
     ) -> dict[str, Any]:
         """Append one entry and return it once it is on disk."""
         who = actor or current_actor()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o664)
+        private_dir(self.directory)
+        lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)  # released by close, even if we crash
             created = not self.path.exists()
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o664)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
             try:
                 if created:
                     fsync_dir(self.directory)  # the new file's name must survive a crash
@@ -78,8 +78,8 @@ class FileAuditLog:
         """Move a crashed writer's partial line aside and record that; lock held."""
         keep = os.fstat(fd).st_size - len(torn)
         saved = self.directory / "torn" / f"{time.time_ns()}.partial"
-        saved.parent.mkdir(exist_ok=True)
-        saved.write_bytes(torn)
+        private_dir(saved.parent)
+        write_atomic(saved, torn, mode=PRIVATE_FILE)
         os.ftruncate(fd, keep)
         os.fsync(fd)
         details = {

@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from components.common.durable import fsync_dir
+from components.common.durable import PRIVATE_FILE, fsync_dir, private_dir
 from components.predictions.records import ReadStats
 
 SUFFIX = ".jsonl"
@@ -83,7 +83,7 @@ class AppendLog:
         self.segment: Path | None = None
 
     def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         with self._write_lock:
             if self._fd is None:
                 self._new_segment()
@@ -109,7 +109,7 @@ class AppendLog:
         # Name sorts in creation order: time in ns, then pid for uniqueness.
         name = f"{self.prefix}-{time.time_ns():020d}-{os.getpid()}{SUFFIX}"
         path = self.directory / name
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, PRIVATE_FILE)
         self._size = 0
         self.segment = path
         fsync_dir(self.directory)  # the new file's name must survive a crash too
@@ -231,7 +231,7 @@ class AppendLog:
         gone = self.segment
         if self._fd is not None:
             self._close_segment()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         self._new_segment()
         log.warning("Log segment %s was removed or replaced; writing to %s.", gone, self.segment)
 

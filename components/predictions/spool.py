@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.common.durable import fsync_dir
+from components.common.durable import PRIVATE_FILE, fsync_dir, private_dir
 from components.common.errors import SeamlessError
 from components.predictions.postgres import LogRefused, LogUnavailable, PgLog
 
@@ -149,8 +149,8 @@ class Spool:
         """Take the folder's lock and count what earlier processes left (drained later)."""
         import fcntl
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / f"{self.prefix}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.directory)
+        fd = os.open(self.directory / f"{self.prefix}.lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -225,7 +225,7 @@ class Spool:
         self._close_active()
         self._seq += 1
         path = self.directory / f"{self.prefix}-{self._seq:012d}{SUFFIX}"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, PRIVATE_FILE)
         fsync_dir(self.directory)  # the file's name must survive a crash too
         self._active = path
         self._size = 0
