@@ -138,6 +138,12 @@ def _local_models(workspace: Path) -> list[str] | None:
     return [str(r[0]) for r in rows]
 
 
+OPERATIONAL = {"notifications"}
+"""Config keys that say who hears about a run, not what the model is: a `--config` that
+differs from the workspace's only in them is used as given (a receiver can be added
+without retraining)."""
+
+
 def _conflict(given: Path, cfg: SeamlessConfig, rec: RecordedConfig, ws: Path) -> str | None:
     """Why `given` cannot be used against the workspace, or None when it is the same."""
     mine = rec.load()
@@ -147,8 +153,10 @@ def _conflict(given: Path, cfg: SeamlessConfig, rec: RecordedConfig, ws: Path) -
             f"for model '{mine.model.name}' (config recorded in {rec.path} from {rec.source}); "
             "drop --config to use the workspace's config, or use another --workspace."
         )
-    if cfg.model_dump(mode="json") != mine.model_dump(mode="json"):
-        keys = ", ".join(differing_keys(cfg, mine))
+    if cfg.model_dump(mode="json", exclude=OPERATIONAL) != mine.model_dump(
+        mode="json", exclude=OPERATIONAL
+    ):
+        keys = ", ".join(k for k in differing_keys(cfg, mine) if k.split(".")[0] not in OPERATIONAL)
         return (
             f"--config {given} differs from the config workspace {ws} was trained with "
             f"({rec.path}, from {rec.source}) in {keys}; drop --config to use the "

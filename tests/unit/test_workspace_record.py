@@ -78,6 +78,23 @@ def test_a_conflicting_config_is_one_sentence(tmp_path: Path) -> None:
     assert_one_sentence(str(err.value), "differs from the config", "model.seed, model.threshold")
 
 
+def test_a_config_that_only_adds_notification_receivers_is_used_as_given(
+    tmp_path: Path,
+) -> None:
+    ws = tmp_path / "ws"
+    record_config(ws, _config(tmp_path / "loans.yaml"))
+    told = tmp_path / "told.yaml"
+    raw = yaml.safe_load((tmp_path / "loans.yaml").read_text())
+    raw["notifications"] = {"receivers": [{"name": "team", "url_env": "TEAM_HOOK_URL"}]}
+    told.write_text(yaml.safe_dump(raw))
+    assert resolve_config(told, ws) == told
+    raw["model"]["threshold"] = 0.3  # ...but not with a model setting changed as well
+    told.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SeamlessError) as err:
+        resolve_config(told, ws)
+    assert_one_sentence(str(err.value), "differs from the config", "in model.threshold;")
+
+
 def test_training_may_edit_the_config_of_the_same_model(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     record_config(ws, _config(tmp_path / "loans.yaml"))
