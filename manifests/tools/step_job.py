@@ -2,10 +2,11 @@
 
 Reads the compiled KFP v2 spec (pipelines/compiled/*.yaml): the task's container (image,
 command, arguments, env, resources) and its Kubernetes platform settings (ConfigMap and
-Secret keys as env, field paths, pod labels, emptyDir and PVC mounts), and writes them as
-a Job. The executor input, which KFP's launcher writes in place of `{{$}}`, is made here
-with kfp's own local-run helper from the task's component spec and the given arguments,
-so the step reads its inputs and writes its outputs where the test says.
+Secret keys as env, field paths, pod labels, emptyDir, PVC, ConfigMap and Secret volume
+mounts), and writes them as a Job. The executor input, which KFP's launcher writes in
+place of `{{$}}`, is made here with kfp's own local-run helper from the task's component
+spec and the given arguments, so the step reads its inputs and writes its outputs where
+the test says.
 
 Used by the Docker stack tier (tests/stack) to run compiled steps against the stack's
 stores without a KFP backend.
@@ -120,6 +121,16 @@ def step_job(
         vol = mount.get("volumeName") or f"empty-{i}"
         volumes.append({"name": vol, "emptyDir": {"sizeLimit": mount.get("sizeLimit", "1Gi")}})
         mounts.append({"name": vol, "mountPath": mount["mountPath"]})
+    for i, mount in enumerate(settings.get("configMapAsVolume", [])):
+        vol = f"config-{i}"
+        source = {"name": mount["configMapName"], "optional": mount.get("optional", False)}
+        volumes.append({"name": vol, "configMap": source})
+        mounts.append({"name": vol, "mountPath": mount["mountPath"], "readOnly": True})
+    for i, mount in enumerate(settings.get("secretAsVolume", [])):
+        vol = f"secret-{i}"
+        source = {"secretName": mount["secretName"], "optional": mount.get("optional", False)}
+        volumes.append({"name": vol, "secret": source})
+        mounts.append({"name": vol, "mountPath": mount["mountPath"], "readOnly": True})
     pvcs = settings.get("pvcMount", [])
     for i, mount in enumerate(pvcs if isinstance(pvcs, list) else [pvcs]):
         vol = f"claim-{i}"

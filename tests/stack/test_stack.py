@@ -512,10 +512,18 @@ def test_compiled_spark_steps_run_in_the_spark_image(stack: Any, tmp_path: Path)
     validate_in = executor_input(
         pipeline, "validate", {**params, "dataset": dataset}, "/seamless-spark/run/validate"
     )
-    stack.run_once(
-        step_job(compiled, "validate", validate_in, "spark-validate-once", drop_env=no_pod_ip),
-        timeout=900,
+    validate_job = step_job(
+        compiled, "validate", validate_in, "spark-validate-once", drop_env=no_pod_ip
     )
+    # validate may send a notification: the receivers' Secret (empty here) is mounted.
+    pod = validate_job["spec"]["template"]["spec"]
+    [secret] = [v for v in pod["volumes"] if "secret" in v]
+    assert secret["secret"] == {"secretName": "seamless-notifications", "optional": True}
+    [app] = pod["containers"]
+    assert {"name": "SEAMLESS_NOTIFICATIONS_DIR", "value": "/etc/seamless/notifications"} in (
+        app["env"]
+    )
+    stack.run_once(validate_job, timeout=900)
     verdict = json.loads((claim / "run" / "validate" / "executor_output.json").read_text())
     assert verdict["parameterValues"]["Output"] == "pass", verdict
     report = claim / "run" / "validate" / "report"
