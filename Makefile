@@ -101,7 +101,8 @@ manifests: $(KUBECTL) ## Render every overlay (kustomize) to build/manifests/
 	$(KUBECTL) kustomize manifests/overlays/kind > build/manifests/kind.yaml
 	@echo "wrote build/manifests/kind.yaml"
 
-kind-up: ## Create the local kind cluster (needs kind and docker)
+kind-up: venv ## Create the local kind cluster, Secrets encrypted at rest (needs kind and docker)
+	$(BIN)/python manifests/tools/gen_encryption_config.py build/kind/encryption-config.yaml
 	$(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
 
 images-load: images ## Load the project's images into the kind cluster (needs kind)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -136,3 +140,43 @@ def test_prometheus_is_not_exposed(rendering: Rendering) -> None:
         f"[{rendering.name}] Service/prometheus is {svc['spec']['type']}: Prometheus has no "
         "authentication; use `kubectl port-forward svc/prometheus 9090`"
     )
+
+
+def test_kind_encrypts_secrets_at_rest(tmp_path: Path) -> None:
+    """kind-config.yaml mounts the EncryptionConfiguration `make kind-up` writes and the
+    API server reads it; the generator writes secretbox first (a 32-byte key), identity
+    last, 0600, and never replaces an existing file (its key encrypts what etcd holds)."""
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    [node] = config["nodes"]
+    [mount] = node["extraMounts"]
+    assert mount["readOnly"] is True
+    [patch] = [yaml.safe_load(p) for p in node["kubeadmConfigPatches"]]
+    api = patch["apiServer"]
+    [volume] = api["extraVolumes"]
+    flag = api["extraArgs"]["encryption-provider-config"]
+    assert mount["containerPath"] == volume["hostPath"] == volume["mountPath"] == flag
+    assert volume["readOnly"] is True and volume["pathType"] == "File"
+    make_target = (ROOT / "Makefile").read_text().split("\nkind-up:", 1)[1].split("\n\n", 1)[0]
+    host = mount["hostPath"].removeprefix("./")
+    assert f"gen_encryption_config.py {host}" in make_target  # written before kind starts
+
+    tool = ROOT / "manifests" / "tools" / "gen_encryption_config.py"
+    target = tmp_path / "build" / "kind" / "encryption-config.yaml"
+    subprocess.run([sys.executable, str(tool), str(target)], check=True, capture_output=True)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    written = yaml.safe_load(target.read_text())
+    assert (written["apiVersion"], written["kind"]) == (
+        "apiserver.config.k8s.io/v1",
+        "EncryptionConfiguration",
+    )
+    [rule] = written["resources"]
+    assert rule["resources"] == ["secrets"]
+    first, last = rule["providers"]
+    [key] = first["secretbox"]["keys"]
+    assert len(base64.b64decode(key["secret"])) == 32 and last == {"identity": {}}
+    before = target.read_bytes()
+    kept = subprocess.run(
+        [sys.executable, str(tool), str(target)], check=True, capture_output=True, text=True
+    )
+    assert target.read_bytes() == before and "kept" in kept.stderr
+    assert key["secret"] not in kept.stderr
