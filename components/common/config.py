@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     ValidationError,
@@ -27,6 +26,7 @@ from components.common.errors import SeamlessError
 from components.common.image import prefix_problem
 from components.common.monitoring_config import MonitoringConfig
 from components.common.notifications_config import NotificationsConfig
+from components.common.strict import StrictModel as _Strict
 
 ROW_ID = "row_id"
 """Entity column generated for a plain table that has none."""
@@ -35,10 +35,6 @@ INGESTED_AT = "ingested_at"
 
 ColumnType = Literal["int", "float", "string", "bool", "timestamp"]
 Severity = Literal["critical", "warning"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class FileSource(_Strict):

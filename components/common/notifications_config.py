@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from components.common.strict import StrictModel as _Strict
 
 EventKind = Literal["promotion", "rejection", "rollback", "drift", "validation_failure"]
 EVENT_KINDS: tuple[EventKind, ...] = (
@@ -24,10 +26,6 @@ NOTIFICATIONS_DIR_ENV = "SEAMLESS_NOTIFICATIONS_DIR"
 """A folder of files named after `url_env` (a mounted Secret): where a URL not in the
 environment is read."""
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class ReceiverConfig(_Strict):
