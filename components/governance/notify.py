@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from components.common.durable import fsync_dir, write_atomic
+from components.common.durable import PRIVATE_FILE, fsync_dir
 from components.common.env import workspace
 from components.common.notifications_config import (
     NOTIFICATIONS_DIR_ENV,
@@ -35,7 +35,6 @@ from components.common.notifications_config import (
 )
 
 DEAD_LETTER = Path("notifications") / "dead-letter.jsonl"
-URL_DIR_ENV = NOTIFICATIONS_DIR_ENV
 # A receiver that refused the payload itself will refuse it again; these two may not.
 _RETRIED_4XX = {408, 429}
 
@@ -144,7 +143,7 @@ def deliver(
 
     url = receiver_url(receiver)
     if not url:
-        folder = os.environ.get(URL_DIR_ENV, "").strip()
+        folder = os.environ.get(NOTIFICATIONS_DIR_ENV, "").strip()
         nor = f", nor is {Path(folder) / receiver.url_env}" if folder else ""
         return f"environment variable {receiver.url_env} (its URL) is not set{nor}", 0
     parts = urlsplit(url)
@@ -176,7 +175,7 @@ def receiver_url(receiver: ReceiverConfig) -> str:
     """The URL from the environment variable `url_env`, else from the file of that name
     in `$SEAMLESS_NOTIFICATIONS_DIR` (a Secret mounted by the cluster pipelines)."""
     url = os.environ.get(receiver.url_env, "").strip()
-    folder = os.environ.get(URL_DIR_ENV, "").strip()
+    folder = os.environ.get(NOTIFICATIONS_DIR_ENV, "").strip()
     if not url and folder:
         with contextlib.suppress(OSError):
             url = (Path(folder) / receiver.url_env).read_text(encoding="utf-8").strip()
@@ -207,7 +206,7 @@ def dead_lettered(path: Path) -> list[str]:
 def _dead_letter(
     path: Path, receiver: str, body: Mapping[str, Any], error: str, attempts: int
 ) -> None:
-    """Append one JSON line in a single write (O_APPEND: concurrent steps do not tear it)."""
+    """Keep an undelivered event: one JSON line."""
     record = {
         "ts": datetime.now(UTC).isoformat(),
         "receiver": receiver,
@@ -215,12 +214,17 @@ def _dead_letter(
         "attempts": attempts,
         "payload": dict(body),
     }
-    line = (json.dumps(record, default=str) + "\n").encode("utf-8")
+    _append_lines(path, [json.dumps(record, default=str)])
+
+
+def _append_lines(path: Path, lines: list[str]) -> None:
+    """Append whole lines in a single write (O_APPEND: concurrent steps do not tear them),
+    fsynced; the file is created 0600 (payloads name models and reasons)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
     try:
-        os.write(fd, line)
+        os.write(fd, "".join(f"{line}\n" for line in lines).encode("utf-8"))
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -292,8 +296,7 @@ def replay(config: NotificationsConfig, path: Path | None = None) -> Replay:
         kept.append(json.dumps({**record, "error": error, "attempts": attempts}))
     result.kept = len(kept)
     if kept:
-        with _appending(path) as fd:
-            os.write(fd, "".join(f"{k}\n" for k in kept).encode("utf-8"))
+        _append_lines(path, kept)
     aside.unlink()
     return result
 
@@ -303,15 +306,3 @@ def _lines(path: Path) -> Iterator[str]:
         for line in fh:
             if line.strip():
                 yield line.rstrip("\n")
-
-
-@contextlib.contextmanager
-def _appending(path: Path) -> Iterator[int]:
-    if not path.exists():
-        write_atomic(path, b"", mode=0o600)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        yield fd
-        os.fsync(fd)
-    finally:
-        os.close(fd)
