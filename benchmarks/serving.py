@@ -485,32 +485,15 @@ def measure_model(
             results[f"{name}@{store}"] = {
                 **info, "check": warm["check"], "warmup_errors": warm["errors"], "runs": {}
             }  # fmt: skip
-        slices: dict[tuple[str, str], list[dict]] = {}
-        cpu: Counter[tuple[str, str]] = Counter()
-        rounds = max(1, math.ceil(max(args.seconds, args.rate_seconds) / args.slice))
-        for r in range(rounds):
-            print(f"[{model}] round {r + 1}/{rounds} ...", file=sys.stderr, flush=True)
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for kind, value in modes:
-                total = args.rate_seconds if kind == "rate" else args.seconds
-                seconds = min(args.slice, total - r * args.slice)
-                if seconds <= 0:
-                    continue
-                mode = f"{kind}-{value:g}"
-                for name, store in order:
-                    spec, roots, _ = up[name, store]
-                    run = {**spec, "seconds": seconds, "check": False}
-                    if kind == "rate":
-                        run.update(rate=value, concurrency=args.rate_clients)
-                    else:
-                        run.update(concurrency=value)
-                    cpu0 = tree_cpu(roots)
-                    sl = client(run)
-                    key = f"{name}@{store}"
-                    cpu[key, mode] += tree_cpu(roots) - cpu0
-                    slices.setdefault((key, mode), []).append(sl)
-        for (key, mode), sls in slices.items():
-            results[key]["runs"][mode] = stats(sls, cpu[key, mode])
+        loads = [
+            (f"{kind}-{value:g}", {"rate": value, "concurrency": args.rate_clients}
+             if kind == "rate" else {"concurrency": value},
+             args.rate_seconds if kind == "rate" else args.seconds)
+            for kind, value in modes
+        ]  # fmt: skip
+        runs = interleaved({f"{n}@{s}": v for (n, s), v in up.items()}, loads, args.slice, model)
+        for key, by_mode in runs.items():
+            results[key]["runs"] = by_mode
         for (name, store), (_, roots, _) in up.items():
             results[f"{name}@{store}"]["server_rss_mib"] = tree_rss_mib(roots)
     finally:
@@ -520,6 +503,39 @@ def measure_model(
             logs, f"{model}-{store}-{name}"
         )
     return results
+
+
+def interleaved(
+    up: dict[str, tuple[dict, list[int], dict]],
+    loads: list[tuple[str, dict, float]],
+    slice_s: float,
+    label: str,
+) -> dict[str, dict[str, dict]]:
+    """Each server of `up` (key -> client spec, root pids, info) under each load (mode
+    name, client settings, total seconds), in `slice_s`-second slices: every round visits
+    the servers in a rotated order, so a burst of someone else's load on a shared machine
+    lands on all of them alike. Returns key -> mode -> `stats` (server CPU of the slices)."""
+    names = list(up)
+    slices: dict[tuple[str, str], list[dict]] = {}
+    cpu: Counter[tuple[str, str]] = Counter()
+    rounds = max(1, math.ceil(max(total for _, _, total in loads) / slice_s))
+    for r in range(rounds):
+        print(f"[{label}] round {r + 1}/{rounds} ...", file=sys.stderr, flush=True)
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for mode, settings, total in loads:
+            seconds = min(slice_s, total - r * slice_s)
+            if seconds <= 0:
+                continue
+            for key in order:
+                spec, roots, _ = up[key]
+                cpu0 = tree_cpu(roots)
+                sl = client({**spec, "seconds": seconds, "check": False, **settings})
+                cpu[key, mode] += tree_cpu(roots) - cpu0
+                slices.setdefault((key, mode), []).append(sl)
+    out: dict[str, dict[str, dict]] = {key: {} for key in names}
+    for (key, mode), sls in slices.items():
+        out[key][mode] = stats(sls, cpu[key, mode])
+    return out
 
 
 def saturation(ws: Path, env: dict, logs: Path, base: dict, args: argparse.Namespace,

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import random
 import signal
@@ -43,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -163,31 +161,17 @@ def measure(variants: list[Variant], ws: Path, env: dict, logs: Path, base: dict
         up = {}
         for v in variants:
             print(f"starting {v.name} ...", file=sys.stderr, flush=True)
-            up[v.name] = start(v, servers, ws, env, logs, config_yaml)
+            spec, roots, info = start(v, servers, ws, env, logs, config_yaml)
+            up[v.name] = ({**base, **spec}, roots, info)
         for name, (spec, _, info) in up.items():
-            warm = serving.client(
-                {**base, **spec, "seconds": args.warmup, "concurrency": 2, "check": True}
-            )
+            warm = serving.client({**spec, "seconds": args.warmup, "concurrency": 2, "check": True})
             results[name] = {**info, "check": warm["check"], "runs": {}}
-        slices: dict[tuple[str, str], list[dict]] = {}
-        cpu: Counter[tuple[str, str]] = Counter()
-        names = list(up)
-        rounds = max(1, math.ceil(args.seconds / args.slice))
-        for r in range(rounds):
-            print(f"round {r + 1}/{rounds} ...", file=sys.stderr, flush=True)
-            order = names[r % len(names) :] + names[: r % len(names)]
-            seconds = min(args.slice, args.seconds - r * args.slice)
-            for mode, conc, batch in MODES:
-                for name in order:
-                    spec, roots, _ = up[name]
-                    run = {**base, **spec, "seconds": seconds, "check": False,
-                           "concurrency": conc, "batch": batch}  # fmt: skip
-                    cpu0 = serving.tree_cpu(roots)
-                    sl = serving.client(run)
-                    cpu[name, mode] += serving.tree_cpu(roots) - cpu0
-                    slices.setdefault((name, mode), []).append(sl)
-        for (name, mode), sls in slices.items():
-            results[name]["runs"][mode] = serving.stats(sls, cpu[name, mode])
+        loads = [
+            (mode, {"concurrency": conc, "batch": batch}, args.seconds)
+            for mode, conc, batch in MODES
+        ]
+        for name, by_mode in serving.interleaved(up, loads, args.slice, "ab").items():
+            results[name]["runs"] = by_mode
         for name, (_, roots, _) in up.items():
             results[name]["server_rss_mib"] = serving.tree_rss_mib(roots)
     finally:
