@@ -13,7 +13,9 @@ written. A `.txt` section is a serving tokens file: each `SERVE_TOKEN_<ROLE>` ke
 a `<token>:<role>` line.
 
 Existing files are never overwritten (rotate a secret by editing or deleting its file).
-Values are never printed. Files are created with mode 0600.
+Values are never printed. Files are created with mode 0600. Then secrets/alertmanager.yml
+is rendered from secrets/alerting.env (render_alertmanager.py): it is derived, so it is
+rewritten every time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import re
 import secrets
 import sys
 from pathlib import Path
+
+import render_alertmanager  # same folder
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / ".env.example"
@@ -134,6 +138,7 @@ def main() -> None:
                 f"{args.overlay}: missing secret files {missing}; "
                 f"run: python {Path(__file__).relative_to(ROOT)} {args.overlay}"
             )
+        render_alertmanager.check(args.overlay)
         print(f"{args.overlay}: all {len(sections)} secret files present")
         return
 
@@ -145,6 +150,7 @@ def main() -> None:
         with os.fdopen(fd, "w") as fh:
             fh.write(render(name, sections[name], values))
         print(f"wrote {path}", file=sys.stderr)
+    render_alertmanager.write(args.overlay)
     kept = len(sections) - len(missing)
     print(f"{args.overlay}: {len(missing)} secret files written, {kept} kept")
 

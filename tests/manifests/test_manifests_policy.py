@@ -351,6 +351,7 @@ EXPECTED_FLOWS = {
     ("serving", "postgres", 5432),
     ("serving", "redis", 6379),
     ("prometheus", "serving", 8080),
+    ("prometheus", "alertmanager", 9093),
     ("pipeline-step", "mlflow", 5000),
     ("pipeline-step", "feast-server", 6566),
     ("pipeline-step", "postgres", 5432),

@@ -78,7 +78,9 @@ def stack() -> Iterator[Any]:
         # The object store first: its buckets Job runs once it answers, before any client.
         running.wait("minio", "ready")
         running.complete_jobs()
-        for workload in ("postgres", "redis", "mlflow", "feast-server", "prometheus"):
+        for workload in ("postgres", "redis", "mlflow", "feast-server"):
+            running.wait(workload, "ready")
+        for workload in ("prometheus", "alertmanager"):
             running.wait(workload, "ready")
         # Serving is alive now but only ready once a champion exists (the tests make one).
         running.wait("serving", "live")

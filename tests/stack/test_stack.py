@@ -405,6 +405,24 @@ def test_prometheus_scrapes_serving_and_loads_the_rules(stack: Any, served: dict
     assert "SeamlessServingHighErrorRate" in names and "SeamlessFeatureDrift" in names, names
 
 
+def test_prometheus_sends_alerts_to_the_stacks_alertmanager(stack: Any) -> None:
+    """The rendered Secret's config loaded, and Prometheus found Alertmanager by the
+    Service's DNS name (delivery to receivers: tests/manifests/test_alertmanager.py)."""
+    status, body = call(f"{stack.url('alertmanager', 9093)}/api/v2/status")
+    assert status == 200, body
+    loaded = yaml.safe_load(body["config"]["original"])
+    assert {r["name"] for r in loaded["receivers"]} == {"seamless-critical", "seamless-warning"}
+    base = stack.url("prometheus", 9090)
+    deadline = time.monotonic() + 60
+    active: list[str] = []
+    while time.monotonic() < deadline and not active:
+        status, body = call(f"{base}/api/v1/alertmanagers")
+        assert status == 200, body
+        active = [a["url"] for a in body["data"]["activeAlertmanagers"]]
+        time.sleep(2)
+    assert active == ["http://alertmanager.seamless.svc.cluster.local:9093/api/v2/alerts"], body
+
+
 def test_training_pipeline_job_runs_against_the_stack(
     stack: Any, champion: dict[str, Any], mlflow_env: dict[str, str]
 ) -> None:
