@@ -429,20 +429,34 @@ def submit_cmd(
             "(SEAMLESS_PIPELINE_ROOT; default: the cluster's).",
         ),
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="A pipeline parameter KEY=VALUE (repeatable), e.g. batch-scoring's "
+            "input_uri=s3://bucket/new.parquet and as_of=2025-12-31T00:00:00Z.",
+        ),
+    ] = None,
 ) -> None:
     """Submit a compiled pipeline to Kubeflow Pipelines (compiling it first if missing).
 
     Example: seamless submit --host http://localhost:8080 --data-dir s3://bucket/credit
     Example: seamless submit --host $KFP_HOST --cron "0 3 * * *"
+    Example: seamless submit --host $KFP_HOST --pipeline batch-scoring --param
+    input_uri=s3://bucket/new.parquet --param as_of=2025-12-31T00:00:00Z
+    --param output_uri=s3://bucket/scores/2025-12-31.parquet
     """
-    from pipelines.submit import submit
+    from pipelines.submit import run_arguments, submit
 
     load_config(config)  # a bad config fails here, not inside the cluster
     _require("run_pipeline")
+    arguments = run_arguments(
+        pipeline, config.read_text(encoding="utf-8"), data_dir, list(param or [])
+    )
     done = submit(
         host,
         pipeline,
-        {"config_yaml": config.read_text(encoding="utf-8"), "data_dir": data_dir},
+        arguments,
         token=token,
         namespace=namespace,
         experiment=experiment,
@@ -453,12 +467,14 @@ def submit_cmd(
 
 
 def _register_subcommands() -> None:
+    from pipelines.batch_cli import batch_scoring_cmd
     from pipelines.governance_cli import audit_app, lineage_cmd
     from pipelines.init_cli import init_cmd
     from pipelines.monitor_cli import monitor_app
     from pipelines.notify_cli import notifications_app
     from pipelines.serve_cli import serve_cmd
 
+    run_app.command("batch-scoring")(batch_scoring_cmd)
     app.command("init")(init_cmd)
     app.command("serve")(serve_cmd)
     app.add_typer(audit_app, name="audit")

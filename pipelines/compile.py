@@ -22,6 +22,7 @@ COMPILED_DIR = Path(__file__).resolve().parent / "compiled"
 
 
 def compiled_pipelines() -> dict[str, object]:
+    from pipelines.batch_scoring import batch_scoring_pipeline
     from pipelines.monitoring import monitoring_pipeline
     from pipelines.training import training_pipeline, training_spark_pipeline
 
@@ -29,6 +30,7 @@ def compiled_pipelines() -> dict[str, object]:
         "training": training_pipeline,
         "training-spark": training_spark_pipeline,
         "monitoring": monitoring_pipeline,
+        "batch-scoring": batch_scoring_pipeline,
     }
 
 

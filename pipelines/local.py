@@ -380,6 +380,47 @@ def run_monitoring(
     )
 
 
+def run_batch_scoring(
+    config_path: Path,
+    workspace: Path,
+    arguments: dict[str, str],
+    runner: str = "subprocess",
+    on_step: Callable[[str], None] | None = None,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """Run the batch scoring pipeline locally; returns the step's result (the scores
+    artifact's metadata: batch id, version, rows, hashes, where the scores went)."""
+    import json
+
+    from pipelines.batch_scoring import PIPELINE_NAME, build_batch_scoring_pipeline
+    from pipelines.workspace import original_text, resolve_config
+
+    resolve_config(config_path, workspace)
+    mounts = [Path(arguments[k]).parent for k in ("input_uri",) if not _remote(arguments[k])]
+    done = run_locally(
+        PIPELINE_NAME,
+        build_batch_scoring_pipeline(retries=0),
+        {"config_yaml": original_text(config_path), **arguments},
+        workspace,
+        mounts[0] if mounts else None,
+        runner,
+        on_step,
+        verbose,
+    )
+    hits = sorted(done.run_dir.rglob("executor_output.json")) if done.run_dir else []
+    for path in hits:
+        artifacts = json.loads(path.read_text()).get("artifacts", {})
+        for item in artifacts.get("scores", {}).get("artifacts", []):
+            return {**item.get("metadata", {}), "log_file": str(done.log_file)}
+    raise SeamlessError(f"The batch scoring run left no result (log: {done.log_file}).")
+
+
+def _remote(uri: str) -> bool:
+    from components.common.storage import is_remote
+
+    return is_remote(uri)
+
+
 def summarize(config: SeamlessConfig, validation: str, since: float) -> RunOutcome:
     """What this run registered (if anything) and who is champion now."""
     from components.common.tracking import CHAMPION, champion_version, mlflow_client

@@ -116,6 +116,40 @@ def package_path(name: str) -> Path:
     return path
 
 
+def pipeline_parameters(name: str) -> dict[str, bool]:
+    """The compiled pipeline's parameters -> whether each is optional (has a default)."""
+    import yaml
+
+    spec = yaml.safe_load(package_path(name).read_text())
+    params = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    return {k: bool(v.get("isOptional")) for k, v in params.items()}
+
+
+def run_arguments(name: str, config_yaml: str, data_dir: str, params: list[str]) -> dict[str, Any]:
+    """The run's arguments: the config, `--data-dir` where the pipeline takes one, and
+    each `--param KEY=VALUE`; unknown or missing parameters refused in one sentence."""
+    known = pipeline_parameters(name)
+    arguments: dict[str, Any] = {"config_yaml": config_yaml}
+    if data_dir:
+        if "data_dir" not in known:
+            raise SeamlessError(f"The {name} pipeline takes no --data-dir.")
+        arguments["data_dir"] = data_dir
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SeamlessError(f"--param {item!r}: expected KEY=VALUE.")
+        if key not in known or key == "config_yaml":
+            settable = ", ".join(sorted(set(known) - {"config_yaml"}))
+            raise SeamlessError(f"--param {key}: the {name} pipeline's parameters are {settable}.")
+        arguments[key] = value
+    missing = sorted(k for k, optional in known.items() if not optional and k not in arguments)
+    if missing:
+        raise SeamlessError(
+            f"The {name} pipeline needs {', '.join(f'--param {k}=...' for k in missing)}."
+        )
+    return arguments
+
+
 def submit(
     host: str,
     name: str,

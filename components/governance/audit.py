@@ -15,6 +15,7 @@ from typing import Any
 from components.governance.audit_chain import (
     ACCESS_DENIED,
     AUDIT_RECOVERED,
+    BATCH_SCORING,
     DATA_ACCESS,
     DEPLOYMENT,
     GENESIS,
@@ -34,6 +35,7 @@ from components.governance.audit_file import FileAuditLog
 __all__ = [
     "ACCESS_DENIED",
     "AUDIT_RECOVERED",
+    "BATCH_SCORING",
     "DATA_ACCESS",
     "DEPLOYMENT",
     "GENESIS",

@@ -57,6 +57,7 @@ DATA_ACCESS = "data_access"
 ACCESS_DENIED = "access_denied"
 MODEL_RELOAD = "model_reload"
 MONITORING_DECISION = "monitoring_decision"
+BATCH_SCORING = "batch_scoring"
 AUDIT_RECOVERED = "audit_recovered"
 
 _FIELDS = ("v", "seq", "time", "actor", "action", "subject", "details", "prev_hash")

@@ -230,6 +230,34 @@ def _champion_moved(
     return entry
 
 
+def on_batch_scoring(result: Mapping[str, Any], pipeline_run_id: str = "") -> dict[str, Any]:
+    """After batch scoring wrote its scores: which version scored what, when, and where
+    the scores went (lineage lists it under the model version)."""
+    return audit.record(
+        audit.BATCH_SCORING,
+        audit.model_subject(str(result["model_name"]), str(result["model_version"])),
+        {
+            "pipeline_run_id": pipeline_run_id,
+            **{
+                k: result[k]
+                for k in (
+                    "batch_id",
+                    "input",
+                    "input_sha256",
+                    "timing",
+                    "rows",
+                    "output",
+                    "output_sha256",
+                    "positives",
+                    "rows_without_any_feature",
+                    "feature_sources",
+                    "prediction_log",
+                )
+            },
+        },
+    )
+
+
 def on_model_reload(
     model_name: str, version: str, previous: str | None, actor: str | None = None
 ) -> dict[str, Any]:

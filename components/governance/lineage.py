@@ -10,6 +10,8 @@ The chain, with where each link is read from:
     model version ...... MLflow registry: tags (seamless.*, holdout.*), aliases
     deployments ........ `<deployments>/history.jsonl` records of this version
     decisions .......... audit events whose subject is `model:<name>/<version>`
+    batch scoring ...... audit `batch_scoring` events of the version: input, instants,
+                         output and its hash, the offline tables the features came from
 
 A missing link is listed under `gaps` rather than failing: older versions predate the
 hooks, and a chain with a named hole is more useful than none. For a request id the
@@ -246,6 +248,11 @@ def model_lineage(
         for e in events
         if e.get("action") in _MODEL_ACTIONS
     ]
+    chain["batch_scoring"] = [
+        {k: e.get(k) for k in ("seq", "time", "actor", "details")}
+        for e in events
+        if e.get("action") == audit.BATCH_SCORING
+    ]
     chain["data_access"] = [
         {k: e.get(k) for k in ("seq", "time", "actor", "details")} for e in steps
     ]
@@ -346,6 +353,12 @@ def render_tree(chain: dict[str, Any]) -> Any:
     cnode = root.add(f"decisions ({len(chain['decisions'])})")
     for e in chain["decisions"]:
         cnode.add(f"#{e['seq']} {e['time']} {e['action']} by {e['actor']}")
+    batches = chain.get("batch_scoring") or []
+    if batches:
+        bnode = root.add(f"batch scoring ({len(batches)})")
+        for e in batches:
+            d = e["details"]
+            bnode.add(f"#{e['seq']} {e['time']} {d['rows']} rows of {d['input']} -> {d['output']}")
     if chain["gaps"]:
         gnode = root.add("[yellow]gaps[/yellow]")
         for g in chain["gaps"]:

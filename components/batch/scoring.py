@@ -1,0 +1,177 @@
+"""Batch scoring: a model version scores a table of entities with the features the offline
+store held at each row's point in time.
+
+The input names entities (the config's entity key) and when to score them: one instant
+for every row (`as_of`) or each row's own timestamp column. Features come from Feast's
+offline store through the same point-in-time join as the training set
+(`features.training_set.historical_features`), so a row sees only values known at its
+time and within each view's ttl. The model is the registered scikit-learn pipeline,
+called on whole chunks: the same function MLflow's pyfunc calls, so scores equal
+`mlflow models predict` on the same features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.common.config import SeamlessConfig
+from components.common.errors import SeamlessError
+from components.common.storage import resolve, storage_errors
+
+TABLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+AS_OF_COLUMN = "as_of"
+SCORE_COLUMNS = ("score", "decision", "model_name", "model_version", "batch_id")
+
+
+@dataclass
+class Entities:
+    """The rows to score: entity key and the UTC instant each is scored at."""
+
+    frame: pd.DataFrame
+    """Columns: the entity key, `as_of`; the input's row order."""
+    source: str
+    timing: dict[str, Any] = field(default_factory=dict)
+    """`{"as_of": iso}` or `{"timestamp_column": name}`."""
+
+
+def _table_format(uri: str, fs: Any, path: str) -> str:
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    if suffix in TABLE_SUFFIXES:
+        return TABLE_SUFFIXES[suffix]
+    if fs.isdir(path):
+        return "parquet"  # a folder of Parquet parts (Spark's and pyarrow's datasets)
+    raise SeamlessError(
+        f"Input {uri}: unknown table format; use a .parquet or .csv file or a Parquet folder."
+    )
+
+
+def read_table(uri: str, columns: list[str], rows: bool = True) -> pd.DataFrame:
+    """The `columns` of a CSV or Parquet table (local or object storage), CSV as text;
+    without `rows`, only check that the table has them (reads the header or schema)."""
+    fs, path = resolve(uri)
+    with storage_errors(uri, "read", fs):
+        if not fs.exists(path):
+            raise SeamlessError(f"Input {uri} does not exist.")
+        kind = _table_format(uri, fs, path)
+        if kind == "csv":
+            with fs.open(path, "rb") as fh:
+                header = list(pd.read_csv(fh, nrows=0).columns)
+                _require(uri, columns, header)
+                fh.seek(0)
+                if not rows:
+                    return pd.DataFrame(columns=columns)
+                return pd.read_csv(fh, usecols=columns, dtype=str, keep_default_na=False)
+        import pyarrow.dataset as ds
+
+        dataset = ds.dataset(path, filesystem=fs, format="parquet")
+        _require(uri, columns, dataset.schema.names)
+        if not rows:
+            return pd.DataFrame(columns=columns)
+        return dataset.to_table(columns=columns).to_pandas()
+
+
+def _require(uri: str, columns: list[str], have: list[str]) -> None:
+    missing = [c for c in columns if c not in have]
+    if not missing:
+        return
+    raise SeamlessError(
+        f"Input {uri} has no column {', '.join(repr(c) for c in missing)} "
+        f"(columns: {', '.join(have[:20])})."
+    )
+
+
+def parse_instant(text: str, what: str) -> pd.Timestamp:
+    """An ISO 8601 instant as UTC (naive means UTC, as everywhere in Seamless); `now` is
+    the current instant (a scheduled run's), recorded with the result like any other."""
+    if text.strip().lower() == "now":
+        return pd.Timestamp.now(tz="UTC")
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        ts = pd.NaT
+    if ts is pd.NaT or pd.isna(ts):
+        raise SeamlessError(
+            f"{what} {text!r} is not a timestamp; use ISO 8601, e.g. 2024-06-30T00:00:00Z."
+        )
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _first_bad(uri: str, column: str, bad: pd.Series, values: pd.Series, what: str) -> None:
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise SeamlessError(
+            f"Input {uri}: column '{column}' has {int(bad.sum())} {what} "
+            f"(first at row {row}: {values.iloc[row]!r})."
+        )
+
+
+def entity_ids(config: SeamlessConfig, uri: str, raw: pd.Series) -> pd.Series:
+    """The key column typed as the feature tables have it; nulls and non-integers refused."""
+    key = config.entity_key()
+    text = raw.astype("string").str.strip()
+    _first_bad(uri, key, text.isna() | (text == ""), raw, "empty entity ids")
+    if config.tables[config.labels.table].columns.get(key, "int") != "int":
+        return text.astype(object)
+    numbers = pd.to_numeric(text, errors="coerce")
+    whole = numbers.notna() & (numbers == np.floor(numbers.fillna(0)))
+    _first_bad(uri, key, ~whole, raw, "entity ids that are not integers")
+    return numbers.astype("int64")
+
+
+def read_entities(
+    config: SeamlessConfig,
+    uri: str,
+    as_of: str = "",
+    timestamp_column: str = "",
+    rows: bool = True,
+) -> Entities:
+    """The input's entities and instants; every bad value refused with its row. Without
+    `rows`, only the arguments and the input's columns are checked (a CLI's early check)."""
+    if bool(as_of) == bool(timestamp_column):
+        raise SeamlessError(
+            "Say when to score: give either --as-of TIMESTAMP (one instant for every row) "
+            "or --timestamp-column NAME (each row's own time), not both."
+        )
+    key = config.entity_key()
+    instant = parse_instant(as_of, "--as-of") if as_of else None
+    columns = [key] if instant is not None else [key, timestamp_column]
+    if timestamp_column == key:
+        raise SeamlessError(f"--timestamp-column {key!r} is the entity key.")
+    raw = read_table(uri, columns, rows)
+    if not rows:
+        return Entities(raw, uri)
+    if raw.empty:
+        raise SeamlessError(f"Input {uri} has no rows.")
+    out = pd.DataFrame({key: entity_ids(config, uri, raw[key])})
+    if instant is not None:
+        out[AS_OF_COLUMN] = pd.Series(instant, index=out.index).astype("datetime64[ns, UTC]")
+        timing: dict[str, Any] = {"as_of": instant.isoformat()}
+    else:
+        values = raw[timestamp_column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            from components.features.store import to_utc  # (imports Feast)
+
+            parsed = to_utc(values)  # Parquet timestamps: naive ones are UTC
+        else:
+            text = values.astype("string").str.strip().replace("", pd.NA)
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        _first_bad(uri, timestamp_column, parsed.isna(), values, "values that are not timestamps")
+        out[AS_OF_COLUMN] = parsed.astype("datetime64[ns, UTC]")
+        timing = {"timestamp_column": timestamp_column}
+    return Entities(out, uri, timing)
+
+
+def chunks(n: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def predict_scores(model: Any, features: pd.DataFrame, chunk_rows: int = 200_000) -> np.ndarray:
+    """Positive-class probabilities, chunk by chunk (bounded memory for large tables)."""
+    out = np.empty(len(features), dtype=np.float64)
+    for part in chunks(len(features), chunk_rows):
+        out[part] = model.predict_proba(features.iloc[part])[:, 1]
+    return out

@@ -1,0 +1,267 @@
+"""The batch scoring stage as the component calls it: read the entities, join their
+features at their point in time, score with a registered version, write the scores,
+then the prediction log, the audit trail and lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.batch.scoring import AS_OF_COLUMN, Entities, chunks, predict_scores, read_entities
+from components.common.config import SeamlessConfig
+from components.common.env import feast_repo_path, workspace
+from components.common.errors import SeamlessError
+from components.common.model_input import model_input
+from components.common.storage import EPHEMERAL_DISK_ENV, is_remote, write_bytes
+from components.common.tables import content_hash
+from components.features.features import PhaseTimer
+from components.predictions.records import PREDICTIONS, RecordLog, jsonable
+
+ROUTE = "batch"
+LOG_CHUNK = 20_000
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    model_name: str
+    model_version: str
+    input: str
+    input_sha256: str
+    """Content hash of the entity rows as scored (key and instant; components/common/tables)."""
+    timing: dict[str, Any]
+    rows: int
+    output: str
+    output_sha256: str
+    positives: int
+    threshold: float
+    rows_without_features: dict[str, int]
+    """Per feature view: rows for which the view had no value in its ttl at their time
+    (the model scores them on imputed values, as serving does for unknown entities)."""
+    rows_without_any_feature: int
+    feature_sources: dict[str, str]
+    """Feature view -> the offline table it read (the snapshot the features step published)."""
+    prediction_log: str
+    seconds: float
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_version(config: SeamlessConfig, version: str) -> Any:
+    """The MLflow model version to score with: `version`, else the champion."""
+    from components.common.tracking import CHAMPION, champion_version, mlflow_client
+
+    client = mlflow_client()
+    name = config.model.name
+    if version:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client.get_model_version(name, version)
+        except MlflowException:
+            raise SeamlessError(f"Model {name} has no version {version!r}.") from None
+    found = champion_version(client, name, CHAMPION)
+    if found is None:
+        raise SeamlessError(
+            f"Model {name} has no champion to score with; train and promote one first "
+            "(seamless run training), or give --model-version."
+        )
+    return found
+
+
+def join_features(
+    config: SeamlessConfig, entities: Entities
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The entities with the service's features at their instants, in input order."""
+    from components.features.store import open_store
+    from components.features.training_set import historical_features
+
+    repo = feast_repo_path()
+    store = open_store(repo)
+    try:
+        service = store.get_feature_service(config.features.service)
+    except Exception:
+        raise SeamlessError(
+            f"Feature service {config.features.service!r} is not in the Feast registry at "
+            f"{repo}; the training pipeline's features step publishes it."
+        ) from None
+    sources = {
+        p.name: str(getattr(store.get_feature_view(p.name).batch_source, "path", ""))
+        for p in service.feature_view_projections
+    }
+    joined = historical_features(store, service, entities.frame, config.entity_key(), AS_OF_COLUMN)
+    return joined, sources
+
+
+def missing_by_view(config: SeamlessConfig, joined: pd.DataFrame) -> tuple[dict[str, int], int]:
+    per_view = {v.name: joined[v.features].isna().all(axis=1) for v in config.features.views}
+    none = np.logical_and.reduce([m.to_numpy() for m in per_view.values()])
+    return {k: int(m.sum()) for k, m in per_view.items()}, int(none.sum())
+
+
+def output_check(output_uri: str) -> None:
+    """A pod's disk goes with the pod: on a cluster the scores must go to object storage."""
+    if os.environ.get(EPHEMERAL_DISK_ENV) == "true" and output_uri and not is_remote(output_uri):
+        raise SeamlessError(
+            f"Output {output_uri} is on the step's own disk, which is deleted with its pod; "
+            "give an object storage URI (s3://bucket/path.parquet)."
+        )
+
+
+def scores_frame(
+    config: SeamlessConfig, joined: pd.DataFrame, scores: np.ndarray, mv: Any, batch_id: str
+) -> pd.DataFrame:
+    key = config.entity_key()
+    return pd.DataFrame(
+        {
+            key: joined[key].to_numpy(),
+            AS_OF_COLUMN: joined[AS_OF_COLUMN].to_numpy(),
+            "score": scores,
+            "decision": scores >= config.model.threshold,
+            "model_name": config.model.name,
+            "model_version": str(mv.version),
+            "batch_id": batch_id,
+        }
+    )
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def prediction_log() -> tuple[RecordLog, str]:
+    """Where serving logs (SEAMLESS_SERVE_LOG_URL's PostgreSQL, else the workspace's
+    files), so monitoring sees batch traffic beside online traffic."""
+    from components.predictions.files import AppendLog
+    from components.predictions.postgres import PgLog, redact
+
+    url = os.environ.get("SEAMLESS_SERVE_LOG_URL", "").strip()
+    if url:
+        return PgLog(url, PREDICTIONS), redact(url)
+    folder = workspace() / "predictions"
+    return AppendLog(folder, PREDICTIONS), str(folder)
+
+
+def log_predictions(
+    config: SeamlessConfig, joined: pd.DataFrame, out: pd.DataFrame, batch_id: str
+) -> str:
+    """One prediction-log record per scored row, as serving writes them (route `batch`,
+    request id = batch id, the features as the model saw them)."""
+    names = list(config.feature_types())
+    key = config.entity_key()
+    log, where = prediction_log()
+    now = datetime.now(UTC).isoformat()
+    log.open()
+    try:
+        for part in chunks(len(out), LOG_CHUNK):
+            rows = joined.iloc[part]
+            feats = rows[names].astype(object).where(rows[names].notna(), None)
+            as_of = rows[AS_OF_COLUMN].map(lambda t: t.isoformat())
+            records = [
+                {
+                    "ts": now,
+                    "request_id": batch_id,
+                    "index": i,
+                    "entity_id": jsonable(entity),
+                    "route": ROUTE,
+                    "model_name": config.model.name,
+                    "model_version": version,
+                    "features": {n: jsonable(v) for n, v in zip(names, values, strict=True)},
+                    "score": float(score),
+                    "decision": bool(decision),
+                    "as_of": when,
+                }
+                for i, entity, values, score, decision, version, when in zip(
+                    range(part.start, part.stop),
+                    rows[key].tolist(),
+                    feats.itertuples(index=False, name=None),
+                    out["score"].iloc[part].tolist(),
+                    out["decision"].iloc[part].tolist(),
+                    out["model_version"].iloc[part].tolist(),
+                    as_of.tolist(),
+                    strict=True,
+                )
+            ]
+            log.append(records)
+    except OSError as exc:
+        raise SeamlessError(f"The prediction log at {where} cannot be written: {exc}.") from None
+    finally:
+        log.close()
+    return where
+
+
+def run_batch_scoring(
+    config: SeamlessConfig,
+    input_uri: str,
+    output_uri: str,
+    as_of: str = "",
+    timestamp_column: str = "",
+    model_version: str = "",
+    batch_id: str = "",
+    log: bool = True,
+) -> BatchResult:
+    """Score `input_uri`'s entities; write `output_uri` (Parquet), then the prediction log.
+
+    Every check runs before anything is written; the scores file is written whole
+    (atomically) before the log, so a failed log write leaves the scores and says so.
+    """
+    import mlflow.sklearn
+
+    started = time.perf_counter()
+    lap = PhaseTimer()
+    output_check(output_uri)
+    entities = read_entities(config, input_uri, as_of, timestamp_column)
+    mv = resolve_version(config, model_version)
+    lap("read")
+    joined, sources = join_features(config, entities)
+    per_view, without_any = missing_by_view(config, joined)
+    if without_any == len(joined):
+        raise SeamlessError(
+            f"No feature value joined any of the {len(joined)} input rows at their instants "
+            f"({entities.timing}): check that the entity ids exist in the feature tables and "
+            "that the instants fall within each view's ttl after the feature data."
+        )
+    lap("features")
+    model = mlflow.sklearn.load_model(f"models:/{config.model.name}/{mv.version}")
+    lap("load_model")
+    scores = predict_scores(model, model_input(config, joined))
+    lap("score")
+    batch_id = batch_id or f"batch-{uuid.uuid4().hex}"
+    out = scores_frame(config, joined, scores, mv, batch_id)
+    data = parquet_bytes(out)
+    write_bytes(output_uri, data)
+    lap("write")
+    where = log_predictions(config, joined, out, batch_id) if log else ""
+    lap("log")
+    return BatchResult(
+        batch_id=batch_id,
+        model_name=config.model.name,
+        model_version=str(mv.version),
+        input=input_uri,
+        input_sha256=content_hash(entities.frame),
+        timing=entities.timing,
+        rows=len(out),
+        output=output_uri,
+        output_sha256=hashlib.sha256(data).hexdigest(),
+        positives=int(out["decision"].sum()),
+        threshold=config.model.threshold,
+        rows_without_features=per_view,
+        rows_without_any_feature=without_any,
+        feature_sources=sources,
+        prediction_log=where,
+        seconds=round(time.perf_counter() - started, 3),
+        timings_s=lap.timings,
+    )
