@@ -120,7 +120,8 @@ def pipeline_parameters(name: str) -> dict[str, bool]:
     """The compiled pipeline's parameters -> whether each is optional (has a default)."""
     import yaml
 
-    spec = yaml.safe_load(package_path(name).read_text())
+    # The spec, then the platform (Kubernetes) spec: two YAML documents.
+    spec = next(yaml.safe_load_all(package_path(name).read_text()))
     params = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     return {k: bool(v.get("isOptional")) for k, v in params.items()}
 

@@ -64,7 +64,9 @@ def read_table(uri: str, columns: list[str], rows: bool = True) -> pd.DataFrame:
                 fh.seek(0)
                 if not rows:
                     return pd.DataFrame(columns=columns)
-                return pd.read_csv(fh, usecols=columns, dtype=str, keep_default_na=False)
+                return pd.read_csv(
+                    fh, usecols=columns, dtype=str, keep_default_na=False, skip_blank_lines=False
+                )
         import pyarrow.dataset as ds
 
         dataset = ds.dataset(path, filesystem=fs, format="parquet")

@@ -60,3 +60,32 @@ def test_bad_token(kfp_endpoint: str) -> None:
 def test_unknown_pipeline() -> None:
     with pytest.raises(SeamlessError, match=r"Unknown pipeline 'nope'"):
         package_path("nope")
+
+
+def test_run_arguments_follow_each_pipelines_parameters() -> None:
+    from pipelines.submit import run_arguments
+
+    assert run_arguments("training", "cfg", "s3://b/data", []) == {
+        "config_yaml": "cfg",
+        "data_dir": "s3://b/data",
+    }
+    args = run_arguments(
+        "batch-scoring", "cfg", "", ["input_uri=s3://b/new.parquet", "as_of=now", "model_version=3"]
+    )
+    assert args == {
+        "config_yaml": "cfg",
+        "input_uri": "s3://b/new.parquet",
+        "as_of": "now",
+        "model_version": "3",
+    }
+    with pytest.raises(SeamlessError, match=r"needs --param input_uri=\.\.\."):
+        run_arguments("batch-scoring", "cfg", "", ["as_of=now"])
+    with pytest.raises(SeamlessError, match="takes no --data-dir"):
+        run_arguments("batch-scoring", "cfg", "s3://b/data", ["input_uri=x"])
+    with pytest.raises(
+        SeamlessError,
+        match="--param input: the batch-scoring pipeline's parameters are as_of, input_uri",
+    ):
+        run_arguments("batch-scoring", "cfg", "", ["input=x"])
+    with pytest.raises(SeamlessError, match="expected KEY=VALUE"):
+        run_arguments("training", "cfg", "", ["data_dir"])
