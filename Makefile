@@ -147,6 +147,9 @@ bench: venv ## Benchmark the local training pipeline (results in docs/benchmarks
 # The local path before issue #15's work (no DuckDB offline store): the scale baseline.
 SCALE_BASE ?= 67be5fc
 SCALE_ROWS ?= 100000,1000000
+bench-batch: venv ## Batch scoring of 1M rows vs `mlflow models predict`, same model (docs/batch-scoring.md)
+	$(BIN)/python benchmarks/batch.py --rows 1000000 --label-rows $(DEMO_ROWS) --rounds 2 --out docs/batch-scoring.md
+
 bench-scale: venv ## Pipeline per step by rows, this tree vs SCALE_BASE (docs/benchmarks.md, docs/scale.png)
 	$(BIN)/python benchmarks/scale.py --rows $(SCALE_ROWS) --base $(SCALE_BASE) --base-lacks duckdb,ibis \
 		--out docs/benchmarks.md --plot docs/scale.png
@@ -154,4 +157,4 @@ bench-scale: venv ## Pipeline per step by rows, this tree vs SCALE_BASE (docs/be
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench bench-scale clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down
+.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench bench-batch bench-scale clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down

@@ -24,7 +24,7 @@ from components.common.model_input import model_input
 from components.common.storage import EPHEMERAL_DISK_ENV, is_remote, write_bytes
 from components.common.tables import content_hash
 from components.features.features import PhaseTimer
-from components.predictions.records import PREDICTIONS, RecordLog, jsonable
+from components.predictions.records import PREDICTIONS, RecordLog
 
 ROUTE = "batch"
 LOG_CHUNK = 20_000
@@ -123,15 +123,20 @@ def scores_frame(
     config: SeamlessConfig, joined: pd.DataFrame, scores: np.ndarray, mv: Any, batch_id: str
 ) -> pd.DataFrame:
     key = config.entity_key()
+    n = len(joined)
+
+    def same(value: str) -> pd.Categorical:  # one value per row, stored once
+        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[value])
+
     return pd.DataFrame(
         {
             key: joined[key].to_numpy(),
             AS_OF_COLUMN: joined[AS_OF_COLUMN].to_numpy(),
             "score": scores,
             "decision": scores >= config.model.threshold,
-            "model_name": config.model.name,
-            "model_version": str(mv.version),
-            "batch_id": batch_id,
+            "model_name": same(config.model.name),
+            "model_version": same(str(mv.version)),
+            "batch_id": same(batch_id),
         }
     )
 
@@ -156,41 +161,44 @@ def prediction_log() -> tuple[RecordLog, str]:
 
 
 def log_predictions(
-    config: SeamlessConfig, joined: pd.DataFrame, out: pd.DataFrame, batch_id: str
+    config: SeamlessConfig, features: pd.DataFrame, out: pd.DataFrame, batch_id: str
 ) -> str:
     """One prediction-log record per scored row, as serving writes them (route `batch`,
-    request id = batch id, the features as the model saw them)."""
-    names = list(config.feature_types())
+    request id = batch id, `features` as the model saw them: numbers as floats)."""
     key = config.entity_key()
+    names = list(features.columns)
     log, where = prediction_log()
     now = datetime.now(UTC).isoformat()
+    version = str(out["model_version"].iloc[0])
     log.open()
     try:
         for part in chunks(len(out), LOG_CHUNK):
-            rows = joined.iloc[part]
-            feats = rows[names].astype(object).where(rows[names].notna(), None)
-            as_of = rows[AS_OF_COLUMN].map(lambda t: t.isoformat())
+            rows = out.iloc[part]
+            # Object columns hold Python scalars; missing values become None (JSON null).
+            values = features.iloc[part]
+            feats = values.astype(object).where(values.notna(), None)
+            instants = rows[AS_OF_COLUMN].dt.tz_convert(None).to_numpy()
+            as_of = np.datetime_as_string(instants, unit="auto", timezone="UTC")
             records = [
                 {
                     "ts": now,
                     "request_id": batch_id,
                     "index": i,
-                    "entity_id": jsonable(entity),
+                    "entity_id": entity,  # tolist(): a Python int or str
                     "route": ROUTE,
                     "model_name": config.model.name,
                     "model_version": version,
-                    "features": {n: jsonable(v) for n, v in zip(names, values, strict=True)},
-                    "score": float(score),
-                    "decision": bool(decision),
+                    "features": named,
+                    "score": score,
+                    "decision": decision,
                     "as_of": when,
                 }
-                for i, entity, values, score, decision, version, when in zip(
+                for i, entity, named, score, decision, when in zip(
                     range(part.start, part.stop),
                     rows[key].tolist(),
-                    feats.itertuples(index=False, name=None),
-                    out["score"].iloc[part].tolist(),
-                    out["decision"].iloc[part].tolist(),
-                    out["model_version"].iloc[part].tolist(),
+                    [dict(zip(names, t, strict=True)) for t in feats.itertuples(False, None)],
+                    rows["score"].tolist(),
+                    rows["decision"].tolist(),
                     as_of.tolist(),
                     strict=True,
                 )
@@ -237,14 +245,15 @@ def run_batch_scoring(
     lap("features")
     model = mlflow.sklearn.load_model(f"models:/{config.model.name}/{mv.version}")
     lap("load_model")
-    scores = predict_scores(model, model_input(config, joined))
+    features = model_input(config, joined)
+    scores = predict_scores(model, features)
     lap("score")
     batch_id = batch_id or f"batch-{uuid.uuid4().hex}"
     out = scores_frame(config, joined, scores, mv, batch_id)
     data = parquet_bytes(out)
     write_bytes(output_uri, data)
     lap("write")
-    where = log_predictions(config, joined, out, batch_id) if log else ""
+    where = log_predictions(config, features, out, batch_id) if log else ""
     lap("log")
     return BatchResult(
         batch_id=batch_id,

@@ -177,7 +177,7 @@ def test_prediction_log_audit_and_lineage(
     first = records[0]
     assert first["route"] == "batch" and first["model_version"] == built["version"]
     assert set(first["features"]) == set(cfg.feature_types())
-    assert first["as_of"] == rows[ts][0].isoformat()
+    assert pd.Timestamp(first["as_of"]) == rows[ts][0]
     scores = pd.read_parquet(tmp_path / "s.parquet")["score"].tolist()
     assert [r["score"] for r in records] == scores
     # The batch id is a request id like serving's: `seamless lineage --request` finds it.
