@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from components.common.errors import SeamlessError
-from pipelines.output import WsConfigOpt, stdout_console
+from pipelines.output import WsConfigOpt, require_access, stdout_console
 
 
 def _local_output(output: str | None, workspace: Path, runner: str) -> str:
@@ -99,15 +100,15 @@ def batch_scoring_cmd(
     from components.batch.scoring import read_entities
     from components.common.config import load_config
     from components.common.storage import is_remote
-    from pipelines.cli import _require, _workspace_config, console
     from pipelines.local import run_batch_scoring, use_workspace
+    from pipelines.workspace import resolve_config
 
-    config_path = _workspace_config(config, workspace)
+    config_path = resolve_config(config, workspace)
     source = input_table if is_remote(input_table) else str(Path(input_table).resolve())
     # The arguments and the input's columns, before a step starts (the step checks the rows).
     read_entities(load_config(config_path), source, as_of, timestamp_column, rows=False)
     use_workspace(workspace)
-    _require("run_pipeline")
+    require_access("run_pipeline")
     target = _local_output(output, workspace, runner)
     arguments = {
         "input_uri": source,
@@ -116,7 +117,7 @@ def batch_scoring_cmd(
         "output_uri": target,
         "model_version": model_version,
     }
-    with console.status("Running the batch scoring pipeline"):
+    with Console(stderr=True).status("Running the batch scoring pipeline"):
         result = run_batch_scoring(config_path, workspace, arguments, runner)
     if as_json:
         print(json.dumps(result, indent=2, default=str))

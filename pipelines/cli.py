@@ -14,7 +14,7 @@ from rich.table import Table
 
 from components.common.config import default_config_path, load_config
 from components.common.errors import SeamlessError
-from pipelines.output import WsConfigOpt, stdout_console
+from pipelines.output import WsConfigOpt, require_access, stdout_console
 
 if TYPE_CHECKING:
     from pipelines.workspace import TrainingConfig
@@ -548,15 +548,7 @@ def status_cmd(
     out.print(used)
 
 
-def _require(action: str) -> None:
-    """Access check for a mutating command; the steps it starts act as the same principal."""
-    import os
-
-    from components.governance import access
-
-    who = access.require(action)
-    os.environ["SEAMLESS_ACTOR"] = who.actor
-    os.environ["SEAMLESS_ROLE"] = who.role
+_require = require_access
 
 
 def main() -> None:

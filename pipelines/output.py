@@ -28,6 +28,15 @@ def stdout_console() -> Console:
     return Console(soft_wrap=True, width=PIPED_WIDTH)
 
 
+def require_access(action: str) -> None:
+    """Access check for a mutating command; the steps it starts act as the same principal."""
+    from components.governance import access
+
+    who = access.require(action)
+    os.environ["SEAMLESS_ACTOR"] = who.actor
+    os.environ["SEAMLESS_ROLE"] = who.role
+
+
 WsConfigOpt = Annotated[
     Path | None,
     typer.Option(
