@@ -12,7 +12,7 @@ from typing import Any
 from kfp import dsl
 
 from components.batch.component import batch_score
-from pipelines.training import use_feast_repo, wire_for_kubernetes
+from pipelines.training import size_step, use_feast_repo, wire_for_kubernetes
 
 PIPELINE_NAME = "seamless-batch-scoring"
 
@@ -42,10 +42,7 @@ def build_batch_scoring_pipeline(retries: int = 2, cluster: bool = False):  # ty
             model_version=model_version,
             pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         ).set_display_name("batch-score")
-        if retries:
-            scored.set_retry(num_retries=retries, backoff_duration="30s")
-        scored.set_cpu_request("500m").set_cpu_limit("2")
-        scored.set_memory_request("1G").set_memory_limit("4G")
+        size_step(scored, retries)
         if cluster:
             wire_for_kubernetes(scored)
             use_feast_repo(scored)  # the SQL registry names the offline tables

@@ -11,7 +11,12 @@ from typing import Any
 from kfp import dsl
 
 from components.monitor.component import monitor, post_deploy_check
-from pipelines.training import build_training_pipeline, may_notify, wire_for_kubernetes
+from pipelines.training import (
+    build_training_pipeline,
+    may_notify,
+    size_step,
+    wire_for_kubernetes,
+)
 
 PIPELINE_NAME = "seamless-monitoring"
 
@@ -39,10 +44,7 @@ def build_monitoring_pipeline(retries: int = 2, cluster: bool = False):  # type:
         with dsl.If(watched.outputs["Output"] == "retrain", name="drift-or-breach"):
             training(config_yaml=config_yaml, data_dir=data_dir).set_display_name("retrain")
         for task in (checked, watched):
-            if retries:
-                task.set_retry(num_retries=retries, backoff_duration="30s")
-            task.set_cpu_request("250m").set_cpu_limit("2")
-            task.set_memory_request("512M").set_memory_limit("2G")
+            size_step(task, retries, cpu="250m", memory=("512M", "2G"))
             if cluster:
                 wire_for_kubernetes(task)
                 may_notify(task)  # drift verdicts, and the post-deploy check's rollback

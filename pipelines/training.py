@@ -83,6 +83,17 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
     task.set_env_variable("SEAMLESS_ROLE", "ml_engineer")
 
 
+def size_step(
+    task: dsl.PipelineTask, retries: int, cpu: str = "500m", memory: tuple[str, str] = ("1G", "4G")
+) -> None:
+    """Retries with backoff (a cluster's transient failures), the CPU the step requests
+    (limit 2 for every step) and its memory (request, limit)."""
+    if retries:
+        task.set_retry(num_retries=retries, backoff_duration="30s")
+    task.set_cpu_request(cpu).set_cpu_limit("2")
+    task.set_memory_request(memory[0]).set_memory_limit(memory[1])
+
+
 def may_notify(task: dsl.PipelineTask) -> None:
     """A step that sends events (config `notifications:`): the receivers' URLs from the
     optional `seamless-notifications` Secret, one key per `url_env`, mounted as files
@@ -186,10 +197,7 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str
                 deployed.after(online)  # serving reads the online store
         steps = (ingested, checked, feats, online, trained, judged, registered, deployed)
         for task in steps:
-            if retries:
-                task.set_retry(num_retries=retries, backoff_duration="30s")
-            task.set_cpu_request("500m").set_cpu_limit("2")
-            task.set_memory_request("1G").set_memory_limit("4G")
+            size_step(task, retries)
         if cluster:
             for task in steps:
                 wire_for_kubernetes(task)
