@@ -101,8 +101,10 @@ def serve_cmd(
 ) -> None:
     """Serve the champion model: /v1/predict, Open Inference Protocol v2, /metrics.
 
-    Tokens: --tokens-file / SEAMLESS_SERVE_TOKENS_FILE and/or SEAMLESS_SERVE_TOKENS (JSON);
-    without any, the server refuses to start unless --no-auth is given.
+    Tokens: --tokens-file / SEAMLESS_SERVE_TOKENS_FILE and/or SEAMLESS_SERVE_TOKENS (JSON),
+    and/or JWTs of an OIDC provider (SEAMLESS_SERVE_OIDC_ISSUER and _AUDIENCE; see
+    components/serve/README.md); without any, the server refuses to start unless
+    --no-auth is given.
 
     Example: seamless serve --workspace .seamless --port 8080 --no-auth
     """
@@ -111,7 +113,7 @@ def serve_cmd(
     import uvicorn
 
     from components.serve.api.app import create_app
-    from components.serve.settings import ServeSettings
+    from components.serve.settings import ServeSettings, oidc_from_env
     from pipelines.local import use_workspace
 
     config_path = serve_config(config, workspace)
@@ -134,6 +136,7 @@ def serve_cmd(
         log_sync=log_sync,
         spool_dir=spool_dir,
         spool_max_bytes=spool_max_bytes,
+        **oidc_from_env(os.environ),  # type: ignore[arg-type]
     )
     app = create_app(settings)
     # One process: the model poller and the prediction log writer are per process.

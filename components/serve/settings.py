@@ -7,6 +7,7 @@ variables only when the app factory asks for it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +80,20 @@ class ServeSettings:
     """File of `token:role[,role]` lines (SEAMLESS_SERVE_TOKENS_FILE)."""
     tokens_json: str | None = None
     """JSON object token -> role or [roles] (SEAMLESS_SERVE_TOKENS)."""
+    oidc_issuer: str | None = None
+    """Accept bearer JWTs from this OIDC issuer (`iss`; https, or http on loopback)
+    besides the static tokens (SEAMLESS_SERVE_OIDC_ISSUER). Needs `oidc_audience`."""
+    oidc_audience: str | None = None
+    """The `aud` a token must carry (SEAMLESS_SERVE_OIDC_AUDIENCE)."""
+    oidc_jwks_url: str | None = None
+    """The provider's JWKS; default: `jwks_uri` of the issuer's discovery document
+    (SEAMLESS_SERVE_OIDC_JWKS_URL)."""
+    oidc_roles_claim: str = "roles"
+    """The claim holding the caller's roles, a list or a space-separated string
+    (SEAMLESS_SERVE_OIDC_ROLES_CLAIM)."""
+    oidc_role_map: str | None = None
+    """JSON object claim value -> `predict` or `admin` (SEAMLESS_SERVE_OIDC_ROLE_MAP);
+    default: the values `predict` and `admin` themselves."""
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -151,9 +166,20 @@ class ServeSettings:
             kwargs["spool_dir"] = Path(env["SEAMLESS_SERVE_SPOOL_DIR"])
         if env.get("SEAMLESS_SERVE_TOKENS"):
             kwargs["tokens_json"] = env["SEAMLESS_SERVE_TOKENS"]
+        kwargs.update(oidc_from_env(env))
         if env.get("SEAMLESS_SERVE_LOG_SYNC"):
             kwargs["log_sync"] = env["SEAMLESS_SERVE_LOG_SYNC"]
         if env.get("SEAMLESS_SERVE_LOG_URL"):
             kwargs["log_url"] = env["SEAMLESS_SERVE_LOG_URL"]
         kwargs["auth_disabled"] = env.get("SEAMLESS_SERVE_AUTH_DISABLED", "") == "true"
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def oidc_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The `oidc_*` settings given by `SEAMLESS_SERVE_OIDC_*` variables."""
+    names = ("issuer", "audience", "jwks_url", "roles_claim", "role_map")
+    return {
+        f"oidc_{n}": env[f"SEAMLESS_SERVE_OIDC_{n.upper()}"]
+        for n in names
+        if env.get(f"SEAMLESS_SERVE_OIDC_{n.upper()}")
+    }

@@ -21,10 +21,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from components.common.config import SeamlessConfig, load_config
 from components.common.env import disable_telemetry
+from components.common.errors import SeamlessError
 from components.serve import metrics
 from components.serve.api import oip
 from components.serve.api.auth import TokenAuth
 from components.serve.api.fastpath import RETRY_AFTER_S, Front, error_key
+from components.serve.api.oidc import verifier_from
 from components.serve.api.schemas import (
     ErrorBody,
     FeedbackRequest,
@@ -136,7 +138,10 @@ def create_app(
     settings = settings or ServeSettings.from_env()
     config = config or load_config(settings.config_path)
     auth = TokenAuth.from_sources(
-        settings.tokens_file, settings.tokens_json, settings.auth_disabled
+        settings.tokens_file,
+        settings.tokens_json,
+        settings.auth_disabled,
+        oidc=verifier_from(settings),
     )
     if auth.disabled:
         log.warning("Authentication is DISABLED (--no-auth): for local development only.")
@@ -226,6 +231,9 @@ def create_app(
         ) -> None:
             roles = auth.roles_of(request.headers.get("authorization"))
             if roles is None:
+                refused = auth.refusal(request.headers.get("authorization"))
+                if refused is not None:  # a JWT: who claimed to call, and why refused
+                    _audit_refused(*refused, request.url.path)
                 raise HTTPException(
                     401, "Missing or unknown bearer token.", {"WWW-Authenticate": "Bearer"}
                 )
@@ -580,6 +588,18 @@ def create_app(
         )
 
     return app
+
+
+def _audit_refused(actor: str, reason: str, path: str) -> None:
+    from components.governance import audit
+
+    with suppress(SeamlessError):  # an unreachable audit store must not turn 401 into 500
+        audit.record(
+            audit.ACCESS_DENIED,
+            f"serve:{path}",
+            {"action": "authenticate", "reason": reason, "credential": "oidc"},
+            actor=actor,
+        )
 
 
 def _audit_denied(header: str, roles: set[str] | frozenset[str] | list[str]) -> None:

@@ -4,7 +4,9 @@ Tokens come from a file of `token:role[,role]` lines (`SEAMLESS_SERVE_TOKENS_FIL
 `#` starts a comment) and/or a JSON object token -> role or [roles]
 (`SEAMLESS_SERVE_TOKENS`). `admin` implies `predict`. Only SHA-256 digests of the
 tokens are kept in memory and compared with `hmac.compare_digest`; tokens are never
-logged. Without any token the app refuses to start unless auth is disabled explicitly.
+logged. With an OIDC provider configured (`oidc.py`), a bearer JWT is verified against
+it instead. Without any token or provider the app refuses to start unless auth is
+disabled explicitly.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from pathlib import Path
 
 from components.common.errors import SeamlessError
+from components.serve.api.oidc import OidcVerifier, Refused, looks_like_jwt
 
 ROLES = frozenset({"predict", "admin"})
 
@@ -69,39 +72,74 @@ def parse_tokens_json(text: str) -> list[tuple[bytes, frozenset[str]]]:
 class TokenAuth:
     """Checks `Authorization: Bearer <token>` headers against the configured roles."""
 
-    def __init__(self, entries: list[tuple[bytes, frozenset[str]]], disabled: bool = False):
-        if not entries and not disabled:
+    def __init__(
+        self,
+        entries: list[tuple[bytes, frozenset[str]]],
+        disabled: bool = False,
+        oidc: OidcVerifier | None = None,
+    ):
+        if not entries and oidc is None and not disabled:
             raise SeamlessError(
                 "No serving tokens configured: set SEAMLESS_SERVE_TOKENS_FILE (lines "
-                "'token:role') or SEAMLESS_SERVE_TOKENS (JSON), or disable auth explicitly "
+                "'token:role'), SEAMLESS_SERVE_TOKENS (JSON) or an OIDC provider "
+                "(SEAMLESS_SERVE_OIDC_ISSUER and _AUDIENCE), or disable auth explicitly "
                 "for local development (--no-auth)."
             )
         self.entries = entries
         self.disabled = disabled
+        self.oidc = oidc
 
     @classmethod
     def from_sources(
-        cls, tokens_file: Path | None, tokens_json: str | None, disabled: bool
+        cls,
+        tokens_file: Path | None,
+        tokens_json: str | None,
+        disabled: bool,
+        oidc: OidcVerifier | None = None,
     ) -> TokenAuth:
         entries = []
         if tokens_file is not None:
             entries += parse_tokens_file(tokens_file)
         if tokens_json:
             entries += parse_tokens_json(tokens_json)
-        return cls(entries, disabled=disabled)
+        return cls(entries, disabled=disabled, oidc=oidc)
+
+    def refusal(self, authorization: str | None) -> tuple[str, str] | None:
+        """(actor, reason) of a refused bearer JWT, for the audit trail; None for anything
+        else (no header, a static token: those are not attributable to anyone)."""
+        token = _bearer(authorization)
+        if self.oidc is None or token is None or not looks_like_jwt(token):
+            return None
+        try:
+            self.oidc.verify(token)
+        except Refused as exc:
+            return f"oidc:{exc.subject or 'unknown'}", exc.reason
+        return None
 
     def roles_of(self, authorization: str | None) -> frozenset[str] | None:
         """Roles of the bearer token in the header; None when missing or unknown."""
         if self.disabled:
             return ROLES
-        if not authorization:
+        token = _bearer(authorization)
+        if token is None:
             return None
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        digest = _digest(token.strip())
+        if self.oidc is not None and looks_like_jwt(token):
+            try:
+                return self.oidc.verify(token).roles
+            except Refused:
+                return None
+        digest = _digest(token)
         found: frozenset[str] | None = None
         for known, roles in self.entries:  # no early exit: same work for any token
             if hmac.compare_digest(digest, known):
                 found = roles
         return found
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
