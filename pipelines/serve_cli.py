@@ -56,6 +56,17 @@ def serve_cmd(
             envvar="SEAMLESS_SERVE_TOKENS_FILE", help="File of 'token:role[,role]' lines."
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SEAMLESS_SERVE_TLS_CERT",
+            help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(envvar="SEAMLESS_SERVE_TLS_KEY", help="The certificate's PEM private key."),
+    ] = None,
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Serve without tokens (local development only).")
     ] = False,
@@ -116,6 +127,7 @@ def serve_cmd(
     from components.serve.settings import ServeSettings, oidc_from_env
     from pipelines.local import use_workspace
 
+    tls = tls_files(tls_cert, tls_key)
     config_path = serve_config(config, workspace)
     if workspace is not None:
         use_workspace(workspace)
@@ -143,8 +155,39 @@ def serve_cmd(
     # Access lines are INFO: above that they would be built per request, then dropped.
     access_log = log_level.lower() in ("trace", "debug", "info")
     uvicorn.run(
-        app, host=host, port=port, log_level=log_level.lower(), workers=1, access_log=access_log
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        workers=1,
+        access_log=access_log,
+        ssl_certfile=tls[0],
+        ssl_keyfile=tls[1],
     )
+
+
+def tls_files(cert: Path | None, key: Path | None) -> tuple[str | None, str | None]:
+    """uvicorn's TLS arguments, checked before anything starts: both files or neither,
+    and a key that belongs to the certificate."""
+    import ssl
+
+    from components.common.errors import SeamlessError
+
+    if cert is None and key is None:
+        return None, None
+    if cert is None or key is None:
+        raise SeamlessError("HTTPS needs both --tls-cert and --tls-key.")
+    for path in (cert, key):
+        if not path.is_file():
+            raise SeamlessError(f"TLS file {path} does not exist.")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise SeamlessError(
+            f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate and its key "
+            f"({exc.__class__.__name__})."
+        ) from None
+    return str(cert), str(key)
 
 
 def serve_config(config: Path | None, workspace: Path | None) -> Path:
