@@ -7,8 +7,10 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.helpers.loopback import answer, loopback_server
 
 
 class Receiver:
@@ -41,20 +43,11 @@ def webhook_receiver(path: str = "/hook/T0KEN-secret") -> Iterator[Receiver]:
                         "status": status,
                     }
                 )
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            answer(self, b"ok", "text/plain", status)
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
-    try:
+    with loopback_server(Handler) as base:
+        receiver.url = f"{base}{path}"
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()

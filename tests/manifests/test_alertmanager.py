@@ -10,13 +10,12 @@ import shutil
 import stat
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pytest
 import yaml
 from k8s_objects import MANIFESTS, Rendering
 
+from tests.helpers.loopback import answer, loopback_server
 from tests.helpers.postgres import free_port
 from tests.helpers.require import unavailable
 from tests.helpers.webhook import Receiver, webhook_receiver
@@ -242,22 +242,13 @@ def metrics_target(counter: Counter) -> Iterator[str]:
                 "# TYPE seamless_serve_model_reload_failures_total counter\n"
                 f"seamless_serve_model_reload_failures_total {counter.value}\n"
             ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer(self, body, "text/plain; version=0.0.4")
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(Handler) as url:
+        yield url.removeprefix("http://")
 
 
 @contextmanager

@@ -11,11 +11,10 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from components.common.errors import SeamlessError
 from components.governance.audit import ACCESS_DENIED, FileAuditLog
 from components.serve.api.app import create_app
 from components.serve.api.oidc import OidcVerifier, Refused
+from tests.helpers.loopback import answer, loopback_server
 from tests.serving.conftest import make_settings
 
 AUDIENCE = "seamless-serving"
@@ -95,26 +95,16 @@ def provider() -> Iterator[Provider]:
                 self.send_response(404)
                 self.end_headers()
                 return
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            answer(self, json.dumps(body).encode(), "application/json")
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    p.url = f"http://127.0.0.1:{server.server_address[1]}"
-    p.add_key("k1")
-    p.add_key("e1", kind="ec")
-    try:
+    with loopback_server(Handler) as url:
+        p.url = url
+        p.add_key("k1")
+        p.add_key("e1", kind="ec")
         yield p
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def bearer(token: str) -> dict[str, str]:

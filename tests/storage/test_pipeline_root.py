@@ -5,9 +5,8 @@ a loopback endpoint records what the KFP client sends)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +18,7 @@ from components.common.errors import SeamlessError
 from pipelines.cli import app
 from pipelines.compile import COMPILED_DIR, compiled_pipelines
 from pipelines.submit import check_pipeline_root, set_pipeline_root, submit
+from tests.helpers.loopback import answer, loopback_server
 
 pytestmark = pytest.mark.unit
 
@@ -91,12 +91,7 @@ class _Recorder(BaseHTTPRequestHandler):
     posts: ClassVar[list[tuple[str, dict[str, Any]]]] = []
 
     def _answer(self, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        answer(self, json.dumps(body).encode(), "application/json")
 
     def do_GET(self) -> None:
         self._answer({})
@@ -117,12 +112,8 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture()
 def kfp_recorder() -> Iterator[str]:
     _Recorder.posts = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+    with loopback_server(_Recorder) as url:
+        yield url
 
 
 def test_submit_sends_the_root_with_the_run(kfp_recorder: str) -> None:
