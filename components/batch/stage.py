@@ -150,14 +150,12 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 def prediction_log() -> tuple[RecordLog, str]:
     """Where serving logs (SEAMLESS_SERVE_LOG_URL's PostgreSQL, else the workspace's
     files), so monitoring sees batch traffic beside online traffic."""
-    from components.predictions.files import AppendLog
-    from components.predictions.postgres import PgLog, redact
+    from components.predictions.postgres import redact
+    from components.predictions.reader import writer_for
 
     url = os.environ.get("SEAMLESS_SERVE_LOG_URL", "").strip()
-    if url:
-        return PgLog(url, PREDICTIONS), redact(url)
     folder = workspace() / "predictions"
-    return AppendLog(folder, PREDICTIONS), str(folder)
+    return writer_for(url, folder, PREDICTIONS), redact(url) if url else str(folder)
 
 
 def log_predictions(

@@ -1,5 +1,5 @@
-"""Reading the prediction log wherever it is: a folder of segment files or a PostgreSQL
-table, chosen by the source (a path or a `postgresql://` URL)."""
+"""Reading and writing the prediction log wherever it is: a folder of segment files or a
+PostgreSQL table, chosen by the source (a path or a `postgresql://` URL)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from components.predictions.files import read_records
-from components.predictions.postgres import is_pg_url, read_pg_records
-from components.predictions.records import ReadStats
+from components.predictions.files import AppendLog, read_records
+from components.predictions.postgres import PgLog, is_pg_url, read_pg_records
+from components.predictions.records import ReadStats, RecordLog
 
 
 def read_log(
@@ -26,3 +26,18 @@ def read_log(
     if request_id is None:
         return records
     return (r for r in records if r.get("request_id") == request_id)
+
+
+def writer_for(
+    url: str | None,
+    folder: Path,
+    prefix: str,
+    segment_bytes: int = 64 << 20,
+    sync_every_s: float | None = None,
+    synchronous_commit: bool = True,
+) -> RecordLog:
+    """The log a writer appends to (not opened yet): the PostgreSQL table when `url` is
+    set, else segment files in `folder` (the same choice `read_log` makes for readers)."""
+    if url:
+        return PgLog(url, prefix, synchronous_commit=synchronous_commit)
+    return AppendLog(folder, prefix, segment_bytes, sync_every_s)

@@ -4,10 +4,11 @@ cluster (the backends are in `components/predictions/`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from components.predictions.files import WRITE_SYNC_INTERVAL_S, AppendLog
+from components.predictions.files import WRITE_SYNC_INTERVAL_S
 from components.predictions.postgres import PgLog
+from components.predictions.reader import writer_for
 from components.predictions.records import FEEDBACK, PREDICTIONS, RecordLog
 from components.predictions.spool import Spool, SpooledLog
 
@@ -26,22 +27,27 @@ def make_logs(
     `spool_max_bytes` is 0; `observer(prefix)` gets each spool's counts. Otherwise the
     JSON-lines segment files in `settings.predictions_path()` / `feedback_path()`.
     """
-    if settings.log_url:
-        durable = settings.log_sync == "fsync"
-        pair = (
-            PgLog(settings.log_url, PREDICTIONS, synchronous_commit=durable),
-            PgLog(settings.log_url, FEEDBACK, synchronous_commit=durable),
+    durable = settings.log_sync == "fsync"
+    every = None if durable else WRITE_SYNC_INTERVAL_S
+    pair = (
+        writer_for(
+            settings.log_url, settings.predictions_path(), PREDICTIONS,
+            settings.segment_bytes, every, durable,
+        ),
+        writer_for(
+            settings.log_url, settings.feedback_path(), FEEDBACK,
+            settings.segment_bytes, every, durable,
+        ),
+    )  # fmt: skip
+    if not settings.log_url or not settings.spool_max_bytes:
+        return pair
+    tables = cast(tuple[PgLog, PgLog], pair)  # a log_url gives PostgreSQL tables
+    preds, feedback = (
+        SpooledLog(
+            p,
+            Spool(settings.spool_path(), p.prefix, settings.spool_max_bytes),
+            observer=observer(p.prefix) if observer else None,
         )
-        if not settings.spool_max_bytes:
-            return pair
-        spools = [Spool(settings.spool_path(), p.prefix, settings.spool_max_bytes) for p in pair]
-        preds, feedback = (
-            SpooledLog(p, s, observer=observer(p.prefix) if observer else None)
-            for p, s in zip(pair, spools, strict=True)
-        )
-        return preds, feedback
-    every = None if settings.log_sync == "fsync" else WRITE_SYNC_INTERVAL_S
-    return (
-        AppendLog(settings.predictions_path(), PREDICTIONS, settings.segment_bytes, every),
-        AppendLog(settings.feedback_path(), FEEDBACK, settings.segment_bytes, every),
+        for p in tables
     )
+    return preds, feedback

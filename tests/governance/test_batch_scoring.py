@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from components.batch.stage import run_batch_scoring
-from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
 from components.common.model_input import model_input
 from components.governance import hooks
@@ -26,7 +26,7 @@ from components.governance.lineage import find_request, model_lineage
 from components.predictions.reader import read_log
 from tests.helpers.cli import run_cli
 from tests.helpers.postgres import PostgresServer, pg_server
-from tests.serving.workspace import build_workspace, clean_endpoints, small_config
+from tests.serving.workspace import small_trained_workspace
 
 pytestmark = [pytest.mark.governance, pytest.mark.slow]
 __all__ = ["pg_server"]
@@ -35,14 +35,18 @@ NOT_TS = "column 't' has 1 values that are not timestamps (first at row 1: 'soon
 
 
 @pytest.fixture(scope="module")
-def cfg() -> SeamlessConfig:
-    return small_config(load_config(default_config_path()))
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[SeamlessConfig, dict[str, Any]]:
+    return small_trained_workspace(tmp_path_factory.mktemp("batch"), rows=3000)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, cfg: SeamlessConfig) -> dict[str, Any]:
-    with clean_endpoints():
-        return build_workspace(tmp_path_factory.mktemp("batch"), cfg, rows=3000)
+def cfg(trained: tuple[SeamlessConfig, dict[str, Any]]) -> SeamlessConfig:
+    return trained[0]
+
+
+@pytest.fixture(scope="module")
+def built(trained: tuple[SeamlessConfig, dict[str, Any]]) -> dict[str, Any]:
+    return trained[1]
 
 
 @pytest.fixture()

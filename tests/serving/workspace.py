@@ -84,3 +84,13 @@ def clean_endpoints() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def small_trained_workspace(root: Path, rows: int) -> tuple[SeamlessConfig, dict[str, Any]]:
+    """The bundled config made small, and a workspace trained on it (`build_workspace`),
+    for a module-scoped fixture (the process environment is restored afterwards)."""
+    from components.common.config import default_config_path, load_config
+
+    config = small_config(load_config(default_config_path()))
+    with clean_endpoints():
+        return config, build_workspace(root, config, rows=rows)

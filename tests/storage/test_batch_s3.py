@@ -11,22 +11,26 @@ import pandas as pd
 import pytest
 
 from components.batch.stage import run_batch_scoring
-from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.common.config import SeamlessConfig
 from components.common.storage import EPHEMERAL_DISK_ENV, read_bytes, write_bytes
-from tests.serving.workspace import build_workspace, clean_endpoints, small_config
+from tests.serving.workspace import small_trained_workspace
 
 pytestmark = [pytest.mark.storage, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def cfg() -> SeamlessConfig:
-    return small_config(load_config(default_config_path()))
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[SeamlessConfig, dict[str, Any]]:
+    return small_trained_workspace(tmp_path_factory.mktemp("batch-s3"), rows=1500)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, cfg: SeamlessConfig) -> dict[str, Any]:
-    with clean_endpoints():
-        return build_workspace(tmp_path_factory.mktemp("batch-s3"), cfg, rows=1500)
+def cfg(trained: tuple[SeamlessConfig, dict[str, Any]]) -> SeamlessConfig:
+    return trained[0]
+
+
+@pytest.fixture(scope="module")
+def built(trained: tuple[SeamlessConfig, dict[str, Any]]) -> dict[str, Any]:
+    return trained[1]
 
 
 def test_input_and_scores_in_object_storage(

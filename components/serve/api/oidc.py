@@ -12,6 +12,7 @@ document), cached, and fetched again for an unknown `kid`, at most once per
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 ROLES = frozenset({"predict", "admin"})
+ACCEPTED_CACHE = 4096
+"""Accepted tokens remembered at most (the cache starts over when full)."""
 
 
 class Refused(Exception):
@@ -58,6 +61,15 @@ def _https_or_loopback(url: str, what: str) -> None:
     loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
         raise SeamlessError(f"{what} must be an https:// URL (http only on loopback), got {url!r}.")
+
+
+def _claimed_subject(token: str) -> str | None:
+    """The `sub` a token claims, unverified (what a refused caller said it was)."""
+    try:
+        sub = jwt.decode(token, options={"verify_signature": False}).get("sub")
+    except jwt.PyJWTError:
+        return None
+    return sub if isinstance(sub, str) else None
 
 
 def _fetch_json(url: str, timeout_s: float) -> Any:
@@ -118,6 +130,7 @@ class OidcVerifier:
                 f"SEAMLESS_SERVE_OIDC_ROLE_MAP maps to unknown roles {bad}; use predict or admin."
             )
         self.leeway_s = leeway_s
+        self._accepted: dict[bytes, tuple[Verified, float]] = {}
         self.jwks = Jwks(jwks_url or self._discover(), min_refresh_s=min_refresh_s)
         _https_or_loopback(self.jwks.url, "The JWKS URL (SEAMLESS_SERVE_OIDC_JWKS_URL)")
 
@@ -132,21 +145,37 @@ class OidcVerifier:
         return found
 
     def verify(self, token: str) -> Verified:
-        """The token's subject and serving roles; `Refused` with the reason otherwise."""
+        """The token's subject and serving roles; `Refused` with the reason otherwise.
+
+        An accepted token is remembered (by digest) until its `exp`: a client sends the
+        same token on every request, and the signature need not be checked each time."""
+        digest = hashlib.sha256(token.encode()).digest()
+        hit = self._accepted.get(digest)
+        if hit is not None and hit[1] > time.time():
+            return hit[0]
+        try:
+            verified, expires = self._check(token)
+        except Refused as exc:
+            exc.subject = _claimed_subject(token)  # for the audit trail: only when refused
+            raise
+        if len(self._accepted) >= ACCEPTED_CACHE:
+            self._accepted.clear()
+        self._accepted[digest] = (verified, expires)
+        return verified
+
+    def _check(self, token: str) -> tuple[Verified, float]:
         try:
             header = jwt.get_unverified_header(token)
-            claimed = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
             raise Refused("malformed token") from None
-        subject = claimed.get("sub") if isinstance(claimed.get("sub"), str) else None
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in ALGORITHMS:
-            raise Refused(f"algorithm {alg!r} is not accepted", subject)
+            raise Refused(f"algorithm {alg!r} is not accepted")
         if not isinstance(kid, str) or not kid:
-            raise Refused("no key id (kid) in the token header", subject)
+            raise Refused("no key id (kid) in the token header")
         key = self.jwks.key(kid)
         if key is None:
-            raise Refused(f"unknown signing key {kid!r}", subject)
+            raise Refused(f"unknown signing key {kid!r}")
         try:
             claims = jwt.decode(
                 token,
@@ -158,16 +187,16 @@ class OidcVerifier:
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError:
-            raise Refused("token expired", subject) from None
+            raise Refused("token expired") from None
         except jwt.InvalidAudienceError:
-            raise Refused("wrong audience", subject) from None
+            raise Refused("wrong audience") from None
         except jwt.InvalidIssuerError:
-            raise Refused("wrong issuer", subject) from None
+            raise Refused("wrong issuer") from None
         except jwt.InvalidSignatureError:
-            raise Refused("bad signature", subject) from None
+            raise Refused("bad signature") from None
         except jwt.PyJWTError as exc:
-            raise Refused(f"invalid token: {exc}", subject) from None
-        return Verified(str(claims["sub"]), self._roles(claims))
+            raise Refused(f"invalid token: {exc}") from None
+        return Verified(str(claims["sub"]), self._roles(claims)), float(claims["exp"])
 
     def _roles(self, claims: dict[str, Any]) -> frozenset[str]:
         raw = claims.get(self.roles_claim)
