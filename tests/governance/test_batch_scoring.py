@@ -26,27 +26,12 @@ from components.governance.lineage import find_request, model_lineage
 from components.predictions.reader import read_log
 from tests.helpers.cli import run_cli
 from tests.helpers.postgres import PostgresServer, pg_server
-from tests.serving.workspace import small_trained_workspace
+from tests.serving.workspace import built, cfg, trained
 
 pytestmark = [pytest.mark.governance, pytest.mark.slow]
-__all__ = ["pg_server"]
+__all__ = ["built", "cfg", "pg_server", "trained"]
 NOT_INT = "column 'customer_id' has 1 entity ids that are not integers (first at row 1: 'abc')"
 NOT_TS = "column 't' has 1 values that are not timestamps (first at row 1: 'soon')"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[SeamlessConfig, dict[str, Any]]:
-    return small_trained_workspace(tmp_path_factory.mktemp("batch"), rows=3000)
-
-
-@pytest.fixture(scope="module")
-def cfg(trained: tuple[SeamlessConfig, dict[str, Any]]) -> SeamlessConfig:
-    return trained[0]
-
-
-@pytest.fixture(scope="module")
-def built(trained: tuple[SeamlessConfig, dict[str, Any]]) -> dict[str, Any]:
-    return trained[1]
 
 
 @pytest.fixture()

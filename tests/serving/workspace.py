@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from components.common.config import SeamlessConfig
 from components.features.features import build_features
@@ -94,3 +95,19 @@ def small_trained_workspace(root: Path, rows: int) -> tuple[SeamlessConfig, dict
     config = small_config(load_config(default_config_path()))
     with clean_endpoints():
         return config, build_workspace(root, config, rows=rows)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[SeamlessConfig, dict[str, Any]]:
+    """A module's small trained workspace; import `trained`, `cfg` and `built` to use it."""
+    return small_trained_workspace(tmp_path_factory.mktemp("trained"), rows=3000)
+
+
+@pytest.fixture(scope="module")
+def cfg(trained: tuple[SeamlessConfig, dict[str, Any]]) -> SeamlessConfig:
+    return trained[0]
+
+
+@pytest.fixture(scope="module")
+def built(trained: tuple[SeamlessConfig, dict[str, Any]]) -> dict[str, Any]:
+    return trained[1]

@@ -13,24 +13,10 @@ import pytest
 from components.batch.stage import run_batch_scoring
 from components.common.config import SeamlessConfig
 from components.common.storage import EPHEMERAL_DISK_ENV, read_bytes, write_bytes
-from tests.serving.workspace import small_trained_workspace
+from tests.serving.workspace import built, cfg, trained
 
 pytestmark = [pytest.mark.storage, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[SeamlessConfig, dict[str, Any]]:
-    return small_trained_workspace(tmp_path_factory.mktemp("batch-s3"), rows=1500)
-
-
-@pytest.fixture(scope="module")
-def cfg(trained: tuple[SeamlessConfig, dict[str, Any]]) -> SeamlessConfig:
-    return trained[0]
-
-
-@pytest.fixture(scope="module")
-def built(trained: tuple[SeamlessConfig, dict[str, Any]]) -> dict[str, Any]:
-    return trained[1]
+__all__ = ["built", "cfg", "trained"]  # module fixtures
 
 
 def test_input_and_scores_in_object_storage(
