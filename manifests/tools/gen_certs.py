@@ -8,7 +8,8 @@ Into `<folder>/secrets/tls/`: `ca.crt` and `ca.key` (the authority, ECDSA P-256,
 years), then for each service `<service>.crt` (the service's certificate followed by
 nothing else; clients trust `ca.crt`) and `<service>.key`. A certificate names the
 Service's DNS names in the namespace (`<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc`,
-`<svc>.<ns>.svc.cluster.local`) plus any `--host` (a DNS name or an IP address), and is
+`<svc>.<ns>.svc.cluster.local`, likewise for the other Services in front of the same pods,
+see ALIASES) plus any `--host` (a DNS name or an IP address), and is
 valid for 1 year, for server authentication only. Existing files are never overwritten
 (delete a service's pair to reissue it; delete `ca.*` to start a new authority, then
 reissue every pair). Keys are created 0600; nothing secret is printed. In production
@@ -29,6 +30,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 SERVICES = ("serving", "mlflow", "postgres", "redis", "feast-server")
+# Other Services in front of the same pods: Prometheus scrapes serving through the headless
+# `serving-metrics`, so serving's certificate names it too.
+ALIASES = {"serving": ("serving-metrics",)}
+# Loopback names: kind's NodePorts and `kubectl port-forward` reach a Service on the
+# client's own host, and the client still checks the certificate's name.
+LOOPBACK = ("localhost", "127.0.0.1")
 NAMESPACE = "seamless"
 CA_DAYS, CERT_DAYS = 3650, 365
 CA_USAGE = x509.KeyUsage(
@@ -45,8 +52,11 @@ CA_USAGE = x509.KeyUsage(
 
 
 def service_names(service: str, namespace: str = NAMESPACE) -> list[str]:
-    base = f"{service}.{namespace}"
-    return [service, base, f"{base}.svc", f"{base}.svc.cluster.local"]
+    names = []
+    for svc in (service, *ALIASES.get(service, ())):
+        base = f"{svc}.{namespace}"
+        names += [svc, base, f"{base}.svc", f"{base}.svc.cluster.local"]
+    return names
 
 
 def _name(common: str) -> x509.Name:
@@ -121,6 +131,11 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+
+
+def expected_files(services: list[str]) -> list[str]:
+    """The files `write_certs` keeps under `secrets/tls/` for these services."""
+    return ["ca.crt", "ca.key", *(f"{s}.{ext}" for s in services for ext in ("crt", "key"))]
 
 
 def write_certs(folder: Path, services: list[str], hosts: list[str]) -> list[Path]:

@@ -15,7 +15,9 @@ a `<token>:<role>` line.
 Existing files are never overwritten (rotate a secret by editing or deleting its file).
 Values are never printed. Files are created with mode 0600. Then secrets/alertmanager.yml
 is rendered from secrets/alerting.env (render_alertmanager.py): it is derived, so it is
-rewritten every time.
+rewritten every time. Last, `secrets/tls/` gets a local CA and one certificate per Service
+(gen_certs.py; missing ones only, names include localhost and 127.0.0.1 for NodePorts and
+port-forwards).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import secrets
 import sys
 from pathlib import Path
 
-import render_alertmanager  # same folder
+import gen_certs  # same folder
+import render_alertmanager
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / ".env.example"
@@ -139,7 +142,13 @@ def main() -> None:
                 f"run: python {Path(__file__).relative_to(ROOT)} {args.overlay}"
             )
         render_alertmanager.check(args.overlay)
-        print(f"{args.overlay}: all {len(sections)} secret files present")
+        tls = args.overlay / "secrets" / "tls"
+        expected = gen_certs.expected_files(list(gen_certs.SERVICES))
+        absent = [f for f in expected if not (tls / f).is_file()]
+        if absent:
+            tool = Path(__file__).relative_to(ROOT)
+            raise SystemExit(f"{tls}: missing {absent}; run: python {tool} {args.overlay}")
+        print(f"{args.overlay}: all {len(sections)} secret files and the certificates present")
         return
 
     values = resolve(sections, known)
@@ -151,8 +160,12 @@ def main() -> None:
             fh.write(render(name, sections[name], values))
         print(f"wrote {path}", file=sys.stderr)
     render_alertmanager.write(args.overlay)
+    issued = gen_certs.write_certs(args.overlay, list(gen_certs.SERVICES), list(gen_certs.LOOPBACK))
     kept = len(sections) - len(missing)
-    print(f"{args.overlay}: {len(missing)} secret files written, {kept} kept")
+    print(
+        f"{args.overlay}: {len(missing)} secret files written, {kept} kept, "
+        f"{len(issued)} certificate files issued"
+    )
 
 
 if __name__ == "__main__":

@@ -152,6 +152,19 @@ def ports(template: Obj | None) -> list[tuple[int, str | None]]:
     ]
 
 
+# A container port speaks TLS when its name says so (the convention the manifests follow,
+# as service meshes read port names): `https`, `grpcs`, or a `tls-` prefix.
+TLS_PORT_NAMES = ("https", "grpcs")
+
+
+def speaks_tls(port_name: str | None) -> bool:
+    return port_name is not None and (port_name in TLS_PORT_NAMES or port_name.startswith("tls-"))
+
+
+def port_name(endpoint: Endpoint, port: int) -> str | None:
+    return next((name for p, name in ports(endpoint.template) if p == port), None)
+
+
 def port_allowed(rule_ports: list[Obj] | None, port: int, name: str | None) -> bool:
     if not rule_ports:
         return True

@@ -52,6 +52,7 @@ class Probe:
     period: float = 10.0
     timeout: float = 1.0
     failure_threshold: int = 3
+    scheme: str = "HTTP"  # httpGet only; HTTPS is not verified, as the kubelet does not
 
 
 @dataclass
@@ -200,7 +201,11 @@ def _probe(spec: Obj | None, ports: dict[str, int], owner: str) -> Probe | None:
     if "httpGet" in spec:
         http = spec["httpGet"]
         port = _port(http["port"], ports, owner)
-        return Probe("http", port, http.get("path", "/"), [], period, timeout, threshold)
+        scheme = http.get("scheme", "HTTP")
+        if scheme not in ("HTTP", "HTTPS"):
+            raise StackError(f"{owner}: httpGet scheme {scheme!r} is not HTTP or HTTPS.")
+        path = http.get("path", "/")
+        return Probe("http", port, path, [], period, timeout, threshold, scheme)
     if "tcpSocket" in spec:
         port = _port(spec["tcpSocket"]["port"], ports, owner)
         return Probe("tcp", port, "/", [], period, timeout, threshold)

@@ -201,7 +201,9 @@ def wait_for_job(
 # --- reaching serving -----------------------------------------------------------------------
 
 
-def nodeport_urls(service: Obj, nodes: list[Obj], port_name: str = "http") -> list[str]:
+def nodeport_urls(
+    service: Obj, nodes: list[Obj], port_name: str = "https", scheme: str = "https"
+) -> list[str]:
     """Candidate URLs for a NodePort/LoadBalancer Service's port, most likely first: the
     host's loopback (kind publishes its NodePorts there), then each node's ExternalIP,
     then its InternalIP. Empty for a ClusterIP Service."""
@@ -219,7 +221,8 @@ def nodeport_urls(service: Obj, nodes: list[Obj], port_name: str = "http") -> li
             for address in (node.get("status") or {}).get("addresses") or []:
                 if address.get("type") == kind and address.get("address") not in hosts:
                     hosts.append(address["address"])
-    return [f"http://[{h}]:{node_port}" if ":" in h else f"http://{h}:{node_port}" for h in hosts]
+    return [f"{scheme}://[{h}]:{node_port}" if ":" in h else f"{scheme}://{h}:{node_port}"
+            for h in hosts]  # fmt: skip
 
 
 _FORWARDING = re.compile(r"Forwarding from (127\.0\.0\.1|\[::1\]):(\d+) -> ")
@@ -231,9 +234,13 @@ def port_forward_port(line: str) -> int | None:
     return int(match.group(2)) if match else None
 
 
-def answers(url: str, path: str = "/healthz", timeout: float = 3) -> bool:
+def answers(
+    url: str, verify: str | bool = True, path: str = "/healthz", timeout: float = 3
+) -> bool:
+    """200 from `url`, its certificate checked against `verify` (a CA file): a node
+    address the certificate does not name does not count, the port-forward is used."""
     try:
-        return requests.get(f"{url}{path}", timeout=timeout).status_code == 200
+        return requests.get(f"{url}{path}", timeout=timeout, verify=verify).status_code == 200
     except requests.RequestException:
         return False
 
@@ -246,7 +253,7 @@ class PortForward:
     process: subprocess.Popen[str] | None = None
     lines: queue.Queue[str] = field(default_factory=queue.Queue)
 
-    def start(self, timeout: float = 30) -> str:
+    def start(self, timeout: float = 30, scheme: str = "http") -> str:
         self.process = subprocess.Popen(
             self.kubectl.argv(
                 "port-forward", self.target, f":{self.remote_port}", "--address", "127.0.0.1"
@@ -275,7 +282,7 @@ class PortForward:
             seen.append(line.rstrip())
             port = port_forward_port(line)
             if port:
-                return f"http://127.0.0.1:{port}"
+                return f"{scheme}://127.0.0.1:{port}"
         self.stop()
         raise AssertionError(
             f"kubectl port-forward {self.target} did not start within {timeout:.0f} s: "
@@ -293,18 +300,21 @@ class PortForward:
 
 
 @contextlib.contextmanager
-def serving_url(kubectl: Kubectl, service: str = "serving", port: int = 8080) -> Iterator[str]:
-    """The serving URL: a NodePort that answers from here, else a port-forward (stopped on exit)."""
+def serving_url(
+    kubectl: Kubectl, ca_file: str, service: str = "serving", port: int = 8080
+) -> Iterator[str]:
+    """The serving HTTPS URL: a NodePort that answers from here with a certificate `ca_file`
+    verifies, else a port-forward (stopped on exit; the certificate names 127.0.0.1)."""
     svc = json.loads(kubectl("get", f"service/{service}", "-o", "json", timeout=60))
     listed = kubectl.run("get", "nodes", "-o", "json", namespaced=False, timeout=60)
     # Listing nodes may be forbidden to a namespaced user: then only loopback is tried.
     nodes = json.loads(listed.stdout).get("items", []) if listed.returncode == 0 else []
     for url in nodeport_urls(svc, nodes):
-        if answers(url):
+        if answers(url, ca_file):
             yield url
             return
     forward = PortForward(kubectl, f"service/{service}", port)
-    url = forward.start()
+    url = forward.start(scheme="https")
     try:
         yield url
     finally:

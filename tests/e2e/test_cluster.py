@@ -92,12 +92,14 @@ def test_train_in_cluster_then_predict_through_serving(kubectl: Kubectl) -> None
     kubectl("rollout", "status", "deployment/serving", "--timeout=300s", timeout=330)
 
     headers = {"Authorization": f"Bearer {_serving_token()}"}
-    with serving_url(kubectl) as serving:
+    # Serving speaks HTTPS only; its certificate is checked against the overlay's CA.
+    ca = str(OVERLAY / "secrets" / "tls" / "ca.crt")
+    with serving_url(kubectl, ca) as serving:
         deadline = time.monotonic() + 120
         ready = None
         while time.monotonic() < deadline:
             try:
-                ready = requests.get(f"{serving}/readyz", timeout=5)
+                ready = requests.get(f"{serving}/readyz", timeout=5, verify=ca)
             except requests.RequestException:
                 ready = None
             if ready is not None and ready.status_code == 200:
@@ -108,7 +110,11 @@ def test_train_in_cluster_then_predict_through_serving(kubectl: Kubectl) -> None
             + (f"{ready.status_code} {ready.text[:300]}" if ready is not None else "no answer")
         )
         answer = requests.post(
-            f"{serving}/v1/predict", json={"entity_ids": [100_000]}, headers=headers, timeout=30
+            f"{serving}/v1/predict",
+            json={"entity_ids": [100_000]},
+            headers=headers,
+            timeout=30,
+            verify=ca,
         )
     assert answer.status_code == 200, answer.text
     body = answer.json()

@@ -61,7 +61,7 @@ def test_failure_message_carries_the_reason_and_the_last_log_lines() -> None:
 
 
 def _service(kind: str, node_port: int | None = 30080) -> dict[str, object]:
-    port: dict[str, object] = {"name": "http", "port": 8080}
+    port: dict[str, object] = {"name": "https", "port": 8080}
     if node_port:
         port["nodePort"] = node_port
     return {"spec": {"type": kind, "ports": [{"name": "metrics", "port": 9}, port]}}
@@ -83,12 +83,12 @@ NODES = [
 
 def test_nodeport_candidates_loopback_then_external_then_internal() -> None:
     assert nodeport_urls(_service("NodePort"), NODES) == [
-        "http://127.0.0.1:30080",
-        "http://[2001:db8::3]:30080",
-        "http://172.18.0.2:30080",
-        "http://10.0.0.3:30080",
+        "https://127.0.0.1:30080",
+        "https://[2001:db8::3]:30080",
+        "https://172.18.0.2:30080",
+        "https://10.0.0.3:30080",
     ]
-    assert nodeport_urls(_service("LoadBalancer"), [])[0] == "http://127.0.0.1:30080"
+    assert nodeport_urls(_service("LoadBalancer"), [])[0] == "https://127.0.0.1:30080"
 
 
 def test_clusterip_or_no_nodeport_means_port_forward() -> None:

@@ -75,7 +75,12 @@ def manifests_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def read_secret_values(overlay_dir: Path) -> set[str]:
     values: set[str] = set()
-    for path in (overlay_dir / "secrets").iterdir():
+    for path in (overlay_dir / "secrets").rglob("*"):
+        if path.is_dir() or path.suffix == ".crt":  # certificates are public
+            continue
+        if path.suffix == ".key":  # a private key: every line of its PEM body
+            values |= {ln for ln in path.read_text().splitlines() if not ln.startswith("-----")}
+            continue
         for line in path.read_text().splitlines():
             if line.startswith("#") or not line.strip():
                 continue

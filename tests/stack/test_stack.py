@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -79,8 +81,20 @@ def tokens(stack: Any) -> dict[str, str]:
     return out
 
 
+def cluster_ca(stack: Any) -> ssl.SSLContext:
+    """A client context trusting only the CA the overlay ships (ConfigMap seamless-ca)."""
+    for obj in stack.objects:
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "seamless-ca":
+            return ssl.create_default_context(cadata=obj["data"]["ca.crt"])
+    raise AssertionError("ConfigMap/seamless-ca is not in the rendered manifests")
+
+
 def call(
-    url: str, body: Any = None, token: str | None = None, timeout: float = 30
+    url: str,
+    body: Any = None,
+    token: str | None = None,
+    timeout: float = 30,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
@@ -88,7 +102,7 @@ def call(
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=tls) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         raw = exc.read()
@@ -347,16 +361,17 @@ def test_feast_sdk_reads_online_features_through_the_feature_server(
 
 @pytest.fixture(scope="module")
 def served(stack: Any, champion: dict[str, Any], features: pd.DataFrame) -> dict[str, Any]:
-    """Serving switched to the champion (admin reload), then one batch prediction."""
-    base = stack.url("serving", 8080)
-    roles = tokens(stack)
-    status, body = call(f"{base}/admin/reload", {}, roles["admin"])
+    """Serving switched to the champion (admin reload), then one batch prediction, over
+    HTTPS checked against the overlay's CA (the certificate names 127.0.0.1 for NodePorts)."""
+    base = stack.url("serving", 8080, "https")
+    roles, tls = tokens(stack), cluster_ca(stack)
+    status, body = call(f"{base}/admin/reload", {}, roles["admin"], tls=tls)
     assert status == 200, body
     stack.wait("serving", "ready", timeout=120)
     ids = [int(i) for i in features[KEY].drop_duplicates().head(20)]
-    status, body = call(f"{base}/v1/predict", {"entity_ids": ids}, roles["predict"])
+    status, body = call(f"{base}/v1/predict", {"entity_ids": ids}, roles["predict"], tls=tls)
     assert status == 200, body
-    return {"base": base, "roles": roles, "ids": ids, "body": body}
+    return {"base": base, "roles": roles, "ids": ids, "body": body, "tls": tls}
 
 
 def test_serving_predicts_from_live_features(
@@ -378,9 +393,30 @@ def test_serving_predicts_from_live_features(
     for entity, score in zip(online[KEY], expected, strict=True):
         assert abs(scores[int(entity)] - score) < 1e-5, (entity, scores[int(entity)], score)
 
-    predict = f"{served['base']}/v1/predict"
-    assert call(predict, {"entity_ids": [987654321]}, served["roles"]["predict"])[0] == 404
-    assert call(predict, {"entity_ids": ids[:1]})[0] == 401
+    predict, tls = f"{served['base']}/v1/predict", served["tls"]
+    assert call(predict, {"entity_ids": [987654321]}, served["roles"]["predict"], tls=tls)[0] == 404
+    assert call(predict, {"entity_ids": ids[:1]}, tls=tls)[0] == 401
+
+
+def test_serving_speaks_only_tls_with_a_certificate_for_its_service_names(
+    stack: Any, served: dict[str, Any]
+) -> None:
+    host, port = stack.address("serving", 8080)
+    # Plain HTTP to the port gets no answer a client could take for one.
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        call(f"http://{host}:{port}/healthz", timeout=10)
+    # Another CA: refused (what a man in the middle with his own CA gets).
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        call(f"https://{host}:{port}/healthz", tls=ssl.create_default_context(), timeout=10)
+    # The right CA, a name the certificate does not carry (the pod's IP): refused.
+    with pytest.raises(urllib.error.URLError, match="IP address mismatch"):
+        call(f"https://{stack.ip('serving')}:8080/healthz", tls=served["tls"], timeout=10)
+    # The in-cluster name, resolved by hand: accepted, and the name is in the certificate.
+    with socket.create_connection((host, port), timeout=10) as raw:
+        name = "serving.seamless.svc.cluster.local"
+        with served["tls"].wrap_socket(raw, server_hostname=name) as conn:
+            sans = {v for k, v in conn.getpeercert()["subjectAltName"] if k == "DNS"}
+    assert {name, "serving-metrics.seamless.svc.cluster.local"} <= sans
 
 
 def test_prometheus_scrapes_serving_and_loads_the_rules(stack: Any, served: dict[str, Any]) -> None:
