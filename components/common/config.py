@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from components.common.compliance_config import ComplianceConfig, ModelCardConfig
 from components.common.errors import SeamlessError
 from components.common.image import prefix_problem
 from components.common.monitoring_config import MonitoringConfig
@@ -321,6 +322,13 @@ class SeamlessConfig(_Strict):
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     """Webhooks that hear about promotions, gate rejections, rollbacks, drift and failed
     validations (common/notifications_config.py); none if absent."""
+    compliance: ComplianceConfig | None = None
+    """The policy a model must pass before promotion: validation, lineage, model card and
+    per-segment metrics (common/compliance_config.py); absent, nothing beyond `promotion`
+    is enforced."""
+    model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
+    """Intended use, limitations and owners for the model card every registered version
+    gets (common/compliance_config.py)."""
     image_prefix: str | None = None
     """Registry prefix of the project's images in compiled specs, e.g. `ghcr.io/acme/seamless`
     (lowercase, no tag): `seamless compile --config FILE` writes `<prefix>/runtime:<tag>`,
@@ -367,6 +375,39 @@ class SeamlessConfig(_Strict):
                 raise ValueError(
                     f"features.views '{view.name}' lists {missing}, which are not declared in "
                     f"tables.{view.table}.columns"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _compliance_consistent(self) -> SeamlessConfig:
+        policy = self.compliance
+        if policy is None:
+            return self
+        types = self.feature_types()
+        for i, seg in enumerate(policy.segments):
+            where = f"compliance.segments[{i}].column"
+            if seg.column not in types:
+                raise ValueError(
+                    f"{where} '{seg.column}' is not a feature of features.service "
+                    f"'{self.features.service}' (the holdout holds only its features: "
+                    f"{', '.join(types)})"
+                )
+            if seg.bins is not None and types[seg.column] not in ("int", "float"):
+                raise ValueError(
+                    f"compliance.segments[{i}].bins need a numeric column; '{seg.column}' is "
+                    f"declared {types[seg.column]}"
+                )
+        if policy.model_card:
+            card = self.model_card
+            if not card.intended_use.strip():
+                raise ValueError(
+                    "model_card.intended_use is required when compliance.model_card is true "
+                    "(the card must say what the model is for)"
+                )
+            if not [o for o in card.owners if o.strip()]:
+                raise ValueError(
+                    "model_card.owners is required when compliance.model_card is true "
+                    "(the card must say who is accountable)"
                 )
         return self
 
