@@ -29,6 +29,12 @@ def evaluate(
             metrics.log_metric(f"challenger.{key}", value)
         for key, value in outcome.champion_metrics.items():
             metrics.log_metric(f"champion.{key}", value)
+        # Per segment group, so the KFP UI lists them beside the overall numbers.
+        for segment in outcome.segments.get("segments", []):
+            for group in segment["groups"]:
+                if group["value"] is not None:
+                    key = f"segment.{segment['name']}={group['group']}.{outcome.segments['metric']}"
+                    metrics.log_metric(key, group["value"])
         decision.metadata.update(
             {"decision": outcome.decision, "reason": outcome.reason, "metric": outcome.metric}
         )

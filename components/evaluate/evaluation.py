@@ -36,6 +36,10 @@ class Decision:
     champion_version: str | None
     challenger_metrics: dict[str, float] = field(default_factory=dict)
     champion_metrics: dict[str, float] = field(default_factory=dict)
+    segments: dict[str, Any] = field(default_factory=dict)
+    """The challenger per declared segment (segments.segment_report); {} without any."""
+    holdout_period: dict[str, str] = field(default_factory=dict)
+    """First and last label time of the holdout rows (ISO 8601)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,10 +142,30 @@ def gate(
     return base
 
 
+def measure_segments(
+    config: SeamlessConfig, holdout: pd.DataFrame, y: np.ndarray, p: np.ndarray
+) -> dict[str, Any]:
+    """The challenger's metric per declared segment group; {} when none is declared."""
+    from components.evaluate.segments import segment_report
+
+    policy = config.compliance
+    if policy is None or not policy.segments:
+        return {}
+    metric = policy.metric or config.promotion.metric
+    return segment_report(policy, metric, holdout, y, p, config.model.threshold)
+
+
+def holdout_period(config: SeamlessConfig, holdout: pd.DataFrame) -> dict[str, str]:
+    ts = pd.to_datetime(holdout[config.timestamp_key(config.labels.table)], utc=True)
+    return {"first": ts.min().isoformat(), "last": ts.max().isoformat()}
+
+
 def evaluate(
     config: SeamlessConfig, holdout: pd.DataFrame, model_uri: str
 ) -> tuple[Decision, dict[str, Any]]:
-    """Score the challenger and the current champion on the same holdout and decide."""
+    """Score the challenger and the current champion on the same holdout and decide;
+    the challenger is also measured on each declared segment (the register step's
+    compliance policy judges those numbers)."""
     import mlflow.sklearn
 
     client = mlflow_client()
@@ -153,6 +177,10 @@ def evaluate(
         raise SeamlessError(f"Cannot load the challenger model {model_uri}: {exc}") from None
     p = score(challenger_model, config, holdout)
     challenger = classification_metrics(y, p, threshold)
+    measured: dict[str, Any] = {
+        "segments": measure_segments(config, holdout, y, p),
+        "holdout_period": holdout_period(config, holdout),
+    }
 
     current = champion_version(client, config.model.name, CHAMPION)
     champion: dict[str, float] | None = None
@@ -174,10 +202,13 @@ def evaluate(
                 champion=None,
                 champion_version=str(current.version),
                 challenger_metrics=challenger,
+                **measured,
             )
             return decision, {"roc": roc_points(y, p), "confusion": confusion(y, p, threshold)}
     decision = gate(
         config.promotion, challenger, champion, None if current is None else str(current.version)
     )
+    decision.segments = measured["segments"]
+    decision.holdout_period = measured["holdout_period"]
     plots = {"roc": roc_points(y, p), "confusion": confusion(y, p, threshold)}
     return decision, plots

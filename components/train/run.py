@@ -38,6 +38,11 @@ def model_requirements() -> list[str]:
     return [f"{dist}=={version(dist)}" for dist in MODEL_DISTRIBUTIONS]
 
 
+def label_period(config: SeamlessConfig, rows: pd.DataFrame) -> dict[str, str]:
+    ts = pd.to_datetime(rows[config.timestamp_key(config.labels.table)], utc=True)
+    return {"train_label_first": ts.min().isoformat(), "train_label_last": ts.max().isoformat()}
+
+
 def train_and_log(
     config: SeamlessConfig,
     training_set: pd.DataFrame,
@@ -94,6 +99,8 @@ def train_and_log(
                 "train_rows": len(split.train),
                 "search_rows": summary["search_rows"],
                 "holdout_cutoff": split.cutoff.isoformat(),
+                # The training rows' label period, for the model card's date range.
+                **label_period(config, split.train),
                 **{f"training_sample_{k}": v for k, v in (sample or {}).items()},
                 **{f"best_{k}": v for k, v in best_params.items()},
                 **{f"fixed_{k}": v for k, v in config.model.params.items()},
