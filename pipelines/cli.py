@@ -229,11 +229,28 @@ def demo_loop_cmd(
 @app.command("promote")
 def promote_cmd(
     version: Annotated[str, typer.Option("--version", help="Model version to make champion.")],
-    reason: Annotated[str, typer.Option(help="Why (recorded in the audit trail).")] = "manual",
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Why (recorded in the audit trail); required with --override-compliance."
+        ),
+    ] = None,
+    override_compliance: Annotated[
+        bool,
+        typer.Option(
+            "--override-compliance",
+            help="Promote a version that failed (or was never checked against) the config's "
+            "compliance policy; admin role only, needs --reason, audited.",
+        ),
+    ] = False,
     config: WsConfigOpt = None,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
 ) -> None:
     """Make a model version the champion by hand (previous one kept for rollback).
+
+    A version that failed the compliance policy is refused unless an admin gives
+    --override-compliance with --reason; the override is audited and joins the model
+    card's approval trail.
 
     Example: seamless promote --version 3 --reason "approved by risk committee"
     """
@@ -241,11 +258,24 @@ def promote_cmd(
     from components.register.operations import promote
     from pipelines.local import use_workspace
 
+    if override_compliance and not (reason or "").strip():
+        raise SeamlessError(
+            "--override-compliance needs --reason saying why the policy is set aside."
+        )
     cfg = load_config(_workspace_config(config, workspace))
     use_workspace(workspace)
-    move = promote(cfg.model.name, version, reason, deployments_dir(), cfg.notifications)
+    move = promote(
+        cfg.model.name,
+        version,
+        reason or "manual",
+        deployments_dir(),
+        cfg.notifications,
+        override_compliance=override_compliance,
+        policy_declared=cfg.compliance is not None,
+    )
     stdout_console().print(
         f"{move.model_name}: champion v{move.champion} (previous champion v{move.replaced})"
+        + (", compliance policy overridden" if move.compliance_overridden else "")
     )
 
 
@@ -290,7 +320,12 @@ def _print_outcome(outcome: dict, workspace: Path) -> None:
     table = Table(title="Seamless training run", show_header=False)
     table.add_row("validation", str(outcome["validation"]))
     table.add_row("new version", str(outcome.get("version") or "-"))
-    table.add_row("decision", f"{outcome.get('decision') or '-'}: {outcome.get('reason') or ''}")
+    decision = f"{outcome.get('decision') or '-'}: {outcome.get('reason') or ''}"
+    table.add_row("decision", escape(decision))  # reasons quote config values
+    if outcome.get("compliance"):
+        table.add_row("compliance", str(outcome["compliance"]))
+    if outcome.get("model_card"):
+        table.add_row("model card", str(outcome["model_card"]))
     champ = outcome.get("champion_version")
     metrics = outcome.get("champion_metrics") or {}
     table.add_row("champion", f"{outcome['model_name']} v{champ}" if champ else "none")

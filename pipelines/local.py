@@ -36,6 +36,10 @@ class RunOutcome:
     reason: str | None = None
     champion_version: str | None = None
     champion_metrics: dict[str, float] = field(default_factory=dict)
+    compliance: str | None = None
+    """The new version's compliance result: `pass`, `fail` or `none` (no policy)."""
+    model_card: str | None = None
+    """Where the new version's model card is in MLflow (`runs:/<run id>/model_card/v<n>`)."""
     run_dir: str = ""
     reports: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -438,6 +442,8 @@ def summarize(config: SeamlessConfig, validation: str, since: float) -> RunOutco
         outcome.version = str(newest.version)
         outcome.decision = newest.tags.get("seamless.decision")
         outcome.reason = newest.tags.get("seamless.decision_reason")
+        outcome.compliance = newest.tags.get("seamless.compliance")
+        outcome.model_card = newest.tags.get("seamless.model_card") or None
     champ = champion_version(client, name, CHAMPION)
     if champ is not None:
         outcome.champion_version = str(champ.version)

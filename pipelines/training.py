@@ -2,7 +2,8 @@
 with the online store loaded (materialize) beside train, before deploy.
 
 Nothing past validation runs when a critical expectation fails; deploy runs only when
-the evaluation gate says `promote`. Gates compare a component's single `str` return
+the register step says `promote`: the evaluation gate's decision, unless the compliance
+policy (config `compliance:`) failed. Gates compare a component's single `str` return
 (`outputs["Output"]`): kfp.local cannot evaluate conditions on NamedTuple outputs.
 """
 
@@ -189,10 +190,13 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str
                 feature_service=feats.outputs["Output"],
                 pipeline_run_id=run_id,
             )
-            with dsl.If(judged.outputs["Output"] == "promote", name="challenger-wins"):
+            # Register's decision is the gate's with the compliance policy folded in.
+            with dsl.If(registered.outputs["Output"] == "promote", name="challenger-wins"):
                 deploy_step = deploy_kubernetes if cluster else deploy
                 deployed = deploy_step(
-                    config_yaml=config_yaml, version=registered.output, pipeline_run_id=run_id
+                    config_yaml=config_yaml,
+                    version=registered.outputs["version"],
+                    pipeline_run_id=run_id,
                 ).set_display_name("deploy")
                 deployed.after(online)  # serving reads the online store
         steps = (ingested, checked, feats, online, trained, judged, registered, deployed)

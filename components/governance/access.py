@@ -15,6 +15,7 @@ Roles, from least to most trusted: `viewer`, `data_engineer`, `ml_engineer`, `ad
 | rollback      |        |          |   x    |   x   | moving `champion` back          |
 | deploy        |        |          |   x    |   x   | making a version live           |
 | reload_model  |        |          |   x    |   x   | serving `/admin/reload`         |
+| override_compliance |  |          |        |   x   | promoting past a failed policy  |
 | manage_access |        |          |        |   x   | editing the roles file          |
 
 The audit trail names people and what they touched, so reading it is not for the
@@ -83,6 +84,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "rollback": _ML,
     "deploy": _ML,
     "reload_model": _ML,
+    # Setting the compliance policy aside is an admin's decision, never a model builder's.
+    "override_compliance": frozenset({ADMIN}),
     "manage_access": frozenset({ADMIN}),
 }
 

@@ -121,13 +121,28 @@ def on_register(
     reason: str = "",
     notifications: NotificationsConfig | None = None,
     gate: Mapping[str, Any] | None = None,
+    compliance: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """After register, with its `Registration`: a registry change, plus a promotion if any.
     Receivers hear `promotion` or `rejection`, with the gate's numbers (`gate`: the
-    evaluation record: metric, challenger, champion, champion_version)."""
+    evaluation record: metric, challenger, champion, champion_version). `compliance` (the
+    policy's result, governance/compliance.py) goes into the entry: its verdict, reason,
+    each check and the segment counts."""
     reg = registration.to_dict() if hasattr(registration, "to_dict") else dict(registration)
     subject = audit.model_subject(reg["model_name"], reg["version"])
     details = {**reg, "pipeline_run_id": pipeline_run_id, "reason": reason[:2000]}
+    if gate is not None:
+        details["gate"] = {"decision": gate.get("decision"), "reason": gate.get("reason")}
+    if compliance is not None:
+        details["compliance"] = {
+            "result": compliance.get("tag"),
+            "reason": str(compliance.get("reason", ""))[:2000],
+            "checks": [
+                {k: c.get(k) for k in ("name", "passed", "sentence", "subject")}
+                for c in compliance.get("checks") or []
+            ],
+            "counts": dict(compliance.get("counts") or {}),
+        }
     events = [audit.record(audit.REGISTRY_CHANGE, subject, details)]
     if reg.get("promoted"):
         events.append(
@@ -143,11 +158,16 @@ def on_register(
                 },
             )
         )
-    notify.emit(notifications, _register_event(reg, reason, gate or {}))
+    notify.emit(notifications, _register_event(reg, reason, gate or {}, compliance or {}))
     return events
 
 
-def _register_event(reg: Mapping[str, Any], reason: str, gate: Mapping[str, Any]) -> notify.Event:
+def _register_event(
+    reg: Mapping[str, Any],
+    reason: str,
+    gate: Mapping[str, Any],
+    compliance: Mapping[str, Any],
+) -> notify.Event:
     name, version = str(reg["model_name"]), str(reg["version"])
     numbers = {
         "metric": gate.get("metric"),
@@ -155,15 +175,24 @@ def _register_event(reg: Mapping[str, Any], reason: str, gate: Mapping[str, Any]
         "champion": gate.get("champion"),
         "champion_version": gate.get("champion_version"),
     }
+    if compliance:
+        numbers["compliance"] = compliance.get("tag")
     if reg.get("promoted"):
         before = reg.get("previous_champion_version")
         was = f" (was version {before})" if before else " (the first champion)"
         summary = f"{name} version {version} was promoted to champion{was}."
         return notify.Event("promotion", summary, reason, name, version, numbers=numbers)
-    summary = (
-        f"{name} version {version} was registered as challenger; the gate kept version "
-        f"{reg.get('champion_version')} as champion."
-    )
+    if compliance.get("tag") == "fail":
+        summary = (
+            f"{name} version {version} was registered as challenger and not promoted: it "
+            f"failed the compliance policy (version {reg.get('champion_version')} stays "
+            "champion)."
+        )
+    else:
+        summary = (
+            f"{name} version {version} was registered as challenger; the gate kept version "
+            f"{reg.get('champion_version')} as champion."
+        )
     return notify.Event("rejection", summary, reason, name, version, numbers=numbers)
 
 
@@ -182,13 +211,20 @@ def on_manual_promotion(
     to_version: str,
     reason: str = "",
     notifications: NotificationsConfig | None = None,
+    compliance: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """After `seamless promote` moved `champion` by hand, past the gate."""
+    """After `seamless promote` moved `champion` by hand, past the gate. `compliance`:
+    the version's recorded policy result, and whether an admin overrode it
+    (`override_compliance`), which the entry and the event then say."""
+    overridden = bool(compliance and compliance.get("override_compliance"))
     summary = (
         f"{model_name} version {to_version} was promoted to champion by hand "
-        f"(was version {from_version})."
+        f"(was version {from_version})"
+        + (", overriding its failed compliance policy." if overridden else ".")
     )
-    details = {"replaced": from_version, "reason": reason, "manual": True}
+    details: dict[str, Any] = {"replaced": from_version, "reason": reason, "manual": True}
+    if compliance is not None:
+        details["compliance"] = dict(compliance)
     return _champion_moved(audit.PROMOTION, model_name, from_version, to_version, reason,
                            details, summary, notifications)  # fmt: skip
 

@@ -1,6 +1,7 @@
-"""KFP component: register the challenger in MLflow and move aliases on promote."""
+"""KFP component: register the challenger in MLflow, apply the compliance policy, write the
+model card, and move aliases on promote."""
 
-from kfp.dsl import Artifact, Input, Model
+from kfp.dsl import Artifact, Input, Markdown, Model, Output, OutputPath
 
 from components.common.image import seamless_component
 
@@ -14,13 +15,20 @@ def register(
     validation_decision: str,
     feature_service: str,
     pipeline_run_id: str,
+    model_card: Output[Markdown],
+    version: OutputPath(str),  # type: ignore[valid-type]
 ) -> str:
-    """Returns the new model version."""
+    """Returns `promote` or `reject`: the evaluate step's gate, turned to `reject` when the
+    compliance policy fails (the deploy step runs on `promote`). The new version number is
+    the `version` output; `model_card` is the card the KFP UI shows."""
+    from pathlib import Path
+
     from components.common.stage import clean_errors, stage_config
+    from components.common.tables import write_text_atomic
     from components.register.stage import run_registration
 
     with clean_errors("register"):
-        registration = run_registration(
+        outcome = run_registration(
             stage_config(config_yaml),
             dict(model.metadata),
             evaluation.path,
@@ -29,5 +37,16 @@ def register(
             feature_service,
             pipeline_run_id,
         )
-        print(f"register: {registration}")
-        return registration.version
+        write_text_atomic(model_card.path, outcome.card_markdown)
+        model_card.metadata.update(
+            {
+                "version": outcome.registration.version,
+                "decision": outcome.decision,
+                "reason": outcome.reason,
+                "compliance": outcome.compliance.tag,
+                "mlflow_uri": outcome.card_uri,
+            }
+        )
+        Path(version).write_text(outcome.registration.version, encoding="utf-8")
+        print(f"register: v{outcome.registration.version} {outcome.decision}: {outcome.reason}")
+        return outcome.decision

@@ -57,16 +57,30 @@ def register(
     `champion` moves so a failure in between never leaves the registry without a
     rollback target.
     """
+    check_decision(decision)
+    tagged = {**tags, "seamless.decision": decision}
+    version = create_version(model_name, model_uri, tagged, description)
+    return settle(model_name, version, decision, tag=False)
+
+
+def check_decision(decision: str) -> None:
     if decision not in ("promote", "reject"):
         raise SeamlessError(f"Decision must be 'promote' or 'reject', got {decision!r}.")
+
+
+def create_version(
+    model_name: str, model_uri: str, tags: dict[str, str], description: str = ""
+) -> str:
+    """The first half of `register`: a new version, `challenger` on it, champion untouched.
+
+    The register step checks the compliance policy between the two halves: the policy
+    needs the version itself (its lineage, its run's model card)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     client = mlflow_client()
     try:
-        mv = mlflow.register_model(
-            model_uri, model_name, tags={**tags, "seamless.decision": decision}
-        )
+        mv = mlflow.register_model(model_uri, model_name, tags=tags)
     except MlflowException as exc:
         raise SeamlessError(
             f"Registering {model_uri} as '{model_name}' failed: {exc.message}"
@@ -75,6 +89,16 @@ def register(
     if description:
         client.update_model_version(model_name, version, description=description)
     _set_alias(client, model_name, CHALLENGER, version)
+    return version
+
+
+def settle(model_name: str, version: str, decision: str, tag: bool = True) -> Registration:
+    """The second half of `register`: record the decision on the version (`tag`) and, on
+    promote, move `champion` (the replaced one keeps `previous_champion`)."""
+    check_decision(decision)
+    client = mlflow_client()
+    if tag:
+        client.set_model_version_tag(model_name, version, "seamless.decision", decision)
     aliases = [CHALLENGER]
     current = champion_version(client, model_name, CHAMPION)
     previous: str | None = None
@@ -104,6 +128,8 @@ class AliasMove:
     champion: str
     previous_champion: str | None
     replaced: str | None
+    compliance_overridden: bool = False
+    """A manual promotion that set the compliance policy aside (register/operations.py)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -100,9 +100,23 @@ def test_cluster_wiring_parses_and_injects_endpoints() -> None:
     holder = next(
         n
         for n, t in tasks.items()
-        if "condition" in n and "evaluate" in t.get("dependentTasks", [])
+        if "condition" in n and "register" in t.get("dependentTasks", [])
     )
     assert "materialize" in tasks[holder]["dependentTasks"]
+    # Deploy runs on the register step's decision (the gate with the compliance policy
+    # folded in) and deploys the version register created.
+    condition = tasks[holder]["triggerPolicy"]["condition"]
+    assert condition == "inputs.parameter_values['pipelinechannel--register-Output'] == 'promote'"
+    channel = tasks[holder]["inputs"]["parameters"]["pipelinechannel--register-version"]
+    assert channel["taskOutputParameter"] == {
+        "outputParameterKey": "version",
+        "producerTask": "register",
+    }
+    register_outputs = docs[0]["components"]["comp-register"]["outputDefinitions"]
+    assert register_outputs["artifacts"]["model_card"]["artifactType"]["schemaTitle"] == (
+        "system.Markdown"
+    )
+    assert set(register_outputs["parameters"]) == {"Output", "version"}
     # No endpoint is ever a literal in the spec: it comes from the ConfigMap.
     assert "svc.cluster.local" not in (COMPILED_DIR / "training.yaml").read_text()
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import pytest
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Metrics, Model
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
@@ -48,7 +48,9 @@ class Outputs(NamedTuple):
     decision: str
     classification: ClassificationMetrics
     evaluation: Artifact
+    registered: str
     version: str
+    model_card: Markdown
     live: str
 
 
@@ -73,7 +75,7 @@ def chain(cfg: str, data_dir: str) -> Outputs:
         feature_service=feats.outputs["Output"],
         pipeline_run_id="ct",
     )
-    deployed = deploy(config_yaml=cfg, version=registered.output, pipeline_run_id="ct")
+    deployed = deploy(config_yaml=cfg, version=registered.outputs["version"], pipeline_run_id="ct")
     return Outputs(
         sha=ingested.outputs["Output"],
         dataset=ingested.outputs["dataset"],
@@ -87,7 +89,9 @@ def chain(cfg: str, data_dir: str) -> Outputs:
         decision=judged.outputs["Output"],
         classification=judged.outputs["classification"],
         evaluation=judged.outputs["decision"],
-        version=registered.output,
+        registered=registered.outputs["Output"],
+        version=registered.outputs["version"],
+        model_card=registered.outputs["model_card"],
         live=deployed.output,
     )
 
@@ -122,7 +126,16 @@ def test_stage_contracts(local_runner: Path, demo_data: Path, quick_config: Path
     evaluation = json.loads(Path(out["evaluation"].path).read_text())
     assert evaluation["decision"] == "promote" and evaluation["reason"]
 
+    # No compliance policy in this config: the gate's decision stands, the card is written.
+    assert out["registered"] == "promote"
     assert out["version"] == "1"
+    card = out["model_card"]
+    assert card.schema_title == "system.Markdown"
+    assert card.metadata["compliance"] == "none" and card.metadata["decision"] == "promote"
+    assert card.metadata["mlflow_uri"] == f"runs:/{model.metadata['run_id']}/model_card/v1"
+    text = Path(card.path).read_text()
+    assert text.startswith("# Model card: credit\\_risk version 1\n")
+    assert "No compliance policy is declared" in text
     assert out["live"] == "models:/credit_risk/1"
 
 
