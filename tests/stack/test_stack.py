@@ -365,7 +365,8 @@ def served(stack: Any, champion: dict[str, Any], features: pd.DataFrame) -> dict
     HTTPS checked against the overlay's CA (the certificate names 127.0.0.1 for NodePorts)."""
     base = stack.url("serving", 8080, "https")
     roles, tls = tokens(stack), cluster_ca(stack)
-    status, body = call(f"{base}/admin/reload", {}, roles["admin"], tls=tls)
+    # Loading and preparing the model takes ~45 s on a busy machine; the reload answers after.
+    status, body = call(f"{base}/admin/reload", {}, roles["admin"], tls=tls, timeout=300)
     assert status == 200, body
     stack.wait("serving", "ready", timeout=120)
     ids = [int(i) for i in features[KEY].drop_duplicates().head(20)]
