@@ -287,7 +287,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         *_table(
             ["metric", "this version", f"champion v{md(ev['champion_version'] or '-')}"],
             [
-                [md(k), _num(v), _num((ev["champion"] or {}).get(k))]
+                [md(k), *_metric_cells(k, v, (ev["champion"] or {}).get(k))]
                 for k, v in ev["holdout"].items()
             ],
         ),
@@ -325,6 +325,11 @@ def render_markdown(card: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _metric_cells(key: str, *values: Any) -> list[str]:
+    """Metric values as shown; `rows` is a count, not a score."""
+    return [_num(_int(v) if key == "rows" else v) for v in values]
 
 
 def _source_row(source: dict[str, Any], table: dict[str, Any]) -> list[str]:

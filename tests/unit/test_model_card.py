@@ -142,6 +142,7 @@ def test_json_and_markdown_agree() -> None:
     assert render_markdown(json.loads(json.dumps(doc, default=str))) == markdown
     assert doc["evaluation"]["holdout"]["roc_auc"] == 0.75012
     assert "| roc\\_auc | 0.7501 | n/a |" in markdown
+    assert "| rows | 700 | n/a |" in markdown
     south = doc["segments"]["segments"][0]["groups"][1]
     assert south["group"] == "south" and south["status"] == "outside"
     assert (
