@@ -1,0 +1,161 @@
+"""The stores the dashboard reads, found as every stage finds them (the environment), and
+the little it caches.
+
+- MLflow: `MLFLOW_TRACKING_URI`, else the workspace's SQLite store. A local store that
+  does not exist yet is reported as absent rather than opened (opening it would create
+  it: the dashboard writes nothing).
+- Audit trail: `audit.audit_log()` (`SEAMLESS_AUDIT_URL` or `<workspace>/audit`). Its
+  parsed entries and its verification are cached until the file changes (size, mtime)
+  or, for PostgreSQL, for `audit_ttl_s`.
+- Prediction log: `SEAMLESS_SERVE_LOG_URL` (PostgreSQL) or `<workspace>/predictions`.
+- Snapshots, deployments: `governance.snapshots`, `common.env.deployments_dir()`.
+- Local runs: `<workspace>/logs` and `<workspace>/kfp` (embedded mode only).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from components.common.env import mlflow_tracking_uri, workspace
+from components.common.errors import SeamlessError
+from components.governance import audit
+from components.governance.audit_chain import VerifyResult
+
+T = TypeVar("T")
+
+
+class Unavailable(SeamlessError):
+    """A store that cannot be read right now; the sentence goes on the page."""
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else exc.__class__.__name__
+
+
+@dataclass
+class _Cached:
+    key: Any
+    at: float
+    entries: list[dict[str, Any]]
+    verified: VerifyResult | None = None
+
+
+class Stores:
+    """One per app: store handles from the environment, and the audit cache."""
+
+    def __init__(self, audit_ttl_s: float = 5.0) -> None:
+        self.audit_ttl_s = audit_ttl_s
+        self._audit: _Cached | None = None
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._client_uri: str | None = None
+
+    # ------------------------------------------------------------- locations
+
+    def workspace(self) -> Path:
+        return workspace()
+
+    def logs_dir(self) -> Path:
+        return workspace() / "logs"
+
+    def kfp_root(self) -> Path:
+        return workspace() / "kfp"
+
+    def predictions_source(self) -> Path | str:
+        url = os.environ.get("SEAMLESS_SERVE_LOG_URL", "").strip()
+        return url or workspace() / "predictions"
+
+    # ------------------------------------------------------------- MLflow
+
+    def tracking_uri(self) -> str:
+        return mlflow_tracking_uri()
+
+    def mlflow(self) -> Any | None:
+        """An MLflow client, or None when the local store does not exist yet."""
+        uri = mlflow_tracking_uri()
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+            return None
+        with self._lock:
+            if self._client is None or self._client_uri != uri:
+                from components.common.tracking import mlflow_client
+
+                self._client = mlflow_client()
+                self._client_uri = uri
+            return self._client
+
+    def mlflow_call(self, what: str, call: Callable[[Any], T], default: T) -> T:
+        """`call(client)`, `default` without a store; Unavailable when MLflow fails."""
+        client = self.mlflow()
+        if client is None:
+            return default
+        try:
+            return call(client)
+        except Exception as exc:  # MlflowException, connection errors: one sentence
+            raise Unavailable(
+                f"MLflow at {_redact(self.tracking_uri())} could not be read ({what}): "
+                f"{first_line(exc)}"
+            ) from None
+
+    # ------------------------------------------------------------- audit
+
+    def audit_log(self) -> audit.AuditLog:
+        return audit.audit_log()
+
+    def _audit_key(self, log: audit.AuditLog) -> Any:
+        if isinstance(log, audit.FileAuditLog):
+            try:
+                st = log.path.stat()
+            except FileNotFoundError:
+                return (log.describe(), None)
+            return (log.describe(), st.st_size, st.st_mtime_ns)
+        return (log.describe(), int(time.monotonic() // max(self.audit_ttl_s, 0.001)))
+
+    def _audit_state(self, with_verify: bool) -> _Cached:
+        log = self.audit_log()
+        try:
+            key = self._audit_key(log)
+            with self._lock:
+                cached = self._audit
+                if cached is not None and cached.key == key:
+                    if with_verify and cached.verified is None:
+                        cached.verified = log.verify()
+                    return cached
+            state = _Cached(key, time.monotonic(), list(log.entries()))
+            if with_verify:
+                state.verified = log.verify()
+        except (SeamlessError, OSError) as exc:
+            raise Unavailable(
+                f"The audit trail at {log.describe()} could not be read: {first_line(exc)}"
+            ) from None
+        with self._lock:
+            self._audit = state
+        return state
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        """Every entry in chain order (cached until the trail changes)."""
+        return self._audit_state(False).entries
+
+    def audit_verify(self) -> VerifyResult:
+        state = self._audit_state(True)
+        assert state.verified is not None
+        return state.verified
+
+
+def _redact(uri: str) -> str:
+    """A tracking URI without credentials."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password or parts.username:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return uri
