@@ -508,10 +508,12 @@ def _register_subcommands() -> None:
     from pipelines.monitor_cli import monitor_app
     from pipelines.notify_cli import notifications_app
     from pipelines.serve_cli import serve_cmd
+    from pipelines.ui_cli import ui_cmd
 
     run_app.command("batch-scoring")(batch_scoring_cmd)
     app.command("init")(init_cmd)
     app.command("serve")(serve_cmd)
+    app.command("ui")(ui_cmd)
     app.add_typer(audit_app, name="audit")
     app.command("lineage")(lineage_cmd)
     app.add_typer(monitor_app, name="monitor")
