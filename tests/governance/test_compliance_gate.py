@@ -36,9 +36,9 @@ from components.register.stage import run_registration
 from components.train.stage import HOLDOUT_TABLE, run_training
 from components.train.training import encode_labels
 from components.validate.stage import run_validation
-from pipelines.cli import app
+from pipelines.cli import _print_outcome, app
 from pipelines.demo_data import generate
-from pipelines.local import use_workspace
+from pipelines.local import summarize, use_workspace
 from tests.helpers.cli import run_cli
 from tests.helpers.configs import assert_one_sentence
 
@@ -161,7 +161,7 @@ def _scores(env: dict[str, Any]) -> tuple[Any, np.ndarray, np.ndarray]:
 
 
 def test_a_violated_segment_bound_registers_a_challenger_never_promoted(
-    env: dict[str, Any],
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, name = env["outcome"], env["config"].model.name
     version = out.registration.version
@@ -192,6 +192,14 @@ def test_a_violated_segment_bound_registers_a_challenger_never_promoted(
     assert entry["details"]["compliance"]["reason"] == out.compliance.reason
     assert entry["details"]["gate"]["decision"] == "promote"
     assert _entries(audit.PROMOTION, subject) == []
+
+    # What `seamless run training` prints at the end of such a run.
+    summary = summarize(env["config"], env["validation"], since=0)
+    assert (summary.version, summary.decision, summary.compliance) == (version, "reject", "fail")
+    assert summary.reason == out.reason and summary.champion_version is None
+    _print_outcome(summary.to_dict(), env["ws"])
+    printed = capsys.readouterr().out
+    assert f"reject: {out.reason}" in printed and out.card_uri in printed
 
 
 def test_the_model_card_is_on_the_run_with_the_numbers_the_model_gives(
