@@ -9,6 +9,7 @@ config model they forbid unknown keys and use strict types.
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 from typing import Literal
 
@@ -50,9 +51,13 @@ class SegmentConfig(_Strict):
             if not texts or len(set(texts)) != len(texts):
                 raise ValueError(f"{where}: `values` must list distinct values, at least one")
         if self.bins is not None and (
-            len(self.bins) < 2 or any(b <= a for a, b in pairwise(self.bins))
+            len(self.bins) < 2
+            or not all(math.isfinite(b) for b in self.bins)
+            or any(b <= a for a, b in pairwise(self.bins))
         ):
-            raise ValueError(f"{where}: `bins` must be at least two strictly increasing edges")
+            raise ValueError(
+                f"{where}: `bins` must be at least two finite, strictly increasing edges"
+            )
         return self
 
     @property

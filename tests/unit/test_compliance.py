@@ -313,7 +313,12 @@ def test_a_failed_policy_turns_promote_into_reject_keeping_both_reasons() -> Non
         (
             {"segments": [{"column": "age", "bins": [30, 18]}]},
             CARD,
-            "`bins` must be at least two strictly increasing edges",
+            "`bins` must be at least two finite, strictly increasing edges",
+        ),
+        (
+            {"segments": [{"column": "age", "bins": [18, float("nan"), 60]}]},
+            CARD,
+            "`bins` must be at least two finite, strictly increasing edges",
         ),
         (
             {
