@@ -30,6 +30,7 @@ FEAST_VOLUME = "/feast"
 FEAST_CONFIG_DIR = "/etc/feast"
 SPARK_SCRATCH = "/seamless-spark"
 NOTIFICATIONS_DIR = "/etc/seamless/notifications"
+CA_DIR = "/etc/seamless/ca"
 OBJECT_STORE_ENV = (
     "AWS_ENDPOINT_URL",
     "AWS_DEFAULT_REGION",
@@ -72,6 +73,11 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
         optional=True,
     )
     kubernetes.add_pod_label(task, "seamless.dev/pipeline-step", "true")
+    # PostgreSQL (Feast registry, audit trail, prediction log) takes TLS only: libpq
+    # verifies its certificate and name against the namespace's CA bundle.
+    kubernetes.use_config_map_as_volume(task, "seamless-ca", mount_path=CA_DIR)
+    task.set_env_variable("PGSSLMODE", "verify-full")
+    task.set_env_variable("PGSSLROOTCERT", f"{CA_DIR}/ca.crt")
     kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="4Gi")
     # The pod's disk goes with it: steps refuse local roots for data meant to outlive them.
     task.set_env_variable(EPHEMERAL_DISK_ENV, "true")

@@ -62,6 +62,9 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
         {"name": n, "valueFrom": {"secretKeyRef": {"name": s, "key": k}}} for n, s, k in secret_env
     ] + [
         {"name": "HOME", "value": "/tmp"},
+        # PostgreSQL takes TLS only; libpq verifies it against the namespace's CA.
+        {"name": "PGSSLMODE", "value": "verify-full"},
+        {"name": "PGSSLROOTCERT", "value": "/etc/seamless/ca/ca.crt"},
         # As on every pipeline step: data meant to outlive the pod must go to object storage.
         {"name": "SEAMLESS_EPHEMERAL_DISK", "value": "true"},
         {"name": "SEAMLESS_FEAST_REPO", "value": "/feast"},
@@ -134,6 +137,7 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
                                 {"name": "tmp", "mountPath": "/tmp"},
                                 {"name": "feast-repo-dir", "mountPath": "/feast"},
                                 {"name": "repo", "mountPath": "/etc/feast", "readOnly": True},
+                                {"name": "ca", "mountPath": "/etc/seamless/ca", "readOnly": True},
                             ],
                         }
                     ],
@@ -144,6 +148,7 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
                             "name": "repo",
                             "configMap": {"name": configmap_name(objects, "feast-repo")},
                         },
+                        {"name": "ca", "configMap": {"name": "seamless-ca"}},
                     ],
                 },
             },

@@ -86,10 +86,16 @@ def test_cluster_wiring_parses_and_injects_endpoints() -> None:
         assert not cfg.pvc_mount, f"{name} mounts a PersistentVolumeClaim"
         scratch = {m.mount_path for m in cfg.empty_dir_mounts}
         assert ("/feast" in scratch) == (name in ("exec-features", "exec-materialize")), name
-    # ... and each says so, so the ingest and features steps refuse local data roots.
+        # The CA bundle PostgreSQL's certificate is verified against (PGSSLROOTCERT below).
+        ca = {m.mount_path for m in cfg.config_map_as_volume if m.config_map_name == "seamless-ca"}
+        assert ca == {"/etc/seamless/ca"}, name
+    # ... and each says so, so the ingest and features steps refuse local data roots; and
+    # libpq verifies PostgreSQL (TLS only on the cluster).
     for name, executor in docs[0]["deploymentSpec"]["executors"].items():
         env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
         assert env.get("SEAMLESS_EPHEMERAL_DISK") == "true", name
+        assert env.get("PGSSLMODE") == "verify-full", name
+        assert env.get("PGSSLROOTCERT") == "/etc/seamless/ca/ca.crt", name
     deploy = executors["exec-deploy-kubernetes"]["podMetadata"]["labels"]
     assert deploy["seamless.dev/apiserver-client"] == "true"
     # Serving reads the online store: deploy waits for materialize, which runs beside train.

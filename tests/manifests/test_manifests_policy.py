@@ -463,7 +463,6 @@ def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None
 # become TLS, so this list only shrinks.
 PLAINTEXT_STILL_OPEN = {
     ("mlflow", 5000),
-    ("postgres", 5432),
     ("redis", 6379),
     ("feast-server", 6566),
     ("alertmanager", 9093),
@@ -506,6 +505,35 @@ def test_flows_between_workloads_are_tls(rendering: Rendering) -> None:
         "and name it https, grpcs or tls-*"
     )
     assert not tls_now, f"[{rendering.name}] now TLS, drop from PLAINTEXT_STILL_OPEN: {tls_now}"
+
+
+def test_postgres_clients_verify_its_certificate(rendering: Rendering) -> None:
+    """Every workload the policies let reach PostgreSQL makes libpq verify the server:
+    PGSSLMODE=verify-full, PGSSLROOTCERT a file of the mounted `seamless-ca` ConfigMap.
+    (Pipeline steps: tests/compile; Spark executors' JDBC: docs/kubernetes.md, TLS.)"""
+    pods_ = _pods(rendering)
+    declared = {obj["metadata"]["name"] for obj, _ in workloads(rendering.objects)}
+    clients = {src for src, dst, _ in _flows(rendering, list(pods_.values())).allowed
+               if dst == "postgres" and src in declared}  # fmt: skip
+    problems = []
+    for name in sorted(clients):
+        template = pods_[name].template
+        assert template is not None
+        ca_volumes = {
+            v["name"]
+            for v in template["spec"].get("volumes", [])
+            if (v.get("configMap") or {}).get("name") == "seamless-ca"
+        }
+        for c in containers(template, init=False):
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            mounts = {m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] in ca_volumes}
+            root = env.get("PGSSLROOTCERT") or ""
+            if env.get("PGSSLMODE") != "verify-full":
+                problems.append(f"{name}/{c['name']}: PGSSLMODE is {env.get('PGSSLMODE')!r}")
+            if not any(root.startswith(m.rstrip("/") + "/") for m in mounts):
+                problems.append(f"{name}/{c['name']}: PGSSLROOTCERT {root!r} not on seamless-ca")
+    assert {"mlflow", "feast-server", "serving"} <= clients, clients
+    _fail(rendering, problems, "PostgreSQL clients verify-full against seamless-ca")
 
 
 def test_plaintext_check_catches_a_plain_http_port(rendering: Rendering) -> None:

@@ -12,6 +12,7 @@ through the feature server, serving answers predictions, Prometheus returns its 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import socket
@@ -35,6 +36,7 @@ from tests.helpers.require import unavailable
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_config(default_config_path())
 KEY = CONFIG.entity_key()
 # The seeding pod's disk goes with it (as a step's does): it hands the training set over
@@ -484,13 +486,58 @@ def test_training_pipeline_job_runs_against_the_stack(
     assert any(k.endswith("/FILES.sha256") for k in stored), stored
 
 
-def _app_db(stack: Any, dbname: str, user: str, password_key: str) -> Any:
-    """A psycopg2 connection to one of the app databases, as its Secret's user."""
+def _ca_file(stack: Any) -> str:
+    """The overlay's CA bundle as a file (libpq wants a path)."""
+    path = Path(stack.workdir) / "seamless-ca.crt"
+    if not path.exists():
+        for obj in stack.objects:
+            if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "seamless-ca":
+                path.write_text(obj["data"]["ca.crt"])
+    return str(path)
+
+
+def _app_db(stack: Any, dbname: str, user: str, password_key: str, **tls: str) -> Any:
+    """A psycopg2 connection to one of the app databases, as its Secret's user, over TLS
+    verified as the pods verify it (`tls` overrides sslmode/sslrootcert)."""
     import psycopg2
 
     host, port = stack.address("postgres", 5432)
     password = secret(stack, "app-databases")[password_key]
-    return psycopg2.connect(host=host, port=port, dbname=dbname, user=user, password=password)
+    options = {"sslmode": "verify-full", "sslrootcert": _ca_file(stack), **tls}
+    return psycopg2.connect(
+        host=host, port=port, dbname=dbname, user=user, password=password, **options
+    )
+
+
+def test_postgres_takes_tls_only_with_a_certificate_for_its_service_names(
+    stack: Any, tmp_path: Path
+) -> None:
+    import psycopg2
+
+    args = (stack, "audit", "audit", "AUDIT_DB_PASSWORD")
+    with _app_db(*args) as conn, conn.cursor() as cur:
+        cur.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        ssl_on, version = cur.fetchone()
+    assert ssl_on and version in ("TLSv1.2", "TLSv1.3"), (ssl_on, version)
+    # Plaintext: refused by pg_hba.conf (hostssl only), even with the right password.
+    with pytest.raises(psycopg2.OperationalError, match="no encryption"):
+        _app_db(*args, sslmode="disable")
+    # Another CA: the client refuses the server.
+    gen = importlib.util.spec_from_file_location("gen_certs", ROOT / "manifests/tools/gen_certs.py")
+    assert gen and gen.loader
+    tool = importlib.util.module_from_spec(gen)
+    gen.loader.exec_module(tool)
+    other = tmp_path / "other-ca.crt"
+    other.write_bytes(tool.cert_pem(tool.make_ca("someone else")[0]))
+    with pytest.raises(psycopg2.OperationalError, match="certificate verify failed"):
+        _app_db(*args, sslrootcert=str(other))
+    # The right CA, a name the certificate does not carry (the pod's IP): refused.
+    with pytest.raises(psycopg2.OperationalError, match="does not match host name"):
+        psycopg2.connect(
+            host=stack.ip("postgres"), port=5432, dbname="audit", user="audit",
+            password=secret(stack, "app-databases")["AUDIT_DB_PASSWORD"],
+            sslmode="verify-full", sslrootcert=_ca_file(stack), connect_timeout=10,
+        )  # fmt: skip
 
 
 def _audit_rows(stack: Any, subject: str) -> list[tuple[str, str, dict[str, Any]]]:

@@ -7,6 +7,8 @@ set -eu
 : "${POSTGRES_USER:=postgres}"
 : "${PGDATA:?PGDATA must be set}"
 
+# As upstream: arguments that start with a dash are the server's (`-c ssl=on ...`).
+case "${1:-}" in -*) set -- postgres "$@" ;; esac
 if [ "${1:-postgres}" != postgres ]; then
     exec "$@"
 fi
