@@ -1,0 +1,27 @@
+"""One small real workspace for the whole dashboard tier (tests/dashboard/workspace.py),
+built on first use; each test points the environment at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.dashboard.workspace import build
+
+
+@pytest.fixture(scope="session")
+def dash(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return build(tmp_path_factory.mktemp("dashboard"))
+
+
+@pytest.fixture()
+def dash_env(dash: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The workspace's endpoints in this process's environment for one test."""
+    saved = dict(os.environ)
+    os.environ.update(dash["env"])
+    yield dash
+    os.environ.clear()
+    os.environ.update(saved)
