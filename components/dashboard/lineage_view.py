@@ -96,7 +96,8 @@ def lineage_graph(chain: dict[str, Any]) -> Graph:
     mv = chain.get("model_version") or {}
     aliases = ", ".join(mv.get("aliases") or []) or "no alias"
     holdout = mv.get("holdout_metrics") or {}
-    metric = next(iter(sorted(holdout.items())), None)
+    ranked = [k for k in ("roc_auc", "pr_auc", "f1") if k in holdout] + sorted(holdout)
+    metric = (ranked[0], holdout[ranked[0]]) if ranked else None
     g.add(
         Node(
             "model",

@@ -480,7 +480,7 @@ def monitoring_page(data: dict[str, Any]) -> Safe:
         parts.append(card(empty("No registered model yet, so nothing is monitored.")))
         return el("div", parts)
     runs = data.get("runs") or []
-    labels = [f"{_when(r['time'])[5:]} v{r['version']}" for r in runs]
+    labels = [f"{_when(r['time'])[5:16]} v{r['version']}" for r in runs]
     report_links = [path("monitoring", r["run_id"], "report") for r in runs]
     if runs:
         features = data["features"]
