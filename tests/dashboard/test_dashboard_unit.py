@@ -182,3 +182,47 @@ def test_sign_in_redirects_stay_on_this_server() -> None:
     assert _cross_site(Req(origin="http://evil.example", host="127.0.0.1:8765"))  # type: ignore[arg-type]
     assert not _cross_site(Req(origin="http://127.0.0.1:8765", host="127.0.0.1:8765"))  # type: ignore[arg-type]
     assert not _cross_site(Req(sec_fetch_site="none"))  # type: ignore[arg-type]
+
+
+def test_a_local_runs_report_is_linked_and_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kfp.local run folder next to its step log: the run lists the validate task's
+    report, and the dashboard serves that file, sandboxed."""
+    from fastapi.testclient import TestClient
+
+    from components.dashboard.app import create_app
+    from components.dashboard.layout import REPORT_CSP
+    from components.dashboard.settings import DashboardSettings
+
+    ws = tmp_path / "ws"
+    (ws / "logs").mkdir(parents=True)
+    (ws / "logs" / "training-20260110-090000.log").write_text(KFP_LOG)
+    report = ws / "kfp" / "seamless-training-2026-01-10-09-00-01-123456" / "validate" / "report"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html><body>the report</body></html>")
+    (ws / "kfp" / "seamless-training-2026-01-10-11-00-00-000001" / "validate").mkdir(parents=True)
+    monkeypatch.setenv("SEAMLESS_WORKSPACE", str(ws))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with TestClient(create_app(DashboardSettings(auth_disabled=True))) as client:
+        (run,) = client.get("/api/runs").json()["runs"]
+        assert run["id"] == "4242" and run["status"] == "failed"
+        assert run["artifacts"] == [
+            {"label": "validate report", "href": "/runs/4242/report/validate"}
+        ]
+        served = client.get(run["artifacts"][0]["href"])
+        assert served.status_code == 200 and served.text == report.read_text()
+        assert served.headers["content-security-policy"] == REPORT_CSP
+        assert client.get("/runs/4242/report/monitor").status_code == 404
+        assert client.get("/runs/4242/report/../../etc").status_code == 404
+
+
+def test_the_command_checks_its_tls_files_first() -> None:
+    from typer.testing import CliRunner
+
+    from components.common.errors import SeamlessError
+    from pipelines.cli import app
+
+    done = CliRunner().invoke(app, ["ui", "--tls-cert", "ui.crt", "--no-auth"])
+    assert isinstance(done.exception, SeamlessError)
+    assert str(done.exception) == "HTTPS needs both --tls-cert and --tls-key."
