@@ -131,7 +131,10 @@ class Gate:
         from components.serve.api.oidc import verifier_from
         from components.serve.settings import ServeSettings
 
+        # The OIDC settings are serving's own (SEAMLESS_SERVE_OIDC_*), read by its reader.
         oidc = verifier_from(ServeSettings(**settings.oidc)) if settings.oidc else None  # type: ignore[arg-type]
+        # Built as "disabled" only to skip its refusal, which names serving's flags; the
+        # dashboard's own sentence follows, then the real setting is put back.
         tokens = TokenAuth.from_sources(settings.tokens_file, settings.tokens_json, True, oidc)
         if not tokens.entries and oidc is None and not settings.auth_disabled:
             raise SeamlessError(NO_TOKENS)
