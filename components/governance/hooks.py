@@ -132,7 +132,8 @@ def on_register(
     subject = audit.model_subject(reg["model_name"], reg["version"])
     details = {**reg, "pipeline_run_id": pipeline_run_id, "reason": reason[:2000]}
     if gate is not None:
-        details["gate"] = {"decision": gate.get("decision"), "reason": gate.get("reason")}
+        keys = ("decision", "reason", "metric", "challenger", "champion", "champion_version")
+        details["gate"] = {k: gate.get(k) for k in keys}
     if compliance is not None:
         details["compliance"] = {
             "result": compliance.get("tag"),

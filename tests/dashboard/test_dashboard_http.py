@@ -250,16 +250,15 @@ def test_models_show_versions_gates_aliases_and_who_moved_them(
         holdout = {k[8:]: float(v) for k, v in tags.items() if k.startswith("holdout.")}
         assert item["holdout"] == holdout
         assert item["aliases"] == sorted(a for a, v in aliases.items() if v == version)
-    # The gate's two numbers, as the gate computed them (rounded in its sentence).
+    # The gate's two numbers, exactly as the gate computed them (the register hook records
+    # them in the audit entry).
     for version, decision in zip((v1, v2), dash["gates"], strict=True):
         gate = by_version[version]["gate"]
         assert gate["promoted"] is (decision.decision == "promote")
         assert gate["metric"] == decision.metric
-        assert gate["challenger"] == pytest.approx(decision.challenger, abs=5e-5)
-        if decision.champion is None:
-            assert gate["champion"] is None
-        else:
-            assert gate["champion"] == pytest.approx(decision.champion, abs=5e-5)
+        assert gate["challenger"] == decision.challenger
+        assert gate["champion"] == decision.champion
+        if decision.champion is not None:
             assert gate["champion_version"] == decision.champion_version
     # Who moved the champion, and why: from the audit trail, newest first.
     moves = found["moves"]
