@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from components.dashboard.markup import Safe, el, text
+from components.dashboard.markup import Safe, el, svg, text
 
 # Status -> cell colour (drift.py's statuses); light enough for dark text on top.
 STATUS_FILL = {
@@ -123,15 +123,7 @@ def heatmap(
                     class_="cell-value",
                 )
             )
-    return el(
-        "svg",
-        parts,
-        class_=css_class,
-        width=str(width),
-        height=str(height),
-        viewBox=f"0 0 {width} {height}",
-        role="img",
-    )
+    return svg(parts, css_class, width, height)
 
 
 @dataclass
@@ -301,15 +293,7 @@ def line_chart(
         parts.append(
             el("text", _short(s.name, 18), x=str(width - right + 40), y=str(ly), class_="legend")
         )
-    return el(
-        "svg",
-        parts,
-        class_=css_class,
-        width=str(width),
-        height=str(height),
-        viewBox=f"0 0 {width} {height}",
-        role="img",
-    )
+    return svg(parts, css_class, width, height)
 
 
 def bar_chart(
@@ -375,15 +359,7 @@ def bar_chart(
                     class_="tick",
                 )
             )
-    return el(
-        "svg",
-        parts,
-        class_=css_class,
-        width=str(width),
-        height=str(height),
-        viewBox=f"0 0 {width} {height}",
-        role="img",
-    )
+    return svg(parts, css_class, width, height)
 
 
 def sparkbars(counts: list[int], *, width: int = 120, height: int = 26) -> Safe:
@@ -404,12 +380,4 @@ def sparkbars(counts: list[int], *, width: int = 120, height: int = 26) -> Safe:
         )
         for i, c in enumerate(counts)
     ]
-    return el(
-        "svg",
-        bars,
-        class_="spark",
-        width=str(width),
-        height=str(height),
-        viewBox=f"0 0 {width} {height}",
-        role="img",
-    )
+    return svg(bars, "spark", width, height)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from components.dashboard.markup import Safe, el
+from components.dashboard.markup import Safe, el, svg
 
 KIND_FILL = {
     "source": "#eef6ff",
@@ -138,12 +138,4 @@ def render(graph: Graph, css_class: str = "lineage") -> Safe:
             )
         group = el("g", body, class_=f"node kind-{node.kind}", data_node=node.id)
         parts.append(el("a", group, href=node.href) if node.href else group)
-    return el(
-        "svg",
-        parts,
-        class_=css_class,
-        width=str(width),
-        height=str(height),
-        viewBox=f"0 0 {width} {height}",
-        role="img",
-    )
+    return svg(parts, css_class, width, height)

@@ -63,6 +63,19 @@ def el(tag: str, *children: Any, **attrs: Any) -> Safe:
     return Safe(f"<{tag}{parts}>{join(children)}</{tag}>")
 
 
+def svg(parts: list[Any], css_class: str, width: float, height: float) -> Safe:
+    """An inline SVG image of `parts`, scaled by its viewBox."""
+    return el(
+        "svg",
+        parts,
+        class_=css_class,
+        width=str(width),
+        height=str(height),
+        viewBox=f"0 0 {width} {height}",
+        role="img",
+    )
+
+
 def join(children: Iterable[Any]) -> Safe:
     out = []
     for child in children:

@@ -9,10 +9,7 @@ Chromium's own headless mode dumps the DOM it built and takes a screenshot, kept
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -23,23 +20,11 @@ from components.common.config import default_config_path, parse_config
 from components.ingest.stage import ingest_tables
 from components.validate.results import ValidationResult
 from components.validate.stage import profile_path, run_validation
-from tests.helpers.require import unavailable
+from tests.helpers import chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 HOSTILE = '<img src=x onerror="document.title=1">'
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
 FAILING = [
     {
         "table": "credit_history",
@@ -55,69 +40,6 @@ FAILING = [
     },
 ]
 # The bundled suite's warning `home_ownership` in {RENT, OWN, MORTGAGE, OTHER} fails too.
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    unavailable("Chromium is missing: apt-get install chromium (Debian's package)")
-
-
-def artifacts_dir() -> Path:
-    folder = Path(os.environ.get("SEAMLESS_TEST_ARTIFACTS") or REPO / "tests" / "artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _run_chromium(binary: str, profile_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "HOME": str(profile_dir)},
-        check=False,
-    )
-    assert proc.returncode == 0, f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}"
-    return proc
-
-
-class _Dom(HTMLParser):
-    """The elements of the dumped DOM, in document order, with their classes and text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.elements: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self._stack: list[int] = []
-        self.texts: dict[int, list[str]] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, dict(attrs)))
-        self._stack.append(len(self.elements) - 1)
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._stack:
-            index = self._stack.pop()
-            if self.elements[index][0] == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-        for index in self._stack:
-            self.texts.setdefault(index, []).append(data)
-
-    def text_of(self, index: int) -> str:
-        return "".join(self.texts.get(index, []))
-
-    def find(self, tag: str, css: str | None = None) -> list[int]:
-        return [
-            i
-            for i, (t, attrs) in enumerate(self.elements)
-            if t == tag and (css is None or css in (attrs.get("class") or "").split())
-        ]
 
 
 @pytest.fixture(scope="module")
@@ -153,23 +75,19 @@ def test_profile_is_stored_next_to_the_report(report: tuple[Path, ValidationResu
 def test_chromium_renders_failures_first_and_every_column(
     report: tuple[Path, ValidationResult],
 ) -> None:
-    binary = _chromium()
     page, result = report
-    out = artifacts_dir()
+    out = chromium.artifacts_dir()
     shutil.copyfile(page, out / "validation-report.html")
     screenshot = out / "validation-report.png"
     screenshot.unlink(missing_ok=True)
     browser_home = page.parent / "chromium"
     url = page.as_uri()
-    dom_html = _run_chromium(binary, browser_home, "--dump-dom", url).stdout
-    _run_chromium(
-        binary, browser_home, f"--screenshot={screenshot}", "--window-size=1400,2000", url
-    )
+    dom_html = chromium.run(browser_home, "--dump-dom", url).stdout
+    chromium.run(browser_home, f"--screenshot={screenshot}", "--window-size=1400,2000", url)
     assert screenshot.is_file() and screenshot.stat().st_size > 20_000
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    dom = _Dom()
-    dom.feed(dom_html)
+    dom = chromium.Dom(dom_html)
     dom.close()
     tags = [t for t, _ in dom.elements]
     # The hostile value stayed text: the browser built no element from it.

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,75 +25,13 @@ import pytest
 import requests
 
 from tests.dashboard.workspace import HOSTILE
+from tests.helpers import chromium
 from tests.helpers.postgres import free_port
-from tests.helpers.require import unavailable
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN = "browser-admin-token-8c1f"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    unavailable("Chromium is missing: apt-get install chromium (Debian's package)")
-
-
-def artifacts_dir() -> Path:
-    folder = Path(os.environ.get("SEAMLESS_TEST_ARTIFACTS") or REPO / "tests" / "artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-class Dom(HTMLParser):
-    """Elements of the dumped DOM with their attributes and text."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.elements: list[tuple[str, dict[str, str | None]]] = []
-        self.texts: dict[int, list[str]] = {}
-        self._open: list[int] = []
-        self.text: list[str] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, dict(attrs)))
-        if tag not in ("meta", "link", "input", "br", "hr", "img"):
-            self._open.append(len(self.elements) - 1)
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._open:
-            if self.elements[self._open.pop()][0] == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-        for i in self._open:
-            self.texts.setdefault(i, []).append(data)
-
-    def find(self, tag: str, css: str | None = None) -> list[int]:
-        return [
-            i
-            for i, (t, a) in enumerate(self.elements)
-            if t == tag and (css is None or css in (a.get("class") or "").split())
-        ]
-
-    def text_of(self, i: int) -> str:
-        return "".join(self.texts.get(i, []))
 
 
 @pytest.fixture(scope="module")
@@ -137,27 +74,24 @@ def server(dash: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> It
     assert ADMIN not in log.read_text()
 
 
-def browse(base: str, page: str, shot: str, height: int = 1800, token: str = ADMIN) -> Dom:
+def browse(base: str, page: str, shot: str, height: int = 1800, token: str = ADMIN) -> chromium.Dom:
     """Sign in through the URL, load `page`, dump the DOM and keep a screenshot. Each
     call has a fresh browser profile: no cookie from an earlier page helps."""
     import tempfile
 
-    binary = _chromium()
-    screenshot = artifacts_dir() / f"dashboard-{shot}.png"
+    screenshot = chromium.artifacts_dir() / f"dashboard-{shot}.png"
     screenshot.unlink(missing_ok=True)
     profile = Path(tempfile.mkdtemp(prefix="chromium-dashboard-"))
     url = f"{base}/login?token={quote(token)}&next={quote(page)}" if token else f"{base}{page}"
-    proc = subprocess.run(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-         f"--screenshot={screenshot}", f"--window-size=1400,{height}", url],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "HOME": str(profile)},
-        check=False,
-    )  # fmt: skip
-    shutil.rmtree(profile, ignore_errors=True)
-    assert proc.returncode == 0, f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}"
+    try:
+        proc = chromium.run(
+            profile, "--dump-dom", f"--screenshot={screenshot}", f"--window-size=1400,{height}", url
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
     assert screenshot.is_file() and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 15_000, screenshot
-    return Dom(proc.stdout)
+    return chromium.Dom(proc.stdout)
 
 
 def test_pages_render_their_charts_with_the_workspace_data(
