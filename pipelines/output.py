@@ -1,5 +1,5 @@
-"""What commands share: the --config option of a workspace, and a Console on stdout
-whose width suits the reader.
+"""What commands share: the --config option of a workspace, a Console on stdout whose
+width suits the reader, and the entry point of a command run on its own.
 
 On a terminal, rich uses the terminal's width. Piped or redirected, rich would assume 80
 columns and fold or cut tables and trees (`seamless lineage | less`, logs in CI); there
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -48,3 +49,15 @@ WsConfigOpt = Annotated[
     ),
 ]
 """The --config option of every command that works on a trained workspace."""
+
+
+def run_alone(command: Callable[..., Any]) -> None:
+    """`python -m pipelines.<x>_cli`: the command without the `seamless` group; a
+    SeamlessError is its one sentence on stderr and exit status 1."""
+    from components.common.errors import SeamlessError
+
+    try:
+        typer.run(command)
+    except SeamlessError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None

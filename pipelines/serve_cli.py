@@ -201,13 +201,9 @@ def serve_config(config: Path | None, workspace: Path | None) -> Path:
 
 
 def main() -> None:
-    from components.common.errors import SeamlessError
+    from pipelines.output import run_alone
 
-    try:
-        typer.run(serve_cmd)
-    except SeamlessError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
+    run_alone(serve_cmd)
 
 
 if __name__ == "__main__":

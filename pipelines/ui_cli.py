@@ -102,13 +102,9 @@ def ui_cmd(
 
 
 def main() -> None:
-    from components.common.errors import SeamlessError
+    from pipelines.output import run_alone
 
-    try:
-        typer.run(ui_cmd)
-    except SeamlessError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
+    run_alone(ui_cmd)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ built on first use; each test points the environment at it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,10 +17,8 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def dash_env(dash: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The workspace's endpoints in this process's environment for one test."""
-    saved = dict(os.environ)
+def dash_env(dash: dict[str, Any]) -> dict[str, Any]:
+    """The workspace's endpoints in this process's environment for one test (the autouse
+    fixture in tests/conftest.py restores the environment afterwards)."""
     os.environ.update(dash["env"])
-    yield dash
-    os.environ.clear()
-    os.environ.update(saved)
+    return dash

@@ -123,12 +123,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture()
-def env(built: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    saved = dict(os.environ)
+def env(built: dict[str, Any]) -> dict[str, Any]:
+    """The workspace's endpoints in this process's environment for one test (the autouse
+    fixture in tests/conftest.py restores the environment afterwards)."""
     os.environ.update(built["env"])
-    yield built
-    os.environ.clear()
-    os.environ.update(saved)
+    return built
 
 
 def test_model_chain(env: dict[str, Any]) -> None:
