@@ -48,6 +48,9 @@ STEP_CONFIGMAPS = (
     "seamless-telemetry-off",
     "feast-repo",
     "seamless-s3-endpoint",
+    # The CA bundle the steps verify PostgreSQL's certificate with (its names include the
+    # cluster-wide one the copies use).
+    "seamless-ca",
 )
 STEP_SECRETS = (
     "mlflow-client",

@@ -353,6 +353,8 @@ EXPECTED_FLOWS = {
     ("serving", "mlflow", 5000),
     ("serving", "postgres", 5432),
     ("serving", "redis", 6379),
+    ("dashboard", "mlflow", 5000),
+    ("dashboard", "postgres", 5432),
     ("prometheus", "serving", 8080),
     ("prometheus", "alertmanager", 9093),
     ("pipeline-step", "mlflow", 5000),
@@ -382,6 +384,8 @@ EXPECTED_FLOWS_BY_OVERLAY = {
         ("minio-buckets", "minio", 9000),
         # Materialization reads the offline tables from the bucket.
         ("feast-materialize", "minio", 9000),
+        # The dashboard reads snapshots' files and reports.
+        ("dashboard", "minio", 9000),
         ("s3-client", "minio", 9000),
         ("spark-driver", "minio", 9000),
         ("spark-executor", "minio", 9000),

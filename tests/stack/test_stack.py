@@ -660,3 +660,25 @@ def test_prediction_log_and_audit_trail_are_in_postgres(stack: Any, served: dict
     assert "model_reload" in actions, events
     reloads = {actor for actor, action in events if action == "model_reload"}
     assert reloads == {"system:serviceaccount:seamless:serving"}, events
+
+
+def test_dashboard_shows_the_cluster_stores_over_https(
+    stack: Any, champion: dict[str, Any], served: dict[str, Any]
+) -> None:
+    """The dashboard pod reads MLflow and the audit trail in PostgreSQL (TLS, verify-full)
+    and answers HTTPS only, behind serving's tokens; the audit page needs an admin token."""
+    stack.wait("dashboard", "ready", timeout=120)
+    base, tls, roles = stack.url("dashboard", 8765, "https"), served["tls"], served["roles"]
+    assert call(f"{base}/api/models", tls=tls)[0] == 401
+    status, body = call(f"{base}/api/models", token=roles["predict"], tls=tls)
+    assert status == 200 and not body["errors"], body
+    (listed,) = [m for m in body["models"] if m["name"] == CONFIG.model.name]
+    assert listed["aliases"]["champion"] == champion["version"], listed
+    assert call(f"{base}/api/audit", token=roles["predict"], tls=tls)[0] == 403
+    status, body = call(f"{base}/api/audit", token=roles["admin"], tls=tls)
+    assert status == 200, body
+    assert body["verify"]["ok"] and "postgres" in body["where"].lower(), body["verify"]
+    actions = {e["action"] for e in body["entries"]}
+    assert "model_reload" in actions, actions
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        call(f"{base}/healthz", tls=ssl.create_default_context(), timeout=10)
