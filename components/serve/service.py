@@ -24,7 +24,7 @@ from components.serve.lookup.features import (
 )
 from components.serve.metrics import ServeMetrics
 from components.serve.models import memory
-from components.serve.models.compiled import Checked, Predictor, choose_predictor, prepare_in_child
+from components.serve.models.compiled import Checked, Predictor, choose_predictor, prepare
 from components.serve.models.model_store import LoadedModel, ModelStore, load_version
 from components.serve.overload import LoopLag
 from components.serve.settings import ServeSettings
@@ -126,11 +126,12 @@ class Service:
     def _prepare(self, name: str, version: str) -> tuple[Predictor, Any]:
         """(predictor, model to keep or None) of a version, before it is swapped in.
 
-        The compiled graph comes from a child process; only when it cannot serve does
-        this process load the scikit-learn model (and import scikit-learn)."""
+        The compiled graph comes from a child process (or is kept from an earlier load);
+        only when it cannot serve does this process load the scikit-learn model (and
+        import scikit-learn)."""
         log.info("Preparing %s v%s.", name, version)
         if self.compile:
-            checked = prepare_in_child(name, version, self.config)
+            checked = prepare(name, version, self.config)
         else:
             checked = Checked(None, "SEAMLESS_SERVE_PREDICTOR=sklearn", [], [])
         return choose_predictor(checked, self.config, lambda: load_version(name, version))

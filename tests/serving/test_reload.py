@@ -96,6 +96,8 @@ def test_alias_move_swaps_under_load_and_a_broken_version_is_refused(
         forced = client.post("/admin/reload")
         assert forced.status_code == 200 and forced.json()["version"] == first
         assert service.models.last_error is None
+        # ... and swaps the graph this process prepared for it back in, without a child.
+        assert service.models.current.predictor.detail.endswith("kept from an earlier load")
 
 
 def test_no_champion_means_not_ready(

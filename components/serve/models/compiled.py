@@ -11,12 +11,14 @@ and so never imports scikit-learn, SciPy, skl2onnx or the pickled model (~150 MB
 docs/serving-benchmark.md), and a converter crash cannot take it down. When the graph
 is unusable (no converter, parity failed) the serving process loads the plain model
 itself and the reason is kept (`Predictor.detail`, shown in /readyz and as a metric label).
+The last few prepared graphs are kept (`prepare`), so a rollback needs no child.
 
 Rows are lists of feature values in the config's feature order (`None` = missing).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -24,7 +26,9 @@ import pickle
 import resource
 import subprocess
 import sys
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -331,6 +335,43 @@ def prepare_in_child(
     seconds = time.perf_counter() - started
     cost = f"prepared by a child process in {seconds:.1f} s, peak RSS {peak_mib} MiB"
     return replace(checked, detail=f"{checked.detail}; {cost}")
+
+
+# The graphs of the last few versions this process prepared, so a rollback (or a new app
+# in the same process) swaps one back in without another child. Keyed by the version's
+# identity in its registry (a version re-created under the same number is another key)
+# and by the config it was checked against; a graph is a few hundred KB.
+KEEP_PREPARED = 3
+_prepared: OrderedDict[tuple[str, ...], Checked] = OrderedDict()
+_prepared_lock = threading.Lock()
+
+
+def _version_key(name: str, version: str, config: SeamlessConfig) -> tuple[str, ...]:
+    import mlflow
+
+    from components.common.tracking import mlflow_client
+
+    mv = mlflow_client().get_model_version(name, version)
+    config_digest = hashlib.sha256(pickle.dumps(config)).hexdigest()
+    identity = (str(mv.creation_timestamp), str(mv.source), str(mv.run_id or ""))
+    return (mlflow.get_registry_uri(), name, version, *identity, config_digest)
+
+
+def prepare(name: str, version: str, config: SeamlessConfig) -> Checked:
+    """`prepare_in_child`, or the graph this process prepared for the same registered
+    version and config before (see `KEEP_PREPARED`)."""
+    key = _version_key(name, version, config)
+    with _prepared_lock:
+        earlier = _prepared.get(key)
+        if earlier is not None:
+            _prepared.move_to_end(key)
+            return replace(earlier, detail=f"{earlier.detail}; kept from an earlier load")
+    checked = prepare_in_child(name, version, config)
+    with _prepared_lock:
+        _prepared[key] = checked
+        while len(_prepared) > KEEP_PREPARED:
+            _prepared.popitem(last=False)
+    return checked
 
 
 def _child_main() -> None:
