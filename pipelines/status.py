@@ -11,6 +11,7 @@ from components.common.tracking import (
     CHAMPION,
     PREVIOUS_CHAMPION,
     champion_version,
+    holdout_tags,
     mlflow_client,
 )
 from components.deploy.deployment import live_deployment
@@ -25,11 +26,7 @@ def champion_status(config: SeamlessConfig) -> dict[str, Any]:
         tags = dict(champ.tags)
         status["champion"] = {
             "version": str(champ.version),
-            "holdout_metrics": {
-                k.removeprefix("holdout."): float(v)
-                for k, v in tags.items()
-                if k.startswith("holdout.")
-            },
+            "holdout_metrics": {k: float(v) for k, v in holdout_tags(tags).items()},
             "data_sha256": tags.get("seamless.data_sha256"),
             "validation": tags.get("seamless.validation"),
             "feature_service": tags.get("seamless.feature_service"),

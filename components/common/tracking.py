@@ -17,6 +17,30 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
 """Alias kept on the champion a promotion replaced, so rollback is one alias move."""
 
+HOLDOUT_TAG_PREFIX = "holdout."
+"""Model version tags `holdout.<metric>`: the register stage's holdout numbers."""
+
+
+def holdout_tags(version_tags: dict[str, str]) -> dict[str, str]:
+    """A model version's `holdout.<metric>` tags by metric name, values as stored."""
+    return {
+        key.removeprefix(HOLDOUT_TAG_PREFIX): value
+        for key, value in version_tags.items()
+        if key.startswith(HOLDOUT_TAG_PREFIX)
+    }
+
+
+def holdout_metrics(version_tags: dict[str, str]) -> dict[str, float]:
+    """`holdout.<metric>` tags the register stage set on the model version, as floats
+    (a tag that is not a number is left out)."""
+    out: dict[str, float] = {}
+    for metric, value in holdout_tags(version_tags).items():
+        try:
+            out[metric] = float(value)
+        except ValueError:
+            continue
+    return out
+
 
 def mlflow_client() -> Any:
     """Point MLflow at the configured store (creating the local one) and return a client."""

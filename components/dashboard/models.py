@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from components.common.tracking import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
+from components.common.tracking import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, holdout_tags
 
 ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
 MOVES = ("promotion", "rollback")
@@ -53,11 +53,7 @@ def _version(mv: Any) -> dict[str, Any]:
         "version": str(mv.version),
         "created": _ms(mv.creation_timestamp),
         "aliases": sorted(getattr(mv, "aliases", None) or []),
-        "holdout": {
-            k.removeprefix("holdout."): as_number(v)
-            for k, v in tags.items()
-            if k.startswith("holdout.")
-        },
+        "holdout": {k: as_number(v) for k, v in holdout_tags(tags).items()},
         "decision": tags.get("seamless.decision"),
         "reason": tags.get("seamless.decision_reason"),
         "data_sha256": tags.get("seamless.data_sha256") or None,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.dashboard.models import as_number, filter_quoted
+from components.common.tracking import holdout_metrics
+from components.dashboard.models import filter_quoted
 
 STATUS_NAMES = {0: "ok", 1: "warn", 2: "drift", -1: "not_enough_data"}
 """`status.<feature>` metric -> status (monitor/drift.py STATUS_CODE, inverted)."""
@@ -80,11 +81,7 @@ def holdout_of(client: Any, model_name: str, versions: set[str]) -> dict[str, di
         except MlflowException:
             out[v] = {}
             continue
-        out[v] = {
-            k.removeprefix("holdout."): n
-            for k, raw in tags.items()
-            if k.startswith("holdout.") and isinstance(n := as_number(raw), float)
-        }
+        out[v] = holdout_metrics(tags)
     return out
 
 

@@ -15,7 +15,6 @@ from components.common.monitoring_config import MonitoringConfig
 from components.evaluate.evaluation import classification_metrics
 
 OK, BREACH, NOT_ENOUGH_DATA, NO_BASELINE = "ok", "breach", "not_enough_data", "no_baseline"
-HOLDOUT_TAG_PREFIX = "holdout."
 
 
 @dataclass
@@ -31,18 +30,6 @@ class PerformanceResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def holdout_metrics(version_tags: dict[str, str]) -> dict[str, float]:
-    """`holdout.<metric>` tags the register stage set on the model version, as floats."""
-    out: dict[str, float] = {}
-    for key, value in version_tags.items():
-        if key.startswith(HOLDOUT_TAG_PREFIX):
-            try:
-                out[key.removeprefix(HOLDOUT_TAG_PREFIX)] = float(value)
-            except ValueError:
-                continue
-    return out
 
 
 def auc_standard_error(auc: float, positives: int, negatives: int) -> float:

@@ -13,12 +13,12 @@ from components.common.env import workspace as default_workspace
 from components.common.errors import SeamlessError
 from components.common.monitoring_config import MonitoringConfig, monitoring_config
 from components.common.reference_profile import baseline_profile, load_reference_profile
-from components.common.tracking import CHAMPION
+from components.common.tracking import CHAMPION, holdout_metrics
 from components.governance import hooks
 from components.monitor import guard
 from components.monitor.drift import DRIFT, WARN, compare, not_enough_data
 from components.monitor.exporters import log_run, write_textfile
-from components.monitor.performance import BREACH, holdout_metrics, live_performance
+from components.monitor.performance import BREACH, live_performance
 from components.monitor.report import render_html
 from components.monitor.results import RETRAIN, RETRAIN_SKIPPED, MonitoringResult, decide
 from components.monitor.traffic import (

@@ -17,7 +17,7 @@ from typing import Any
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
-from components.common.tracking import mlflow_client
+from components.common.tracking import HOLDOUT_TAG_PREFIX, mlflow_client
 from components.governance import access, compliance, hooks
 from components.governance.compliance import ComplianceResult
 from components.register import model_card
@@ -79,7 +79,7 @@ def run_registration(
         "seamless.gate_reason": gate_reason[:5000],
     }
     for key, value in evaluation["challenger_metrics"].items():
-        tags[f"holdout.{key}"] = f"{value:.6g}"
+        tags[f"{HOLDOUT_TAG_PREFIX}{key}"] = f"{value:.6g}"
     name = config.model.name
     subject = f"model:{name}"
     access.require("register", subject)

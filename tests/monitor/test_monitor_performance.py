@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from components.common.monitoring_config import MonitoringConfig
+from components.common.tracking import holdout_metrics
 from components.monitor.performance import (
     BREACH,
     NO_BASELINE,
     NOT_ENOUGH_DATA,
     OK,
     auc_standard_error,
-    holdout_metrics,
     live_performance,
 )
 from components.monitor.traffic import feature_rows, labelled, read_traffic, window
