@@ -292,6 +292,18 @@ def _seq_of(raw: bytes | str) -> int | None:
     return seq if isinstance(seq, int) else None
 
 
+def parse_entries(lines: Iterable[tuple[int, bytes | str]]) -> Iterator[dict[str, Any]]:
+    """The entries of stored lines (line number, raw JSON) in stored order; a line that
+    is not a JSON object is skipped (`check_lines` is what names it)."""
+    for _, raw in lines:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            yield entry
+
+
 def check_lines(
     lines: Iterable[tuple[int, bytes | str]],
     where: str,

@@ -25,6 +25,7 @@ from components.governance.audit_chain import (
     current_actor,
     entry_line,
     new_entry,
+    parse_entries,
 )
 
 LOG_NAME = "audit.jsonl"
@@ -103,13 +104,7 @@ class FileAuditLog:
     def entries(self) -> Iterator[dict[str, Any]]:
         """Every complete, parseable entry in file order (a torn tail is skipped)."""
         lines, _ = self._lines()
-        for _, raw in lines:
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(entry, dict):
-                yield entry
+        yield from parse_entries(lines)
 
     def verify(self, expected_head: str | None = None) -> VerifyResult:
         lines, torn = self._lines()

@@ -10,7 +10,6 @@ so tampering needs a table owner disabling it on purpose, which `verify()` then 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from components.governance.audit_chain import (
     current_actor,
     entry_line,
     new_entry,
+    parse_entries,
 )
 
 TABLE = "seamless_audit"
@@ -141,13 +141,7 @@ class PostgresAuditLog:
             conn.close()
 
     def entries(self) -> Iterator[dict[str, Any]]:
-        for _, raw in self._rows():
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(entry, dict):
-                yield entry
+        yield from parse_entries(self._rows())
 
     def verify(self, expected_head: str | None = None) -> VerifyResult:
         # "line" numbers are row positions in seq order.
