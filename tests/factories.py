@@ -45,6 +45,16 @@ def training_set(n: int = 3000, seed: int = 0, signal: float = 1.0) -> pd.DataFr
     return df
 
 
+def quick_model(config: SeamlessConfig) -> SeamlessConfig:
+    """`config` with a model that trains in seconds: logistic regression, default
+    parameters, one search candidate, 2-fold cross-validation."""
+    search = config.model.search.model_copy(update={"n_iter": 1, "cv": 2, "space": {}})
+    model = config.model.model_copy(
+        update={"search": search, "params": {}, "estimator": "logistic_regression"}
+    )
+    return config.model_copy(update={"model": model})
+
+
 def train_and_register_once(
     store: Path, config: SeamlessConfig, data_sha256: str
 ) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from components.train.stage import run_training
 from components.validate.stage import run_validation
 from pipelines.demo_data import generate
 from pipelines.local import use_workspace
+from tests.factories import quick_model
 from tests.helpers.cli import run_cli
 from tests.serving.workspace import clean_endpoints, small_config
 
@@ -54,16 +55,12 @@ TRAFFIC_ROWS = 600
 def dashboard_config() -> SeamlessConfig:
     """The bundled config, small and quick, drift compared with the training rows (the
     served baseline would need 500 predictions before any verdict)."""
-    config = small_config(load_config(default_config_path()))
     # Logistic regression: a few seconds per training run instead of ~20 (2 CPUs).
-    search = config.model.search.model_copy(update={"n_iter": 1, "cv": 2, "space": {}})
-    model = config.model.model_copy(
-        update={"search": search, "params": {}, "estimator": "logistic_regression"}
-    )
+    config = quick_model(small_config(load_config(default_config_path())))
     monitoring = monitoring_config(config).model_copy(
         update={"reference": "training", "min_rows": 200, "min_labels": 100}
     )
-    return config.model_copy(update={"model": model, "monitoring": monitoring})
+    return config.model_copy(update={"monitoring": monitoring})
 
 
 def _train(

@@ -18,7 +18,7 @@ from components.monitor.exporters import LAST_RUN_TAG, REPORT_ARTIFACT, promethe
 from components.monitor.stage import default_textfile, run_monitoring
 from components.predictions.files import AppendLog
 from components.predictions.records import jsonable
-from tests.factories import train_and_register_once, training_set
+from tests.factories import quick_model, train_and_register_once, training_set
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]  # ~15 s: one real train + register
 
@@ -28,12 +28,8 @@ NOW = datetime(2026, 1, 10, 12, tzinfo=UTC)
 def _small(config: SeamlessConfig) -> SeamlessConfig:
     """A quick model; drift against the training rows (these tests are about that
     comparison; the served baseline has its own in test_retrain_guard.py)."""
-    search = config.model.search.model_copy(update={"n_iter": 1, "cv": 2, "space": {}})
-    model = config.model.model_copy(
-        update={"search": search, "params": {}, "estimator": "logistic_regression"}
-    )
     monitoring = monitoring_config(config).model_copy(update={"reference": "training"})
-    return config.model_copy(update={"model": model, "monitoring": monitoring})
+    return quick_model(config).model_copy(update={"monitoring": monitoring})
 
 
 @pytest.fixture(scope="module")

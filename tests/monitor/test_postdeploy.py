@@ -25,18 +25,14 @@ from components.register.operations import promote, rollback
 from components.register.registry import register
 from components.serve.service import FEEDBACK, PREDICTIONS
 from components.train.run import train_and_log
-from tests.factories import training_set
+from tests.factories import quick_model, training_set
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
 
 
 def _config(config: SeamlessConfig) -> SeamlessConfig:
-    search = config.model.search.model_copy(update={"n_iter": 1, "cv": 2, "space": {}})
-    model = config.model.model_copy(
-        update={"estimator": "logistic_regression", "search": search, "params": {}}
-    )
-    return config.model_copy(
-        update={"model": model, "promotion": PromotionConfig(metric="roc_auc", min_value=None)}
+    return quick_model(config).model_copy(
+        update={"promotion": PromotionConfig(metric="roc_auc", min_value=None)}
     )
 
 

@@ -28,7 +28,7 @@ from components.predictions.records import jsonable
 from components.register.registry import register
 from pipelines.demo_data import generate, generate_frames
 from pipelines.demo_loop import as_of_rows
-from tests.factories import train_and_register_once, training_set
+from tests.factories import quick_model, train_and_register_once, training_set
 
 NOW = datetime(2026, 1, 10, 12, tzinfo=UTC)
 FEATURE = "delinquencies_12m"
@@ -105,14 +105,6 @@ def test_served_baseline_keeps_detecting_real_drift(demo: dict[str, Any]) -> Non
 # ------------------------------------------------- the stage over several monitoring runs
 
 
-def _small(config: SeamlessConfig) -> SeamlessConfig:
-    search = config.model.search.model_copy(update={"n_iter": 1, "cv": 2, "space": {}})
-    model = config.model.model_copy(
-        update={"search": search, "params": {}, "estimator": "logistic_regression"}
-    )
-    return config.model_copy(update={"model": model})
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("guard-store")
@@ -120,7 +112,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def _trained(store: Path) -> dict[str, Any]:
-    return train_and_register_once(store, _small(load_config(default_config_path())), "b" * 64)
+    return train_and_register_once(store, quick_model(load_config(default_config_path())), "b" * 64)
 
 
 @pytest.fixture()
