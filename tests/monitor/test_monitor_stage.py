@@ -33,24 +33,12 @@ def _small(config: SeamlessConfig) -> SeamlessConfig:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One MLflow store for the module: training + registering once saves ~10 s a test."""
-    return tmp_path_factory.mktemp("monitor-mlflow")
-
-
-@pytest.fixture(scope="module")
 def _trained(store: Path) -> dict[str, Any]:
+    """A trained and registered (promoted) version with a stored profile (`registered`
+    in tests/monitor/conftest.py points a test at it)."""
     from components.common.config import default_config_path, load_config
 
     return train_and_register_once(store, _small(load_config(default_config_path())), "a" * 64)
-
-
-@pytest.fixture()
-def registered(_trained: dict[str, Any], store: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """A trained and registered (promoted) version with a stored profile."""
-    monkeypatch.setenv("SEAMLESS_WORKSPACE", str(store))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return _trained
 
 
 @pytest.fixture()

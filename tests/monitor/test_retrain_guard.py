@@ -106,20 +106,8 @@ def test_served_baseline_keeps_detecting_real_drift(demo: dict[str, Any]) -> Non
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("guard-store")
-
-
-@pytest.fixture(scope="module")
 def _trained(store: Path) -> dict[str, Any]:
     return train_and_register_once(store, quick_model(load_config(default_config_path())), "b" * 64)
-
-
-@pytest.fixture()
-def trained(_trained: dict[str, Any], store: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    monkeypatch.setenv("SEAMLESS_WORKSPACE", str(store))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return _trained
 
 
 def _serve(
@@ -176,8 +164,8 @@ def _decisions(model: str, version: str) -> list[dict[str, Any]]:
 
 @pytest.mark.unit
 @pytest.mark.slow
-def test_served_baseline_is_collected_first(trained: dict[str, Any], tmp_path: Path) -> None:
-    cfg, version = trained["config"], trained["version"]
+def test_served_baseline_is_collected_first(registered: dict[str, Any], tmp_path: Path) -> None:
+    cfg, version = registered["config"], registered["version"]
     ws = tmp_path / "traffic"
     _serve(ws, cfg, version, 400, seed=3, start=NOW - timedelta(hours=8))
     early = run_monitoring(cfg, workspace=ws, now=NOW, log_to_mlflow=False)
@@ -194,12 +182,12 @@ def test_served_baseline_is_collected_first(trained: dict[str, Any], tmp_path: P
 @pytest.mark.unit
 @pytest.mark.slow
 def test_same_drift_on_same_data_retrains_once(
-    trained: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    registered: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seven monitoring runs of one version with a persistent drift (and breach):
     retrain, skipped, skipped, retrain on new data, skipped, retrain on a new signal,
     skipped; with the guard off, retrain."""
-    cfg, version = trained["config"], trained["version"]
+    cfg, version = registered["config"], registered["version"]
     name = cfg.model.name
     ws, data = tmp_path / "traffic", tmp_path / "data"
     generate(data, n_rows=2_000, seed=5)
@@ -223,7 +211,7 @@ def test_same_drift_on_same_data_retrains_once(
     sha = first.guard["data_source_sha256"]
     assert sha and len(sha) == 64
     # The retrain's challenger loses the gate: registered, not promoted.
-    register(name, trained["model_uri"], "reject", {"seamless.test": "challenger"})
+    register(name, registered["model_uri"], "reject", {"seamless.test": "challenger"})
 
     decisions = [first]
     for _ in range(2):
@@ -280,9 +268,9 @@ def test_same_drift_on_same_data_retrains_once(
 
 @pytest.mark.unit
 @pytest.mark.slow
-def test_unknown_data_does_not_block_a_retrain(trained: dict[str, Any], tmp_path: Path) -> None:
+def test_unknown_data_does_not_block_a_retrain(registered: dict[str, Any], tmp_path: Path) -> None:
     """Without readable data (no data dir) the fingerprint is unknown: retrain, said so."""
-    cfg, version = trained["config"], trained["version"]
+    cfg, version = registered["config"], registered["version"]
     ws = tmp_path / "traffic"
     _serve(ws, cfg, version, 500, seed=11, start=NOW - timedelta(hours=20))
     _serve(
