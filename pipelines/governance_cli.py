@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.output import stdout_console
+from pipelines.output import JsonOpt, stdout_console
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 
@@ -41,7 +41,7 @@ def audit_verify_cmd(
             "hex digits); the chain must still hold that entry (catches a cut-off end)."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check the audit chain. Exit status: 0 intact, 1 tampered (the first bad entry is
     named), 2 only a torn last line from a crashed writer (the next append repairs it).

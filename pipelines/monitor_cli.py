@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.output import WsConfigOpt
+from pipelines.output import JsonOpt, WsConfigOpt
 
 monitor_app = typer.Typer(
     help="Drift, data quality and live performance of the served model.", no_args_is_help=True
@@ -62,7 +62,7 @@ def monitor_run_cmd(
     no_mlflow: Annotated[
         bool, typer.Option("--no-mlflow", help="Do not log an MLflow run.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Compare served traffic with the model's training profile and its live labels.
 

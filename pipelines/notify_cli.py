@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from components.common.notifications_config import NotificationsConfig
-from pipelines.output import WsConfigOpt, stdout_console
+from pipelines.output import JsonOpt, WsConfigOpt, stdout_console
 
 notifications_app = typer.Typer(
     help="Webhooks for promotions, rejections, rollbacks, drift and failed validations.",
@@ -66,7 +66,7 @@ def replay_cmd(
             "else <workspace>/notifications/dead-letter.jsonl)."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Send the dead-lettered events again; those that fail again stay. Exit status 1
     if any stayed.

@@ -50,6 +50,14 @@ WsConfigOpt = Annotated[
 ]
 """The --config option of every command that works on a trained workspace."""
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+"""The --json option of a command that prints one result."""
+
+NoAuthOpt = Annotated[
+    bool, typer.Option("--no-auth", help="Serve without tokens (local development only).")
+]
+"""The --no-auth option of the commands that serve over HTTP (serving, the dashboard)."""
+
 
 def run_alone(command: Callable[..., Any]) -> None:
     """`python -m pipelines.<x>_cli`: the command without the `seamless` group; a

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from components.serve.settings import SPOOL_MAX_BYTES
-from pipelines.output import WsConfigOpt
+from pipelines.output import NoAuthOpt, WsConfigOpt
 
 
 def serve_cmd(
@@ -67,9 +67,7 @@ def serve_cmd(
         Path | None,
         typer.Option(envvar="SEAMLESS_SERVE_TLS_KEY", help="The certificate's PEM private key."),
     ] = None,
-    no_auth: Annotated[
-        bool, typer.Option("--no-auth", help="Serve without tokens (local development only).")
-    ] = False,
+    no_auth: NoAuthOpt = False,
     log_url: Annotated[
         str | None,
         typer.Option(

@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from pipelines.output import NoAuthOpt
+
 
 class _NoQueryStrings(logging.Filter):
     """uvicorn's access lines without query strings: `/login?token=...` must not be logged."""
@@ -45,9 +47,7 @@ def ui_cmd(
             "trail; admin: all).",
         ),
     ] = None,
-    no_auth: Annotated[
-        bool, typer.Option("--no-auth", help="Serve without tokens (local development only).")
-    ] = False,
+    no_auth: NoAuthOpt = False,
     tls_cert: Annotated[
         Path | None,
         typer.Option(help="Serve HTTPS with this PEM certificate (chain); needs --tls-key."),
