@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-import requests
 
 from tests.dashboard.workspace import HOSTILE
 from tests.helpers import chromium
 from tests.helpers.postgres import free_port
+from tests.helpers.process import http_daemon
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,32 +42,13 @@ def server(dash: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> It
     log = here / "ui.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_SERVE_")}
     env.update(dash["env"])
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.ui_cli", "--host", "127.0.0.1", "--port", str(port),
-             "--workspace", str(dash["ws"]), "--tokens-file", str(tokens)],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                assert proc.poll() is None, log.read_text()[-2000:]
-                try:
-                    if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, "seamless ui did not start"
-                time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    base = f"http://127.0.0.1:{port}"
+    with http_daemon(
+        [sys.executable, "-m", "pipelines.ui_cli", "--host", "127.0.0.1", "--port", str(port),
+         "--workspace", str(dash["ws"]), "--tokens-file", str(tokens)],
+        log, f"{base}/healthz", timeout_s=90, grace_s=10, poll_s=0.2, cwd=REPO, env=env,
+    ):  # fmt: skip
+        yield base
     # The sign-in URLs carried the token; the server's log must not have kept it.
     assert ADMIN not in log.read_text()
 

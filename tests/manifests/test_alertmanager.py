@@ -25,6 +25,7 @@ from k8s_objects import MANIFESTS, Rendering
 
 from tests.helpers.loopback import answer, loopback_server
 from tests.helpers.postgres import free_port
+from tests.helpers.process import http_daemon
 from tests.helpers.require import unavailable
 from tests.helpers.webhook import Receiver, webhook_receiver
 
@@ -251,34 +252,6 @@ def metrics_target(counter: Counter) -> Iterator[str]:
         yield url.removeprefix("http://")
 
 
-@contextmanager
-def daemon(args: list[str], log: Path, ready_url: str) -> Iterator[None]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"{args[0]} exited ({proc.returncode}):\n{log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(ready_url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{args[0]} not ready in 60 s:\n{log.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def scraped_at_zero(port: int) -> None:
     query = f"http://127.0.0.1:{port}/api/v1/query?query=" + urllib.parse.quote(
         "count_over_time(seamless_serve_model_reload_failures_total[1m])"
@@ -334,7 +307,7 @@ def test_a_firing_rule_reaches_the_webhook_and_slack_receivers(tmp_path: Path) -
             )
         )
         with (
-            daemon(
+            http_daemon(
                 [
                     alertmanager,
                     f"--config.file={am_config}",
@@ -345,7 +318,7 @@ def test_a_firing_rule_reaches_the_webhook_and_slack_receivers(tmp_path: Path) -
                 tmp_path / "alertmanager.log",
                 f"http://127.0.0.1:{am_port}/-/ready",
             ),
-            daemon(
+            http_daemon(
                 [
                     prometheus,
                     f"--config.file={prom_config}",
