@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -54,12 +55,34 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture()
-def quick_config(tmp_path: Path) -> Path:
+def write_quick_config(path: Path) -> Path:
     """The bundled config with a smaller search, so a pipeline run takes seconds."""
     raw = yaml.safe_load(default_config_path().read_text())
     raw["model"]["search"].update({"n_iter": 2, "cv": 2})
     raw["model"]["search"]["space"] = {"learning_rate": [0.05, 0.1], "max_iter": [60]}
-    path = tmp_path / "quick.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+@pytest.fixture()
+def quick_config(tmp_path: Path) -> Path:
+    return write_quick_config(tmp_path / "quick.yaml")
+
+
+@pytest.fixture(scope="session")
+def quick_trained(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> dict[str, Any]:
+    """The quick config trained once on the demo data (subprocess runner) in a workspace of
+    its own: for tests that compare another run with it, or go on from it (a pipeline run
+    is a minute or two here). Keys: outcome, workspace, config. test_training_pipeline
+    trains a second version into that workspace: others use the outcome only."""
+    from pipelines.local import run_training
+
+    root = tmp_path_factory.mktemp("quick-trained")
+    config, ws = write_quick_config(root / "quick.yaml"), root / "ws"
+    ws.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ENDPOINT_KEYS:
+            mp.delenv(key, raising=False)
+        mp.setenv("SEAMLESS_WORKSPACE", str(ws))
+        outcome = run_training(config, demo_data, ws)
+    return {"outcome": outcome, "workspace": ws, "config": config}

@@ -30,10 +30,12 @@ def runtime_image() -> str:
 
 
 def test_docker_runner_matches_subprocess_runner(
-    runtime_image: str, demo_data: Path, quick_config: Path, tmp_path: Path
+    runtime_image: str, demo_data: Path, quick_trained: dict, tmp_path: Path
 ) -> None:
-    local_run = run_training(quick_config, demo_data, tmp_path / "ws-subprocess")
-    docker_run = run_training(quick_config, demo_data, tmp_path / "ws-docker", runner="docker")
+    local_run = quick_trained["outcome"]  # the same config and data, subprocess runner
+    docker_run = run_training(
+        quick_trained["config"], demo_data, tmp_path / "ws-docker", runner="docker"
+    )
     assert docker_run.validation == local_run.validation
     assert docker_run.decision == local_run.decision == "promote"
     assert docker_run.champion_metrics == pytest.approx(local_run.champion_metrics, abs=1e-9)

@@ -22,12 +22,14 @@ def _versions(name: str) -> list[str]:
 
 
 def test_train_twice_then_gate_against_the_champion(
-    demo_data: Path, quick_config: Path, workspace: Path
+    demo_data: Path, quick_trained: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    quick_config, workspace = quick_trained["config"], quick_trained["workspace"]
+    monkeypatch.setenv("SEAMLESS_WORKSPACE", str(workspace))
     config = load_config(quick_config)
     name = config.model.name
 
-    first = run_training(quick_config, demo_data, workspace)
+    first = quick_trained["outcome"]  # the first training in that workspace
     assert first.validation in ("pass", "warn")
     assert first.version == "1" and first.decision == "promote", first.reason
     assert first.champion_version == "1"
