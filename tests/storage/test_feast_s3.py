@@ -10,44 +10,14 @@ import pandas as pd
 import pytest
 
 from components.common import storage
-from components.common.config import SeamlessConfig, parse_config
 from components.common.env import feast_repo_path
 from components.common.tables import content_hash
 from components.features.features import build_features
 from components.features.repo import default_offline_store
 from components.features.store import open_store
+from tests.helpers.mini_features import T2, T3, facts, mini_config, utc
 
 pytestmark = [pytest.mark.storage, pytest.mark.slow]
-
-MINI = """
-name: mini
-tables:
-  facts:
-    source: {kind: file, uri: facts.parquet}
-    entity_column: customer_id
-    timestamp_column: event_timestamp
-    columns: {customer_id: int, event_timestamp: timestamp, score: float}
-  labels:
-    source: {kind: file, uri: labels.parquet}
-    entity_column: customer_id
-    timestamp_column: event_timestamp
-    columns: {customer_id: int, event_timestamp: timestamp, defaulted: int}
-labels: {table: labels, label_column: defaulted}
-features:
-  project: mini_s3
-  entity: customer
-  service: mini_v1
-  views:
-    - {name: facts_view, table: facts, features: [score], ttl_days: 30}
-model: {name: mini}
-"""
-
-
-def utc(s: str) -> pd.Timestamp:
-    return pd.Timestamp(s, tz="UTC")
-
-
-T1, T2, T3 = utc("2024-01-10"), utc("2024-02-01"), utc("2024-03-01")
 
 
 def test_historical_features_join_point_in_time_from_s3_parquet(
@@ -55,10 +25,7 @@ def test_historical_features_join_point_in_time_from_s3_parquet(
 ) -> None:
     root = f"s3://{bucket}/feast"
     monkeypatch.setenv("SEAMLESS_FEAST_OFFLINE_ROOT", root)
-    config: SeamlessConfig = parse_config(MINI, origin="mini.yaml")
-    facts = pd.DataFrame(
-        {"customer_id": [1, 1, 2], "event_timestamp": [T1, T3, T1], "score": [1.0, 2.0, 5.0]}
-    )
+    config = mini_config(project="mini_s3")
     labels = pd.DataFrame(
         {
             "customer_id": [1, 1, 1, 2],
@@ -66,7 +33,7 @@ def test_historical_features_join_point_in_time_from_s3_parquet(
             "defaulted": [0, 1, 0, 1],
         }
     )
-    tables = {"facts": facts, "labels": labels}
+    tables = {"facts": facts(), "labels": labels}
     hashes = {name: content_hash(df) for name, df in tables.items()}
     repo = feast_repo_path()
 
