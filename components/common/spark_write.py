@@ -42,6 +42,25 @@ def with_dtypes(df: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
     return df
 
 
+def batch_frame(batch: pa.RecordBatch, dtypes: dict[str, str]) -> pd.DataFrame:
+    """A batch of Spark's Parquet as pandas with the dtypes in `dtypes`. An `Int64` column
+    is built from its Arrow values and validity directly: Arrow's own conversion goes
+    through float64 when there are nulls, which changes integers past 2**53 (large ids,
+    pseudonyms)."""
+    df = batch.to_pandas()
+    names = set(batch.schema.names)
+    for col, dtype in dtypes.items():
+        if dtype != "Int64" or col not in names:
+            continue
+        arr = batch.column(col)
+        if not pa.types.is_integer(arr.type) or not arr.null_count:
+            continue
+        values = arr.fill_null(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        mask = arr.is_null().to_numpy(zero_copy_only=False)
+        df[col] = pd.arrays.IntegerArray(values.astype("int64"), mask)
+    return with_dtypes(df, dtypes)
+
+
 def stream_writer(
     folder: Path,
     target: dict[str, str],
@@ -69,7 +88,7 @@ def stream_writer(
         try:
             for part in parts:
                 for batch in pq.ParquetFile(part).iter_batches(batch_size=1 << 17):
-                    df = with_dtypes(batch.to_pandas(), target)
+                    df = batch_frame(batch, target)
                     if writer is None:
                         schema = pa.Schema.from_pandas(df, preserve_index=False)
                         writer = pq.ParquetWriter(path, schema)
