@@ -36,6 +36,10 @@ INGESTED_AT = "ingested_at"
 
 ColumnType = Literal["int", "float", "string", "bool", "timestamp"]
 Severity = Literal["critical", "warning"]
+PiiTag = Literal["pseudonymize", "drop", "keep"]
+PSEUDONYMIZABLE: tuple[ColumnType, ...] = ("int", "string")
+"""Column types a keyed pseudonym can stand in for without changing the type
+(components/common/pii.py)."""
 
 
 class FileSource(_Strict):
@@ -116,9 +120,29 @@ class TableConfig(_Strict):
     timestamp_column: str | None = None
     """Event-time column; when absent the ingestion time is used (plain tables)."""
     columns: dict[str, ColumnType] = Field(default_factory=dict)
-    """Required columns and their types; other columns pass through untouched."""
+    """Required columns and their types; other columns pass through untouched. A column
+    holding personal data is written with its tag, e.g. `email: {type: string, pii: drop}`
+    (see `pii`)."""
+    pii: dict[str, PiiTag] = Field(default_factory=dict)
+    """Personal-data tags of declared columns, usually written on the column itself in
+    `columns` (`customer_id: {type: int, pii: pseudonymize}`). `pseudonymize`: ingest
+    replaces each value by a keyed HMAC-SHA256 pseudonym (key from `SEAMLESS_PII_KEY`),
+    the same in every table, so joins and entity lookups still work; int and string
+    columns only (the entity key too: serving and batch scoring pseudonymize the raw ids
+    they get). `drop`: the column never leaves ingest (not in the snapshot or anything
+    later); not for the keys. `keep` (the default): unchanged. Neither tag goes on a
+    feature (served and logged as clients send it) or the label. docs/security.md,
+    "Personal data"."""
     max_invalid_fraction: float = Field(0.01, ge=0, le=1)
     """Fraction of non-parseable values tolerated in a typed column (they become null)."""
+
+    def tagged(self, tag: PiiTag) -> list[str]:
+        """The declared columns carrying `tag` (`keep`: the untagged ones too), in order."""
+        return [c for c in self.columns if self.pii.get(c, "keep") == tag]
+
+    def stored_columns(self) -> dict[str, ColumnType]:
+        """The declared columns a snapshot holds: all but those tagged `pii: drop`."""
+        return {c: t for c, t in self.columns.items() if self.pii.get(c) != "drop"}
 
 
 class ExpectationConfig(_Strict):
@@ -336,6 +360,37 @@ class SeamlessConfig(_Strict):
     SEAMLESS_IMAGE_PREFIX override it; unset, the local `localhost/seamless` names
     (loaded into kind with `make images-load`)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_pii(cls, raw: Any) -> Any:
+        # `columns: {email: {type: string, pii: drop}}` is the tag written on the column;
+        # it is split into the type (`columns`) and the tag (`pii`) here, at the top level,
+        # so a mistake is one sentence naming the column's full key.
+        if not isinstance(raw, dict) or not isinstance(raw.get("tables"), dict):
+            return raw
+        tables = dict(raw["tables"])
+        for name, table in tables.items():
+            if not isinstance(table, dict) or not isinstance(table.get("columns"), dict):
+                continue
+            if not any(isinstance(v, dict) for v in table["columns"].values()):
+                continue
+            columns, tags = {}, table.get("pii", {})
+            tags = dict(tags) if isinstance(tags, dict) else tags
+            for col, spec in table["columns"].items():
+                if not isinstance(spec, dict):
+                    columns[col] = spec
+                    continue
+                columns[col], tag = _column_spec(f"tables.{name}.columns.{col}", spec)
+                if isinstance(tags, dict) and tag != "keep":
+                    if tags.get(col, tag) != tag:
+                        raise ValueError(
+                            f"tables.{name}.columns.{col} is tagged pii: {tag} but "
+                            f"tables.{name}.pii.{col} says {tags[col]!r}; tag it once"
+                        )
+                    tags[col] = tag
+            tables[name] = {**table, "columns": columns, "pii": tags}
+        return {**raw, "tables": tables}
+
     @field_validator("image_prefix")
     @classmethod
     def _image_prefix_usable(cls, value: str | None) -> str | None:
@@ -379,6 +434,75 @@ class SeamlessConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _pii_consistent(self) -> SeamlessConfig:
+        features = {(v.table, f): v.name for v in self.features.views for f in v.features}
+        for name, table in self.tables.items():
+            for col, tag in table.pii.items():
+                where = f"tables.{name}.columns.{col}"
+                if col not in table.columns:
+                    raise ValueError(
+                        f"tables.{name}.pii names '{col}', which is not declared in "
+                        f"tables.{name}.columns (only declared columns can be tagged)"
+                    )
+                if tag == "keep":
+                    continue
+                kind = table.columns[col]
+                if tag == "pseudonymize" and kind not in PSEUDONYMIZABLE:
+                    raise ValueError(
+                        f"{where} is declared {kind} and tagged pii: pseudonymize, but only "
+                        "int and string columns can be pseudonymized; tag it drop or keep"
+                    )
+                if (name, col) in features:
+                    raise ValueError(
+                        f"{where} is tagged pii: {tag} but is a feature of features.views "
+                        f"'{features[(name, col)]}'; features cannot be tagged (serving takes "
+                        "them as clients send them and logs them), so remove the tag or the "
+                        "feature"
+                    )
+                role = self._role(name, col)
+                if tag == "drop" and role:
+                    hint = "; pseudonymize it instead" if role == "entity_column" else ""
+                    raise ValueError(
+                        f"{where} is tagged pii: drop but is the table's {role}, which every "
+                        f"later stage needs{hint}"
+                    )
+                if tag == "pseudonymize" and role and role != "entity_column":
+                    raise ValueError(
+                        f"{where} is tagged pii: pseudonymize but is the table's {role}, "
+                        "which must keep its values"
+                    )
+                if tag == "drop":
+                    for i, exp in enumerate(self.validation.expectations):
+                        if exp.table == name and col in _expectation_columns(exp.kwargs):
+                            raise ValueError(
+                                f"validation.expectations[{i}] checks column '{col}' of table "
+                                f"'{name}', which is tagged pii: drop and is not in the snapshot"
+                            )
+        # Joins and lookups need the same pseudonyms on every side of the entity key.
+        key = self.entity_key()
+        sides = [self.labels.table, *dict.fromkeys(v.table for v in self.features.views)]
+        tags = {t: self.tables[t].pii.get(key, "keep") for t in sides}
+        first = tags[self.labels.table]
+        for side, tag in tags.items():
+            if tag != first:
+                raise ValueError(
+                    f"the entity key '{key}' is tagged pii: {first} in tables.{self.labels.table} "
+                    f"but {tag} in tables.{side}; tag it the same in every table (declare it "
+                    "in each table's columns), or the tables no longer join"
+                )
+        return self
+
+    def _role(self, table: str, column: str) -> str | None:
+        cfg = self.tables[table]
+        if column == cfg.entity_column:
+            return "entity_column"
+        if column == cfg.timestamp_column:
+            return "timestamp_column"
+        if table == self.labels.table and column == self.labels.label_column:
+            return "label column (labels.label_column)"
+        return None
+
+    @model_validator(mode="after")
     def _compliance_consistent(self) -> SeamlessConfig:
         policy = self.compliance
         if policy is None:
@@ -415,6 +539,15 @@ class SeamlessConfig(_Strict):
         """The join key shared by the labels and every feature table."""
         return self.tables[self.labels.table].entity_column or ROW_ID
 
+    def entity_pii(self) -> PiiTag:
+        """The entity key's personal-data tag (the same in every table it joins)."""
+        return self.tables[self.labels.table].pii.get(self.entity_key(), "keep")
+
+    def pseudonymized(self) -> dict[str, list[str]]:
+        """Table -> its columns tagged `pii: pseudonymize` (tables without any left out)."""
+        found = {n: t.tagged("pseudonymize") for n, t in self.tables.items()}
+        return {n: cols for n, cols in found.items() if cols}
+
     def timestamp_key(self, table: str) -> str:
         """The event-time column of `table` after ingestion."""
         return self.tables[table].timestamp_column or INGESTED_AT
@@ -426,6 +559,34 @@ class SeamlessConfig(_Strict):
             for f in view.features:
                 out[f] = self.tables[view.table].columns[f]
         return out
+
+
+def _column_spec(where: str, spec: dict[Any, Any]) -> tuple[Any, PiiTag]:
+    """(type, tag) of a column written as `{type: ..., pii: ...}`."""
+    unknown = [str(k) for k in spec if k not in ("type", "pii")]
+    if unknown:
+        raise ValueError(
+            f"{where} has unknown key '{unknown[0]}'; a column is written as its type or as "
+            "{type: ..., pii: pseudonymize|drop|keep}"
+        )
+    if "type" not in spec:
+        raise ValueError(f"{where} needs a type, e.g. {{type: string, pii: drop}}")
+    tag = spec.get("pii", "keep")
+    if tag not in ("pseudonymize", "drop", "keep"):
+        raise ValueError(f"{where}: pii must be pseudonymize, drop or keep, not {tag!r}"[:300])
+    return spec["type"], tag
+
+
+def _expectation_columns(kwargs: dict[str, Any]) -> set[str]:
+    """Every column an expectation's arguments name (single, pair and list forms)."""
+    names: set[str] = set()
+    for key in ("column", "column_A", "column_B"):
+        if isinstance(kwargs.get(key), str):
+            names.add(kwargs[key])
+    for key in ("column_list", "column_set"):
+        if isinstance(kwargs.get(key), list):
+            names.update(c for c in kwargs[key] if isinstance(c, str))
+    return names
 
 
 def feature_columns(config: SeamlessConfig) -> tuple[list[str], list[str]]:

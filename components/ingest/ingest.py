@@ -28,6 +28,15 @@ from components.common.config import (
 )
 from components.common.errors import SeamlessError
 from components.common.labels import LabelCheck, apply_value_map, check_labels
+from components.common.pii import (
+    Pseudonymizer,
+    config_key,
+    dataset_record,
+    log_pii,
+    table_key,
+    transform_frame,
+    without_dropped,
+)
 from components.common.spark import engine_record
 from components.common.tables import (
     MANIFEST,
@@ -140,14 +149,18 @@ def ingest_table(
     data_dir: str | Path | None,
     ingested_at: datetime | None = None,
     labels: LabelsConfig | None = None,
+    pii_key: Pseudonymizer | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read and normalize one table; returns it and its manifest info.
 
     `labels` is given for the labels table: its label column is required, mapped with
     `value_map`, tolerates no invalid value, and with `unknown_values: drop` loses the
-    rows whose label is null or none of the classes (counted in the info).
+    rows whose label is null or none of the classes (counted in the info). Columns tagged
+    `pii` are dropped or pseudonymized last (`pii_key`, default: read from the
+    environment when the table needs it), so hashes and everything stored see the result.
     """
     stamp = _utc_now_or(ingested_at)
+    key = pii_key if pii_key is not None else table_key(name, table_cfg)
     source = table_cfg.source
     shown = describe_source(source, data_dir)
     origin = f"{source.kind} {shown}"
@@ -176,6 +189,7 @@ def ingest_table(
     if labels is not None:
         df, label_info = _label_policy(df, labels, label_info, name, where)
     df = _storable(df, set(expected), where)
+    df, pii_info = transform_frame(df, table_cfg, where, key)
     info: dict[str, Any] = {
         "source": shown,
         "source_kind": source.kind,
@@ -194,8 +208,11 @@ def ingest_table(
         info["labels"] = label_info
     if isinstance(source, SqlSource):
         info["query"] = source.query
+    if pii_info:
+        info["pii"] = pii_info
+        log_pii(where, pii_info)
     log.info("Table '%s': %d rows x %d columns from %s", name, len(df), df.shape[1], origin)
-    return df, info
+    return df, without_dropped(info, table_cfg)
 
 
 def ingest_tables_local(
@@ -206,17 +223,19 @@ def ingest_tables_local(
 ) -> dict[str, Any]:
     """`stage.ingest_tables` on the local engine (pandas and Arrow in this process)."""
     stamp = _utc_now_or(ingested_at)
+    key = config_key(config)  # a missing key fails before any source is read
     tables: dict[str, pd.DataFrame] = {}
     info: dict[str, dict[str, Any]] = {}
     for name, table_cfg in config.tables.items():
         labels = config.labels if name == config.labels.table else None
-        tables[name], info[name] = ingest_table(name, table_cfg, data_dir, stamp, labels)
+        tables[name], info[name] = ingest_table(name, table_cfg, data_dir, stamp, labels, key)
     manifest = write_dataset(out_folder, tables, info)
     manifest["source_sha256"] = dataset_hash(
         {n: e["source_sha256"] for n, e in manifest["tables"].items()}
     )
     manifest["ingested_at"] = stamp.isoformat()
     manifest.update(engine_record(config))
+    manifest.update(dataset_record(manifest["tables"]))
     # write_dataset has no hook for top-level keys; rewriting its manifest is atomic too.
     write_json_atomic(Path(out_folder) / MANIFEST, manifest)
     return manifest

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from pandas.api import types as ptypes
 
 from components.common.config import INGESTED_AT, ROW_ID, ColumnType, LabelsConfig, TableConfig
 from components.common.errors import SeamlessError
+from components.common.pii import WITHHELD, withheld
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +273,11 @@ def check_columns(columns: list[str], table_cfg: TableConfig, where: str) -> Non
 
 
 def declared_types(table_cfg: TableConfig) -> dict[str, ColumnType]:
-    """Column -> type to convert to; the event time is a timestamp whatever is declared."""
-    types: dict[str, ColumnType] = dict(table_cfg.columns)
+    """Column -> type to convert to; the event time is a timestamp whatever is declared.
+
+    Columns tagged `pii: drop` are left out: they are removed unparsed, so none of their
+    values can fail the table or reach a message."""
+    types: dict[str, ColumnType] = table_cfg.stored_columns()
     if table_cfg.timestamp_column:
         types[table_cfg.timestamp_column] = "timestamp"
     return types
@@ -329,9 +334,15 @@ def empty_key_problem(where: str, col: str, count: int, first_row: int) -> str:
 
 
 def duplicate_key_problem(
-    where: str, key: dict[str, Any], first_row: int, second_row: int, total: int
+    where: str,
+    key: dict[str, Any],
+    first_row: int,
+    second_row: int,
+    total: int,
+    withheld: Collection[str] = (),
 ) -> str:
-    shown = ", ".join(f"{c}={show_value(v)}" for c, v in key.items())
+    """`withheld`: key columns tagged pii, whose values the sentence does not show."""
+    shown = ", ".join(f"{c}={WITHHELD if c in withheld else show_value(v)}" for c, v in key.items())
     return (
         f"{where}: duplicate key {shown} in rows {first_row} and {second_row} "
         f"({total} rows share their key with another row), but each "
@@ -380,6 +391,7 @@ def normalize_with_report(
         count = int(bad.sum())
         if count:
             first = int(np.flatnonzero(bad.to_numpy())[0])
+            hide = withheld(table_cfg, col)
             problem = invalid_values_problem(
                 where,
                 col,
@@ -387,14 +399,14 @@ def normalize_with_report(
                 count,
                 n,
                 first + 1,
-                show_value(raw.iloc[first]),
+                WITHHELD if hide else show_value(raw.iloc[first]),
                 table_cfg,
                 col in strict_columns,
             )
             if problem:
                 raise SeamlessError(problem)
             report.invalid_values[col] = count
-            report.invalid_examples[col] = examples_of(raw[bad])
+            report.invalid_examples[col] = [WITHHELD] if hide else examples_of(raw[bad])
             warn_invalid(where, col, kind, count, report.invalid_examples[col])
         df[col] = converted
 
@@ -413,8 +425,9 @@ def normalize_with_report(
             same = (df[key_cols] == key_vals).all(axis=1).to_numpy()
             second = int(np.flatnonzero(same)[1])
             key = {c: key_vals[c] for c in key_cols}
+            hidden = [c for c in key_cols if withheld(table_cfg, c)]
             raise SeamlessError(
-                duplicate_key_problem(where, key, first + 1, second + 1, int(dup.sum()))
+                duplicate_key_problem(where, key, first + 1, second + 1, int(dup.sum()), hidden)
             )
 
     if entity is None:

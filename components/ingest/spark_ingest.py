@@ -20,11 +20,13 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from components.common.config import (
     INGESTED_AT,
@@ -38,6 +40,17 @@ from components.common.config import (
 )
 from components.common.errors import SeamlessError
 from components.common.labels import check_label_counts
+from components.common.pii import (
+    WITHHELD,
+    Pseudonymizer,
+    check_distinct,
+    config_key,
+    dataset_record,
+    log_pii,
+    table_record,
+    withheld,
+    without_dropped,
+)
 from components.common.spark import engine_record, finer_than_micros, spark_session
 from components.common.spark_kubernetes import scratch_root
 from components.common.spark_write import stream_writer, write_parts
@@ -168,33 +181,40 @@ def _check(
         count, pid, pos = _first(stats, f"c{i}", f"p{i}")
         if not count:
             continue
-        shown = str(at(pid, pos, shown_text(i)))
+        hide = withheld(table_cfg, col)  # a pii column's source values stay out
+        shown = WITHHELD if hide else str(at(pid, pos, shown_text(i)))
         row = positions.row(pid, pos)
         problem = invalid_values_problem(
             where, col, kind, count, n, row, shown, table_cfg, col in strict
         )
         if problem:
             raise SeamlessError(problem)
-        first_values = (
-            norm.where(F.col(bad_flag(i)))
-            .orderBy(PARTITION, POSITION)
-            .select(example_of(i))
-            .limit(20 * _EXAMPLES)
-            .collect()
-        )
         invalid[col] = count
-        examples[col] = list(dict.fromkeys(str(r[0]) for r in first_values))[:_EXAMPLES]
+        if hide:
+            examples[col] = [WITHHELD]
+        else:
+            first_values = (
+                norm.where(F.col(bad_flag(i)))
+                .orderBy(PARTITION, POSITION)
+                .select(example_of(i))
+                .limit(20 * _EXAMPLES)
+                .collect()
+            )
+            examples[col] = list(dict.fromkeys(str(r[0]) for r in first_values))[:_EXAMPLES]
         warn_invalid(where, col, kind, count, examples[col])
     for k, key in enumerate(keys):
         count, pid, pos = _first(stats, f"kc{k}", f"kp{k}")
         if count:
             raise SeamlessError(empty_key_problem(where, key, count, positions.row(pid, pos)))
     if table_cfg.entity_column:
-        _check_duplicates(norm, keys, positions, where)
+        hidden = [k for k in keys if withheld(table_cfg, k)]
+        _check_duplicates(norm, keys, positions, where, hidden)
     return positions, invalid, examples
 
 
-def _check_duplicates(norm: DataFrame, keys: list[str], positions: _Positions, where: str) -> None:
+def _check_duplicates(
+    norm: DataFrame, keys: list[str], positions: _Positions, where: str, hidden: list[str]
+) -> None:
     from pyspark.sql import functions as F
 
     shared = norm.groupBy(*keys).count().where(F.col("count") > 1)
@@ -228,7 +248,7 @@ def _check_duplicates(norm: DataFrame, keys: list[str], positions: _Positions, w
             value = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
         key[c] = value
     rows = [positions.row(r[PARTITION], r[POSITION]) for r in pair]
-    raise SeamlessError(duplicate_key_problem(where, key, rows[0], rows[1], int(total[0])))
+    raise SeamlessError(duplicate_key_problem(where, key, rows[0], rows[1], int(total[0]), hidden))
 
 
 def _label_policy(
@@ -279,6 +299,55 @@ def _count_markers(
     return frame, counts
 
 
+def _pseudonymize(
+    out: DataFrame, table_cfg: TableConfig, where: str, key: Pseudonymizer | None
+) -> tuple[DataFrame, dict[str, dict[str, Any]]]:
+    """`pii.transform_frame`'s pseudonyms in Spark: the same `Pseudonymizer` runs in the
+    Python workers over Arrow batches (exact int64s, no float detour), and one aggregation
+    counts distinct values before and after."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    columns = [c for c in table_cfg.tagged("pseudonymize") if c in out.columns]
+    if not columns:
+        return out, {}
+    assert key is not None, "a table with pseudonymized columns needs the key"
+    kinds = {c: table_cfg.columns[c] for c in columns}
+    temp = {c: f"__pii{i}" for i, c in enumerate(columns)}
+    fields = list(out.schema.fields) + [
+        T.StructField(temp[c], T.LongType() if kinds[c] == "int" else T.StringType())
+        for c in columns
+    ]
+    schema = to_arrow_schema(T.StructType(fields))
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            arrays = [a.cast(schema.field(i).type) for i, a in enumerate(batch.columns)]
+            for c in columns:
+                values = key.values(batch.column(c).to_pylist(), kinds[c])
+                arrays.append(pa.array(values, type=schema.field(temp[c]).type))
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    with_pseudonyms = out.mapInArrow(run, from_arrow_schema(schema))
+    aggs = []
+    for c in columns:
+        aggs += [
+            F.countDistinct(F.col(f"`{c}`")).alias(f"{temp[c]}_before"),
+            F.countDistinct(F.col(temp[c])).alias(f"{temp[c]}_after"),
+            F.count(F.col(temp[c])).alias(f"{temp[c]}_values"),
+        ]
+    counts = with_pseudonyms.agg(*aggs).first()
+    assert counts is not None
+    done: dict[str, dict[str, Any]] = {}
+    for c in columns:
+        before, after = int(counts[f"{temp[c]}_before"]), int(counts[f"{temp[c]}_after"])
+        check_distinct(where, c, before, after)
+        done[c] = {"type": kinds[c], "values": int(counts[f"{temp[c]}_values"]), "distinct": after}
+    replaced = [F.col(temp[c]).alias(c) if c in temp else F.col(f"`{c}`") for c in out.columns]
+    return with_pseudonyms.select(*replaced), done
+
+
 def _target_dtypes(
     columns: list[str], types: dict[str, ColumnType], generated: list[str]
 ) -> dict[str, str]:
@@ -300,12 +369,16 @@ def _ingest_spark_table(
     stamp: datetime,
     labels: LabelsConfig | None,
     scratch: Path,
+    key: Pseudonymizer | None,
 ) -> tuple[TableWriter, dict[str, Any]]:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     columns = list(raw.frame.columns)
     check_columns(columns, table_cfg, where)
+    # Tagged `drop`: never normalized, never written (declared_types leaves them out).
+    dropped = [c for c in table_cfg.tagged("drop") if c in columns]
+    columns = [c for c in columns if c not in dropped]
     strict: frozenset[str] = frozenset()
     if labels is not None:
         if labels.label_column not in columns:
@@ -338,10 +411,13 @@ def _ingest_spark_table(
         if table_cfg.timestamp_column is None:
             out = out.withColumn(INGESTED_AT, F.lit(stamp).cast("timestamp"))
             generated.append(INGESTED_AT)
+        out, pseudonymized = _pseudonymize(
+            out.select(*[f"`{c}`" for c in columns], *generated), table_cfg, where, key
+        )
         folder = scratch / name
         # One file per table, as the local engine writes: the rows were computed in
         # parallel (and cached) by the checks, so only the write itself is one task.
-        write_parts(out.select(*columns, *generated), folder)
+        write_parts(out, folder)
     finally:
         norm.unpersist()
     dtypes = _target_dtypes([*columns, *generated], types, generated)
@@ -359,6 +435,10 @@ def _ingest_spark_table(
         info["missing_markers"] = missing
     if label_info:
         info["labels"] = label_info
+    if pseudonymized or dropped:
+        info["pii"] = table_record(pseudonymized, dropped, key)
+        log_pii(where, info["pii"])
+    info = without_dropped(info, table_cfg)
 
     def write(path: Path) -> dict[str, Any]:
         entry = writer(path)
@@ -381,6 +461,7 @@ def ingest_tables_spark(
     """
     stamp = ingested_at or datetime.now(UTC)
     stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
+    key = config_key(config)  # a missing key fails before Spark starts
     spark = spark_session(config)
     writers: dict[str, TableWriter] = {}
     info: dict[str, dict[str, Any]] = {}
@@ -398,14 +479,14 @@ def ingest_tables_spark(
             elif isinstance(source, SqlSource):
                 raw = read_jdbc(spark, source, f"Table '{name}'")
             if raw is None:
-                df, table_info = ingest_table(name, table_cfg, data_dir, stamp, labels)
+                df, table_info = ingest_table(name, table_cfg, data_dir, stamp, labels, key)
                 writers[name] = pandas_writer(df)
                 info[name] = {**table_info, "engine": "local"}
                 log.info("Table '%s': read by the local engine (Spark does not read it here)", name)
                 continue
             try:
                 writers[name], table_info = _ingest_spark_table(
-                    spark, raw, name, table_cfg, where, stamp, labels, scratch
+                    spark, raw, name, table_cfg, where, stamp, labels, scratch, key
                 )
             except SeamlessError:
                 raise
@@ -424,5 +505,6 @@ def ingest_tables_spark(
     )
     manifest["ingested_at"] = stamp.isoformat()
     manifest.update(engine_record(config))
+    manifest.update(dataset_record(manifest["tables"]))
     write_json_atomic(Path(out_folder) / MANIFEST, manifest)
     return manifest

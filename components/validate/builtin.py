@@ -104,8 +104,9 @@ def builtin_outcomes(
 
 
 def declared_columns(config: SeamlessConfig, table: str) -> list[str]:
-    """Columns the config requires of `table` after ingest (generated keys included)."""
-    cols = list(config.tables[table].columns)
+    """Columns the config requires of `table` after ingest (generated keys included;
+    columns tagged `pii: drop` left out: ingest removed them)."""
+    cols = list(config.tables[table].stored_columns())
     extra = [config.entity_key(), config.timestamp_key(table)]
     if table == config.labels.table:
         extra.append(config.labels.label_column)

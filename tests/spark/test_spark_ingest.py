@@ -330,3 +330,76 @@ def test_parquet_microseconds_survive_exactly(spark: Any, tmp_path: Path) -> Non
     local, remote = both(tmp_path, cfg, column="a", positive_class=1)
     same_tables(tmp_path, local, remote)
     assert read_dataset(tmp_path / "spark")["p"]["when"].tolist() == list(when)
+
+
+# ---------------------------------------------------------------- personal data (pii tags)
+
+
+def test_pseudonyms_and_dropped_columns_match_the_local_engine(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tagged columns on both conversion paths (CSV text through the Python converters,
+    Parquet int64 natively), ids past 2**53 and nulls: the same pseudonyms, hashes and
+    `pii` record from both engines, the dropped column nowhere."""
+    monkeypatch.setenv("SEAMLESS_PII_KEY", "spark-tier-" + "k" * 32)
+    big = 2**60 + 12345
+    lines = CSV.splitlines()
+    rows = [f"{line},{'email' if i == 0 else f'p{i}@x.invalid'}" for i, line in enumerate(lines)]
+    (tmp_path / "t.csv").write_text("\n".join(rows).replace("\n1,", f"\n{big},") + "\n")
+    pd.DataFrame(
+        {
+            "id": pd.array([big, 2, 3, 4], dtype="Int64"),
+            "ref": pd.array([7, None, 7, 2**62], dtype="Int64"),
+            "tag": ["a", None, "b", "a"],
+            "when": pd.to_datetime(["2024-01-01"] * 4, utc=True),
+        }
+    ).to_parquet(tmp_path / "p.parquet", index=False)
+    tagged = {**KEYED, "customer_id": {"type": "int", "pii": "pseudonymize"}}
+    tagged["segment"] = {"type": "string", "pii": "pseudonymize"}
+    tagged["email"] = {"type": "string", "pii": "drop"}
+    csv_cfg = {
+        "source": {"kind": "file", "uri": "t.csv"},
+        "entity_column": "customer_id",
+        "timestamp_column": "event_timestamp",
+        "columns": tagged,
+        "max_invalid_fraction": 0.5,
+    }
+    parquet_cfg = {
+        "source": {"kind": "file", "uri": "p.parquet"},
+        "columns": {
+            "id": "int",
+            "ref": {"type": "int", "pii": "pseudonymize"},
+            "tag": {"type": "string", "pii": "pseudonymize"},
+            "when": "timestamp",
+        },
+    }
+    manifests = []
+    for engine in ("local", "spark"):
+        cfg = SeamlessConfig.model_validate(
+            {
+                "name": "spark_pii",
+                "tables": {"t": csv_cfg, "p": parquet_cfg},
+                "labels": {"table": "p", "label_column": "id"},
+                "features": {"views": [], "service": "svc"},
+                "model": {"name": "m"},
+                "engine": engine,
+                "spark": {"master": "local[2]", "conf": {"spark.driver.memory": "1g"}},
+            }
+        )
+        manifests.append(ingest_tables(cfg, tmp_path, tmp_path / engine, T0))
+    local, remote = manifests
+    same_tables(tmp_path, local, remote)
+    assert remote["pii"] == local["pii"] and remote["pii"]["dropped"] == {"t": ["email"]}
+    for name in ("t", "p"):
+        assert remote["tables"][name]["pii"] == local["tables"][name]["pii"]
+    t, p = read_dataset(tmp_path / "spark")["t"], read_dataset(tmp_path / "spark")["p"]
+    assert "email" not in t.columns and "email" not in remote["tables"]["t"]["columns"]
+    assert "x.invalid" not in (tmp_path / "spark" / "manifest.json").read_text()
+    assert big not in set(t["customer_id"]) and 2**62 not in set(p["ref"].dropna())
+    assert p["ref"].isna().tolist() == [False, True, False, False]
+    assert p["ref"][0] == p["ref"][2] and p["tag"][0] == p["tag"][3] and p["tag"][1] is None
+    assert remote["tables"]["p"]["pii"]["pseudonymized"]["ref"] == {
+        "type": "int",
+        "values": 3,
+        "distinct": 2,
+    }
