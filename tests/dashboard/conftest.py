@@ -3,12 +3,12 @@ built on first use; each test points the environment at it."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
 from tests.dashboard.workspace import build
+from tests.helpers.environ import enter_env
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,4 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture()
 def dash_env(dash: dict[str, Any]) -> dict[str, Any]:
-    """The workspace's endpoints in this process's environment for one test (the autouse
-    fixture in tests/conftest.py restores the environment afterwards)."""
-    os.environ.update(dash["env"])
-    return dash
+    return enter_env(dash)

@@ -42,6 +42,7 @@ from pipelines.demo_data import generate
 from pipelines.local import use_workspace
 from tests.factories import quick_model
 from tests.helpers.cli import run_cli
+from tests.helpers.environ import restored_environ
 from tests.serving.workspace import clean_endpoints, small_config
 
 RUN_1, RUN_2 = "dash-run-1", "dash-run-2"
@@ -131,13 +132,8 @@ def _traffic(
 def build(root: Path) -> dict[str, Any]:
     """Build the workspace under `root`; returns what the tests compare the pages with.
     The process environment is restored afterwards; `env` holds the workspace's."""
-    saved = dict(os.environ)
-    try:
-        with clean_endpoints():
-            return _build(root)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    with restored_environ(), clean_endpoints():
+        return _build(root)
 
 
 def _build(root: Path) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from pipelines.demo_data import generate
 from pipelines.local import summarize, use_workspace
 from tests.helpers.cli import run_cli
 from tests.helpers.configs import assert_one_sentence
+from tests.helpers.environ import enter_env, restored_environ
 
 pytestmark = [pytest.mark.governance, pytest.mark.slow]
 RUN = "compliance-run-1"
@@ -73,9 +74,8 @@ def write_config(path: Path, age_gap: float, unmeasurable: str = "fail") -> Path
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    saved = dict(os.environ)
     root = tmp_path_factory.mktemp("compliance")
-    try:
+    with restored_environ():
         # A bound no age band meets (0: any difference from the overall is too much).
         strict = write_config(root / "strict.yaml", age_gap=0.0)
         config = load_config(strict)
@@ -129,17 +129,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "champion_after": champion,
             "env": dict(os.environ),
         }
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @pytest.fixture()
 def env(built: dict[str, Any]) -> dict[str, Any]:
-    """The workspace's endpoints in this process's environment for one test (the autouse
-    fixture in tests/conftest.py restores the environment afterwards)."""
-    os.environ.update(built["env"])
-    return built
+    return enter_env(built)
 
 
 def _entries(action: str, subject: str) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ from components.validate.stage import run_validation
 from pipelines.demo_data import generate
 from pipelines.governance_cli import lineage_cmd
 from pipelines.local import use_workspace
+from tests.helpers.environ import enter_env, restored_environ
 from tests.serving.workspace import small_config
 
 pytestmark = [pytest.mark.slow]
@@ -47,9 +48,8 @@ RUN = "gov-run-1"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    saved = dict(os.environ)
     root = tmp_path_factory.mktemp("lineage")
-    try:
+    with restored_environ():
         config: SeamlessConfig = small_config(load_config(default_config_path()))
         data = root / "data"
         generate(data, n_rows=2000, seed=3)
@@ -117,17 +117,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "features": feature_meta,
             "env": dict(os.environ),
         }
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @pytest.fixture()
 def env(built: dict[str, Any]) -> dict[str, Any]:
-    """The workspace's endpoints in this process's environment for one test (the autouse
-    fixture in tests/conftest.py restores the environment afterwards)."""
-    os.environ.update(built["env"])
-    return built
+    return enter_env(built)
 
 
 def test_model_chain(env: dict[str, Any]) -> None:
