@@ -26,7 +26,8 @@ from components.common.config import SeamlessConfig, load_config, parse_config
 from components.common.errors import SeamlessError
 from components.ingest.stage import ingest_tables
 from tests.helpers.configs import config_for, table
-from tests.serving.conftest import built, make_settings, serve_config  # noqa: F401 (fixtures)
+from tests.helpers.serving_app import serving_client
+from tests.serving.conftest import built, serve_config  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.unit
 
@@ -134,18 +135,8 @@ def serve_client(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     """One app for every serving case; server exceptions become 500s as in production."""
-    from components.serve.api.app import create_app
-
-    ws: Path = built["workspace"]
-    logs = tmp_path_factory.mktemp("corpus-serve")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEAMLESS_WORKSPACE", str(ws))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{ws / 'mlflow' / 'mlflow.db'}")
-        mp.setenv("SEAMLESS_FEAST_REPO", str(ws / "feast"))
-        settings = make_settings(logs, feast_repo=ws / "feast")
-        app = create_app(settings, serve_config)
-        with TestClient(app, raise_server_exceptions=False) as client:
-            yield client
+    with serving_client(built, serve_config, tmp_path_factory.mktemp("corpus-serve")) as client:
+        yield client
 
 
 def _instance(client: TestClient, built: dict) -> dict[str, Any]:  # noqa: F811

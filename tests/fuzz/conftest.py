@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
-from tests.serving.conftest import built, make_settings, serve_config  # noqa: F401 (fixtures)
+from tests.helpers.serving_app import serving_client
+from tests.serving.conftest import built, serve_config  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -19,15 +19,5 @@ def fuzz_client(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     """Server exceptions surface as 500 responses, as they would in production."""
-    from components.serve.api.app import create_app
-
-    ws: Path = built["workspace"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SEAMLESS_WORKSPACE", str(ws))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{ws / 'mlflow' / 'mlflow.db'}")
-        mp.setenv("SEAMLESS_FEAST_REPO", str(ws / "feast"))
-        # A high concurrency limit: hypothesis is sequential, 429s would only hide bugs.
-        settings = make_settings(tmp_path_factory.mktemp("fuzz-serve"), feast_repo=ws / "feast")
-        app = create_app(settings, serve_config)
-        with TestClient(app, raise_server_exceptions=False) as client:
-            yield client
+    with serving_client(built, serve_config, tmp_path_factory.mktemp("fuzz-serve")) as client:
+        yield client
