@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from components.common.config import SeamlessConfig, load_config, parse_config
 from components.common.errors import SeamlessError
 from components.ingest.stage import ingest_tables
 from tests.helpers.configs import config_for, table
-from tests.helpers.serving_app import serving_client
+from tests.helpers.serving_app import served_app_client  # noqa: F401 (fixture)
 from tests.serving.conftest import built, serve_config  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.unit
@@ -126,17 +125,6 @@ def run_config(case: dict[str, Any]) -> None:
     with pytest.raises(SeamlessError) as info:
         load_config(path)
     assert_clear(str(info.value), case)
-
-
-@pytest.fixture(scope="module")
-def serve_client(
-    built: dict,  # noqa: F811
-    serve_config: SeamlessConfig,  # noqa: F811
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[TestClient]:
-    """One app for every serving case; server exceptions become 500s as in production."""
-    with serving_client(built, serve_config, tmp_path_factory.mktemp("corpus-serve")) as client:
-        yield client
 
 
 def _instance(client: TestClient, built: dict) -> dict[str, Any]:  # noqa: F811
@@ -256,7 +244,7 @@ def test_bad_input_fails_clearly(
     elif entry == "config":
         run_config(case)
     elif entry == "serve":
-        client = request.getfixturevalue("serve_client")
+        client = request.getfixturevalue("served_app_client")
         run_serve(case, client, request.getfixturevalue("built"))
     elif entry == "report":
         run_report(case, tmp_path)

@@ -103,25 +103,27 @@ def _post(client: TestClient, path: str, body: Any) -> None:
 
 @FUZZ
 @given(body=predict_bodies(finite=True, ints=INT64))
-def test_predict_never_5xx(fuzz_client: TestClient, body: Any) -> None:
-    _post(fuzz_client, "/v1/predict", body)
+def test_predict_never_5xx(served_app_client: TestClient, body: Any) -> None:
+    _post(served_app_client, "/v1/predict", body)
 
 
 @FUZZ
 @given(body=infer_bodies(finite=True, ints=INT64))
 def test_v2_infer_never_5xx(
-    fuzz_client: TestClient, serve_config: SeamlessConfig, body: Any
+    served_app_client: TestClient, serve_config: SeamlessConfig, body: Any
 ) -> None:
-    _post(fuzz_client, f"/v2/models/{serve_config.model.name}/infer", body)
+    _post(served_app_client, f"/v2/models/{serve_config.model.name}/infer", body)
 
 
 @FUZZ
 @given(body=predict_bodies(finite=False, ints=INT64))
-def test_predict_with_non_finite_numbers_never_5xx(fuzz_client: TestClient, body: Any) -> None:
-    _post(fuzz_client, "/v1/predict", body)
+def test_predict_with_non_finite_numbers_never_5xx(
+    served_app_client: TestClient, body: Any
+) -> None:
+    _post(served_app_client, "/v1/predict", body)
 
 
 @FUZZ
 @given(body=predict_bodies(finite=True, ints=st.integers(min_value=2**63, max_value=2**80)))
-def test_predict_with_ids_beyond_int64_never_5xx(fuzz_client: TestClient, body: Any) -> None:
-    _post(fuzz_client, "/v1/predict", body)
+def test_predict_with_ids_beyond_int64_never_5xx(served_app_client: TestClient, body: Any) -> None:
+    _post(served_app_client, "/v1/predict", body)
