@@ -352,7 +352,7 @@ def _version_key(name: str, version: str, config: SeamlessConfig) -> tuple[str, 
     from components.common.tracking import mlflow_client
 
     mv = mlflow_client().get_model_version(name, version)
-    config_digest = hashlib.sha256(pickle.dumps(config)).hexdigest()
+    config_digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
     identity = (str(mv.creation_timestamp), str(mv.source), str(mv.run_id or ""))
     return (mlflow.get_registry_uri(), name, version, *identity, config_digest)
 
