@@ -3,8 +3,9 @@
 The console summary and `--json` show it, so nothing ingest coerced, mapped or dropped
 and no failed check is only in a log: per table its rows, the values that became null
 (count and examples of the source text), the `missing_values` markers read as
-missing, the generated columns and the label values
-mapped or dropped; and one sentence per failed validation check.
+missing, the generated columns, the columns pseudonymized or dropped for their `pii`
+tag (with the key's fingerprint) and the label values mapped or dropped; and one
+sentence per failed validation check.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def data_summary(run_dir: Path | None) -> dict[str, Any]:
             item["missing_markers"] = entry["missing_markers"]
         if entry.get("generated_columns"):
             item["generated_columns"] = list(entry["generated_columns"])
+        if entry.get("pii"):
+            item["pii"] = entry["pii"]
         labels = entry.get("labels") or {}
         if labels.get("mapped") or labels.get("dropped"):
             item["labels"] = {
@@ -83,6 +86,14 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
         for col, found in (item.get("missing_markers") or {}).items():
             shown = ", ".join(f"{m!r} x{n}" for m, n in found.items())
             lines.append(f"{name}.{col}: {shown} read as missing (missing_values)")
+        pii = item.get("pii") or {}
+        for col, done in (pii.get("pseudonymized") or {}).items():
+            lines.append(
+                f"{name}.{col}: {done['values']} values ({done['distinct']} distinct) "
+                f"pseudonymized (pii; key fingerprint {pii.get('key_fingerprint')})"
+            )
+        for col in pii.get("dropped") or []:
+            lines.append(f"{name}.{col}: dropped (pii)")
         labels = item.get("labels") or {}
         for src, n in (labels.get("mapped") or {}).items():
             lines.append(f"{name}: {n} label value{'s' if n != 1 else ''} {src!r} mapped")

@@ -33,6 +33,8 @@ def on_ingest(dataset_folder: str | Path, pipeline_run_id: str = "") -> dict[str
             "source_sha256": entry.get("source_sha256"),
             "rows": entry.get("rows"),
             **({"query": entry["query"]} if "query" in entry else {}),
+            # Which columns were pseudonymized (and with which key) or dropped.
+            **({"pii": entry["pii"]} if entry.get("pii") else {}),
         }
         for name, entry in manifest.get("tables", {}).items()
     }

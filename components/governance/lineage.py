@@ -2,7 +2,8 @@
 
 The chain, with where each link is read from:
 
-    sources ............ snapshot manifest (`source`, kind, source hash per table)
+    sources ............ snapshot manifest (`source`, kind, source hash per table, and
+                         the `pii` transforms: columns pseudonymized or dropped, key fingerprint)
     snapshot ........... snapshot store, addressed by the version's `seamless.data_sha256`
     validation ......... audit `data_access` step=validate + reports kept beside the snapshot
     features ........... version tag `seamless.feature_service` + audit step=features (views)
@@ -170,6 +171,9 @@ def model_lineage(
                     n: {"rows": e.get("rows"), "sha256": e.get("sha256")}
                     for n, e in manifest.get("tables", {}).items()
                 },
+                # Personal data: which columns ingest pseudonymized (and with which
+                # key's fingerprint) or dropped; absent when the config tags none.
+                **({"pii": manifest["pii"]} if manifest.get("pii") else {}),
             }
             sources = [
                 {
@@ -179,6 +183,7 @@ def model_lineage(
                     "source_sha256": e.get("source_sha256"),
                     "engine": e.get("engine", manifest.get("engine", "local")),
                     **({"query": e["query"]} if "query" in e else {}),
+                    **({"pii": e["pii"]} if e.get("pii") else {}),
                 }
                 for n, e in manifest.get("tables", {}).items()
             ]
@@ -328,6 +333,9 @@ def render_tree(chain: dict[str, Any]) -> Any:
         node = root.add(f"snapshot {snap['sha256'][:16]} ({state}, {engine}) {snap['path']}")
         for name, t in snap["tables"].items():
             node.add(f"{name}: {t['rows']} rows")
+        pii = snap.get("pii")
+        if pii:
+            node.add(pii_line(pii))
     else:
         root.add(f"snapshot [yellow]{chain.get('data_sha256') or 'unknown'}[/yellow]")
     val = chain["validation"]
@@ -364,6 +372,21 @@ def render_tree(chain: dict[str, Any]) -> Any:
         for g in chain["gaps"]:
             gnode.add(g)
     return root
+
+
+def pii_line(pii: dict[str, Any]) -> str:
+    """The snapshot's personal-data transforms in one line."""
+    parts = []
+    pseudo = [f"{t}.{c}" for t, cols in (pii.get("pseudonymized") or {}).items() for c in cols]
+    if pseudo:
+        parts.append(
+            f"pseudonymized {', '.join(pseudo)} ({pii.get('method')}, key fingerprint "
+            f"{pii.get('key_fingerprint')})"
+        )
+    dropped = [f"{t}.{c}" for t, cols in (pii.get("dropped") or {}).items() for c in cols]
+    if dropped:
+        parts.append(f"dropped {', '.join(dropped)}")
+    return "pii: " + ("; ".join(parts) or "none")
 
 
 def _request_rows(root: Any, req: dict[str, Any]) -> None:
@@ -491,12 +514,33 @@ def openlineage_events(chain: dict[str, Any]) -> list[Any]:
         )
         for s in chain.get("sources", [])
     ]
+    pii = snap.get("pii") or {}
+    pii_tags = (
+        {
+            "pii_method": pii.get("method"),
+            "pii_key_fingerprint": pii.get("key_fingerprint"),
+            "pii_pseudonymized": ",".join(
+                f"{t}.{c}" for t, cols in (pii.get("pseudonymized") or {}).items() for c in cols
+            )
+            or None,
+            "pii_dropped": ",".join(
+                f"{t}.{c}" for t, cols in (pii.get("dropped") or {}).items() for c in cols
+            )
+            or None,
+        }
+        if pii
+        else {}
+    )
     events.append(
         event(
             "ingest",
             snap.get("ingested_at"),
             sources,
-            [dataset(OutputDataset, "file", snap_name, data_sha, doc="ingested snapshot")],
+            [
+                dataset(
+                    OutputDataset, "file", snap_name, data_sha, doc="ingested snapshot", **pii_tags
+                )
+            ],
         )
     )
     snap_in = dataset(InputDataset, "file", snap_name, data_sha)

@@ -23,5 +23,12 @@ def ingest(
             dataset.metadata[f"{name}.columns"] = len(entry["columns"])
             dataset.metadata[f"{name}.sha256"] = entry["sha256"]
             dataset.metadata[f"{name}.source"] = entry.get("source", "")
+        pii = manifest.get("pii") or {}
+        if pii:  # which columns were pseudonymized or dropped, and the key's fingerprint
+            dataset.metadata["pii.key_fingerprint"] = pii.get("key_fingerprint", "")
+            for name, cols in pii["pseudonymized"].items():
+                dataset.metadata[f"{name}.pii.pseudonymized"] = ", ".join(cols)
+            for name, cols in pii["dropped"].items():
+                dataset.metadata[f"{name}.pii.dropped"] = ", ".join(cols)
         hooks.on_ingest(dataset.path, pipeline_run_id)  # immutable snapshot + audit
         return str(manifest["sha256"])
