@@ -93,7 +93,10 @@ def docker_runner(workspace: Path, data_dir: Path | None, settings: dict[str, st
     else:
         user = f"{os.getuid()}:{os.getgid()}"
     environment = {**TELEMETRY_OFF, **settings, "HOME": "/tmp"}
-    for key in ("SEAMLESS_ERROR_FILE", "SEAMLESS_ACTOR", "SEAMLESS_ROLE", "SEAMLESS_AUDIT_URL"):
+    # SEAMLESS_PII_KEY: the pseudonymization key (config `pii` tags) reaches the steps
+    # as it reaches them on a cluster, from the environment only.
+    passed = ("SEAMLESS_ERROR_FILE", "SEAMLESS_ACTOR", "SEAMLESS_ROLE", "SEAMLESS_AUDIT_URL")
+    for key in (*passed, "SEAMLESS_PII_KEY"):
         if key in os.environ:
             environment[key] = os.environ[key]
     remote = settings["MLFLOW_TRACKING_URI"].startswith(("http://", "https://"))

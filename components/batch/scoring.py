@@ -20,6 +20,7 @@ import pandas as pd
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
+from components.common.pii import entity_key
 from components.common.storage import resolve, storage_errors
 
 TABLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -143,12 +144,20 @@ def read_entities(
     columns = [key] if instant is not None else [key, timestamp_column]
     if timestamp_column == key:
         raise SeamlessError(f"--timestamp-column {key!r} is the entity key.")
+    # A key tagged `pii: pseudonymize` is pseudonymized as ingest does it (same key), so
+    # the join finds the stored entities and raw ids reach neither the output nor the log.
+    pseudonyms = entity_key(config, "Batch scoring")
     raw = read_table(uri, columns, rows)
     if not rows:
         return Entities(raw, uri)
     if raw.empty:
         raise SeamlessError(f"Input {uri} has no rows.")
-    out = pd.DataFrame({key: entity_ids(config, uri, raw[key])})
+    ids = entity_ids(config, uri, raw[key])
+    if pseudonyms is not None:
+        kind = config.tables[config.labels.table].columns.get(key, "int")
+        ids, _, _ = pseudonyms.series(ids, kind)
+        ids = ids.astype("int64") if kind == "int" else ids  # no nulls: refused above
+    out = pd.DataFrame({key: ids})
     if instant is not None:
         out[AS_OF_COLUMN] = pd.Series(instant, index=out.index).astype("datetime64[ns, UTC]")
         timing: dict[str, Any] = {"as_of": instant.isoformat()}

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.config import SeamlessConfig, feature_columns
+from components.common.pii import entity_key
 from components.predictions.records import jsonable
 from components.serve.logs import make_logs
 from components.serve.lookup.features import (
@@ -118,6 +119,11 @@ class Service:
         numeric = set(feature_columns(config)[0])
         self._numeric = [i for i, f in enumerate(self.feature_names) if f in numeric]
         self.features = OnlineFeatures(settings.feast_path(), config)
+        # An entity key tagged `pii: pseudonymize` is stored as pseudonyms: requests carry
+        # raw ids, which are pseudonymized (same key as ingest) before the lookup and the
+        # log, so neither the store nor the prediction log ever sees a raw id.
+        self.pseudonyms = entity_key(config, "Serving")
+        self._key_kind = config.tables[config.labels.table].columns.get(config.entity_key(), "int")
         # Files, or PostgreSQL tables behind a local spool (components/predictions/spool.py).
         self.predictions, self.feedback = make_logs(settings, self.metrics.spool_observer)
         self.limiter = Limiter(settings.max_concurrency)
@@ -177,23 +183,31 @@ class Service:
         if n > self.settings.max_batch:
             raise TooLarge(f"Batch of {n} exceeds the limit of {self.settings.max_batch}.")
 
+    def stored_ids(self, entity_ids: list[Any]) -> list[Any]:
+        """The ids as the stores and logs hold them: pseudonyms when the entity key is
+        tagged `pii: pseudonymize`, else as given."""
+        if self.pseudonyms is None:
+            return entity_ids
+        return self.pseudonyms.values(entity_ids, self._key_kind)
+
     def lookup(self, entity_ids: list[Any]) -> list[list[Any]]:
-        """Feature rows (service order) for the ids; 404 naming every unknown id."""
-        rows = self._fetch(self.features.fetch_rows, entity_ids)
+        """Feature rows (service order) for the ids; 404 naming every unknown id (as the
+        client sent it)."""
+        rows = self._fetch(self.features.fetch_rows, self.stored_ids(entity_ids))
         assert rows is not None
         return self._known(rows, entity_ids)
 
     def lookup_local(self, entity_ids: list[Any]) -> list[list[Any]] | None:
         """`lookup` when it is a local SQLite read (see `OnlineFeatures.fetch_rows_local`),
         else None: the event loop's lookup."""
-        rows = self._fetch(self.features.fetch_rows_local, entity_ids)
+        rows = self._fetch(self.features.fetch_rows_local, self.stored_ids(entity_ids))
         return None if rows is None else self._known(rows, entity_ids)
 
     async def lookup_async(self, entity_ids: list[Any]) -> list[list[Any]] | None:
         """`lookup` on the event loop when it is a Redis read with the asyncio client
         (`OnlineFeatures.fetch_rows_async`), else None."""
         try:
-            rows = await self.features.fetch_rows_async(entity_ids)
+            rows = await self.features.fetch_rows_async(self.stored_ids(entity_ids))
         except FeatureStoreUnavailable as exc:
             raise self._store_down(exc) from None
         return None if rows is None else self._known(rows, entity_ids)
@@ -294,6 +308,7 @@ class Service:
         now = datetime.now(UTC).isoformat()
         names, numeric = self.feature_names, self._numeric
         score_list, decision_list = scores.tolist(), decisions.tolist()
+        logged_ids = None if entity_ids is None else self.stored_ids(entity_ids)
         records = []
         for i, row in enumerate(rows):
             logged = list(row)
@@ -305,7 +320,7 @@ class Service:
                     "ts": now,
                     "request_id": request_id,
                     "index": i,
-                    "entity_id": None if entity_ids is None else jsonable(entity_ids[i]),
+                    "entity_id": None if logged_ids is None else jsonable(logged_ids[i]),
                     "route": route,
                     "model_name": loaded.name,
                     "model_version": loaded.version,
@@ -327,6 +342,11 @@ class Service:
 
     def record_feedback(self, items: list[dict[str, Any]]) -> int:
         now = datetime.now(UTC).isoformat()
+        if self.pseudonyms is not None:  # logged as the prediction log has the entity
+            items = [
+                {**it, "entity_id": self.pseudonyms.value(it.get("entity_id"), self._key_kind)}
+                for it in items
+            ]
         records = [{"ts": now, **{k: jsonable(v) for k, v in it.items()}} for it in items]
         try:
             self.feedback.append(records)
@@ -350,6 +370,8 @@ class Service:
             "feature_reads": self.features.read_path,
             "prediction_log": "ok" if log_error is None else log_error,
         }
+        if self.pseudonyms is not None:  # compare with the snapshot's (seamless lineage)
+            detail["pii_key_fingerprint"] = self.pseudonyms.fingerprint
         spooled = getattr(self.predictions, "spool", None)
         if spooled is not None:  # informational: never changes `ready`
             detail["prediction_log_pending"] = spooled.pending_records
