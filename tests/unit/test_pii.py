@@ -339,3 +339,55 @@ def test_tag_on_an_undeclared_column_and_conflicting_tags_are_refused() -> None:
     raw = _raw()
     raw["tables"]["people"]["pii"] = {"email": "pseudonymize"}
     assert "tables.people.pii.email says 'pseudonymize'" in _refused(raw)
+
+
+# ---------------------------------------------------------------- serving and batch scoring
+
+
+def test_serving_and_batch_scoring_refuse_to_start_without_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pseudonymized entity key needs the key wherever raw ids come in; without it the
+    server and a batch run stop before anything is read, with one sentence."""
+    from components.batch.scoring import read_entities
+    from components.serve.api.app import create_app
+    from components.serve.settings import ServeSettings
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    config = _config()
+    settings = ServeSettings(
+        poll_seconds=0,
+        auth_disabled=True,
+        predictions_dir=tmp_path / "p",
+        feedback_dir=tmp_path / "f",
+    )
+    for start in (
+        lambda: create_app(settings, config),
+        lambda: read_entities(config, str(tmp_path / "absent.csv"), as_of="2025-01-01"),
+    ):
+        with pytest.raises(SeamlessError) as info:
+            start()
+        assert_one_sentence(str(info.value), "'customer_id'", "pii: pseudonymize", KEY_ENV)
+    assert not (tmp_path / "p").exists()
+
+
+def test_serving_pseudonymizes_ids_like_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.serve.service import Service
+    from components.serve.settings import ServeSettings
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    settings = ServeSettings(
+        poll_seconds=0,
+        auth_disabled=True,
+        predictions_dir=tmp_path / "p",
+        feedback_dir=tmp_path / "f",
+    )
+    service = Service(settings, _config())
+    p = Pseudonymizer(KEY.encode())
+    assert service.stored_ids([900000000000000001, 5]) == [
+        p.of_int(900000000000000001),
+        p.of_int(5),
+    ]
+    assert service.readiness()[1]["pii_key_fingerprint"] == p.fingerprint
