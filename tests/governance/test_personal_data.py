@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from components.common.pii import KEY_ENV, Pseudonymizer
 from components.common.tables import read_dataset, read_manifest
 from pipelines.demo_data import generate_frames
 from tests.helpers.endpoints import ENDPOINT_KEYS
+from tests.helpers.environ import restored_environ
 from tests.helpers.leak_scan import Needles, scan_tree
 
 pytestmark = [pytest.mark.governance, pytest.mark.pipeline, pytest.mark.slow]
@@ -80,21 +79,6 @@ def _write_config(path: Path) -> None:
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """`values` set, endpoints cleared; the whole environment put back on exit (a module
-    fixture runs outside the per-test restore in tests/conftest.py)."""
-    saved = dict(os.environ)
-    for key in ENDPOINT_KEYS:
-        os.environ.pop(key, None)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One training run, then serving, feedback, batch scoring, monitoring and lineage,
@@ -115,7 +99,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     _write_config(config_path)
     config = load_config(config_path)
     out: dict[str, Any] = {"root": root, "ws": ws, "data": data, "raw": raw, "config": config}
-    with _environment(**{KEY_ENV: KEY}):
+    with restored_environ():  # a module fixture: tests/conftest.py restores per test only
+        for name in ENDPOINT_KEYS:
+            os.environ.pop(name, None)
+        os.environ[KEY_ENV] = KEY
         outcome = run_training(config_path, data, ws)
         assert outcome.decision == "promote", outcome.reason
         out["outcome"] = outcome
