@@ -12,7 +12,7 @@ from typing import Any
 from kfp import dsl
 
 from components.batch.component import batch_score
-from pipelines.training import size_step, use_feast_repo, wire_for_kubernetes
+from pipelines.training import may_pseudonymize, size_step, use_feast_repo, wire_for_kubernetes
 
 PIPELINE_NAME = "seamless-batch-scoring"
 
@@ -46,6 +46,7 @@ def build_batch_scoring_pipeline(retries: int = 2, cluster: bool = False):  # ty
         if cluster:
             wire_for_kubernetes(scored)
             use_feast_repo(scored)  # the SQL registry names the offline tables
+            may_pseudonymize(scored)
         return scored.outputs["Output"]
 
     return batch_scoring_pipeline

@@ -113,6 +113,15 @@ def may_notify(task: dsl.PipelineTask) -> None:
     kubernetes.add_pod_label(task, "seamless.dev/notifier", "true")
 
 
+def may_pseudonymize(task: dsl.PipelineTask) -> None:
+    """A step that reads source tables (ingest, batch scoring): the key for the config's
+    `pii: pseudonymize` columns from the optional `seamless-pii` Secret (docs/security.md);
+    only these steps get it."""
+    kubernetes.use_secret_as_env(
+        task, "seamless-pii", {"SEAMLESS_PII_KEY": "SEAMLESS_PII_KEY"}, optional=True
+    )
+
+
 def use_feast_repo(task: dsl.PipelineTask) -> None:
     """The features step reaches the SQL registry and Redis with the credentials the
     feature server uses. Its repo folder is scratch: the offline tables go to
@@ -216,6 +225,7 @@ def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str
             kubernetes.add_pod_label(deployed, "seamless.dev/apiserver-client", "true")
             may_notify(checked)
             may_notify(registered)
+            may_pseudonymize(ingested)
             if engine == "spark":
                 for task in (ingested, checked, feats, online):
                     run_as_spark_driver(task)

@@ -59,6 +59,7 @@ STEP_SECRETS = (
     "redis-credentials",
     "seamless-s3",
     "seamless-notifications",
+    "seamless-pii",
 )
 STEP_ACCOUNT = "seamless-pipeline"
 STEP_LABEL = {"seamless.dev/pipeline-step": "true"}

@@ -89,6 +89,8 @@ def test_cluster_wiring_parses_and_injects_endpoints() -> None:
         # The CA bundle PostgreSQL's certificate is verified against (PGSSLROOTCERT below).
         ca = {m.mount_path for m in cfg.config_map_as_volume if m.config_map_name == "seamless-ca"}
         assert ca == {"/etc/seamless/ca"}, name
+        # The pseudonymization key: only the step that reads the sources holds it.
+        assert ("seamless-pii" in secrets) == (name == "exec-ingest"), name
     # ... and each says so, so the ingest and features steps refuse local data roots; and
     # libpq verifies PostgreSQL (TLS only on the cluster).
     for name, executor in docs[0]["deploymentSpec"]["executors"].items():
