@@ -154,7 +154,7 @@ def read_entities(
         raise SeamlessError(f"Input {uri} has no rows.")
     ids = entity_ids(config, uri, raw[key])
     if pseudonyms is not None:
-        kind = config.tables[config.labels.table].columns.get(key, "int")
+        kind = config.entity_type()
         ids, _, _ = pseudonyms.series(ids, kind)
         ids = ids.astype("int64") if kind == "int" else ids  # no nulls: refused above
     out = pd.DataFrame({key: ids})

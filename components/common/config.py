@@ -539,6 +539,10 @@ class SeamlessConfig(_Strict):
         """The join key shared by the labels and every feature table."""
         return self.tables[self.labels.table].entity_column or ROW_ID
 
+    def entity_type(self) -> ColumnType:
+        """Declared type of the entity key (int unless the config says otherwise)."""
+        return self.tables[self.labels.table].columns.get(self.entity_key(), "int")
+
     def entity_pii(self) -> PiiTag:
         """The entity key's personal-data tag (the same in every table it joins)."""
         return self.tables[self.labels.table].pii.get(self.entity_key(), "keep")

@@ -123,7 +123,7 @@ class Service:
         # raw ids, which are pseudonymized (same key as ingest) before the lookup and the
         # log, so neither the store nor the prediction log ever sees a raw id.
         self.pseudonyms = entity_key(config, "Serving")
-        self._key_kind = config.tables[config.labels.table].columns.get(config.entity_key(), "int")
+        self._key_kind = config.entity_type()
         # Files, or PostgreSQL tables behind a local spool (components/predictions/spool.py).
         self.predictions, self.feedback = make_logs(settings, self.metrics.spool_observer)
         self.limiter = Limiter(settings.max_concurrency)

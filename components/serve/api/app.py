@@ -383,7 +383,7 @@ def create_app(
             parameters={
                 "entity_input": {
                     "names": [config.entity_key(), oip.ENTITY_ALIAS],
-                    "datatype": "INT64" if oip.entity_type(config) == "int" else "BYTES",
+                    "datatype": "INT64" if config.entity_type() == "int" else "BYTES",
                     "shape": [-1],
                     "note": "Alternative to the feature inputs: features looked up in Feast.",
                 },

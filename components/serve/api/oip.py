@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.config import ColumnType, SeamlessConfig
-from components.serve.api.schemas import InferInput, InferRequest, TensorMetadata, entity_type
+from components.serve.api.schemas import InferInput, InferRequest, TensorMetadata
 
 INT_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 FLOAT_TYPES = {"FP16", "FP32", "FP64"}
@@ -248,7 +248,7 @@ def parse_inputs(
     slices = binary_parts(inputs, binary) if binary is not None else [None] * len(inputs)
     if len(inputs) == 1 and inputs[0].name in (key, ENTITY_ALIAS):
         tensor = inputs[0]
-        want = "INT64" if entity_type(config) == "int" else "BYTES"
+        want = "INT64" if config.entity_type() == "int" else "BYTES"
         allowed = INT_TYPES if want == "INT64" else {"BYTES"}
         if tensor.datatype not in allowed:
             raise OipError(f"Input '{tensor.name}' must be {want}, got {tensor.datatype}.")

@@ -23,11 +23,6 @@ PY_TYPES: dict[ColumnType, Any] = {
 }
 
 
-def entity_type(config: SeamlessConfig) -> ColumnType:
-    """Declared type of the entity key (int unless the config says otherwise)."""
-    return config.tables[config.labels.table].columns.get(config.entity_key(), "int")
-
-
 def instance_model(config: SeamlessConfig) -> type[BaseModel]:
     """One full feature row: every feature required (null allowed: the model imputes it)."""
     fields: dict[str, Any] = {
@@ -53,7 +48,7 @@ class _OneOf(BaseModel):
 
 def predict_request_model(config: SeamlessConfig) -> type[BaseModel]:
     """`{"entity_ids": [...]}` (features looked up in Feast) or `{"instances": [...]}`."""
-    key_type = PY_TYPES[entity_type(config)]
+    key_type = PY_TYPES[config.entity_type()]
     instance = instance_model(config)
 
     fields: dict[str, Any] = {
