@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,31 @@ def _isolated_environment() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_spark_left_running() -> Iterator[None]:
+    """End any Spark session and JVM a module's tests started in this process (>1 GB idle)."""
+    yield
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+    context = SparkContext._active_spark_context  # started on another thread, say
+    if context is not None:
+        context.stop()
+    # A stopped context leaves its JVM running with the heap it grew; end it too.
+    gateway = SparkContext._gateway
+    if gateway is not None:
+        gateway.shutdown()
+        gateway.proc.kill()
+        gateway.proc.wait()
+        SparkContext._gateway = None
+        SparkContext._jvm = None
 
 
 @pytest.fixture()
