@@ -508,6 +508,7 @@ def _register_subcommands() -> None:
     from pipelines.monitor_cli import monitor_app
     from pipelines.notify_cli import notifications_app
     from pipelines.serve_cli import serve_cmd
+    from pipelines.stream_cli import stream_app
     from pipelines.ui_cli import ui_cmd
 
     run_app.command("batch-scoring")(batch_scoring_cmd)
@@ -518,6 +519,7 @@ def _register_subcommands() -> None:
     app.command("lineage")(lineage_cmd)
     app.add_typer(monitor_app, name="monitor")
     app.add_typer(notifications_app, name="notifications")
+    app.add_typer(stream_app, name="stream")
 
 
 _register_subcommands()

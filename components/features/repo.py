@@ -216,7 +216,7 @@ def build_objects(
     Sources are FileSources over the snapshots, or with `spark_paths` (table -> Spark
     Parquet folder, `engine: spark`) Feast's SparkSources over those folders.
     """
-    from feast import Entity, FeatureService, FeatureView, Field, FileSource
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
 
     types = feast_types()
     key = config.entity_key()
@@ -259,6 +259,9 @@ def build_objects(
                 # the source (credentials stay in the environment of whoever reads).
                 s3_endpoint_override=storage.s3_endpoint() if path.startswith("s3://") else None,
             )
+        # Streamed events reach the view through Feast's push source (components/stream);
+        # its batch source stays the immutable snapshot, so Feast itself never appends to it.
+        source = PushSource(name=push_source_name(view.name), batch_source=source)
         # The entity column is part of the schema so Feast need not infer its type by
         # reading the file.
         schema = [Field(name=key, dtype=types[key_type])]
@@ -279,6 +282,11 @@ def build_objects(
         )
     service = FeatureService(name=config.features.service, features=[*views])
     return FeastObjects(entity=entity, views=views, service=service)
+
+
+def push_source_name(view: str) -> str:
+    """The Feast push source of a feature view: where `seamless stream consume` pushes."""
+    return f"{view}__push"
 
 
 def moved_from(repo_path: Path) -> Path | None:

@@ -1,0 +1,394 @@
+"""The stream consumer: Redis Streams events -> Feast push source (online) + pushed log (offline).
+
+One batch at a time, in this order, so a consumer killed at any point loses nothing
+and counts nothing twice:
+
+1. read: this consumer's own pending entries first (delivered before a crash, never
+   acknowledged), entries idle too long at other consumers (XAUTOCLAIM: a pod that
+   died), then new ones (XREADGROUP `>`);
+2. check each event (events.py); a malformed one goes to the dead-letter stream;
+3. drop duplicates: an event id seen before (kept in Redis for `dedup_ttl_s`) or
+   earlier in the batch;
+4. compare with the online store: an event not newer than the value stored for its
+   entity is late. Late events go to the offline log only (history at their own
+   time, so training sees them where they belong) and never replace a newer value
+   online. Redis' Feast store already skips older writes; SQLite's does not, so the
+   rule is applied here for both;
+5. write the offline part, then push the on-time events through the view's Feast
+   push source (online);
+6. in one MULTI/EXEC: dead letters, seen marks, outcome counters, XACK. Until it runs
+   nothing is acknowledged; a restart re-reads the batch, whose writes are
+   idempotent (same values and times online, same event ids offline).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from components.common.config import SeamlessConfig
+from components.stream import events as ev
+from components.stream import pushed
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("written", "late", "duplicate", "malformed")
+DEAD_LETTER_MAXLEN = 100_000
+"""Dead letters kept (approximately, oldest trimmed first)."""
+
+
+@dataclass
+class Counts:
+    """Outcomes of the events handled: every event lands in exactly one."""
+
+    written: int = 0
+    late: int = 0
+    duplicate: int = 0
+    malformed: int = 0
+    batches: int = 0
+    redelivered: int = 0
+    """Events read again after a crash or from a dead consumer (also in an outcome)."""
+    freshness_s: list[float] = field(default_factory=list, repr=False)
+    """Per written event: seconds from its event time to the end of its online write."""
+
+    def add(self, other: Counts) -> None:
+        for name in (*OUTCOMES, "batches", "redelivered"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.freshness_s.extend(other.freshness_s)
+
+    @property
+    def events(self) -> int:
+        return sum(getattr(self, o) for o in OUTCOMES)
+
+    def summary(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "freshness_s"}
+        out["events"] = self.events
+        out["freshness_p50_s"] = _quantile(self.freshness_s, 0.5)
+        out["freshness_p99_s"] = _quantile(self.freshness_s, 0.99)
+        return out
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(q * len(s)))], 4)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Where the consumer reads and how it behaves."""
+
+    stream: str = "seamless:features"
+    group: str = "seamless-stream"
+    consumer: str = "consumer-1"
+    batch: int = 500
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    """An entry pending this long at another consumer is taken over (that consumer died)."""
+    dedup_ttl_s: int = 7 * 24 * 3600
+    """How long an event id is remembered: a retry later than this is a new event."""
+    max_future_s: float = 300.0
+    offline: bool = True
+    """Write the pushed-events log (for training); off only for online-only benchmarks."""
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.stream}:dead"
+
+    @property
+    def counts_key(self) -> str:
+        return f"{self.stream}:{self.group}:counts"
+
+    def seen_key(self, event_id: str) -> str:
+        return f"{self.stream}:{self.group}:seen:{event_id}"
+
+
+def ensure_group(client: Any, s: StreamSettings) -> None:
+    """Create the consumer group (and the stream) if missing; it starts at the stream's
+    beginning so events sent before the first consumer are not skipped."""
+    import redis as _redis
+
+    try:
+        client.xgroup_create(s.stream, s.group, id="0", mkstream=True)
+    except _redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def stored_counts(client: Any, s: StreamSettings) -> dict[str, int]:
+    """The group's outcome counters over all its consumers and restarts."""
+    raw = client.hgetall(s.counts_key)
+    return {o: int(raw.get(o, 0)) for o in OUTCOMES}
+
+
+def stream_status(client: Any, s: StreamSettings, letters: int = 10) -> dict[str, Any]:
+    """Counters, entries pending in the group, and the newest dead letters."""
+    ensure_group(client, s)
+    pending = client.xpending(s.stream, s.group)
+    dead = client.xrevrange(s.dead_letter, count=letters)
+    return {
+        "stream": s.stream,
+        "group": s.group,
+        "counts": stored_counts(client, s),
+        "pending": int(pending["pending"]),
+        "dead_letter_stream": s.dead_letter,
+        "dead_letters_total": int(client.xlen(s.dead_letter)),
+        "dead_letters": [
+            {"stream_id": f.get("stream_id", ""), "error": f.get("error", ""), "dead_letter_id": i}
+            for i, f in dead
+        ],
+    }
+
+
+class Consumer:
+    """Consumes one stream for one config's Feast repo (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: SeamlessConfig,
+        repo_path: Path,
+        store: FeatureStore,
+        client: Any,
+        settings: StreamSettings,
+    ) -> None:
+        self.config = config
+        self.repo_path = repo_path
+        self.store = store
+        self.client = client
+        self.s = settings
+        self.schema = ev.Schema.of(config)
+        self.ts_column = {v.name: config.timestamp_key(v.table) for v in config.features.views}
+        self.counts = Counts()
+        self._last_claim = 0.0
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _own_pending(self) -> list[tuple[str, dict[str, str] | None]]:
+        reply = self.client.xreadgroup(
+            self.s.group, self.s.consumer, {self.s.stream: "0"}, count=self.s.batch
+        )
+        return list(reply[0][1]) if reply else []
+
+    def _claim(self) -> list[tuple[str, dict[str, str] | None]]:
+        self._last_claim = time.monotonic()
+        reply = self.client.xautoclaim(
+            self.s.stream, self.s.group, self.s.consumer, self.s.claim_idle_ms, "0-0",
+            count=self.s.batch,
+        )  # fmt: skip
+        return list(reply[1])
+
+    def _new(self, block_ms: int) -> list[tuple[str, dict[str, str] | None]]:
+        reply = self.client.xreadgroup(
+            self.s.group, self.s.consumer, {self.s.stream: ">"}, count=self.s.batch,
+            block=block_ms,
+        )  # fmt: skip
+        return list(reply[0][1]) if reply else []
+
+    def recover(self) -> Counts:
+        """Finish what a killed consumer of this name left pending; returns its outcomes."""
+        done = Counts()
+        while entries := self._own_pending():
+            done.add(self.handle(entries, redelivered=True))
+        return done
+
+    def poll(self, block_ms: int | None = None) -> Counts:
+        """One read and its batch: other consumers' stale entries first (every
+        `claim_idle_ms`), else new entries, waiting up to `block_ms`."""
+        if time.monotonic() - self._last_claim >= self.s.claim_idle_ms / 1000:
+            claimed = self._claim()
+            if claimed:
+                return self.handle(claimed, redelivered=True)
+        entries = self._new(self.s.block_ms if block_ms is None else block_ms)
+        return self.handle(entries, redelivered=False) if entries else Counts()
+
+    def run(
+        self,
+        stop: Callable[[], bool] = lambda: False,
+        max_events: int | None = None,
+        idle_exit_s: float | None = None,
+        on_batch: Callable[[Counts], None] | None = None,
+    ) -> Counts:
+        """Consume until `stop()`, `max_events` handled, or `idle_exit_s` without events."""
+        ensure_group(self.client, self.s)
+        total = self.recover()
+        idle_since = time.monotonic()
+        while not stop():
+            if max_events is not None and total.events >= max_events:
+                break
+            done = self.poll()
+            if done.events:
+                total.add(done)
+                idle_since = time.monotonic()
+                if on_batch:
+                    on_batch(total)
+            elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+                break
+        return total
+
+    # -- one batch -------------------------------------------------------------------
+
+    def handle(self, entries: list[tuple[str, dict[str, str] | None]], redelivered: bool) -> Counts:
+        """Check, dedupe, write and acknowledge one batch of entries."""
+        done = Counts(batches=1, redelivered=len(entries) if redelivered else 0)
+        now = datetime.now(UTC)
+        good: list[ev.Event] = []
+        dead: list[tuple[str, dict[str, str], str]] = []
+        for stream_id, fields in entries:
+            try:
+                # An entry trimmed from the stream while pending comes back without fields.
+                good.append(
+                    ev.parse(stream_id, fields or {}, self.schema, now, self.s.max_future_s)
+                )
+            except ev.BadEvent as exc:
+                dead.append((stream_id, fields or {}, str(exc)))
+        fresh = self._not_seen(good)
+        done.duplicate = len(good) - len(fresh)
+        on_time, late = self._split_late(fresh, redelivered)
+        done.malformed, done.late, done.written = len(dead), len(late), len(on_time)
+        if self.s.offline:
+            self._write_offline([*on_time, *late])
+        self._push_online(on_time)
+        written_at = datetime.now(UTC)
+        done.freshness_s = [(written_at - e.event_time).total_seconds() for e in on_time]
+        self._commit([sid for sid, _ in entries], [*on_time, *late], dead, done)
+        self.counts.add(done)
+        for stream_id, _, why in dead:
+            log.warning("event %s dead-lettered: %s", stream_id, why)
+        return done
+
+    def _not_seen(self, good: list[ev.Event]) -> list[ev.Event]:
+        if not good:
+            return []
+        with self.client.pipeline(transaction=False) as pipe:
+            for e in good:
+                pipe.exists(self.s.seen_key(e.event_id))
+            seen = pipe.execute()
+        out, ids = [], set()
+        for e, before in zip(good, seen, strict=True):
+            if before or e.event_id in ids:
+                continue
+            ids.add(e.event_id)
+            out.append(e)
+        return out
+
+    def _split_late(
+        self, fresh: list[ev.Event], redelivered: bool
+    ) -> tuple[list[ev.Event], list[ev.Event]]:
+        """(on time, late): late is not newer than the entity's stored value or an
+        earlier event of the batch. A redelivered event whose time equals the stored one
+        was written before the crash: it is on time (written once, counted once)."""
+        stored: dict[tuple[str, Any], datetime | None] = {}
+        for view in {e.view for e in fresh}:
+            ids = list(dict.fromkeys(e.entity for e in fresh if e.view == view))
+            for entity, ts in zip(ids, self._stored_times(view, ids), strict=True):
+                stored[(view, entity)] = ts
+        latest: dict[tuple[str, Any], datetime] = {}
+        on_time, late = [], []
+        for e in fresh:
+            k = (e.view, e.entity)
+            before, mine = stored[k], latest.get(k)
+            behind_batch = mine is not None and e.event_time <= mine
+            behind_store = before is not None and (
+                e.event_time < before or (e.event_time == before and not redelivered)
+            )
+            if behind_batch or behind_store:
+                late.append(e)
+            else:
+                latest[k] = e.event_time
+                on_time.append(e)
+        return on_time, late
+
+    def _stored_times(self, view: str, entities: list[Any]) -> list[datetime | None]:
+        """The event time of each entity's online value in `view` (None: no value)."""
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.type_map import python_values_to_proto_values
+
+        fv = self.store.get_feature_view(view)
+        key = self.schema.key
+        value_type = next(c.dtype for c in fv.entity_columns if c.name == key).to_value_type()
+        keys = [
+            EntityKey(join_keys=[key], entity_values=[v])
+            for v in python_values_to_proto_values(entities, value_type)
+        ]
+        # Feast's provider interface: the only read that returns the stored event time
+        # at full precision (OnlineResponse rounds it to seconds).
+        rows = self.store._get_provider().online_read(
+            config=self.store.config, table=fv, entity_keys=keys,
+            requested_features=[fv.features[0].name],
+        )  # fmt: skip
+        return [None if ts is None else _utc(ts) for ts, _ in rows]
+
+    def _frame(self, view: str, rows: list[ev.Event], with_ids: bool) -> Any:
+        import pandas as pd
+
+        key, ts = self.schema.key, self.ts_column[view]
+        data: dict[str, list[Any]] = {key: [e.entity for e in rows]}
+        data[ts] = [e.event_time for e in rows]
+        for f in self.schema.views[view]:
+            data[f] = [e.values[f] for e in rows]
+        frame = pd.DataFrame(data)
+        for f, kind in self.schema.views[view].items():
+            dtype = {"int": "Int64", "float": "float64", "string": "object", "bool": "boolean"}
+            if kind in dtype:
+                frame[f] = frame[f].astype(dtype[kind])
+        frame[ts] = pd.to_datetime(frame[ts], utc=True)
+        if with_ids:
+            frame[pushed.EVENT_ID_COLUMN] = [e.event_id for e in rows]
+            frame[pushed.STREAM_ID_COLUMN] = [e.stream_id for e in rows]
+        return frame
+
+    def _write_offline(self, accepted: list[ev.Event]) -> None:
+        for view in dict.fromkeys(e.view for e in accepted):
+            rows = [e for e in accepted if e.view == view]
+            frame = self._frame(view, rows, with_ids=True)
+            pushed.write_part(self.config, self.repo_path, view, frame.to_dict("records"))
+
+    def _push_online(self, on_time: list[ev.Event]) -> None:
+        from feast.data_source import PushMode
+
+        from components.features.repo import push_source_name
+
+        for view in dict.fromkeys(e.view for e in on_time):
+            # The newest event per entity only: it is the value the store must end with.
+            newest: dict[Any, ev.Event] = {}
+            for e in on_time:
+                if e.view == view:
+                    newest[e.entity] = e
+            frame = self._frame(view, list(newest.values()), with_ids=False)
+            self.store.push(push_source_name(view), frame, to=PushMode.ONLINE)
+
+    def _commit(
+        self,
+        ids: list[str],
+        accepted: list[ev.Event],
+        dead: list[tuple[str, dict[str, str], str]],
+        done: Counts,
+    ) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            for stream_id, fields, why in dead:
+                pipe.xadd(
+                    self.s.dead_letter,
+                    {"stream_id": stream_id, "error": why, **fields},
+                    maxlen=DEAD_LETTER_MAXLEN, approximate=True,
+                )  # fmt: skip
+            for e in accepted:
+                pipe.set(self.s.seen_key(e.event_id), e.stream_id, ex=self.s.dedup_ttl_s)
+            for outcome in OUTCOMES:
+                if getattr(done, outcome):
+                    pipe.hincrby(self.s.counts_key, outcome, getattr(done, outcome))
+            if ids:
+                pipe.xack(self.s.stream, self.s.group, *ids)
+            pipe.execute()
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)

@@ -1,0 +1,111 @@
+"""The offline side of streamed events: a pushed-events log per feature view.
+
+Feast's offline push (`PushMode.OFFLINE`) appends by rewriting the view's batch source
+file, which here is the ingest snapshot named by its content hash and recorded in
+lineage: that would change a hashed file in place (and rewrite the whole table per
+batch). So pushed rows live apart, as immutable Parquet parts under
+`<offline root>/_pushed/<view>/`, one per consumed batch, named by its first and last
+stream entry ids. A part written twice (a consumer killed after the write, before the ack)
+holds the same events: readers drop repeated `event_id`s, so each event counts once.
+
+The next features step (training) publishes each view over its snapshot plus its
+pushed events (`merged_frame`), as a new content-hashed snapshot whose lineage tags
+say how many pushed rows it holds: the point-in-time join sees streamed values at
+their own event times.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.common import storage
+from components.common.config import SeamlessConfig
+from components.features.repo import offline_root
+
+PUSHED_DIR = "_pushed"
+EVENT_ID_COLUMN = "_event_id"
+STREAM_ID_COLUMN = "_stream_id"
+_SAFE = re.compile(r"^[0-9]+-[0-9]+$")
+
+
+def pushed_root(repo_path: Path, view: str) -> str:
+    """Where a view's pushed parts live (a folder or an object store prefix)."""
+    return storage.join(offline_root(repo_path), PUSHED_DIR, view)
+
+
+def write_part(
+    config: SeamlessConfig, repo_path: Path, view: str, rows: list[dict[str, Any]]
+) -> str:
+    """Write one batch of a view's accepted events; returns the part's path or URI.
+
+    `rows` hold the entity key, the view table's timestamp column, every feature, and
+    the event and stream ids. The part is named by its first and last stream ids: a
+    batch re-read whole after a crash lands on the same name; a batch made up otherwise
+    gets a part of its own, and readers drop the repeated event ids.
+    """
+    first, last = str(rows[0][STREAM_ID_COLUMN]), str(rows[-1][STREAM_ID_COLUMN])
+    for sid in (first, last):
+        if not _SAFE.match(sid):  # Redis stream ids only: they make the part's name
+            raise ValueError(f"stream id {sid!r} is not a Redis stream id")
+    frame = pd.DataFrame(rows, columns=columns_of(config, view))
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    target = storage.join(pushed_root(repo_path, view), f"{first}_{last}.parquet")
+    storage.write_bytes(target, buf.getvalue())
+    return target
+
+
+def columns_of(config: SeamlessConfig, view: str) -> list[str]:
+    """The columns of a view's pushed parts, in order."""
+    spec = next(v for v in config.features.views if v.name == view)
+    ts = config.timestamp_key(spec.table)
+    return [config.entity_key(), ts, *spec.features, EVENT_ID_COLUMN, STREAM_ID_COLUMN]
+
+
+def read_pushed(repo_path: Path, view: str) -> pd.DataFrame | None:
+    """Every pushed event of a view, each event id once (the first stream entry wins);
+    None when nothing was pushed."""
+    root = pushed_root(repo_path, view)
+    if not storage.is_remote(root) and not Path(root).is_dir():
+        return None
+    parts = [
+        p for p in storage.list_files(root)
+        if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith(".")
+    ]  # fmt: skip
+    if not parts:
+        return None
+    frames = [pd.read_parquet(io.BytesIO(storage.read_bytes(p))) for p in parts]
+    out = pd.concat(frames, ignore_index=True)
+    order = out[STREAM_ID_COLUMN].str.split("-", expand=True).astype("int64")
+    out = out.iloc[order.sort_values([0, 1], kind="stable").index]
+    return out.drop_duplicates(EVENT_ID_COLUMN, keep="first").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A view's snapshot with its pushed events appended."""
+
+    frame: pd.DataFrame
+    pushed_rows: int
+    last_stream_id: str
+
+
+def merged_frame(
+    config: SeamlessConfig, repo_path: Path, view: str, snapshot: pd.DataFrame
+) -> Merged | None:
+    """The view's columns of `snapshot` plus its pushed events (None when none were
+    pushed): what the view's source reads for training once events have been pushed."""
+    pushed = read_pushed(repo_path, view)
+    if pushed is None or pushed.empty:
+        return None
+    spec = next(v for v in config.features.views if v.name == view)
+    cols = [config.entity_key(), config.timestamp_key(spec.table), *spec.features]
+    events = pushed[cols].astype({c: snapshot[c].dtype for c in cols if c in snapshot})
+    frame = pd.concat([snapshot[cols], events], ignore_index=True)
+    return Merged(frame, len(pushed), str(pushed[STREAM_ID_COLUMN].iloc[-1]))

@@ -1,0 +1,62 @@
+"""The stream tests' world: the features stage's mini config published to a Feast repo
+whose online store is SQLite (embedded mode) or a real `redis-server` (the cluster's
+kind), and a redis-py client on the same server for the stream itself."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.common.config import SeamlessConfig
+from components.common.tables import content_hash
+from components.features.features import build_features
+from components.features.repo import FEATURE_STORE_YAML, local_repo_config
+from tests.helpers.mini_features import T1, T3, facts, mini_config, utc
+
+STREAM_CONFIG = mini_config
+
+
+def labels() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "customer_id": [1, 2, 1],
+            "event_timestamp": [T1 + pd.Timedelta(days=1), T1 + pd.Timedelta(days=1), T3],
+            "defaulted": [0, 1, 0],
+        }
+    )
+
+
+def build_repo(root: Path, config: SeamlessConfig, redis_address: str | None) -> Path:
+    """A Feast repo at `<root>/feast` with the mini world published and materialized;
+    its online store is Redis at `redis_address` (host:port) when given, else SQLite."""
+    repo = root / "feast"
+    repo.mkdir(parents=True)
+    cfg = local_repo_config(config.features.project, repo)
+    if redis_address:
+        cfg["online_store"] = {"type": "redis", "connection_string": redis_address}
+    (repo / FEATURE_STORE_YAML).write_text(yaml.safe_dump(cfg, sort_keys=False))
+    tables = {"facts": facts(), "labels": labels()}
+    hashes = {name: content_hash(df) for name, df in tables.items()}
+    build_features(config, tables, hashes, repo)
+    return repo
+
+
+def event(event_id: str, customer: Any, when: str, score: Any = 3.5, tier: Any = "c",
+          **extra: Any) -> dict[str, Any]:  # fmt: skip
+    """One facts_view event as a producer writes it."""
+    return {
+        "event_id": event_id, "view": "facts_view", "customer_id": customer,
+        "event_timestamp": when, "score": score, "tier": tier, **extra,
+    }  # fmt: skip
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+__all__ = ["STREAM_CONFIG", "T1", "T3", "build_repo", "digest", "event", "utc"]
