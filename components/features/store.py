@@ -18,6 +18,7 @@ from components.common.config import SeamlessConfig
 from components.common.connect import wait_for_tcp
 from components.common.env import feast_config_file
 from components.common.errors import SeamlessError
+from components.common.redis_tls import redis_tls_problem
 from components.features.repo import FEATURE_STORE_YAML, FeastObjects, snapshot_path
 
 
@@ -29,6 +30,9 @@ def open_store(repo_path: Path) -> FeatureStore:
             f"Feast repo {repo_path} has no {FEATURE_STORE_YAML}; run the features stage first."
         )
     store = FeatureStore(repo_path=str(repo_path), fs_yaml_file=config_file)
+    problem = redis_tls_problem(store.config.online_store, str(config_file))
+    if problem:
+        raise SeamlessError(problem)
     try:
         endpoints = store_endpoints(store)
     except Exception:  # an address this cannot parse: Feast will say what is wrong with it

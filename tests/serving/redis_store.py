@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -27,23 +28,36 @@ from tests.helpers.require import unavailable
 
 
 class RedisServer:
-    def __init__(self, root: Path, port: int) -> None:
+    """`tls=(cert, key, ca)`: TLS only on the port, as on the cluster (`--port 0`, no
+    client certificates); `command()` then verifies the server against `ca`."""
+
+    def __init__(self, root: Path, port: int, tls: tuple[Path, Path, Path] | None = None) -> None:
         self.root = root
         self.port = port
         self.host = "127.0.0.1"
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def connection_string(self) -> str:
         """Feast's `online_store.connection_string` for this server."""
+        if self.tls:
+            return f"{self.host}:{self.port},ssl=true,ssl_ca_certs={self.tls[2]}"
         return f"{self.host}:{self.port}"
+
+    def _listen_args(self) -> list[str]:
+        if not self.tls:
+            return ["--port", str(self.port)]
+        cert, key, _ = self.tls
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                "--tls-key-file", str(key), "--tls-auth-clients", "no"]  # fmt: skip
 
     def start(self, timeout_s: float = 20.0) -> None:
         binary = shutil.which("redis-server")
         assert binary is not None
         log = (self.root / "redis.log").open("ab")
         self.proc = subprocess.Popen(
-            [binary, "--bind", self.host, "--port", str(self.port), "--dir", str(self.root),
+            [binary, "--bind", self.host, *self._listen_args(), "--dir", str(self.root),
              "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
              "--daemonize", "no", "--protected-mode", "no"],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
@@ -77,7 +91,14 @@ class RedisServer:
 
     def command(self, line: str) -> bytes:
         """One inline command; the first line of the answer."""
-        with socket.create_connection((self.host, self.port), timeout=2) as s:
+        with socket.create_connection((self.host, self.port), timeout=2) as plain:
+            s = plain
+            if self.tls:
+                context = ssl.create_default_context(cafile=str(self.tls[2]))
+                # The CA is checked, the name not: tests start servers whose certificate
+                # deliberately does not name 127.0.0.1 (the clients under test refuse them).
+                context.check_hostname = False
+                s = context.wrap_socket(plain, server_hostname=self.host)
             s.sendall(line.encode() + b"\r\n")
             data = b""
             while not data.endswith(b"\r\n"):
@@ -93,11 +114,11 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(tls: tuple[Path, Path, Path] | None = None) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         unavailable("install Debian's redis-server (apt-get install -y redis-server)")
     root = Path(tempfile.mkdtemp(prefix="seamless-redis-"))
-    server = RedisServer(root, free_port())
+    server = RedisServer(root, free_port(), tls)
     try:
         server.start()
         yield server

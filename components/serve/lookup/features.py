@@ -25,6 +25,7 @@ import pandas as pd
 
 from components.common.config import SeamlessConfig
 from components.common.env import disable_telemetry, feast_config_file
+from components.common.redis_tls import redis_tls_problem
 from components.serve.lookup import direct_store
 from components.serve.lookup.resp import AsyncRedis, RespError, RespUnavailable
 
@@ -82,6 +83,9 @@ class OnlineFeatures:
                 try:
                     store = FeatureStore(repo_path=str(self.repo_path), fs_yaml_file=config_file)
                     online = store.config.online_store
+                    problem = redis_tls_problem(online, str(config_file))
+                    if problem:
+                        raise FeatureStoreUnavailable(problem)
                     self._sqlite_path = None
                     if getattr(online, "type", "") == "sqlite":
                         p = Path(online.path)

@@ -359,7 +359,37 @@ class _Connection(asyncio.Protocol):
 
 _SUPPORTED_KWARGS = frozenset(
     {"password", "username", "db", "ssl", "socket_timeout", "socket_connect_timeout", "retry"}
+) | frozenset(
+    # TLS options with redis-py's names and meaning (the cluster passes its CA this way).
+    {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname", "ssl_cert_reqs"}
 )
+
+
+_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+
+def tls_context(
+    ca_certs: str | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    check_hostname: bool = True,
+) -> ssl_module.SSLContext:
+    """A client context as redis-py builds one for the same options: the server's
+    certificate always verified (against `ca_certs`, else the system bundle), its name
+    checked unless `check_hostname` is False, a client certificate if `certfile` is given.
+    A file that cannot be read raises ValueError naming the option and the path."""
+    for option, path in (
+        ("ssl_ca_certs", ca_certs), ("ssl_certfile", certfile), ("ssl_keyfile", keyfile)
+    ):  # fmt: skip
+        if path is not None and not os.access(path, os.R_OK):
+            raise ValueError(f"Redis TLS option {option}: cannot read {path}")
+    if keyfile is not None and certfile is None:
+        raise ValueError("Redis TLS option ssl_keyfile needs ssl_certfile")
+    context = ssl_module.create_default_context(cafile=ca_certs)
+    context.check_hostname = check_hostname
+    if certfile is not None:
+        context.load_cert_chain(certfile, keyfile)
+    return context
 
 
 class AsyncRedis:
@@ -374,6 +404,7 @@ class AsyncRedis:
         username: str | None = None,
         db: int = 0,
         ssl: bool = False,
+        ssl_context: ssl_module.SSLContext | None = None,
         timeout_s: float = 1.0,
         connect_timeout_s: float | None = None,
     ) -> None:
@@ -391,9 +422,12 @@ class AsyncRedis:
         )
         self.connects = 0  # connections opened so far (tests, metrics)
         self._where = f"{host}:{self.port}"
-        self._ssl_context: ssl_module.SSLContext | None = (
-            ssl_module.create_default_context() if self.ssl else None
-        )
+        # `ssl_context` (see `tls_context`) implies TLS; `ssl` alone: the default context.
+        if ssl_context is not None:
+            self.ssl = True
+        elif self.ssl:
+            ssl_context = ssl_module.create_default_context()
+        self._ssl_context = ssl_context
         self._conn: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
         self._epoch = 0  # bumped by close(): a connect in flight then discards its result
@@ -412,8 +446,14 @@ class AsyncRedis:
         Feast json-decodes each value, so `db=2` arrives as 2, `ssl=true` as True and a
         numeric password as an int (sent as redis-py would: its repr). `socket_timeout` /
         `socket_connect_timeout` override `timeout_s`; `retry=None` (no retries) is what
-        this client does anyway. Anything else (TLS options, decode_responses, cluster
-        options, ...) returns None: the caller keeps redis-py."""
+        this client does anyway. With `ssl=true`: `ssl_ca_certs`, `ssl_certfile`,
+        `ssl_keyfile`, `ssl_check_hostname` and `ssl_cert_reqs=required`, meaning what they
+        mean to redis-py. Anything else (`ssl_cert_reqs=none`, decode_responses, cluster
+        options, ...) returns None: the caller keeps redis-py.
+
+        Raises ValueError naming the option for a TLS option without `ssl=true` (redis-py
+        would silently connect in plaintext) and for a TLS file that cannot be read
+        (redis-py would only fail at the first connection)."""
         if set(kwargs) - _SUPPORTED_KWARGS:
             return None
         if kwargs.get("retry") is not None:
@@ -448,6 +488,28 @@ class AsyncRedis:
             connect_timeout = seconds(kwargs.get("socket_connect_timeout"), timeout)
             if username is not None and password is None:
                 return None
+            tls = {k: kwargs[k] for k in _TLS_FILES if k in kwargs}
+            if any(not isinstance(v, str) or not v for v in tls.values()):
+                return None
+            check_hostname = kwargs.get("ssl_check_hostname", True)
+            if not isinstance(check_hostname, bool):
+                return None
+            if kwargs.get("ssl_cert_reqs", "required") != "required":
+                return None
+        except (TypeError, ValueError):
+            return None
+        orphan = sorted(k for k in kwargs if k.startswith("ssl_")) if not ssl else []
+        if orphan:
+            raise ValueError(f"Redis TLS option {orphan[0]} is set without ssl=true")
+        context = None
+        if ssl:
+            context = tls_context(
+                tls.get("ssl_ca_certs"),
+                tls.get("ssl_certfile"),
+                tls.get("ssl_keyfile"),
+                check_hostname,
+            )
+        try:
             return cls(
                 host,
                 int(port),
@@ -455,6 +517,7 @@ class AsyncRedis:
                 username=username,
                 db=db,
                 ssl=ssl,
+                ssl_context=context,
                 timeout_s=timeout,
                 connect_timeout_s=connect_timeout,
             )

@@ -1,0 +1,221 @@
+"""Redis over TLS, as on the cluster: a real `redis-server` serving TLS only
+(`--port 0 --tls-port`), certificates from manifests/tools/gen_certs.py, and the Feast
+connection string the manifests use (`...,ssl=true,ssl_ca_certs=<ca.crt>`).
+
+Feast's client (redis-py: materialization writes, SDK reads) and serving's own client
+(resp.py on the event loop) read over TLS with the right CA; each refuses a server whose
+certificate comes from another CA or does not name the address dialled; TLS options that
+would be ignored or a CA file that cannot be read stop the store in one sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from components.common.config import SeamlessConfig
+from components.common.errors import SeamlessError
+from components.serve.lookup.resp import AsyncRedis, RespUnavailable
+from tests.serving.conftest import serving_client
+from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server, repo_variant
+
+pytestmark = [pytest.mark.serving, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+MISMATCH = "Hostname mismatch|doesn't match|IP address mismatch"
+
+
+def gen_certs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "gen_certs", ROOT / "manifests" / "tools" / "gen_certs.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`ours/` (our CA, `redis` certified for its Service names and 127.0.0.1), `other/`
+    (another CA, the same names) and `wrong-name/` (our CA, Service names only)."""
+    tool = gen_certs()
+    out = tmp_path_factory.mktemp("redis-tls")
+    tool.write_certs(out / "ours", ["redis"], ["127.0.0.1"])
+    tool.write_certs(out / "other", ["redis"], ["127.0.0.1"])
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    ours = out / "ours" / "secrets" / "tls"
+    ca = x509.load_pem_x509_certificate((ours / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((ours / "ca.key").read_bytes(), password=None)
+    cert, key = tool.issue(ca, ca_key, tool.service_names("redis"))
+    wrong = out / "wrong-name"
+    wrong.mkdir()
+    (wrong / "redis.crt").write_bytes(tool.cert_pem(cert))
+    (wrong / "redis.key").write_bytes(tool.key_pem(key))
+    return {"ours": ours, "other": out / "other" / "secrets" / "tls", "wrong-name": wrong}
+
+
+@pytest.fixture(scope="module")
+def tls_redis(certs: dict[str, Path]) -> Iterator[RedisServer]:
+    ours = certs["ours"]
+    with redis_server((ours / "redis.crt", ours / "redis.key", ours / "ca.crt")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def wrong_name_redis(certs: dict[str, Path]) -> Iterator[RedisServer]:
+    """Our CA's certificate, but not for 127.0.0.1 (the address the clients dial)."""
+    wrong, ours = certs["wrong-name"], certs["ours"]
+    with redis_server((wrong / "redis.crt", wrong / "redis.key", ours / "ca.crt")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tls_repo(
+    tls_redis: RedisServer,
+    built: dict,
+    serve_config: SeamlessConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """Applied and materialized through Feast's own client, over TLS."""
+    return build_redis_repo(
+        tmp_path_factory.mktemp("redis-tls-repo"), serve_config, tls_redis.connection_string
+    )
+
+
+def serving_aclient(connection_string: str) -> AsyncRedis:
+    """Serving's event-loop client, built from the connection string as serving builds it."""
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    nodes, kwargs = RedisOnlineStore._parse_connection_string(connection_string)
+    client = AsyncRedis.from_redis_kwargs(nodes[0]["host"], nodes[0]["port"], kwargs)
+    assert client is not None, f"serving would fall back to redis-py for {connection_string}"
+    return client
+
+
+async def _ping(client: AsyncRedis) -> None:
+    try:
+        await client.ping()
+    finally:
+        client.close()
+
+
+def feast_read(repo: Path, config: SeamlessConfig, ids: list[int]) -> dict[str, list]:
+    """The feature service's values through Feast's SDK (redis-py underneath)."""
+    from feast import FeatureStore
+
+    store = FeatureStore(repo_path=str(repo))
+    service = store.get_feature_service(config.features.service)
+    rows = [{config.entity_key(): i} for i in ids]
+    return store.get_online_features(features=service, entity_rows=rows).to_dict()
+
+
+def test_feast_and_serving_read_over_tls(
+    tls_redis: RedisServer,
+    tls_repo: Path,
+    built: dict,
+    serve_config: SeamlessConfig,
+    tmp_path: Path,
+) -> None:
+    assert int(tls_redis.command("DBSIZE").lstrip(b":")) > 100  # materialized over TLS
+    ids = built["entities"][:5]
+    values = feast_read(tls_repo, serve_config, ids)
+    features = [k for k in values if k != serve_config.entity_key()]
+    assert features and all(v is not None for k in features for v in values[k]), values
+
+    with serving_client(tmp_path, serve_config, feast_repo=tls_repo) as c:
+        r = c.post("/v1/predict", json={"entity_ids": ids})
+        assert r.status_code == 200, r.text
+        reader = c.app.state.service.features._reader  # type: ignore[attr-defined]
+        assert c.app.state.service.features.read_path == "redis"  # type: ignore[attr-defined]
+        assert reader.aclient.ssl and reader.aclient.connects >= 1  # resp.py, over TLS
+        # The SDK path of serving (frames) reads the same through redis-py.
+        frame = c.app.state.service.features.fetch(ids)  # type: ignore[attr-defined]
+        assert not frame[features].isna().any().any()
+
+
+def test_clients_refuse_a_server_certified_by_another_ca(
+    tls_redis: RedisServer,
+    tls_repo: Path,
+    certs: dict[str, Path],
+    built: dict,
+    serve_config: SeamlessConfig,
+    tmp_path: Path,
+) -> None:
+    other_ca = certs["other"] / "ca.crt"
+    conn = f"127.0.0.1:{tls_redis.port},ssl=true,ssl_ca_certs={other_ca}"
+    with pytest.raises(RespUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        asyncio.run(_ping(serving_aclient(conn)))
+    repo = repo_variant(tls_repo, tmp_path / "feast-other-ca", conn)
+    with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        feast_read(repo, serve_config, built["entities"][:1])
+    # Serving answers 503 naming the verification failure, not a prediction.
+    with serving_client(tmp_path, serve_config, feast_repo=repo) as c:
+        r = c.post("/v1/predict", json={"entity_ids": built["entities"][:1]})
+        assert r.status_code == 503, r.text
+        assert "CERTIFICATE_VERIFY_FAILED" in r.json()["detail"], r.text
+
+
+def test_clients_refuse_a_certificate_for_another_name(
+    wrong_name_redis: RedisServer,
+    tls_repo: Path,
+    certs: dict[str, Path],
+    built: dict,
+    serve_config: SeamlessConfig,
+    tmp_path: Path,
+) -> None:
+    conn = f"127.0.0.1:{wrong_name_redis.port},ssl=true,ssl_ca_certs={certs['ours'] / 'ca.crt'}"
+    with pytest.raises(RespUnavailable, match=MISMATCH):
+        asyncio.run(_ping(serving_aclient(conn)))
+    repo = repo_variant(tls_repo, tmp_path / "feast-wrong-name", conn)
+    with pytest.raises(RedisConnectionError, match=MISMATCH):
+        feast_read(repo, serve_config, built["entities"][:1])
+
+
+def test_plaintext_client_gets_no_answer(tls_redis: RedisServer) -> None:
+    """The TLS port does not speak plaintext RESP: a client without ssl=true fails."""
+    with pytest.raises(RespUnavailable):
+        asyncio.run(_ping(AsyncRedis("127.0.0.1", tls_redis.port, timeout_s=2)))
+
+
+@pytest.mark.parametrize(
+    ("options", "sentence"),
+    [
+        (",ssl_ca_certs={ca}", "option ssl_ca_certs is set but ssl is not true"),
+        (",ssl=true,ssl_ca_certs={missing}", "option ssl_ca_certs names '{missing}', which is"),
+        (",ssl=true,ssl_certfile={missing}", "option ssl_certfile names '{missing}', which is"),
+    ],
+)
+def test_bad_tls_options_are_one_sentence(
+    tls_redis: RedisServer,
+    tls_repo: Path,
+    certs: dict[str, Path],
+    built: dict,
+    serve_config: SeamlessConfig,
+    tmp_path: Path,
+    options: str,
+    sentence: str,
+) -> None:
+    from components.features.store import open_store
+
+    paths = {"ca": certs["ours"] / "ca.crt", "missing": tmp_path / "nope.crt"}
+    conn = f"127.0.0.1:{tls_redis.port}" + options.format(**paths)
+    expected = sentence.format(**paths)
+    repo = repo_variant(tls_repo, tmp_path / "feast-bad", conn)
+    # The pipeline's features step and the materialization job open the store this way.
+    with pytest.raises(SeamlessError) as caught:
+        open_store(repo)
+    message = str(caught.value)
+    assert expected in message and "feature_store.yaml: online_store.connection_string" in message
+    # Serving: not ready, and the same sentence where the operator looks.
+    with serving_client(tmp_path, serve_config, feast_repo=repo) as c:
+        r = c.post("/v1/predict", json={"entity_ids": built["entities"][:1]})
+        assert r.status_code == 503 and expected in r.json()["detail"], r.text
