@@ -98,6 +98,10 @@ def consume_cmd(
     cfg = load_config(resolve_config(config, workspace))
     use_workspace(workspace)
     require_access("materialize")  # it writes the feature store, as materialization does
+    if not no_offline:
+        from components.features.repo import require_durable_offline_root
+
+        require_durable_offline_root()  # on a pod's disk the pushed-events log would vanish
     settings = StreamSettings(
         stream=stream, group=group, consumer=consumer or socket.gethostname(), batch=batch,
         claim_idle_ms=int(claim_idle_s * 1000), offline=not no_offline,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from components.common.env import disable_telemetry
 from components.common.errors import SeamlessError
 from components.features.repo import build_objects, ensure_repo
 from components.features.store import (
+    TableSpan,
     apply_objects,
     materialize_windows,
     online_windows,
@@ -98,8 +100,13 @@ def build_features(
         tables.clear()
     lap("write")
 
+    # Events pushed by the stream consumer join the views they belong to (components/stream).
+    from components.stream.pushed import publish_pushed
+
+    pushed = publish_pushed(config, repo_path, table_hashes)
+    spans = _with_pushed(config, spans, pushed)
     store = open_store(repo_path)
-    objects = build_objects(config, repo_path, table_hashes)
+    objects = build_objects(config, repo_path, table_hashes, pushed=pushed)
     removed = apply_objects(store, objects)
     lap("apply")
 
@@ -131,12 +138,29 @@ def build_features(
         "removed_objects": removed,
         "null_fraction": {f: round(float(training[f].isna().mean()), 4) for f in features},
         "tables": {t: s.describe() for t, s in spans.items()},
+        "pushed_rows": {v: p.pushed_rows for v, p in pushed.items()},
         "online_windows": windows_as_json(windows),
         "materialized": online,
         "timings_s": timings,
     }
     timings["total"] = round(sum(timings.values()), 3)
     return training, info
+
+
+def _with_pushed(
+    config: SeamlessConfig, spans: dict[str, TableSpan], pushed: dict[str, Any]
+) -> dict[str, TableSpan]:
+    """Table spans widened to the pushed events' times, so materialization loads the
+    newest value of each entity, pushed or not (SQLite's store overwrites with whatever
+    it is given)."""
+    out = dict(spans)
+    for view in config.features.views:
+        if view.name in pushed:
+            span, p = out[view.table], pushed[view.name]
+            out[view.table] = replace(
+                span, start=min(span.start, p.start), end=max(span.end, p.end)
+            )
+    return out
 
 
 def online_features(repo_path: Path, config: SeamlessConfig, entity_ids: list[Any]) -> pd.DataFrame:

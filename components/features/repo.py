@@ -210,12 +210,16 @@ def build_objects(
     repo_path: Path,
     table_hashes: dict[str, str],
     spark_paths: dict[str, str] | None = None,
+    pushed: dict[str, Any] | None = None,
 ) -> FeastObjects:
     """Entity, one FeatureView per configured view, and the FeatureService.
 
     Sources are FileSources over the snapshots, or with `spark_paths` (table -> Spark
-    Parquet folder, `engine: spark`) Feast's SparkSources over those folders.
+    Parquet folder, `engine: spark`) Feast's SparkSources over those folders. A view in
+    `pushed` (view -> components.stream.pushed.PushedSnapshot: its snapshot with the
+    streamed events appended) reads that instead, and its tags say so.
     """
+    pushed = pushed or {}
     from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
 
     types = feast_types()
@@ -251,6 +255,8 @@ def build_objects(
             )
         else:
             path = str(snapshot_path(repo_path, view.table, table_hashes[view.table]))
+            if view.name in pushed:
+                path = pushed[view.name].path
             source = FileSource(
                 name=f"{view.name}__{view.table}",
                 path=path,
@@ -277,6 +283,7 @@ def build_objects(
                 tags={
                     "seamless.table": view.table,
                     "seamless.table_sha256": table_hashes[view.table],
+                    **(pushed[view.name].tags() if view.name in pushed else {}),
                 },
             )
         )

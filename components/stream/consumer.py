@@ -169,6 +169,7 @@ class Consumer:
         self.ts_column = {v.name: config.timestamp_key(v.table) for v in config.features.views}
         self.counts = Counts()
         self._last_claim = 0.0
+        self._views: dict[str, Any] = {}
 
     # -- reading ---------------------------------------------------------------------
 
@@ -312,7 +313,11 @@ class Consumer:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.type_map import python_values_to_proto_values
 
-        fv = self.store.get_feature_view(view)
+        # Looked up once: a registry read costs ~0.1 s, and only the view's name, entity
+        # and first feature are used, which a later `apply` of the same config keeps.
+        fv = self._views.get(view) or self._views.setdefault(
+            view, self.store.get_feature_view(view)
+        )
         key = self.schema.key
         value_type = next(c.dtype for c in fv.entity_columns if c.name == key).to_value_type()
         keys = [

@@ -9,9 +9,9 @@ stream entry ids. A part written twice (a consumer killed after the write, befor
 holds the same events: readers drop repeated `event_id`s, so each event counts once.
 
 The next features step (training) publishes each view over its snapshot plus its
-pushed events (`merged_frame`), as a new content-hashed snapshot whose lineage tags
-say how many pushed rows it holds: the point-in-time join sees streamed values at
-their own event times.
+pushed events (`publish_pushed`), as a new content-hashed snapshot whose tags say how
+many pushed rows it holds: the point-in-time join sees streamed values at their own
+event times.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +89,57 @@ def read_pushed(repo_path: Path, view: str) -> pd.DataFrame | None:
 
 
 @dataclass(frozen=True)
-class Merged:
-    """A view's snapshot with its pushed events appended."""
+class PushedSnapshot:
+    """A view's snapshot with its pushed events appended, as the features step publishes it."""
 
-    frame: pd.DataFrame
+    path: str
+    sha256: str
+    """Content hash of the merged table (components/common/tables.content_hash)."""
     pushed_rows: int
     last_stream_id: str
+    start: datetime
+    end: datetime
+
+    def tags(self) -> dict[str, str]:
+        """What the feature view's tags say about it (lineage reads them)."""
+        return {
+            "seamless.pushed_rows": str(self.pushed_rows),
+            "seamless.pushed_sha256": self.sha256,
+            "seamless.pushed_until": self.last_stream_id,
+        }
 
 
-def merged_frame(
-    config: SeamlessConfig, repo_path: Path, view: str, snapshot: pd.DataFrame
-) -> Merged | None:
-    """The view's columns of `snapshot` plus its pushed events (None when none were
-    pushed): what the view's source reads for training once events have been pushed."""
-    pushed = read_pushed(repo_path, view)
-    if pushed is None or pushed.empty:
-        return None
-    spec = next(v for v in config.features.views if v.name == view)
-    cols = [config.entity_key(), config.timestamp_key(spec.table), *spec.features]
-    events = pushed[cols].astype({c: snapshot[c].dtype for c in cols if c in snapshot})
-    frame = pd.concat([snapshot[cols], events], ignore_index=True)
-    return Merged(frame, len(pushed), str(pushed[STREAM_ID_COLUMN].iloc[-1]))
+def publish_pushed(
+    config: SeamlessConfig, repo_path: Path, table_hashes: dict[str, str]
+) -> dict[str, PushedSnapshot]:
+    """For each view with pushed events: its snapshot's columns plus those events, written
+    once as a new content-addressed snapshot beside the ingest one (which is left as it
+    is). The features step points the view's source at it, so the point-in-time join
+    sees streamed values at their own event times."""
+    from components.common.tables import content_hash
+    from components.features.repo import snapshot_path
+
+    out: dict[str, PushedSnapshot] = {}
+    for view in config.features.views:
+        pushed = read_pushed(repo_path, view.name)
+        if pushed is None or pushed.empty:
+            continue
+        source = snapshot_path(repo_path, view.table, table_hashes[view.table])
+        snapshot = pd.read_parquet(io.BytesIO(storage.read_bytes(source)))
+        ts = config.timestamp_key(view.table)
+        cols = [config.entity_key(), ts, *view.features]
+        events = pushed[cols].copy()
+        events[ts] = pd.to_datetime(events[ts], utc=True).astype(snapshot[ts].dtype)
+        frame = pd.concat([snapshot[cols], events], ignore_index=True)
+        sha = content_hash(frame)
+        target = snapshot_path(repo_path, view.table, sha)
+        if not storage.exists(target):
+            buf = io.BytesIO()
+            frame.to_parquet(buf, index=False)
+            storage.write_bytes(target, buf.getvalue())
+        out[view.name] = PushedSnapshot(
+            path=str(target), sha256=sha, pushed_rows=len(pushed),
+            last_stream_id=str(pushed[STREAM_ID_COLUMN].iloc[-1]),
+            start=frame[ts].min().to_pydatetime(), end=frame[ts].max().to_pydatetime(),
+        )  # fmt: skip
+    return out

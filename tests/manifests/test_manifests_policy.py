@@ -467,7 +467,6 @@ def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None
 # become TLS, so this list only shrinks.
 PLAINTEXT_STILL_OPEN = {
     ("mlflow", 5000),
-    ("redis", 6379),
     ("feast-server", 6566),
     ("alertmanager", 9093),
     ("minio", 9000),
@@ -538,6 +537,50 @@ def test_postgres_clients_verify_its_certificate(rendering: Rendering) -> None:
                 problems.append(f"{name}/{c['name']}: PGSSLROOTCERT {root!r} not on seamless-ca")
     assert {"mlflow", "feast-server", "serving"} <= clients, clients
     _fail(rendering, problems, "PostgreSQL clients verify-full against seamless-ca")
+
+
+def _feast_repo_options(rendering: Rendering) -> dict[str, Any]:
+    """The options of the online store's connection string in ConfigMap `feast-repo`."""
+    maps = [o for o in rendering.objects if o["kind"] == "ConfigMap"
+            and o["metadata"]["name"].startswith("feast-repo")]  # fmt: skip
+    assert len(maps) == 1, [m["metadata"]["name"] for m in maps]
+    online = yaml.safe_load(maps[0]["data"]["feature_store.yaml"])["online_store"]
+    assert online["type"] == "redis", online
+    parts = str(online["connection_string"]).split(",")
+    return dict(p.split("=", 1) for p in parts if "=" in p)
+
+
+def test_redis_clients_verify_its_certificate(rendering: Rendering) -> None:
+    """Redis takes TLS only, and every workload the policies let reach it reads the one
+    connection string of ConfigMap `feast-repo`, which turns TLS on and verifies the
+    server against a file of the `seamless-ca` ConfigMap each of them mounts (name
+    checking stays on: redis-py's default). (Pipeline steps: tests/compile.)"""
+    options = _feast_repo_options(rendering)
+    problems = []
+    if options.get("ssl") != "true":
+        problems.append(f"feast-repo: ssl is {options.get('ssl')!r}, not true")
+    for key, weakened in (("ssl_cert_reqs", "required"), ("ssl_check_hostname", "true")):
+        if options.get(key, weakened) != weakened:
+            problems.append(f"feast-repo: {key}={options[key]} weakens the check")
+    ca = options.get("ssl_ca_certs") or ""
+    pods_ = _pods(rendering)
+    declared = {obj["metadata"]["name"] for obj, _ in workloads(rendering.objects)}
+    clients = {src for src, dst, _ in _flows(rendering, list(pods_.values())).allowed
+               if dst == "redis" and src in declared}  # fmt: skip
+    for name in sorted(clients):
+        template = pods_[name].template
+        assert template is not None
+        volumes = {v["name"]: (v.get("configMap") or {}).get("name", "")
+                   for v in template["spec"].get("volumes", [])}  # fmt: skip
+        for c in containers(template, init=False):
+            mounts = c.get("volumeMounts", [])
+            if not any(volumes.get(m["name"], "").startswith("feast-repo") for m in mounts):
+                problems.append(f"{name}/{c['name']}: does not read ConfigMap feast-repo")
+            ca_mounts = [m["mountPath"] for m in mounts if volumes.get(m["name"]) == "seamless-ca"]
+            if not any(ca.startswith(m.rstrip("/") + "/") for m in ca_mounts):
+                problems.append(f"{name}/{c['name']}: ssl_ca_certs {ca!r} not on seamless-ca")
+    assert {"feast-server", "feast-materialize", "serving"} <= clients, clients
+    _fail(rendering, problems, "Redis clients verify its certificate against seamless-ca")
 
 
 def test_plaintext_check_catches_a_plain_http_port(rendering: Rendering) -> None:

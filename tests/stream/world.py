@@ -59,4 +59,4 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-__all__ = ["STREAM_CONFIG", "T1", "T3", "build_repo", "digest", "event", "utc"]
+__all__ = ["STREAM_CONFIG", "T1", "T3", "build_repo", "digest", "event", "facts", "labels", "utc"]
