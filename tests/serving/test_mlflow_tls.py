@@ -1,0 +1,118 @@
+"""MLflow's tracking server over TLS, the way the manifests are to run it (issue #17 part 1,
+not wired on the cluster yet): `mlflow server --uvicorn-opts "--ssl-certfile ...
+--ssl-keyfile ..."` with a certificate from manifests/tools/gen_certs.py. MLflow's
+client verifies it against `MLFLOW_TRACKING_SERVER_CERT_PATH` and refuses a server
+certified by another CA or for another name."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import requests
+
+from tests.helpers.postgres import free_port
+
+pytestmark = [pytest.mark.serving, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+MLFLOW = Path(sys.executable).parent / "mlflow"
+
+
+def gen_certs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "gen_certs", ROOT / "manifests" / "tools" / "gen_certs.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Our CA with `mlflow` certified for its Service names and 127.0.0.1 (not
+    `localhost`: the wrong name below); another CA with the same names."""
+    out = tmp_path_factory.mktemp("mlflow-tls")
+    tool = gen_certs()
+    tool.write_certs(out / "ours", ["mlflow"], ["127.0.0.1"])
+    tool.write_certs(out / "other", ["mlflow"], ["127.0.0.1"])
+    return {k: out / k / "secrets" / "tls" for k in ("ours", "other")}
+
+
+@pytest.fixture(scope="module")
+def https_mlflow(certs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port, ours = free_port(), certs["ours"]
+    cmd = [
+        str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}",
+        "--uvicorn-opts",
+        f"--ssl-certfile {ours / 'mlflow.crt'} --ssl-keyfile {ours / 'mlflow.key'}",
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = (root / "server.log").open("ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, (root / "server.log").read_text()[-2000:]
+            try:
+                url = f"https://127.0.0.1:{port}/health"
+                if requests.get(url, verify=str(ours / "ca.crt"), timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, (root / "server.log").read_text()[-2000:]
+            time.sleep(0.5)
+        yield port
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the server and its worker: our own group
+        proc.wait(timeout=30)
+
+
+@pytest.fixture()
+def client_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a refusal is final
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    return monkeypatch
+
+
+def test_client_verifies_the_server_with_the_ca(
+    https_mlflow: int, certs: dict[str, Path], client_env: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    client_env.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certs["ours"] / "ca.crt"))
+    client = MlflowClient(tracking_uri=f"https://127.0.0.1:{https_mlflow}")
+    experiment = client.create_experiment("over-tls")
+    assert client.get_experiment(experiment).name == "over-tls"
+    # Plain HTTP to the TLS port: no answer a client could take for MLflow's.
+    with pytest.raises(requests.RequestException):
+        requests.get(f"http://127.0.0.1:{https_mlflow}/health", timeout=10)
+
+
+def test_client_refuses_another_ca_and_another_name(
+    https_mlflow: int, certs: dict[str, Path], client_env: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client_env.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certs["other"] / "ca.crt"))
+    with pytest.raises(MlflowException, match="CERTIFICATE_VERIFY_FAILED"):
+        MlflowClient(tracking_uri=f"https://127.0.0.1:{https_mlflow}").search_experiments()
+    # Our CA, but a name the certificate does not carry.
+    client_env.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certs["ours"] / "ca.crt"))
+    with pytest.raises(MlflowException, match=r"Hostname mismatch|doesn.t match"):
+        MlflowClient(tracking_uri=f"https://localhost:{https_mlflow}").search_experiments()
