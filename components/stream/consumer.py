@@ -354,8 +354,9 @@ class Consumer:
     def _write_offline(self, accepted: list[ev.Event]) -> None:
         for view in dict.fromkeys(e.view for e in accepted):
             rows = [e for e in accepted if e.view == view]
-            frame = self._frame(view, rows, with_ids=True)
-            pushed.write_part(self.config, self.repo_path, view, frame.to_dict("records"))
+            pushed.write_part(
+                self.config, self.repo_path, view, self._frame(view, rows, with_ids=True)
+            )
 
     def _push_online(self, on_time: list[ev.Event]) -> None:
         from feast.data_source import PushMode

@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -40,23 +39,22 @@ def pushed_root(repo_path: Path, view: str) -> str:
     return storage.join(offline_root(repo_path), PUSHED_DIR, view)
 
 
-def write_part(
-    config: SeamlessConfig, repo_path: Path, view: str, rows: list[dict[str, Any]]
-) -> str:
+def write_part(config: SeamlessConfig, repo_path: Path, view: str, frame: pd.DataFrame) -> str:
     """Write one batch of a view's accepted events; returns the part's path or URI.
 
-    `rows` hold the entity key, the view table's timestamp column, every feature, and
-    the event and stream ids. The part is named by its first and last stream ids: a
-    batch re-read whole after a crash lands on the same name; a batch made up otherwise
-    gets a part of its own, and readers drop the repeated event ids.
+    `frame` holds the entity key, the view table's timestamp column, every feature, and
+    the event and stream ids, in stream order. The part is named by its first and last
+    stream ids: a batch re-read whole after a crash lands on the same name; a batch made
+    up otherwise gets a part of its own, and readers drop the repeated event ids. The
+    write is atomic and durable (fsynced) before the batch is acknowledged.
     """
-    first, last = str(rows[0][STREAM_ID_COLUMN]), str(rows[-1][STREAM_ID_COLUMN])
+    ids = frame[STREAM_ID_COLUMN]
+    first, last = str(ids.iloc[0]), str(ids.iloc[-1])
     for sid in (first, last):
         if not _SAFE.match(sid):  # Redis stream ids only: they make the part's name
             raise ValueError(f"stream id {sid!r} is not a Redis stream id")
-    frame = pd.DataFrame(rows, columns=columns_of(config, view))
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
+    frame[columns_of(config, view)].to_parquet(buf, index=False)
     target = storage.join(pushed_root(repo_path, view), f"{first}_{last}.parquet")
     storage.write_bytes(target, buf.getvalue())
     return target
