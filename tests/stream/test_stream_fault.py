@@ -4,6 +4,7 @@ over with XAUTOCLAIM. Every event ends up online and offline exactly once, count
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -57,12 +58,20 @@ def cli(tmp_path: Path, redis_repo: Path, redis: Any) -> Iterator[Any]:
             proc.wait()
 
 
-def wait_for(client: Any, handled: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while sum(stored_counts(client, StreamSettings(stream=STREAM)).values()) < handled:
+def kill_mid_batch(client: Any, handled: int, proc: subprocess.Popen[bytes]) -> int:
+    """SIGKILL once `handled` events are counted and a batch is in hand (read, not yet
+    acknowledged); returns the entries it left pending."""
+    deadline = time.monotonic() + 120
+    while (
+        sum(stored_counts(client, StreamSettings(stream=STREAM)).values()) < handled
+        or client.xpending(STREAM, "seamless-stream")["pending"] == 0
+    ):
         assert proc.poll() is None, f"consumer exited early ({proc.returncode})"
         assert time.monotonic() < deadline, "consumer made no progress"
-        time.sleep(0.02)
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return int(client.xpending(STREAM, "seamless-stream")["pending"])
 
 
 def test_kill_9_loses_nothing_and_counts_nothing_twice(
@@ -81,21 +90,18 @@ def test_kill_9_loses_nothing_and_counts_nothing_twice(
         pipe.execute()
     total = len(sent) + len(retries)
 
-    first = cli("pod-a")
-    wait_for(client, total // 3, first, timeout=120)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    again = cli("pod-a")  # same name: its own pending entries first
-    wait_for(client, 2 * total // 3, again, timeout=120)
-    again.send_signal(signal.SIGKILL)
-    again.wait()
-    pending = client.xpending(STREAM, "seamless-stream")
+    left = kill_mid_batch(client, total // 3, cli("pod-a"))
+    # Same name: it finishes its own pending entries first.
+    left += kill_mid_batch(client, 2 * total // 3, cli("pod-a"))
     # A replacement pod under a new name takes the dead one's entries over.
-    last = cli("pod-b", "--claim-idle-s", "0.5", "--idle-exit-s", "3")
+    last = cli("pod-b", "--claim-idle-s", "0.5", "--idle-exit-s", "3", "--json")
     assert last.wait(timeout=180) == 0, (tmp_path / "pod-b-2.log").read_text()[-2000:]
+    log = (tmp_path / "pod-b-2.log").read_text()
+    summary = json.loads(log[log.index("{") :])
+    assert left > 0 and summary["redelivered"] > 0, (left, summary)
 
     counts = stored_counts(client, StreamSettings(stream=STREAM))
-    assert sum(counts.values()) == total, (counts, pending)
+    assert sum(counts.values()) == total, counts
     assert counts["duplicate"] == len(retries) and counts["malformed"] == 0
     assert counts["written"] + counts["late"] == len(sent)
     assert client.xpending(STREAM, "seamless-stream")["pending"] == 0
