@@ -44,6 +44,9 @@ def run_features(
         "feast_repo": str(feast_repo_path()),
         "online_windows": info["online_windows"],
         "materialized": bool(info["materialized"]),
+        # Streamed events joined per view (components/stream): the training set's
+        # metadata says the snapshot was not all it was built from.
+        "pushed_rows": info.get("pushed_rows", {}),
         "timings_s": info.get("timings_s", {}),
     }
 
