@@ -540,6 +540,45 @@ def test_postgres_takes_tls_only_with_a_certificate_for_its_service_names(
         )  # fmt: skip
 
 
+def test_redis_takes_tls_only_with_a_certificate_for_its_service_names(
+    stack: Any, tmp_path: Path
+) -> None:
+    """The online store the materialization wrote to (features fixture) and serving reads
+    from: TLS only, verified against the overlay's CA and the Service's name."""
+    import redis
+
+    host, port = stack.address("redis", 6379)
+    password = secret(stack, "redis-credentials")["REDIS_PASSWORD"]
+    kw: dict[str, Any] = {"password": password, "socket_timeout": 10}
+    ours = redis.Redis(host=host, port=port, ssl=True, ssl_ca_certs=_ca_file(stack), **kw)
+    assert ours.ping()
+    assert ours.config_get("port") == {"port": "0"}  # no plaintext listener at all
+    # Plaintext to the TLS port: no RESP answer, whatever the password.
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis(host=host, port=port, **kw).ping()
+    other = tmp_path / "other-ca.crt"
+    gen = importlib.util.spec_from_file_location("gen_certs", ROOT / "manifests/tools/gen_certs.py")
+    assert gen and gen.loader
+    tool = importlib.util.module_from_spec(gen)
+    gen.loader.exec_module(tool)
+    other.write_bytes(tool.cert_pem(tool.make_ca("someone else")[0]))
+    with pytest.raises(redis.exceptions.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        redis.Redis(host=host, port=port, ssl=True, ssl_ca_certs=str(other), **kw).ping()
+    # The right CA, a name the certificate does not carry (the pod's IP): refused. The
+    # in-cluster name, resolved by hand: accepted.
+    ctx = cluster_ca(stack)
+    with (
+        socket.create_connection((host, port), timeout=10) as raw,
+        pytest.raises(ssl.SSLCertVerificationError, match="IP address mismatch"),
+    ):
+        ctx.wrap_socket(raw, server_hostname=stack.ip("redis"))
+    with (
+        socket.create_connection((host, port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="redis.seamless.svc.cluster.local") as conn,
+    ):
+        assert conn.version() in ("TLSv1.2", "TLSv1.3")
+
+
 def _audit_rows(stack: Any, subject: str) -> list[tuple[str, str, dict[str, Any]]]:
     with _app_db(stack, "audit", "audit", "AUDIT_DB_PASSWORD") as conn, conn.cursor() as cur:
         cur.execute(
