@@ -5,8 +5,9 @@ the little it caches.
   does not exist yet is reported as absent rather than opened (opening it would create
   it: the dashboard writes nothing).
 - Audit trail: `audit.audit_log()` (`SEAMLESS_AUDIT_URL` or `<workspace>/audit`). Its
-  parsed entries and its verification are cached until the file changes (size, mtime)
-  or, for PostgreSQL, for `audit_ttl_s`.
+  parsed entries and its chain check are kept; when the file changes (size, mtime) or,
+  for PostgreSQL, after `audit_ttl_s`, only the appended lines are read and checked. The
+  whole trail is read again every `audit_full_read_s` (and when it was cut or replaced).
 - Prediction log: `SEAMLESS_SERVE_LOG_URL` (PostgreSQL) or `<workspace>/predictions`.
 - Snapshots, deployments: `governance.snapshots`, `common.env.deployments_dir()`.
 - Local runs: `<workspace>/logs` and `<workspace>/kfp` (embedded mode only).
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 from components.common.env import mlflow_tracking_uri, workspace
 from components.common.errors import SeamlessError
 from components.governance import audit
-from components.governance.audit_chain import VerifyResult
+from components.governance.audit_chain import ChainReader, VerifyResult
 
 T = TypeVar("T")
 
@@ -40,19 +41,24 @@ def first_line(exc: BaseException) -> str:
 
 
 @dataclass
-class _Cached:
+class _AuditState:
+    """The trail as last read: appended lines are read and checked on top of it."""
+
     key: Any
-    at: float
-    entries: list[dict[str, Any]]
-    verified: VerifyResult | None = None
+    where: str
+    reader: ChainReader
+    cursor: Any
+    full_at: float
+    """When the trail was last read (and checked) from its start (monotonic)."""
 
 
 class Stores:
     """One per app: store handles from the environment, and the audit cache."""
 
-    def __init__(self, audit_ttl_s: float = 5.0) -> None:
+    def __init__(self, audit_ttl_s: float = 5.0, audit_full_read_s: float = 600.0) -> None:
         self.audit_ttl_s = audit_ttl_s
-        self._audit: _Cached | None = None
+        self.audit_full_read_s = audit_full_read_s
+        self._audit: _AuditState | None = None
         self._lock = threading.Lock()
         self._client: Any = None
         self._client_uri: str | None = None
@@ -117,35 +123,48 @@ class Stores:
             return (log.describe(), st.st_size, st.st_mtime_ns)
         return (log.describe(), int(time.monotonic() // max(self.audit_ttl_s, 0.001)))
 
-    def _audit_state(self, with_verify: bool) -> _Cached:
+    def _audit_state(self) -> _AuditState:
+        """Read what was appended since the last call (only when the trail changed), and
+        the whole trail again every `audit_full_read_s` or when it no longer extends what
+        was read: a rewrite of old lines then shows in the verification."""
         log = self.audit_log()
         try:
             key = self._audit_key(log)
             with self._lock:
-                cached = self._audit
-                if cached is not None and cached.key == key:
-                    if with_verify and cached.verified is None:
-                        cached.verified = log.verify()
-                    return cached
-            state = _Cached(key, time.monotonic(), list(log.entries()))
-            if with_verify:
-                state.verified = log.verify()
+                state = self._audit
+                whole = (
+                    state is None
+                    or state.where != log.describe()
+                    or time.monotonic() - state.full_at > self.audit_full_read_s
+                )
+                if state is not None and state.key == key and not whole:
+                    return state
+                if whole:
+                    state = self._audit_from_start(key, log)
+                assert state is not None
+                chunk = log.read_after(state.cursor)
+                if chunk.restarted:
+                    state = self._audit_from_start(key, log)
+                state.reader.feed(chunk)
+                state.key, state.cursor = key, chunk.cursor
+                self._audit = state
+                return state
         except (SeamlessError, OSError) as exc:
             raise Unavailable(
                 f"The audit trail at {log.describe()} could not be read: {first_line(exc)}"
             ) from None
-        with self._lock:
-            self._audit = state
-        return state
+
+    @staticmethod
+    def _audit_from_start(key: Any, log: audit.AuditLog) -> _AuditState:
+        where = log.describe()
+        return _AuditState(key, where, ChainReader(where), None, time.monotonic())
 
     def audit_entries(self) -> list[dict[str, Any]]:
-        """Every entry in chain order (cached until the trail changes)."""
-        return self._audit_state(False).entries
+        """Every entry in chain order (appended ones read as the trail grows)."""
+        return self._audit_state().reader.entries
 
     def audit_verify(self) -> VerifyResult:
-        state = self._audit_state(True)
-        assert state.verified is not None
-        return state.verified
+        return self._audit_state().reader.result()
 
 
 def _redact(uri: str) -> str:

@@ -341,6 +341,48 @@ def check_lines(
     return res
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """Stored lines a backend read after a cursor (`read_after`), for readers that keep
+    up with a growing trail instead of re-reading it."""
+
+    lines: list[tuple[int, bytes | str]]
+    """(line number, raw JSON) in stored order, numbered on from the cursor's."""
+    cursor: Any
+    """Pass back to `read_after` for the lines after these."""
+    torn: tuple[int, int] | None = None
+    """A trailing incomplete line (line number, bytes), not yet part of the chain."""
+    restarted: bool = False
+    """The trail no longer extends what the cursor saw (cut, replaced, moved): these
+    lines are the whole trail, read from the start."""
+
+
+class ChainReader:
+    """The entries and the chain check of a trail read in chunks: each entry is parsed
+    and checked once, so a trail of millions costs only its new lines per refresh. It
+    checks what is appended; a rewrite of lines it already read shows only on a full
+    read (`Chunk.restarted`, or a new reader), as `verify()` does every time."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.entries: list[dict[str, Any]] = []
+        self._checker = _Checker()
+        self._torn: tuple[int, int] | None = None
+
+    def feed(self, chunk: Chunk) -> None:
+        rows = chunk.lines
+        if self._checker.problem is None:
+            self._checker.seqs_ahead |= {s for _, raw in rows if (s := _seq_of(raw)) is not None}
+            for line_no, raw in rows:
+                if not self._checker.feed(line_no, raw):
+                    break
+        self.entries.extend(parse_entries(rows))
+        self._torn = chunk.torn
+
+    def result(self) -> VerifyResult:
+        return self._checker.result(self.where, self._torn)
+
+
 MIN_HEAD_PREFIX = 12
 """Fewest hex digits of a head hash accepted by `verify(expected_head=...)` (48 bits)."""
 
@@ -372,6 +414,10 @@ class AuditLog(Protocol):
     def entries(self) -> Iterator[dict[str, Any]]: ...
 
     def verify(self, expected_head: str | None = None) -> VerifyResult: ...
+
+    def read_after(self, cursor: Any = None) -> Chunk:
+        """The stored lines after `cursor` (None: from the start); see `ChainReader`."""
+        ...
 
     def describe(self) -> str: ...
 

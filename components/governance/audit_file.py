@@ -20,6 +20,7 @@ from components.common.env import workspace
 from components.common.errors import SeamlessError
 from components.governance.audit_chain import (
     AUDIT_RECOVERED,
+    Chunk,
     VerifyResult,
     check_lines,
     current_actor,
@@ -92,14 +93,35 @@ class FileAuditLog:
         _write_all(fd, entry_line(entry))
         return entry
 
-    def _lines(self) -> tuple[list[tuple[int, bytes]], tuple[int, int] | None]:
-        if not self.path.is_file():
-            return [], None
-        data = self.path.read_bytes()
+    def _lines(self) -> tuple[list[tuple[int, bytes | str]], tuple[int, int] | None]:
+        chunk = self.read_after(None)
+        return chunk.lines, chunk.torn
+
+    def read_after(self, cursor: Any = None) -> Chunk:
+        """The lines after `cursor` (inode, byte offset, lines read, the last line read):
+        only appended bytes are read. Another file, a shorter one, or one whose last read
+        line changed (cut off and appended again) is read from the start."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return Chunk([], None, None, restarted=cursor is not None)
+        try:
+            st = os.fstat(fd)
+            restarted = cursor is not None and not _still_extends(fd, st, cursor)
+            inode, offset, count, last = (
+                cursor if cursor is not None and not restarted else (st.st_ino, 0, 0, b"")
+            )
+            data = os.pread(fd, st.st_size - offset, offset)
+        finally:
+            os.close(fd)
         parts = data.split(b"\n")
         tail = parts.pop()
-        torn = (len(parts) + 1, len(tail)) if tail else None
-        return [(i + 1, p) for i, p in enumerate(parts)], torn
+        if parts:
+            last = parts[-1] + b"\n"
+        lines: list[tuple[int, bytes | str]] = [(count + i + 1, p) for i, p in enumerate(parts)]
+        torn = (count + len(parts) + 1, len(tail)) if tail else None
+        after = (inode, offset + len(data) - len(tail), count + len(parts), last)
+        return Chunk(lines, after, torn, restarted)
 
     def entries(self) -> Iterator[dict[str, Any]]:
         """Every complete, parseable entry in file order (a torn tail is skipped)."""
@@ -113,6 +135,14 @@ class FileAuditLog:
     def head(self) -> str:
         """Hash of the last entry (GENESIS when empty): publish it to anchor the chain."""
         return self.verify().head_hash
+
+
+def _still_extends(fd: int, st: os.stat_result, cursor: Any) -> bool:
+    """Whether the open file is the one `cursor` read, with its last read line in place."""
+    inode, offset, _, last = cursor
+    if st.st_ino != inode or st.st_size < offset:
+        return False
+    return os.pread(fd, len(last), offset - len(last)) == last
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 from components.governance.audit_chain import (
+    Chunk,
     VerifyResult,
     check_lines,
     current_actor,
@@ -128,17 +129,39 @@ class PostgresAuditLog:
             conn.close()
         return entry
 
-    def _rows(self) -> list[tuple[int, str]]:
+    def _rows(self) -> list[tuple[int, bytes | str]]:
+        return self.read_after(None).lines
+
+    def read_after(self, cursor: Any = None) -> Chunk:
+        """The rows after `cursor` (rows read, last seq, its hash), by the seq index; a
+        table whose last read row is gone or changed is read from the start."""
         conn = self._connect()
         try:
             with conn, conn.cursor() as cur:
                 cur.execute("SELECT to_regclass(%s)", (TABLE,))
                 if cur.fetchone()[0] is None:
-                    return []
-                cur.execute(f"SELECT entry FROM {TABLE} ORDER BY seq")
-                return [(i + 1, str(r[0])) for i, r in enumerate(cur.fetchall())]
+                    return Chunk([], None, None, restarted=cursor is not None)
+                restarted = False
+                if cursor is not None:
+                    cur.execute(f"SELECT hash FROM {TABLE} WHERE seq = %s", (cursor[1],))
+                    row = cur.fetchone()
+                    restarted = row is None or row[0] != cursor[2]
+                count, last_seq, last_hash = (
+                    cursor if cursor is not None and not restarted else (0, 0, None)
+                )
+                cur.execute(
+                    f"SELECT seq, hash, entry FROM {TABLE} WHERE seq > %s ORDER BY seq",
+                    (last_seq,),
+                )
+                rows = cur.fetchall()
         finally:
             conn.close()
+        lines: list[tuple[int, bytes | str]] = [
+            (count + i + 1, str(r[2])) for i, r in enumerate(rows)
+        ]
+        if rows:
+            last_seq, last_hash = rows[-1][0], rows[-1][1]
+        return Chunk(lines, (count + len(rows), last_seq, last_hash), None, restarted)
 
     def entries(self) -> Iterator[dict[str, Any]]:
         yield from parse_entries(self._rows())
