@@ -467,7 +467,6 @@ def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None
 # become TLS, so this list only shrinks.
 PLAINTEXT_STILL_OPEN = {
     ("mlflow", 5000),
-    ("feast-server", 6566),
     ("alertmanager", 9093),
     ("minio", 9000),
     # Spark's driver and block-manager RPC: not HTTP; Spark's own AES encryption
@@ -581,6 +580,28 @@ def test_redis_clients_verify_its_certificate(rendering: Rendering) -> None:
                 problems.append(f"{name}/{c['name']}: ssl_ca_certs {ca!r} not on seamless-ca")
     assert {"feast-server", "feast-materialize", "serving"} <= clients, clients
     _fail(rendering, problems, "Redis clients verify its certificate against seamless-ca")
+
+
+def test_feature_server_serves_https_that_clients_can_verify(rendering: Rendering) -> None:
+    """The Feast server gets its certificate and key from the Secret `feast-server-tls`
+    (both arguments: `feast serve` falls back to plain HTTP without one), probes speak
+    HTTPS, and the URL handed to clients (ConfigMap seamless-endpoints) is https."""
+    dep = rendering.get("Deployment", "feast-server")
+    assert dep is not None
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = dict(a.split("=", 1) for a in container["args"] if "=" in a)
+    secrets_ = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    mounts = {m["mountPath"]: secrets_.get(m["name"], "") for m in container["volumeMounts"]}
+    for flag in ("--cert", "--key"):
+        folder = args.get(flag, "").rsplit("/", 1)[0]
+        assert mounts.get(folder, "").startswith("feast-server-tls"), (flag, args, mounts)
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
+    endpoints = rendering.get("ConfigMap", "seamless-endpoints")
+    assert endpoints is not None
+    url = endpoints["data"]["SEAMLESS_FEATURE_SERVER_URL"]
+    assert url == "https://feast-server.seamless.svc.cluster.local:6566", url
 
 
 def test_plaintext_check_catches_a_plain_http_port(rendering: Rendering) -> None:

@@ -305,7 +305,8 @@ def test_mlflow_keeps_model_artifacts_as_objects_in_the_bucket(
 
 def _client_store(stack: Any, tmp: Path) -> Any:
     """A Feast client that reads the registry in PostgreSQL and online features through
-    the feature server (online_store type `remote`), as an application outside would."""
+    the feature server (online_store type `remote`, over HTTPS), as an application
+    outside would."""
     from feast import FeatureStore
 
     pg_host, pg_port = stack.address("postgres", 5432)
@@ -322,7 +323,13 @@ def _client_store(stack: Any, tmp: Path) -> Any:
                     "path": f"postgresql+psycopg2://feast:{password}@{pg_host}:{pg_port}/feast_registry",
                     "cache_ttl_seconds": 0,
                 },
-                "online_store": {"type": "remote", "path": stack.url("feast-server", 6566)},
+                # HTTPS only: verified against the overlay's CA (the certificate names
+                # the loopback address the host reaches the container on).
+                "online_store": {
+                    "type": "remote",
+                    "path": stack.url("feast-server", 6566, scheme="https"),
+                    "cert": _ca_file(stack),
+                },
                 "offline_store": {"type": "file"},
                 "entity_key_serialization_version": 3,
             }
