@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -22,11 +23,13 @@ def http_daemon(
     timeout_s: float = 60.0,
     grace_s: float = 20.0,
     poll_s: float = 0.3,
+    tls: ssl.SSLContext | None = None,
     **popen: Any,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `args` (output to `log`) until GET `ready_url` answers 200, then yield it and
     stop it on exit. Fails the test with the log's tail if the process exits first or
-    is not ready within `timeout_s`. `popen`: more `subprocess.Popen` arguments."""
+    is not ready within `timeout_s`. `tls`: the context an https `ready_url` is verified
+    with. `popen`: more `subprocess.Popen` arguments."""
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **popen)
     try:
@@ -35,7 +38,7 @@ def http_daemon(
             if proc.poll() is not None:
                 pytest.fail(f"{args[0]} exited ({proc.returncode}):\n{log.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(ready_url, timeout=2) as resp:
+                with urllib.request.urlopen(ready_url, timeout=2, context=tls) as resp:
                     if resp.status == 200:
                         break
             except OSError:

@@ -1,16 +1,22 @@
 """Alertmanager: the rendered config (manifests/tools/render_alertmanager.py), its routes
 checked with amtool, the objects the overlays render, and one alert end to end: Debian's
-Prometheus evaluates the shipped rules, fires, Debian's Alertmanager routes it with the
-shipped routes to a webhook and a Slack-compatible receiver on 127.0.0.1."""
+Prometheus evaluates the shipped rules, fires and sends it over HTTPS (the shipped
+`alerting:` TLS settings, verified against a CA made here) to Debian's Alertmanager,
+which serves HTTPS with the shipped web config and routes it with the shipped routes to a
+webhook and a Slack-compatible receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import socket
+import ssl
 import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -32,6 +38,9 @@ from tests.helpers.webhook import Receiver, webhook_receiver
 TOOL = MANIFESTS / "tools" / "render_alertmanager.py"
 RULES = MANIFESTS / "base" / "prometheus" / "rules" / "seamless-alerts.yaml"
 TEMPLATE = MANIFESTS / "base" / "alertmanager" / "alertmanager.yml"
+WEB_CONFIG = MANIFESTS / "base" / "alertmanager" / "web.yml"
+PROMETHEUS = MANIFESTS / "base" / "prometheus" / "prometheus.yml"
+AM_NAME = "alertmanager.seamless.svc.cluster.local"
 WEBHOOK = "https://alerts.example.com/hook/T0KEN"
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXX"
 
@@ -220,9 +229,41 @@ def test_prometheus_sends_its_alerts_to_the_alertmanager_service(rendering: Rend
     ]
     host, port = target.rsplit(":", 1)
     svc = rendering.get("Service", "alertmanager")
-    assert host == "alertmanager.seamless.svc.cluster.local"
+    assert svc is not None
+    assert host == AM_NAME
     assert int(port) in {p["port"] for p in svc["spec"]["ports"]}
     assert svc["spec"]["type"] == "ClusterIP"  # no authentication: port-forward for the UI
+    # Over HTTPS, verified against the CA Prometheus mounts, for the name dialled.
+    (am,) = config["alerting"]["alertmanagers"]
+    assert am["scheme"] == "https", am
+    assert am["tls_config"] == {"ca_file": "/etc/prometheus/tls/ca.crt", "server_name": host}
+    assert not am["tls_config"].get("insecure_skip_verify"), am
+
+
+def test_alertmanager_serves_https_with_the_tls_secret(rendering: Rendering) -> None:
+    """--web.config.file points at the shipped web.yml, whose certificate and key are the
+    files of the mounted Secret alertmanager-tls; probes speak HTTPS."""
+    dep = rendering.get("Deployment", "alertmanager")
+    assert dep is not None
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    flag = next(a for a in container["args"] if a.startswith("--web.config.file="))
+    web_path = Path(flag.split("=", 1)[1])
+    sources = {
+        v["name"]: (v.get("configMap") or {}).get("name")
+        or (v.get("secret") or {}).get("secretName", "")
+        for v in pod["volumes"]
+    }
+    mounted = {m["mountPath"]: sources[m["name"]] for m in container["volumeMounts"]}
+    web_map = rendering.get("ConfigMap", mounted[str(web_path.parent)])
+    assert web_map is not None
+    web = yaml.safe_load(web_map["data"][web_path.name])
+    assert web == yaml.safe_load(WEB_CONFIG.read_text())
+    tls = web["tls_server_config"]
+    for key in ("cert_file", "key_file"):
+        assert mounted[tls[key].rsplit("/", 1)[0]].startswith("alertmanager-tls-"), key
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
 
 
 # ---- end to end -----------------------------------------------------------------------
@@ -275,6 +316,97 @@ def wait_for_posts(receiver: Receiver, seconds: float) -> list[dict[str, Any]]:
     return []
 
 
+def gen_certs() -> Any:
+    spec = importlib.util.spec_from_file_location("gen_certs", MANIFESTS / "tools" / "gen_certs.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """Certificates as gen_certs.py issues them (`alertmanager` for its Service names) under
+    `ours/`, another CA's for the same names under `other/`; the shipped web.yml pointed
+    at ours. Returns (web config, our CA)."""
+    tool = gen_certs()
+    for who in ("ours", "other"):
+        tool.write_certs(tmp_path / who, ["alertmanager"], [])
+    ours = tmp_path / "ours" / "secrets" / "tls"
+    web = yaml.safe_load(WEB_CONFIG.read_text())
+    web["tls_server_config"].update(
+        cert_file=str(ours / "alertmanager.crt"), key_file=str(ours / "alertmanager.key")
+    )
+    (tmp_path / "web.yml").write_text(yaml.safe_dump(web))
+    return tmp_path / "web.yml", ours / "ca.crt"
+
+
+def alerting_to(target: str, ca: Path) -> dict[str, Any]:
+    """The shipped `alerting:` block (scheme, TLS settings, the Service's name checked),
+    with the CA file of this test and the loopback address in place of the Service's."""
+    alerting = yaml.safe_load(PROMETHEUS.read_text())["alerting"]
+    (am,) = alerting["alertmanagers"]
+    am["tls_config"]["ca_file"] = str(ca)
+    am["static_configs"] = [{"targets": [target]}]
+    return dict(alerting)
+
+
+def pinned(host: str, port: int, name: str, ca: Path) -> tuple[int, str]:
+    """GET /-/ready at host:port over TLS, checking the certificate for `name` against `ca`."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with (
+        socket.create_connection((host, port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname=name) as conn,
+    ):
+        conn.sendall(f"GET /-/ready HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+        answer_ = b""
+        while chunk := conn.recv(4096):
+            answer_ += chunk
+        version = conn.version() or ""
+    status_line = answer_.split(b"\r\n", 1)[0].decode()
+    return int(status_line.split()[1]), version
+
+
+def test_alertmanager_serves_the_shipped_web_config_over_https(tmp_path: Path) -> None:
+    """The shipped web.yml: HTTPS only; a client checking the Service's name against our
+    CA gets /-/ready; another CA and a name the certificate lacks are refused."""
+    alertmanager = binary(
+        "prometheus-alertmanager", "alertmanager", package="prometheus-alertmanager"
+    )
+    web, ca = tls_files(tmp_path)
+    rendered(tmp_path, "")  # the shipped routes, no receiver URLs
+    port = free_port()
+    ours = ssl.create_default_context(cafile=str(ca))
+    ours.check_hostname = False  # the daemon wait dials 127.0.0.1; names are checked below
+    with http_daemon(
+        [
+            alertmanager,
+            f"--config.file={tmp_path / 'secrets' / 'alertmanager.yml'}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.config.file={web}",
+            "--cluster.listen-address=",
+        ],
+        tmp_path / "alertmanager.log",
+        f"https://127.0.0.1:{port}/-/ready",
+        tls=ours,
+    ):
+        status, version = pinned("127.0.0.1", port, AM_NAME, ca)
+        assert status == 200 and version in ("TLSv1.2", "TLSv1.3"), (status, version)
+        other = tmp_path / "other" / "secrets" / "tls" / "ca.crt"
+        with pytest.raises(ssl.SSLCertVerificationError, match="CERTIFICATE_VERIFY_FAILED"):
+            pinned("127.0.0.1", port, AM_NAME, other)
+        with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+            pinned("127.0.0.1", port, "prometheus.seamless.svc.cluster.local", ca)
+        # Plain HTTP: Go's TLS server answers 400, never Alertmanager's API.
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=10) as r:
+                pytest.fail(f"plain HTTP answered {r.status}")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400, exc
+        except OSError:
+            pass
+
+
 def test_a_firing_rule_reaches_the_webhook_and_slack_receivers(tmp_path: Path) -> None:
     prometheus = binary("prometheus", package="prometheus")
     alertmanager = binary(
@@ -283,6 +415,9 @@ def test_a_firing_rule_reaches_the_webhook_and_slack_receivers(tmp_path: Path) -
     counter = Counter()
     am_port, prom_port = free_port(), free_port()
     am = f"127.0.0.1:{am_port}"
+    web, ca = tls_files(tmp_path)
+    am_ready = ssl.create_default_context(cafile=str(ca))
+    am_ready.check_hostname = False  # dialled at 127.0.0.1; Prometheus checks the name
     with (
         webhook_receiver("/hook/T0KEN") as hook,
         webhook_receiver("/services/T000/B000/XXXX") as slack,
@@ -299,7 +434,7 @@ def test_a_firing_rule_reaches_the_webhook_and_slack_receivers(tmp_path: Path) -
                 {
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                     "rule_files": [str(RULES)],  # the shipped rules, unchanged
-                    "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am]}]}]},
+                    "alerting": alerting_to(am, ca),
                     "scrape_configs": [
                         {"job_name": "serving", "static_configs": [{"targets": [target]}]}
                     ],
@@ -313,10 +448,12 @@ def test_a_firing_rule_reaches_the_webhook_and_slack_receivers(tmp_path: Path) -
                     f"--config.file={am_config}",
                     f"--storage.path={tmp_path / 'am-data'}",
                     f"--web.listen-address=127.0.0.1:{am_port}",
+                    f"--web.config.file={web}",
                     "--cluster.listen-address=",
                 ],
                 tmp_path / "alertmanager.log",
-                f"http://127.0.0.1:{am_port}/-/ready",
+                f"https://127.0.0.1:{am_port}/-/ready",
+                tls=am_ready,
             ),
             http_daemon(
                 [

@@ -467,7 +467,6 @@ def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None
 # become TLS, so this list only shrinks.
 PLAINTEXT_STILL_OPEN = {
     ("mlflow", 5000),
-    ("alertmanager", 9093),
     ("minio", 9000),
     # Spark's driver and block-manager RPC: not HTTP; Spark's own AES encryption
     # (spark.network.crypto) would be the control, not TLS.
