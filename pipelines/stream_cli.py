@@ -77,6 +77,13 @@ def consume_cmd(
         bool,
         typer.Option("--no-offline", help="Online only (benchmarks): training won't see them."),
     ] = False,
+    heartbeat_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Touched after every read of the stream (events or not): a liveness "
+            "probe checks its age."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Consume feature events until stopped (SIGTERM/SIGINT finish the batch in hand).
@@ -112,7 +119,10 @@ def consume_cmd(
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     worker = Consumer(cfg, feast_repo_path(), open_store(feast_repo_path()), client, settings)
     print(f"consuming {stream} as {settings.group}/{settings.consumer}", file=sys.stderr)
-    total = worker.run(stop=lambda: bool(stopping), max_events=max_events, idle_exit_s=idle_exit_s)
+    beat = heartbeat_file.touch if heartbeat_file is not None else None
+    total = worker.run(
+        stop=lambda: bool(stopping), max_events=max_events, idle_exit_s=idle_exit_s, on_poll=beat
+    )
     summary = total.summary()
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -217,8 +217,10 @@ class Consumer:
         max_events: int | None = None,
         idle_exit_s: float | None = None,
         on_batch: Callable[[Counts], None] | None = None,
+        on_poll: Callable[[], None] | None = None,
     ) -> Counts:
-        """Consume until `stop()`, `max_events` handled, or `idle_exit_s` without events."""
+        """Consume until `stop()`, `max_events` handled, or `idle_exit_s` without events;
+        `on_poll` runs after every read, events or not (a liveness heartbeat)."""
         ensure_group(self.client, self.s)
         total = self.recover()
         idle_since = time.monotonic()
@@ -226,6 +228,8 @@ class Consumer:
             if max_events is not None and total.events >= max_events:
                 break
             done = self.poll()
+            if on_poll:
+                on_poll()
             if done.events:
                 total.add(done)
                 idle_since = time.monotonic()

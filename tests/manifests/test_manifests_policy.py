@@ -350,6 +350,8 @@ EXPECTED_FLOWS = {
     ("feast-server", "redis", 6379),
     ("feast-materialize", "postgres", 5432),
     ("feast-materialize", "redis", 6379),
+    ("stream-consumer", "postgres", 5432),
+    ("stream-consumer", "redis", 6379),
     ("serving", "mlflow", 5000),
     ("serving", "postgres", 5432),
     ("serving", "redis", 6379),
@@ -384,6 +386,8 @@ EXPECTED_FLOWS_BY_OVERLAY = {
         ("minio-buckets", "minio", 9000),
         # Materialization reads the offline tables from the bucket.
         ("feast-materialize", "minio", 9000),
+        # The stream consumer writes the pushed-events log to the bucket.
+        ("stream-consumer", "minio", 9000),
         # The dashboard reads snapshots' files and reports.
         ("dashboard", "minio", 9000),
         ("s3-client", "minio", 9000),

@@ -30,11 +30,14 @@ def test_send_consume_status(tmp_path: Path, redis: Any, redis_repo: Path) -> No
     common = ("--redis-url", url, "--stream", "s:cli")
     sent = run_cli("stream", "send", "events.jsonl", *common, cwd=tmp_path)
     assert sent.returncode == 0 and sent.stdout.strip() == "sent 3", sent.stderr
+    started = datetime.now().timestamp()
     done = run_cli(
         "stream", "consume", "--config", "mini.yaml", "--idle-exit-s", "1", "--json", *common,
-        cwd=tmp_path, SEAMLESS_FEAST_REPO=str(redis_repo),
+        "--heartbeat-file", "beat", cwd=tmp_path, SEAMLESS_FEAST_REPO=str(redis_repo),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    # The Deployment's probes read its age: touched by the reads, the idle ones too.
+    assert (tmp_path / "beat").stat().st_mtime >= started
     summary = json.loads(done.stdout)
     assert (summary["written"], summary["duplicate"], summary["malformed"]) == (1, 1, 1)
     status = run_cli("stream", "status", "--json", *common, cwd=tmp_path)
