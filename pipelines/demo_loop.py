@@ -7,8 +7,12 @@
    the gate decides -> new champion;
 5. train a deliberately degraded model (shuffled labels; the gate rejects it), promote
    it by hand, replay traffic -> the post-deploy check rolls it back automatically;
-6. monitor once more, nothing changed -> quiet.
-It ends with every decision, its reason and numbers, read back from the audit trail.
+6. monitor once more, nothing changed -> quiet;
+7. batch-score the drifted period's latest applications with the champion, each at its
+   own time, with features from the offline store.
+Every promotion, rejection, rollback and drift verdict goes to a webhook inbox on loopback
+(pipelines/demo_inbox.py), as it would to a team's. It ends with every decision, its
+reason and numbers, read back from the audit trail, and what the inbox received.
 
 Drift is judged against each version's served baseline (`monitoring.reference: served`,
 its first `monitoring.baseline_rows` predictions), not against its training rows: in the
@@ -37,6 +41,7 @@ import requests
 
 from components.common.config import SeamlessConfig, load_config
 from components.common.errors import SeamlessError
+from pipelines.demo_inbox import INBOX_URL_ENV, Inbox, config_with_inbox, event_line
 
 Say = Callable[[str], None]
 
@@ -192,10 +197,11 @@ def run_demo_loop(
     """The whole loop; returns the decisions (audit events) it produced."""
     from components.governance.audit import audit_log
     from pipelines.demo_data import generate, generate_frames
-    from pipelines.local import run_monitoring, run_training, use_workspace
+    from pipelines.local import run_batch_scoring, run_monitoring, run_training, use_workspace
 
-    config = load_config(config_path)
     workspace = workspace.resolve()
+    config_path = config_with_inbox(config_path, workspace / "demo-loop" / "config.yaml")
+    config = load_config(config_path)
     (workspace / "logs").mkdir(parents=True, exist_ok=True)
     use_workspace(workspace)
     head = sum(1 for _ in audit_log().entries())
@@ -211,7 +217,10 @@ def run_demo_loop(
     )
     labels.to_parquet(degraded / "labels.parquet", index=False)
 
-    say("1/6 training the first champion on the normal period")
+    inbox = Inbox(workspace / "notifications" / "demo-inbox.jsonl")
+    received = len(inbox.events())
+    os.environ[INBOX_URL_ENV] = inbox.url
+    say("1/7 training the first champion on the normal period")
     first = run_training(config_path, normal, workspace)
     say(f"    v{first.version}: {first.decision}: {first.reason}")
 
@@ -220,14 +229,14 @@ def run_demo_loop(
     server = Server(workspace, config_path)
     try:
         server.wait_ready()
-        say(f"2/6 serving v{first.champion_version} at {server.url}")
+        say(f"2/7 serving v{first.champion_version} at {server.url}")
         served = server.replay(config, traffic_normal)
-        say(f"3/6 replayed {len(traffic_normal)} normal requests (v{served}); monitoring")
+        say(f"3/7 replayed {len(traffic_normal)} normal requests (v{served}); monitoring")
         quiet = run_monitoring(config_path, drifted, workspace, max_rows=len(traffic_normal))
         say(f"    monitoring: {_monitor_line(quiet)}")
 
         served = server.replay(config, traffic_drift)
-        say(f"4/6 replayed {len(traffic_drift)} drifted requests (v{served}); monitoring")
+        say(f"4/7 replayed {len(traffic_drift)} drifted requests (v{served}); monitoring")
         loud = run_monitoring(config_path, drifted, workspace, max_rows=len(traffic_drift))
         say(f"    monitoring: {_monitor_line(loud)}")
         say(f"    champion v{loud.champion_before} -> v{loud.champion_after}")
@@ -236,7 +245,7 @@ def run_demo_loop(
         served = server.replay(config, traffic_drift)
         say(f"    replayed {len(traffic_drift)} requests on the champion (v{served})")
 
-        say("5/6 training a degraded model (shuffled labels) and promoting it by hand")
+        say("5/7 training a degraded model (shuffled labels) and promoting it by hand")
         bad = run_training(config_path, degraded, workspace)
         say(f"    v{bad.version}: gate said {bad.decision}: {bad.reason}")
         if bad.version and bad.decision != "promote":
@@ -245,7 +254,11 @@ def run_demo_loop(
 
             os.environ.setdefault("SEAMLESS_ROLE", "admin")
             promote(
-                config.model.name, bad.version, "demo: deliberately degraded", deployments_dir()
+                config.model.name,
+                bad.version,
+                "demo: deliberately degraded",
+                deployments_dir(),
+                config.notifications,
             )
             server.wait_version(bad.version)
         served = server.replay(config, traffic_drift)
@@ -254,9 +267,48 @@ def run_demo_loop(
         say(f"    champion v{after.champion_before} -> v{after.champion_after}")
         say(f"    monitoring: {_monitor_line(after)}")
 
-        say("6/6 monitoring once more: same traffic, same data")
+        say("6/7 monitoring once more: same traffic, same data")
         again = run_monitoring(config_path, drifted, workspace, max_rows=len(traffic_drift))
         say(f"    monitoring: {_monitor_line(again)}")
+
+        batch = _latest_applications(config, drifted, workspace / "demo-loop", n=2000)
+        say(f"7/7 batch scoring {batch['rows']} applications, each at its own time")
+        scored = run_batch_scoring(
+            config_path,
+            workspace,
+            {
+                "input_uri": str(batch["path"]),
+                "as_of": "",
+                "timestamp_column": batch["timestamp_column"],
+                "output_uri": str(workspace / "batch" / "demo-loop-scores.parquet"),
+                "model_version": "",
+            },
+        )
+        say(
+            f"    v{scored['model_version']}: {scored['positives']} of {scored['rows']} at or "
+            f"above {scored['threshold']} -> {scored['output']}"
+        )
     finally:
         server.stop()
+        os.environ.pop(INBOX_URL_ENV, None)
+        inbox.close()
+    events = inbox.events()[received:]
+    say(f"The webhook inbox received {len(events)} events ({inbox.path}):")
+    for event in events:
+        say(f"    {event_line(event)}")
     return list(audit_log().entries())[head:]
+
+
+def _latest_applications(
+    config: SeamlessConfig, data: Path, folder: Path, n: int
+) -> dict[str, Any]:
+    """The period's latest `n` label rows (entity and time, no label) as a Parquet file;
+    `data` is the generator's output, one `<table>.parquet` per table."""
+    table = config.labels.table
+    ts = config.timestamp_key(table)
+    labels = pd.read_parquet(data / f"{table}.parquet", columns=[config.entity_key(), ts])
+    latest = labels.sort_values(ts).tail(n)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "latest-applications.parquet"
+    latest.to_parquet(path, index=False)
+    return {"path": path, "rows": len(latest), "timestamp_column": ts}
