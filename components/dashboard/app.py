@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from components.common.env import disable_telemetry
-from components.dashboard import pages
+from components.dashboard import monitoring, pages
 from components.dashboard.auth import COOKIE, Gate, Viewer, deny
 from components.dashboard.data import Gatherer
 from components.dashboard.layout import CSS, HEADERS, REPORT_CSP, message_page, page
@@ -32,6 +32,7 @@ from components.dashboard.markup import Safe
 from components.dashboard.settings import DashboardSettings
 from components.dashboard.stores import Stores, Unavailable, first_line
 
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 log = logging.getLogger(__name__)
 MAX_FORM_BYTES = 16 * 1024
 
@@ -140,6 +141,22 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:
         return Response("ok", media_type="text/plain", headers=HEADERS)
+
+    metrics_cache: dict[str, Any] = {"at": -1e9, "body": b""}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Open like serving's: each model's latest monitoring numbers, no data rows.
+        Read from MLflow at most every `metrics_ttl_s`; 503 with the sentence when MLflow
+        cannot be read (Prometheus then shows the target down)."""
+        if time.monotonic() - metrics_cache["at"] > settings.metrics_ttl_s:
+            body = guarded(
+                lambda: stores.mlflow_call(
+                    "monitoring runs", monitoring.latest_runs_as_prometheus, b""
+                )
+            )
+            metrics_cache.update(at=time.monotonic(), body=body)
+        return Response(metrics_cache["body"], media_type=PROMETHEUS_TEXT, headers=HEADERS)
 
     @app.get("/static/dashboard.css", include_in_schema=False)
     def stylesheet() -> Response:

@@ -64,6 +64,45 @@ def monitoring_runs(client: Any, model_name: str, limit: int = 30) -> list[dict[
     return out
 
 
+def latest_runs_as_prometheus(client: Any) -> bytes:
+    """Each registered model's latest monitoring run as the gauges the monitor step writes
+    (common/monitoring_gauges.py), in Prometheus' text format: on a cluster the step's
+    pod and textfile are gone, so this is what Prometheus scrapes for the drift and
+    live-performance alerts. `seamless_monitor_last_run_timestamp_seconds` is the run's
+    start, so an alert can also tell a stale check."""
+    from prometheus_client import generate_latest
+
+    from components.common.monitoring_gauges import GaugeSet, summary_gauges
+
+    gauges = GaugeSet()
+    experiments = client.search_experiments(max_results=MAX_EXPERIMENTS)
+    ids = [e.experiment_id for e in experiments]
+    for model in client.search_registered_models(max_results=MAX_EXPERIMENTS) if ids else []:
+        found = client.search_runs(
+            ids,
+            filter_string=(
+                "tags.`seamless.stage` = 'monitor' and "
+                f"tags.`seamless.model_name` = '{filter_quoted(model.name)}'"
+            ),
+            max_results=1,
+            order_by=["attributes.start_time DESC"],
+        )
+        for run in found:
+            tags = dict(run.data.tags)
+            version = str(tags.get("seamless.model_version", ""))
+            holdout = holdout_of(client, model.name, {version}).get(version, {})
+            summary_gauges(
+                model.name,
+                version,
+                str(tags.get("seamless.decision", "")),
+                dict(run.data.metrics),
+                holdout,
+                run.info.start_time / 1000,
+                gauges,
+            )
+    return bytes(generate_latest(gauges.registry))
+
+
 def _iso(ms: int | None) -> str | None:
     from datetime import UTC, datetime
 

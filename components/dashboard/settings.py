@@ -39,6 +39,8 @@ class DashboardSettings:
     monitoring_limit: int = 30
     audit_page_size: int = 50
     traffic_max_records: int = 200_000
+    metrics_ttl_s: float = 15.0
+    """`/metrics` reads MLflow at most this often (Prometheus scrapes every 15 s)."""
 
     def __post_init__(self) -> None:
         if self.session_key is not None and len(self.session_key) < 32:

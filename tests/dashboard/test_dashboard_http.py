@@ -356,6 +356,43 @@ def test_monitoring_shows_drift_performance_and_traffic(
     assert report.headers["content-security-policy"] == REPORT_CSP
 
 
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_re_export_the_latest_monitoring_run_for_prometheus(
+    client: TestClient, dash: dict[str, Any]
+) -> None:
+    """On a cluster the monitor step's textfile goes with its pod: Prometheus scrapes the
+    dashboard, which publishes the latest run from MLflow as the same series."""
+    from prometheus_client import generate_latest
+
+    from components.monitor.exporters import prometheus_registry
+
+    answer = client.get("/metrics")  # open, like serving's
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    served = _samples(answer.text)
+    latest = dash["checks"][-1]
+    written = _samples(generate_latest(prometheus_registry(latest)).decode())
+    stamp = "seamless_monitor_last_run_timestamp_seconds"
+    for key, value in written.items():
+        if key[0] == stamp or value != value:  # NaN (a p-value) is not logged to MLflow
+            continue
+        assert served.get(key) == pytest.approx(value), key
+    assert {k for k in served if k[0] != stamp} <= set(written)
+    assert ("seamless_drift_psi", (("feature", "credit_utilization"), ("model", latest.model_name),
+            ("version", latest.model_version))) in served  # fmt: skip
+    run = MlflowClient().get_run(str(latest.mlflow_run_id))
+    [(_, when)] = [(k, v) for k, v in served.items() if k[0] == stamp]
+    assert when == pytest.approx(run.info.start_time / 1000)
+
+
 def test_lineage_graph_of_a_version_and_of_a_request(
     client: TestClient, dash: dict[str, Any]
 ) -> None:

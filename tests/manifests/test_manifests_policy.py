@@ -359,6 +359,7 @@ EXPECTED_FLOWS = {
     ("dashboard", "postgres", 5432),
     ("prometheus", "serving", 8080),
     ("prometheus", "alertmanager", 9093),
+    ("prometheus", "dashboard", 8765),
     ("pipeline-step", "mlflow", 5000),
     ("pipeline-step", "feast-server", 6566),
     ("pipeline-step", "postgres", 5432),

@@ -98,6 +98,17 @@ def test_prometheus_config_loads_the_rules_and_scrapes_the_namespace(rendering: 
             )
             ports = {p["port"] for p in headless[svc]["spec"]["ports"]}
             assert s["port"] in ports, f"prometheus.yml: {name} port {s['port']} not in {ports}"
+    # Static targets (the dashboard's re-exported monitoring gauges): a Service of the
+    # namespace, on one of its ports.
+    services = {s["metadata"]["name"]: s for s in rendering.of_kind("Service")}
+    static = [t for job in config["scrape_configs"] for c in job.get("static_configs", [])
+              for t in c["targets"] if ".svc" in t]  # fmt: skip
+    assert any(t.startswith("dashboard.") for t in static), "no scrape job for the dashboard"
+    for target in static:
+        host, port = target.rsplit(":", 1)
+        svc, namespace = host.split(".")[:2]
+        assert namespace == "seamless" and svc in services, f"prometheus.yml: {target}"
+        assert int(port) in {p["port"] for p in services[svc]["spec"]["ports"]}, target
     dep = rendering.get("Deployment", "prometheus")
     assert dep is not None
     mounts = {

@@ -1,0 +1,111 @@
+"""Prometheus scrapes the monitoring gauges from the dashboard as the cluster's config says
+(the shipped `monitoring` job: HTTPS, the CA, the Service's name checked), so the drift and
+live-AUC alerts have their series on a cluster, where the monitor step's textfile is gone.
+Real `seamless ui` over TLS with gen_certs.py's certificate, real Prometheus."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import ssl
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers.postgres import free_port
+from tests.helpers.process import http_daemon
+from tests.helpers.require import unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_YML = ROOT / "manifests" / "base" / "prometheus" / "prometheus.yml"
+
+
+def _gen_certs() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "gen_certs", ROOT / "manifests" / "tools" / "gen_certs.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _query(port: int, expr: str) -> list[dict[str, Any]]:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return list(json.load(answer)["data"]["result"])
+
+
+def test_prometheus_scrapes_the_monitoring_gauges_over_tls(
+    dash: dict[str, Any], tmp_path: Path
+) -> None:
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        unavailable("no prometheus binary: apt-get install prometheus")
+    _gen_certs().write_certs(tmp_path, ["dashboard"], [])
+    tls = tmp_path / "secrets" / "tls"
+    (tmp_path / "tokens").write_text("viewer-token-0123456789:predict\n")
+    ui_port, prom_port = free_port(), free_port()
+    ready = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+    ready.check_hostname = False  # dialled at 127.0.0.1; Prometheus checks the name
+
+    (job,) = [j for j in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"]
+              if j["job_name"] == "monitoring"]  # fmt: skip
+    job["tls_config"]["ca_file"] = str(tls / "ca.crt")  # the shipped server_name stays
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{ui_port}"]}]
+    job["scrape_interval"] = "1s"
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"scrape_configs": [job]}))
+
+    ui = [
+        sys.executable, "-c", "from pipelines.cli import main; main()", "ui",
+        "--port", str(ui_port), "--tokens-file", str(tmp_path / "tokens"),
+        "--tls-cert", str(tls / "dashboard.crt"), "--tls-key", str(tls / "dashboard.key"),
+    ]  # fmt: skip
+    env = {**os.environ, **dash["env"], "PYTHONPATH": str(ROOT)}
+    with (
+        http_daemon(
+            ui,
+            tmp_path / "ui.log",
+            f"https://127.0.0.1:{ui_port}/healthz",
+            timeout_s=120,
+            tls=ready,
+            env=env,
+            cwd=ROOT,
+        ),  # fmt: skip
+        http_daemon(
+            [
+                prometheus,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            tmp_path / "prometheus.log",
+            f"http://127.0.0.1:{prom_port}/-/ready",
+        ),
+    ):
+        deadline, found = time.monotonic() + 60, []
+        while time.monotonic() < deadline and not found:
+            found = _query(prom_port, 'seamless_drift_psi{feature="credit_utilization"}')
+            time.sleep(0.5)
+        up = _query(prom_port, 'up{job="monitoring"}')
+    assert found, (
+        "no monitoring series scraped in 60 s:\n"
+        + ((tmp_path / "prometheus.log").read_text()[-1500:])
+    )
+    latest = dash["checks"][-1]
+    psi = next(f.psi for f in latest.drift.features if f.feature == "credit_utilization")
+    (series,) = found
+    assert series["metric"]["model"] == latest.model_name
+    assert series["metric"]["version"] == latest.model_version
+    assert series["metric"]["service"] == "dashboard"
+    assert float(series["value"][1]) == pytest.approx(psi)
+    assert [float(u["value"][1]) for u in up] == [1.0]
