@@ -39,13 +39,18 @@ OBJECT_STORE_ENV = (
 )
 """Object storage settings a step takes from the `seamless-s3-endpoint` ConfigMap when
 the overlay has one (docs/object-storage.md); the keys come from the `seamless-s3` Secret."""
+MLFLOW_ENDPOINT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_SERVER_CERT_PATH")
+"""What a step takes from the `seamless-endpoints` ConfigMap: MLflow's https URL and the
+CA file its certificate is verified against."""
 
 
 def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
     """Endpoints and credentials from the namespace's ConfigMaps/Secrets (manifests/base),
     never literal URLs; a writable /tmp under a read-only root filesystem."""
+    # MLflow serves HTTPS only on the cluster: the client verifies it against the CA file
+    # the ConfigMap names (the seamless-ca volume mounted below).
     kubernetes.use_config_map_as_env(
-        task, "seamless-endpoints", {"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI"}
+        task, "seamless-endpoints", {k: k for k in MLFLOW_ENDPOINT_ENV}
     )
     kubernetes.use_config_map_as_env(task, "seamless-telemetry-off", {k: k for k in TELEMETRY_OFF})
     kubernetes.use_secret_as_env(

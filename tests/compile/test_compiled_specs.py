@@ -135,6 +135,44 @@ STEPS = (
 )  # fmt: skip
 
 
+@pytest.mark.parametrize("name", sorted(compiled_pipelines()))
+def test_every_step_that_reaches_mlflow_verifies_its_certificate(name: str) -> None:
+    """MLflow serves HTTPS only on the cluster: a step that gets MLFLOW_TRACKING_URI from
+    ConfigMap seamless-endpoints gets MLFLOW_TRACKING_SERVER_CERT_PATH from it too, and
+    mounts the seamless-ca ConfigMap where that path points."""
+    from google.protobuf import json_format
+    from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
+
+    from components.common.image_tag import ROOT
+
+    kustomization = yaml.safe_load((ROOT / "manifests/base/kustomization.yaml").read_text())
+    endpoints = next(g for g in kustomization["configMapGenerator"]
+                     if g["name"] == "seamless-endpoints")  # fmt: skip
+    literals = dict(lit.split("=", 1) for lit in endpoints["literals"])
+    assert literals["MLFLOW_TRACKING_URI"].startswith("https://"), literals
+    ca_file = literals["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+    executors = _docs(COMPILED_DIR / f"{name}.yaml")[1]["platforms"]["kubernetes"][
+        "deploymentSpec"
+    ]["executors"]
+    reaching = []
+    for step, raw in executors.items():
+        cfg = k8s.KubernetesExecutorConfig()
+        json_format.ParseDict(raw, cfg, ignore_unknown_fields=False)
+        env = {
+            kv.env_var
+            for m in cfg.config_map_as_env
+            if m.config_map_name == "seamless-endpoints"
+            for kv in m.key_to_env
+        }
+        if "MLFLOW_TRACKING_URI" not in env:
+            continue
+        reaching.append(step)
+        assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in env, f"{name}/{step}: no CA for MLflow"
+        ca = {m.mount_path for m in cfg.config_map_as_volume if m.config_map_name == "seamless-ca"}
+        assert any(ca_file.startswith(d.rstrip("/") + "/") for d in ca), (name, step, ca)
+    assert reaching, f"{name}: no step reaches MLflow"
+
+
 def _all_tasks(spec: dict[str, Any]) -> dict[str, Any]:
     """Every task of every DAG in the spec, by name."""
     out: dict[str, Any] = {}

@@ -471,7 +471,6 @@ def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None
 # them). The test below fails on any other plaintext flow and on an entry here that has
 # become TLS, so this list only shrinks.
 PLAINTEXT_STILL_OPEN = {
-    ("mlflow", 5000),
     ("minio", 9000),
     # Spark's driver and block-manager RPC: not HTTP; Spark's own AES encryption
     # (spark.network.crypto) would be the control, not TLS.
@@ -606,6 +605,59 @@ def test_feature_server_serves_https_that_clients_can_verify(rendering: Renderin
     assert endpoints is not None
     url = endpoints["data"]["SEAMLESS_FEATURE_SERVER_URL"]
     assert url == "https://feast-server.seamless.svc.cluster.local:6566", url
+
+
+def test_mlflow_serves_https_that_its_clients_verify(rendering: Rendering) -> None:
+    """MLflow's server (uvicorn) takes its certificate and key from the Secret `mlflow-tls`,
+    probes speak HTTPS, and every workload the policies let reach it gets an https
+    MLFLOW_TRACKING_URI and MLFLOW_TRACKING_SERVER_CERT_PATH on a file of the `seamless-ca`
+    ConfigMap it mounts (env or envFrom), as does the shared training Job. (Pipeline
+    steps: tests/compile.)"""
+    dep = rendering.get("Deployment", "mlflow")
+    assert dep is not None
+    pod = dep["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    opts = next(a.split("=", 1)[1] for a in server["args"] if a.startswith("--uvicorn-opts="))
+    flags = dict(zip(opts.split()[::2], opts.split()[1::2], strict=True))
+    secrets_ = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    mounts = {m["mountPath"]: secrets_.get(m["name"], "") for m in server["volumeMounts"]}
+    for flag in ("--ssl-certfile", "--ssl-keyfile"):
+        folder = flags.get(flag, "").rsplit("/", 1)[0]
+        assert mounts.get(folder, "").startswith("mlflow-tls"), (flag, flags, mounts)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert server[probe]["httpGet"]["scheme"] == "HTTPS", probe
+
+    maps = {o["metadata"]["name"]: o.get("data") or {} for o in rendering.of_kind("ConfigMap")}
+    pods_ = _pods(rendering)
+    declared = {obj["metadata"]["name"] for obj, _ in workloads(rendering.objects)}
+    clients = {src for src, dst, _ in _flows(rendering, list(pods_.values())).allowed
+               if dst == "mlflow" and src in declared}  # fmt: skip
+    job = _shared_training_job(rendering.objects)
+    templates = {name: pods_[name].template for name in sorted(clients)}
+    templates["training Job"] = job["spec"]["template"]
+    problems = []
+    for name, template in templates.items():
+        assert template is not None
+        ca_volumes = {v["name"] for v in template["spec"].get("volumes", [])
+                      if (v.get("configMap") or {}).get("name") == "seamless-ca"}  # fmt: skip
+        for c in containers(template, init=False):
+            env: dict[str, Any] = {}
+            for ref in c.get("envFrom", []):
+                env.update(maps.get((ref.get("configMapRef") or {}).get("name", ""), {}))
+            env.update({e["name"]: e.get("value") for e in c.get("env", [])})
+            uri = str(env.get("MLFLOW_TRACKING_URI") or "")
+            cert = str(env.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or "")
+            ca_mounts = [m["mountPath"] for m in c.get("volumeMounts", [])
+                         if m["name"] in ca_volumes]  # fmt: skip
+            if not uri.startswith("https://mlflow."):
+                problems.append(f"{name}/{c['name']}: MLFLOW_TRACKING_URI is {uri!r}")
+            if not any(cert.startswith(m.rstrip("/") + "/") for m in ca_mounts):
+                problems.append(
+                    f"{name}/{c['name']}: MLFLOW_TRACKING_SERVER_CERT_PATH {cert!r} "
+                    "not on seamless-ca"
+                )
+    assert {"serving", "dashboard"} <= clients, clients
+    _fail(rendering, problems, "MLflow clients verify its certificate against seamless-ca")
 
 
 def test_plaintext_check_catches_a_plain_http_port(rendering: Rendering) -> None:

@@ -137,10 +137,14 @@ def mlflow_env(stack: Any) -> Iterator[dict[str, str]]:
     )
     env = {
         **{k: v for k, v in endpoints.items() if k.startswith("MLFLOW_ENABLE_PROXY_")},
-        "MLFLOW_TRACKING_URI": stack.url("mlflow", 5000),
+        # HTTPS only, verified against the overlay's CA (the pods' MLFLOW_TRACKING_SERVER_CERT_PATH
+        # names the same CA, mounted from ConfigMap seamless-ca).
+        "MLFLOW_TRACKING_URI": stack.url("mlflow", 5000, "https"),
+        "MLFLOW_TRACKING_SERVER_CERT_PATH": _ca_file(stack),
         **secret(stack, "mlflow-client"),
     }
     assert env.get("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD") == "false", endpoints
+    assert endpoints["MLFLOW_TRACKING_URI"].startswith("https://"), endpoints
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
@@ -192,8 +196,32 @@ def test_containers_are_the_declared_pods(stack: Any) -> None:
 
 
 def test_mlflow_requires_credentials(stack: Any) -> None:
-    status, _ = call(f"{stack.url('mlflow', 5000)}/api/2.0/mlflow/experiments/search?max_results=1")
+    url = f"{stack.url('mlflow', 5000, 'https')}/api/2.0/mlflow/experiments/search?max_results=1"
+    status, _ = call(url, tls=cluster_ca(stack))
     assert status == 401
+
+
+def test_mlflow_speaks_only_tls_with_a_certificate_for_its_service_names(stack: Any) -> None:
+    """MLflow from the manifests answers HTTPS only, with a certificate from the overlay's CA
+    for its Service names (pods use mlflow.seamless.svc.cluster.local) and loopback; a
+    client that trusts another CA, or asks for a name the certificate lacks, is refused."""
+    host, port = stack.address("mlflow", 5000)
+    tls = cluster_ca(stack)
+    name = "mlflow.seamless.svc.cluster.local"
+    with (
+        socket.create_connection((host, port), timeout=10) as raw,
+        tls.wrap_socket(raw, server_hostname=name) as conn,
+    ):
+        names = {v for _, v in conn.getpeercert()["subjectAltName"]}
+    assert {"mlflow", "mlflow.seamless.svc.cluster.local", "127.0.0.1"} <= names, names
+    # Plain HTTP to the port gets no answer a client could take for one.
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        call(f"http://{host}:{port}/health", timeout=10)
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        call(f"https://{host}:{port}/health", tls=ssl.create_default_context(), timeout=10)
+    # The right CA, a name the certificate does not carry (the pod's IP): refused.
+    with pytest.raises(urllib.error.URLError, match="IP address mismatch"):
+        call(f"https://{stack.ip('mlflow')}:5000/health", tls=tls, timeout=10)
 
 
 def test_mlflow_client_registers_and_loads_through_the_server(
