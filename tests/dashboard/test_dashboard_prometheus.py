@@ -5,7 +5,6 @@ Real `seamless ui` over TLS with gen_certs.py's certificate, real Prometheus."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,22 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.helpers.certs import ours_and_other
 from tests.helpers.postgres import free_port
 from tests.helpers.process import http_daemon
 from tests.helpers.require import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_YML = ROOT / "manifests" / "base" / "prometheus" / "prometheus.yml"
-
-
-def _gen_certs() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "gen_certs", ROOT / "manifests" / "tools" / "gen_certs.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _query(port: int, expr: str) -> list[dict[str, Any]]:
@@ -50,8 +40,7 @@ def test_prometheus_scrapes_the_monitoring_gauges_over_tls(
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         unavailable("no prometheus binary: apt-get install prometheus")
-    _gen_certs().write_certs(tmp_path, ["dashboard"], [])
-    tls = tmp_path / "secrets" / "tls"
+    tls = ours_and_other(tmp_path, "dashboard", hosts=())["ours"]
     (tmp_path / "tokens").write_text("viewer-token-0123456789:predict\n")
     ui_port, prom_port = free_port(), free_port()
     ready = ssl.create_default_context(cafile=str(tls / "ca.crt"))

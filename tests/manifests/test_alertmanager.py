@@ -7,7 +7,6 @@ webhook and a Slack-compatible receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import socket
@@ -29,6 +28,7 @@ import pytest
 import yaml
 from k8s_objects import MANIFESTS, Rendering
 
+from tests.helpers.certs import ours_and_other
 from tests.helpers.loopback import answer, loopback_server
 from tests.helpers.postgres import free_port
 from tests.helpers.process import http_daemon
@@ -316,22 +316,11 @@ def wait_for_posts(receiver: Receiver, seconds: float) -> list[dict[str, Any]]:
     return []
 
 
-def gen_certs() -> Any:
-    spec = importlib.util.spec_from_file_location("gen_certs", MANIFESTS / "tools" / "gen_certs.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def tls_files(tmp_path: Path) -> tuple[Path, Path]:
     """Certificates as gen_certs.py issues them (`alertmanager` for its Service names) under
     `ours/`, another CA's for the same names under `other/`; the shipped web.yml pointed
     at ours. Returns (web config, our CA)."""
-    tool = gen_certs()
-    for who in ("ours", "other"):
-        tool.write_certs(tmp_path / who, ["alertmanager"], [])
-    ours = tmp_path / "ours" / "secrets" / "tls"
+    ours = ours_and_other(tmp_path, "alertmanager", hosts=())["ours"]
     web = yaml.safe_load(WEB_CONFIG.read_text())
     web["tls_server_config"].update(
         cert_file=str(ours / "alertmanager.crt"), key_file=str(ours / "alertmanager.key")

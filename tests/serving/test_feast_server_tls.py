@@ -9,7 +9,6 @@ through it; with another CA or a name the certificate lacks it refuses the serve
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -17,7 +16,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -26,6 +24,7 @@ import requests
 import yaml
 
 from components.common.config import SeamlessConfig
+from tests.helpers.certs import ours_and_other
 from tests.helpers.postgres import free_port
 from tests.serving.workspace import clean_endpoints
 
@@ -35,25 +34,11 @@ ROOT = Path(__file__).resolve().parents[2]
 FEAST = Path(sys.executable).parent / "feast"
 
 
-def gen_certs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_certs", ROOT / "manifests" / "tools" / "gen_certs.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Our CA with `feast-server` certified for its Service names and 127.0.0.1 (not
     `localhost`: the wrong name below); another CA with the same names."""
-    out = tmp_path_factory.mktemp("feast-tls")
-    tool = gen_certs()
-    tool.write_certs(out / "ours", ["feast-server"], ["127.0.0.1"])
-    tool.write_certs(out / "other", ["feast-server"], ["127.0.0.1"])
-    return {k: out / k / "secrets" / "tls" for k in ("ours", "other")}
+    return ours_and_other(tmp_path_factory.mktemp("feast-tls"), "feast-server")
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,8 @@ would be ignored or a CA file that cannot be read stop the store in one sentence
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
 from components.serve.lookup.resp import AsyncRedis, RespUnavailable
+from tests.helpers.certs import gen_certs, ours_and_other
 from tests.serving.conftest import serving_client
 from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server, repo_variant
 
@@ -31,24 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 MISMATCH = "Hostname mismatch|doesn't match|IP address mismatch"
 
 
-def gen_certs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_certs", ROOT / "manifests" / "tools" / "gen_certs.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """`ours/` (our CA, `redis` certified for its Service names and 127.0.0.1), `other/`
     (another CA, the same names) and `wrong-name/` (our CA, Service names only)."""
     tool = gen_certs()
     out = tmp_path_factory.mktemp("redis-tls")
-    tool.write_certs(out / "ours", ["redis"], ["127.0.0.1"])
-    tool.write_certs(out / "other", ["redis"], ["127.0.0.1"])
+    ours_and_other(out, "redis")
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 

@@ -4,7 +4,6 @@ another CA or another name; bad TLS arguments stop the start in one sentence."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import ssl
 import subprocess
@@ -13,34 +12,22 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.helpers.certs import gen_certs, ours_and_other
 from tests.helpers.cli import SEAMLESS, run_cli
 from tests.helpers.postgres import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def gen_certs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_certs", ROOT / "manifests" / "tools" / "gen_certs.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA with `serving` certified for the Service names and 127.0.0.1; another CA
     with a certificate for 127.0.0.1 (the impostor)."""
-    tool = gen_certs()
     out = tmp_path_factory.mktemp("tls")
-    tool.write_certs(out / "ours", ["serving"], ["127.0.0.1"])
-    tool.write_certs(out / "other", ["serving"], ["127.0.0.1"])
+    ours_and_other(out, "serving")
     return out
 
 

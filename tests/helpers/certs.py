@@ -1,0 +1,35 @@
+"""Certificates for the TLS tests, issued by the project's own tool
+(manifests/tools/gen_certs.py), so the tests check what `gen_secrets.py` deploys."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def gen_certs() -> ModuleType:
+    """manifests/tools/gen_certs.py as a module (it is a script, not in a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "gen_certs", ROOT / "manifests" / "tools" / "gen_certs.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ours_and_other(
+    out: Path, service: str, hosts: tuple[str, ...] = ("127.0.0.1",)
+) -> dict[str, Path]:
+    """Two folders of `ca.crt`, `<service>.crt` and `<service>.key`: `ours` (our CA, the
+    Service's names and `hosts` certified) and `other` (another CA, the same names: the
+    impostor a client must refuse)."""
+    tool = gen_certs()
+    for which in ("ours", "other"):
+        tool.write_certs(out / which, [service], list(hosts))
+    return {which: out / which / "secrets" / "tls" for which in ("ours", "other")}
