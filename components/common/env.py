@@ -27,12 +27,33 @@ def workspace() -> Path:
     return Path(os.environ.get("SEAMLESS_WORKSPACE", ".seamless")).resolve()
 
 
+MLFLOW_CA_ENV = "MLFLOW_TRACKING_SERVER_CERT_PATH"
+"""The CA file MLflow's client verifies an https server with (on a cluster: seamless-ca)."""
+
+
 def mlflow_tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI`, or the workspace's SQLite store in embedded mode."""
+    """`MLFLOW_TRACKING_URI`, or the workspace's SQLite store in embedded mode.
+
+    For an https server, a `MLFLOW_TRACKING_SERVER_CERT_PATH` that is not a readable file
+    is refused in one sentence here, before MLflow's client fails with a bare requests
+    error that does not name the setting."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
+        ca = os.environ.get(MLFLOW_CA_ENV, "")
+        if ca and uri.startswith("https://") and not _readable_file(ca):
+            from components.common.errors import SeamlessError
+
+            raise SeamlessError(
+                f"{MLFLOW_CA_ENV}={ca} is not a readable file, so the MLflow server's "
+                "certificate cannot be verified: mount the CA there (on a cluster the "
+                "seamless-ca ConfigMap) or unset it to trust the system's CAs."
+            )
         return uri
     return f"sqlite:///{workspace() / 'mlflow' / 'mlflow.db'}"
+
+
+def _readable_file(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.R_OK)
 
 
 def feast_repo_path() -> Path:

@@ -1,5 +1,5 @@
-"""MLflow's tracking server over TLS, the way the manifests are to run it (issue #17 part 1,
-not wired on the cluster yet): `mlflow server --uvicorn-opts "--ssl-certfile ...
+"""MLflow's tracking server over TLS, the way the manifests run it (manifests/base/mlflow,
+issue #17 part 1): `mlflow server --uvicorn-opts "--ssl-certfile ...
 --ssl-keyfile ..."` with a certificate from manifests/tools/gen_certs.py. MLflow's
 client verifies it against `MLFLOW_TRACKING_SERVER_CERT_PATH` and refuses a server
 certified by another CA or for another name."""
