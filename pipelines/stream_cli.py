@@ -6,11 +6,13 @@ app.add_typer(stream_app, name="stream")
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +40,26 @@ RedisOpt = Annotated[
 StreamOpt = Annotated[str, typer.Option("--stream", help="Redis stream key.")]
 GroupOpt = Annotated[str, typer.Option("--group", help="Consumer group.")]
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+@contextlib.contextmanager
+def redis_errors(url: str, after: str = "") -> Iterator[None]:
+    """Redis failing (down, refused, wrong password, TLS) as one sentence, exit 1: the
+    URL without its password, the first line of the error, and `after` (what it means
+    for the events)."""
+    import redis
+
+    try:
+        yield
+    except redis.exceptions.RedisError as exc:
+        from urllib.parse import urlsplit
+
+        from components.common.errors import SeamlessError
+
+        parts = urlsplit(url)
+        where = f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeamlessError(f"Redis failed (stream at {where}): {first}.{after}") from None
 
 
 def redis_client(url: str) -> Any:
@@ -120,9 +142,14 @@ def consume_cmd(
     worker = Consumer(cfg, feast_repo_path(), open_store(feast_repo_path()), client, settings)
     print(f"consuming {stream} as {settings.group}/{settings.consumer}", file=sys.stderr)
     beat = heartbeat_file.touch if heartbeat_file is not None else None
-    total = worker.run(
-        stop=lambda: bool(stopping), max_events=max_events, idle_exit_s=idle_exit_s, on_poll=beat
-    )
+    # The batch in hand is not acknowledged: a restart (or another consumer) takes it over.
+    with redis_errors(redis_url, " The batch in hand was not acknowledged: it is read again."):
+        total = worker.run(
+            stop=lambda: bool(stopping),
+            max_events=max_events,
+            idle_exit_s=idle_exit_s,
+            on_poll=beat,
+        )
     summary = total.summary()
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -152,7 +179,8 @@ def send_cmd(
     lines = sys.stdin if str(source) == "-" else source.open(encoding="utf-8")
     client = redis_client(redis_url)
     sent = 0
-    with client.pipeline(transaction=False) as pipe:
+    again = " Sending the file again is safe: the consumer drops repeated event ids."
+    with redis_errors(redis_url, again), client.pipeline(transaction=False) as pipe:
         for line in lines:
             if line.strip():
                 pipe.xadd(stream, {EVENT_FIELD: line.strip()})
@@ -175,7 +203,8 @@ def status_cmd(
     """
     from components.stream.consumer import StreamSettings, stream_status
 
-    status = stream_status(redis_client(redis_url), StreamSettings(stream=stream, group=group))
+    with redis_errors(redis_url):
+        status = stream_status(redis_client(redis_url), StreamSettings(stream=stream, group=group))
     if as_json:
         print(json.dumps(status, indent=2))
         return

@@ -48,3 +48,21 @@ def test_send_consume_status(tmp_path: Path, redis: Any, redis_repo: Path) -> No
     assert "'score' must be float" in state["dead_letters"][0]["error"]
     text = run_cli("stream", "status", *common, cwd=tmp_path)
     assert "written 1, late 0, duplicate 1, malformed 1; pending 0" in text.stdout
+
+
+def test_redis_down_is_one_sentence(tmp_path: Path, redis_repo: Path) -> None:
+    from tests.helpers.postgres import free_port
+
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"  # nothing listens there
+    (tmp_path / "mini.yaml").write_text(MINI)
+    (tmp_path / "events.jsonl").write_text(json.dumps(event("x", 1, "2025-01-01T00:00:00Z")))
+    for args in (
+        ("consume", "--config", "mini.yaml", "--idle-exit-s", "1"),
+        ("send", "events.jsonl"),
+        ("status",),
+    ):
+        done = run_cli("stream", *args, "--redis-url", url, cwd=tmp_path,
+                       SEAMLESS_FEAST_REPO=str(redis_repo))  # fmt: skip
+        assert done.returncode == 1, (args, done.stderr)
+        assert "Redis failed (stream at redis://127.0.0.1:" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
