@@ -87,20 +87,21 @@ def on_validate(
 
 
 def on_features(meta: Mapping[str, Any], pipeline_run_id: str = "") -> dict[str, Any]:
-    """After features, with the metadata `run_features` returns."""
-    return audit.record(
-        audit.DATA_ACCESS,
-        audit.dataset_subject(str(meta["data_sha256"])),
-        {
-            "step": "features",
-            "pipeline_run_id": pipeline_run_id,
-            "feature_service": meta.get("feature_service"),
-            "feature_views": list(meta.get("feature_views", [])),
-            "training_set_sha256": meta.get("training_set_sha256"),
-            "rows": meta.get("rows"),
-            "feast_repo": meta.get("feast_repo"),
-        },
-    )
+    """After features, with the metadata `run_features` returns; `pushed_rows` names the
+    views whose training rows include events from the stream consumer (components/stream)."""
+    details = {
+        "step": "features",
+        "pipeline_run_id": pipeline_run_id,
+        "feature_service": meta.get("feature_service"),
+        "feature_views": list(meta.get("feature_views", [])),
+        "training_set_sha256": meta.get("training_set_sha256"),
+        "rows": meta.get("rows"),
+        "feast_repo": meta.get("feast_repo"),
+    }
+    pushed = {view: n for view, n in dict(meta.get("pushed_rows") or {}).items() if n}
+    if pushed:
+        details["pushed_rows"] = pushed
+    return audit.record(audit.DATA_ACCESS, audit.dataset_subject(str(meta["data_sha256"])), details)
 
 
 def on_train(model_meta: Mapping[str, Any], pipeline_run_id: str = "") -> dict[str, Any]:

@@ -5,6 +5,7 @@ keeps the newest value online even on SQLite."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from components.common.config import SeamlessConfig
 from components.common.tables import content_hash
 from components.features.features import build_features, online_features
 from components.features.store import open_store
+from components.governance import hooks
 from components.stream.consumer import Consumer, StreamSettings
 from components.stream.events import encode
 from tests.stream.world import T1, build_repo, digest, event, facts, utc
@@ -55,6 +57,10 @@ def test_the_next_training_joins_pushed_events_at_their_times(
     assert training["score"].tolist() == [1.0, 7.0, 11.0, 5.0]
     assert training["tier"].tolist() == ["a", "m", "n", "z"]
     assert info["pushed_rows"] == {"facts_view": 2}
+    # ...and the features step's audit entry says which views took streamed events.
+    os.environ["SEAMLESS_WORKSPACE"] = str(tmp_path / "ws")  # restored by the autouse fixture
+    entry = hooks.on_features({"data_sha256": "0" * 64, **info})
+    assert entry["details"]["pushed_rows"] == {"facts_view": 2}
     # The ingest snapshot is unchanged; the view reads a new snapshot and says so.
     assert digest(snapshot) == before
     view = open_store(repo).get_feature_view("facts_view")
