@@ -97,11 +97,12 @@ class Stores:
             return self._client
 
     def mlflow_call(self, what: str, call: Callable[[Any], T], default: T) -> T:
-        """`call(client)`, `default` without a store; Unavailable when MLflow fails."""
-        client = self.mlflow()
-        if client is None:
-            return default
+        """`call(client)`, `default` without a store; Unavailable when MLflow fails (a bad
+        MLFLOW_TRACKING_SERVER_CERT_PATH included: the page says it)."""
         try:
+            client = self.mlflow()
+            if client is None:
+                return default
             return call(client)
         except Exception as exc:  # MlflowException, connection errors: one sentence
             raise Unavailable(
