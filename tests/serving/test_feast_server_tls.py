@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import subprocess
+import ssl
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import yaml
 from components.common.config import SeamlessConfig
 from tests.helpers.certs import ours_and_other
 from tests.helpers.postgres import free_port
+from tests.helpers.process import http_daemon
 from tests.serving.workspace import clean_endpoints
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
@@ -73,25 +72,10 @@ def https_feast(
         f"--cert={ours / 'feast-server.crt'}", f"--key={ours / 'feast-server.key'}",
     ]  # fmt: skip
     env = {**os.environ, "FEAST_USAGE": "False", "HOME": str(logs)}
-    log = (logs / "server.log").open("ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (logs / "server.log").read_text()[-2000:]
-            try:
-                url = f"https://127.0.0.1:{port}/health"
-                if requests.get(url, verify=str(ours / "ca.crt"), timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, (logs / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
+    ready = ssl.create_default_context(cafile=str(ours / "ca.crt"))
+    with http_daemon(cmd, logs / "server.log", f"https://127.0.0.1:{port}/health",
+                     timeout_s=120, tls=ready, group=True, env=env):  # fmt: skip
         yield port
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # gunicorn and its worker: our own group
-        proc.wait(timeout=30)
 
 
 def client_store(repo: Path, dest: Path, url: str, ca: Path) -> Any:

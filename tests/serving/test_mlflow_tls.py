@@ -6,20 +6,18 @@ certified by another CA or for another name."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import signal
-import subprocess
+import ssl
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import requests
 
+from tests.helpers.certs import ours_and_other
 from tests.helpers.postgres import free_port
+from tests.helpers.process import http_daemon
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
@@ -27,25 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 MLFLOW = Path(sys.executable).parent / "mlflow"
 
 
-def gen_certs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_certs", ROOT / "manifests" / "tools" / "gen_certs.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Our CA with `mlflow` certified for its Service names and 127.0.0.1 (not
     `localhost`: the wrong name below); another CA with the same names."""
-    out = tmp_path_factory.mktemp("mlflow-tls")
-    tool = gen_certs()
-    tool.write_certs(out / "ours", ["mlflow"], ["127.0.0.1"])
-    tool.write_certs(out / "other", ["mlflow"], ["127.0.0.1"])
-    return {k: out / k / "secrets" / "tls" for k in ("ours", "other")}
+    return ours_and_other(tmp_path_factory.mktemp("mlflow-tls"), "mlflow")
 
 
 @pytest.fixture(scope="module")
@@ -61,25 +45,10 @@ def https_mlflow(certs: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
         f"--ssl-certfile {ours / 'mlflow.crt'} --ssl-keyfile {ours / 'mlflow.key'}",
     ]  # fmt: skip
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    log = (root / "server.log").open("ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, (root / "server.log").read_text()[-2000:]
-            try:
-                url = f"https://127.0.0.1:{port}/health"
-                if requests.get(url, verify=str(ours / "ca.crt"), timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, (root / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
+    ready = ssl.create_default_context(cafile=str(ours / "ca.crt"))
+    with http_daemon(cmd, root / "server.log", f"https://127.0.0.1:{port}/health",
+                     timeout_s=180, tls=ready, group=True, env=env):  # fmt: skip
         yield port
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the server and its worker: our own group
-        proc.wait(timeout=30)
 
 
 @pytest.fixture()
