@@ -116,3 +116,47 @@ def test_sqlite_online_store_keeps_the_newest_value_too(
     assert (done.written, done.late) == (1, 1)
     assert served(repo, stream_config, [1]) == [[4.0, "c"]]
     assert online_features(repo, stream_config, [1])["score"].tolist() == [4.0]
+
+
+def _pii_config() -> SeamlessConfig:
+    """The mini world with the entity key tagged `pii: pseudonymize` in every table."""
+    import yaml
+
+    from components.common.config import parse_config
+    from tests.helpers.mini_features import MINI
+
+    raw = yaml.safe_load(MINI)
+    for table in raw["tables"].values():
+        table["columns"]["customer_id"] = {"type": "int", "pii": "pseudonymize"}
+    return parse_config(yaml.safe_dump(raw), origin="mini-pii.yaml")
+
+
+def test_a_pseudonymized_entity_key_reaches_the_stores_as_pseudonyms_only(
+    client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.common.errors import SeamlessError
+    from components.common.pii import Pseudonymizer
+
+    config = _pii_config()
+    repo = build_repo(tmp_path, config, None)
+    settings = StreamSettings(stream="s:pii", block_ms=100)
+    monkeypatch.delenv("SEAMLESS_PII_KEY", raising=False)
+    with pytest.raises(SeamlessError, match="stream consumer takes raw 'customer_id'"):
+        Consumer(config, repo, open_store(repo), client, settings)
+
+    key = "k" * 40
+    monkeypatch.setenv("SEAMLESS_PII_KEY", key)
+    raw_id, bad_id = 918273645, "secret-name-9"
+    send(client, "s:pii", event("pii-1", raw_id, ago(20), score=4.25, tier="p"),
+         event("pii-2", bad_id, ago(20)))  # fmt: skip
+    done = Consumer(config, repo, open_store(repo), client, settings).run(idle_exit_s=0.5)
+    assert (done.written, done.malformed) == (1, 1), done.summary()
+
+    pseudonym = Pseudonymizer(key.encode()).of_int(raw_id)
+    assert online_features(repo, config, [pseudonym])["score"].tolist() == [4.25]
+    assert online_features(repo, config, [raw_id])["score"].isna().all()
+    offline = read_pushed(repo, "facts_view")
+    assert offline["customer_id"].tolist() == [pseudonym]
+    ((_, letter),) = client.xrange("s:pii:dead")
+    assert "withheld" in letter["error"] and set(letter) == {"stream_id", "error"}
+    assert str(bad_id) not in json.dumps(letter) and str(raw_id) not in json.dumps(letter)
