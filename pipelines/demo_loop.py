@@ -9,7 +9,10 @@
    it by hand, replay traffic -> the post-deploy check rolls it back automatically;
 6. monitor once more, nothing changed -> quiet;
 7. batch-score the drifted period's latest applications with the champion, each at its
-   own time, with features from the offline store.
+   own time, with features from the offline store;
+8. change one customer's credit history by an event on a Redis stream (a throwaway
+   redis-server; skipped without one): the stream consumer pushes it into the online
+   store and serving scores the customer on it at once (pipelines/demo_stream.py).
 Every promotion, rejection, rollback and drift verdict goes to a webhook inbox on loopback
 (pipelines/demo_inbox.py), as it would to a team's. It ends with every decision, its
 reason and numbers, read back from the audit trail, and what the inbox received.
@@ -42,6 +45,7 @@ import requests
 from components.common.config import SeamlessConfig, load_config
 from components.common.errors import SeamlessError
 from pipelines.demo_inbox import INBOX_URL_ENV, Inbox, config_with_inbox, event_line
+from pipelines.demo_stream import stream_step
 
 Say = Callable[[str], None]
 
@@ -171,6 +175,14 @@ class Server:
             ).raise_for_status()
         return ",".join(sorted(versions))
 
+    def score(self, entity_id: Any) -> float:
+        """The champion's score for one entity, its features looked up online."""
+        answer = self.session.post(
+            f"{self.url}/v1/predict", json={"entity_ids": [entity_id]}, timeout=30
+        )
+        answer.raise_for_status()
+        return float(answer.json()["predictions"][0]["score"])
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -195,6 +207,7 @@ def run_demo_loop(
     workspace: Path, config_path: Path, rows: int = 20_000, say: Say = print
 ) -> list[dict[str, Any]]:
     """The whole loop; returns the decisions (audit events) it produced."""
+    from components.common.env import feast_repo_path
     from components.governance.audit import audit_log
     from pipelines.demo_data import generate, generate_frames
     from pipelines.local import run_batch_scoring, run_monitoring, run_training, use_workspace
@@ -220,7 +233,7 @@ def run_demo_loop(
     inbox = Inbox(workspace / "notifications" / "demo-inbox.jsonl")
     received = len(inbox.events())
     os.environ[INBOX_URL_ENV] = inbox.url
-    say("1/7 training the first champion on the normal period")
+    say("1/8 training the first champion on the normal period")
     first = run_training(config_path, normal, workspace)
     say(f"    v{first.version}: {first.decision}: {first.reason}")
 
@@ -229,14 +242,14 @@ def run_demo_loop(
     server = Server(workspace, config_path)
     try:
         server.wait_ready()
-        say(f"2/7 serving v{first.champion_version} at {server.url}")
+        say(f"2/8 serving v{first.champion_version} at {server.url}")
         served = server.replay(config, traffic_normal)
-        say(f"3/7 replayed {len(traffic_normal)} normal requests (v{served}); monitoring")
+        say(f"3/8 replayed {len(traffic_normal)} normal requests (v{served}); monitoring")
         quiet = run_monitoring(config_path, drifted, workspace, max_rows=len(traffic_normal))
         say(f"    monitoring: {_monitor_line(quiet)}")
 
         served = server.replay(config, traffic_drift)
-        say(f"4/7 replayed {len(traffic_drift)} drifted requests (v{served}); monitoring")
+        say(f"4/8 replayed {len(traffic_drift)} drifted requests (v{served}); monitoring")
         loud = run_monitoring(config_path, drifted, workspace, max_rows=len(traffic_drift))
         say(f"    monitoring: {_monitor_line(loud)}")
         say(f"    champion v{loud.champion_before} -> v{loud.champion_after}")
@@ -245,7 +258,7 @@ def run_demo_loop(
         served = server.replay(config, traffic_drift)
         say(f"    replayed {len(traffic_drift)} requests on the champion (v{served})")
 
-        say("5/7 training a degraded model (shuffled labels) and promoting it by hand")
+        say("5/8 training a degraded model (shuffled labels) and promoting it by hand")
         bad = run_training(config_path, degraded, workspace)
         say(f"    v{bad.version}: gate said {bad.decision}: {bad.reason}")
         if bad.version and bad.decision != "promote":
@@ -267,12 +280,12 @@ def run_demo_loop(
         say(f"    champion v{after.champion_before} -> v{after.champion_after}")
         say(f"    monitoring: {_monitor_line(after)}")
 
-        say("6/7 monitoring once more: same traffic, same data")
+        say("6/8 monitoring once more: same traffic, same data")
         again = run_monitoring(config_path, drifted, workspace, max_rows=len(traffic_drift))
         say(f"    monitoring: {_monitor_line(again)}")
 
         batch = _latest_applications(config, drifted, workspace / "demo-loop", n=2000)
-        say(f"7/7 batch scoring {batch['rows']} applications, each at its own time")
+        say(f"7/8 batch scoring {batch['rows']} applications, each at its own time")
         scored = run_batch_scoring(
             config_path,
             workspace,
@@ -288,6 +301,17 @@ def run_demo_loop(
             f"    v{scored['model_version']}: {scored['positives']} of {scored['rows']} at or "
             f"above {scored['threshold']} -> {scored['output']}"
         )
+
+        customer = pd.read_parquet(batch["path"])[config.entity_key()].tolist()[-1]
+        say(f"8/8 streaming: customer {customer}'s credit history changes by an event")
+        pushed = stream_step(config, feast_repo_path(), customer, server.score, say)
+        if pushed:
+            was = pushed["before"]
+            changed = ", ".join(f"{k} {was[k]} -> {v}" for k, v in pushed["after"].items())
+            say(
+                f"    consumed {pushed['written']} event ({changed}); served at once: score "
+                f"{pushed['score_before']:.3f} -> {pushed['score_after']:.3f}"
+            )
     finally:
         server.stop()
         os.environ.pop(INBOX_URL_ENV, None)
