@@ -107,6 +107,7 @@ def feast_read(repo: Path, config: SeamlessConfig, ids: list[int]) -> dict[str, 
 
 
 def test_feast_and_serving_read_over_tls(
+    ws: Path,
     tls_redis: RedisServer,
     tls_repo: Path,
     built: dict,
