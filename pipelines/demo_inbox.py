@@ -5,7 +5,6 @@ and land in `<workspace>/notifications/demo-inbox.jsonl` for the loop to show.""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from components.common.durable import PRIVATE_FILE
+from components.common.durable import append_lines
 
 INBOX_NAME = "demo-inbox"
 INBOX_URL_ENV = "SEAMLESS_DEMO_INBOX_URL"
@@ -38,13 +37,8 @@ class Inbox:
                     self.send_response(400)
                     self.end_headers()
                     return
-                line = (json.dumps(event) + "\n").encode("utf-8")
                 with lock:  # events name models and reasons: the file is private
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
-                    try:
-                        os.write(fd, line)
-                    finally:
-                        os.close(fd)
+                    append_lines(path, [json.dumps(event)])
                 self.send_response(204)
                 self.end_headers()
 

@@ -43,3 +43,18 @@ def write_atomic(path: str | Path, data: bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append whole lines in a single write (O_APPEND: concurrent writers do not tear
+    them), fsynced; the file is created 0600 (notification payloads, event inboxes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
+    try:
+        os.write(fd, "".join(f"{line}\n" for line in lines).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_dir(path.parent)

@@ -25,20 +25,8 @@ MAX_EXPERIMENTS = 200
 
 def monitoring_runs(client: Any, model_name: str, limit: int = 30) -> list[dict[str, Any]]:
     """The newest `limit` monitoring runs of `model_name`, oldest first."""
-    experiments = client.search_experiments(max_results=MAX_EXPERIMENTS)
-    if not experiments:
-        return []
-    found = client.search_runs(
-        [e.experiment_id for e in experiments],
-        filter_string=(
-            "tags.`seamless.stage` = 'monitor' and "
-            f"tags.`seamless.model_name` = '{filter_quoted(model_name)}'"
-        ),
-        max_results=limit,
-        order_by=["attributes.start_time DESC"],
-    )
     out = []
-    for run in reversed(list(found)):
+    for run in reversed(_newest_runs(client, model_name, limit)):
         m = dict(run.data.metrics)
         tags = dict(run.data.tags)
         out.append(
@@ -64,6 +52,25 @@ def monitoring_runs(client: Any, model_name: str, limit: int = 30) -> list[dict[
     return out
 
 
+def _newest_runs(client: Any, model_name: str, limit: int) -> list[Any]:
+    """The newest `limit` monitoring runs of `model_name`, newest first (one bounded
+    search over the experiments)."""
+    experiments = client.search_experiments(max_results=MAX_EXPERIMENTS)
+    if not experiments:
+        return []
+    return list(
+        client.search_runs(
+            [e.experiment_id for e in experiments],
+            filter_string=(
+                "tags.`seamless.stage` = 'monitor' and "
+                f"tags.`seamless.model_name` = '{filter_quoted(model_name)}'"
+            ),
+            max_results=limit,
+            order_by=["attributes.start_time DESC"],
+        )
+    )
+
+
 def latest_runs_as_prometheus(client: Any) -> bytes:
     """Each registered model's latest monitoring run as the gauges the monitor step writes
     (common/monitoring_gauges.py), in Prometheus' text format: on a cluster the step's
@@ -75,19 +82,8 @@ def latest_runs_as_prometheus(client: Any) -> bytes:
     from components.common.monitoring_gauges import GaugeSet, summary_gauges
 
     gauges = GaugeSet()
-    experiments = client.search_experiments(max_results=MAX_EXPERIMENTS)
-    ids = [e.experiment_id for e in experiments]
-    for model in client.search_registered_models(max_results=MAX_EXPERIMENTS) if ids else []:
-        found = client.search_runs(
-            ids,
-            filter_string=(
-                "tags.`seamless.stage` = 'monitor' and "
-                f"tags.`seamless.model_name` = '{filter_quoted(model.name)}'"
-            ),
-            max_results=1,
-            order_by=["attributes.start_time DESC"],
-        )
-        for run in found:
+    for model in client.search_registered_models(max_results=MAX_EXPERIMENTS):
+        for run in _newest_runs(client, model.name, 1):
             tags = dict(run.data.tags)
             version = str(tags.get("seamless.model_version", ""))
             holdout = holdout_of(client, model.name, {version}).get(version, {})

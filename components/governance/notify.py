@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from components.common.durable import PRIVATE_FILE, fsync_dir
+from components.common.durable import append_lines
 from components.common.env import workspace
 from components.common.notifications_config import (
     NOTIFICATIONS_DIR_ENV,
@@ -214,22 +214,7 @@ def _dead_letter(
         "attempts": attempts,
         "payload": dict(body),
     }
-    _append_lines(path, [json.dumps(record, default=str)])
-
-
-def _append_lines(path: Path, lines: list[str]) -> None:
-    """Append whole lines in a single write (O_APPEND: concurrent steps do not tear them),
-    fsynced; the file is created 0600 (payloads name models and reasons)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
-    try:
-        os.write(fd, "".join(f"{line}\n" for line in lines).encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if created:
-        fsync_dir(path.parent)
+    append_lines(path, [json.dumps(record, default=str)])
 
 
 def _report(event: Event, outcome: Outcome) -> None:
@@ -296,7 +281,7 @@ def replay(config: NotificationsConfig, path: Path | None = None) -> Replay:
         kept.append(json.dumps({**record, "error": error, "attempts": attempts}))
     result.kept = len(kept)
     if kept:
-        _append_lines(path, kept)
+        append_lines(path, kept)
     aside.unlink()
     return result
 

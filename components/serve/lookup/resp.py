@@ -36,6 +36,8 @@ from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, cast
 
+from components.common.redis_tls import TLS_FILES
+
 __all__ = ["AsyncRedis", "RespError", "RespParser", "RespUnavailable", "encode_command"]
 
 
@@ -365,9 +367,6 @@ _SUPPORTED_KWARGS = frozenset(
 )
 
 
-_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
-
-
 def tls_context(
     ca_certs: str | None = None,
     certfile: str | None = None,
@@ -488,7 +487,7 @@ class AsyncRedis:
             connect_timeout = seconds(kwargs.get("socket_connect_timeout"), timeout)
             if username is not None and password is None:
                 return None
-            tls = {k: kwargs[k] for k in _TLS_FILES if k in kwargs}
+            tls = {k: kwargs[k] for k in TLS_FILES if k in kwargs}
             if any(not isinstance(v, str) or not v for v in tls.values()):
                 return None
             check_hostname = kwargs.get("ssl_check_hostname", True)
