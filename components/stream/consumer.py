@@ -7,8 +7,13 @@ and counts nothing twice:
    acknowledged), entries idle too long at other consumers (XAUTOCLAIM: a pod that
    died), then new ones (XREADGROUP `>`);
 2. check each event (events.py); a malformed one goes to the dead-letter stream;
-3. drop duplicates: an event id seen before (kept in Redis for `dedup_ttl_s`) or
-   earlier in the batch;
+3. claim each event id, atomically, before any write: `SET <seen key> <stream id> NX EX
+   dedup_ttl_s` (one pipeline per batch). Only events whose claim succeeded are
+   written; an id claimed by another stream entry is a duplicate, also when two
+   consumers race on it at the same moment (Redis runs one SET NX first). A claim holds
+   the stream id of its entry, so that entry redelivered after a crash between the
+   claim and the XACK owns its claim and is written again (nothing is lost). The same
+   id earlier in the batch is a duplicate too;
 4. compare with the online store: an event not newer than the value stored for its
    entity is late. Late events go to the offline log only (history at their own
    time, so training sees them where they belong) and never replace a newer value
@@ -16,7 +21,7 @@ and counts nothing twice:
    rule is applied here for both;
 5. write the offline part, then push the on-time events through the view's Feast
    push source (online);
-6. in one MULTI/EXEC: dead letters, seen marks, outcome counters, XACK. Until it runs
+6. in one MULTI/EXEC: dead letters, outcome counters, XACK. Until it runs
    nothing is acknowledged; a restart re-reads the batch, whose writes are
    idempotent (same values and times online, same event ids offline).
 """
@@ -264,7 +269,7 @@ class Consumer:
             kind = self.schema.key_type
             good = [replace(e, entity=self.pseudonyms.value(e.entity, kind)) for e in good]
             dead = [(sid, {}, self._withheld(why)) for sid, _, why in dead]
-        fresh = self._not_seen(good)
+        fresh = self._claim_ids(good)
         done.duplicate = len(good) - len(fresh)
         on_time, late = self._split_late(fresh, redelivered)
         done.malformed, done.late, done.written = len(dead), len(late), len(on_time)
@@ -273,7 +278,7 @@ class Consumer:
         self._push_online(on_time)
         written_at = datetime.now(UTC)
         done.freshness_s = [(written_at - e.event_time).total_seconds() for e in on_time]
-        self._commit([sid for sid, _ in entries], [*on_time, *late], dead, done)
+        self._commit([sid for sid, _ in entries], dead, done)
         self.counts.add(done)
         for stream_id, _, why in dead:
             log.warning("event %s dead-lettered: %s", stream_id, why)
@@ -286,20 +291,29 @@ class Consumer:
             why = f"'{key}' is not a valid {self.schema.key_type} (the value is withheld)"
         return f"{why}; the event is withheld: the config tags '{key}' pii: pseudonymize"
 
-    def _not_seen(self, good: list[ev.Event]) -> list[ev.Event]:
-        if not good:
+    def _claim_ids(self, good: list[ev.Event]) -> list[ev.Event]:
+        """The events this batch owns: the first of each event id in the batch whose
+        claim (`SET NX`, value: its stream id) succeeded now or is already its own (the
+        same entry, redelivered after a crash before its XACK). `SET ... NX GET` answers
+        nil when it set the key, else the holder's stream id, in one atomic step."""
+        first: dict[str, ev.Event] = {}
+        for e in good:
+            first.setdefault(e.event_id, e)
+        if not first:
             return []
         with self.client.pipeline(transaction=False) as pipe:
-            for e in good:
-                pipe.exists(self.s.seen_key(e.event_id))
-            seen = pipe.execute()
-        out, ids = [], set()
-        for e, before in zip(good, seen, strict=True):
-            if before or e.event_id in ids:
-                continue
-            ids.add(e.event_id)
-            out.append(e)
-        return out
+            for e in first.values():
+                pipe.set(
+                    self.s.seen_key(e.event_id), e.stream_id, nx=True, ex=self.s.dedup_ttl_s,
+                    get=True,
+                )  # fmt: skip
+            holders = pipe.execute()
+        owned = {
+            e.event_id
+            for e, holder in zip(first.values(), holders, strict=True)
+            if holder is None or holder == e.stream_id
+        }
+        return [e for e in good if e.event_id in owned and first[e.event_id] is e]
 
     def _split_late(
         self, fresh: list[ev.Event], redelivered: bool
@@ -395,7 +409,6 @@ class Consumer:
     def _commit(
         self,
         ids: list[str],
-        accepted: list[ev.Event],
         dead: list[tuple[str, dict[str, str], str]],
         done: Counts,
     ) -> None:
@@ -406,8 +419,6 @@ class Consumer:
                     {"stream_id": stream_id, "error": why, **fields},
                     maxlen=DEAD_LETTER_MAXLEN, approximate=True,
                 )  # fmt: skip
-            for e in accepted:
-                pipe.set(self.s.seen_key(e.event_id), e.stream_id, ex=self.s.dedup_ttl_s)
             for outcome in OUTCOMES:
                 if getattr(done, outcome):
                     pipe.hincrby(self.s.counts_key, outcome, getattr(done, outcome))
