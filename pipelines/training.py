@@ -34,11 +34,21 @@ CA_DIR = "/etc/seamless/ca"
 OBJECT_STORE_ENV = (
     "AWS_ENDPOINT_URL",
     "AWS_DEFAULT_REGION",
+    "AWS_CA_BUNDLE",
+    "AWS_REQUEST_CHECKSUM_CALCULATION",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION",
     "SEAMLESS_SNAPSHOT_ROOT",
     "SEAMLESS_FEAST_OFFLINE_ROOT",
 )
 """Object storage settings a step takes from the `seamless-s3-endpoint` ConfigMap when
-the overlay has one (docs/object-storage.md); the keys come from the `seamless-s3` Secret."""
+the overlay has one (docs/object-storage.md); the keys come from the `seamless-s3` Secret.
+AWS_CA_BUNDLE (kind's MinIO is HTTPS with a certificate of seamless-ca) is a file of the
+seamless-ca volume every step mounts; keys the overlay's ConfigMap lacks stay unset."""
+LAUNCHER_CA_DIRS = "/etc/seamless/ca:/etc/ssl/certs"
+"""SSL_CERT_DIR of every step: KFP's launcher (Go, the step container's entrypoint) moves
+the step's artifacts to and from the pipeline root in the object store and trusts the
+system's CAs plus the seamless-ca folder (Go reads every file there; OpenSSL still finds
+the system's hashed certificates in /etc/ssl/certs)."""
 MLFLOW_ENDPOINT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_SERVER_CERT_PATH")
 """What a step takes from the `seamless-endpoints` ConfigMap: MLflow's https URL and the
 CA file its certificate is verified against."""
@@ -81,6 +91,7 @@ def wire_for_kubernetes(task: dsl.PipelineTask) -> None:
     # PostgreSQL (Feast registry, audit trail, prediction log) takes TLS only: libpq
     # verifies its certificate and name against the namespace's CA bundle.
     kubernetes.use_config_map_as_volume(task, "seamless-ca", mount_path=CA_DIR)
+    task.set_env_variable("SSL_CERT_DIR", LAUNCHER_CA_DIRS)
     task.set_env_variable("PGSSLMODE", "verify-full")
     task.set_env_variable("PGSSLROOTCERT", f"{CA_DIR}/ca.crt")
     kubernetes.empty_dir_mount(task, volume_name="tmp", mount_path="/tmp", size_limit="4Gi")

@@ -7,7 +7,8 @@ bucket, missing key, refused credentials, unreachable endpoint).
 S3 credentials and endpoint come only from the environment, the variables a cluster
 fills from a Secret: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
 `AWS_DEFAULT_REGION` (or `AWS_REGION`), and `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`
-for non-AWS servers (MinIO, Ceph RGW). Without keys, a pod identity
+for non-AWS servers (MinIO, Ceph RGW), `AWS_CA_BUNDLE` for one whose certificate a private
+CA signed (on a cluster: the seamless-ca file). Without keys, a pod identity
 (`AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_CONTAINER_CREDENTIALS_*`) is used; shared
 credential files and CLI flags never are.
 """
@@ -89,6 +90,26 @@ def s3_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+S3_CA_ENV = "AWS_CA_BUNDLE"
+"""The CA file an https S3 endpoint is verified with (boto3's own variable; the cluster's
+seamless-s3-endpoint ConfigMap points it at the seamless-ca file)."""
+
+
+def s3_ca_bundle() -> str | None:
+    """`AWS_CA_BUNDLE` when set; one that is not a readable file is refused in one sentence
+    naming the key, before botocore fails with an error that does not."""
+    path = os.environ.get(S3_CA_ENV, "").strip()
+    if not path:
+        return None
+    if not (os.path.isfile(path) and os.access(path, os.R_OK)):
+        raise SeamlessError(
+            f"{S3_CA_ENV}={path} is not a readable file, so the S3 endpoint's certificate "
+            "cannot be verified: mount the CA there (on a cluster the seamless-ca ConfigMap) "
+            "or unset it to trust the system's CAs."
+        )
+    return path
+
+
 def s3_options(uri: str = "s3://") -> dict[str, Any]:
     """s3fs options from the environment alone (see the module docstring)."""
     key = os.environ.get("AWS_ACCESS_KEY_ID")
@@ -100,6 +121,11 @@ def s3_options(uri: str = "s3://") -> dict[str, Any]:
             "connect_timeout": _CONNECT_TIMEOUT_S,
             "read_timeout": _READ_TIMEOUT_S,
             "retries": {"max_attempts": _RETRIES, "mode": "standard"},
+            # Checksums only where S3 requires them: over HTTPS botocore otherwise streams
+            # uploads as aws-chunked with a trailing checksum, which S3-compatible servers
+            # such as Ceph RGW (the stack's MinIO stand-in) refuse (MissingContentLength).
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
         },
     }
     if key and secret:
@@ -116,6 +142,9 @@ def s3_options(uri: str = "s3://") -> dict[str, Any]:
     endpoint = s3_endpoint()
     if endpoint:
         options["endpoint_url"] = endpoint
+    ca = s3_ca_bundle()
+    if ca:
+        client["verify"] = ca
     if client:
         options["client_kwargs"] = client
     return options

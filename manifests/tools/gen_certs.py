@@ -29,7 +29,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-SERVICES = ("serving", "mlflow", "postgres", "redis", "feast-server", "dashboard", "alertmanager")
+SERVICES = (
+    "serving",
+    "mlflow",
+    "postgres",
+    "redis",
+    "feast-server",
+    "dashboard",
+    "alertmanager",
+    # The in-cluster object store (manifests/components/minio; the kind overlay uses it).
+    "minio",
+)
 # Other Services in front of the same pods: Prometheus scrapes serving through the headless
 # `serving-metrics`, so serving's certificate names it too.
 ALIASES = {"serving": ("serving-metrics",)}

@@ -249,6 +249,22 @@ def _mounts(
             mounts.append(
                 Mount(vm["mountPath"], True, "files", name, sub_path, FileVolume(data, mode))
             )
+        elif "projected" in vol:
+            # ConfigMap and Secret sources merged into one folder (e.g. MinIO's certs dir).
+            data = {}
+            for source in vol["projected"].get("sources") or []:
+                kind = "ConfigMap" if "configMap" in source else "Secret"
+                src = source.get("configMap") or source.get("secret")
+                if src is None:
+                    raise StackError(f"{owner}: projected source {sorted(source)} not supported.")
+                found = _lookup(objs, kind, src["name"], owner)
+                if src.get("items"):
+                    found = {item["path"]: found[item["key"]] for item in src["items"]}
+                data.update(found)
+            mode = int(vol["projected"].get("defaultMode", 0o644))
+            mounts.append(
+                Mount(vm["mountPath"], True, "files", name, sub_path, FileVolume(data, mode))
+            )
         elif "emptyDir" in vol:
             medium = (vol["emptyDir"] or {}).get("medium")
             mounts.append(

@@ -12,7 +12,7 @@ from k8s_objects import Rendering
 
 pytestmark = pytest.mark.manifests
 
-ENDPOINT = "http://minio.seamless.svc:9000"
+ENDPOINT = "https://minio.seamless.svc:9000"
 BUCKETS = ("seamless-artifacts", "seamless-data", "seamless-pipelines")
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
@@ -53,6 +53,9 @@ def test_kind_runs_minio_with_the_agreed_endpoint_and_keys(
         "AWS_ENDPOINT_URL": ENDPOINT,
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_S3_ENDPOINT_URL": ENDPOINT,
+        "AWS_CA_BUNDLE": "/etc/seamless/ca/ca.crt",
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
         "SEAMLESS_SNAPSHOT_ROOT": "s3://seamless-data/snapshots",
         "SEAMLESS_FEAST_OFFLINE_ROOT": "s3://seamless-data/feast",
     }

@@ -471,7 +471,6 @@ def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None
 # them). The test below fails on any other plaintext flow and on an entry here that has
 # become TLS, so this list only shrinks.
 PLAINTEXT_STILL_OPEN = {
-    ("minio", 9000),
     # Spark's driver and block-manager RPC: not HTTP; Spark's own AES encryption
     # (spark.network.crypto) would be the control, not TLS.
     ("spark-driver", 7078),
@@ -658,6 +657,77 @@ def test_mlflow_serves_https_that_its_clients_verify(rendering: Rendering) -> No
                 )
     assert {"serving", "dashboard"} <= clients, clients
     _fail(rendering, problems, "MLflow clients verify its certificate against seamless-ca")
+
+
+def test_minio_serves_https_that_its_clients_verify(rendering: Rendering) -> None:
+    """MinIO (kind's object store) reads its pair from the Secret `minio-tls` in its
+    --certs-dir (public.crt, private.key, CAs/), probes speak HTTPS, and every workload the
+    policies let reach it, plus the shared training Job, gets an https AWS_ENDPOINT_URL and
+    MLFLOW_S3_ENDPOINT_URL and an AWS_CA_BUNDLE on a file of the `seamless-ca` ConfigMap it
+    mounts (env or envFrom); the bucket Job's mc gets the CA in its config dir's certs/CAs.
+    (Pipeline steps: tests/compile.)"""
+    sts = rendering.get("StatefulSet", "minio")
+    if sts is None:
+        assert rendering.name == "production", "kind deploys MinIO"
+        return
+    pod = sts["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    args = server["args"]
+    certs_dir = args[args.index("--certs-dir") + 1]
+    (mount,) = [m for m in server["volumeMounts"] if m["mountPath"] == certs_dir]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    laid_out = {}
+    for source in volume["projected"]["sources"]:
+        ref = source.get("secret") or source.get("configMap")
+        for item in ref.get("items", []):
+            laid_out[item["path"]] = (ref["name"].rsplit("-", 1)[0] if "secret" in source
+                                      else ref["name"], item["key"])  # fmt: skip
+    assert laid_out == {
+        "public.crt": ("minio-tls", "tls.crt"),
+        "private.key": ("minio-tls", "tls.key"),
+        "CAs/ca.crt": ("seamless-ca", "ca.crt"),
+    }, laid_out
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert server[probe]["httpGet"]["scheme"] == "HTTPS", probe
+
+    maps = {o["metadata"]["name"]: o.get("data") or {} for o in rendering.of_kind("ConfigMap")}
+    pods_ = _pods(rendering)
+    declared = {obj["metadata"]["name"] for obj, _ in workloads(rendering.objects)}
+    clients = {src for src, dst, _ in _flows(rendering, list(pods_.values())).allowed
+               if dst == "minio" and src in declared}  # fmt: skip
+    templates = {name: pods_[name].template for name in sorted(clients - {"minio-buckets"})}
+    templates["training Job"] = _shared_training_job(rendering.objects)["spec"]["template"]
+    problems = []
+    for name, template in templates.items():
+        assert template is not None
+        ca_volumes = {v["name"] for v in template["spec"].get("volumes", [])
+                      if (v.get("configMap") or {}).get("name") == "seamless-ca"}  # fmt: skip
+        for c in containers(template, init=False):
+            env: dict[str, Any] = {}
+            for ref in c.get("envFrom", []):
+                env.update(maps.get((ref.get("configMapRef") or {}).get("name", ""), {}))
+            env.update({e["name"]: e.get("value") for e in c.get("env", [])})
+            if "AWS_ENDPOINT_URL" not in env and name == "training Job":
+                continue  # it reaches the store through MLflow's server only
+            for key in ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL"):
+                if not str(env.get(key) or "").startswith("https://minio."):
+                    problems.append(f"{name}/{c['name']}: {key} is {env.get(key)!r}")
+            bundle = str(env.get("AWS_CA_BUNDLE") or "")
+            ca_mounts = [m["mountPath"] for m in c.get("volumeMounts", [])
+                         if m["name"] in ca_volumes]  # fmt: skip
+            if not any(bundle.startswith(m.rstrip("/") + "/") for m in ca_mounts):
+                problems.append(f"{name}/{c['name']}: AWS_CA_BUNDLE {bundle!r} not on seamless-ca")
+    job = pods_["minio-buckets"].template
+    assert job is not None
+    (mc,) = containers(job, init=False)
+    script = "\n".join(mc["args"])
+    ca_mounts = [m["mountPath"] for m in mc.get("volumeMounts", []) if m["name"] == "seamless-ca"]
+    if 'MC_HOST_s3="https://' not in script:
+        problems.append("minio-buckets: MC_HOST_s3 is not https")
+    if not ca_mounts or f"cp {ca_mounts[0]}/ca.crt /tmp/mc/certs/CAs/" not in script:
+        problems.append("minio-buckets: mc does not get seamless-ca in /tmp/mc/certs/CAs")
+    assert {"mlflow", "dashboard", "feast-materialize", "minio-buckets"} <= clients, clients
+    _fail(rendering, problems, "MinIO clients verify its certificate against seamless-ca")
 
 
 def test_plaintext_check_catches_a_plain_http_port(rendering: Rendering) -> None:

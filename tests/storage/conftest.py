@@ -9,12 +9,26 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.certs import ours_and_other
 from tests.storage.rgw import RadosGateway
 
 
 @pytest.fixture(scope="session")
-def rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadosGateway]:
-    server = RadosGateway(Path(tmp_path_factory.mktemp("rgw")))
+def s3_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Our CA with `minio` certified for its Service names and 127.0.0.1 (not `localhost`:
+    the wrong name), and another CA with the same names (manifests/tools/gen_certs.py)."""
+    return ours_and_other(tmp_path_factory.mktemp("s3-tls"), "minio")
+
+
+@pytest.fixture(scope="session")
+def rgw(
+    tmp_path_factory: pytest.TempPathFactory, s3_certs: dict[str, Path]
+) -> Iterator[RadosGateway]:
+    """Plain HTTP on `endpoint`, HTTPS with our `minio` certificate on `tls_endpoint`."""
+    ours = s3_certs["ours"]
+    server = RadosGateway(
+        Path(tmp_path_factory.mktemp("rgw")), tls=(ours / "minio.crt", ours / "minio.key")
+    )
     try:
         server.start()
         yield server

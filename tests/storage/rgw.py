@@ -52,11 +52,16 @@ def free_port() -> int:
 class RadosGateway:
     """Start with `start()`, stop with `stop()`; `endpoint` is the S3 URL."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls` = (certificate file, key file): HTTPS on `tls_port` too (`tls_endpoint`),
+        beside plain HTTP on `port`, as MinIO with --certs-dir serves it on the cluster."""
         self.root = root
         self.mon_port = free_port()
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
+        self.tls_endpoint = f"https://127.0.0.1:{self.tls_port}" if tls else ""
         self.conf = root / "ceph.conf"
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -74,7 +79,8 @@ class RadosGateway:
         for sub in ("run", "log", "mon", "osd/0", "rgw", "crash"):
             (r / sub).mkdir(parents=True, exist_ok=True)
         (r / "keyring").touch()
-        conf = _stand_in().ceph_conf(r, self.mon_port, f"127.0.0.1:{self.port}", 1 << 30)
+        tls = (f"127.0.0.1:{self.tls_port}", *self.tls) if self.tls else None
+        conf = _stand_in().ceph_conf(r, self.mon_port, f"127.0.0.1:{self.port}", 1 << 30, tls)
         self.conf.write_text(conf)
 
     def _run(self, *args: str, timeout: float = 60) -> str:

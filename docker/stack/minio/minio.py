@@ -7,7 +7,9 @@ of MinIO's contract the manifests use, with Debian's Ceph 16 doing the S3 work:
   (the monitor's database under DIR; objects in memory, so each start is an empty store:
   the cluster is built afresh under DIR/.seamless-rgw);
 - MINIO_ROOT_USER / MINIO_ROOT_PASSWORD become the S3 user's access and secret key;
-- the S3 API on --address (default :9000);
+- the S3 API on --address (default :9000); with --certs-dir DIR holding public.crt and
+  private.key (MinIO's layout; CAs/ is not read: no client certificates) HTTPS only there,
+  and plain HTTP on 127.0.0.1:9080 inside the container for its own start-up only;
 - /minio/health/live and /minio/health/ready answer 200 once the store serves requests:
   they are public-read objects `health/live` and `health/ready` of a bucket `minio`,
   written after the user exists, so readiness means "S3 answers with these keys".
@@ -42,12 +44,17 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
-def parse(argv: list[str]) -> tuple[Path, str, int]:
-    """DIR, host and port from `server DIR [--address HOST:PORT]`; anything else is refused."""
+def parse(argv: list[str]) -> tuple[Path, str, int, Path | None]:
+    """DIR, host, port and certs dir from `server DIR [--address HOST:PORT] [--certs-dir
+    CERTS]`; anything else is refused."""
     if not argv or argv[0] != "server":
-        fail(f"only `minio server DIR [--address HOST:PORT]` is provided, not {argv[:1]}.")
+        fail(
+            "only `minio server DIR [--address HOST:PORT] [--certs-dir CERTS]` is provided, "
+            f"not {argv[:1]}."
+        )
     rest = argv[1:]
     address = ":9000"
+    certs: Path | None = None
     dirs: list[str] = []
     while rest:
         arg = rest.pop(0)
@@ -55,8 +62,12 @@ def parse(argv: list[str]) -> tuple[Path, str, int]:
             address = rest.pop(0)
         elif arg.startswith("--address="):
             address = arg.split("=", 1)[1]
+        elif arg == "--certs-dir" and rest:
+            certs = Path(rest.pop(0))
+        elif arg.startswith("--certs-dir="):
+            certs = Path(arg.split("=", 1)[1])
         elif arg.startswith("-"):
-            fail(f"option {arg} is not supported by this stand-in (only --address).")
+            fail(f"option {arg} is not supported by this stand-in (only --address, --certs-dir).")
         else:
             dirs.append(arg)
     if len(dirs) != 1:
@@ -64,13 +75,24 @@ def parse(argv: list[str]) -> tuple[Path, str, int]:
     host, _, port = address.rpartition(":")
     if not port.isdigit():
         fail(f"--address {address!r} is not HOST:PORT.")
-    return Path(dirs[0]), host or "0.0.0.0", int(port)
+    return Path(dirs[0]), host or "0.0.0.0", int(port), certs
 
 
-def ceph_conf(state: Path, mon_port: int, rgw_endpoint: str, store_bytes: int) -> str:
-    """ceph.conf of a one-monitor, one-memstore-OSD cluster with radosgw on `rgw_endpoint`,
-    every file under `state`, no authentication between daemons (loopback only). Shared
-    with tests/storage/rgw.py, which loads this file."""
+def ceph_conf(
+    state: Path,
+    mon_port: int,
+    rgw_endpoint: str,
+    store_bytes: int,
+    tls: tuple[str, Path, Path] | None = None,
+) -> str:
+    """ceph.conf of a one-monitor, one-memstore-OSD cluster with radosgw on `rgw_endpoint`
+    (plain HTTP) and, given `tls` = (endpoint, certificate file, key file), HTTPS on that
+    endpoint too; every file under `state`, no authentication between daemons (loopback
+    only). Shared with tests/storage/rgw.py, which loads this file."""
+    frontend = f"beast endpoint={rgw_endpoint}"
+    if tls is not None:
+        endpoint, cert, key = tls
+        frontend += f" ssl_endpoint={endpoint} ssl_certificate={cert} ssl_private_key={key}"
     return f"""[global]
 fsid = {uuid.uuid4()}
 mon host = v1:127.0.0.1:{mon_port}
@@ -105,16 +127,29 @@ mon data = {state}/mon/$id
 osd data = {state}/osd/$id
 keyring = {state}/keyring
 [client.rgw]
-rgw frontends = beast endpoint={rgw_endpoint}
+rgw frontends = {frontend}
 rgw data = {state}/rgw
 rgw thread pool size = 32
 """
 
 
+# Plain HTTP inside the container when the S3 port is HTTPS: the entrypoint's own set-up.
+SETUP_PORT = 9080
+
+
 class Cluster:
-    def __init__(self, data: Path, host: str, port: int) -> None:
+    def __init__(self, data: Path, host: str, port: int, certs: Path | None = None) -> None:
         self.state = data / ".seamless-rgw"
         self.host, self.port = host, port
+        self.tls: tuple[str, Path, Path] | None = None
+        if certs is not None:
+            cert, key = certs / "public.crt", certs / "private.key"
+            for f in (cert, key):
+                if not os.access(f, os.R_OK):
+                    fail(f"--certs-dir {certs}: {f.name} is missing or not readable.")
+            self.tls = (f"{host}:{port}", cert, key)
+        # Where the entrypoint itself talks plain HTTP (loopback only).
+        self.setup_port = SETUP_PORT if self.tls else port
         self.conf = self.state / "ceph.conf"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.commands: list[list[str]] = []  # each daemon's command, by position in procs
@@ -129,7 +164,13 @@ class Cluster:
             (s / sub).mkdir(parents=True, exist_ok=True)
         (s / "keyring").touch()
         self.conf.write_text(
-            ceph_conf(self.state, MON_PORT, f"{self.host}:{self.port}", STORE_BYTES)
+            ceph_conf(
+                self.state,
+                MON_PORT,
+                f"127.0.0.1:{SETUP_PORT}" if self.tls else f"{self.host}:{self.port}",
+                STORE_BYTES,
+                self.tls,
+            )
         )
 
     def run(self, *args: str, attempts: int = 1) -> str:
@@ -196,7 +237,7 @@ class Cluster:
 
     def answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.setup_port}/", timeout=2):
                 return True
         except urllib.error.HTTPError:
             return True
@@ -212,7 +253,7 @@ class Cluster:
                  f"--secret-key={secret_key}", attempts=40)  # fmt: skip
         s3 = boto3.client(
             "s3",
-            endpoint_url=f"http://127.0.0.1:{self.port}",
+            endpoint_url=f"http://127.0.0.1:{self.setup_port}",
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             region_name="us-east-1",
@@ -244,7 +285,7 @@ class Cluster:
 
 
 def main(argv: list[str]) -> int:
-    data, host, port = parse(argv)
+    data, host, port, certs = parse(argv)
     user = os.environ.get("MINIO_ROOT_USER", "")
     password = os.environ.get("MINIO_ROOT_PASSWORD", "")
     # MinIO's own rule: a user of 3+ and a password of 8+ characters.
@@ -252,7 +293,7 @@ def main(argv: list[str]) -> int:
         fail("MINIO_ROOT_USER (3+ characters) and MINIO_ROOT_PASSWORD (8+) must be set.")
     if not data.is_dir() or not os.access(data, os.W_OK):
         fail(f"data directory {data} is missing or not writable.")
-    cluster = Cluster(data, host, port)
+    cluster = Cluster(data, host, port, certs)
 
     def terminate(signum: int, _frame: FrameType | None) -> None:
         cluster.stop()
@@ -263,7 +304,8 @@ def main(argv: list[str]) -> int:
     cluster.start()
     cluster.user_and_health(user, password)
     print(
-        f"minio (stand-in): S3 API on {host}:{port} (Ceph RADOS Gateway, memstore), "
+        f"minio (stand-in): S3 API on {host}:{port}{' (HTTPS)' if certs else ''} "
+        "(Ceph RADOS Gateway, memstore), "
         f"health objects in bucket {HEALTH_BUCKET}",
         file=sys.stderr,
         flush=True,
