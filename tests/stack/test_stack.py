@@ -251,18 +251,24 @@ def test_mlflow_client_registers_and_loads_through_the_server(
 
 
 def _s3(stack: Any) -> Any:
-    """A boto3 client for the object store's loopback port, with the seamless-s3 keys."""
+    """A boto3 client for the object store's loopback port (HTTPS, verified against the
+    overlay's CA: the certificate names 127.0.0.1), with the seamless-s3 keys."""
     import boto3
     from botocore.config import Config
 
     keys = secret(stack, "seamless-s3")
     return boto3.client(
         "s3",
-        endpoint_url=stack.url("minio", 9000),
+        endpoint_url=stack.url("minio", 9000, "https"),
         aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
         region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
+        verify=_ca_file(stack),
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
     )
 
 
@@ -292,7 +298,8 @@ def test_object_store_clients_get_the_endpoint_and_keys(stack: Any) -> None:
             assert env.get("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD") == "false", name
         if labelled:
             clients.append(name)
-            assert env["AWS_ENDPOINT_URL"] == "http://minio.seamless.svc:9000", name
+            assert env["AWS_ENDPOINT_URL"] == "https://minio.seamless.svc:9000", name
+            assert env["AWS_CA_BUNDLE"] == "/etc/seamless/ca/ca.crt", name
             assert env["AWS_ACCESS_KEY_ID"] == keys["AWS_ACCESS_KEY_ID"], name
             assert env["AWS_SECRET_ACCESS_KEY"] == keys["AWS_SECRET_ACCESS_KEY"], name
     assert "mlflow" in clients, clients
