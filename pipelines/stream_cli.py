@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -99,12 +100,38 @@ def consume_cmd(
         bool,
         typer.Option("--no-offline", help="Online only (benchmarks): training won't see them."),
     ] = False,
+    compact_parts: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Compact a view's pushed-events log after this many parts written to it "
+            "by this consumer (0: never; `seamless stream compact` does it on demand).",
+        ),
+    ] = 1000,
     heartbeat_file: Annotated[
         Path | None,
         typer.Option(
             help="Touched after every read of the stream (events or not): a liveness "
             "probe checks its age."
         ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics at /metrics on this port (default: none).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface the metrics port binds (loopback by default).")
+    ] = "127.0.0.1",
+    metrics_tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Serve the metrics over HTTPS with this PEM certificate (chain)."),
+    ] = None,
+    metrics_tls_key: Annotated[
+        Path | None, typer.Option(help="The metrics certificate's PEM private key.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -134,22 +161,45 @@ def consume_cmd(
     settings = StreamSettings(
         stream=stream, group=group, consumer=consumer or socket.gethostname(), batch=batch,
         claim_idle_ms=int(claim_idle_s * 1000), offline=not no_offline,
+        compact_parts=compact_parts,
     )  # fmt: skip
     client = redis_client(redis_url)
     stopping: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     worker = Consumer(cfg, feast_repo_path(), open_store(feast_repo_path()), client, settings)
+    server = None
+    if metrics_port is not None:
+        from components.stream.metrics import StreamMetrics, serve
+        from pipelines.serve_cli import tls_files
+
+        cert, key = tls_files(metrics_tls_cert, metrics_tls_key)
+        worker.metrics = StreamMetrics(client, stream, group)
+        try:
+            server = serve(worker.metrics, metrics_port, metrics_host, cert, key)
+        except OSError as exc:
+            from components.common.errors import SeamlessError
+
+            raise SeamlessError(
+                f"The metrics port {metrics_host}:{metrics_port} cannot be opened: "
+                f"{exc.strerror or exc}."
+            ) from None
+        scheme = "https" if cert else "http"
+        print(f"metrics at {scheme}://{metrics_host}:{metrics_port}/metrics", file=sys.stderr)
     print(f"consuming {stream} as {settings.group}/{settings.consumer}", file=sys.stderr)
     beat = heartbeat_file.touch if heartbeat_file is not None else None
     # The batch in hand is not acknowledged: a restart (or another consumer) takes it over.
-    with redis_errors(redis_url, " The batch in hand was not acknowledged: it is read again."):
-        total = worker.run(
-            stop=lambda: bool(stopping),
-            max_events=max_events,
-            idle_exit_s=idle_exit_s,
-            on_poll=beat,
-        )
+    try:
+        with redis_errors(redis_url, " The batch in hand was not acknowledged: it is read again."):
+            total = worker.run(
+                stop=lambda: bool(stopping),
+                max_events=max_events,
+                idle_exit_s=idle_exit_s,
+                on_poll=beat,
+            )
+    finally:
+        if server is not None:
+            server.shutdown()
     summary = total.summary()
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -161,6 +211,51 @@ def consume_cmd(
         f"(redelivered {summary['redelivered']}); freshness p99 {summary['freshness_p99_s']} s",
         markup=False,
     )
+
+
+@stream_app.command("compact")
+def compact_cmd(
+    config: WsConfigOpt = None,
+    workspace: WorkspaceOpt = Path(".seamless"),
+    view: Annotated[
+        list[str] | None, typer.Option("--view", help="Only this view (repeatable).")
+    ] = None,
+    min_parts: Annotated[
+        int, typer.Option(min=2, help="Compact a view only when it has this many parts.")
+    ] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge each view's pushed-events parts into one file (docs/streaming.md).
+
+    Safe while consumers write and training reads: the merged file is written (temp
+    file, fsync, rename) before the parts it holds are deleted, and readers keep each
+    event id once. Prints per view the parts before, the parts merged and the rows.
+
+    Example: seamless stream compact --workspace .seamless --json
+    """
+    from components.common.config import load_config
+    from components.common.env import feast_repo_path
+    from components.common.errors import SeamlessError
+    from components.stream.pushed import compact
+    from pipelines.local import use_workspace
+    from pipelines.output import require_access
+    from pipelines.workspace import resolve_config
+
+    cfg = load_config(resolve_config(config, workspace))
+    use_workspace(workspace)
+    require_access("materialize")  # it rewrites the offline store's pushed-events log
+    known = [v.name for v in cfg.features.views]
+    unknown = [v for v in view or [] if v not in known]
+    if unknown:
+        raise SeamlessError(f"--view {unknown[0]!r} is not a feature view of the config {known}.")
+    done = [compact(feast_repo_path(), v, min_parts) for v in (view or known)]
+    if as_json:
+        print(json.dumps([asdict(d) for d in done], indent=2))
+        return
+    out = stdout_console()
+    for d in done:
+        what = f"{d.parts_merged} parts merged into {d.merged}" if d.merged else "nothing to do"
+        out.print(f"{d.view}: {d.parts_before} parts, {what} ({d.rows} rows)", markup=False)
 
 
 @stream_app.command("send")

@@ -44,6 +44,8 @@ from components.stream import pushed
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+    from components.stream.metrics import StreamMetrics
+
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("written", "late", "duplicate", "malformed")
@@ -105,6 +107,9 @@ class StreamSettings:
     max_future_s: float = 300.0
     offline: bool = True
     """Write the pushed-events log (for training); off only for online-only benchmarks."""
+    compact_parts: int = 0
+    """After this many parts written to a view's pushed-events log, this consumer
+    compacts that view (pushed.compact, after the batch's XACK); 0: never."""
 
     @property
     def dead_letter(self) -> str:
@@ -176,6 +181,9 @@ class Consumer:
         self.counts = Counts()
         self._last_claim = 0.0
         self._views: dict[str, Any] = {}
+        self._parts_written: dict[str, int] = {}
+        self.metrics: StreamMetrics | None = None
+        """Set to record each batch for Prometheus (components/stream/metrics.py)."""
         # Producers send raw ids, as serving's callers do; with the entity key tagged
         # `pii: pseudonymize` only pseudonyms reach the stores, and dead letters withhold
         # the event (it holds the raw id). Without SEAMLESS_PII_KEY: one sentence, no start.
@@ -253,6 +261,7 @@ class Consumer:
 
     def handle(self, entries: list[tuple[str, dict[str, str] | None]], redelivered: bool) -> Counts:
         """Check, dedupe, write and acknowledge one batch of entries."""
+        started = time.monotonic()
         done = Counts(batches=1, redelivered=len(entries) if redelivered else 0)
         now = datetime.now(UTC)
         good: list[ev.Event] = []
@@ -273,12 +282,17 @@ class Consumer:
         done.duplicate = len(good) - len(fresh)
         on_time, late = self._split_late(fresh, redelivered)
         done.malformed, done.late, done.written = len(dead), len(late), len(on_time)
-        if self.s.offline:
-            self._write_offline([*on_time, *late])
-        self._push_online(on_time)
+        offline = self._write_offline([*on_time, *late]) if self.s.offline else {}
+        online = self._push_online(on_time)
         written_at = datetime.now(UTC)
         done.freshness_s = [(written_at - e.event_time).total_seconds() for e in on_time]
         self._commit([sid for sid, _ in entries], dead, done)
+        if self.metrics is not None:
+            self.metrics.batch(
+                {o: getattr(done, o) for o in OUTCOMES}, done.redelivered, online, offline,
+                time.monotonic() - started, done.freshness_s,
+            )  # fmt: skip
+        self._compact_if_due()
         self.counts.add(done)
         for stream_id, _, why in dead:
             log.warning("event %s dead-lettered: %s", stream_id, why)
@@ -385,18 +399,44 @@ class Consumer:
             frame[pushed.STREAM_ID_COLUMN] = [e.stream_id for e in rows]
         return frame
 
-    def _write_offline(self, accepted: list[ev.Event]) -> None:
+    def _write_offline(self, accepted: list[ev.Event]) -> dict[str, int]:
+        """One part per view; returns the rows written per view."""
+        written: dict[str, int] = {}
         for view in dict.fromkeys(e.view for e in accepted):
             rows = [e for e in accepted if e.view == view]
+            written[view] = len(rows)
             pushed.write_part(
                 self.config, self.repo_path, view, self._frame(view, rows, with_ids=True)
             )
+            self._parts_written[view] = self._parts_written.get(view, 0) + 1
+        return written
 
-    def _push_online(self, on_time: list[ev.Event]) -> None:
+    def _compact_if_due(self) -> None:
+        """Compact the views this consumer wrote `compact_parts` parts to. A failure is
+        logged, not raised: the batch is acknowledged, and the parts stay readable."""
+        from components.common.errors import SeamlessError
+
+        if self.s.compact_parts <= 0:
+            return
+        for view, n in list(self._parts_written.items()):
+            if n < self.s.compact_parts:
+                continue
+            self._parts_written[view] = 0
+            try:
+                done = pushed.compact(self.repo_path, view)
+            except SeamlessError as exc:
+                log.warning("compaction of %s's pushed-events log failed: %s", view, exc)
+                continue
+            log.info("compacted %s: %d parts into %s (%d rows)", view, done.parts_merged,
+                     done.merged, done.rows)  # fmt: skip
+
+    def _push_online(self, on_time: list[ev.Event]) -> dict[str, int]:
+        """Push each view's newest value per entity; returns the rows pushed per view."""
         from feast.data_source import PushMode
 
         from components.features.repo import push_source_name
 
+        pushed_rows: dict[str, int] = {}
         for view in dict.fromkeys(e.view for e in on_time):
             # The newest event per entity only: it is the value the store must end with.
             newest: dict[Any, ev.Event] = {}
@@ -405,6 +445,8 @@ class Consumer:
                     newest[e.entity] = e
             frame = self._frame(view, list(newest.values()), with_ids=False)
             self.store.push(push_source_name(view), frame, to=PushMode.ONLINE)
+            pushed_rows[view] = len(frame)
+        return pushed_rows
 
     def _commit(
         self,

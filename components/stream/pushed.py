@@ -7,6 +7,9 @@ batch). So pushed rows live apart, as immutable Parquet parts under
 `<offline root>/_pushed/<view>/`, one per consumed batch, named by its first and last
 stream entry ids. A part written twice (a consumer killed after the write, before the ack)
 holds the same events: readers drop repeated `event_id`s, so each event counts once.
+`compact` merges a view's parts into one file (written before the parts it holds are
+deleted; readers that see a compaction move under them read again), so the log does not
+grow by one file per batch forever.
 
 The next features step (training) publishes each view over its snapshot plus its
 pushed events (`publish_pushed`), as a new content-hashed snapshot whose tags say how
@@ -16,8 +19,10 @@ event times.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +31,8 @@ import pandas as pd
 
 from components.common import storage
 from components.common.config import SeamlessConfig
+from components.common.durable import fsync_dir
+from components.common.errors import SeamlessError
 from components.features.repo import offline_root
 
 PUSHED_DIR = "_pushed"
@@ -67,23 +74,143 @@ def columns_of(config: SeamlessConfig, view: str) -> list[str]:
     return [config.entity_key(), ts, *spec.features, EVENT_ID_COLUMN, STREAM_ID_COLUMN]
 
 
-def read_pushed(repo_path: Path, view: str) -> pd.DataFrame | None:
-    """Every pushed event of a view, each event id once (the first stream entry wins);
-    None when nothing was pushed."""
-    root = pushed_root(repo_path, view)
+def _list_parts(root: str) -> list[str]:
+    """The view's parts (consumer parts and compacted files), temp files left out."""
     if not storage.is_remote(root) and not Path(root).is_dir():
-        return None
-    parts = [
+        return []
+    return [
         p for p in storage.list_files(root)
-        if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith(".")
+        if p.endswith(".parquet") and not _name(p).startswith(".")
     ]  # fmt: skip
-    if not parts:
-        return None
-    frames = [pd.read_parquet(io.BytesIO(storage.read_bytes(p))) for p in parts]
+
+
+def _name(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _read_part(uri: str) -> pd.DataFrame | None:
+    """A part's rows, or None when it is gone (a compaction removed it after listing)."""
+    fs, path = storage.resolve(uri)
+    with storage.storage_errors(uri, fs=fs):
+        try:
+            data = fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+    return pd.read_parquet(io.BytesIO(bytes(data)))
+
+
+def _once_each(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Rows in stream order, each event id once: the first stream entry wins."""
     out = pd.concat(frames, ignore_index=True)
     order = out[STREAM_ID_COLUMN].str.split("-", expand=True).astype("int64")
     out = out.iloc[order.sort_values([0, 1], kind="stable").index]
     return out.drop_duplicates(EVENT_ID_COLUMN, keep="first").reset_index(drop=True)
+
+
+READ_ATTEMPTS = 20
+
+
+def _consistent_read(root: str) -> tuple[list[str], list[pd.DataFrame]]:
+    """(parts, their frames) as one consistent view, while compactions may run.
+
+    A compaction writes its merged file before it deletes the parts it merged, under a
+    name no other file had. So a read is whole when none of its parts vanished before
+    being read and a second listing, after the reads, shows the same compacted files as
+    the first: a compaction that committed meanwhile would add a new one (or remove
+    one), and the read is done again. New consumer parts appearing meanwhile are
+    events written after the read began: they are simply not in it.
+    """
+    for _ in range(READ_ATTEMPTS):
+        parts = _list_parts(root)
+        frames = [_read_part(p) for p in parts]
+        merged = {p for p in parts if _name(p).startswith(COMPACTED_PREFIX)}
+        after = {p for p in _list_parts(root) if _name(p).startswith(COMPACTED_PREFIX)}
+        if all(f is not None for f in frames) and merged == after:
+            return parts, [f for f in frames if f is not None]
+        time.sleep(0.05)
+    raise SeamlessError(
+        f"The pushed-events log {root} kept changing under compactions ({READ_ATTEMPTS} "
+        "reads); run the read again when `seamless stream compact` is done."
+    )
+
+
+def read_pushed(repo_path: Path, view: str) -> pd.DataFrame | None:
+    """Every pushed event of a view, each event id once (the first stream entry wins);
+    None when nothing was pushed. Safe while `compact` runs (`_consistent_read`)."""
+    _parts, frames = _consistent_read(pushed_root(repo_path, view))
+    return _once_each(frames) if frames else None
+
+
+COMPACTED_PREFIX = "compacted-"
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one view's compaction did."""
+
+    view: str
+    parts_before: int
+    parts_merged: int
+    rows: int
+    """Rows of the merged file: each event id once."""
+    merged: str | None
+    """The merged file's path or URI (None: nothing to do)."""
+    kept: int = 0
+    """Merged parts not deleted because they changed after being read (a consumer
+    rewrote one): their rows are in the merged file too, and readers keep them once."""
+
+
+def compact(repo_path: Path, view: str, min_parts: int = 2) -> Compaction:
+    """Merge a view's pushed parts into one file; readers see the same rows throughout.
+
+    Order: read every part (a consistent read), write the merged rows, each event id
+    once with the row readers would keep, as a new file `compacted-<first>_<last>-<ns>
+    .parquet` (atomic: temp file, fsync, rename; the folder fsynced), and only then
+    delete the parts it merged. A crash before the rename leaves the parts as they were
+    (and a temp file readers skip); after it, the merged file and some parts hold the
+    same events, which readers keep once. A part a consumer rewrites while this runs
+    (a batch redone under the same name) is kept if its size changed. Parts written
+    after the read are not touched.
+    """
+    root = pushed_root(repo_path, view)
+    parts, frames = _consistent_read(root)
+    if len(parts) < max(min_parts, 2):
+        return Compaction(view, len(parts), 0, 0, None)
+    sizes = {p: _size(p) for p in parts}
+    rows = _once_each(frames)
+    ids = rows[STREAM_ID_COLUMN]
+    first, last = str(ids.iloc[0]), str(ids.iloc[-1])  # rows are in stream order
+    target = storage.join(root, f"{COMPACTED_PREFIX}{first}_{last}-{time.time_ns()}.parquet")
+    buf = io.BytesIO()
+    rows.to_parquet(buf, index=False)
+    storage.write_bytes(target, buf.getvalue())
+    if not storage.is_remote(target):
+        fsync_dir(Path(target).parent)  # the rename survives a crash before the deletes
+    kept = 0
+    for p in parts:
+        now = _size(p)
+        if now is not None and now != sizes[p]:
+            kept += 1
+            continue
+        _remove(p)
+    return Compaction(view, len(parts), len(parts) - kept, len(rows), str(target), kept)
+
+
+def _size(uri: str) -> int | None:
+    """A part's size in bytes, None when it is gone (removed by another compaction)."""
+    fs, path = storage.resolve(uri)
+    with storage.storage_errors(uri, fs=fs):
+        try:
+            return int(fs.size(path))
+        except FileNotFoundError:
+            return None
+
+
+def _remove(uri: str) -> None:
+    fs, path = storage.resolve(uri)
+    # Removed meanwhile (by another compaction): the same outcome.
+    with storage.storage_errors(uri, "delete", fs=fs), contextlib.suppress(FileNotFoundError):
+        fs.rm_file(path)
 
 
 @dataclass(frozen=True)

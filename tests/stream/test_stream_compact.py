@@ -1,0 +1,216 @@
+"""Compaction of the pushed-events log: the same rows (by event id and values) before
+and after, the same training set, a crash at any point leaves a readable log without
+repeated events, readers running during compactions never lose a row, and the
+consumer compacts by itself after `compact_parts` parts."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from components.common.config import SeamlessConfig
+from components.common.tables import content_hash
+from components.features.features import build_features
+from components.features.store import open_store
+from components.stream import pushed
+from components.stream.consumer import Consumer, StreamSettings
+from components.stream.events import encode
+from tests.helpers.cli import run_cli
+from tests.helpers.mini_features import MINI
+from tests.stream.world import T1, build_repo, event, facts
+
+pytestmark = [pytest.mark.slow, pytest.mark.stream]
+VIEW = "facts_view"
+
+
+def parts(repo: Path) -> list[Path]:
+    return sorted(Path(pushed.pushed_root(repo, VIEW)).glob("*.parquet"))
+
+
+def fill(repo: Path, config: SeamlessConfig, client: Any, stream: str, **kw: Any) -> Consumer:
+    """Events for 40 customers in batches of 3: many parts, with late events, producer
+    retries (duplicates) and one batch redone after a crash under another name."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    sent = []
+    for r in range(3):
+        for n in range(40):
+            when = (start + timedelta(seconds=r * 600 + n)).isoformat()
+            sent.append(event(f"c-{n}-{r}", 500 + n, when, score=float(r * 100 + n)))
+    sent.append(event("c-late", 500, "2024-02-01T00:00:00Z", score=-1.0))  # late: offline only
+    sent += sent[:5]  # retries
+    with client.pipeline(transaction=False) as pipe:
+        for e in sent:
+            pipe.xadd(stream, encode(e))
+        pipe.execute()
+    settings = StreamSettings(stream=stream, batch=3, block_ms=100, **kw)
+    worker = Consumer(config, repo, open_store(repo), client, settings)
+    worker.run(idle_exit_s=0.5)
+    # A batch written twice under two names (redone with other neighbours after a crash).
+    rows = pushed.read_pushed(repo, VIEW)
+    assert rows is not None
+    again = rows.iloc[10:14][pushed.columns_of(config, VIEW)]
+    pushed.write_part(config, repo, VIEW, again.iloc[1:])
+    return worker
+
+
+def training(
+    repo: Path, config: SeamlessConfig, now: pd.Timestamp
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    times = [T1 + pd.Timedelta(days=1)] * 2 + [pd.Timestamp("2024-02-02", tz="UTC")]
+    labels = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 500, 500, 520, 539],
+            "event_timestamp": [*times, now, now, now],
+            "defaulted": [0, 1, 0, 1, 0, 1],
+        }
+    )
+    tables = {"facts": facts(), "labels": labels}
+    hashes = {name: content_hash(df) for name, df in tables.items()}
+    frame, info = build_features(config, tables, hashes, repo)
+    return frame, info
+
+
+def test_compaction_keeps_the_rows_and_the_training_set(
+    stream_config: SeamlessConfig, client: Any, tmp_path: Path
+) -> None:
+    repo = build_repo(tmp_path, stream_config, None)
+    fill(repo, stream_config, client, "s:compact")
+    before_parts = parts(repo)
+    assert len(before_parts) > 30
+    before = pushed.read_pushed(repo, VIEW)
+    assert before is not None and len(before) == 121  # 120 events + the late one, once each
+    now = pd.Timestamp(datetime.now(UTC))
+    train_before, info_before = training(repo, stream_config, now)
+
+    done = pushed.compact(repo, VIEW)
+    assert (done.parts_before, done.parts_merged, done.rows, done.kept) == (
+        len(before_parts), len(before_parts), 121, 0
+    )  # fmt: skip
+    assert [p.name for p in parts(repo)] == [Path(str(done.merged)).name]
+    after = pushed.read_pushed(repo, VIEW)
+    pd.testing.assert_frame_equal(after, before)
+    train_after, info_after = training(repo, stream_config, now)
+    pd.testing.assert_frame_equal(train_after, train_before)
+    assert info_after["pushed_rows"] == info_before["pushed_rows"] == {VIEW: 121}
+    assert train_before["score"].tolist()[2] == -1.0  # the late event, at its own time
+    # Nothing left to merge: one file stays as it is.
+    assert pushed.compact(repo, VIEW).merged is None
+
+
+def test_a_crash_in_the_middle_leaves_a_readable_log(
+    stream_config: SeamlessConfig, client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = build_repo(tmp_path, stream_config, None)
+    fill(repo, stream_config, client, "s:compact-crash")
+    before = pushed.read_pushed(repo, VIEW)
+    names = [p.name for p in parts(repo)]
+
+    # Killed while writing the merged file (before its rename): the parts are untouched.
+    from components.common import storage
+
+    def torn(uri: Any, data: bytes) -> None:
+        raise OSError("killed while writing")
+
+    with monkeypatch.context() as m:
+        m.setattr(storage, "write_bytes", torn)
+        with pytest.raises(OSError, match="killed"):
+            pushed.compact(repo, VIEW)
+    assert [p.name for p in parts(repo)] == names
+
+    # Killed after the rename, between the deletes: merged file + some parts.
+    removed: list[str] = []
+    real_remove = pushed._remove
+
+    def dies_after_five(uri: str) -> None:
+        if len(removed) == 5:
+            raise KeyboardInterrupt("killed between the deletes")
+        removed.append(uri)
+        real_remove(uri)
+
+    with monkeypatch.context() as m:
+        m.setattr(pushed, "_remove", dies_after_five)
+        with pytest.raises(KeyboardInterrupt):
+            pushed.compact(repo, VIEW)
+    left = parts(repo)
+    assert len(left) == len(names) - 5 + 1
+    pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
+    # The next compaction finishes the job.
+    done = pushed.compact(repo, VIEW)
+    assert done.parts_merged == len(left) and len(parts(repo)) == 1
+    pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
+
+
+def test_readers_during_compactions_never_lose_or_repeat_a_row(
+    stream_config: SeamlessConfig, client: Any, tmp_path: Path
+) -> None:
+    repo = build_repo(tmp_path, stream_config, None)
+    fill(repo, stream_config, client, "s:compact-readers")
+    before = pushed.read_pushed(repo, VIEW)
+    assert before is not None
+    stop = threading.Event()
+    reads: list[int] = []
+    failures: list[str] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            got = pushed.read_pushed(repo, VIEW)
+            if got is None or not got[pushed.EVENT_ID_COLUMN].is_unique:
+                failures.append("repeated or empty")
+                return
+            known = got[got[pushed.EVENT_ID_COLUMN].isin(before[pushed.EVENT_ID_COLUMN])]
+            if not known.reset_index(drop=True).equals(before):
+                failures.append(f"lost rows: {len(known)} of {len(before)}")
+                return
+            reads.append(len(got))
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    cols = pushed.columns_of(stream_config, VIEW)
+    for n in range(15):  # new parts (a consumer writing) and compactions, interleaved
+        extra = before.iloc[[n]][cols].copy()
+        extra[pushed.EVENT_ID_COLUMN] = f"new-{n}"
+        extra[pushed.STREAM_ID_COLUMN] = f"{9_000_000_000_000 + n}-0"
+        pushed.write_part(stream_config, repo, VIEW, extra)
+        pushed.compact(repo, VIEW)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert not failures, failures
+    assert len(reads) >= 5, reads
+    final = pushed.read_pushed(repo, VIEW)
+    assert final is not None and len(final) == len(before) + 15 and len(parts(repo)) == 1
+
+
+def test_the_consumer_compacts_by_itself_and_the_cli_on_demand(
+    stream_config: SeamlessConfig, client: Any, tmp_path: Path
+) -> None:
+    repo = build_repo(tmp_path, stream_config, None)
+    worker = fill(repo, stream_config, client, "s:compact-auto", compact_parts=10)
+    assert worker._parts_written[VIEW] < 10
+    # 41 batches with rows -> compacted 4 times; at most 9 parts since, plus the extra.
+    names = [p.name for p in parts(repo)]
+    assert sum(n.startswith(pushed.COMPACTED_PREFIX) for n in names) == 1
+    assert len(names) <= 11
+    before = pushed.read_pushed(repo, VIEW)
+    assert before is not None and len(before) == 121
+
+    (tmp_path / "mini.yaml").write_text(MINI)
+    done = run_cli(
+        "stream", "compact", "--config", "mini.yaml", "--json", cwd=tmp_path,
+        SEAMLESS_FEAST_REPO=str(repo),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(done.stdout)
+    assert (result["view"], result["parts_merged"], result["rows"]) == (VIEW, len(names), 121)
+    assert len(parts(repo)) == 1
+    pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
+    bad = run_cli("stream", "compact", "--config", "mini.yaml", "--view", "nope", cwd=tmp_path,
+                  SEAMLESS_FEAST_REPO=str(repo))  # fmt: skip
+    assert bad.returncode == 1 and "'nope' is not a feature view" in bad.stderr, bad.stderr
