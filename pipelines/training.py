@@ -15,7 +15,16 @@ from kfp import dsl, kubernetes
 from components.common.env import TELEMETRY_OFF
 from components.common.image import image_ref
 from components.common.notifications_config import NOTIFICATIONS_DIR_ENV
-from components.common.spark_kubernetes import DRIVER_LABEL, IMAGE_ENV, SCRATCH_CLAIM, SCRATCH_ENV
+from components.common.spark_kubernetes import (
+    AUTH_DIR,
+    AUTH_FILE_ENV,
+    AUTH_SECRET,
+    DRIVER_LABEL,
+    EXECUTOR_AUTH_FILE,
+    IMAGE_ENV,
+    SCRATCH_CLAIM,
+    SCRATCH_ENV,
+)
 from components.common.storage import EPHEMERAL_DISK_ENV
 from components.deploy.component import deploy, deploy_kubernetes
 from components.evaluate.component import evaluate
@@ -155,7 +164,8 @@ def use_feast_repo(task: dsl.PipelineTask) -> None:
 def run_as_spark_driver(task: dsl.PipelineTask) -> None:
     """A data step of the Spark variant: the Spark image, and what Spark's Kubernetes
     scheduler needs to start executors from this pod (components/common/spark_kubernetes.py):
-    its IP and name, API access, the executors' image, the shared scratch volume."""
+    its IP and name, API access, the executors' image, the shared scratch volume, the
+    authentication secret."""
     image = image_ref("spark")
     task.set_container_image(image)
     task.set_env_variable(IMAGE_ENV, image)
@@ -165,6 +175,10 @@ def run_as_spark_driver(task: dsl.PipelineTask) -> None:
     kubernetes.add_pod_label(task, "seamless.dev/apiserver-client", "true")
     kubernetes.mount_pvc(task, pvc_name=SCRATCH_CLAIM, mount_path=SPARK_SCRATCH)
     task.set_env_variable(SCRATCH_ENV, SPARK_SCRATCH)
+    # Spark's shared authentication secret, as a file where the executors have it too:
+    # driver and executors authenticate each other and encrypt their RPC with it.
+    kubernetes.use_secret_as_volume(task, AUTH_SECRET, mount_path=AUTH_DIR)
+    task.set_env_variable(AUTH_FILE_ENV, EXECUTOR_AUTH_FILE)
 
 
 def build_training_pipeline(retries: int = 2, cluster: bool = False, engine: str = "local"):  # type: ignore[no-untyped-def]

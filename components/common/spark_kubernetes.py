@@ -8,6 +8,13 @@ step's pod (deleted with it), mount no API token, and satisfy Pod Security `rest
 through the pod template written here. Data the executors write or read must be where
 every pod sees it: the shared scratch volume (`SCRATCH_ENV`, a PersistentVolumeClaim
 mounted at the same path in the step and the executors) or object storage through S3A.
+
+Driver and executors authenticate each other with a shared secret and encrypt their RPC
+and block transfers with AES (Spark's `spark.network.crypto`, keys agreed per connection
+from that secret), and shuffle and spill files on the executors' disks are encrypted too
+(`RPC_PROTECTION`). The secret is a file of the Secret `AUTH_SECRET` in both pods (the
+step: `AUTH_FILE_ENV`; the executors: `EXECUTOR_AUTH_FILE` from the pod template), never
+an environment variable, which anyone allowed to read pods could see.
 """
 
 from __future__ import annotations
@@ -33,6 +40,24 @@ SCRATCH_ENV = "SEAMLESS_SPARK_SCRATCH"
 SCRATCH_CLAIM = "seamless-spark-scratch"
 """The PersistentVolumeClaim behind it (manifests/base/spark)."""
 EXECUTOR_CONTAINER = "spark-executor"
+AUTH_SECRET = "seamless-spark-auth"
+"""The Secret holding Spark's shared authentication secret (key `AUTH_SECRET_KEY`)."""
+AUTH_SECRET_KEY = "SPARK_AUTHENTICATE_SECRET"
+AUTH_DIR = "/etc/seamless/spark-auth"
+EXECUTOR_AUTH_FILE = f"{AUTH_DIR}/{AUTH_SECRET_KEY}"
+"""Where the executor pod template mounts the secret (the compiled steps mount it there too)."""
+AUTH_FILE_ENV = "SEAMLESS_SPARK_AUTH_SECRET_FILE"
+"""The driver's copy of the secret: a file path, set by the compiled Spark pipeline."""
+RPC_PROTECTION = {
+    "spark.authenticate": "true",
+    "spark.network.crypto.enabled": "true",
+    # No fallback to SASL (DIGEST-MD5) for a peer that does not speak the AES protocol.
+    "spark.network.crypto.saslFallback": "false",
+    "spark.io.encryption.enabled": "true",
+}
+"""What makes the driver and executor ports (DRIVER_PORT, BLOCK_MANAGER_PORT) safe to
+open between pods: mutual authentication, AES-encrypted RPC and block transfers, encrypted
+local shuffle and spill files. A config's `spark.conf` may not weaken them."""
 _UID = 10001  # the images' user
 _TOKEN_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -68,6 +93,20 @@ def executor_pod_template(scratch: str | None) -> dict[str, Any]:
     if scratch:
         mounts.append({"name": "scratch", "mountPath": scratch})
         volumes.append({"name": "scratch", "persistentVolumeClaim": {"claimName": SCRATCH_CLAIM}})
+    # Spark's authentication secret (spark.authenticate.secret.executor.file). Readable by
+    # the pod's one user: the container runs the executor alone, as uid 10001 without an
+    # fsGroup (which would re-own the shared scratch volume).
+    mounts.append({"name": "spark-auth", "mountPath": AUTH_DIR, "readOnly": True})
+    volumes.append(
+        {
+            "name": "spark-auth",
+            "secret": {
+                "secretName": AUTH_SECRET,
+                "items": [{"key": AUTH_SECRET_KEY, "path": AUTH_SECRET_KEY}],
+                "defaultMode": 0o444,
+            },
+        }
+    )
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -113,6 +152,23 @@ def kubernetes_conf(
     image = spark.conf.get("spark.kubernetes.container.image") or _required(
         env, IMAGE_ENV, "name the executors' image (the Spark image) there or in spark.conf"
     )
+    secret = _required(
+        env, AUTH_FILE_ENV, f"the step needs Spark's authentication secret (Secret {AUTH_SECRET})"
+    )
+    if not (os.path.isfile(secret) and os.access(secret, os.R_OK)):
+        raise SeamlessError(
+            f"{AUTH_FILE_ENV}={secret} is not a readable file, so Spark's driver and executors "
+            f"cannot authenticate each other: mount the Secret {AUTH_SECRET} there, as the "
+            "compiled training-spark pipeline does."
+        )
+    weakened = sorted(k for k, v in RPC_PROTECTION.items()
+                      if str(spark.conf.get(k, v)).strip().lower() != v)  # fmt: skip
+    if weakened:
+        raise SeamlessError(
+            f"spark.conf sets {', '.join(weakened)}, which would leave the RPC between Spark's "
+            "driver and executors unauthenticated or in plaintext on Kubernetes; remove "
+            "them (docs/spark.md, Security)."
+        )
     scratch = scratch_root(env)
     folder.mkdir(parents=True, exist_ok=True)
     template = folder / "spark-executor-pod.yaml"
@@ -136,6 +192,11 @@ def kubernetes_conf(
         "spark.executor.cores": str(spark.executor_cores),
         "spark.executor.memory": spark.executor_memory,
         "spark.executorEnv.PYSPARK_PYTHON": "/opt/venv/bin/python",
+        **RPC_PROTECTION,
+        # Files, both: without them Spark on Kubernetes hands executors the secret as an
+        # environment variable of their pods.
+        "spark.authenticate.secret.driver.file": secret,
+        "spark.authenticate.secret.executor.file": EXECUTOR_AUTH_FILE,
     }
 
 

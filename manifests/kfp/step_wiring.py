@@ -60,6 +60,8 @@ STEP_SECRETS = (
     "seamless-s3",
     "seamless-notifications",
     "seamless-pii",
+    # Spark's authentication secret: training-spark's drivers and their executor pods mount it.
+    "seamless-spark-auth",
 )
 STEP_ACCOUNT = "seamless-pipeline"
 STEP_LABEL = {"seamless.dev/pipeline-step": "true"}

@@ -8,6 +8,8 @@ import importlib.util
 import ipaddress
 import json
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +40,19 @@ from policy_flows import (
     port_name,
     speaks_tls,
 )
+
+from components.common.config import SparkConfig
+from components.common.spark_kubernetes import (
+    AUTH_FILE_ENV,
+    AUTH_SECRET,
+    AUTH_SECRET_KEY,
+    BLOCK_MANAGER_PORT,
+    DRIVER_PORT,
+    RPC_PROTECTION,
+    executor_pod_template,
+    kubernetes_conf,
+)
+from components.common.spark_kubernetes import IMAGE_ENV as SPARK_IMAGE_ENV
 
 pytestmark = pytest.mark.manifests
 
@@ -470,22 +485,64 @@ def test_network_flows_are_exactly_the_needed_ones(rendering: Rendering) -> None
 # Servers that still take plaintext from other workloads (issue #17 part 1 is open for
 # them). The test below fails on any other plaintext flow and on an entry here that has
 # become TLS, so this list only shrinks.
-PLAINTEXT_STILL_OPEN = {
-    # Spark's driver and block-manager RPC: not HTTP; Spark's own AES encryption
-    # (spark.network.crypto) would be the control, not TLS.
-    ("spark-driver", 7078),
-    ("spark-driver", 7079),
-    ("spark-executor", 7079),
-}
+PLAINTEXT_STILL_OPEN: set[tuple[str, int]] = set()
+
+# Spark's driver and block-manager ports speak Spark's RPC, not TLS: they count as
+# encrypted only while the conf every driver step starts with enforces Spark's mutual
+# authentication and AES-encrypted RPC (spark_kubernetes.RPC_PROTECTION, secret files in
+# both pods, the executors' from Secret seamless-spark-auth); otherwise the check below
+# reports them as plaintext.
+SPARK_RPC_PORTS = {("spark-driver", DRIVER_PORT), ("spark-driver", BLOCK_MANAGER_PORT),
+                   ("spark-executor", BLOCK_MANAGER_PORT)}  # fmt: skip
 
 
-def plaintext_problems(objects: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+def driver_spark_conf() -> dict[str, str]:
+    """The Spark properties a training-spark driver step starts with on the cluster (its
+    pod's environment as the compiled pipeline sets it; the secret is a stand-in file)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        secret = Path(tmp) / AUTH_SECRET_KEY
+        secret.write_text("stand-in")
+        env = {"POD_NAMESPACE": "seamless", "POD_IP": "10.244.0.9", "POD_NAME": "step",
+               SPARK_IMAGE_ENV: "spark:test", AUTH_FILE_ENV: str(secret)}  # fmt: skip
+        return kubernetes_conf(SparkConfig(master="k8s://https://kubernetes.default.svc"),
+                               Path(tmp), env)  # fmt: skip
+
+
+def spark_rpc_problems(objects: list[dict[str, Any]], conf: dict[str, str]) -> list[str]:
+    """Why Spark's RPC between the driver and executor pods would not be authenticated
+    and encrypted with this conf and these objects (empty: it is)."""
+    problems = [f"{key} is {conf.get(key)!r}, not {value}"
+                for key, value in RPC_PROTECTION.items() if conf.get(key) != value]  # fmt: skip
+    if conf.get("spark.authenticate.secret"):
+        problems.append("the secret is a plain property (visible in the Spark UI and logs)")
+    if not conf.get("spark.authenticate.secret.driver.file"):
+        problems.append("no spark.authenticate.secret.driver.file")
+    executor_file = conf.get("spark.authenticate.secret.executor.file") or ""
+    template = executor_pod_template(None)
+    volumes = {v["name"]: (v.get("secret") or {}).get("secretName")
+               for v in template["spec"]["volumes"]}  # fmt: skip
+    mounts = [m for c in template["spec"]["containers"] for m in c.get("volumeMounts", [])]
+    if not any(executor_file.startswith(m["mountPath"].rstrip("/") + "/")
+               and volumes.get(m["name"]) == AUTH_SECRET for m in mounts):  # fmt: skip
+        problems.append(f"executor secret file {executor_file!r} is not on Secret {AUTH_SECRET}")
+    secret = next((o for o in objects if o["kind"] == "Secret"
+                   and o["metadata"]["name"] == AUTH_SECRET), None)  # fmt: skip
+    if secret is None or AUTH_SECRET_KEY not in (secret.get("data") or {}):
+        problems.append(f"Secret {AUTH_SECRET} with key {AUTH_SECRET_KEY} is not rendered")
+    return problems
+
+
+def plaintext_problems(
+    objects: list[dict[str, Any]], spark_conf: dict[str, str] | None = None
+) -> tuple[list[str], list[str]]:
     """(plaintext flows not listed as still open, listed servers that are TLS now)."""
     pods_ = pods(objects)
+    conf = driver_spark_conf() if spark_conf is None else spark_conf
+    spark_encrypted = SPARK_RPC_PORTS if not spark_rpc_problems(objects, conf) else set()
     plaintext = {
         (src, dst, port)
         for src, dst, port in flows(objects, list(pods_.values())).allowed
-        if not speaks_tls(port_name(pods_[dst], port))
+        if not speaks_tls(port_name(pods_[dst], port)) and (dst, port) not in spark_encrypted
     }
     unlisted = sorted(
         f"{src} -> {dst}:{port}"
@@ -728,6 +785,34 @@ def test_minio_serves_https_that_its_clients_verify(rendering: Rendering) -> Non
         problems.append("minio-buckets: mc does not get seamless-ca in /tmp/mc/certs/CAs")
     assert {"mlflow", "dashboard", "feast-materialize", "minio-buckets"} <= clients, clients
     _fail(rendering, problems, "MinIO clients verify its certificate against seamless-ca")
+
+
+def test_spark_rpc_is_authenticated_and_encrypted(rendering: Rendering) -> None:
+    """The Spark ports count as encrypted because the driver's conf enforces it."""
+    problems = spark_rpc_problems(rendering.objects, driver_spark_conf())
+    _fail(rendering, problems, "Spark RPC authenticated and AES-encrypted")
+
+
+@pytest.mark.parametrize(
+    "weakened", [*sorted(RPC_PROTECTION), "spark.authenticate.secret.executor.file"]
+)
+def test_plaintext_check_catches_spark_rpc_without_its_protection(
+    rendering: Rendering, weakened: str
+) -> None:
+    """The Spark exemption is not vacuous: a driver conf without any one of the settings
+    (or with the executors' secret in no file) leaves every Spark flow reported."""
+    conf = {k: v for k, v in driver_spark_conf().items() if k != weakened}
+    unlisted, _ = plaintext_problems(rendering.objects, conf)
+    spark = sorted(f for f in unlisted if ":7078" in f or ":7079" in f)
+    assert spark == [
+        "spark-driver -> spark-executor:7079",
+        "spark-executor -> spark-driver:7078",
+        "spark-executor -> spark-driver:7079",
+    ], unlisted
+    objects = [o for o in rendering.objects if o["metadata"]["name"] != AUTH_SECRET]
+    assert f"Secret {AUTH_SECRET} with key {AUTH_SECRET_KEY} is not rendered" in (
+        spark_rpc_problems(objects, driver_spark_conf())
+    )
 
 
 def test_plaintext_check_catches_a_plain_http_port(rendering: Rendering) -> None:

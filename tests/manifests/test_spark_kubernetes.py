@@ -16,11 +16,17 @@ from components.common.errors import SeamlessError
 from components.common.image import image_ref
 from components.common.spark import session_conf
 from components.common.spark_kubernetes import (
+    AUTH_DIR,
+    AUTH_FILE_ENV,
+    AUTH_SECRET,
+    AUTH_SECRET_KEY,
     BLOCK_MANAGER_PORT,
     DRIVER_LABEL,
     DRIVER_PORT,
+    EXECUTOR_AUTH_FILE,
     EXECUTOR_LABEL,
     IMAGE_ENV,
+    RPC_PROTECTION,
     SCRATCH_CLAIM,
     SCRATCH_ENV,
     check_executor_writable,
@@ -44,6 +50,14 @@ POD_ENV = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _auth_secret_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The driver's copy of Spark's authentication secret, as the step mounts it."""
+    secret = tmp_path_factory.mktemp("spark-auth") / AUTH_SECRET_KEY
+    secret.write_text("not-a-real-secret")
+    POD_ENV[AUTH_FILE_ENV] = str(secret)
+
+
 def _policy(rendering: Rendering, name: str) -> dict[str, Any]:
     policy = rendering.get("NetworkPolicy", name)
     assert policy is not None, f"NetworkPolicy/{name} is not rendered"
@@ -61,7 +75,9 @@ def test_executor_pod_is_restricted_and_valid() -> None:
     template = executor_pod_template("/seamless-spark")
     assert restricted_problems("executor pod template", template) == []
     assert template["spec"]["automountServiceAccountToken"] is False
-    claims = [v["persistentVolumeClaim"]["claimName"] for v in template["spec"]["volumes"][1:]]
+    volumes = template["spec"]["volumes"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in volumes
+              if "persistentVolumeClaim" in v]  # fmt: skip
     assert claims == [SCRATCH_CLAIM]
     pod = {**template, "metadata": {**template["metadata"], "name": "executor"}}
     pod["spec"]["containers"][0]["image"] = "localhost/seamless/spark:0.1.0-test"
@@ -85,6 +101,81 @@ def test_driver_conf_from_the_pod(tmp_path: Path) -> None:
     assert kubernetes_conf(override, tmp_path, POD_ENV)["spark.kubernetes.container.image"] == (
         "mine:1"
     )
+
+
+def test_driver_and_executors_authenticate_and_encrypt(tmp_path: Path) -> None:
+    """The driver and executor ports are opened between pods only with Spark's mutual
+    authentication and AES-encrypted RPC on; the secret is a file in both pods (the
+    executors' from the pod template), never an environment variable."""
+    conf = kubernetes_conf(SparkConfig(master=MASTER), tmp_path, POD_ENV)
+    assert {k: conf[k] for k in RPC_PROTECTION} == RPC_PROTECTION
+    assert conf["spark.authenticate.secret.driver.file"] == POD_ENV[AUTH_FILE_ENV]
+    assert conf["spark.authenticate.secret.executor.file"] == EXECUTOR_AUTH_FILE
+    assert "spark.authenticate.secret" not in conf
+    template = executor_pod_template(None)
+    (mount,) = [m for m in template["spec"]["containers"][0]["volumeMounts"]
+                if m["mountPath"] == AUTH_DIR]  # fmt: skip
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == AUTH_SECRET
+    assert f"{AUTH_DIR}/{volume['secret']['items'][0]['path']}" == EXECUTOR_AUTH_FILE
+    assert mount["readOnly"] is True
+    env = [e for c in template["spec"]["containers"] for e in c.get("env", [])]
+    assert not env, env
+
+
+@pytest.mark.parametrize("key", sorted(RPC_PROTECTION))
+def test_spark_conf_may_not_weaken_the_rpc_protection(tmp_path: Path, key: str) -> None:
+    flipped = "false" if RPC_PROTECTION[key] == "true" else "true"
+    spark = SparkConfig(master=MASTER, conf={key: flipped})
+    with pytest.raises(SeamlessError) as info:
+        kubernetes_conf(spark, tmp_path, POD_ENV)
+    assert key in str(info.value)
+    assert_one_sentence(str(info.value))
+    # Restating the protection is fine.
+    same = SparkConfig(master=MASTER, conf={key: RPC_PROTECTION[key]})
+    assert kubernetes_conf(same, tmp_path, POD_ENV)[key] == RPC_PROTECTION[key]
+
+
+def test_a_missing_auth_secret_file_is_one_sentence(tmp_path: Path) -> None:
+    env = {**POD_ENV, AUTH_FILE_ENV: str(tmp_path / "absent")}
+    with pytest.raises(SeamlessError) as info:
+        kubernetes_conf(SparkConfig(master=MASTER), tmp_path, env)
+    assert f"{AUTH_FILE_ENV}={tmp_path / 'absent'} is not a readable file" in str(info.value)
+    assert AUTH_SECRET in str(info.value)
+    assert_one_sentence(str(info.value))
+
+
+def test_every_overlay_renders_the_auth_secret(renderings: dict[str, Rendering]) -> None:
+    """Referenced by name (pod template, pipeline steps): a stable name with the key."""
+    for rendering in renderings.values():
+        secret = rendering.get("Secret", AUTH_SECRET)
+        assert secret is not None, f"[{rendering.name}] Secret/{AUTH_SECRET} is not rendered"
+        assert set(secret["data"]) == {AUTH_SECRET_KEY}
+
+
+def test_spark_steps_mount_the_auth_secret_where_executors_have_it(tmp_path: Path) -> None:
+    """Compiled from source (the committed spec is recompiled by `make compile`): every
+    Spark driver step mounts the Secret at the executors' path and points the driver's
+    secret file there."""
+    from kfp import compiler
+
+    from pipelines.training import build_training_pipeline
+
+    out = tmp_path / "training-spark.yaml"
+    compiler.Compiler().compile(build_training_pipeline(cluster=True, engine="spark"), str(out))
+    docs = [d for d in yaml.safe_load_all(out.read_text()) if d]
+    containers = {n.removeprefix("exec-"): e["container"]
+                  for n, e in docs[0]["deploymentSpec"]["executors"].items()}  # fmt: skip
+    drivers = 0
+    for name, cfg in docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"].items():
+        if cfg.get("podMetadata", {}).get("labels", {}).get(DRIVER_LABEL) != "true":
+            continue
+        drivers += 1
+        mounts = {v["mountPath"]: v["secretName"] for v in cfg.get("secretAsVolume", [])}
+        assert mounts.get(AUTH_DIR) == AUTH_SECRET, (name, mounts)
+        env = {e["name"]: e["value"] for e in containers[name.removeprefix("exec-")].get("env", [])}
+        assert env[AUTH_FILE_ENV] == EXECUTOR_AUTH_FILE, name
+    assert drivers == 4
 
 
 def test_session_conf_uses_the_pod_only_for_k8s_masters(monkeypatch: pytest.MonkeyPatch) -> None:
