@@ -21,9 +21,11 @@ and counts nothing twice:
    rule is applied here for both;
 5. write the offline part, then push the on-time events through the view's Feast
    push source (online);
-6. in one MULTI/EXEC: dead letters, outcome counters, XACK. Until it runs
-   nothing is acknowledged; a restart re-reads the batch, whose writes are
-   idempotent (same values and times online, same event ids offline).
+6. in one MULTI/EXEC: dead letters, then per entry its XACK and, only if that XACK
+   acknowledged it (another consumer may have taken it over and finished it first),
+   its outcome counter. Until it runs nothing is acknowledged; a restart re-reads the
+   batch, whose writes are idempotent (same values and times online, same event ids
+   offline).
 """
 
 from __future__ import annotations
@@ -285,8 +287,19 @@ class Consumer:
         offline = self._write_offline([*on_time, *late]) if self.s.offline else {}
         online = self._push_online(on_time)
         written_at = datetime.now(UTC)
+        outcome = {e.stream_id: "duplicate" for e in good}
+        outcome.update({e.stream_id: "late" for e in late})
+        outcome.update({e.stream_id: "written" for e in on_time})
+        outcome.update({sid: "malformed" for sid, _, _ in dead})
+        acked = self._commit([(sid, outcome[sid]) for sid, _ in entries], dead)
+        if len(acked) < len(entries):
+            # Another consumer took some entries over (XAUTOCLAIM) and acknowledged them
+            # first: they are its outcomes, counted there once.
+            for sid, _ in entries:
+                if sid not in acked:
+                    setattr(done, outcome[sid], getattr(done, outcome[sid]) - 1)
+            on_time = [e for e in on_time if e.stream_id in acked]
         done.freshness_s = [(written_at - e.event_time).total_seconds() for e in on_time]
-        self._commit([sid for sid, _ in entries], dead, done)
         if self.metrics is not None:
             self.metrics.batch(
                 {o: getattr(done, o) for o in OUTCOMES}, done.redelivered, online, offline,
@@ -449,11 +462,11 @@ class Consumer:
         return pushed_rows
 
     def _commit(
-        self,
-        ids: list[str],
-        dead: list[tuple[str, dict[str, str], str]],
-        done: Counts,
-    ) -> None:
+        self, outcomes: list[tuple[str, str]], dead: list[tuple[str, dict[str, str], str]]
+    ) -> set[str]:
+        """Dead letters, then each entry's XACK and, only where that XACK acknowledged it,
+        its outcome counted, in one MULTI; returns the stream ids acknowledged here. An
+        entry another consumer took over and acknowledged first is counted there only."""
         with self.client.pipeline(transaction=True) as pipe:
             for stream_id, fields, why in dead:
                 pipe.xadd(
@@ -461,12 +474,25 @@ class Consumer:
                     {"stream_id": stream_id, "error": why, **fields},
                     maxlen=DEAD_LETTER_MAXLEN, approximate=True,
                 )  # fmt: skip
-            for outcome in OUTCOMES:
-                if getattr(done, outcome):
-                    pipe.hincrby(self.s.counts_key, outcome, getattr(done, outcome))
-            if ids:
-                pipe.xack(self.s.stream, self.s.group, *ids)
-            pipe.execute()
+            flat = [x for pair in outcomes for x in pair]
+            pipe.eval(_ACK_AND_COUNT, 2, self.s.stream, self.s.counts_key, self.s.group, *flat)
+            acked = pipe.execute()[-1]
+        return {sid for (sid, _), n in zip(outcomes, acked, strict=True) if int(n) == 1}
+
+
+_ACK_AND_COUNT = """
+local counts = {}
+local acked = {}
+for i = 2, #ARGV, 2 do
+  local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+  acked[#acked + 1] = n
+  if n == 1 then counts[ARGV[i + 1]] = (counts[ARGV[i + 1]] or 0) + 1 end
+end
+for outcome, n in pairs(counts) do redis.call('HINCRBY', KEYS[2], outcome, n) end
+return acked
+"""
+"""KEYS: stream, counters hash; ARGV: group, then (stream id, outcome) pairs. XACK of
+each entry; an outcome is counted only when its XACK acknowledged the entry."""
 
 
 def _utc(ts: datetime) -> datetime:

@@ -156,3 +156,26 @@ def test_a_consumer_dead_after_its_claim_loses_nothing(
     assert raw_rows(redis_repo, "crash-1").tolist() == ["crash-1"]
     assert online_features(redis_repo, stream_config, [41])["score"].tolist() == [8.25]
     assert client.xpending(stream, a.s.group)["pending"] == 0
+
+
+def test_an_entry_taken_over_from_a_slow_consumer_is_counted_once(
+    redis_repo: Path, stream_config: SeamlessConfig, client: Any
+) -> None:
+    # pod-a reads a batch and stalls past the claim time; pod-b takes the entries over
+    # (XAUTOCLAIM), writes and acknowledges them; then pod-a finishes its stale copy.
+    stream = "s:slow"
+    for n in range(3):
+        client.xadd(stream, encode(event(f"slow-{n}", 51 + n, ago(20), score=float(n))))
+    a = consumer(redis_repo, stream_config, client, stream, "pod-a", batch=3)
+    b = consumer(redis_repo, stream_config, client, stream, "pod-b", claim_idle_ms=0)
+    ensure_group(client, a.s)
+    stale = a._new(100)
+    assert len(stale) == 3
+    taken = b.poll()
+    assert (taken.written, taken.redelivered) == (3, 3), taken.summary()
+    late = a.handle(stale, redelivered=False)
+    assert late.events == 0 and not late.freshness_s, late.summary()  # not its outcomes
+    counts = stored_counts(client, a.s)
+    assert counts == {"written": 3, "late": 0, "duplicate": 0, "malformed": 0}, counts
+    assert sorted(raw_rows(redis_repo, "slow-").unique()) == ["slow-0", "slow-1", "slow-2"]
+    assert client.xpending(stream, a.s.group)["pending"] == 0
