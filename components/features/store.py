@@ -234,6 +234,9 @@ def online_windows(
 
 def materialize_windows(store: FeatureStore, windows: OnlineWindows) -> None:
     """Load the latest value per entity of each view's window into the online store."""
+    from components.features.sqlite_writer import use_batched_writer
+
+    use_batched_writer(store)
     for name, (start, end) in windows.items():
         store.materialize(start_date=start, end_date=end, feature_views=[name])
 

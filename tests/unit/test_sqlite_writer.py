@@ -1,0 +1,117 @@
+"""The batched SQLite online-store writer leaves the rows Feast's own writer leaves."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from feast.infra.online_stores.sqlite import SqliteOnlineStore
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
+
+from components.common.config import default_config_path, load_config
+from components.features.sqlite_writer import BatchedSqliteOnlineStore, use_batched_writer
+from components.features.store import materialize_windows, open_store, windows_from_json
+from components.ingest.stage import ingest_tables
+from pipelines.demo_data import generate
+from tests.helpers.endpoints import ENDPOINT_KEYS
+
+pytestmark = pytest.mark.unit
+
+
+def _copy_repo(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    yaml = dst / "feature_store.yaml"
+    yaml.write_text(yaml.read_text().replace(str(src.resolve()), str(dst.resolve())))
+    return dst
+
+
+def _rows(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(db) as conn:
+        names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            n: conn.execute(f'SELECT * FROM "{n}" ORDER BY entity_key, feature_name').fetchall()
+            for n in names
+        }
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[str]]]:
+    """A Feast repo with the demo views applied and nothing materialized, and the windows
+    the features step recorded for the materialize step."""
+    from components.common.env import feast_repo_path
+    from components.features.stage import run_features
+
+    tmp = tmp_path_factory.mktemp("writer")
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ENDPOINT_KEYS:
+            mp.delenv(key, raising=False)
+        mp.setenv("SEAMLESS_WORKSPACE", str(tmp / "ws"))
+        config = load_config(default_config_path())
+        generate(tmp / "data", n_rows=3000, seed=5)
+        ingest_tables(config, tmp / "data", tmp / "ds")
+        info = run_features(config, str(tmp / "ds"), str(tmp / "ts"), online=False)
+        return feast_repo_path(), info["online_windows"]
+
+
+def test_materialization_writes_the_rows_feasts_writer_writes(
+    published: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    repo, windows = published
+    ours = open_store(_copy_repo(repo, tmp_path / "ours"))
+    theirs = open_store(_copy_repo(repo, tmp_path / "theirs"))
+
+    materialize_windows(ours, windows_from_json(windows))
+    assert type(ours._get_provider().online_store) is BatchedSqliteOnlineStore
+    for name, (start, end) in windows_from_json(windows).items():
+        theirs.materialize(start_date=start, end_date=end, feature_views=[name])
+    assert type(theirs._get_provider().online_store) is SqliteOnlineStore
+
+    written = _rows(tmp_path / "ours" / "online_store.db")
+    assert sum(len(r) for r in written.values()) > 3000
+    assert written == _rows(tmp_path / "theirs" / "online_store.db")
+
+
+def test_a_key_written_twice_keeps_the_later_value_as_feasts_writer_does(
+    published: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    repo, windows = published
+    view_name = sorted(windows)[0]
+    stores = {
+        "ours": (open_store(_copy_repo(repo, tmp_path / "ours")), BatchedSqliteOnlineStore()),
+        "theirs": (open_store(_copy_repo(repo, tmp_path / "theirs")), SqliteOnlineStore()),
+    }
+    for store, writer in stores.values():
+        view = store.get_feature_view(view_name)
+        join_key = view.entity_columns[0].name
+        feature = view.features[0].name
+        t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+        data = [
+            (
+                EntityKey(join_keys=[join_key], entity_values=[Value(int64_val=k)]),
+                {feature: Value(double_val=float(k) + i / 10)},
+                t0 + timedelta(minutes=i),
+                None if i % 2 else t0,
+            )
+            for i, k in enumerate([7, 3, 7, 2**62, 3, 7])
+        ]
+        writer.online_write_batch(store.config, view, data, progress=None)
+        writer.online_write_batch(store.config, view, data[:2], progress=None)
+
+    ours = _rows(tmp_path / "ours" / "online_store.db")
+    assert ours == _rows(tmp_path / "theirs" / "online_store.db")
+    assert sum(len(r) for r in ours.values()) == 3
+
+
+def test_other_stores_keep_feasts_writer(published: tuple[Path, dict[str, list[str]]]) -> None:
+    repo, windows = published
+    store = open_store(repo)
+    name, (start, end) = next(iter(windows_from_json(windows).items()))
+    store.materialize(start_date=start, end_date=end, feature_views=[name])
+    # Feast built its engine with its own writer: swapping now would not reach it.
+    assert use_batched_writer(store) is False
+    assert type(store._get_provider().online_store) is SqliteOnlineStore
