@@ -36,11 +36,12 @@ import hashlib
 import json
 import math
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from components.common.errors import SeamlessError
 
@@ -400,8 +401,11 @@ def head_prefix(expected: str) -> str:
     return value
 
 
-class AuditLog(Protocol):
-    """What every audit backend offers (file on a volume, PostgreSQL table)."""
+class AuditLog(ABC):
+    """What every audit backend offers (file on a volume, PostgreSQL table).
+
+    A backend stores entries (`_append`) and reads its stored lines back (`read_after`);
+    reading, verifying and the head are the chain's, the same for every backend."""
 
     def append(
         self,
@@ -409,17 +413,33 @@ class AuditLog(Protocol):
         subject: str,
         details: Mapping[str, Any] | None = None,
         actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one entry (by `actor`, else the current user) and return it once stored."""
+        return self._append(action, subject, details, actor or current_actor())
+
+    @abstractmethod
+    def _append(
+        self, action: str, subject: str, details: Mapping[str, Any] | None, who: str
     ) -> dict[str, Any]: ...
 
-    def entries(self) -> Iterator[dict[str, Any]]: ...
-
-    def verify(self, expected_head: str | None = None) -> VerifyResult: ...
-
+    @abstractmethod
     def read_after(self, cursor: Any = None) -> Chunk:
         """The stored lines after `cursor` (None: from the start); see `ChainReader`."""
-        ...
 
+    @abstractmethod
     def describe(self) -> str: ...
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """Every complete, parseable entry in order (a torn tail is skipped)."""
+        yield from parse_entries(self.read_after(None).lines)
+
+    def verify(self, expected_head: str | None = None) -> VerifyResult:
+        chunk = self.read_after(None)
+        return check_lines(chunk.lines, self.describe(), chunk.torn, expected_head)
+
+    def head(self) -> str:
+        """Hash of the last entry (GENESIS when empty): publish it to anchor the chain."""
+        return self.verify().head_hash
 
 
 def entry_line(entry: Mapping[str, Any]) -> bytes:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,17 @@ from components.common.env import workspace
 from components.common.errors import SeamlessError
 from components.governance.audit_chain import (
     AUDIT_RECOVERED,
+    AuditLog,
     Chunk,
-    VerifyResult,
-    check_lines,
-    current_actor,
     entry_line,
     new_entry,
-    parse_entries,
 )
 
 LOG_NAME = "audit.jsonl"
 LOCK_NAME = "audit.lock"
 
 
-class FileAuditLog:
+class FileAuditLog(AuditLog):
     """The JSON-lines backend: `<directory>/audit.jsonl` guarded by `<directory>/audit.lock`."""
 
     def __init__(self, directory: Path | None = None) -> None:
@@ -44,15 +41,10 @@ class FileAuditLog:
     def describe(self) -> str:
         return str(self.path)
 
-    def append(
-        self,
-        action: str,
-        subject: str,
-        details: Mapping[str, Any] | None = None,
-        actor: str | None = None,
+    def _append(
+        self, action: str, subject: str, details: Mapping[str, Any] | None, who: str
     ) -> dict[str, Any]:
         """Append one entry and return it once it is on disk."""
-        who = actor or current_actor()
         private_dir(self.directory)
         lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
@@ -93,10 +85,6 @@ class FileAuditLog:
         _write_all(fd, entry_line(entry))
         return entry
 
-    def _lines(self) -> tuple[list[tuple[int, bytes | str]], tuple[int, int] | None]:
-        chunk = self.read_after(None)
-        return chunk.lines, chunk.torn
-
     def read_after(self, cursor: Any = None) -> Chunk:
         """The lines after `cursor` (inode, byte offset, lines read, the last line read):
         only appended bytes are read. Another file, a shorter one, or one whose last read
@@ -122,19 +110,6 @@ class FileAuditLog:
         torn = (count + len(parts) + 1, len(tail)) if tail else None
         after = (inode, offset + len(data) - len(tail), count + len(parts), last)
         return Chunk(lines, after, torn, restarted)
-
-    def entries(self) -> Iterator[dict[str, Any]]:
-        """Every complete, parseable entry in file order (a torn tail is skipped)."""
-        lines, _ = self._lines()
-        yield from parse_entries(lines)
-
-    def verify(self, expected_head: str | None = None) -> VerifyResult:
-        lines, torn = self._lines()
-        return check_lines(lines, str(self.path), torn, expected_head)
-
-    def head(self) -> str:
-        """Hash of the last entry (GENESIS when empty): publish it to anchor the chain."""
-        return self.verify().head_hash
 
 
 def _still_extends(fd: int, st: os.stat_result, cursor: Any) -> bool:

@@ -10,20 +10,12 @@ so tampering needs a table owner disabling it on purpose, which `verify()` then 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from components.common.connect import first_connection
 from components.common.errors import SeamlessError
-from components.governance.audit_chain import (
-    Chunk,
-    VerifyResult,
-    check_lines,
-    current_actor,
-    entry_line,
-    new_entry,
-    parse_entries,
-)
+from components.governance.audit_chain import AuditLog, Chunk, entry_line, new_entry
 
 TABLE = "seamless_audit"
 # Arbitrary constant naming "the audit head" among the database's advisory locks.
@@ -58,7 +50,7 @@ def libpq_url(url: str) -> str:
     return f"postgresql://{rest}"
 
 
-class PostgresAuditLog:
+class PostgresAuditLog(AuditLog):
     """`FileAuditLog`'s interface over a PostgreSQL table (created on first use)."""
 
     def __init__(self, url: str, connect_timeout_s: int = 10) -> None:
@@ -95,14 +87,9 @@ class PostgresAuditLog:
             cur.execute(_SCHEMA)
             self._ready = True
 
-    def append(
-        self,
-        action: str,
-        subject: str,
-        details: Mapping[str, Any] | None = None,
-        actor: str | None = None,
+    def _append(
+        self, action: str, subject: str, details: Mapping[str, Any] | None, who: str
     ) -> dict[str, Any]:
-        who = actor or current_actor()
         conn = self._connect()
         try:
             with conn, conn.cursor() as cur:  # one transaction; commit on success
@@ -129,12 +116,10 @@ class PostgresAuditLog:
             conn.close()
         return entry
 
-    def _rows(self) -> list[tuple[int, bytes | str]]:
-        return self.read_after(None).lines
-
     def read_after(self, cursor: Any = None) -> Chunk:
         """The rows after `cursor` (rows read, last seq, its hash), by the seq index; a
-        table whose last read row is gone or changed is read from the start."""
+        table whose last read row is gone or changed is read from the start. "Line" numbers
+        are row positions in seq order."""
         conn = self._connect()
         try:
             with conn, conn.cursor() as cur:
@@ -162,13 +147,3 @@ class PostgresAuditLog:
         if rows:
             last_seq, last_hash = rows[-1][0], rows[-1][1]
         return Chunk(lines, (count + len(rows), last_seq, last_hash), None, restarted)
-
-    def entries(self) -> Iterator[dict[str, Any]]:
-        yield from parse_entries(self._rows())
-
-    def verify(self, expected_head: str | None = None) -> VerifyResult:
-        # "line" numbers are row positions in seq order.
-        return check_lines(self._rows(), self.describe(), None, expected_head)
-
-    def head(self) -> str:
-        return self.verify().head_hash
