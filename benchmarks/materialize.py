@@ -1,0 +1,149 @@
+"""Benchmark: loading Feast's embedded SQLite online store, Feast's writer against
+Seamless' batched one (components/features/sqlite_writer.py), same views, same run.
+
+Set-up (not timed): demo data with `--rows` label rows, ingest, and the features step
+without the online store (`run_features(online=False)`), which publishes the views and
+records the windows the pipeline's `materialize` step loads. Timed, each in a process of
+its own on a fresh copy of that Feast repo (peak RSS of the process): `feast`, Feast's
+`FeatureStore.materialize` per view as shipped; `seamless`, `materialize_windows` (the
+step's code, which swaps in the batched writer). Variants alternate over `--rounds`; the
+table has the median. The two online stores are compared row by row after each round.
+
+Usage: python benchmarks/materialize.py [--rows 1000000] [--rounds 2] [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# One timed materialization; argv: repo, windows JSON, variant. Prints wall s and peak KiB.
+CHILD = """
+import json, resource, sys, time
+from components.features.store import materialize_windows, open_store, windows_from_json
+repo, windows, variant = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+store = open_store(__import__("pathlib").Path(repo))
+t0 = time.perf_counter()
+if variant == "feast":
+    for name, (start, end) in windows_from_json(windows).items():
+        store.materialize(start_date=start, end_date=end, feature_views=[name])
+else:
+    materialize_windows(store, windows_from_json(windows))
+wall = time.perf_counter() - t0
+print(json.dumps({"wall_s": wall, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def set_up(work: Path, rows: int) -> tuple[Path, dict[str, list[str]]]:
+    os.environ["SEAMLESS_WORKSPACE"] = str(work / "ws")
+    for key in ("SEAMLESS_FEAST_REPO", "MLFLOW_TRACKING_URI"):
+        os.environ.pop(key, None)
+    from components.common.config import default_config_path, load_config
+    from components.common.env import feast_repo_path
+    from components.features.stage import run_features
+    from components.ingest.stage import ingest_tables
+    from pipelines.demo_data import generate
+
+    config = load_config(default_config_path())
+    generate(work / "data", n_rows=rows, seed=7)
+    ingest_tables(config, work / "data", work / "ds")
+    info = run_features(config, str(work / "ds"), str(work / "ts"), online=False)
+    return feast_repo_path(), info["online_windows"]
+
+
+def fresh_copy(repo: Path, to: Path) -> Path:
+    shutil.rmtree(to, ignore_errors=True)
+    shutil.copytree(repo, to)
+    yaml = to / "feature_store.yaml"
+    yaml.write_text(yaml.read_text().replace(str(repo), str(to)))
+    return to
+
+
+def table_rows(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(db) as conn:
+        names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        order = "ORDER BY entity_key, feature_name"
+        return {n: conn.execute(f'SELECT * FROM "{n}" {order}').fetchall() for n in names}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="seamless-materialize-bench-"))
+    try:
+        repo, windows = set_up(work, args.rows)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
+        runs: dict[str, list[dict[str, float]]] = {"feast": [], "seamless": []}
+        values = 0
+        for i in range(args.rounds):
+            for variant in runs:
+                copy = fresh_copy(repo, work / variant)
+                done = subprocess.run(
+                    [sys.executable, "-c", CHILD, str(copy), json.dumps(windows), variant],
+                    env=env, capture_output=True, text=True, check=False, cwd=work,
+                )  # fmt: skip
+                if done.returncode != 0:
+                    raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
+                runs[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                print(variant, i, runs[variant][-1], flush=True)
+            ours, theirs = (table_rows(work / v / "online_store.db") for v in ("seamless", "feast"))
+            if ours != theirs:
+                raise SystemExit("the two online stores differ")
+            values = sum(len(r) for r in ours.values())
+        result = {
+            "rows": args.rows,
+            "values": values,
+            "rounds": args.rounds,
+            **{
+                v: {
+                    "wall_s": round(statistics.median(r["wall_s"] for r in rs), 1),
+                    "peak_mib": round(max(r["peak_kib"] for r in rs) / 1024),
+                }
+                for v, rs in runs.items()
+            },
+        }
+        result["speedup"] = round(result["feast"]["wall_s"] / result["seamless"]["wall_s"], 2)
+        print(json.dumps(result))
+        if args.out:
+            record(args.out, result)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def record(path: Path, r: dict[str, Any]) -> None:
+    stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"\n### Online store load, Feast's SQLite writer vs the batched one ({stamp})\n",
+        f"{r['rows']:,} label rows, {r['values']:,} feature values written, median of "
+        f"{r['rounds']} alternating rounds (`benchmarks/materialize.py`); the two stores "
+        "are equal row by row.\n",
+        "| writer | wall s | peak RSS MiB |",
+        "|---|---|---|",
+        f"| Feast's (`SqliteOnlineStore`) | {r['feast']['wall_s']} | {r['feast']['peak_mib']} |",
+        f"| batched (`BatchedSqliteOnlineStore`) | {r['seamless']['wall_s']} | "
+        f"{r['seamless']['peak_mib']} |",
+        f"\nSpeed-up: x{r['speedup']}.\n",
+    ]
+    with path.open("a") as fh:
+        fh.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
