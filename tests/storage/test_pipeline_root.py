@@ -139,13 +139,22 @@ def test_cluster_steps_take_object_storage_settings_from_its_configmap_and_secre
 ) -> None:
     from kfp import compiler
 
-    from pipelines.training import OBJECT_STORE_ENV, training_pipeline
+    from pipelines.training import CA_DIR, LAUNCHER_CA_DIRS, OBJECT_STORE_ENV, training_pipeline
 
     out = tmp_path / "training.yaml"
     compiler.Compiler().compile(training_pipeline, str(out))
     executors = _docs(out)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    containers = _docs(out)[0]["deploymentSpec"]["executors"]
     assert executors
+    assert "AWS_CA_BUNDLE" in OBJECT_STORE_ENV
     for name, spec in executors.items():
+        # kind's MinIO is HTTPS: AWS_CA_BUNDLE (mapped below) and KFP's launcher, which
+        # moves the step's artifacts, trust the seamless-ca folder the step mounts.
+        env = {e["name"]: e["value"] for e in containers[name]["container"].get("env", [])}
+        assert env["SSL_CERT_DIR"] == LAUNCHER_CA_DIRS, name
+        assert LAUNCHER_CA_DIRS.split(":")[0] == CA_DIR
+        ca = [m for m in spec["configMapAsVolume"] if m["configMapName"] == "seamless-ca"]
+        assert [m["mountPath"] for m in ca] == [CA_DIR], name
         maps = [m for m in spec["configMapAsEnv"] if m["configMapName"] == "seamless-s3-endpoint"]
         assert len(maps) == 1 and maps[0]["optional"], name
         assert sorted(e["envVar"] for e in maps[0]["keyToEnv"]) == sorted(OBJECT_STORE_ENV)
