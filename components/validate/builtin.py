@@ -14,7 +14,7 @@ them (components/common/labels.py). They report as GE-named outcomes all the sam
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from pandas.api import types as ptypes
@@ -141,19 +141,51 @@ _TYPE_NAMES = {
 }
 
 
-def _type_outcome(
-    table: str, col: str, kind: ColumnType, ok: bool, dtype: Any
+def _column_outcome(
+    table: str,
+    col: str,
+    expectation: str,
+    success: bool,
+    builtin: str,
+    severity: Literal["critical", "warning"] = "critical",
+    kwargs: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> ExpectationOutcome:
+    """A built-in check of one column: the fields every such outcome fills the same way
+    (built-ins have no position in the config, hence index -1)."""
     return ExpectationOutcome(
         index=-1,
         table=table,
-        type="expect_column_values_to_be_of_type",
+        type=expectation,
         column=col,
-        kwargs={"column": col, "type_": _TYPE_NAMES[kind]},
-        severity="critical",
-        success=ok,
+        kwargs={"column": col, **(kwargs or {})},
+        severity=severity,
+        success=success,
+        builtin=builtin,
+        **fields,
+    )
+
+
+def _row_counts(count: int, rows: int) -> dict[str, Any]:
+    """Rows checked and rows that broke the check, as GE reports a column-map expectation."""
+    return {
+        "element_count": rows,
+        "unexpected_count": count,
+        "unexpected_percent": round(100.0 * count / rows, 4) if rows else None,
+    }
+
+
+def _type_outcome(
+    table: str, col: str, kind: ColumnType, ok: bool, dtype: Any
+) -> ExpectationOutcome:
+    return _column_outcome(
+        table,
+        col,
+        "expect_column_values_to_be_of_type",
+        ok,
+        f"tables.{table}.columns.{col}",
+        kwargs={"type_": _TYPE_NAMES[kind]},
         observed_value=str(dtype),
-        builtin=f"tables.{table}.columns.{col}",
     )
 
 
@@ -161,21 +193,18 @@ def _budget_outcome(
     table: str, col: str, count: int, rows: int, info: dict[str, Any]
 ) -> ExpectationOutcome:
     budget = float(info.get("max_invalid_fraction", 0.0))
-    return ExpectationOutcome(
-        index=-1,
-        table=table,
-        type="expect_column_invalid_values_within_budget",
-        column=col,
-        kwargs={"column": col, "max_invalid_fraction": budget},
+    return _column_outcome(
+        table,
+        col,
+        "expect_column_invalid_values_within_budget",
+        count <= budget * max(rows, 1),
+        f"tables.{table}.max_invalid_fraction",
         # Ingest stops a table past its budget, so this reports what was tolerated.
         severity="warning",
-        success=count <= budget * max(rows, 1),
-        element_count=rows,
-        unexpected_count=count,
-        unexpected_percent=_percent(count, rows),
+        kwargs={"max_invalid_fraction": budget},
         unexpected_examples=jsonable(list(info.get("invalid_examples", {}).get(col, []))),
-        builtin=f"tables.{table}.max_invalid_fraction",
         note="values that were not parseable as the declared type and became null at ingest",
+        **_row_counts(count, rows),
     )
 
 
@@ -184,37 +213,26 @@ def _label_outcome(
 ) -> ExpectationOutcome:
     labels = config.labels
     check = check_label_counts(labels, counts)
-    return ExpectationOutcome(
-        index=-1,
-        table=labels.table,
-        type="expect_column_values_to_be_in_set",
-        column=labels.label_column,
-        kwargs={"column": labels.label_column, "value_set": list(check.classes.all)},
-        severity="critical",
-        success=check.count == 0,
-        element_count=rows,
-        unexpected_count=check.count,
-        unexpected_percent=_percent(check.count, rows),
+    return _column_outcome(
+        labels.table,
+        labels.label_column,
+        "expect_column_values_to_be_in_set",
+        check.count == 0,
+        "labels",
+        kwargs={"value_set": list(check.classes.all)},
         unexpected_examples=list(check.examples),
-        builtin="labels",
         note=check.sentence(labels.table, labels.label_column) if check.count else None,
+        **_row_counts(check.count, rows),
     )
 
 
-def _percent(count: int, rows: int) -> float | None:
-    return round(100.0 * count / rows, 4) if rows else None
-
-
 def _exists_outcome(table: str, col: str, present: bool) -> ExpectationOutcome:
-    return ExpectationOutcome(
-        index=-1,
-        table=table,
-        type="expect_column_to_exist",
-        column=col,
-        kwargs={"column": col},
-        severity="critical",
-        success=present,
-        builtin=f"tables.{table}.columns",
+    return _column_outcome(
+        table,
+        col,
+        "expect_column_to_exist",
+        present,
+        f"tables.{table}.columns",
         note=None if present else f"column '{col}' is not in table '{table}'",
     )
 
@@ -222,17 +240,12 @@ def _exists_outcome(table: str, col: str, present: bool) -> ExpectationOutcome:
 def _not_null_outcome(
     table: str, col: str, count: int, rows: int, origin: str
 ) -> ExpectationOutcome:
-    return ExpectationOutcome(
-        index=-1,
-        table=table,
-        type="expect_column_values_to_not_be_null",
-        column=col,
-        kwargs={"column": col},
-        severity="critical",
-        success=count == 0,
-        element_count=rows,
-        unexpected_count=count,
-        unexpected_percent=_percent(count, rows),
-        builtin=origin,
+    return _column_outcome(
+        table,
+        col,
+        "expect_column_values_to_not_be_null",
+        count == 0,
+        origin,
         note=f"{count} rows have no value in key column '{col}'" if count else None,
+        **_row_counts(count, rows),
     )
