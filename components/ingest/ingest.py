@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,30 +31,20 @@ from components.common.labels import LabelCheck, apply_value_map, check_labels
 from components.common.pii import (
     Pseudonymizer,
     config_key,
-    dataset_record,
     log_pii,
     table_key,
     transform_frame,
     without_dropped,
 )
-from components.common.spark import engine_record
 from components.common.tables import (
-    MANIFEST,
     content_hash,
-    dataset_hash,
     write_dataset,
-    write_json_atomic,
 )
 from components.ingest.normalize import declared_columns, normalize_with_report
+from components.ingest.snapshot import finish_manifest, utc_stamp
 from components.ingest.sources import describe_source, read_source, short_reason
 
 log = logging.getLogger(__name__)
-
-
-def _utc_now_or(ingested_at: datetime | None) -> datetime:
-    if ingested_at is None:
-        return datetime.now(UTC)
-    return ingested_at.replace(tzinfo=UTC) if ingested_at.tzinfo is None else ingested_at
 
 
 def _storable(df: pd.DataFrame, declared: set[str], where: str) -> pd.DataFrame:
@@ -159,7 +149,7 @@ def ingest_table(
     `pii` are dropped or pseudonymized last (`pii_key`, default: read from the
     environment when the table needs it), so hashes and everything stored see the result.
     """
-    stamp = _utc_now_or(ingested_at)
+    stamp = utc_stamp(ingested_at)
     key = pii_key if pii_key is not None else table_key(name, table_cfg)
     source = table_cfg.source
     shown = describe_source(source, data_dir)
@@ -222,20 +212,11 @@ def ingest_tables_local(
     ingested_at: datetime | None = None,
 ) -> dict[str, Any]:
     """`stage.ingest_tables` on the local engine (pandas and Arrow in this process)."""
-    stamp = _utc_now_or(ingested_at)
+    stamp = utc_stamp(ingested_at)
     key = config_key(config)  # a missing key fails before any source is read
     tables: dict[str, pd.DataFrame] = {}
     info: dict[str, dict[str, Any]] = {}
     for name, table_cfg in config.tables.items():
         labels = config.labels if name == config.labels.table else None
         tables[name], info[name] = ingest_table(name, table_cfg, data_dir, stamp, labels, key)
-    manifest = write_dataset(out_folder, tables, info)
-    manifest["source_sha256"] = dataset_hash(
-        {n: e["source_sha256"] for n, e in manifest["tables"].items()}
-    )
-    manifest["ingested_at"] = stamp.isoformat()
-    manifest.update(engine_record(config))
-    manifest.update(dataset_record(manifest["tables"]))
-    # write_dataset has no hook for top-level keys; rewriting its manifest is atomic too.
-    write_json_atomic(Path(out_folder) / MANIFEST, manifest)
-    return manifest
+    return finish_manifest(config, out_folder, write_dataset(out_folder, tables, info), stamp)

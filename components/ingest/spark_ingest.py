@@ -21,7 +21,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,23 +45,19 @@ from components.common.pii import (
     Pseudonymizer,
     check_distinct,
     config_key,
-    dataset_record,
     log_pii,
     table_record,
     withheld,
     without_dropped,
 )
-from components.common.spark import engine_record, finer_than_micros, spark_session
+from components.common.spark import finer_than_micros, spark_session
 from components.common.spark_kubernetes import scratch_root
 from components.common.spark_write import stream_writer, write_parts
 from components.common.tables import (
-    MANIFEST,
     PANDAS_DTYPES,
     TableWriter,
-    dataset_hash,
     pandas_writer,
     write_dataset_with,
-    write_json_atomic,
 )
 from components.ingest.ingest import (
     ingest_table,
@@ -78,6 +74,7 @@ from components.ingest.normalize import (
     key_columns,
     warn_invalid,
 )
+from components.ingest.snapshot import finish_manifest, utc_stamp
 from components.ingest.sources import describe_source
 from components.ingest.spark_normalize import (
     LABEL,
@@ -459,8 +456,7 @@ def ingest_tables_spark(
     Tables Spark cannot read where it runs (HTTP, SQL, APIs; object storage without the
     S3A connector) are ingested by the local engine; the manifest says which per table.
     """
-    stamp = ingested_at or datetime.now(UTC)
-    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
+    stamp = utc_stamp(ingested_at)
     key = config_key(config)  # a missing key fails before Spark starts
     spark = spark_session(config)
     writers: dict[str, TableWriter] = {}
@@ -500,11 +496,4 @@ def ingest_tables_spark(
         manifest = write_dataset_with(out_folder, writers, info)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    manifest["source_sha256"] = dataset_hash(
-        {n: e["source_sha256"] for n, e in manifest["tables"].items()}
-    )
-    manifest["ingested_at"] = stamp.isoformat()
-    manifest.update(engine_record(config))
-    manifest.update(dataset_record(manifest["tables"]))
-    write_json_atomic(Path(out_folder) / MANIFEST, manifest)
-    return manifest
+    return finish_manifest(config, out_folder, manifest, stamp)
