@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from components.common.times import parse_utc
 from components.dashboard.markup import path
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -73,18 +74,8 @@ class Run:
         return asdict(self)
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def _seconds(start: str | None, end: str | None) -> float | None:
-    a, b = _parse_time(start), _parse_time(end)
+    a, b = parse_utc(start), parse_utc(end)
     return None if a is None or b is None else round((b - a).total_seconds(), 3)
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from components.common.env import deployments_dir, mlflow_tracking_uri, workspace
 from components.common.errors import SeamlessError
 from components.common.tables import read_manifest
+from components.common.times import parse_utc
 from components.governance import audit
 from components.governance.snapshots import (
     reports_for,
@@ -415,13 +416,7 @@ def openlineage_path() -> Path:
 
 
 def _when(value: str | None) -> datetime:
-    if value:
-        try:
-            parsed = datetime.fromisoformat(value)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        except ValueError:
-            pass
-    return datetime.now(UTC)
+    return parse_utc(value) or datetime.now(UTC)
 
 
 def openlineage_events(chain: dict[str, Any]) -> list[Any]:

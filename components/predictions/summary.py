@@ -13,10 +13,11 @@ import json
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from components.common.times import parse_utc
 from components.predictions.files import segments
 from components.predictions.postgres import is_pg_url
 
@@ -57,13 +58,10 @@ class TrafficSummary:
 
 def _hour(ts: Any) -> tuple[str, str] | None:
     """(UTC hour key, normalized timestamp) of a record's `ts`; None when unreadable."""
-    if not isinstance(ts, str):
+    t = parse_utc(ts) if isinstance(ts, str) else None
+    if t is None:
         return None
-    try:
-        t = datetime.fromisoformat(ts)
-    except ValueError:
-        return None
-    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    t = t.astimezone(UTC)
     return t.strftime("%Y-%m-%dT%H"), t.isoformat()
 
 
@@ -244,10 +242,5 @@ def _summarize_pg(url: str, prefix: str, model_name: str | None, limit: int) -> 
 
 
 def _iso(value: str) -> str | None:
-    if not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t.astimezone(UTC).isoformat()
+    t = parse_utc(value)
+    return None if t is None else t.astimezone(UTC).isoformat()
