@@ -82,10 +82,29 @@ class PostgresAuditLog(AuditLog):
         return first_connection(self.describe(), connect, failed)
 
     def _ensure_schema(self, cur: Any) -> None:
-        if not self._ready:
-            # Under the advisory lock: concurrent CREATE ... IF NOT EXISTS can still collide.
-            cur.execute(_SCHEMA)
-            self._ready = True
+        """Create the table and its append-only trigger if either is missing. Under the
+        advisory lock: concurrent CREATE ... IF NOT EXISTS can still collide. A table that
+        is complete is left alone, so a role that may only SELECT and INSERT (the
+        dashboard's) can append."""
+        if self._ready:
+            return
+        cur.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = %s",
+            (TABLE, f"{TABLE}_no_change"),
+        )
+        if cur.fetchone()[0] == 0:
+            import psycopg2
+
+            try:
+                cur.execute(_SCHEMA)
+            except psycopg2.errors.InsufficientPrivilege as exc:
+                raise SeamlessError(
+                    f"The audit table in {self.describe()} is missing or lacks its "
+                    "append-only trigger, and this database role may not create them "
+                    f"({str(exc).strip().splitlines()[0]}); the first entry by the audit "
+                    "role (a pipeline step) creates them."
+                ) from exc
+        self._ready = True
 
     def _append(
         self, action: str, subject: str, details: Mapping[str, Any] | None, who: str
