@@ -40,6 +40,15 @@ ConfigOpt = Annotated[
     Path,
     typer.Option("--config", "-c", help="Use-case YAML config (default: bundled credit-risk)."),
 ]
+PipelineRootOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SEAMLESS_PIPELINE_ROOT",
+        help="Where KFP keeps run artifacts, e.g. s3://bucket/pipelines (SEAMLESS_PIPELINE_ROOT): "
+        "compile writes it into the specs as their default, submit uses it for this run "
+        "(default: the cluster's).",
+    ),
+]
 WorkspaceOpt = Annotated[
     Path, typer.Option("--workspace", "-w", help="Workspace folder for MLflow, Feast, KFP outputs.")
 ]
@@ -377,14 +386,7 @@ def compile_cmd(
         Path | None,
         typer.Option(help="Pushed digests to pin to (default build/images/digests.json)."),
     ] = None,
-    pipeline_root: Annotated[
-        str | None,
-        typer.Option(
-            envvar="SEAMLESS_PIPELINE_ROOT",
-            help="Default pipeline root written into the specs, e.g. s3://bucket/pipelines "
-            "(SEAMLESS_PIPELINE_ROOT).",
-        ),
-    ] = None,
+    pipeline_root: PipelineRootOpt = None,
 ) -> None:
     """Compile every pipeline to a KFP v2 spec (YAML).
 
@@ -456,14 +458,7 @@ def submit_cmd(
         str | None,
         typer.Option(help="Create a recurring run on this cron schedule instead of one run."),
     ] = None,
-    pipeline_root: Annotated[
-        str | None,
-        typer.Option(
-            envvar="SEAMLESS_PIPELINE_ROOT",
-            help="Where KFP keeps the run's artifacts, e.g. s3://bucket/pipelines "
-            "(SEAMLESS_PIPELINE_ROOT; default: the cluster's).",
-        ),
-    ] = None,
+    pipeline_root: PipelineRootOpt = None,
     param: Annotated[
         list[str] | None,
         typer.Option(
