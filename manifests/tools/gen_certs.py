@@ -37,6 +37,8 @@ SERVICES = (
     "feast-server",
     "dashboard",
     "alertmanager",
+    # The stream consumer's /metrics (headless Service `stream-consumer`).
+    "stream-consumer",
     # The in-cluster object store (manifests/components/minio; the kind overlay uses it).
     "minio",
 )

@@ -375,6 +375,7 @@ EXPECTED_FLOWS = {
     ("prometheus", "serving", 8080),
     ("prometheus", "alertmanager", 9093),
     ("prometheus", "dashboard", 8765),
+    ("prometheus", "stream-consumer", 9464),
     ("pipeline-step", "mlflow", 5000),
     ("pipeline-step", "feast-server", 6566),
     ("pipeline-step", "postgres", 5432),

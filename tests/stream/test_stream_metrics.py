@@ -1,7 +1,8 @@
 """The consumer's Prometheus endpoint (`--metrics-port`): its counters after events of
 every outcome, parsed with prometheus_client's own text parser over HTTPS (a
-certificate from gen_certs.py); then a real `prometheus` scraping a real `seamless
-stream consume` over TLS, checking the service's name against the CA."""
+certificate from gen_certs.py); then a real `prometheus` with the shipped scrape job
+(manifests/base/prometheus/prometheus.yml, `stream-consumer`) scraping a real `seamless
+stream consume` over TLS, checking the Service's name against the CA."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from tests.stream.world import event
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
 SERVICE = "stream-consumer"
 SERVER_NAME = f"{SERVICE}.seamless.svc.cluster.local"
+PROMETHEUS_YML = Path(__file__).resolve().parents[2] / "manifests/base/prometheus/prometheus.yml"
 
 
 def ago(seconds: float) -> str:
@@ -117,14 +119,14 @@ def test_prometheus_scrapes_the_consumer_over_tls(
     for n in range(5):
         client.xadd(stream, encode(event(f"p-{n}", 70 + n, ago(20))))
     (tmp_path / "mini.yaml").write_text(MINI)
-    job = {
-        "job_name": "stream-consumer",
-        "scrape_interval": "1s",
-        "metrics_path": "/metrics",
-        "scheme": "https",
-        "tls_config": {"ca_file": str(tls / "ca.crt"), "server_name": SERVER_NAME},
-        "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
-    }
+    # The shipped job, pointed at loopback: its scheme, path and server_name stay.
+    (job,) = [j for j in yaml.safe_load(PROMETHEUS_YML.read_text())["scrape_configs"]
+              if j["job_name"] == "stream-consumer"]  # fmt: skip
+    assert job["tls_config"]["server_name"] == SERVER_NAME
+    job["tls_config"]["ca_file"] = str(tls / "ca.crt")
+    del job["dns_sd_configs"]
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+    job["scrape_interval"] = "1s"
     config = tmp_path / "prometheus.yml"
     config.write_text(yaml.safe_dump({"scrape_configs": [job]}))
     consume = [
