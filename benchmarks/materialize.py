@@ -30,9 +30,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# One timed materialization; argv: repo, windows JSON, variant. Prints wall s and peak KiB.
+# One timed materialization; argv: repo, windows JSON, variant. Prints wall s and peak KiB:
+# VmHWM, this process's own high-water mark (ru_maxrss would carry the parent's across exec).
 CHILD = """
-import json, resource, sys, time
+import json, re, sys, time
 from components.features.store import materialize_windows, open_store, windows_from_json
 repo, windows, variant = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 store = open_store(__import__("pathlib").Path(repo))
@@ -43,7 +44,8 @@ if variant == "feast":
 else:
     materialize_windows(store, windows_from_json(windows))
 wall = time.perf_counter() - t0
-print(json.dumps({"wall_s": wall, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read())
+print(json.dumps({"wall_s": wall, "peak_kib": int(hwm.group(1))}))
 """
 
 
