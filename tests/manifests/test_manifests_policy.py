@@ -9,6 +9,7 @@ import ipaddress
 import json
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -694,18 +695,9 @@ def test_mlflow_serves_https_that_its_clients_verify(rendering: Rendering) -> No
     templates["training Job"] = job["spec"]["template"]
     problems = []
     for name, template in templates.items():
-        assert template is not None
-        ca_volumes = {v["name"] for v in template["spec"].get("volumes", [])
-                      if (v.get("configMap") or {}).get("name") == "seamless-ca"}  # fmt: skip
-        for c in containers(template, init=False):
-            env: dict[str, Any] = {}
-            for ref in c.get("envFrom", []):
-                env.update(maps.get((ref.get("configMapRef") or {}).get("name", ""), {}))
-            env.update({e["name"]: e.get("value") for e in c.get("env", [])})
+        for c, env, ca_mounts in _env_and_ca_mounts(template, maps):
             uri = str(env.get("MLFLOW_TRACKING_URI") or "")
             cert = str(env.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or "")
-            ca_mounts = [m["mountPath"] for m in c.get("volumeMounts", [])
-                         if m["name"] in ca_volumes]  # fmt: skip
             if not uri.startswith("https://mlflow."):
                 problems.append(f"{name}/{c['name']}: MLFLOW_TRACKING_URI is {uri!r}")
             if not any(cert.startswith(m.rstrip("/") + "/") for m in ca_mounts):
@@ -715,6 +707,23 @@ def test_mlflow_serves_https_that_its_clients_verify(rendering: Rendering) -> No
                 )
     assert {"serving", "dashboard"} <= clients, clients
     _fail(rendering, problems, "MLflow clients verify its certificate against seamless-ca")
+
+
+def _env_and_ca_mounts(
+    template: dict[str, Any] | None, maps: dict[str, dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], list[str]]]:
+    """Each container of a pod template with its environment (ConfigMaps it takes with
+    envFrom, then its own env) and where it mounts the `seamless-ca` ConfigMap."""
+    assert template is not None
+    ca_volumes = {v["name"] for v in template["spec"].get("volumes", [])
+                  if (v.get("configMap") or {}).get("name") == "seamless-ca"}  # fmt: skip
+    for c in containers(template, init=False):
+        env: dict[str, Any] = {}
+        for ref in c.get("envFrom", []):
+            env.update(maps.get((ref.get("configMapRef") or {}).get("name", ""), {}))
+        env.update({e["name"]: e.get("value") for e in c.get("env", [])})
+        ca_mounts = [m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] in ca_volumes]
+        yield c, env, ca_mounts
 
 
 def test_minio_serves_https_that_its_clients_verify(rendering: Rendering) -> None:
@@ -757,22 +766,13 @@ def test_minio_serves_https_that_its_clients_verify(rendering: Rendering) -> Non
     templates["training Job"] = _shared_training_job(rendering.objects)["spec"]["template"]
     problems = []
     for name, template in templates.items():
-        assert template is not None
-        ca_volumes = {v["name"] for v in template["spec"].get("volumes", [])
-                      if (v.get("configMap") or {}).get("name") == "seamless-ca"}  # fmt: skip
-        for c in containers(template, init=False):
-            env: dict[str, Any] = {}
-            for ref in c.get("envFrom", []):
-                env.update(maps.get((ref.get("configMapRef") or {}).get("name", ""), {}))
-            env.update({e["name"]: e.get("value") for e in c.get("env", [])})
+        for c, env, ca_mounts in _env_and_ca_mounts(template, maps):
             if "AWS_ENDPOINT_URL" not in env and name == "training Job":
                 continue  # it reaches the store through MLflow's server only
             for key in ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL"):
                 if not str(env.get(key) or "").startswith("https://minio."):
                     problems.append(f"{name}/{c['name']}: {key} is {env.get(key)!r}")
             bundle = str(env.get("AWS_CA_BUNDLE") or "")
-            ca_mounts = [m["mountPath"] for m in c.get("volumeMounts", [])
-                         if m["name"] in ca_volumes]  # fmt: skip
             if not any(bundle.startswith(m.rstrip("/") + "/") for m in ca_mounts):
                 problems.append(f"{name}/{c['name']}: AWS_CA_BUNDLE {bundle!r} not on seamless-ca")
     job = pods_["minio-buckets"].template
