@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.certs import ours_and_other
-from tests.storage.rgw import RadosGateway
+from tests.storage.rgw import RadosGateway, running
 
 
 @pytest.fixture(scope="session")
@@ -26,14 +26,9 @@ def rgw(
 ) -> Iterator[RadosGateway]:
     """Plain HTTP on `endpoint`, HTTPS with our `minio` certificate on `tls_endpoint`."""
     ours = s3_certs["ours"]
-    server = RadosGateway(
-        Path(tmp_path_factory.mktemp("rgw")), tls=(ours / "minio.crt", ours / "minio.key")
-    )
-    try:
-        server.start()
+    tls = (ours / "minio.crt", ours / "minio.key")
+    with running(Path(tmp_path_factory.mktemp("rgw")), tls=tls) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture()

@@ -178,3 +178,14 @@ class RadosGateway:
                     os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         self.procs.clear()
+
+
+@contextlib.contextmanager
+def running(root: Path, tls: tuple[Path, Path] | None = None) -> Any:
+    """A started `RadosGateway` in `root`, stopped on the way out (fixtures' shape)."""
+    server = RadosGateway(root, tls=tls)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

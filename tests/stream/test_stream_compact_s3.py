@@ -25,14 +25,10 @@ VIEW = "facts_view"
 
 @pytest.fixture(scope="module")
 def rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from tests.storage.rgw import RadosGateway
+    from tests.storage.rgw import running
 
-    server = RadosGateway(Path(tmp_path_factory.mktemp("rgw")))
-    try:
-        server.start()
+    with running(Path(tmp_path_factory.mktemp("rgw"))) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture()
