@@ -104,7 +104,7 @@ def build_features(
     from components.stream.pushed import publish_pushed
 
     pushed = publish_pushed(config, repo_path, table_hashes)
-    spans = _with_pushed(config, spans, pushed)
+    spans = widen_to_pushed(config, spans, pushed)
     store = open_store(repo_path)
     objects = build_objects(config, repo_path, table_hashes, pushed=pushed)
     removed = apply_objects(store, objects)
@@ -147,7 +147,7 @@ def build_features(
     return training, info
 
 
-def _with_pushed(
+def widen_to_pushed(
     config: SeamlessConfig, spans: dict[str, TableSpan], pushed: dict[str, Any]
 ) -> dict[str, TableSpan]:
     """Table spans widened to the pushed events' times, so materialization loads the

@@ -249,7 +249,7 @@ def build_objects(
                 # Its own name: Feast's SQL registry cannot turn a FileSource into a
                 # SparkSource of the same name when a repo switches engines.
                 name=f"{view.name}__{view.table}__spark",
-                path=spark_paths[view.table],
+                path=pushed[view.name].path if view.name in pushed else spark_paths[view.table],
                 file_format="parquet",
                 timestamp_field=config.timestamp_key(view.table),
             )

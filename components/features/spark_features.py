@@ -35,6 +35,8 @@ from components.features.store import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from components.stream.pushed import PushedSnapshot
+
 log = logging.getLogger(__name__)
 
 _ORDER = "__label_row"
@@ -108,20 +110,69 @@ def _write_tables(
         )
         target = spark_table_path(repo_path, table, table_hashes[table])
         paths[table] = str(target)
-        if (target / "_SUCCESS").is_file():
-            continue  # same name, same content: written by an earlier run
-        check_executor_writable(frame.sparkSession.sparkContext.master or "", target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        shutil.rmtree(staging)
-        try:
-            frame.write.parquet(staging.as_uri())
-            shutil.rmtree(target, ignore_errors=True)  # an interrupted earlier write
-            staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        _write_once(frame, target)
     return spans, paths
+
+
+def _write_once(frame: DataFrame, target: Path) -> None:
+    """Write a content-named Spark folder unless an earlier run did (its `_SUCCESS`):
+    into a staging folder beside it, renamed into place when complete."""
+    if (target / "_SUCCESS").is_file():
+        return  # same name, same content: written by an earlier run
+    check_executor_writable(frame.sparkSession.sparkContext.master or "", target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    shutil.rmtree(staging)
+    try:
+        frame.write.parquet(staging.as_uri())
+        shutil.rmtree(target, ignore_errors=True)  # an interrupted earlier write
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _publish_pushed(
+    config: SeamlessConfig,
+    frames: dict[str, DataFrame],
+    table_hashes: dict[str, str],
+    repo_path: Path,
+) -> dict[str, PushedSnapshot]:
+    """`stream.pushed.publish_pushed` on Spark: each view with events from the stream
+    consumer reads a Spark folder of its own, its table's rows (the view's columns) plus
+    those events, so the point-in-time join sees them at their own times. The folder is
+    named by the sha-256 of the table's content hash and the events' (a content hash of
+    the merged table, as the local engine names its file, would need it in one process)."""
+    import hashlib
+
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from components.common.tables import content_hash
+    from components.stream.pushed import STREAM_ID_COLUMN, PushedSnapshot, read_pushed
+
+    out: dict[str, PushedSnapshot] = {}
+    for view in config.features.views:
+        events = read_pushed(repo_path, view.name)
+        if events is None or events.empty:
+            continue
+        key, ts = config.entity_key(), config.timestamp_key(view.table)
+        cols = [key, ts, *view.features]
+        batch = _feature_frame(config, view.table, frames[view.table]).select(*cols)
+        rows = events[cols].copy()
+        rows[ts] = pd.to_datetime(rows[ts], utc=True)
+        merged = batch.unionByName(batch.sparkSession.createDataFrame(rows, schema=batch.schema))
+        pair = f"{table_hashes[view.table]}:{content_hash(rows)}"
+        sha = hashlib.sha256(pair.encode()).hexdigest()
+        target = spark_table_path(repo_path, view.table, sha)
+        _write_once(merged, target)
+        span = merged.agg(F.min(ts), F.max(ts)).first()
+        assert span is not None
+        out[view.name] = PushedSnapshot(
+            path=str(target), sha256=sha, pushed_rows=len(events),
+            last_stream_id=str(events[STREAM_ID_COLUMN].iloc[-1]), start=span[0], end=span[1],
+        )  # fmt: skip
+    return out
 
 
 def _label_rows(config: SeamlessConfig, labels: DataFrame, path: Path) -> DataFrame:
@@ -209,7 +260,7 @@ def build_features_spark(
     from pyspark.sql import functions as F
 
     from components.common.tables import TRAINING_TABLE
-    from components.features.features import PhaseTimer
+    from components.features.features import PhaseTimer, widen_to_pushed
     from components.features.training_set import no_join_problem
 
     lap = PhaseTimer()
@@ -235,10 +286,12 @@ def build_features_spark(
 
     ensure_repo(repo_path, config.features.project, spark=config)
     spans, paths = _write_tables(config, frames, table_hashes, repo_path)
+    pushed = _publish_pushed(config, frames, table_hashes, repo_path)
+    spans = widen_to_pushed(config, spans, pushed)
     lap("write")
 
     store = open_store(repo_path)
-    objects = build_objects(config, repo_path, table_hashes, spark_paths=paths)
+    objects = build_objects(config, repo_path, table_hashes, spark_paths=paths, pushed=pushed)
     removed = apply_objects(store, objects)
     lap("apply")
 
@@ -306,6 +359,7 @@ def build_features_spark(
         "tables": {t: s.describe() for t, s in spans.items()},
         "online_windows": windows_as_json(windows),
         "materialized": online,
+        "pushed_rows": {v: p.pushed_rows for v, p in pushed.items()},
         "timings_s": timings,
         "engine": "spark",
     }
