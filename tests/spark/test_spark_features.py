@@ -29,11 +29,35 @@ def features_on(
     return run_features(config, str(dataset), str(out))
 
 
+def push_events(dataset: Path, repos: list[Path], rows: int = 30) -> None:
+    """Events in the stream consumer's log (components/stream/pushed.py) of each repo: age
+    99 for the first `rows` label rows' customers, one second before each label."""
+    from components.stream.pushed import EVENT_ID_COLUMN, STREAM_ID_COLUMN, columns_of, write_part
+
+    config = load_config(default_config_path())
+    tables = read_dataset(dataset)
+    key = config.entity_key()
+    labels = tables["labels"].head(rows)
+    profiles = tables["profiles"].drop_duplicates(key, keep="last").set_index(key)
+    events = profiles.loc[labels[key].to_numpy()].reset_index()
+    label_ts = labels[config.timestamp_key(config.labels.table)]
+    events[config.timestamp_key("profiles")] = (label_ts - timedelta(seconds=1)).to_numpy()
+    events["age"] = 99
+    events[EVENT_ID_COLUMN] = [f"e{i}" for i in range(rows)]
+    events[STREAM_ID_COLUMN] = [f"{1000 + i}-0" for i in range(rows)]
+    for repo in repos:
+        write_part(config, repo, "customer_profile", events[columns_of(config, "customer_profile")])
+
+
 def test_same_training_set_and_online_values(
     spark: Any, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also with events from the stream consumer: both engines join them at their times."""
+    push_events(dataset, [tmp_path / "lrepo", tmp_path / "srepo"])
     local = features_on("local", dataset, tmp_path / "lrepo", tmp_path / "lts", monkeypatch)
     remote = features_on("spark", dataset, tmp_path / "srepo", tmp_path / "sts", monkeypatch)
+    assert local["pushed_rows"] == remote["pushed_rows"] == {"customer_profile": 30}
+    assert (read_table(tmp_path / "lts", "training_set")["age"].head(30) == 99).all()
     # The same rows in the same order with the same dtypes: equal content hashes.
     assert remote["training_set_sha256"] == local["training_set_sha256"]
     assert remote["rows"] == local["rows"]
@@ -104,37 +128,3 @@ def test_no_join_at_all_is_the_same_sentence(
         messages.append(str(info.value))
     assert messages[0] == messages[1]
     assert "No feature value joined any of the" in messages[1]
-
-
-def test_pushed_events_join_the_same_on_both_engines(
-    spark: Any, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Events from the stream consumer's log (components/stream/pushed.py) join training
-    at their own times on Spark as on the local engine."""
-    from components.stream.pushed import EVENT_ID_COLUMN, STREAM_ID_COLUMN, columns_of, write_part
-
-    config = load_config(default_config_path())
-    tables = read_dataset(dataset)
-    key = config.entity_key()
-    labels = tables["labels"].head(30)
-    profiles = tables["profiles"].drop_duplicates(key, keep="last").set_index(key)
-    events = profiles.loc[labels[key].to_numpy()].reset_index()
-    ts = config.timestamp_key("profiles")
-    label_ts = config.timestamp_key(config.labels.table)
-    # One second before each label: the newest profile value that label can see.
-    events[ts] = (labels[label_ts] - timedelta(seconds=1)).to_numpy()
-    events["age"] = 99
-    events[EVENT_ID_COLUMN] = [f"e{i}" for i in range(len(events))]
-    events[STREAM_ID_COLUMN] = [f"{1000 + i}-0" for i in range(len(events))]
-    part = events[columns_of(config, "customer_profile")]
-    for name in ("lrepo", "srepo"):
-        write_part(config, tmp_path / name, "customer_profile", part)
-
-    local = features_on("local", dataset, tmp_path / "lrepo", tmp_path / "lts", monkeypatch)
-    remote = features_on("spark", dataset, tmp_path / "srepo", tmp_path / "sts", monkeypatch)
-    assert local["pushed_rows"] == remote["pushed_rows"] == {"customer_profile": 30}
-    a = read_table(tmp_path / "lts", "training_set")
-    b = read_table(tmp_path / "sts", "training_set")
-    assert (a["age"].head(30) == 99).all()
-    pd.testing.assert_frame_equal(a, b)
-    assert remote["training_set_sha256"] == local["training_set_sha256"]
