@@ -68,28 +68,48 @@ def read_env(path: Path) -> dict[str, str]:
     return out
 
 
-def resolve(sections: dict[str, dict[str, str]], known: dict[str, str]) -> dict[str, str]:
-    values = dict(known)
-    templates = {k: v for sec in sections.values() for k, v in sec.items()}
+def resolve(
+    sections: dict[str, dict[str, str]], known: dict[str, dict[str, str]]
+) -> dict[str, dict[str, str]]:
+    """Section -> {key: value}. A key means its own section's entry there: two sections may
+    hold the same key with different values (each client's MLFLOW_TRACKING_USERNAME, each
+    role's database URL). `${KEY}` names the entry in the same section, else the one
+    section that defines KEY. `known`: the values in existing files, per section."""
+    owners: dict[str, list[str]] = {}
+    for sec, keys in sections.items():
+        for key in keys:
+            owners.setdefault(key, []).append(sec)
+    memo: dict[tuple[str, str], str] = {}
 
-    def value(key: str, seen: tuple[str, ...] = ()) -> str:
-        if key in values:
-            return values[key]
-        if key in seen or key not in templates:
-            raise SystemExit(f".env.example: ${{{key}}} is undefined or circular.")
-        template = templates[key]
-        if REF.search(template):
-            result = REF.sub(lambda m: value(m.group(1), (*seen, key)), template)
+    def value(key: str, section: str, seen: tuple[tuple[str, str], ...] = ()) -> str:
+        where = owners.get(key, [])
+        if section in where:
+            sec = section
+        elif len(where) == 1:
+            sec = where[0]
+        else:
+            raise SystemExit(
+                f".env.example: ${{{key}}} in [{section}] is undefined or defined in "
+                f"several sections {where}."
+            )
+        slot = (sec, key)
+        if slot in memo:
+            return memo[slot]
+        if slot in seen:
+            raise SystemExit(f".env.example: ${{{key}}} is circular.")
+        template = sections[sec][key]
+        if key in known.get(sec, {}):
+            result = known[sec][key]
+        elif REF.search(template):
+            result = REF.sub(lambda m: value(m.group(1), sec, (*seen, slot)), template)
         elif template == "":
             result = secrets.token_hex(24)  # URL- and config-safe
         else:
             result = template
-        values[key] = result
+        memo[slot] = result
         return result
 
-    for key in templates:
-        value(key)
-    return values
+    return {sec: {key: value(key, sec) for key in keys} for sec, keys in sections.items()}
 
 
 def render(name: str, keys: dict[str, str], values: dict[str, str]) -> str:
@@ -121,7 +141,7 @@ def main() -> None:
         sections.update(extra)
 
     missing: list[str] = []
-    known: dict[str, str] = {}
+    known: dict[str, dict[str, str]] = {}
     for name, keys in sections.items():
         path = args.overlay / name
         if not path.is_file():
@@ -133,7 +153,7 @@ def main() -> None:
         absent = [k for k in keys if not have.get(k)]
         if absent:
             raise SystemExit(f"{path}: missing or empty keys {absent} (see {args.example.name}).")
-        known.update(have)
+        known[name] = have
 
     if args.check:
         if missing:
@@ -157,7 +177,7 @@ def main() -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(render(name, sections[name], values))
+            fh.write(render(name, sections[name], values[name]))
         print(f"wrote {path}", file=sys.stderr)
     render_alertmanager.write(args.overlay)
     issued = gen_certs.write_certs(args.overlay, list(gen_certs.SERVICES), list(gen_certs.LOOPBACK))
