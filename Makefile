@@ -111,10 +111,14 @@ images-load: images ## Load the project's images into the kind cluster (needs ki
 
 deploy: $(KUBECTL) ## Apply the kind overlay and wait for the rollouts (needs a cluster)
 	$(BIN)/python manifests/tools/gen_secrets.py manifests/overlays/kind
+	@# The accounts Job's pod template is immutable (a new image tag): apply it afresh, so
+	@# it runs on every deploy (idempotent).
+	$(KUBECTL) -n seamless delete job mlflow-accounts --ignore-not-found
 	$(KUBECTL) apply -k manifests/overlays/kind
 	for d in statefulset/postgres statefulset/redis statefulset/minio deployment/mlflow deployment/feast-server deployment/prometheus; do \
 		$(KUBECTL) -n seamless rollout status $$d --timeout=300s; done
 	$(KUBECTL) -n seamless wait --for=condition=complete job/minio-buckets --timeout=300s
+	$(KUBECTL) -n seamless wait --for=condition=complete job/mlflow-accounts --timeout=600s
 
 kfp-up: $(KUBECTL) ## Install Kubeflow Pipelines standalone at KFP_VERSION (manifests/kfp; needs GitHub access) and wait for it
 	@# Cluster-scoped first (CRDs, namespace), then the install once the CRDs are served.

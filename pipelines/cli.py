@@ -500,6 +500,7 @@ def _register_subcommands() -> None:
     from pipelines.batch_cli import batch_scoring_cmd
     from pipelines.governance_cli import audit_app, lineage_cmd
     from pipelines.init_cli import init_cmd
+    from pipelines.mlflow_cli import mlflow_app
     from pipelines.monitor_cli import monitor_app
     from pipelines.notify_cli import notifications_app
     from pipelines.serve_cli import serve_cmd
@@ -515,6 +516,7 @@ def _register_subcommands() -> None:
     app.add_typer(monitor_app, name="monitor")
     app.add_typer(notifications_app, name="notifications")
     app.add_typer(stream_app, name="stream")
+    app.add_typer(mlflow_app, name="mlflow")
 
 
 _register_subcommands()

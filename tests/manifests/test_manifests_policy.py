@@ -373,6 +373,8 @@ EXPECTED_FLOWS = {
     ("serving", "redis", 6379),
     ("dashboard", "mlflow", 5000),
     ("dashboard", "postgres", 5432),
+    # The Job that sets up the dashboard's READ-only MLflow user.
+    ("mlflow-accounts", "mlflow", 5000),
     ("prometheus", "serving", 8080),
     ("prometheus", "alertmanager", 9093),
     ("prometheus", "dashboard", 8765),

@@ -1,0 +1,276 @@
+"""The dashboard's READ-only MLflow account (issue #16 part 1), against a real
+`mlflow server --app-name basic-auth` (SQLite stores in tmp, plain HTTP on 127.0.0.1:
+TLS is tests/serving/test_mlflow_tls.py's subject).
+
+`ensure_viewer` is run twice before the admin creates anything, so the `*` grants must
+cover resources created later. The viewer then reads what the dashboard reads, through
+the dashboard's own functions, and every change is refused, except the one MLflow's
+basic-auth app cannot refuse without workspaces: creating a NEW experiment or registered
+model (pinned below, so an MLflow that closes it is noticed)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.postgres import free_port
+from tests.helpers.process import http_daemon
+
+pytestmark = [pytest.mark.governance, pytest.mark.slow]
+
+MLFLOW = Path(sys.executable).parent / "mlflow"
+ADMIN = ("admin", "admin-password-1234")
+VIEWER = ("dashboard", "viewer-password-5678")
+MODEL = "churn"
+
+try:
+    import flask_wtf  # noqa: F401  (MLflow's basic-auth app needs it)
+except ImportError:  # pragma: no cover
+    pytest.skip(
+        "MLflow's basic-auth app needs Flask-WTF: pip install 'Flask-WTF==1.3.0' "
+        "(the dev extra has it)",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("mlflow-auth")
+    ini = root / "basic_auth.ini"
+    ini.write_text(
+        "[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = sqlite:///{root / 'auth.db'}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = false\n"
+    )
+    port = free_port()
+    cmd = [
+        str(MLFLOW), "server", "--app-name", "basic-auth",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-0123456789",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    with http_daemon(cmd, root / "server.log", f"http://127.0.0.1:{port}/health",
+                     timeout_s=180, group=True, env=env):  # fmt: skip
+        yield f"http://127.0.0.1:{port}"
+
+
+def _as(monkeypatch: pytest.MonkeyPatch, user: tuple[str, str]) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", user[1])
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+
+@pytest.fixture(scope="module")
+def world(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The viewer set up (twice: first with another password), then, as the admin, an
+    experiment with a monitoring run (metrics, params, an artifact) and a registered
+    model with two versions and the champion alias."""
+    from mlflow import MlflowClient
+
+    from components.governance.mlflow_accounts import ensure_viewer
+
+    mp = pytest.MonkeyPatch()
+    _as(mp, ADMIN)
+    first = ensure_viewer(server, VIEWER[0], "an-older-password-000")
+    second = ensure_viewer(server, VIEWER[0], VIEWER[1])
+    admin = MlflowClient(server)
+    experiment = admin.create_experiment("created-after-the-viewer")
+    run = admin.create_run(
+        experiment,
+        tags={"seamless.stage": "monitor", "seamless.model_name": MODEL,
+              "seamless.model_version": "2", "seamless.decision": "keep"},
+    )  # fmt: skip
+    run_id = run.info.run_id
+    admin.log_metric(run_id, "psi.age", 0.05)
+    admin.log_metric(run_id, "live_roc_auc", 0.81)
+    admin.log_param(run_id, "window", "7d")
+    note = tmp_path_factory.mktemp("artifact") / "note.txt"
+    note.write_text("hello")
+    admin.log_artifact(run_id, str(note))
+    admin.set_terminated(run_id)
+    admin.create_registered_model(MODEL, description="the churn model")
+    for _ in range(2):
+        admin.create_model_version(
+            MODEL, f"runs:/{run_id}/note.txt", run_id, tags={"holdout.roc_auc": "0.8"}
+        )
+    admin.set_registered_model_alias(MODEL, "champion", "2")
+    yield {"first": first, "second": second, "experiment": experiment, "run_id": run_id}
+    mp.undo()
+
+
+@pytest.fixture()
+def viewer(server: str, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    from mlflow import MlflowClient
+
+    _as(monkeypatch, VIEWER)
+    return MlflowClient(server)
+
+
+def test_ensure_viewer_is_idempotent(server: str, world: dict[str, Any]) -> None:
+    first, second = world["first"], world["second"]
+    assert first.user_created and first.role_created and first.role_assigned
+    assert first.grants_added == ["READ on experiment *", "READ on registered_model *"]
+    assert not (second.user_created or second.role_created or second.role_assigned)
+    assert second.grants_added == [] and second.grants_removed == []
+
+
+def test_viewer_reads_experiments_runs_and_artifacts(
+    viewer: Any, world: dict[str, Any], tmp_path: Path
+) -> None:
+    names = {e.name for e in viewer.search_experiments()}
+    assert "created-after-the-viewer" in names
+    runs = viewer.search_runs([world["experiment"]])
+    assert [r.info.run_id for r in runs] == [world["run_id"]]
+    run = viewer.get_run(world["run_id"])
+    assert run.data.metrics["live_roc_auc"] == pytest.approx(0.81)
+    assert run.data.params == {"window": "7d"}
+    assert len(viewer.get_metric_history(world["run_id"], "psi.age")) == 1
+    assert [a.path for a in viewer.list_artifacts(world["run_id"])] == ["note.txt"]
+    local = viewer.download_artifacts(world["run_id"], "note.txt", str(tmp_path))
+    assert Path(local).read_text() == "hello"
+
+
+def test_viewer_reads_models_versions_and_aliases(viewer: Any) -> None:
+    assert [m.name for m in viewer.search_registered_models()] == [MODEL]
+    assert viewer.get_registered_model(MODEL).aliases == {"champion": "2"}
+    assert len(viewer.search_model_versions(f"name = '{MODEL}'")) == 2
+    assert viewer.get_model_version_by_alias(MODEL, "champion").version == "2"
+    assert viewer.get_model_version(MODEL, "1").tags["holdout.roc_auc"] == "0.8"
+
+
+def test_the_dashboards_reading_code_works_as_the_viewer(viewer: Any) -> None:
+    from components.dashboard.models import list_models, model_overview, model_version
+    from components.dashboard.monitoring import latest_runs_as_prometheus, monitoring_runs
+
+    (listed,) = list_models(viewer)
+    assert listed["name"] == MODEL and listed["aliases"] == {"champion": "2"}
+    overview = model_overview(viewer, MODEL, [])
+    assert overview is not None
+    assert [v["version"] for v in overview["versions"]] == ["2", "1"]
+    assert overview["aliases"]["champion"] == "2"
+    one = model_version(viewer, MODEL, "2", [])
+    assert one is not None and one["holdout"] == {"roc_auc": 0.8}
+    (monitored,) = monitoring_runs(viewer, MODEL)
+    assert monitored["psi"] == {"age": 0.05} and monitored["decision"] == "keep"
+    assert b'seamless_monitor_last_run_timestamp_seconds{model="churn"' in (
+        latest_runs_as_prometheus(viewer)
+    )
+
+
+def _refused(call: Any) -> str:
+    from mlflow.exceptions import MlflowException, RestException
+
+    with pytest.raises((MlflowException, RestException, OSError)) as caught:
+        call()
+    text = str(caught.value)
+    assert "403" in text or "PERMISSION_DENIED" in text, text
+    return text
+
+
+def test_viewer_changes_nothing(viewer: Any, world: dict[str, Any], tmp_path: Path) -> None:
+    run_id, experiment = world["run_id"], world["experiment"]
+    note = tmp_path / "again.txt"
+    note.write_text("x")
+    attempts = {
+        "create_run": lambda: viewer.create_run(experiment),
+        "log_metric": lambda: viewer.log_metric(run_id, "live_roc_auc", 0.1),
+        "log_param": lambda: viewer.log_param(run_id, "other", "1"),
+        "set_tag": lambda: viewer.set_tag(run_id, "seamless.decision", "promote"),
+        "log_artifact": lambda: viewer.log_artifact(run_id, str(note)),
+        "delete_run": lambda: viewer.delete_run(run_id),
+        "delete_experiment": lambda: viewer.delete_experiment(experiment),
+        "create_model_version": lambda: viewer.create_model_version(
+            MODEL, f"runs:/{run_id}/note.txt", run_id
+        ),
+        "set_registered_model_alias": lambda: viewer.set_registered_model_alias(
+            MODEL, "champion", "1"
+        ),
+        "delete_registered_model_alias": lambda: viewer.delete_registered_model_alias(
+            MODEL, "champion"
+        ),
+        "set_model_version_tag": lambda: viewer.set_model_version_tag(MODEL, "2", "k", "v"),
+        "delete_model_version": lambda: viewer.delete_model_version(MODEL, "1"),
+        "delete_registered_model": lambda: viewer.delete_registered_model(MODEL),
+    }
+    for name, call in attempts.items():
+        try:
+            _refused(call)
+        except AssertionError as exc:  # name the write that went through
+            raise AssertionError(f"the viewer's {name} was not refused: {exc}") from exc
+    # Nothing moved.
+    assert viewer.get_registered_model(MODEL).aliases == {"champion": "2"}
+    assert len(viewer.search_model_versions(f"name = '{MODEL}'")) == 2
+    assert viewer.get_run(run_id).data.tags["seamless.decision"] == "keep"
+
+
+def test_viewer_can_still_create_new_containers(viewer: Any) -> None:
+    """MLflow 3.17 without workspaces lets every signed-in user create an experiment or a
+    registered model (it then manages that one); only a DENY on the type refuses it, and
+    a DENY on `*` also hides the reads. Documented in docs/security.md; this pins it."""
+    assert viewer.create_experiment("made-by-the-viewer")
+    assert viewer.create_registered_model("made-by-the-viewer").name == "made-by-the-viewer"
+
+
+def test_admin_failures_are_one_sentence(
+    server: str, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.common.errors import SeamlessError
+    from components.governance.mlflow_accounts import ensure_viewer
+
+    _as(monkeypatch, VIEWER)
+    with pytest.raises(SeamlessError, match="is not an MLflow admin"):
+        ensure_viewer(server, "someone", "some-password-123")
+    _as(monkeypatch, (ADMIN[0], "wrong-password"))
+    with pytest.raises(SeamlessError, match="refused the credentials of 'admin'"):
+        ensure_viewer(server, "someone", "some-password-123")
+    _as(monkeypatch, ADMIN)
+    with pytest.raises(SeamlessError, match="cannot be reached"):
+        ensure_viewer(f"http://127.0.0.1:{free_port()}", "someone", "some-password-123")
+    with pytest.raises(SeamlessError, match="is the admin account"):
+        ensure_viewer(server, ADMIN[0], "some-password-123")
+
+
+def test_cli_runs_it_from_the_environment(
+    server: str, world: dict[str, Any], tmp_path: Path
+) -> None:
+    import subprocess
+
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": server,
+        "MLFLOW_TRACKING_USERNAME": ADMIN[0],
+        "MLFLOW_TRACKING_PASSWORD": ADMIN[1],
+        "VIEWER_NAME": VIEWER[0],
+        "VIEWER_PASSWORD": VIEWER[1],
+    }
+    seamless = Path(sys.executable).parent / "seamless"
+    done = subprocess.run(
+        [str(seamless), "mlflow", "ensure-viewer", "--username-env", "VIEWER_NAME",
+         "--password-env", "VIEWER_PASSWORD"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "role already assigned" in done.stdout
+    env.pop("VIEWER_PASSWORD")
+    done = subprocess.run(
+        [str(seamless), "mlflow", "ensure-viewer", "--username", "x"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "SEAMLESS_VIEWER_PASSWORD" in done.stdout + done.stderr
