@@ -77,9 +77,11 @@ def stack() -> Iterator[Any]:
         running.up()
         # The object store first: its buckets Job runs once it answers, before any client.
         running.wait("minio", "ready")
-        running.complete_jobs()
+        running.complete_jobs(["minio-buckets"])
         for workload in ("postgres", "redis", "mlflow", "feast-server"):
             running.wait(workload, "ready")
+        # MLflow's accounts (the dashboard's READ-only user) once MLflow answers.
+        running.complete_jobs(["mlflow-accounts"])
         for workload in ("prometheus", "alertmanager"):
             running.wait(workload, "ready")
         # Serving is alive now but only ready once a champion exists (the tests make one).
