@@ -274,3 +274,31 @@ def test_cli_runs_it_from_the_environment(
     )  # fmt: skip
     assert done.returncode == 1
     assert "SEAMLESS_VIEWER_PASSWORD" in done.stdout + done.stderr
+
+
+def test_ensure_viewer_repairs_a_widened_account(
+    server: str, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone gave the role EDIT and made the viewer an admin: the next run takes both
+    back, so the Job restores READ-only."""
+    from mlflow import MlflowClient
+    from mlflow.server.auth.client import AuthServiceClient
+
+    from components.governance.mlflow_accounts import ensure_viewer
+
+    _as(monkeypatch, ADMIN)
+    auth = AuthServiceClient(server)
+    (role,) = [r for r in auth.list_roles("default") if r.name == "seamless-viewer"]
+    (granted,) = [
+        p for p in auth.list_role_permissions(role.id) if p.resource_type == "registered_model"
+    ]
+    auth.update_role_permission(granted.id, "EDIT")
+    auth.add_role_permission(role.id, "run", "*", "EDIT")
+    auth.update_user_admin(VIEWER[0], True)
+    repaired = ensure_viewer(server, VIEWER[0], VIEWER[1])
+    assert repaired.admin_revoked
+    assert sorted(repaired.grants_removed) == ["EDIT on registered_model *", "EDIT on run *"]
+    assert repaired.grants_added == ["READ on registered_model *"]
+    assert not auth.get_user(VIEWER[0]).is_admin
+    _as(monkeypatch, VIEWER)
+    _refused(lambda: MlflowClient(server).set_registered_model_alias(MODEL, "x", "1"))
