@@ -5,14 +5,10 @@ Real `seamless ui` over TLS with gen_certs.py's certificate, real Prometheus."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import ssl
 import sys
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +18,16 @@ import yaml
 from tests.helpers.certs import ours_and_other
 from tests.helpers.postgres import free_port
 from tests.helpers.process import http_daemon
-from tests.helpers.require import unavailable
+from tests.helpers.prometheus import prometheus_binary, prometheus_server, query
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_YML = ROOT / "manifests" / "base" / "prometheus" / "prometheus.yml"
 
 
-def _query(port: int, expr: str) -> list[dict[str, Any]]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return list(json.load(answer)["data"]["result"])
-
-
 def test_prometheus_scrapes_the_monitoring_gauges_over_tls(
     dash: dict[str, Any], tmp_path: Path
 ) -> None:
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        unavailable("no prometheus binary: apt-get install prometheus")
+    prometheus_binary()  # before any set-up: unavailable here means skipped
     tls = ours_and_other(tmp_path, "dashboard", hosts=())["ours"]
     (tmp_path / "tokens").write_text("viewer-token-0123456789:predict\n")
     ui_port, prom_port = free_port(), free_port()
@@ -70,22 +58,13 @@ def test_prometheus_scrapes_the_monitoring_gauges_over_tls(
             env=env,
             cwd=ROOT,
         ),  # fmt: skip
-        http_daemon(
-            [
-                prometheus,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            tmp_path / "prometheus.log",
-            f"http://127.0.0.1:{prom_port}/-/ready",
-        ),
+        prometheus_server(config, prom_port, tmp_path),
     ):
         deadline, found = time.monotonic() + 60, []
         while time.monotonic() < deadline and not found:
-            found = _query(prom_port, 'seamless_drift_psi{feature="credit_utilization"}')
+            found = query(prom_port, 'seamless_drift_psi{feature="credit_utilization"}')
             time.sleep(0.5)
-        up = _query(prom_port, 'up{job="monitoring"}')
+        up = query(prom_port, 'up{job="monitoring"}')
     assert found, (
         "no monitoring series scraped in 60 s:\n"
         + ((tmp_path / "prometheus.log").read_text()[-1500:])

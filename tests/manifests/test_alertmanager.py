@@ -32,6 +32,7 @@ from tests.helpers.certs import ours_and_other
 from tests.helpers.loopback import answer, loopback_server
 from tests.helpers.postgres import free_port
 from tests.helpers.process import http_daemon
+from tests.helpers.prometheus import prometheus_binary, prometheus_server
 from tests.helpers.require import unavailable
 from tests.helpers.webhook import Receiver, webhook_receiver
 
@@ -397,7 +398,7 @@ def test_alertmanager_serves_the_shipped_web_config_over_https(tmp_path: Path) -
 
 
 def test_a_firing_rule_reaches_the_webhook_and_slack_receivers(tmp_path: Path) -> None:
-    prometheus = binary("prometheus", package="prometheus")
+    prometheus_binary()
     alertmanager = binary(
         "prometheus-alertmanager", "alertmanager", package="prometheus-alertmanager"
     )
@@ -444,16 +445,7 @@ def test_a_firing_rule_reaches_the_webhook_and_slack_receivers(tmp_path: Path) -
                 f"https://127.0.0.1:{am_port}/-/ready",
                 tls=am_ready,
             ),
-            http_daemon(
-                [
-                    prometheus,
-                    f"--config.file={prom_config}",
-                    f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                ],
-                tmp_path / "prometheus.log",
-                f"http://127.0.0.1:{prom_port}/-/ready",
-            ),
+            prometheus_server(prom_config, prom_port, tmp_path),
         ):
             # Prometheus' first scrape comes a few seconds after start (discovery is
             # batched): the counter must be seen at 0 before it increases.

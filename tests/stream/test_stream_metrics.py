@@ -6,9 +6,7 @@ stream consume` over TLS, checking the Service's name against the CA."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import ssl
 import subprocess
@@ -31,8 +29,7 @@ from components.stream.metrics import StreamMetrics, serve
 from tests.helpers.certs import ours_and_other
 from tests.helpers.mini_features import MINI
 from tests.helpers.postgres import free_port
-from tests.helpers.process import http_daemon
-from tests.helpers.require import unavailable
+from tests.helpers.prometheus import prometheus_binary, prometheus_server, query
 from tests.stream.world import event
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
@@ -102,18 +99,10 @@ def test_the_metrics_count_every_outcome(
     assert (got["seamless_stream_pending"], got["seamless_stream_lag"]) == (0, 1)
 
 
-def _query(port: int, expr: str) -> list[dict[str, Any]]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return list(json.load(answer)["data"]["result"])
-
-
 def test_prometheus_scrapes_the_consumer_over_tls(
     redis: Any, redis_repo: Path, client: Any, tmp_path: Path
 ) -> None:
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        unavailable("no prometheus binary: apt-get install prometheus")
+    prometheus_binary()  # before any set-up: unavailable here means skipped
     tls = ours_and_other(tmp_path, SERVICE, hosts=())["ours"]  # the Service's names only
     stream, port, prom_port = "s:metrics-prom", free_port(), free_port()
     for n in range(5):
@@ -142,25 +131,16 @@ def test_prometheus_scrapes_the_consumer_over_tls(
              "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )  # fmt: skip
     try:
-        with http_daemon(
-            [
-                prometheus,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            tmp_path / "prometheus.log",
-            f"http://127.0.0.1:{prom_port}/-/ready",
-        ):
+        with prometheus_server(config, prom_port, tmp_path):
             deadline, found = time.monotonic() + 90, []
             while time.monotonic() < deadline:
                 assert proc.poll() is None, (tmp_path / "consume.log").read_text()[-2000:]
-                found = _query(prom_port, 'seamless_stream_events_total{outcome="written"}')
+                found = query(prom_port, 'seamless_stream_events_total{outcome="written"}')
                 if found and float(found[0]["value"][1]) == 5:
                     break
                 time.sleep(0.5)
-            up = _query(prom_port, 'up{job="stream-consumer"}')
-            pending = _query(prom_port, "seamless_stream_pending")
+            up = query(prom_port, 'up{job="stream-consumer"}')
+            pending = query(prom_port, "seamless_stream_pending")
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
