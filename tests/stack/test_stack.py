@@ -713,8 +713,12 @@ def test_compiled_spark_steps_run_in_the_spark_image(stack: Any, tmp_path: Path)
     )
     # validate may send a notification: the receivers' Secret (empty here) is mounted.
     pod = validate_job["spec"]["template"]["spec"]
-    [secret] = [v for v in pod["volumes"] if "secret" in v]
-    assert secret["secret"] == {"secretName": "seamless-notifications", "optional": True}
+    secrets = {v["secret"]["secretName"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+    assert secrets["seamless-notifications"] == {
+        "secretName": "seamless-notifications",
+        "optional": True,
+    }
+    assert "seamless-spark-auth" in secrets, secrets  # Spark's RPC secret, as a file
     [app] = pod["containers"]
     assert {"name": "SEAMLESS_NOTIFICATIONS_DIR", "value": "/etc/seamless/notifications"} in (
         app["env"]
