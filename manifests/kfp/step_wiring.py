@@ -93,9 +93,14 @@ def _meta(name: str, namespace: str, steps_ns: str, source: Obj | None = None) -
 
 
 def _qualify(text: str, services: list[str], namespace: str) -> str:
-    """`host:port` of a Seamless service -> its cluster-wide name (other text unchanged)."""
+    """`host:port` of a Seamless service -> its cluster-wide name (other text unchanged).
+    A port is digits not followed by a word character or `@`: a URL's `user:password@`
+    whose user is also a Service name (`serving`, `dashboard`) and whose password starts
+    with a digit is not a host."""
     names = "|".join(re.escape(s) for s in services)
-    return re.sub(rf"(?<![\w.-])({names})(?=:\d)", rf"\g<1>.{namespace}.svc.cluster.local", text)
+    return re.sub(
+        rf"(?<![\w.-])({names})(?=:\d+(?![\w@]))", rf"\g<1>.{namespace}.svc.cluster.local", text
+    )
 
 
 def _copy(obj: Obj, steps_ns: str, services: list[str], app_ns: str) -> Obj:

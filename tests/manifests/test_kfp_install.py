@@ -28,7 +28,7 @@ from pipelines.compile import COMPILED_DIR, compiled_pipelines
 from tests.manifests.k8s_objects import Rendering
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "manifests" / "kfp"))
-from step_wiring import MARK, MIRRORED_LABELS, SPARK_ROLE, STEP_ACCOUNT, step_wiring
+from step_wiring import MARK, MIRRORED_LABELS, SPARK_ROLE, STEP_ACCOUNT, _qualify, step_wiring
 
 pytestmark = pytest.mark.manifests
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,7 +212,9 @@ def test_copies_reach_the_services_by_their_cluster_wide_names(
     wiring: list[dict], kind_objects: list[dict]
 ) -> None:
     originals = {(o["kind"], o["metadata"]["name"]): o for o in kind_objects}
-    short = re.compile(r"(?<![\w.-])(postgres|redis|mlflow|feast-server|serving):\d")
+    short = re.compile(
+        r"(?<![\w.-])(postgres|redis|mlflow|feast-server|serving|dashboard)(?=:\d+(?![\w@]))"
+    )
     copies = [o for o in wiring if o["kind"] in ("ConfigMap", "Secret")]
     # All copies but KFP's own launcher config (checked below).
     assert {c["metadata"]["name"] for c in copies} - {
@@ -224,10 +226,7 @@ def test_copies_reach_the_services_by_their_cluster_wide_names(
         assert set(after) == set(before)
         for key, value in after.items():
             assert not short.search(value), f"{copy['metadata']['name']}.{key} keeps a short host"
-            expected = short.sub(
-                lambda m: m.group(0)[:-2] + ".seamless.svc.cluster.local:" + m.group(0)[-1],
-                before[key],
-            )
+            expected = short.sub(lambda m: m.group(0) + ".seamless.svc.cluster.local", before[key])
             assert value == expected, f"{copy['metadata']['name']}.{key} changed beyond host names"
 
 
@@ -445,3 +444,15 @@ def test_launcher_config_follows_an_https_endpoint_and_a_chosen_root(
     assert default["endpoint"] == "s3.example.com" and default["disableSSL"] is False
     with pytest.raises(SystemExit, match="KFP_PIPELINE_ROOT='gs://x' is not an s3:// URI"):
         step_wiring(renderings["kind"].objects, "kubeflow", "gs://x")
+
+
+def test_a_user_named_like_a_service_is_not_a_host() -> None:
+    """`serving:<password>@` in a database URL: the user is a Service's name and a hex
+    password may start with a digit; only the host after `@` is qualified."""
+    url = "postgresql://serving:8a0f3c@postgres:5432/predictions?sslmode=verify-full"
+    assert _qualify(url, ["serving", "postgres"], "seamless") == (
+        "postgresql://serving:8a0f3c@postgres.seamless.svc.cluster.local:5432/predictions"
+        "?sslmode=verify-full"
+    )
+    assert _qualify("serving:8080,x", ["serving"], "ns") == ("serving.ns.svc.cluster.local:8080,x")
+    assert _qualify("dashboard:1234@host", ["dashboard"], "ns") == ("dashboard:1234@host")
