@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,10 @@ def test_readers_during_compactions_never_lose_or_repeat_a_row(
         extra[pushed.STREAM_ID_COLUMN] = f"{9_000_000_000_000 + n}-0"
         pushed.write_part(stream_config, repo, VIEW, extra)
         pushed.compact(repo, VIEW)
+        # Let a read finish between compactions however slow the machine is (bounded).
+        seen, deadline = len(reads), time.monotonic() + 30
+        while len(reads) == seen and not failures and time.monotonic() < deadline:
+            time.sleep(0.01)
     stop.set()
     for t in threads:
         t.join(timeout=60)

@@ -6,6 +6,7 @@ deletes leaves a readable log, and readers during compactions lose and repeat no
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +143,9 @@ def test_readers_during_s3_compactions(
     for n in range(6):
         write_parts(stream_config, repo, 1, start=100 + n)
         pushed.compact(repo, VIEW)
+        seen, deadline = len(reads), time.monotonic() + 30  # a read between compactions
+        while len(reads) == seen and not failures and time.monotonic() < deadline:
+            time.sleep(0.01)
     stop.set()
     thread.join(timeout=120)
     assert not failures, failures
