@@ -20,6 +20,7 @@ from components.governance.audit_postgres import TABLE, PostgresAuditLog
 from components.predictions.postgres import PgLog, table_name
 from components.predictions.summary import summarize
 from tests.helpers.postgres import PostgresServer, postgres_server
+from tests.helpers.require import unavailable
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -42,7 +43,7 @@ def role_url(server: PostgresServer, role: str, database: str) -> str:
 def initialised_server() -> Iterator[PostgresServer]:
     """A fresh server after the shipped init script (run as the pod's entrypoint would)."""
     if shutil.which("psql") is None:
-        pytest.skip("psql is not installed (Debian's postgresql-client)")
+        unavailable("psql is not installed: apt-get install postgresql-client")
     with postgres_server() as server:
         env = {
             **os.environ,

@@ -20,6 +20,7 @@ import pytest
 
 from tests.helpers.postgres import free_port
 from tests.helpers.process import http_daemon
+from tests.helpers.require import require_module
 
 pytestmark = [pytest.mark.governance, pytest.mark.slow]
 
@@ -28,14 +29,10 @@ ADMIN = ("admin", "admin-password-1234")
 VIEWER = ("dashboard", "viewer-password-5678")
 MODEL = "churn"
 
-try:
-    import flask_wtf  # noqa: F401  (MLflow's basic-auth app needs it)
-except ImportError:  # pragma: no cover
-    pytest.skip(
-        "MLflow's basic-auth app needs Flask-WTF: pip install 'Flask-WTF==1.3.0' "
-        "(the dev extra has it)",
-        allow_module_level=True,
-    )
+# MLflow's basic-auth app needs Flask-WTF (skips here without it, fails in CI).
+require_module(
+    "flask_wtf", "MLflow's basic-auth app needs Flask-WTF: pip install -e '.[dev]' (make venv)"
+)
 
 
 @pytest.fixture(scope="module")
