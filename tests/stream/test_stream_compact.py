@@ -24,7 +24,7 @@ from components.stream.consumer import Consumer, StreamSettings
 from components.stream.events import encode
 from tests.helpers.cli import run_cli
 from tests.helpers.mini_features import MINI
-from tests.stream.world import T1, build_repo, event, facts
+from tests.stream.world import T1, build_repo, event, facts, killed_between_deletes
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
 VIEW = "facts_view"
@@ -125,19 +125,8 @@ def test_a_crash_in_the_middle_leaves_a_readable_log(
     assert [p.name for p in parts(repo)] == names
 
     # Killed after the rename, between the deletes: merged file + some parts.
-    removed: list[str] = []
-    real_remove = pushed._remove
-
-    def dies_after_five(uri: str) -> None:
-        if len(removed) == 5:
-            raise KeyboardInterrupt("killed between the deletes")
-        removed.append(uri)
-        real_remove(uri)
-
-    with monkeypatch.context() as m:
-        m.setattr(pushed, "_remove", dies_after_five)
-        with pytest.raises(KeyboardInterrupt):
-            pushed.compact(repo, VIEW)
+    with killed_between_deletes(monkeypatch, after=5), pytest.raises(KeyboardInterrupt):
+        pushed.compact(repo, VIEW)
     left = parts(repo)
     assert len(left) == len(names) - 5 + 1
     pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)

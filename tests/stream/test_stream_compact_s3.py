@@ -19,6 +19,7 @@ from components.common import storage
 from components.common.config import SeamlessConfig
 from components.features.repo import OFFLINE_ROOT_ENV
 from components.stream import pushed
+from tests.stream.world import killed_between_deletes
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
 VIEW = "facts_view"
@@ -89,19 +90,8 @@ def test_compaction_in_s3(
     assert before.set_index(pushed.EVENT_ID_COLUMN).loc["e-2-0", "score"] == 20.0  # first wins
 
     # Killed between the deletes: the merged object and the parts left read the same.
-    removed: list[str] = []
-    real_remove = pushed._remove
-
-    def dies_after_four(uri: str) -> None:
-        if len(removed) == 4:
-            raise KeyboardInterrupt("killed between the deletes")
-        removed.append(uri)
-        real_remove(uri)
-
-    with monkeypatch.context() as m:
-        m.setattr(pushed, "_remove", dies_after_four)
-        with pytest.raises(KeyboardInterrupt):
-            pushed.compact(repo, VIEW)
+    with killed_between_deletes(monkeypatch, after=4), pytest.raises(KeyboardInterrupt):
+        pushed.compact(repo, VIEW)
     assert len(names(repo)) == 12 - 4 + 1
     pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
 

@@ -5,15 +5,19 @@ kind), and a redis-py client on the same server for the stream itself."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from components.common.config import SeamlessConfig
 from components.common.tables import content_hash
 from components.features.features import build_features
 from components.features.repo import FEATURE_STORE_YAML, local_repo_config
+from components.stream import pushed
 from tests.helpers.mini_features import T1, T3, facts, mini_config, utc
 
 STREAM_CONFIG = mini_config
@@ -59,4 +63,24 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-__all__ = ["STREAM_CONFIG", "T1", "T3", "build_repo", "digest", "event", "facts", "labels", "utc"]
+@contextmanager
+def killed_between_deletes(monkeypatch: pytest.MonkeyPatch, after: int) -> Iterator[None]:
+    """A compaction inside is "killed" (KeyboardInterrupt) after deleting `after` merged parts."""
+    removed: list[str] = []
+    real_remove = pushed._remove
+
+    def dies(uri: str) -> None:
+        if len(removed) == after:
+            raise KeyboardInterrupt("killed between the deletes")
+        removed.append(uri)
+        real_remove(uri)
+
+    with monkeypatch.context() as m:
+        m.setattr(pushed, "_remove", dies)
+        yield
+
+
+__all__ = [
+    "STREAM_CONFIG", "T1", "T3", "build_repo", "digest", "event", "facts",
+    "killed_between_deletes", "labels", "utc",
+]  # fmt: skip
