@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from components.common import pii
 from components.common.config import SeamlessConfig
+from components.common.errors import SeamlessError
 from components.stream import events as ev
 from components.stream import pushed
 
@@ -427,8 +428,6 @@ class Consumer:
     def _compact_if_due(self) -> None:
         """Compact the views this consumer wrote `compact_parts` parts to. A failure is
         logged, not raised: the batch is acknowledged, and the parts stay readable."""
-        from components.common.errors import SeamlessError
-
         if self.s.compact_parts <= 0:
             return
         for view, n in list(self._parts_written.items()):
