@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("written", "late", "duplicate", "malformed")
+OUTCOMES = ev.OUTCOMES
 DEAD_LETTER_MAXLEN = 100_000
 """Dead letters kept (approximately, oldest trimmed first)."""
 

@@ -27,6 +27,9 @@ from typing import Any
 
 from components.common.config import ColumnType, SeamlessConfig
 
+OUTCOMES = ("written", "late", "duplicate", "malformed")
+"""What happens to an event (the consumer's counters, its Prometheus label values)."""
+
 EVENT_FIELD = "event"
 """The stream entry's field holding the event's JSON."""
 EVENT_ID = "event_id"

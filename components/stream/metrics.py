@@ -27,9 +27,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from components.stream.events import OUTCOMES
+
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("written", "late", "duplicate", "malformed")
 FRESHNESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 
