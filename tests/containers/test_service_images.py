@@ -51,7 +51,7 @@ def test_mlflow_server_serves_a_client_through_the_host_guard(
 
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=base)
+    client = MlflowClient(tracking_uri=base, registry_uri=base)
     name = f"containers-{uuid.uuid4().hex[:8]}"
     experiment_id = client.create_experiment(name)
     assert client.get_experiment(experiment_id).name == name

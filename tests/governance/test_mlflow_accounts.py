@@ -67,6 +67,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+def _client(server: str) -> Any:
+    """A client whose model registry is this server too: an earlier test in the same
+    process may have set MLflow's global registry URI (mlflow.set_registry_uri), which
+    MlflowClient(server) alone would still use for every registry call."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=server, registry_uri=server)
+
+
 def _as(monkeypatch: pytest.MonkeyPatch, user: tuple[str, str]) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", user[1])
@@ -78,7 +87,6 @@ def world(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     """The viewer set up (twice: first with another password), then, as the admin, an
     experiment with a monitoring run (metrics, params, an artifact) and a registered
     model with two versions and the champion alias."""
-    from mlflow import MlflowClient
 
     from components.governance.mlflow_accounts import ensure_viewer
 
@@ -86,7 +94,7 @@ def world(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     _as(mp, ADMIN)
     first = ensure_viewer(server, VIEWER[0], "an-older-password-000")
     second = ensure_viewer(server, VIEWER[0], VIEWER[1])
-    admin = MlflowClient(server)
+    admin = _client(server)
     experiment = admin.create_experiment("created-after-the-viewer")
     run = admin.create_run(
         experiment,
@@ -113,10 +121,9 @@ def world(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
 
 @pytest.fixture()
 def viewer(server: str, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
-    from mlflow import MlflowClient
 
     _as(monkeypatch, VIEWER)
-    return MlflowClient(server)
+    return _client(server)
 
 
 def test_ensure_viewer_is_idempotent(server: str, world: dict[str, Any]) -> None:
@@ -278,7 +285,6 @@ def test_ensure_viewer_repairs_a_widened_account(
 ) -> None:
     """Someone gave the role EDIT and made the viewer an admin: the next run takes both
     back, so the Job restores READ-only."""
-    from mlflow import MlflowClient
     from mlflow.server.auth.client import AuthServiceClient
 
     from components.governance.mlflow_accounts import ensure_viewer
@@ -298,4 +304,4 @@ def test_ensure_viewer_repairs_a_widened_account(
     assert repaired.grants_added == ["READ on registered_model *"]
     assert not auth.get_user(VIEWER[0]).is_admin
     _as(monkeypatch, VIEWER)
-    _refused(lambda: MlflowClient(server).set_registered_model_alias(MODEL, "x", "1"))
+    _refused(lambda: _client(server).set_registered_model_alias(MODEL, "x", "1"))

@@ -237,7 +237,10 @@ def test_mlflow_client_registers_and_loads_through_the_server(
 
     from components.common.model_input import model_input
 
-    client = MlflowClient(tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(
+        tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"],
+        registry_uri=mlflow_env["MLFLOW_TRACKING_URI"],
+    )
     mv = client.get_model_version_by_alias(CONFIG.model.name, "champion")
     assert str(mv.version) == champion["version"] and mv.run_id
     # The artifact store is the bucket, reached through the server's proxy.
@@ -329,7 +332,10 @@ def test_mlflow_keeps_model_artifacts_as_objects_in_the_bucket(
     (the s3-artifacts component): the champion's model files are objects there."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(
+        tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"],
+        registry_uri=mlflow_env["MLFLOW_TRACKING_URI"],
+    )
     mv = client.get_model_version_by_alias(CONFIG.model.name, "champion")
     # The version's source is the logged model (`models:/<model id>`).
     source = mv.source or ""
@@ -531,7 +537,10 @@ def test_training_pipeline_job_runs_against_the_stack(
     assert outcome["decision"] in ("promote", "reject"), outcome
     # Evaluated against the champion the client registered above.
     assert outcome["champion_version"] is not None, outcome
-    client = MlflowClient(tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(
+        tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"],
+        registry_uri=mlflow_env["MLFLOW_TRACKING_URI"],
+    )
     mv = client.get_model_version(CONFIG.model.name, outcome["version"])
     assert mv.tags["seamless.decision"] == outcome["decision"]
     assert mv.tags["seamless.pipeline_run_id"], mv.tags
