@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -40,13 +41,18 @@ OVERLAY = ROOT / "manifests" / "overlays" / os.environ.get("SEAMLESS_E2E_OVERLAY
 JOB_TIMEOUT = 900
 
 
-def _training_job(kubectl: Kubectl) -> str:
-    """The shared in-cluster training Job (manifests/tools/training_job.py), rendered
-    against the deployed overlay so generated names (the Feast repo ConfigMap) match."""
+def _rendered(kubectl: Kubectl) -> list[dict[str, Any]]:
+    """The overlay's objects as `kubectl kustomize` renders them."""
     rendered = kubectl.run("kustomize", str(OVERLAY), namespaced=False, timeout=120)
     if rendered.returncode != 0:
         raise AssertionError(f"kubectl kustomize {OVERLAY} failed: {rendered.stderr.strip()}")
-    objects = [o for o in yaml.safe_load_all(rendered.stdout) if o]
+    return [o for o in yaml.safe_load_all(rendered.stdout) if o]
+
+
+def _training_job(kubectl: Kubectl) -> str:
+    """The shared in-cluster training Job (manifests/tools/training_job.py), rendered
+    against the deployed overlay so generated names (the Feast repo ConfigMap) match."""
+    objects = _rendered(kubectl)
     return yaml.safe_dump(training_job(objects, rows=20_000, namespace=kubectl.namespace))
 
 
@@ -82,6 +88,16 @@ def test_reapplying_the_overlay_changes_nothing(kubectl: Kubectl) -> None:
         f"kubectl apply --server-side --dry-run=server -k {OVERLAY.relative_to(ROOT)} "
         f"failed (a field owned by another manager?):\n{_tail(dry_run.stderr)}"
     )
+
+
+def test_the_overlays_setup_jobs_complete(kubectl: Kubectl) -> None:
+    """Every Job the overlay deploys (the buckets, the dashboard's READ-only MLflow
+    account) completes: a failed one fails here with its last log lines, before the
+    training run depends on what it sets up."""
+    jobs = [o["metadata"]["name"] for o in _rendered(kubectl) if o.get("kind") == "Job"]
+    assert "mlflow-accounts" in jobs, f"the overlay {OVERLAY} deploys no mlflow-accounts Job"
+    for name in jobs:
+        wait_for_job(kubectl, name, timeout=600)
 
 
 def test_train_in_cluster_then_predict_through_serving(kubectl: Kubectl) -> None:
