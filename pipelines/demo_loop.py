@@ -34,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,24 +70,27 @@ def as_of_rows(config: SeamlessConfig, frames: dict[str, pd.DataFrame]) -> pd.Da
     return rows
 
 
+def instance(types: Mapping[str, str], record: Mapping[str, Any]) -> dict[str, Any]:
+    """One feature row as JSON types, as a client sends it (ints as ints, NaN as null);
+    `types`: feature name -> declared type (`SeamlessConfig.feature_types`)."""
+    item: dict[str, Any] = {}
+    for name, kind in types.items():
+        value = record[name]
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            item[name] = None
+        elif kind == "int":
+            item[name] = int(value)
+        elif kind == "float":
+            item[name] = float(value)
+        else:
+            item[name] = str(value)
+    return item
+
+
 def instances(config: SeamlessConfig, rows: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready feature rows typed as the serving schema wants (ints as ints, NaN as null)."""
-    out = []
     types = config.feature_types()
-    for record in rows[list(types)].to_dict("records"):
-        item: dict[str, Any] = {}
-        for name, kind in types.items():
-            value = record[name]
-            if value is None or (isinstance(value, float) and np.isnan(value)):
-                item[name] = None
-            elif kind == "int":
-                item[name] = int(value)
-            elif kind == "float":
-                item[name] = float(value)
-            else:
-                item[name] = str(value)
-        out.append(item)
-    return out
+    return [instance(types, record) for record in rows[list(types)].to_dict("records")]
 
 
 def _free_port() -> int:

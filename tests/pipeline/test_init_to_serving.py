@@ -8,8 +8,6 @@ then the serving app answering by generated row id and by full feature rows.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from components.common.config import load_config
 from components.common.tracking import CHAMPION, mlflow_client
 from components.serve.api.app import create_app
 from components.serve.settings import ServeSettings
+from pipelines.demo_loop import instance
 from pipelines.init_cli import init_cmd
 from pipelines.local import run_training
 from pipelines.serve_cli import serve_config
@@ -68,22 +67,6 @@ def adult_like(n: int, seed: int = 11) -> pd.DataFrame:
     df.loc[[5, 50], "hours-per-week"] = None
     df.loc[[60], "hours-per-week"] = "forty"  # one unparseable value: float, coerced, listed
     return df
-
-
-def instance(config_features: Mapping[str, str], row: pd.Series) -> dict[str, object]:
-    """A full feature row as JSON types, as a client would send it."""
-    out: dict[str, object] = {}
-    for name, kind in config_features.items():
-        value = row[name]
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            out[name] = None
-        elif kind == "int":
-            out[name] = int(value)
-        elif kind == "float":
-            out[name] = float(value)
-        else:
-            out[name] = str(value)
-    return out
 
 
 def test_csv_to_trained_and_served_model_in_three_commands(
