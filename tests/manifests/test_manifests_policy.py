@@ -426,6 +426,13 @@ def _flows(rendering: Rendering, sources: list[Endpoint]) -> FlowModel:
     return flows(rendering.objects, sources)
 
 
+def _clients(rendering: Rendering, service: str) -> set[str]:
+    """The declared workloads the NetworkPolicies let reach `service`."""
+    declared = {obj["metadata"]["name"] for obj, _ in workloads(rendering.objects)}
+    return {src for src, dst, _ in _flows(rendering, list(_pods(rendering).values())).allowed
+            if dst == service and src in declared}  # fmt: skip
+
+
 def test_default_deny_and_dns(rendering: Rendering) -> None:
     policies = rendering.of_kind("NetworkPolicy")
     deny = [
@@ -577,9 +584,7 @@ def test_postgres_clients_verify_its_certificate(rendering: Rendering) -> None:
     PGSSLMODE=verify-full, PGSSLROOTCERT a file of the mounted `seamless-ca` ConfigMap.
     (Pipeline steps: tests/compile; Spark executors' JDBC: docs/kubernetes.md, TLS.)"""
     pods_ = _pods(rendering)
-    declared = {obj["metadata"]["name"] for obj, _ in workloads(rendering.objects)}
-    clients = {src for src, dst, _ in _flows(rendering, list(pods_.values())).allowed
-               if dst == "postgres" and src in declared}  # fmt: skip
+    clients = _clients(rendering, "postgres")
     problems = []
     for name in sorted(clients):
         template = pods_[name].template
@@ -626,9 +631,7 @@ def test_redis_clients_verify_its_certificate(rendering: Rendering) -> None:
             problems.append(f"feast-repo: {key}={options[key]} weakens the check")
     ca = options.get("ssl_ca_certs") or ""
     pods_ = _pods(rendering)
-    declared = {obj["metadata"]["name"] for obj, _ in workloads(rendering.objects)}
-    clients = {src for src, dst, _ in _flows(rendering, list(pods_.values())).allowed
-               if dst == "redis" and src in declared}  # fmt: skip
+    clients = _clients(rendering, "redis")
     for name in sorted(clients):
         template = pods_[name].template
         assert template is not None
@@ -687,17 +690,10 @@ def test_mlflow_serves_https_that_its_clients_verify(rendering: Rendering) -> No
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert server[probe]["httpGet"]["scheme"] == "HTTPS", probe
 
-    maps = {o["metadata"]["name"]: o.get("data") or {} for o in rendering.of_kind("ConfigMap")}
-    pods_ = _pods(rendering)
-    declared = {obj["metadata"]["name"] for obj, _ in workloads(rendering.objects)}
-    clients = {src for src, dst, _ in _flows(rendering, list(pods_.values())).allowed
-               if dst == "mlflow" and src in declared}  # fmt: skip
-    job = _shared_training_job(rendering.objects)
-    templates = {name: pods_[name].template for name in sorted(clients)}
-    templates["training Job"] = job["spec"]["template"]
+    clients = _clients(rendering, "mlflow")
     problems = []
-    for name, template in templates.items():
-        for c, env, ca_mounts in _env_and_ca_mounts(template, maps):
+    for name, template in _with_training_job(rendering, clients).items():
+        for c, env, ca_mounts in _env_and_ca_mounts(template, rendering):
             uri = str(env.get("MLFLOW_TRACKING_URI") or "")
             cert = str(env.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or "")
             if not uri.startswith("https://mlflow."):
@@ -711,12 +707,22 @@ def test_mlflow_serves_https_that_its_clients_verify(rendering: Rendering) -> No
     _fail(rendering, problems, "MLflow clients verify its certificate against seamless-ca")
 
 
+def _with_training_job(rendering: Rendering, names: set[str]) -> dict[str, Any]:
+    """The pod templates of the workloads `names`, then the shared training Job's."""
+    pods_ = _pods(rendering)
+    templates = {name: pods_[name].template for name in sorted(names)}
+    templates["training Job"] = _shared_training_job(rendering.objects)["spec"]["template"]
+    return templates
+
+
 def _env_and_ca_mounts(
-    template: dict[str, Any] | None, maps: dict[str, dict[str, Any]]
+    template: dict[str, Any] | None, rendering: Rendering
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any], list[str]]]:
-    """Each container of a pod template with its environment (ConfigMaps it takes with
-    envFrom, then its own env) and where it mounts the `seamless-ca` ConfigMap."""
+    """Each container of a pod template with its environment (ConfigMaps of `rendering`
+    it takes with envFrom, then its own env) and where it mounts the `seamless-ca`
+    ConfigMap."""
     assert template is not None
+    maps = {o["metadata"]["name"]: o.get("data") or {} for o in rendering.of_kind("ConfigMap")}
     ca_volumes = {v["name"] for v in template["spec"].get("volumes", [])
                   if (v.get("configMap") or {}).get("name") == "seamless-ca"}  # fmt: skip
     for c in containers(template, init=False):
@@ -759,16 +765,11 @@ def test_minio_serves_https_that_its_clients_verify(rendering: Rendering) -> Non
     for probe in ("readinessProbe", "livenessProbe"):
         assert server[probe]["httpGet"]["scheme"] == "HTTPS", probe
 
-    maps = {o["metadata"]["name"]: o.get("data") or {} for o in rendering.of_kind("ConfigMap")}
     pods_ = _pods(rendering)
-    declared = {obj["metadata"]["name"] for obj, _ in workloads(rendering.objects)}
-    clients = {src for src, dst, _ in _flows(rendering, list(pods_.values())).allowed
-               if dst == "minio" and src in declared}  # fmt: skip
-    templates = {name: pods_[name].template for name in sorted(clients - {"minio-buckets"})}
-    templates["training Job"] = _shared_training_job(rendering.objects)["spec"]["template"]
+    clients = _clients(rendering, "minio")
     problems = []
-    for name, template in templates.items():
-        for c, env, ca_mounts in _env_and_ca_mounts(template, maps):
+    for name, template in _with_training_job(rendering, clients - {"minio-buckets"}).items():
+        for c, env, ca_mounts in _env_and_ca_mounts(template, rendering):
             if "AWS_ENDPOINT_URL" not in env and name == "training Job":
                 continue  # it reaches the store through MLflow's server only
             for key in ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL"):
