@@ -112,17 +112,27 @@ def test_a_crash_in_the_middle_leaves_a_readable_log(
     before = pushed.read_pushed(repo, VIEW)
     names = [p.name for p in parts(repo)]
 
-    # Killed while writing the merged file (before its rename): the parts are untouched.
-    from components.common import storage
+    # Killed while writing the merged file, row groups into it (before its rename): the
+    # parts are untouched and no file of it is left under a name readers read.
+    import pyarrow.parquet as pq
 
-    def torn(uri: Any, data: bytes) -> None:
-        raise OSError("killed while writing")
+    real_write = pq.ParquetWriter.write_table
+    writes: list[int] = []
+
+    def torn(self: Any, table: Any, *args: Any, **kw: Any) -> None:
+        if len(writes) == 2:
+            raise KeyboardInterrupt("killed while writing")
+        writes.append(table.num_rows)
+        real_write(self, table, *args, **kw)
 
     with monkeypatch.context() as m:
-        m.setattr(storage, "write_bytes", torn)
-        with pytest.raises(OSError, match="killed"):
+        m.setattr(pushed, "ROW_GROUP_ROWS", 20)
+        m.setattr(pq.ParquetWriter, "write_table", torn)
+        with pytest.raises(KeyboardInterrupt, match="killed"):
             pushed.compact(repo, VIEW)
+    assert len(writes) == 2
     assert [p.name for p in parts(repo)] == names
+    assert sorted(p.name for p in Path(pushed.pushed_root(repo, VIEW)).iterdir()) == names
 
     # Killed after the rename, between the deletes: merged file + some parts.
     with killed_between_deletes(monkeypatch, after=5), pytest.raises(KeyboardInterrupt):
