@@ -1,0 +1,286 @@
+"""Spark's RPC protection (RPC_PROTECTION in components/common/spark_kubernetes.py) refuses
+peers: a real Spark standalone Master and Worker (their own JVMs, from pyspark's own
+distribution) run with a secret A and the protection on; drivers started by
+`spark_session` (components/common/spark.py) then try to join them.
+
+- a driver holding A, with the protection on, registers, gets an executor from the
+  Worker and runs a shuffle on it;
+- a driver holding another secret is refused: the Master closes its connection during
+  the authentication handshake ("Authentication failed for client ..."), never registers
+  the application, and `spark_session` fails in one sentence;
+- a driver holding A but without AES encryption (`spark.network.crypto.enabled=false`,
+  so it speaks SASL) and a driver without authentication at all are refused the same
+  way ("Unexpected challenge message ..."): no fallback to SASL, no plaintext.
+
+Spark reads the secret *files* (`spark.authenticate.secret.*.file`) only for `k8s://`
+masters (any other master fails with "Secret keys provided via files is only allowed in
+Kubernetes mode."), so here the secret is a property; the files' wiring is checked
+offline in tests/manifests/test_spark_kubernetes.py, and that a config's `spark.conf`
+cannot switch the protection off there too. Everything binds to 127.0.0.1; the Master's
+REST submission server (unauthenticated by design) is off. The refused drivers start at
+the same time as the accepted one (a driver gives up on a master only after three
+attempts 20 s apart), so the module takes about 2 minutes on 2 busy cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from components.common.spark_kubernetes import RPC_PROTECTION
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 90  # s, for the Master and the Worker each (JVM start, key exchange)
+DRIVER_TIMEOUT = 240  # s, for a driver to finish or to give up (3 x 20 s of Spark's own)
+
+# The Master logs the server side of every handshake (AuthRpcHandler's debug lines).
+LOG4J = """\
+rootLogger.level = info
+rootLogger.appenderRef.stderr.ref = stderr
+appender.stderr.type = Console
+appender.stderr.name = stderr
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = %d{HH:mm:ss.SSS} %p %c{1}: %m%n%ex
+logger.auth.name = org.apache.spark.network.crypto.AuthRpcHandler
+logger.auth.level = debug
+"""
+
+# A driver as a pipeline step starts one: spark_session() on the bundled config, with the
+# master and Spark properties given on the command line. Prints one JSON line.
+DRIVER = r"""
+import json, sys
+from components.common.errors import SeamlessError
+from components.common.spark import spark_session
+from tests.helpers.engines import engine_config
+
+base = engine_config("spark")
+spark = base.spark.model_copy(update={"master": sys.argv[1], "app_name": sys.argv[2],
+                                      "conf": json.loads(sys.argv[3])})
+try:
+    session = spark_session(base.model_copy(update={"spark": spark}))
+except SeamlessError as exc:
+    print(json.dumps({"refused": str(exc)}))
+    sys.exit(3)
+sc = session.sparkContext
+counts = (session.range(0, 21000, numPartitions=4).selectExpr("id % 7 AS k")
+          .groupBy("k").count().collect())
+executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
+conf = {k: sc.getConf().get(k) for k in json.loads(sys.argv[4])}
+session.stop()
+print(json.dumps({"counts": sorted(r["count"] for r in counts), "executors": executors,
+                  "conf": conf}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spark_home() -> str:
+    import pyspark
+
+    return str(Path(pyspark.__file__).parent)
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "SPARK_HOME": _spark_home(), "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_LOCAL_HOSTNAME": "localhost", "SPARK_LOG_DIR": str(tmp),
+            "SPARK_WORKER_DIR": str(tmp / "work"), "PYSPARK_PYTHON": sys.executable,
+            "PYTHONPATH": str(ROOT), "SPARK_DAEMON_JAVA_OPTS":
+            f"-Dlog4j2.configurationFile={tmp / 'log4j2.properties'}"}  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End `proc`'s process group (a daemon and the executors it forked)."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _wait_for(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.is_file() and text in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    tail = log.read_text(errors="replace")[-3000:] if log.is_file() else "(no log)"
+    raise AssertionError(f"no {text!r} in {log} within {timeout} s:\n{tail}")
+
+
+@dataclass
+class Driver:
+    name: str
+    proc: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+
+    def result(self) -> tuple[int, dict[str, object]]:
+        try:
+            code = self.proc.wait(timeout=DRIVER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _stop(self.proc)
+            raise AssertionError(
+                f"driver {self.name} still running after {DRIVER_TIMEOUT} s"
+            ) from None
+        lines = self.out.read_text().strip().splitlines()
+        assert lines, f"driver {self.name} printed nothing:\n{self.err.read_text()[-3000:]}"
+        return code, json.loads(lines[-1])
+
+
+@dataclass
+class Cluster:
+    url: str
+    secret: str
+    tmp: Path
+    master_log: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    drivers: dict[str, Driver] = field(default_factory=dict)
+
+    def start_driver(self, name: str, conf: dict[str, str]) -> None:
+        conf = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+                "spark.executor.memory": "512m", "spark.executor.cores": "1",
+                "spark.cores.max": "1", **conf}  # fmt: skip
+        out, err = self.tmp / f"{name}.out", self.tmp / f"{name}.err"
+        with out.open("wb") as o, err.open("wb") as e:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", DRIVER, self.url, name, json.dumps(conf),
+                 json.dumps(sorted(RPC_PROTECTION))],
+                stdout=o, stderr=e, cwd=self.tmp, env=_env(self.tmp), start_new_session=True,
+            )  # fmt: skip
+        self.procs.append(proc)
+        self.drivers[name] = Driver(name, proc, out, err)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A standalone Master and one Worker holding a secret, with RPC_PROTECTION on, and
+    four drivers started against them at once (each test then awaits its own)."""
+    tmp = tmp_path_factory.mktemp("standalone")
+    secret = os.urandom(24).hex()
+    props = tmp / "spark-defaults.conf"
+    props.write_text(
+        "".join(f"{k} {v}\n" for k, v in RPC_PROTECTION.items())
+        + f"spark.authenticate.secret {secret}\nspark.master.rest.enabled false\n"
+    )
+    props.chmod(0o600)
+    (tmp / "log4j2.properties").write_text(LOG4J)
+    spark_class = os.path.join(_spark_home(), "bin", "spark-class")
+    port = _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    master_log = tmp / "master.log"
+    c = Cluster(url, secret, tmp, master_log)
+
+    def daemon(log: Path, *args: str) -> subprocess.Popen[bytes]:
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(
+                [spark_class, *args, "--host", "127.0.0.1", "--webui-port", str(_free_port()),
+                 "--properties-file", str(props)],
+                stdout=fh, stderr=subprocess.STDOUT, cwd=tmp, env=_env(tmp),
+                start_new_session=True,
+            )  # fmt: skip
+        c.procs.append(proc)
+        return proc
+
+    try:
+        master = daemon(master_log, "org.apache.spark.deploy.master.Master", "--port", str(port))
+        _wait_for(master_log, "I have been elected leader", master, START_TIMEOUT)
+        # The Worker and the drivers start together: the accepted application waits for
+        # the Worker's executor, the refused ones talk to the Master only.
+        worker_log = tmp / "worker.log"
+        worker = daemon(worker_log, "org.apache.spark.deploy.worker.Worker", "--port",
+                        str(_free_port()), "--cores", "1", "--memory", "1g", url)  # fmt: skip
+        c.start_driver("accepted", {**RPC_PROTECTION, "spark.authenticate.secret": secret})
+        c.start_driver(
+            "wrong-secret", {**RPC_PROTECTION, "spark.authenticate.secret": os.urandom(24).hex()}
+        )
+        c.start_driver(
+            "no-aes",
+            {**RPC_PROTECTION, "spark.network.crypto.enabled": "false",
+             "spark.authenticate.secret": secret},
+        )  # fmt: skip
+        c.start_driver("no-auth", {"spark.authenticate": "false"})
+        _wait_for(worker_log, "Successfully registered with master", worker, START_TIMEOUT)
+        yield c
+    finally:
+        for proc in reversed(c.procs):
+            _stop(proc)
+
+
+def _assert_refused(cluster: Cluster, name: str, server_says: str, driver_tried: str) -> None:
+    """`name` never became an application: the Master closed each of its connections in
+    the handshake (`server_says`), the driver gave up on the Master after Spark's three
+    attempts, and the step's `spark_session` failed in its one sentence."""
+    code, out = cluster.drivers[name].result()
+    assert code == 3, out
+    assert str(out["refused"]).startswith(
+        f"Spark did not start with master {cluster.url!r} (spark.master):"
+    ), out
+    err = cluster.drivers[name].err.read_text(errors="replace")
+    assert f"Failed to connect to master 127.0.0.1:{cluster.url.rsplit(':', 1)[1]}" in err
+    assert "All masters are unresponsive! Giving up." in err
+    if driver_tried:
+        assert driver_tried in err, err[-3000:]
+    else:  # no handshake at all: its first RPC message went out as it is
+        assert "ClientBootstrap" not in err, err[-3000:]
+    master = cluster.master_log.read_text(errors="replace")
+    assert server_says in master, master[-3000:]
+    assert f"Registering app {name}" not in master
+    worker = (cluster.tmp / "worker.log").read_text(errors="replace")
+    assert f" for {name}\n" not in worker  # "Asked to launch executor app-.../0 for NAME"
+
+
+def test_a_driver_with_the_secret_runs_a_shuffle_on_the_worker(cluster: Cluster) -> None:
+    code, out = cluster.drivers["accepted"].result()
+    assert code == 0, cluster.drivers["accepted"].err.read_text()[-3000:]
+    assert out["conf"] == RPC_PROTECTION
+    assert out["executors"] == 1, out
+    assert out["counts"] == [3000] * 7, out
+    master = cluster.master_log.read_text(errors="replace")
+    assert "Registered app accepted" in master
+    # The Worker's and the driver's handshakes with the Master.
+    assert master.count("Authorization successful for client") >= 2
+    assert " for accepted\n" in (cluster.tmp / "worker.log").read_text()
+
+
+def test_a_driver_with_another_secret_is_refused(cluster: Cluster) -> None:
+    _assert_refused(
+        cluster,
+        "wrong-secret",
+        "Authentication failed for client",
+        "AuthClientBootstrap.doSparkAuth",
+    )
+
+
+def test_a_driver_without_aes_is_refused_not_served_over_sasl(cluster: Cluster) -> None:
+    # It holds the secret, but speaks SASL (DIGEST-MD5): no fallback.
+    _assert_refused(
+        cluster, "no-aes", "Unexpected challenge message from client", "SaslClientBootstrap"
+    )
+
+
+def test_a_driver_without_authentication_is_refused(cluster: Cluster) -> None:
+    _assert_refused(cluster, "no-auth", "Unexpected challenge message from client", "")
