@@ -4,9 +4,10 @@ the driver and fetch each other's shuffle blocks over Spark's RPC, as executor p
 Kubernetes, with mutual authentication, AES-encrypted RPC (no SASL fallback) and encrypted
 shuffle files on.
 
-local-cluster takes the secret as `spark.authenticate.secret` (Spark reads the secret
-files only on Kubernetes, YARN and local mode); the Kubernetes wiring of the files is
-checked offline in tests/manifests/test_spark_kubernetes.py. Everything binds to
+local-cluster takes the secret as `spark.authenticate.secret` (Spark 4.1 reads the secret
+files only for `k8s://` masters); the Kubernetes wiring of the files is checked offline
+in tests/manifests/test_spark_kubernetes.py. That peers without the secret, without AES
+or without authentication are refused: tests/spark/test_spark_rpc_auth.py. Everything binds to
 127.0.0.1. Runs in a child process (its own JVM, ~35 s here).
 """
 
