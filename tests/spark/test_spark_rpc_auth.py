@@ -1,7 +1,8 @@
 """Spark's RPC protection (RPC_PROTECTION in components/common/spark_kubernetes.py) refuses
 peers: a real Spark standalone Master and Worker (their own JVMs, from pyspark's own
 distribution) run with a secret A and the protection on; drivers started by
-`spark_session` (components/common/spark.py) then try to join them.
+`spark_session` (components/common/spark.py) then try to join them, and executors started
+by hand try to join the one that was admitted.
 
 - a driver holding A, with the protection on, registers, gets an executor from the
   Worker and runs a shuffle on it;
@@ -10,7 +11,11 @@ distribution) run with a secret A and the protection on; drivers started by
   the application, and `spark_session` fails in one sentence;
 - a driver holding A but without AES encryption (`spark.network.crypto.enabled=false`,
   so it speaks SASL) and a driver without authentication at all are refused the same
-  way ("Unexpected challenge message ..."): no fallback to SASL, no plaintext.
+  way ("Unexpected challenge message ..."): no fallback to SASL, no plaintext;
+- against the running application's driver (what a pod that reaches a driver's port on
+  Kubernetes could try), an executor JVM started by hand with A registers and is listed
+  by the driver, while one with another secret and one without authentication are cut
+  off on their first connection and exit, never listed.
 
 Spark reads the secret *files* (`spark.authenticate.secret.*.file`) only for `k8s://`
 masters (any other master fails with "Secret keys provided via files is only allowed in
@@ -19,7 +24,7 @@ offline in tests/manifests/test_spark_kubernetes.py, and that a config's `spark.
 cannot switch the protection off there too. Everything binds to 127.0.0.1; the Master's
 REST submission server (unauthenticated by design) is off. The refused drivers start at
 the same time as the accepted one (a driver gives up on a master only after three
-attempts 20 s apart), so the module takes about 2 minutes on 2 busy cores.
+attempts 20 s apart), so the module takes about 2.5 minutes on 2 busy cores.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +41,7 @@ from pathlib import Path
 
 import pytest
 
+from components.common.net import free_port
 from components.common.spark_kubernetes import RPC_PROTECTION
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -59,9 +64,12 @@ logger.auth.level = debug
 """
 
 # A driver as a pipeline step starts one: spark_session() on the bundled config, with the
-# master and Spark properties given on the command line. Prints one JSON line.
+# master and Spark properties given on the command line. Prints one JSON line; with a
+# fifth argument (a path) it then stays up, its executors listed in PATH.ready, until
+# PATH exists, so that peers can try to join it.
 DRIVER = r"""
-import json, sys
+import json, sys, time
+from pathlib import Path
 from components.common.errors import SeamlessError
 from components.common.spark import spark_session
 from tests.helpers.engines import engine_config
@@ -79,16 +87,17 @@ counts = (session.range(0, 21000, numPartitions=4).selectExpr("id % 7 AS k")
           .groupBy("k").count().collect())
 executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1
 conf = {k: sc.getConf().get(k) for k in json.loads(sys.argv[4])}
-session.stop()
 print(json.dumps({"counts": sorted(r["count"] for r in counts), "executors": executors,
-                  "conf": conf}))
+                  "conf": conf, "app_id": sc.applicationId}), flush=True)
+if len(sys.argv) > 5:
+    release, deadline = Path(sys.argv[5]), time.monotonic() + 300
+    Path(sys.argv[5] + ".ready").touch()
+    while not release.exists() and time.monotonic() < deadline:
+        ids = str(sc._jsc.sc().getExecutorIds().mkString(","))  # a Scala Seq
+        Path(sys.argv[5] + ".executors").write_text(json.dumps(sorted(ids.split(","))))
+        time.sleep(0.5)
+session.stop()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _spark_home() -> str:
@@ -137,6 +146,19 @@ class Driver:
     proc: subprocess.Popen[bytes]
     out: Path
     err: Path
+    release: Path | None = None
+
+    def first_line(self) -> dict[str, object]:
+        """The driver's JSON line, as soon as it is printed (a held driver stays up)."""
+        deadline = time.monotonic() + DRIVER_TIMEOUT
+        while time.monotonic() < deadline:
+            lines = self.out.read_text().strip().splitlines()
+            if lines:
+                return dict(json.loads(lines[0]))
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        raise AssertionError(f"driver {self.name} printed nothing:\n{self.err.read_text()[-3000:]}")
 
     def result(self) -> tuple[int, dict[str, object]]:
         try:
@@ -157,22 +179,47 @@ class Cluster:
     secret: str
     tmp: Path
     master_log: Path
+    driver_port: int = 0
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     drivers: dict[str, Driver] = field(default_factory=dict)
 
-    def start_driver(self, name: str, conf: dict[str, str]) -> None:
+    def start_driver(self, name: str, conf: dict[str, str], hold: bool = False) -> None:
         conf = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
                 "spark.executor.memory": "512m", "spark.executor.cores": "1",
                 "spark.cores.max": "1", **conf}  # fmt: skip
         out, err = self.tmp / f"{name}.out", self.tmp / f"{name}.err"
+        release = self.tmp / f"{name}.release" if hold else None
         with out.open("wb") as o, err.open("wb") as e:
             proc = subprocess.Popen(
                 [sys.executable, "-c", DRIVER, self.url, name, json.dumps(conf),
-                 json.dumps(sorted(RPC_PROTECTION))],
+                 json.dumps(sorted(RPC_PROTECTION)), *([str(release)] if release else [])],
                 stdout=o, stderr=e, cwd=self.tmp, env=_env(self.tmp), start_new_session=True,
             )  # fmt: skip
         self.procs.append(proc)
-        self.drivers[name] = Driver(name, proc, out, err)
+        self.drivers[name] = Driver(name, proc, out, err, release)
+
+    def start_executor(self, name: str, driver_port: int, app_id: str, executor_id: str,
+                       secret: str | None) -> tuple[subprocess.Popen[bytes], Path]:  # fmt: skip
+        """An executor JVM started by hand, as a pod that reaches the driver's port could:
+        Spark's own CoarseGrainedExecutorBackend, holding `secret` (None: no authentication,
+        no encryption) the way a standalone Worker hands it to its executors."""
+        env = {**_env(self.tmp), "SPARK_EXECUTOR_MEMORY": "512m"}
+        if secret is not None:
+            env["_SPARK_AUTH_SECRET"] = secret
+            env["SPARK_EXECUTOR_OPTS"] = " ".join(f"-D{k}={v}" for k, v in RPC_PROTECTION.items())
+        log = self.tmp / f"{name}.log"
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(
+                [os.path.join(_spark_home(), "bin", "spark-class"),
+                 "org.apache.spark.executor.CoarseGrainedExecutorBackend",
+                 "--driver-url", f"spark://CoarseGrainedScheduler@127.0.0.1:{driver_port}",
+                 "--executor-id", executor_id, "--hostname", "127.0.0.1", "--cores", "1",
+                 "--app-id", app_id],
+                stdout=fh, stderr=subprocess.STDOUT, cwd=self.tmp, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+        self.procs.append(proc)
+        return proc, log
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +236,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     props.chmod(0o600)
     (tmp / "log4j2.properties").write_text(LOG4J)
     spark_class = os.path.join(_spark_home(), "bin", "spark-class")
-    port = _free_port()
+    port = free_port()
     url = f"spark://127.0.0.1:{port}"
     master_log = tmp / "master.log"
     c = Cluster(url, secret, tmp, master_log)
@@ -197,7 +244,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     def daemon(log: Path, *args: str) -> subprocess.Popen[bytes]:
         with log.open("wb") as fh:
             proc = subprocess.Popen(
-                [spark_class, *args, "--host", "127.0.0.1", "--webui-port", str(_free_port()),
+                [spark_class, *args, "--host", "127.0.0.1", "--webui-port", str(free_port()),
                  "--properties-file", str(props)],
                 stdout=fh, stderr=subprocess.STDOUT, cwd=tmp, env=_env(tmp),
                 start_new_session=True,
@@ -212,8 +259,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # the Worker's executor, the refused ones talk to the Master only.
         worker_log = tmp / "worker.log"
         worker = daemon(worker_log, "org.apache.spark.deploy.worker.Worker", "--port",
-                        str(_free_port()), "--cores", "1", "--memory", "1g", url)  # fmt: skip
-        c.start_driver("accepted", {**RPC_PROTECTION, "spark.authenticate.secret": secret})
+                        str(free_port()), "--cores", "1", "--memory", "1g", url)  # fmt: skip
+        c.driver_port = free_port()
+        c.start_driver(
+            "accepted",
+            {**RPC_PROTECTION, "spark.authenticate.secret": secret,
+             "spark.driver.port": str(c.driver_port)},
+            hold=True,
+        )  # fmt: skip
         c.start_driver(
             "wrong-secret", {**RPC_PROTECTION, "spark.authenticate.secret": os.urandom(24).hex()}
         )
@@ -226,6 +279,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         _wait_for(worker_log, "Successfully registered with master", worker, START_TIMEOUT)
         yield c
     finally:
+        for driver in c.drivers.values():
+            if driver.release is not None:
+                driver.release.touch()
         for proc in reversed(c.procs):
             _stop(proc)
 
@@ -254,8 +310,7 @@ def _assert_refused(cluster: Cluster, name: str, server_says: str, driver_tried:
 
 
 def test_a_driver_with_the_secret_runs_a_shuffle_on_the_worker(cluster: Cluster) -> None:
-    code, out = cluster.drivers["accepted"].result()
-    assert code == 0, cluster.drivers["accepted"].err.read_text()[-3000:]
+    out = cluster.drivers["accepted"].first_line()
     assert out["conf"] == RPC_PROTECTION
     assert out["executors"] == 1, out
     assert out["counts"] == [3000] * 7, out
@@ -264,6 +319,53 @@ def test_a_driver_with_the_secret_runs_a_shuffle_on_the_worker(cluster: Cluster)
     # The Worker's and the driver's handshakes with the Master.
     assert master.count("Authorization successful for client") >= 2
     assert " for accepted\n" in (cluster.tmp / "worker.log").read_text()
+
+
+def test_the_driver_admits_an_executor_with_the_secret_only(cluster: Cluster) -> None:
+    """What a pod that reaches a driver's port (an allowed flow on Kubernetes) could try:
+    start an executor of its own against the running application's driver."""
+    driver = cluster.drivers["accepted"]
+    app_id = str(driver.first_line()["app_id"])
+    assert driver.release is not None
+    ready, listed = Path(f"{driver.release}.ready"), Path(f"{driver.release}.executors")
+    deadline = time.monotonic() + DRIVER_TIMEOUT
+    while not ready.exists() and driver.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ready.exists(), driver.err.read_text()[-3000:]
+    port = cluster.driver_port
+    wrong, wrong_log = cluster.start_executor("exec-wrong-secret", port, app_id, "71",
+                                              os.urandom(24).hex())  # fmt: skip
+    plain, plain_log = cluster.start_executor("exec-no-auth", port, app_id, "72", None)
+    # The control: the same command holding the secret joins (so the refusals below are
+    # the secret's doing, not the command's).
+    good, good_log = cluster.start_executor("exec-secret", port, app_id, "73", cluster.secret)
+    _wait_for(good_log, "Successfully registered with driver", good, DRIVER_TIMEOUT)
+    deadline = time.monotonic() + DRIVER_TIMEOUT
+    while time.monotonic() < deadline and "73" not in json.loads(listed.read_text() or "[]"):
+        time.sleep(0.5)
+    assert "73" in json.loads(listed.read_text()), listed.read_text()
+    # The other two never get the application's properties (the first RPC an executor
+    # makes): the driver ends the AES handshake of the one (its own side of it fails with
+    # "Authentication failed.") and closes the plaintext connection of the other; each
+    # gives up after Spark's three attempts and exits.
+    for proc, log, symptom in (
+        (wrong, wrong_log, "AuthClientBootstrap.doSparkAuth"),
+        (plain, plain_log, "ClosedChannelException"),
+    ):
+        try:
+            code = proc.wait(timeout=DRIVER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{log.name}: still running\n{log.read_text()[-3000:]}") from None
+        text = log.read_text(errors="replace")
+        assert code != 0, text[-3000:]
+        assert symptom in text, text[-3000:]
+        assert "Successfully registered with driver" not in text
+    executors = json.loads(listed.read_text())
+    assert "71" not in executors and "72" not in executors, executors
+    _stop(good)
+    driver.release.touch()
+    code, _ = driver.result()
+    assert code == 0, driver.err.read_text()[-3000:]
 
 
 def test_a_driver_with_another_secret_is_refused(cluster: Cluster) -> None:
