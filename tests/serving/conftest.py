@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.serve.api.app import create_app
 from components.serve.settings import ServeSettings
+from tests.helpers.postgres import PostgresServer
+from tests.serving.pg_control import fresh_database
 from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server
 from tests.serving.workspace import build_workspace, clean_endpoints, small_config
 
@@ -73,6 +75,24 @@ def serving_client(
 @pytest.fixture()
 def client(ws: Path, tmp_path: Path, serve_config: SeamlessConfig) -> Iterator[TestClient]:
     with serving_client(tmp_path, serve_config) as c:
+        yield c
+
+
+@pytest.fixture()
+def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database of this test on the module's `pg_server` (a module using it imports
+    `pg_server` from tests.helpers.postgres)."""
+    return fresh_database(pg_server, f"serve_{request.node.name[5:35].lower()}")
+
+
+@pytest.fixture()
+def pg_client(
+    ws: Path, tmp_path: Path, serve_config: SeamlessConfig, pg_url: str
+) -> Iterator[TestClient]:
+    """A client whose prediction log is `pg_url`, spooling to the test's own folder (the
+    default spool is in the shared workspace)."""
+    spool = tmp_path / "spool"
+    with serving_client(tmp_path, serve_config, log_url=pg_url, spool_dir=spool) as c:
         yield c
 
 

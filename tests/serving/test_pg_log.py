@@ -201,20 +201,6 @@ def test_refused_record_fails_alone(pg_server: PostgresServer) -> None:
 
 
 @pytest.fixture()
-def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> str:
-    return fresh_database(pg_server, f"serve_{request.node.name[5:35].lower()}")
-
-
-@pytest.fixture()
-def pg_client(
-    ws: Path, tmp_path: Path, serve_config: SeamlessConfig, pg_url: str
-) -> Iterator[TestClient]:
-    spool = tmp_path / "spool"  # the test's own (the default is in the shared workspace)
-    with serving_client(tmp_path, serve_config, log_url=pg_url, spool_dir=spool) as c:
-        yield c
-
-
-@pytest.fixture()
 def unspooled_client(
     ws: Path, tmp_path: Path, serve_config: SeamlessConfig, pg_url: str
 ) -> Iterator[TestClient]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -307,25 +306,11 @@ def test_a_table_from_before_the_key_column_gets_it(pg_server: PostgresServer) -
     assert _keys_in_table(pg_server, "spool_migrate") == [None, "key-1", None, None]
 
 
-@pytest.fixture()
-def spool_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> str:
-    return fresh_database(pg_server, f"spool_{request.node.name[5:30].lower()}")
-
-
-@pytest.fixture()
-def spooling_client(
-    ws: Path, tmp_path: Path, serve_config: SeamlessConfig, spool_url: str
-) -> Iterator[TestClient]:
-    spool = tmp_path / "spool"
-    with serving_client(tmp_path, serve_config, log_url=spool_url, spool_dir=spool) as c:
-        yield c
-
-
 @pytest.mark.postgres
 def test_serving_answers_and_stays_ready_while_postgres_is_down(
-    pg_server: PostgresServer, spooling_client: TestClient, spool_url: str, built: dict
+    pg_server: PostgresServer, pg_client: TestClient, pg_url: str, built: dict
 ) -> None:
-    client = spooling_client
+    client = pg_client
     ids = built["entities"][:2]
     acked = [client.post("/v1/predict", json={"entity_ids": ids}).json()["request_id"]]
     ready = client.get("/readyz")
@@ -359,11 +344,11 @@ def test_serving_answers_and_stays_ready_while_postgres_is_down(
     metrics = client.get("/metrics").text
     assert 'seamless_serve_log_drained_records_total{log="predictions"} 6.0' in metrics
     assert 'seamless_serve_log_spool_pending_records{log="predictions"} 0.0' in metrics
-    rows = list(read_log(spool_url, "predictions"))
+    rows = list(read_log(pg_url, "predictions"))
     # Every acknowledged request, whole, in order, once.
     assert [r["request_id"] for r in rows] == [rid for rid in acked for _ in ids]
     assert [r["entity_id"] for r in rows] == ids * len(acked)
-    assert [f["request_id"] for f in read_log(spool_url, "feedback")] == [acked[1]]
+    assert [f["request_id"] for f in read_log(pg_url, "feedback")] == [acked[1]]
 
 
 @pytest.mark.postgres
@@ -372,13 +357,13 @@ def test_full_spool_answers_503_and_is_not_ready(
     ws: Path,
     tmp_path: Path,
     serve_config: SeamlessConfig,
-    spool_url: str,
+    pg_url: str,
     built: dict,
 ) -> None:
     ids = built["entities"][:2]
     ctl = PgControl.of(pg_server)
     with serving_client(
-        tmp_path, serve_config, log_url=spool_url, spool_dir=tmp_path / "s", spool_max_bytes=3000
+        tmp_path, serve_config, log_url=pg_url, spool_dir=tmp_path / "s", spool_max_bytes=3000
     ) as client:
         ctl.stop()
         try:
@@ -394,6 +379,6 @@ def test_full_spool_answers_503_and_is_not_ready(
         client.app.state.service.predictions.drain()  # type: ignore[attr-defined]
         assert client.get("/readyz").status_code == 200
     answered = [c.json()["request_id"] for c in codes if c.status_code == 200]
-    rows = [r["request_id"] for r in read_log(spool_url, "predictions")]
+    rows = [r["request_id"] for r in read_log(pg_url, "predictions")]
     assert rows == [rid for rid in answered for _ in ids]
     assert sorted(os.listdir(tmp_path / "s")) == ["feedback.lock", "predictions.lock"]
