@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from components.dashboard.stores import Stores
-from components.governance.audit_chain import AuditLog, ChainReader
+from components.governance.audit_chain import AuditLog, ChainReader, Chunk
 from components.governance.audit_file import FileAuditLog
 from components.governance.audit_postgres import PostgresAuditLog
 from tests.helpers.postgres import PostgresServer, pg_server
@@ -23,6 +23,16 @@ __all__ = ["pg_server"]
 def _append(log: AuditLog, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
         log.append("data_access", f"dataset:{i}", {"i": i}, actor="alice")
+
+
+def _read_whole(tmp_path: Path, n: int) -> tuple[FileAuditLog, ChainReader, Chunk]:
+    """A file trail of `n` entries, a reader fed all of it, and the chunk it was fed."""
+    log = FileAuditLog(tmp_path / "audit")
+    _append(log, n)
+    reader = ChainReader(log.describe())
+    chunk = log.read_after(None)
+    reader.feed(chunk)
+    return log, reader, chunk
 
 
 def _follows_the_trail(log: AuditLog) -> None:
@@ -56,11 +66,7 @@ def test_postgres_trail_is_followed_by_its_new_rows(pg_server: PostgresServer) -
 
 
 def test_a_torn_tail_waits_until_the_next_writer_moves_it_aside(tmp_path: Path) -> None:
-    log = FileAuditLog(tmp_path / "audit")
-    _append(log, 2)
-    reader = ChainReader(log.describe())
-    chunk = log.read_after(None)
-    reader.feed(chunk)
+    log, reader, chunk = _read_whole(tmp_path, 2)
     with log.path.open("ab") as out:  # a writer killed mid-line
         out.write(b'{"v": 1, "seq": 3, "ti')
     torn = log.read_after(chunk.cursor)
@@ -94,11 +100,7 @@ def test_a_trail_cut_and_appended_again_is_read_from_the_start(tmp_path: Path) -
 
 
 def test_a_bad_appended_entry_is_named(tmp_path: Path) -> None:
-    log = FileAuditLog(tmp_path / "audit")
-    _append(log, 3)
-    reader = ChainReader(log.describe())
-    chunk = log.read_after(None)
-    reader.feed(chunk)
+    log, reader, chunk = _read_whole(tmp_path, 3)
     forged = json.loads(log.path.read_bytes().splitlines()[-1])
     forged.update(seq=4, subject="dataset:forged")  # linked, but its hash is the old one
     with log.path.open("ab") as out:
