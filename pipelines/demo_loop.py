@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ import requests
 
 from components.common.config import SeamlessConfig, load_config
 from components.common.errors import SeamlessError
+from components.common.net import free_port
 from pipelines.demo_inbox import INBOX_URL_ENV, Inbox, config_with_inbox, event_line
 from pipelines.demo_stream import stream_step
 
@@ -93,17 +93,11 @@ def instances(config: SeamlessConfig, rows: pd.DataFrame) -> list[dict[str, Any]
     return [instance(types, record) for record in rows[list(types)].to_dict("records")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     """`seamless serve` in a child process, stopped on exit."""
 
     def __init__(self, workspace: Path, config_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.token = secrets.token_urlsafe(24)
         tokens = workspace / "access" / "serve-tokens.txt"
         tokens.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ is skipped. The server is this step's own: loopback, a free port, no persistence
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
+from components.common.net import free_port
 
 VIEW = "credit_history"
 CHANGED = ("delinquencies_12m", "credit_utilization", "credit_score")
@@ -41,9 +41,7 @@ def riskier(current: dict[str, Any]) -> dict[str, Any]:
 def local_redis() -> Iterator[str]:
     """A throwaway redis-server on 127.0.0.1; yields its URL."""
     exe = shutil.which("redis-server") or "redis-server"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="seamless-demo-redis-"))
     proc = subprocess.Popen(
         [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",

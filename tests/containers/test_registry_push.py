@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import requests
 import yaml
 
 from components.common.image import image_ref, image_settings, load_digests
+from components.common.net import free_port
 from pipelines.compile import compile_all
 from tests.containers.conftest import docker
 from tests.helpers.require import unavailable
@@ -35,19 +35,13 @@ MANIFEST_TYPES = ", ".join(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture()
 def registry(tmp_path: Path, docker_engine: None) -> Iterator[str]:
     """`127.0.0.1:<port>` of a registry started for this test (stopped and emptied after)."""
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if not binary:
         unavailable("no registry binary: install Debian's docker-registry package")
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "registry.yml"
     config.write_text(
         yaml.safe_dump(

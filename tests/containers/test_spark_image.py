@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from components.common.image import image_ref
+from components.common.net import free_port
 from tests.containers.conftest import docker
 from tests.helpers.require import unavailable
 
@@ -89,22 +90,16 @@ def test_a_spark_step_runs_locked_down_and_matches_the_local_engine(
     assert proc.stdout.strip().splitlines()[-1] != "0"  # not root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def standalone_master() -> Iterator[int]:
     """A Spark standalone master on loopback (the dev venv's pyspark, Java from Debian)."""
     import pyspark
 
-    port = _free_port()
+    port = free_port()
     spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
     master = subprocess.Popen(
         [str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-         "--port", str(port), "--webui-port", str(_free_port())],
+         "--port", str(port), "--webui-port", str(free_port())],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
@@ -147,7 +142,7 @@ s.stop()
 
 
 def test_the_image_is_a_spark_executor(spark_image: str, standalone_master: int) -> None:
-    driver_port, block_port = _free_port(), _free_port()
+    driver_port, block_port = free_port(), free_port()
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(standalone_master), str(driver_port), str(block_port)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,

@@ -7,7 +7,6 @@ through a whole `seamless run training`)."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 
 from components.common.config import default_config_path, parse_config
 from components.common.errors import SeamlessError
+from components.common.net import free_port
 from components.common.notifications_config import NotificationsConfig, ReceiverConfig
 from components.governance import audit, hooks, notify
 from pipelines.cli import app
@@ -70,12 +70,6 @@ def registration(version: str, promoted: bool) -> dict[str, Any]:
         "previous_champion_version": "3" if promoted else None,
         "promoted": promoted,
     }
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dead_letters(path: Path) -> list[dict[str, Any]]:
@@ -133,7 +127,7 @@ def test_a_rejection_in_slack_shape_and_each_receiver_gets_only_its_events(
 def test_a_receiver_that_is_down_never_fails_the_step_and_the_event_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("HOOK_URL", f"http://127.0.0.1:{closed_port()}/hook/T0KEN-secret")
+    monkeypatch.setenv("HOOK_URL", f"http://127.0.0.1:{free_port()}/hook/T0KEN-secret")
     cfg = settings(tmp_path)
     entry = hooks.on_rollback("credit_risk", "5", "4", "complaints about declines", cfg)
     assert entry["action"] == audit.ROLLBACK  # the step's own work is done
@@ -204,7 +198,7 @@ def test_replay_sends_what_was_kept_once_the_receiver_is_back(
 ) -> None:
     cfg = settings(tmp_path, retries=0)
     path = tmp_path / "dead-letter.jsonl"
-    monkeypatch.setenv("HOOK_URL", f"http://127.0.0.1:{closed_port()}/hook")
+    monkeypatch.setenv("HOOK_URL", f"http://127.0.0.1:{free_port()}/hook")
     hooks.on_rollback("credit_risk", "5", "4", "first", cfg)
     hooks.on_rollback("credit_risk", "4", "3", "second", cfg)
     # An event for a receiver the config no longer has stays, as does a line not ours.
@@ -309,7 +303,7 @@ def test_cli_test_and_replay(
     done = runner.invoke(app, ["notifications", "test", *ws])
     assert done.exit_code == 0, done.output
     assert "ops: ok" in done.output and receiver.bodies("test")
-    monkeypatch.setenv("HOOK_URL", f"http://127.0.0.1:{closed_port()}/hook")
+    monkeypatch.setenv("HOOK_URL", f"http://127.0.0.1:{free_port()}/hook")
     done = runner.invoke(app, ["notifications", "test", *ws])
     assert done.exit_code == 1 and "ops: cannot reach 127.0.0.1" in done.output
     cfg = parse_config(config.read_text())

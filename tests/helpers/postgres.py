@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from components.common.net import free_port as free_port  # re-exported: the tests import it here
 from tests.helpers.require import unavailable
 
 USER = "seamless"
@@ -61,12 +61,6 @@ def postgres_bin_dir() -> Path | None:
     if not found:
         return None
     return Path(max(found, key=lambda p: int(Path(p).parts[-3]))).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from components.common.net import free_port
 from pipelines.cli import app
 from tests.helpers.webhook import Receiver, webhook_receiver
 
@@ -52,9 +52,7 @@ notifications:
 def hook() -> Iterator[Receiver]:
     """The config's receivers: `team` answers, `pager` is down (nothing listens on its
     port). The steps (child processes) inherit the URLs."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        down = f"http://127.0.0.1:{s.getsockname()[1]}/pager"
+    down = f"http://127.0.0.1:{free_port()}/pager"
     with webhook_receiver() as receiver:
         os.environ.update(CHURN_HOOK_URL=receiver.url, CHURN_PAGER_URL=down)
         try:

@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from components.common import storage
-from tests.storage.rgw import RadosGateway, free_port
+from components.common.net import free_port
+from tests.storage.rgw import RadosGateway
 
 pytestmark = [pytest.mark.storage, pytest.mark.slow]
 

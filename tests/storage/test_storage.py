@@ -101,7 +101,7 @@ def test_no_credentials_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 def test_unreachable_endpoint_is_one_sentence(
     s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.storage.rgw import free_port
+    from components.common.net import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from components.common.errors import SeamlessError
+from components.common.net import free_port
 from pipelines.submit import package_path, submit
 
 pytestmark = pytest.mark.unit
@@ -40,14 +40,8 @@ def kfp_endpoint() -> Iterator[str]:
         server.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_unreachable_host() -> None:
-    host = f"http://127.0.0.1:{_free_port()}"
+    host = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(SeamlessError, match=r"is unreachable \(connection refused\)\.$"):
         submit(host, "training", {})
 
