@@ -20,7 +20,14 @@ and counts nothing twice:
    online. Redis' Feast store already skips older writes; SQLite's does not, so the
    rule is applied here for both;
 5. write the offline part, then push the on-time events through the view's Feast
-   push source (online);
+   push source (online), through a writer that compares and sets each entity's event
+   time atomically at the store (online.py): an entry taken over from a consumer that
+   is stuck but alive is written by both (the claim holds the entry's stream id, which
+   both hold), and the stuck one's late rule is stale by the time it resumes, so only
+   the store's own check keeps its older value from replacing a newer one written
+   meanwhile. Re-checking ownership before the write would only narrow that race;
+   the atomic newer-only write closes it. Offline its event lands twice, which
+   readers keep once;
 6. in one MULTI/EXEC: dead letters, then per entry its XACK and, only if that XACK
    acknowledged it (another consumer may have taken it over and finished it first),
    its outcome counter. Until it runs nothing is acknowledged; a restart re-reads the
@@ -191,6 +198,17 @@ class Consumer:
         # `pii: pseudonymize` only pseudonyms reach the stores, and dead letters withhold
         # the event (it holds the raw id). Without SEAMLESS_PII_KEY: one sentence, no start.
         self.pseudonyms = pii.entity_key(config, "The stream consumer")
+        from components.stream.online import guard_writes
+
+        # Online writes compare and set atomically at the store: a consumer that resumes
+        # after its entry was taken over never replaces a newer value (online.py).
+        self.newer_only = guard_writes(store)
+        if not self.newer_only:
+            log.warning(
+                "The online store (%s) has no newer-only writer here: an entry taken over "
+                "from a stuck consumer can replace a newer value when that consumer resumes.",
+                type(store.config.online_store).__name__,
+            )
 
     # -- reading ---------------------------------------------------------------------
 

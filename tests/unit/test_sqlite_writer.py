@@ -14,7 +14,11 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
 from components.common.config import default_config_path, load_config
-from components.features.sqlite_writer import BatchedSqliteOnlineStore, use_batched_writer
+from components.features.sqlite_writer import (
+    BatchedSqliteOnlineStore,
+    NewerOnlySqliteOnlineStore,
+    use_batched_writer,
+)
 from components.features.store import materialize_windows, open_store, windows_from_json
 from components.ingest.stage import ingest_tables
 from pipelines.demo_data import generate
@@ -115,3 +119,42 @@ def test_other_stores_keep_feasts_writer(published: tuple[Path, dict[str, list[s
     # Feast built its engine with its own writer: swapping now would not reach it.
     assert use_batched_writer(store) is False
     assert type(store._get_provider().online_store) is SqliteOnlineStore
+
+
+def test_the_newer_only_writer_never_replaces_a_newer_value(
+    published: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    """An older event time is refused, an equal one (SQLite keeps whole seconds) or a
+    newer one is written: the rows left are those of writing only what may win."""
+    repo, windows = published
+    view_name = sorted(windows)[0]
+    newer_only = open_store(_copy_repo(repo, tmp_path / "newer"))
+    reference = open_store(_copy_repo(repo, tmp_path / "reference"))
+    view = newer_only.get_feature_view(view_name)
+    join_key, feature = view.entity_columns[0].name, view.features[0].name
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+    def rows(value: float, minutes: int, keys: list[int]) -> list[Any]:
+        return [
+            (
+                EntityKey(join_keys=[join_key], entity_values=[Value(int64_val=k)]),
+                {feature: Value(double_val=value + k)},
+                t0 + timedelta(minutes=minutes),
+                None,
+            )
+            for k in keys
+        ]
+
+    first, older, same, newer = (
+        rows(1, 10, [7, 3]),
+        rows(2, 9, [7, 3]),
+        rows(3, 10, [7]),
+        rows(4, 11, [3, 2**62]),
+    )
+    for batch in (first, older, same, newer):
+        NewerOnlySqliteOnlineStore().online_write_batch(newer_only.config, view, batch, None)
+    for batch in (first, same, newer):
+        SqliteOnlineStore().online_write_batch(reference.config, view, batch, None)
+    assert _rows(tmp_path / "newer" / "online_store.db") == _rows(
+        tmp_path / "reference" / "online_store.db"
+    )

@@ -1,0 +1,156 @@
+"""Online writes that never replace a newer value with an older one.
+
+Why: an entry taken over (XAUTOCLAIM) from a consumer that is stuck but alive is
+written by both. The stuck one's late rule ran before it stalled, so when it resumes it
+pushes the entry's (older) value as on time, possibly after the new owner wrote a
+newer event of the same entity. The two write paths of Feast behave differently:
+
+- Feast's SQLite store (and components/features/sqlite_writer.py's batched writer)
+  upsert whatever they are given: the older value replaced the newer one
+  (tests/stream/test_stream_stuck.py reproduced it).
+- Feast's Redis store reads each entity's stored time (one pipeline), then writes the
+  rows that are newer (a second pipeline). A consumer resuming before that read is
+  refused; one stalled between the read and the write is not: the race is narrowed to
+  one round trip, not closed (Feast's own comment says as much).
+
+Re-checking ownership of the pending entry (XCLAIM/XPENDING) just before writing only
+narrows it too: the consumer can stall again between the check and the write, and the
+store cannot see who owns what. What closes it is a write that compares and sets in
+one atomic step at the store, so a stale write loses whoever sends it and whenever:
+
+- SQLite: `NewerOnlySqliteOnlineStore`, an upsert `DO UPDATE ... WHERE
+  excluded.event_ts >= event_ts` (one statement under SQLite's write lock; whole
+  seconds, Feast's format).
+- Redis: `NewerOnlyRedisOnlineStore`, one Lua script per entity key that reads the
+  stored `_ts:<view>` and writes only a strictly newer time (Feast's own rule, at
+  nanosecond precision), so nothing runs between the compare and the set; one key
+  per script, so it also works on a Redis Cluster's slots. Keys, fields and values are
+  Feast's own (its helpers), so Feast, serving and the feature server read them as
+  before.
+
+`guard_writes` swaps the store's writer for these in the consumer's own FeatureStore;
+materialization and the rest of the project keep Feast's writers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from feast import FeatureStore
+from feast.feature_view import FeatureView
+from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
+from feast.infra.online_stores.sqlite import SqliteOnlineStore
+from feast.infra.passthrough_provider import PassthroughProvider
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.repo_config import RepoConfig
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from components.features.sqlite_writer import BatchedSqliteOnlineStore, NewerOnlySqliteOnlineStore
+
+log = logging.getLogger(__name__)
+
+Row = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
+
+WRITE_IF_NEWER = """
+local function varint(b, i)
+  local v, m = 0, 1
+  while true do
+    local c = string.byte(b, i)
+    i = i + 1
+    v = v + (c % 128) * m
+    if c < 128 then return v, i end
+    m = m * 128
+  end
+end
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+if prev then
+  local s, n, i = 0, 0, 1
+  while i <= #prev do
+    local tag = string.byte(prev, i)
+    local v
+    v, i = varint(prev, i + 1)
+    if tag == 8 then s = v elseif tag == 16 then n = v end
+  end
+  local new_s, new_n = tonumber(ARGV[2]), tonumber(ARGV[3])
+  if (s > 0 or n > 0) and (new_s < s or (new_s == s and new_n <= n)) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4], unpack(ARGV, 6))
+if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
+return 1
+"""
+"""KEYS: the entity's hash. ARGV: the `_ts:<view>` field, the new time's seconds and
+nanos, its Timestamp bytes, a TTL in seconds (0: none), then feature field/value pairs.
+Writes only when the new time is newer than the stored one (a google.protobuf Timestamp:
+field 1 seconds, field 2 nanos, varints); returns 1 when it wrote."""
+
+
+class NewerOnlyRedisOnlineStore(RedisOnlineStore):
+    """Feast's Redis online store whose write compares and sets each entity atomically
+    (`WRITE_IF_NEWER`): an older (or equally old) time never replaces a stored one,
+    whoever writes when. `skip_dedup` is ignored: the comparison is the point."""
+
+    written = 0
+    """Rows this store wrote (not refused as older), for tests and logs."""
+
+    def online_write_batch(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: list[Row],
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        store = config.online_store
+        client = self._get_client(store)
+        view = _versioned_fv_name(table, config)
+        ts_field = f"_ts:{view}"
+        ttl = int(store.key_ttl_seconds or 0)
+        script = client.register_script(WRITE_IF_NEWER)
+        version = config.entity_key_serialization_version
+        with client.pipeline(transaction=False) as pipe:
+            for entity_key, values, event_ts, _ in data:
+                key = _redis_key(
+                    config.project, entity_key, entity_key_serialization_version=version
+                )
+                ts = Timestamp()
+                ts.FromDatetime(_aware(event_ts))
+                fields: list[Any] = []
+                for name, value in values.items():
+                    fields += [_mmh3(f"{view}:{name}"), value.SerializeToString()]
+                args = [ts_field, ts.seconds, ts.nanos, ts.SerializeToString(), ttl, *fields]
+                script(keys=[key], args=args, client=pipe)
+            done = pipe.execute()
+        self.written += sum(int(n) for n in done)
+        if progress:
+            progress(len(data))
+
+
+def _aware(ts: datetime) -> datetime:
+    from feast import utils
+
+    return utils.make_tzaware(ts)
+
+
+def guard_writes(store: FeatureStore) -> bool:
+    """Make `store`'s online writes newer-only (see the module docstring); True when
+    they are. False for a store other than Feast's SQLite (without vectors or the
+    OpenAI-compatible column) or Redis: there a stuck consumer's late write can still
+    replace a newer value, and the consumer says so in its log."""
+    provider = store._get_provider()
+    if not isinstance(provider, PassthroughProvider):
+        return False
+    current = provider.online_store
+    config = store.config.online_store
+    if type(current) in (SqliteOnlineStore, BatchedSqliteOnlineStore):
+        if config.vector_enabled or getattr(config, "enable_openai_compatible_store", False):
+            return False
+        provider._online_store = NewerOnlySqliteOnlineStore()  # type: ignore[assignment]
+        return True
+    if type(current) is RedisOnlineStore:
+        provider._online_store = NewerOnlyRedisOnlineStore()  # type: ignore[assignment]
+        return True
+    return isinstance(current, NewerOnlySqliteOnlineStore | NewerOnlyRedisOnlineStore)
