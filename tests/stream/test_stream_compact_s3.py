@@ -143,3 +143,73 @@ def test_readers_during_s3_compactions(
     final = pushed.read_pushed(repo, VIEW)
     # 6 parts of 3, part 103 repeating an event id of part 102
     assert final is not None and len(final) == len(before) + 6 * 3 - 1 and len(names(repo)) == 1
+
+
+def test_a_compaction_killed_mid_upload_leaves_no_object(
+    s3_root: str, stream_config: SeamlessConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merged object streams up as a multipart upload (memory: one upload part); a
+    compaction killed after parts of it went up aborts the upload: no object, no upload
+    left pending, the parts as they were; the next compaction does the job."""
+    import os
+
+    import boto3
+    import pyarrow.parquet as pq
+
+    repo = tmp_path / "feast"
+    for p in range(8):  # ~1.2 MB of incompressible rows per part: ~10 MB merged
+        ms = [1_800_000_000_000 + p * 2000 + i for i in range(2000)]
+        frame = pd.DataFrame(
+            {
+                "customer_id": [100 + p] * 2000,
+                "event_timestamp": pd.to_datetime(ms, unit="ms", utc=True),
+                "score": [float(i) for i in range(2000)],
+                "tier": [os.urandom(300).hex() for _ in range(2000)],
+                pushed.EVENT_ID_COLUMN: [f"big-{m}" for m in ms],
+                pushed.STREAM_ID_COLUMN: [f"{m}-0" for m in ms],
+            }
+        )  # fmt: skip
+        frame["tier"] = frame["tier"].astype("object")
+        pushed.write_part(stream_config, repo, VIEW, frame[pushed.columns_of(stream_config, VIEW)])
+    before = pushed.read_pushed(repo, VIEW)
+    listed = names(repo)
+    real_write = pq.ParquetWriter.write_table
+    writes: list[int] = []
+
+    def killed(self: Any, table: Any, *args: Any, **kw: Any) -> None:
+        if len(writes) == 7:
+            raise KeyboardInterrupt("killed mid-upload")
+        writes.append(table.num_rows)
+        real_write(self, table, *args, **kw)
+
+    from s3fs.core import S3File
+
+    real_discard = S3File.discard
+    aborted: list[bool] = []
+
+    def discard(self: Any) -> None:
+        aborted.append(bool(self.mpu))  # an upload had begun: parts of it went up
+        real_discard(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(S3File, "discard", discard)
+        m.setattr(storage, "PART_SIZE", 5 * 2**20)  # S3's smallest upload part
+        m.setattr(pushed, "ROW_GROUP_ROWS", 2000)
+        m.setattr(pq.ParquetWriter, "write_table", killed)
+        with pytest.raises(KeyboardInterrupt):
+            pushed.compact(repo, VIEW)
+    assert len(writes) == 7 and aborted == [True]  # ~8 MB written: an upload part went up
+    env = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                                      "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}  # fmt: skip
+    s3 = boto3.client(
+        "s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=env["AWS_DEFAULT_REGION"],
+    )  # fmt: skip
+    bucket = s3_root.split("/")[2]
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert names(repo) == listed
+    pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
+
+    done = pushed.compact(repo, VIEW)
+    assert done.rows == 16_000 and done.parts_merged == 8 and len(names(repo)) == 1
+    pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
