@@ -33,3 +33,20 @@ def ours_and_other(
     for which in ("ours", "other"):
         tool.write_certs(out / which, [service], list(hosts))
     return {which: out / which / "secrets" / "tls" for which in ("ours", "other")}
+
+
+def wrong_name(ours: Path, service: str, out: Path) -> Path:
+    """`out/` with `<service>.crt` and `<service>.key` from our CA (the `ca.crt`/`ca.key` in
+    `ours`) for the Service's names only: a certificate clients dialling 127.0.0.1 must
+    refuse for its name, not its issuer."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    tool = gen_certs()
+    ca = x509.load_pem_x509_certificate((ours / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((ours / "ca.key").read_bytes(), password=None)
+    cert, key = tool.issue(ca, ca_key, tool.service_names(service))
+    out.mkdir()
+    (out / f"{service}.crt").write_bytes(tool.cert_pem(cert))
+    (out / f"{service}.key").write_bytes(tool.key_pem(key))
+    return out

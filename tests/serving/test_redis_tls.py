@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
 from components.serve.lookup.resp import AsyncRedis, RespUnavailable
-from tests.helpers.certs import gen_certs, ours_and_other
+from tests.helpers.certs import ours_and_other, wrong_name
 from tests.serving.conftest import serving_client
 from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server, repo_variant
 
@@ -34,20 +34,10 @@ MISMATCH = "Hostname mismatch|doesn't match|IP address mismatch"
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """`ours/` (our CA, `redis` certified for its Service names and 127.0.0.1), `other/`
     (another CA, the same names) and `wrong-name/` (our CA, Service names only)."""
-    tool = gen_certs()
     out = tmp_path_factory.mktemp("redis-tls")
     ours_and_other(out, "redis")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
     ours = out / "ours" / "secrets" / "tls"
-    ca = x509.load_pem_x509_certificate((ours / "ca.crt").read_bytes())
-    ca_key = serialization.load_pem_private_key((ours / "ca.key").read_bytes(), password=None)
-    cert, key = tool.issue(ca, ca_key, tool.service_names("redis"))
-    wrong = out / "wrong-name"
-    wrong.mkdir()
-    (wrong / "redis.crt").write_bytes(tool.cert_pem(cert))
-    (wrong / "redis.key").write_bytes(tool.key_pem(key))
+    wrong = wrong_name(ours, "redis", out / "wrong-name")
     return {"ours": ours, "other": out / "other" / "secrets" / "tls", "wrong-name": wrong}
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.certs import gen_certs, ours_and_other
+from tests.helpers.certs import gen_certs, ours_and_other, wrong_name
 from tests.helpers.cli import SEAMLESS, run_cli
 from tests.helpers.postgres import free_port
 
@@ -38,19 +38,7 @@ def tls_dir(certs: Path, which: str) -> Path:
 @pytest.fixture(scope="module")
 def elsewhere_same_ca(certs: Path) -> Path:
     """Our CA's certificate for the Service names only (not 127.0.0.1)."""
-    tool = gen_certs()
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    ours = tls_dir(certs, "ours")
-    ca = x509.load_pem_x509_certificate((ours / "ca.crt").read_bytes())
-    ca_key = serialization.load_pem_private_key((ours / "ca.key").read_bytes(), password=None)
-    cert, key = tool.issue(ca, ca_key, tool.service_names("serving"))
-    folder = certs / "wrong-name"
-    folder.mkdir()
-    (folder / "serving.crt").write_bytes(tool.cert_pem(cert))
-    (folder / "serving.key").write_bytes(tool.key_pem(key))
-    return folder
+    return wrong_name(tls_dir(certs, "ours"), "serving", certs / "wrong-name")
 
 
 @pytest.fixture()
