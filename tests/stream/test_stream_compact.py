@@ -222,3 +222,52 @@ def test_the_consumer_compacts_by_itself_and_the_cli_on_demand(
     bad = run_cli("stream", "compact", "--config", "mini.yaml", "--view", "nope", cwd=tmp_path,
                   SEAMLESS_FEAST_REPO=str(repo))  # fmt: skip
     assert bad.returncode == 1 and "'nope' is not a feature view" in bad.stderr, bad.stderr
+
+
+def test_compactions_racing_each_other_lose_and_repeat_nothing(
+    stream_config: SeamlessConfig, client: Any, tmp_path: Path
+) -> None:
+    # Two compactions at once (the consumer's and the CLI's), repeatedly, while new parts
+    # arrive: one whose parts vanish or whose compacted files change under it starts
+    # again; none fails, and the log reads the same rows plus the new ones.
+    repo = build_repo(tmp_path, stream_config, None)
+    fill(repo, stream_config, client, "s:compact-race")
+    before = pushed.read_pushed(repo, VIEW)
+    assert before is not None
+    cols = pushed.columns_of(stream_config, VIEW)
+    failures: list[str] = []
+    done: list[pushed.Compaction] = []
+
+    def compactor() -> None:
+        for _ in range(6):
+            try:
+                done.append(pushed.compact(repo, VIEW))
+            except Exception as exc:
+                failures.append(repr(exc))
+                return
+
+    threads = [threading.Thread(target=compactor) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for n in range(10):
+        extra = before.iloc[[n]][cols].copy()
+        extra[pushed.EVENT_ID_COLUMN] = f"race-{n}"
+        extra[pushed.STREAM_ID_COLUMN] = f"{9_100_000_000_000 + n}-0"
+        pushed.write_part(stream_config, repo, VIEW, extra)
+        time.sleep(0.02)
+    for t in threads:
+        t.join(timeout=120)
+    assert not failures, failures
+    assert sum(d.merged is not None for d in done) >= 2
+    final = pushed.read_pushed(repo, VIEW)
+    assert final is not None and final[pushed.EVENT_ID_COLUMN].is_unique
+    assert len(final) == len(before) + 10
+    known = final[final[pushed.EVENT_ID_COLUMN].isin(before[pushed.EVENT_ID_COLUMN])]
+    pd.testing.assert_frame_equal(known.reset_index(drop=True), before)
+    last = pushed.compact(repo, VIEW)
+    assert len(parts(repo)) == 1 and last.rows in (0, len(final))
+    for p in parts(repo):  # the merged file itself: each event id once, in stream order
+        rows = pd.read_parquet(p)
+        assert rows[pushed.EVENT_ID_COLUMN].is_unique and len(rows) == len(final)
+        keys = rows[pushed.STREAM_ID_COLUMN].str.split("-", expand=True).astype("int64")
+        assert keys.apply(tuple, axis=1).is_monotonic_increasing
