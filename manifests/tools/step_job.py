@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from training_job import CONTAINER_SECURITY, POD_SECURITY
+from training_job import CONTAINER_SECURITY, pipeline_step_job
 
 Obj = dict[str, Any]
 
@@ -157,26 +157,9 @@ def step_job(
         "securityContext": CONTAINER_SECURITY,
         "volumeMounts": mounts,
     }
-    pod: Obj = {
-        "serviceAccountName": "seamless-pipeline",
-        "automountServiceAccountToken": False,
-        "restartPolicy": "Never",
-        "securityContext": POD_SECURITY,
-        "containers": [app],
-        "volumes": volumes,
-    }
-    if init_command:
-        init = {**app, "name": f"{task}-init", "command": init_command, "args": []}
-        pod["initContainers"] = [init]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"labels": dict(settings.get("podMetadata", {}).get("labels", {}))},
-                "spec": pod,
-            },
-        },
-    }
+    init = {**app, "name": f"{task}-init", "command": init_command, "args": []}
+    labels = dict(settings.get("podMetadata", {}).get("labels", {}))
+    inits = [init] if init_command else None
+    return pipeline_step_job(
+        name, namespace, labels, [app], volumes, backoff_limit=0, init_containers=inits
+    )

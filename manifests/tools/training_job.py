@@ -90,67 +90,73 @@ def training_job(objects: list[Obj], rows: int = 20_000, namespace: str = "seaml
         f"seamless datasets generate --out /tmp/data --rows {rows} && "
         "seamless run training --data-dir /tmp/data --workspace /tmp/ws --json"
     )
+    labels = {
+        "app.kubernetes.io/name": "pipeline-step",
+        "seamless.dev/pipeline-step": "true",
+        "seamless.dev/s3-client": "true",
+    }
+    train: Obj = {
+        "name": "train",
+        "image": runtime_image(objects),
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", script],
+        "env": env,
+        "envFrom": [
+            {"configMapRef": {"name": "seamless-endpoints"}},
+            {"configMapRef": {"name": "seamless-telemetry-off"}},
+            {"configMapRef": {"name": "seamless-s3-endpoint", "optional": True}},
+        ],
+        "resources": {
+            "requests": {"cpu": "500m", "memory": "1Gi"},
+            "limits": {"cpu": "2", "memory": "4Gi"},
+        },
+        "securityContext": CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "feast-repo-dir", "mountPath": "/feast"},
+            {"name": "repo", "mountPath": "/etc/feast", "readOnly": True},
+            {"name": "ca", "mountPath": "/etc/seamless/ca", "readOnly": True},
+        ],
+    }
+    volumes = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
+        {"name": "feast-repo-dir", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "repo", "configMap": {"name": configmap_name(objects, "feast-repo")}},
+        {"name": "ca", "configMap": {"name": "seamless-ca"}},
+    ]
+    # A pod that fails at start (a node slow to apply its NetworkPolicies) is retried;
+    # training itself is idempotent per run (a new version, gated).
+    return pipeline_step_job(JOB_NAME, namespace, labels, [train], volumes, backoff_limit=2)
+
+
+def pipeline_step_job(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    containers: list[Obj],
+    volumes: list[Obj],
+    *,
+    backoff_limit: int,
+    init_containers: list[Obj] | None = None,
+) -> Obj:
+    """A Job whose pod runs as a pipeline step's does: under the `seamless-pipeline`
+    ServiceAccount without its token, never restarted in place, Pod Security `restricted`."""
+    pod: Obj = {
+        "serviceAccountName": "seamless-pipeline",
+        "automountServiceAccountToken": False,
+        "restartPolicy": "Never",
+        "securityContext": POD_SECURITY,
+        "containers": containers,
+        "volumes": volumes,
+    }
+    if init_containers:
+        pod["initContainers"] = init_containers
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": JOB_NAME, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            # A pod that fails at start (a node slow to apply its NetworkPolicies) is
-            # retried; training itself is idempotent per run (a new version, gated).
-            "backoffLimit": 2,
-            "template": {
-                "metadata": {
-                    "labels": {
-                        "app.kubernetes.io/name": "pipeline-step",
-                        "seamless.dev/pipeline-step": "true",
-                        "seamless.dev/s3-client": "true",
-                    }
-                },
-                "spec": {
-                    "serviceAccountName": "seamless-pipeline",
-                    "automountServiceAccountToken": False,
-                    "restartPolicy": "Never",
-                    "securityContext": POD_SECURITY,
-                    "containers": [
-                        {
-                            "name": "train",
-                            "image": runtime_image(objects),
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["sh", "-c", script],
-                            "env": env,
-                            "envFrom": [
-                                {"configMapRef": {"name": "seamless-endpoints"}},
-                                {"configMapRef": {"name": "seamless-telemetry-off"}},
-                                {
-                                    "configMapRef": {
-                                        "name": "seamless-s3-endpoint",
-                                        "optional": True,
-                                    }
-                                },
-                            ],
-                            "resources": {
-                                "requests": {"cpu": "500m", "memory": "1Gi"},
-                                "limits": {"cpu": "2", "memory": "4Gi"},
-                            },
-                            "securityContext": CONTAINER_SECURITY,
-                            "volumeMounts": [
-                                {"name": "tmp", "mountPath": "/tmp"},
-                                {"name": "feast-repo-dir", "mountPath": "/feast"},
-                                {"name": "repo", "mountPath": "/etc/feast", "readOnly": True},
-                                {"name": "ca", "mountPath": "/etc/seamless/ca", "readOnly": True},
-                            ],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
-                        {"name": "feast-repo-dir", "emptyDir": {"sizeLimit": "1Gi"}},
-                        {
-                            "name": "repo",
-                            "configMap": {"name": configmap_name(objects, "feast-repo")},
-                        },
-                        {"name": "ca", "configMap": {"name": "seamless-ca"}},
-                    ],
-                },
-            },
+            "backoffLimit": backoff_limit,
+            "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
