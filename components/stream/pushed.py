@@ -539,7 +539,8 @@ def _atomic_file(uri: str) -> Iterator[Any]:
     with storage.storage_errors(uri, "write", fs=fs):
         fh = fs.open(path, "wb")
     try:
-        yield fh
+        with storage.storage_errors(uri, "write", fs=fs):
+            yield fh
     except BaseException:
         with contextlib.suppress(Exception):
             fh.discard()  # s3fs: abort the multipart upload
