@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,8 @@ import yaml
 
 from components.common.config import default_config_path, load_config
 from tests.helpers.cli import SEAMLESS, run_cli
+from tests.helpers.postgres import free_port
+from tests.helpers.process import http_daemon
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 MODEL = "loan_default"
@@ -280,48 +280,27 @@ def test_materialize_in_a_moved_workspace(moved: dict[str, Any]) -> None:
     assert paths and all(p.startswith(f"{ws / 'feast'}/") for p in paths), paths
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serving_a_moved_workspace(moved: dict[str, Any], demo_data: Path) -> None:
     """`seamless serve` without --config serves the workspace's model from the new place."""
-    ws, port = moved["ws"], _free_port()
+    ws, port = moved["ws"], free_port()
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("MLFLOW_TRACKING_URI", "SEAMLESS_FEAST_REPO")
     }
-    log = moved["root"] / "serve.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [SEAMLESS, "serve", "--workspace", str(ws), "--port", str(port), "--no-auth",
-             "--poll-seconds", "0", "--log-level", "warning"],
-            cwd=moved["root"], stdout=fh, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "not ready: " + log.read_text()[-3000:]
-            time.sleep(0.5)
+    with http_daemon(
+        [SEAMLESS, "serve", "--workspace", str(ws), "--port", str(port), "--no-auth",
+         "--poll-seconds", "0", "--log-level", "warning"],
+        moved["root"] / "serve.log", f"{base}/readyz", timeout_s=120, grace_s=0, poll_s=0.5,
+        cwd=moved["root"], env=env,
+    ):  # fmt: skip
         ids = pd.read_parquet(demo_data / "labels.parquet")["customer_id"].head(3).tolist()
         answer = requests.post(f"{base}/v1/predict", json={"entity_ids": ids}, timeout=30)
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["model_name"] == MODEL and str(body["model_version"]) == "1"
         assert all(0 <= p["score"] <= 1 for p in body["predictions"])
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")

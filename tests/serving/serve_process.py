@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
-
 from tests.helpers.postgres import free_port
+from tests.helpers.process import http_daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,29 +26,15 @@ def serving_process(
     extra_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """(process, base URL) of a server that answered /readyz 200; killed on exit."""
+    """(process, base URL) of a server that answered /readyz 200; stopped on exit
+    without grace (SIGTERM, then SIGKILL at once)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.serve_cli", "--host", "127.0.0.1",
-             "--port", str(port), "--workspace", str(ws), "--no-auth", "--poll-seconds", "0",
-             "--log-level", "warning", *extra_args],
-            cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, env=env or dict(os.environ),
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                assert proc.poll() is None, log_path.read_text()[-2000:]
-                try:
-                    if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, "server did not become ready"
-                time.sleep(0.2)
-            yield proc, base
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with http_daemon(
+        [sys.executable, "-m", "pipelines.serve_cli", "--host", "127.0.0.1",
+         "--port", str(port), "--workspace", str(ws), "--no-auth", "--poll-seconds", "0",
+         "--log-level", "warning", *extra_args],
+        log_path, f"{base}/readyz", timeout_s=90, grace_s=0, poll_s=0.2,
+        cwd=ROOT, env=env or dict(os.environ),
+    ) as proc:  # fmt: skip
+        yield proc, base
