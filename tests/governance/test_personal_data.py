@@ -198,6 +198,17 @@ def test_training_ran_on_pseudonyms_and_says_so(world: dict[str, Any]) -> None:
     assert any(line.startswith("profiles.customer_id:") and p.fingerprint in line for line in lines)
 
 
+def _stored(folder: Path) -> list[dict[str, Any]]:
+    """Every record in the files under `folder`, as stored (read here, not by the log)."""
+    return [
+        json.loads(line)
+        for f in sorted(folder.rglob("*"))
+        if f.is_file()
+        for line in f.read_text().splitlines()
+        if line.strip()
+    ]
+
+
 def test_serving_takes_raw_ids_and_logs_only_pseudonyms(world: dict[str, Any]) -> None:
     p = _pseudo()
     served = world["raw"]["ids"][:SERVED]
@@ -208,22 +219,10 @@ def test_serving_takes_raw_ids_and_logs_only_pseudonyms(world: dict[str, Any]) -
     assert world["unknown"].json()["unknown_entity_ids"] == [RAW_BASE - 1]  # the client's own
     assert world["feedback"].status_code == 200
     assert world["ready"]["pii_key_fingerprint"] == p.fingerprint
-    logged = [
-        json.loads(line)
-        for f in sorted((world["ws"] / "predictions").rglob("*"))
-        if f.is_file()
-        for line in f.read_text().splitlines()
-        if line.strip()
-    ]
+    logged = _stored(world["ws"] / "predictions")
     online = [r["entity_id"] for r in logged if r.get("route") != "batch"]
     assert sorted(online) == sorted(p.of_int(v) for v in served)
-    fb = [
-        json.loads(line)
-        for f in sorted((world["ws"] / "feedback").rglob("*"))
-        if f.is_file()
-        for line in f.read_text().splitlines()
-        if line.strip()
-    ]
+    fb = _stored(world["ws"] / "feedback")
     assert [r["entity_id"] for r in fb] == [p.of_int(served[0])]
 
 
