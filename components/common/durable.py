@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 PRIVATE_FILE = 0o600
 """Files holding predictions, feedback or audit entries: the owner only (at rest)."""
@@ -27,22 +30,31 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a whole file so readers see the old one or the new one, never a torn one,
-    and the new one survives a crash (fsynced before the rename)."""
+@contextmanager
+def atomic_file(path: str | Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file to write `path` through: a dot-named temp file beside it (readers that skip
+    dot files never see it), fsynced and renamed over `path` only if the block succeeds,
+    removed if it fails. Readers see the old file or the new one, never a torn one."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.chmod(tmp, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a whole file so readers see the old one or the new one, never a torn one,
+    and the new one survives a crash (fsynced before the rename)."""
+    with atomic_file(path, mode) as fh:
+        fh.write(data)
 
 
 def append_lines(path: Path, lines: list[str]) -> None:

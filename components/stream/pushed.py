@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +37,7 @@ import pyarrow.parquet as pq
 
 from components.common import storage
 from components.common.config import SeamlessConfig
-from components.common.durable import fsync_dir
+from components.common.durable import atomic_file, fsync_dir
 from components.common.errors import SeamlessError
 from components.features.repo import offline_root
 
@@ -523,16 +521,8 @@ def _atomic_file(uri: str) -> Iterator[Any]:
     once completed at the end; on failure the upload is aborted, nothing shows."""
     if not storage.is_remote(uri):
         target = Path(uri)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with storage.storage_errors(uri, "write"), os.fdopen(fd, "wb") as fh:
-                yield fh
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with storage.storage_errors(uri, "write"), atomic_file(target) as fh:
+            yield fh
         fsync_dir(target.parent)  # the rename survives a crash before the deletes
         return
     fs, path = storage.resolve(uri)
