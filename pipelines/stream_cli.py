@@ -236,7 +236,7 @@ def compact_cmd(
     from components.common.config import load_config
     from components.common.env import feast_repo_path
     from components.common.errors import SeamlessError
-    from components.stream.pushed import compact
+    from components.stream.compaction import compact
     from pipelines.local import use_workspace
     from pipelines.output import require_access
     from pipelines.workspace import resolve_config

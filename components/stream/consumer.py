@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 from components.common import pii
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
+from components.stream import compaction, pushed
 from components.stream import events as ev
-from components.stream import pushed
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -119,7 +119,7 @@ class StreamSettings:
     """Write the pushed-events log (for training); off only for online-only benchmarks."""
     compact_parts: int = 0
     """After this many parts written to a view's pushed-events log, this consumer
-    compacts that view (pushed.compact, after the batch's XACK); 0: never."""
+    compacts that view (compaction.compact, after the batch's XACK); 0: never."""
 
     @property
     def dead_letter(self) -> str:
@@ -453,7 +453,7 @@ class Consumer:
                 continue
             self._parts_written[view] = 0
             try:
-                done = pushed.compact(self.repo_path, view)
+                done = compaction.compact(self.repo_path, view)
             except SeamlessError as exc:
                 log.warning("compaction of %s's pushed-events log failed: %s", view, exc)
                 continue

@@ -5,8 +5,9 @@ the Python heap's peak during the call (tracemalloc: Python objects and numpy ar
 Arrow's memory pool peak (pyarrow's buffers, which tracemalloc does not see) and their
 sum, an upper bound of what the call held at once. A fresh process per measurement:
 Arrow's peak cannot be reset, and nothing else has used the pool before the call.
-`module` (default components.stream.pushed) names the module whose `compact` or
-`read_pushed` runs, so an earlier version can be measured on the same log.
+`module` (default components.stream.compaction for `compact`, components.stream.pushed
+for `read`) names the module whose `compact` or `read_pushed` runs, so an earlier
+version can be measured on the same log.
 """
 
 from __future__ import annotations
@@ -17,19 +18,21 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+DEFAULT_MODULE = {"compact": "components.stream.compaction", "read": "components.stream.pushed"}
 
-def main(mode: str, repo: str, view: str, module: str = "components.stream.pushed") -> None:
+
+def main(mode: str, repo: str, view: str, module: str = "") -> None:
     import pyarrow as pa
 
-    pushed = importlib.import_module(module)
+    code = importlib.import_module(module or DEFAULT_MODULE[mode])
     pool = pa.default_memory_pool()
     arrow_before = pool.max_memory()
     tracemalloc.start()
     if mode == "compact":
-        done = pushed.compact(Path(repo), view)
+        done = code.compact(Path(repo), view)
         extra = {"rows": done.rows, "held_rows": getattr(done, "held_rows", None)}
     else:
-        frame = pushed.read_pushed(Path(repo), view)
+        frame = code.read_pushed(Path(repo), view)
         extra = {"rows": 0 if frame is None else len(frame)}
     _, python_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -19,7 +19,7 @@ from components.common.config import SeamlessConfig
 from components.common.tables import content_hash
 from components.features.features import build_features
 from components.features.store import open_store
-from components.stream import pushed
+from components.stream import compaction, pushed
 from components.stream.consumer import Consumer, StreamSettings
 from components.stream.events import encode
 from tests.helpers.cli import run_cli
@@ -89,7 +89,7 @@ def test_compaction_keeps_the_rows_and_the_training_set(
     now = pd.Timestamp(datetime.now(UTC))
     train_before, info_before = training(repo, stream_config, now)
 
-    done = pushed.compact(repo, VIEW)
+    done = compaction.compact(repo, VIEW)
     assert (done.parts_before, done.parts_merged, done.rows, done.kept) == (
         len(before_parts), len(before_parts), 121, 0
     )  # fmt: skip
@@ -101,7 +101,7 @@ def test_compaction_keeps_the_rows_and_the_training_set(
     assert info_after["pushed_rows"] == info_before["pushed_rows"] == {VIEW: 121}
     assert train_before["score"].tolist()[2] == -1.0  # the late event, at its own time
     # Nothing left to merge: one file stays as it is.
-    assert pushed.compact(repo, VIEW).merged is None
+    assert compaction.compact(repo, VIEW).merged is None
 
 
 def test_a_crash_in_the_middle_leaves_a_readable_log(
@@ -126,22 +126,22 @@ def test_a_crash_in_the_middle_leaves_a_readable_log(
         real_write(self, table, *args, **kw)
 
     with monkeypatch.context() as m:
-        m.setattr(pushed, "ROW_GROUP_ROWS", 20)
+        m.setattr(compaction, "ROW_GROUP_ROWS", 20)
         m.setattr(pq.ParquetWriter, "write_table", torn)
         with pytest.raises(KeyboardInterrupt, match="killed"):
-            pushed.compact(repo, VIEW)
+            compaction.compact(repo, VIEW)
     assert len(writes) == 2
     assert [p.name for p in parts(repo)] == names
     assert sorted(p.name for p in Path(pushed.pushed_root(repo, VIEW)).iterdir()) == names
 
     # Killed after the rename, between the deletes: merged file + some parts.
     with killed_between_deletes(monkeypatch, after=5), pytest.raises(KeyboardInterrupt):
-        pushed.compact(repo, VIEW)
+        compaction.compact(repo, VIEW)
     left = parts(repo)
     assert len(left) == len(names) - 5 + 1
     pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
     # The next compaction finishes the job.
-    done = pushed.compact(repo, VIEW)
+    done = compaction.compact(repo, VIEW)
     assert done.parts_merged == len(left) and len(parts(repo)) == 1
     pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
 
@@ -182,7 +182,7 @@ def test_readers_during_compactions_never_lose_or_repeat_a_row(
         extra[pushed.EVENT_ID_COLUMN] = f"new-{n}"
         extra[pushed.STREAM_ID_COLUMN] = f"{9_000_000_000_000 + n}-0"
         pushed.write_part(stream_config, repo, VIEW, extra)
-        pushed.compact(repo, VIEW)
+        compaction.compact(repo, VIEW)
         # Let a read finish between compactions however slow the machine is (bounded).
         seen, deadline = len(reads), time.monotonic() + 30
         while len(reads) == seen and not failures and time.monotonic() < deadline:
@@ -236,12 +236,12 @@ def test_compactions_racing_each_other_lose_and_repeat_nothing(
     assert before is not None
     cols = pushed.columns_of(stream_config, VIEW)
     failures: list[str] = []
-    done: list[pushed.Compaction] = []
+    done: list[compaction.Compaction] = []
 
     def compactor() -> None:
         for _ in range(6):
             try:
-                done.append(pushed.compact(repo, VIEW))
+                done.append(compaction.compact(repo, VIEW))
             except Exception as exc:
                 failures.append(repr(exc))
                 return
@@ -264,7 +264,7 @@ def test_compactions_racing_each_other_lose_and_repeat_nothing(
     assert len(final) == len(before) + 10
     known = final[final[pushed.EVENT_ID_COLUMN].isin(before[pushed.EVENT_ID_COLUMN])]
     pd.testing.assert_frame_equal(known.reset_index(drop=True), before)
-    last = pushed.compact(repo, VIEW)
+    last = compaction.compact(repo, VIEW)
     assert len(parts(repo)) == 1 and last.rows in (0, len(final))
     for p in parts(repo):  # the merged file itself: each event id once, in stream order
         rows = pd.read_parquet(p)

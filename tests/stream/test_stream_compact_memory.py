@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from components.common.config import SeamlessConfig
-from components.stream import pushed
+from components.stream import compaction, pushed
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
 VIEW = "facts_view"
@@ -59,7 +59,7 @@ def write_log(config: SeamlessConfig, repo: Path, n_parts: int) -> None:
             _part(config, repo, ms[:100], ids[:100])
 
 
-def probe(mode: str, repo: Path, module: str = "components.stream.pushed") -> dict[str, Any]:
+def probe(mode: str, repo: Path, module: str = "") -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "tests.stream.peak", mode, str(repo), VIEW, module],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
@@ -93,6 +93,6 @@ def test_compaction_memory_does_not_grow_with_the_log(
     assert read_large["peak"] > 4 * read_small["peak"], mib
     # ... compaction does not: a row group being written and the parts overlapping the
     # merge's position (two consumers), plus 8 bytes per event for the repeats' check.
-    assert compact_large["held_rows"] <= pushed.ROW_GROUP_ROWS + 4 * ROWS
+    assert compact_large["held_rows"] <= compaction.ROW_GROUP_ROWS + 4 * ROWS
     assert compact_large["peak"] < 1.6 * compact_small["peak"], mib
     assert compact_large["peak"] < read_large["peak"] / 4, mib

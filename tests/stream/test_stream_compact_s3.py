@@ -18,7 +18,7 @@ import pytest
 from components.common import storage
 from components.common.config import SeamlessConfig
 from components.features.repo import OFFLINE_ROOT_ENV
-from components.stream import pushed
+from components.stream import compaction, pushed
 from tests.stream.world import killed_between_deletes
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
@@ -91,11 +91,11 @@ def test_compaction_in_s3(
 
     # Killed between the deletes: the merged object and the parts left read the same.
     with killed_between_deletes(monkeypatch, after=4), pytest.raises(KeyboardInterrupt):
-        pushed.compact(repo, VIEW)
+        compaction.compact(repo, VIEW)
     assert len(names(repo)) == 12 - 4 + 1
     pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
 
-    done = pushed.compact(repo, VIEW)
+    done = compaction.compact(repo, VIEW)
     assert done.parts_merged == 9 and done.rows == len(before) and done.kept == 0
     (only,) = names(repo)
     assert only.startswith(pushed.COMPACTED_PREFIX)
@@ -132,7 +132,7 @@ def test_readers_during_s3_compactions(
     thread.start()
     for n in range(6):
         write_parts(stream_config, repo, 1, start=100 + n)
-        pushed.compact(repo, VIEW)
+        compaction.compact(repo, VIEW)
         seen, deadline = len(reads), time.monotonic() + 30  # a read between compactions
         while len(reads) == seen and not failures and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -194,10 +194,10 @@ def test_a_compaction_killed_mid_upload_leaves_no_object(
     with monkeypatch.context() as m:
         m.setattr(S3File, "discard", discard)
         m.setattr(storage, "PART_SIZE", 5 * 2**20)  # S3's smallest upload part
-        m.setattr(pushed, "ROW_GROUP_ROWS", 2000)
+        m.setattr(compaction, "ROW_GROUP_ROWS", 2000)
         m.setattr(pq.ParquetWriter, "write_table", killed)
         with pytest.raises(KeyboardInterrupt):
-            pushed.compact(repo, VIEW)
+            compaction.compact(repo, VIEW)
     assert len(writes) == 7 and aborted == [True]  # ~8 MB written: an upload part went up
     env = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
                                       "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}  # fmt: skip
@@ -210,6 +210,6 @@ def test_a_compaction_killed_mid_upload_leaves_no_object(
     assert names(repo) == listed
     pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)
 
-    done = pushed.compact(repo, VIEW)
+    done = compaction.compact(repo, VIEW)
     assert done.rows == 16_000 and done.parts_merged == 8 and len(names(repo)) == 1
     pd.testing.assert_frame_equal(pushed.read_pushed(repo, VIEW), before)

@@ -17,7 +17,7 @@ from components.common.config import SeamlessConfig
 from components.common.tables import content_hash
 from components.features.features import build_features
 from components.features.repo import FEATURE_STORE_YAML, local_repo_config
-from components.stream import pushed
+from components.stream import compaction
 from tests.helpers.mini_features import T1, T3, facts, mini_config, utc
 
 STREAM_CONFIG = mini_config
@@ -67,7 +67,7 @@ def digest(path: Path) -> str:
 def killed_between_deletes(monkeypatch: pytest.MonkeyPatch, after: int) -> Iterator[None]:
     """A compaction inside is "killed" (KeyboardInterrupt) after deleting `after` merged parts."""
     removed: list[str] = []
-    real_remove = pushed._remove
+    real_remove = compaction._remove
 
     def dies(uri: str) -> None:
         if len(removed) == after:
@@ -76,7 +76,7 @@ def killed_between_deletes(monkeypatch: pytest.MonkeyPatch, after: int) -> Itera
         real_remove(uri)
 
     with monkeypatch.context() as m:
-        m.setattr(pushed, "_remove", dies)
+        m.setattr(compaction, "_remove", dies)
         yield
 
 
