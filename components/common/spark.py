@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,15 @@ from components.common.config import SeamlessConfig, SparkConfig
 from components.common.cpus import available_cpus
 from components.common.errors import SeamlessError
 from components.common.memory_limit import memory_limit_bytes
-from components.common.spark_kubernetes import executor_visible, is_kubernetes, kubernetes_conf
+from components.common.spark_kubernetes import (
+    AUTH_FILE_ENV,
+    RPC_PROTECTION,
+    auth_secret_file,
+    executor_visible,
+    is_kubernetes,
+    kubernetes_conf,
+    refuse_weakened,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -68,10 +77,39 @@ def session_conf(spark: SparkConfig) -> dict[str, str]:
         conf["spark.driver.memory"] = f"{min(4096, max(1024, quarter_mib))}m"
     elif is_kubernetes(spark.master):
         conf |= kubernetes_conf(spark, Path(tempfile.gettempdir()) / "seamless-spark")
+    else:
+        conf |= cluster_protection(spark)
     jars = [j for j in SYSTEM_JDBC_JARS if os.path.isfile(j)]
     if jars:  # Debian's JDBC drivers, for SQL sources read through Spark's JDBC source
         conf["spark.jars"] = ",".join(jars)
     return conf | dict(spark.conf)
+
+
+def cluster_protection(spark: SparkConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """RPC_PROTECTION for a cluster outside Kubernetes (a standalone `spark://` master,
+    YARN): its driver and executors talk between machines, so they authenticate each
+    other and encrypt, and `spark.conf` may not switch that off. A standalone cluster's
+    shared secret comes from the file `SEAMLESS_SPARK_AUTH_SECRET_FILE` names (Spark reads
+    secret files only on Kubernetes, so it is handed over as a property, which Spark
+    redacts) unless `spark.conf` gives `spark.authenticate.secret`; YARN makes its own."""
+    env = os.environ if env is None else env
+    refuse_weakened(spark, f"on the cluster {spark.master!r}")
+    conf = dict(RPC_PROTECTION)
+    if spark.master.startswith("yarn") or "spark.authenticate.secret" in spark.conf:
+        return conf
+    path = env.get(AUTH_FILE_ENV, "").strip()
+    if not path:
+        raise SeamlessError(
+            f"spark.master {spark.master!r} is a cluster whose driver and executors must "
+            f"authenticate each other: set {AUTH_FILE_ENV} to a file holding the cluster's "
+            "shared secret (its spark.authenticate.secret; docs/spark.md, Security)."
+        )
+    auth_secret_file(path, "give the file holding the cluster's spark.authenticate.secret")
+    secret = Path(path).read_text().strip()
+    if not secret:
+        raise SeamlessError(f"{AUTH_FILE_ENV}={path} is empty: it must hold Spark's shared secret.")
+    conf["spark.authenticate.secret"] = secret
+    return conf
 
 
 def _require_runtime() -> None:

@@ -140,6 +140,29 @@ def executor_pod_template(scratch: str | None) -> dict[str, Any]:
     }
 
 
+def auth_secret_file(path: str, fix: str) -> str:
+    """`path` when it is a readable file (Spark's shared secret); else one sentence
+    ending in `fix`."""
+    if not (os.path.isfile(path) and os.access(path, os.R_OK)):
+        raise SeamlessError(
+            f"{AUTH_FILE_ENV}={path} is not a readable file, so Spark's driver and executors "
+            f"cannot authenticate each other: {fix}."
+        )
+    return path
+
+
+def refuse_weakened(spark: SparkConfig, where: str) -> None:
+    """One sentence when the config's `spark.conf` turns any of RPC_PROTECTION off."""
+    weakened = sorted(k for k, v in RPC_PROTECTION.items()
+                      if str(spark.conf.get(k, v)).strip().lower() != v)  # fmt: skip
+    if weakened:
+        raise SeamlessError(
+            f"spark.conf sets {', '.join(weakened)}, which would leave the RPC between Spark's "
+            f"driver and executors unauthenticated or in plaintext {where}; remove them "
+            "(docs/spark.md, Security)."
+        )
+
+
 def kubernetes_conf(
     spark: SparkConfig, folder: Path, env: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -155,20 +178,9 @@ def kubernetes_conf(
     secret = _required(
         env, AUTH_FILE_ENV, f"the step needs Spark's authentication secret (Secret {AUTH_SECRET})"
     )
-    if not (os.path.isfile(secret) and os.access(secret, os.R_OK)):
-        raise SeamlessError(
-            f"{AUTH_FILE_ENV}={secret} is not a readable file, so Spark's driver and executors "
-            f"cannot authenticate each other: mount the Secret {AUTH_SECRET} there, as the "
-            "compiled training-spark pipeline does."
-        )
-    weakened = sorted(k for k, v in RPC_PROTECTION.items()
-                      if str(spark.conf.get(k, v)).strip().lower() != v)  # fmt: skip
-    if weakened:
-        raise SeamlessError(
-            f"spark.conf sets {', '.join(weakened)}, which would leave the RPC between Spark's "
-            "driver and executors unauthenticated or in plaintext on Kubernetes; remove "
-            "them (docs/spark.md, Security)."
-        )
+    auth_secret_file(secret, f"mount the Secret {AUTH_SECRET} there, as the compiled "
+                     "training-spark pipeline does")  # fmt: skip
+    refuse_weakened(spark, "on Kubernetes")
     scratch = scratch_root(env)
     folder.mkdir(parents=True, exist_ok=True)
     template = folder / "spark-executor-pod.yaml"

@@ -17,11 +17,12 @@ by hand try to join the one that was admitted.
   by the driver, while one with another secret and one without authentication are cut
   off on their first connection and exit, never listed.
 
-Spark reads the secret *files* (`spark.authenticate.secret.*.file`) only for `k8s://`
-masters (any other master fails with "Secret keys provided via files is only allowed in
-Kubernetes mode."), so here the secret is a property; the files' wiring is checked
-offline in tests/manifests/test_spark_kubernetes.py, and that a config's `spark.conf`
-cannot switch the protection off there too. Everything binds to 127.0.0.1; the Master's
+Seamless' drivers (the accepted one and the one with another secret) get the protection
+and the secret from `spark_session` itself (`cluster_protection`: the file
+SEAMLESS_SPARK_AUTH_SECRET_FILE names, handed to Spark as a property, since Spark reads
+secret *files* only for `k8s://` masters); the drivers without AES or without
+authentication are plain pyspark, because `spark_session` refuses to build them
+(tests/unit/test_spark_conf.py). Everything binds to 127.0.0.1; the Master's
 REST submission server (unauthenticated by design) is off. The refused drivers start at
 the same time as the accepted one (a driver gives up on a master only after three
 attempts 20 s apart), so the module takes about 2.5 minutes on 2 busy cores.
@@ -42,7 +43,7 @@ from pathlib import Path
 import pytest
 
 from components.common.net import free_port
-from components.common.spark_kubernetes import RPC_PROTECTION
+from components.common.spark_kubernetes import AUTH_FILE_ENV, RPC_PROTECTION
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -68,7 +69,7 @@ logger.auth.level = debug
 # fifth argument (a path) it then stays up, its executors listed in PATH.ready, until
 # PATH exists, so that peers can try to join it.
 DRIVER = r"""
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 from components.common.errors import SeamlessError
 from components.common.spark import spark_session
@@ -78,9 +79,16 @@ base = engine_config("spark")
 spark = base.spark.model_copy(update={"master": sys.argv[1], "app_name": sys.argv[2],
                                       "conf": json.loads(sys.argv[3])})
 try:
-    session = spark_session(base.model_copy(update={"spark": spark}))
-except SeamlessError as exc:
-    print(json.dumps({"refused": str(exc)}))
+    if os.environ.get("RAW_DRIVER"):  # a peer Seamless would not build: plain pyspark
+        from pyspark.sql import SparkSession
+        builder = SparkSession.builder.master(sys.argv[1]).appName(sys.argv[2])
+        for key, value in json.loads(sys.argv[3]).items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+    else:
+        session = spark_session(base.model_copy(update={"spark": spark}))
+except Exception as exc:
+    print(json.dumps({"refused": str(exc), "ours": isinstance(exc, SeamlessError)}))
     sys.exit(3)
 sc = session.sparkContext
 counts = (session.range(0, 21000, numPartitions=4).selectExpr("id % 7 AS k")
@@ -183,17 +191,30 @@ class Cluster:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     drivers: dict[str, Driver] = field(default_factory=dict)
 
-    def start_driver(self, name: str, conf: dict[str, str], hold: bool = False) -> None:
+    def start_driver(
+        self, name: str, conf: dict[str, str], secret: str | None = None, hold: bool = False
+    ) -> None:
+        """A driver through `spark_session` holding `secret` in the file Seamless reads
+        (SEAMLESS_SPARK_AUTH_SECRET_FILE); with `secret` None, a plain pyspark driver with
+        `conf` as it is (what Seamless itself refuses to build)."""
         conf = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
                 "spark.executor.memory": "512m", "spark.executor.cores": "1",
                 "spark.cores.max": "1", **conf}  # fmt: skip
         out, err = self.tmp / f"{name}.out", self.tmp / f"{name}.err"
         release = self.tmp / f"{name}.release" if hold else None
+        env = _env(self.tmp)
+        if secret is None:
+            env["RAW_DRIVER"] = "1"
+        else:
+            held = self.tmp / f"{name}.secret"
+            held.write_text(secret + "\n")
+            held.chmod(0o600)
+            env[AUTH_FILE_ENV] = str(held)
         with out.open("wb") as o, err.open("wb") as e:
             proc = subprocess.Popen(
                 [sys.executable, "-c", DRIVER, self.url, name, json.dumps(conf),
                  json.dumps(sorted(RPC_PROTECTION)), *([str(release)] if release else [])],
-                stdout=o, stderr=e, cwd=self.tmp, env=_env(self.tmp), start_new_session=True,
+                stdout=o, stderr=e, cwd=self.tmp, env=env, start_new_session=True,
             )  # fmt: skip
         self.procs.append(proc)
         self.drivers[name] = Driver(name, proc, out, err, release)
@@ -261,15 +282,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         worker = daemon(worker_log, "org.apache.spark.deploy.worker.Worker", "--port",
                         str(free_port()), "--cores", "1", "--memory", "1g", url)  # fmt: skip
         c.driver_port = free_port()
-        c.start_driver(
-            "accepted",
-            {**RPC_PROTECTION, "spark.authenticate.secret": secret,
-             "spark.driver.port": str(c.driver_port)},
-            hold=True,
-        )  # fmt: skip
-        c.start_driver(
-            "wrong-secret", {**RPC_PROTECTION, "spark.authenticate.secret": os.urandom(24).hex()}
-        )
+        # Seamless' drivers: the protection and the secret are spark_session's doing.
+        c.start_driver("accepted", {"spark.driver.port": str(c.driver_port)}, secret, hold=True)
+        c.start_driver("wrong-secret", {}, os.urandom(24).hex())
+        # Peers Seamless refuses to build (tests/unit/test_spark_conf.py): plain pyspark.
         c.start_driver(
             "no-aes",
             {**RPC_PROTECTION, "spark.network.crypto.enabled": "false",
@@ -286,15 +302,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             _stop(proc)
 
 
-def _assert_refused(cluster: Cluster, name: str, server_says: str, driver_tried: str) -> None:
+def _assert_refused(
+    cluster: Cluster, name: str, server_says: str, driver_tried: str, ours: bool = False
+) -> None:
     """`name` never became an application: the Master closed each of its connections in
     the handshake (`server_says`), the driver gave up on the Master after Spark's three
     attempts, and the step's `spark_session` failed in its one sentence."""
     code, out = cluster.drivers[name].result()
     assert code == 3, out
-    assert str(out["refused"]).startswith(
-        f"Spark did not start with master {cluster.url!r} (spark.master):"
-    ), out
+    assert out["ours"] is ours, out  # a Seamless driver fails in spark_session's sentence
+    if ours:
+        assert str(out["refused"]).startswith(
+            f"Spark did not start with master {cluster.url!r} (spark.master):"
+        ), out
     err = cluster.drivers[name].err.read_text(errors="replace")
     assert f"Failed to connect to master 127.0.0.1:{cluster.url.rsplit(':', 1)[1]}" in err
     assert "All masters are unresponsive! Giving up." in err
@@ -374,6 +394,7 @@ def test_a_driver_with_another_secret_is_refused(cluster: Cluster) -> None:
         "wrong-secret",
         "Authentication failed for client",
         "AuthClientBootstrap.doSparkAuth",
+        ours=True,
     )
 
 

@@ -11,6 +11,7 @@ from components.common.config import SparkConfig, default_config_path, load_conf
 from components.common.errors import SeamlessError
 from components.common.memory_limit import memory_limit_bytes
 from components.common.spark import engine_record, session_conf, spark_session
+from components.common.spark_kubernetes import AUTH_FILE_ENV, RPC_PROTECTION
 
 pytestmark = pytest.mark.unit
 
@@ -26,11 +27,66 @@ def test_local_sessions_stay_on_loopback_with_a_sized_heap() -> None:
     assert mine["spark.driver.memory"] == "6g" and mine["spark.ui.enabled"] == "true"
 
 
-def test_cluster_masters_get_no_local_settings() -> None:
-    conf = session_conf(SparkConfig(master="spark://spark-master:7077"))
+STANDALONE = "spark://spark-master:7077"
+
+
+def test_cluster_masters_get_no_local_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t-value\n")
+    monkeypatch.setenv(AUTH_FILE_ENV, str(secret))
+    conf = session_conf(SparkConfig(master=STANDALONE))
     assert "spark.driver.bindAddress" not in conf and "spark.driver.memory" not in conf
     assert conf["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
     # k8s:// masters: tests/manifests/test_spark_kubernetes.py (the pod's own settings).
+
+
+def test_clusters_outside_kubernetes_get_the_rpc_protection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A standalone cluster's secret comes from the file (real daemons refuse the wrong
+    one: tests/spark/test_spark_rpc_auth.py); YARN makes its own."""
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t-value\n")
+    monkeypatch.setenv(AUTH_FILE_ENV, str(secret))
+    conf = session_conf(SparkConfig(master=STANDALONE))
+    assert {k: conf[k] for k in RPC_PROTECTION} == RPC_PROTECTION
+    assert conf["spark.authenticate.secret"] == "s3cr3t-value"
+    given = session_conf(SparkConfig(master=STANDALONE,
+                                     conf={"spark.authenticate.secret": "from-conf"}))  # fmt: skip
+    assert given["spark.authenticate.secret"] == "from-conf"
+    monkeypatch.delenv(AUTH_FILE_ENV)
+    yarn = session_conf(SparkConfig(master="yarn"))
+    assert {k: yarn[k] for k in RPC_PROTECTION} == RPC_PROTECTION
+    assert "spark.authenticate.secret" not in yarn
+
+
+def test_a_standalone_cluster_without_its_secret_is_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(AUTH_FILE_ENV, raising=False)
+    with pytest.raises(SeamlessError, match=rf"{STANDALONE}.*set {AUTH_FILE_ENV} to a file"):
+        session_conf(SparkConfig(master=STANDALONE))
+    monkeypatch.setenv(AUTH_FILE_ENV, str(tmp_path / "missing"))
+    with pytest.raises(SeamlessError, match=r"is not a readable file"):
+        session_conf(SparkConfig(master=STANDALONE))
+    (tmp_path / "empty").write_text("\n")
+    monkeypatch.setenv(AUTH_FILE_ENV, str(tmp_path / "empty"))
+    with pytest.raises(SeamlessError, match=r"is empty"):
+        session_conf(SparkConfig(master=STANDALONE))
+
+
+@pytest.mark.parametrize("master", [STANDALONE, "yarn"])
+def test_a_cluster_conf_may_not_weaken_the_rpc_protection(
+    master: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t-value")
+    monkeypatch.setenv(AUTH_FILE_ENV, str(secret))
+    weak = SparkConfig(master=master, conf={"spark.network.crypto.enabled": "false"})
+    with pytest.raises(SeamlessError, match=rf"spark.network.crypto.enabled.*{master}"):
+        session_conf(weak)
 
 
 def test_memory_limit_reads_the_cgroup(tmp_path: Path) -> None:
