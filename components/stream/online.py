@@ -48,6 +48,7 @@ from feast.infra.passthrough_provider import PassthroughProvider
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
+from feast.utils import make_tzaware
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from components.features.sqlite_writer import BatchedSqliteOnlineStore, NewerOnlySqliteOnlineStore
@@ -117,7 +118,7 @@ class NewerOnlyRedisOnlineStore(RedisOnlineStore):
                     config.project, entity_key, entity_key_serialization_version=version
                 )
                 ts = Timestamp()
-                ts.FromDatetime(_aware(event_ts))
+                ts.FromDatetime(make_tzaware(event_ts))
                 fields: list[Any] = []
                 for name, value in values.items():
                     fields += [_mmh3(f"{view}:{name}"), value.SerializeToString()]
@@ -127,12 +128,6 @@ class NewerOnlyRedisOnlineStore(RedisOnlineStore):
         self.written += sum(int(n) for n in done)
         if progress:
             progress(len(data))
-
-
-def _aware(ts: datetime) -> datetime:
-    from feast import utils
-
-    return utils.make_tzaware(ts)
 
 
 def guard_writes(store: FeatureStore) -> bool:
