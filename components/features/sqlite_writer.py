@@ -32,6 +32,9 @@ from feast.repo_config import RepoConfig
 from feast.utils import to_naive_utc
 
 Row = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
+StoreRow = tuple[bytes, str, bytes, str | None, int | None, int | None]
+"""One row of a view's table: entity key, feature name, value, value_text, event and
+created epoch seconds."""
 
 
 def _quote(identifier: str) -> str:
@@ -64,13 +67,19 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
             super().online_write_batch(config, table, data, progress)
             return
         version = config.entity_key_serialization_version
-        rows: list[tuple[Any, ...]] = []
+        rows: list[StoreRow] = []
         for entity_key, values, event_ts, created_ts in data:
             key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
             event, created = _epoch(event_ts), _epoch(created_ts)
             for name, value in values.items():
                 text, _ = extract_text_and_num(value, False)
                 rows.append((key, name, value.SerializeToString(), text, event, created))
+        self.write_rows(config, table, rows)
+        if progress:
+            progress(len(data))
+
+    def write_rows(self, config: RepoConfig, table: FeatureView, rows: list[StoreRow]) -> None:
+        """Upsert rows in the table's own column order, sorted by primary key first."""
         rows.sort(key=lambda r: (r[0], r[1]))
         name = compute_table_id(
             config.project, table, config.registry.enable_online_feature_view_versioning
@@ -87,8 +96,6 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
         conn = self._get_conn(config)
         with conn:
             conn.executemany(upsert, rows)
-        if progress:
-            progress(len(data))
 
 
 class NewerOnlySqliteOnlineStore(BatchedSqliteOnlineStore):
