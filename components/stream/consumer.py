@@ -28,11 +28,11 @@ and counts nothing twice:
    meanwhile. Re-checking ownership before the write would only narrow that race;
    the atomic newer-only write closes it. Offline its event lands twice, which
    readers keep once;
-6. in one MULTI/EXEC: dead letters, then per entry its XACK and, only if that XACK
+6. in one Lua script (atomic at Redis): per entry its XACK and, only if that XACK
    acknowledged it (another consumer may have taken it over and finished it first),
-   its outcome counter. Until it runs nothing is acknowledged; a restart re-reads the
-   batch, whose writes are idempotent (same values and times online, same event ids
-   offline).
+   its outcome counter and, if malformed, its dead letter. Until it runs nothing is
+   acknowledged; a restart re-reads the batch, whose writes are idempotent (same
+   values and times online, same event ids offline).
 """
 
 from __future__ import annotations
@@ -327,7 +327,8 @@ class Consumer:
         self._compact_if_due()
         self.counts.add(done)
         for stream_id, _, why in dead:
-            log.warning("event %s dead-lettered: %s", stream_id, why)
+            if stream_id in acked:
+                log.warning("event %s dead-lettered: %s", stream_id, why)
         return done
 
     def _withheld(self, why: str) -> str:
@@ -481,35 +482,44 @@ class Consumer:
     def _commit(
         self, outcomes: list[tuple[str, str]], dead: list[tuple[str, dict[str, str], str]]
     ) -> set[str]:
-        """Dead letters, then each entry's XACK and, only where that XACK acknowledged it,
-        its outcome counted, in one MULTI; returns the stream ids acknowledged here. An
-        entry another consumer took over and acknowledged first is counted there only."""
-        with self.client.pipeline(transaction=True) as pipe:
-            for stream_id, fields, why in dead:
-                pipe.xadd(
-                    self.s.dead_letter,
-                    {"stream_id": stream_id, "error": why, **fields},
-                    maxlen=DEAD_LETTER_MAXLEN, approximate=True,
-                )  # fmt: skip
-            flat = [x for pair in outcomes for x in pair]
-            pipe.eval(_ACK_AND_COUNT, 2, self.s.stream, self.s.counts_key, self.s.group, *flat)
-            acked = pipe.execute()[-1]
+        """Per entry, in one script (atomic at Redis): its XACK and, only where that XACK
+        acknowledged it, its outcome counted and, if malformed, its dead letter written;
+        returns the stream ids acknowledged here. An entry another consumer took over
+        and acknowledged first is counted and dead-lettered there only."""
+        letters = {sid: {"stream_id": sid, "error": why, **fields} for sid, fields, why in dead}
+        args: list[Any] = [self.s.group, DEAD_LETTER_MAXLEN]
+        for sid, outcome in outcomes:
+            letter = letters.get(sid, {})
+            args += [sid, outcome, len(letter), *(x for kv in letter.items() for x in kv)]
+        keys = [self.s.stream, self.s.counts_key, self.s.dead_letter]
+        acked = self.client.eval(_ACK_COUNT_AND_DEAD_LETTER, len(keys), *keys, *args)
         return {sid for (sid, _), n in zip(outcomes, acked, strict=True) if int(n) == 1}
 
 
-_ACK_AND_COUNT = """
+_ACK_COUNT_AND_DEAD_LETTER = """
 local counts = {}
 local acked = {}
-for i = 2, #ARGV, 2 do
-  local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+local i = 3
+while i <= #ARGV do
+  local sid, outcome, nfields = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local n = redis.call('XACK', KEYS[1], ARGV[1], sid)
   acked[#acked + 1] = n
-  if n == 1 then counts[ARGV[i + 1]] = (counts[ARGV[i + 1]] or 0) + 1 end
+  if n == 1 then
+    counts[outcome] = (counts[outcome] or 0) + 1
+    if nfields > 0 then
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
+                 unpack(ARGV, i + 3, i + 2 + 2 * nfields))
+    end
+  end
+  i = i + 3 + 2 * nfields
 end
 for outcome, n in pairs(counts) do redis.call('HINCRBY', KEYS[2], outcome, n) end
 return acked
 """
-"""KEYS: stream, counters hash; ARGV: group, then (stream id, outcome) pairs. XACK of
-each entry; an outcome is counted only when its XACK acknowledged the entry."""
+"""KEYS: stream, counters hash, dead-letter stream; ARGV: group, dead letters kept, then
+per entry its stream id, outcome, number of dead-letter fields (0: none) and those
+field/value pairs. XACK of each entry; only when it acknowledged the entry is its
+outcome counted and its dead letter added (the XACK's 1 is the single owner's mark)."""
 
 
 def _utc(ts: datetime) -> datetime:

@@ -241,3 +241,37 @@ def test_the_newer_only_redis_writer_leaves_what_feasts_leaves(
     write(ours, 92, "2026-01-01T00:00:00.123457Z", 3.0)  # 1 µs newer: written
     assert store.written == written + 1
     assert online_features(redis_repo, stream_config, [92])["score"].tolist() == [3.0]
+
+
+def test_a_malformed_entry_taken_over_from_a_stuck_consumer_is_dead_lettered_once(
+    redis_repo: Path, stream_config: SeamlessConfig, client: Any
+) -> None:
+    """Both consumers handle the malformed entry (the stuck one resumes after the other
+    took it over and acknowledged it): only the one whose XACK acknowledged it writes
+    its dead letter and counts it."""
+    stream = "s:stuck-malformed"
+    client.delete(stream, f"{stream}:dead")
+    client.xadd(stream, {"event": "{not json"})
+    a = consumer(redis_repo, stream_config, client, stream, "pod-a", batch=1)
+    b = consumer(redis_repo, stream_config, client, stream, "pod-b", claim_idle_ms=0)
+    ensure_group(client, a.s)
+    entries = a._new(100)
+    paused, resume = stuck_before_writes(a)
+    result: list[Any] = []
+    stuck = threading.Thread(target=lambda: result.append(a.handle(entries, redelivered=False)))
+    stuck.start()
+    try:
+        assert paused.wait(timeout=60)
+        taken = b.poll()
+        assert (taken.malformed, taken.redelivered) == (1, 1), taken.summary()
+    finally:
+        resume.set()
+        stuck.join(timeout=60)
+    (late,) = result
+    assert late.events == 0, late.summary()
+    letters = client.xrange(a.s.dead_letter)
+    assert [f["stream_id"] for _, f in letters] == [entries[0][0]]
+    assert letters[0][1]["event"] == "{not json"
+    counts = stored_counts(client, a.s)
+    assert counts == {"written": 0, "late": 0, "duplicate": 0, "malformed": 1}, counts
+    assert client.xpending(stream, a.s.group)["pending"] == 0
