@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from components.governance.audit import (
     entry_hash,
     model_subject,
 )
+from components.governance.audit_chain import VerifyResult
 from pipelines.governance_cli import audit_app
 
 pytestmark = pytest.mark.unit
@@ -39,6 +41,23 @@ def _write(log: FileAuditLog, lines: list[str]) -> None:
     log.path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
+def _verify_tampered(tmp_path: Path, tamper: Callable[[list[str]], object]) -> VerifyResult:
+    """A six-entry log whose lines `tamper` changes in place, written back and verified."""
+    log = _log(tmp_path)
+    lines = _lines(log)
+    tamper(lines)
+    _write(log, lines)
+    return log.verify()
+
+
+def _edit(lines: list[str], index: int, rehash: bool = False, **fields: object) -> None:
+    """Line `index` with `fields` changed (its hash recomputed too when `rehash`)."""
+    entry = {**json.loads(lines[index]), **fields}
+    if rehash:
+        entry["hash"] = entry_hash(entry)
+    lines[index] = json.dumps(entry)
+
+
 def test_intact_chain(tmp_path: Path) -> None:
     log = _log(tmp_path)
     entries = list(log.entries())
@@ -53,77 +72,47 @@ def test_intact_chain(tmp_path: Path) -> None:
 
 
 def test_edit_is_named(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    lines = _lines(log)
-    entry = json.loads(lines[2])
-    entry["details"]["i"] = 99
-    lines[2] = json.dumps(entry)
-    _write(log, lines)
-    res = log.verify()
+    res = _verify_tampered(tmp_path, lambda lines: _edit(lines, 2, details={"i": 99}))
     assert res.status == "tampered" and res.bad_seq == 3 and res.bad_line == 3
     assert "entry seq 3 (line 3) was edited" in res.message()
 
 
 def test_edit_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    lines = _lines(log)
-    entry = json.loads(lines[2])
-    entry["actor"] = "mallory"
-    entry["hash"] = entry_hash(entry)
-    lines[2] = json.dumps(entry)
-    _write(log, lines)
-    res = log.verify()
+    res = _verify_tampered(tmp_path, lambda lines: _edit(lines, 2, rehash=True, actor="mallory"))
     assert res.bad_seq == 4
     assert "does not link to entry seq 3's hash" in res.message()
 
 
 def test_deletion_is_named(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    lines = _lines(log)
-    del lines[2]
-    _write(log, lines)
-    res = log.verify()
+    res = _verify_tampered(tmp_path, lambda lines: lines.pop(2))
     assert res.bad_seq == 4 and res.bad_line == 3
     assert "seq 3 was deleted" in res.message()
 
 
 def test_deleting_the_first_entry_is_caught(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    _write(log, _lines(log)[1:])
-    res = log.verify()
+    res = _verify_tampered(tmp_path, lambda lines: lines.pop(0))
     assert res.bad_seq == 2 and "seq 1 was deleted" in res.message()
 
 
 def test_insertion_is_named(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    lines = _lines(log)
-    before = json.loads(lines[1])
-    # A well-formed forgery: right seq, right link, valid hash; the next entry exposes it.
-    forged = {**json.loads(lines[2]), "actor": "mallory", "prev_hash": before["hash"]}
-    forged["hash"] = entry_hash(forged)
-    lines.insert(2, json.dumps(forged))
-    _write(log, lines)
-    res = log.verify()
+    def forge(lines: list[str]) -> None:
+        # A well-formed forgery: right seq, right link, valid hash; the next entry exposes it.
+        lines.insert(2, lines[2])
+        _edit(lines, 2, rehash=True, actor="mallory", prev_hash=json.loads(lines[1])["hash"])
+
+    res = _verify_tampered(tmp_path, forge)
     assert res.status == "tampered" and res.bad_line == 4 and res.bad_seq == 3
     assert "repeats seq 3" in res.message()
 
 
 def test_reordering_is_named(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    lines = _lines(log)
-    lines[1], lines[2] = lines[2], lines[1]
-    _write(log, lines)
-    res = log.verify()
+    res = _verify_tampered(tmp_path, lambda lines: lines.insert(1, lines.pop(2)))  # swap 2 and 3
     assert res.bad_line == 2 and res.bad_seq == 3
     assert "comes before seq 2: entries were reordered" in res.message()
 
 
 def test_garbage_line_is_named(tmp_path: Path) -> None:
-    log = _log(tmp_path)
-    lines = _lines(log)
-    lines[4] = "{not json"
-    _write(log, lines)
-    res = log.verify()
+    res = _verify_tampered(tmp_path, lambda lines: lines.__setitem__(4, "{not json"))
     assert res.bad_line == 5 and "line 5 is not valid JSON" in res.message()
 
 
