@@ -6,6 +6,16 @@ from typing import Any
 
 from components.common.config import SeamlessConfig, TableConfig
 
+KEYED_COLUMNS = {
+    "customer_id": "int",
+    "event_timestamp": "timestamp",
+    "age": "int",
+    "income": "float",
+    "member": "bool",
+    "segment": "string",
+}
+"""The keyed table both ingest engines' tests read (entity and timestamp, one of each type)."""
+
 
 def table(source: dict[str, Any], **kwargs: Any) -> TableConfig:
     """A TableConfig from a source mapping and TableConfig fields."""

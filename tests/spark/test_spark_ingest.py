@@ -16,20 +16,12 @@ from components.common.config import SeamlessConfig, TableConfig
 from components.common.errors import SeamlessError
 from components.common.tables import read_dataset, read_manifest
 from components.ingest.stage import ingest_tables
-from tests.helpers.configs import assert_one_sentence, table
+from tests.helpers.configs import KEYED_COLUMNS, assert_one_sentence, table
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
-KEYED = {
-    "customer_id": "int",
-    "event_timestamp": "timestamp",
-    "age": "int",
-    "income": "float",
-    "member": "bool",
-    "segment": "string",
-}
 CSV = """customer_id,event_timestamp,age,income,member,segment
 1,2024-01-01T00:00:00Z,30,1000.5,true,A
 2,2024-01-01 02:00:00,41,,no,B
@@ -60,7 +52,7 @@ def keyed(uri: str, **kwargs: Any) -> TableConfig:
         {"kind": "file", "uri": uri},
         entity_column="customer_id",
         timestamp_column="event_timestamp",
-        columns=KEYED,
+        columns=KEYED_COLUMNS,
         **kwargs,
     )
 
@@ -147,7 +139,7 @@ def test_gzip_and_semicolon_csv(spark: Any, tmp_path: Path) -> None:
         {"kind": "file", "uri": "t.csv.gz", "delimiter": ";"},
         entity_column="customer_id",
         timestamp_column="event_timestamp",
-        columns=KEYED,
+        columns=KEYED_COLUMNS,
         max_invalid_fraction=0.5,
     )
     local, remote = both(tmp_path, {"t": cfg})
@@ -354,7 +346,7 @@ def test_pseudonyms_and_dropped_columns_match_the_local_engine(
             "when": pd.to_datetime(["2024-01-01"] * 4, utc=True),
         }
     ).to_parquet(tmp_path / "p.parquet", index=False)
-    tagged = {**KEYED, "customer_id": {"type": "int", "pii": "pseudonymize"}}
+    tagged = {**KEYED_COLUMNS, "customer_id": {"type": "int", "pii": "pseudonymize"}}
     tagged["segment"] = {"type": "string", "pii": "pseudonymize"}
     tagged["email"] = {"type": "string", "pii": "drop"}
     csv_cfg = {

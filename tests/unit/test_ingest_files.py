@@ -15,7 +15,7 @@ from components.ingest.ingest import ingest_table
 from components.ingest.normalize import normalize_table
 from components.ingest.sources import read_source
 from components.ingest.stage import ingest_tables
-from tests.helpers.configs import assert_one_sentence, config_for, table
+from tests.helpers.configs import KEYED_COLUMNS, assert_one_sentence, config_for, table
 from tests.helpers.http_api import json_api
 
 pytestmark = pytest.mark.unit
@@ -29,14 +29,6 @@ CSV = """customer_id,event_timestamp,age,income,member,segment,note
 3,2024-01-01T05:00:00+02:00,,2500,1,,z
 4,2024-01-02,55,300.25,F,007,w
 """
-COLUMNS = {
-    "customer_id": "int",
-    "event_timestamp": "timestamp",
-    "age": "int",
-    "income": "float",
-    "member": "bool",
-    "segment": "string",
-}
 
 
 def keyed(uri: str, **kwargs: object) -> TableConfig:
@@ -44,7 +36,7 @@ def keyed(uri: str, **kwargs: object) -> TableConfig:
         {"kind": "file", "uri": uri, **kwargs},
         entity_column="customer_id",
         timestamp_column="event_timestamp",
-        columns=COLUMNS,
+        columns=KEYED_COLUMNS,
     )
 
 
