@@ -18,9 +18,10 @@ narrows it too: the consumer can stall again between the check and the write, an
 store cannot see who owns what. What closes it is a write that compares and sets in
 one atomic step at the store, so a stale write loses whoever sends it and whenever:
 
-- SQLite: `NewerOnlySqliteOnlineStore`, an upsert `DO UPDATE ... WHERE
-  excluded.event_ts >= event_ts` (one statement under SQLite's write lock; whole
-  seconds, Feast's format).
+- SQLite: `NewerOnlySqliteOnlineStore` (online_sqlite.py): read, compare and upsert
+  in one `BEGIN IMMEDIATE` transaction (SQLite's write lock throughout), to the
+  microsecond through a side table beside Feast's, whose own table keeps Feast's whole
+  seconds.
 - Redis: `NewerOnlyRedisOnlineStore`, one Lua script per entity key that reads the
   stored `_ts:<view>` and writes only a strictly newer time (Feast's own rule, at
   nanosecond precision), so nothing runs between the compare and the set; one key
@@ -51,7 +52,8 @@ from feast.repo_config import RepoConfig
 from feast.utils import make_tzaware
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from components.features.sqlite_writer import BatchedSqliteOnlineStore, NewerOnlySqliteOnlineStore
+from components.features.sqlite_writer import BatchedSqliteOnlineStore
+from components.stream.online_sqlite import NewerOnlySqliteOnlineStore
 
 log = logging.getLogger(__name__)
 

@@ -150,8 +150,9 @@ def test_newer_only_writes_from_racing_writers_end_with_the_newest(
     repo: Path, stream_config: SeamlessConfig
 ) -> None:
     """Four writers (each its own FeatureStore and connection), 40 writes each of
-    shuffled times for the same three entities: each entity ends with its newest time,
-    whatever the interleaving. The score is the time, so the value shows which won."""
+    shuffled times for the same three entities, a quarter second apart so four share
+    each second: each entity ends with its newest time, whatever the interleaving. The
+    score is the time, so the value shows which won."""
     import random
 
     import pandas as pd
@@ -160,14 +161,14 @@ def test_newer_only_writes_from_racing_writers_end_with_the_newest(
 
     entities = [81, 82, 83]
     start = int(datetime.now(UTC).timestamp()) - 3600
-    plans = []
+    plans: list[list[float]] = []
     for w in range(4):
-        times = [start + 4 * n + w for n in range(40)]  # distinct whole seconds
+        times = [start + (4 * n + w) / 4 for n in range(40)]  # distinct, 4 a second
         random.Random(w).shuffle(times)
         plans.append(times)
     failures: list[str] = []
 
-    def writer(times: list[int]) -> None:
+    def writer(times: list[float]) -> None:
         store = open_store(repo)
         assert guard_writes(store)
         try:

@@ -1,0 +1,159 @@
+"""The consumer's newer-only SQLite writer compares event times to the microsecond,
+while Feast's table keeps Feast's whole seconds: of two events of one entity within the
+same second the newer stays online, whichever is written last. Feast's reads and
+serving's direct reads see the right value; a value materialization wrote (Feast's or
+the batched writer, which always overwrite) never makes the consumer refuse an event
+newer than it. Real SQLite files, real Feast repos, a real redis-server for the stream."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from feast.infra.online_stores.sqlite import SqliteOnlineStore
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
+
+from components.common.config import SeamlessConfig
+from components.features.features import online_features
+from components.features.sqlite_writer import BatchedSqliteOnlineStore
+from components.features.store import open_store
+from components.stream.consumer import Consumer, StreamSettings
+from components.stream.events import encode
+from components.stream.online import guard_writes
+from components.stream.online_sqlite import SIDE_TABLE, NewerOnlySqliteOnlineStore
+from tests.stream.world import T3, build_repo, event
+
+pytestmark = [pytest.mark.slow, pytest.mark.stream]
+
+S = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+"""A whole second, recent enough for the consumer's checks."""
+
+
+def at(ms: int) -> datetime:
+    return S + timedelta(milliseconds=ms)
+
+
+@pytest.fixture()
+def repo(stream_config: SeamlessConfig, tmp_path: Path) -> Path:
+    return build_repo(tmp_path, stream_config, None)
+
+
+def served(repo: Path, config: SeamlessConfig, ids: list[int]) -> list[list[Any]]:
+    """What serving's own lookup (direct reads of Feast's table) returns for `ids`."""
+    from components.serve.lookup.features import OnlineFeatures
+
+    return OnlineFeatures(repo, config).fetch_rows(ids)
+
+
+def guarded(repo: Path) -> Any:
+    store = open_store(repo)
+    assert guard_writes(store)
+    assert isinstance(store._get_provider().online_store, NewerOnlySqliteOnlineStore)
+    return store
+
+
+def write(store: Any, entity: int, when: datetime, score: float) -> None:
+    frame = pd.DataFrame({"customer_id": [entity], "event_timestamp": [pd.Timestamp(when)],
+                          "score": [score], "tier": [f"t{score:g}"]})  # fmt: skip
+    store.write_to_online_store("facts_view", frame)
+
+
+def materialize_row(repo: Path, writer: Any, entity: int, when: datetime, score: float) -> None:
+    """What materialization's writer does with one row: overwrite, whatever is stored."""
+    store = open_store(repo)
+    view = store.get_feature_view("facts_view")
+    key = EntityKey(join_keys=["customer_id"], entity_values=[Value(int64_val=entity)])
+    values = {"score": Value(double_val=score), "tier": Value(string_val=f"t{score:g}")}
+    writer.online_write_batch(store.config, view, [(key, values, when, None)], None)
+
+
+def score(repo: Path, config: SeamlessConfig, entity: int) -> float:
+    sdk = online_features(repo, config, [entity])["score"].tolist()
+    direct = served(repo, config, [entity])
+    assert [row[0] for row in direct] == sdk  # serving's direct read agrees with Feast's
+    return float(sdk[0])
+
+
+def test_within_one_second_the_newer_event_stays_whichever_comes_last(
+    repo: Path, stream_config: SeamlessConfig
+) -> None:
+    store = guarded(repo)
+    writer = store._get_provider().online_store
+    write(store, 7, at(500), 1.0)
+    write(store, 7, at(200), 2.0)  # same second, older: refused
+    assert score(repo, stream_config, 7) == 1.0
+    write(store, 7, at(500), 3.0)  # the same time: written (a redone batch)
+    assert score(repo, stream_config, 7) == 3.0
+    write(store, 7, at(800), 4.0)  # same second, newer: written
+    write(store, 7, at(800) - timedelta(microseconds=1), 5.0)  # 1 µs older: refused
+    assert score(repo, stream_config, 7) == 4.0
+    assert writer.written == 3
+    # Feast's table keeps Feast's format: whole epoch seconds, read back by Feast as such.
+    db = repo / "online_store.db"
+    with sqlite3.connect(db) as conn:
+        stamps = conn.execute(
+            "SELECT DISTINCT typeof(event_ts), event_ts FROM mini_facts_view"
+            " WHERE event_ts = ?", (int(S.timestamp()),),
+        ).fetchall()  # fmt: skip
+        side = conn.execute(f'SELECT event_us FROM "{SIDE_TABLE}"').fetchall()
+    assert stamps == [("integer", int(S.timestamp()))]
+    assert side == [(int(at(800).timestamp() * 1_000_000),)]
+    feast_read = (
+        open_store(repo)
+        .get_online_features(features=["facts_view:score"], entity_rows=[{"customer_id": 7}])
+        .to_dict()
+    )
+    assert feast_read["score"] == [4.0]
+    # The consumer's late rule reads the precise time back.
+    (ts, _), = writer.online_read(store.config, store.get_feature_view("facts_view"),
+                                  [EntityKey(join_keys=["customer_id"],
+                                             entity_values=[Value(int64_val=7)])])  # fmt: skip
+    assert ts == at(800)
+
+
+@pytest.mark.parametrize(
+    "materializer", [SqliteOnlineStore, BatchedSqliteOnlineStore], ids=["feast", "batched"]
+)
+def test_a_value_materialization_wrote_never_makes_a_newer_event_refused(
+    repo: Path, stream_config: SeamlessConfig, materializer: type
+) -> None:
+    store = guarded(repo)
+    write(store, 8, at(900), 1.0)
+    # Materialization overwrites with an older time of the same second.
+    materialize_row(repo, materializer(), 8, at(100), 2.0)
+    assert score(repo, stream_config, 8) == 2.0
+    write(store, 8, at(500), 3.0)  # newer than what is stored (.100): written
+    assert score(repo, stream_config, 8) == 3.0
+    write(store, 8, at(400), 4.0)  # the consumer's own value again: precise
+    assert score(repo, stream_config, 8) == 3.0
+    materialize_row(repo, materializer(), 8, at(-1500), 5.0)  # an older second
+    write(store, 8, at(-2100), 6.0)  # older second than stored: refused
+    assert score(repo, stream_config, 8) == 5.0
+    write(store, 8, at(-1900), 7.0)  # same second, written (what remains: whole seconds)
+    assert score(repo, stream_config, 8) == 7.0
+    # A value only materialization ever wrote (customer 1 at T3, no side row).
+    write(store, 1, T3 - timedelta(milliseconds=500), 8.0)  # the second before: refused
+    assert score(repo, stream_config, 1) == 2.0
+    write(store, 1, T3 + timedelta(milliseconds=500), 9.0)
+    assert score(repo, stream_config, 1) == 9.0
+
+
+def test_the_consumer_counts_an_older_event_of_the_same_second_late(
+    repo: Path, stream_config: SeamlessConfig, client: Any
+) -> None:
+    stream = f"s:subsecond:{repo.parent.name}"
+    client.delete(stream)
+    settings = StreamSettings(stream=stream, block_ms=100)
+    consumer = Consumer(stream_config, repo, open_store(repo), client, settings)
+    client.xadd(stream, encode(event("ss-new", 9, at(800).isoformat(), score=2.0, tier="n")))
+    assert consumer.run(idle_exit_s=0.3).written == 1
+    client.xadd(stream, encode(event("ss-old", 9, at(300).isoformat(), score=1.0, tier="o")))
+    done = consumer.run(idle_exit_s=0.3)
+    assert (done.late, done.written) == (1, 0), done.summary()
+    assert score(repo, stream_config, 9) == 2.0
+    assert served(repo, stream_config, [9]) == [[2.0, "n"]]
