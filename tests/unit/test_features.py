@@ -218,8 +218,14 @@ def test_bundled_config_shape(config: SeamlessConfig, repo: Path) -> None:
     n, months = 50, 3
     ids = np.arange(1, n + 1)
     start = utc("2024-01-01")
+    # Monthly snapshots: every customer once a month, `rows` rows in all.
+    rows = n * months
     snap_ids = np.repeat(ids, months)
     snap_ts = start + pd.to_timedelta(np.tile(np.arange(months) * 30, n), unit="D")
+
+    def monthly(**columns: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"customer_id": snap_ids, "event_timestamp": snap_ts, **columns})
+
     tables = {
         "profiles": pd.DataFrame(
             {
@@ -232,25 +238,17 @@ def test_bundled_config_shape(config: SeamlessConfig, repo: Path) -> None:
                 "region": rng.choice(["N", "S"], n),
             }
         ),
-        "transactions": pd.DataFrame(
-            {
-                "customer_id": snap_ids,
-                "event_timestamp": snap_ts,
-                "txn_count_30d": rng.integers(0, 50, n * months),
-                "txn_amount_30d": rng.uniform(0, 1e3, n * months),
-                "avg_balance_30d": rng.uniform(0, 1e3, n * months),
-                "max_overdraft_30d": rng.uniform(0, 1e2, n * months),
-            }
+        "transactions": monthly(
+            txn_count_30d=rng.integers(0, 50, rows),
+            txn_amount_30d=rng.uniform(0, 1e3, rows),
+            avg_balance_30d=rng.uniform(0, 1e3, rows),
+            max_overdraft_30d=rng.uniform(0, 1e2, rows),
         ),
-        "credit_history": pd.DataFrame(
-            {
-                "customer_id": snap_ids,
-                "event_timestamp": snap_ts,
-                "credit_score": rng.integers(300, 850, n * months),
-                "open_accounts": rng.integers(0, 9, n * months),
-                "delinquencies_12m": rng.integers(0, 3, n * months),
-                "credit_utilization": rng.uniform(0, 1, n * months),
-            }
+        "credit_history": monthly(
+            credit_score=rng.integers(300, 850, rows),
+            open_accounts=rng.integers(0, 9, rows),
+            delinquencies_12m=rng.integers(0, 3, rows),
+            credit_utilization=rng.uniform(0, 1, rows),
         ),
         "labels": pd.DataFrame(
             {
