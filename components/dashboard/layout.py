@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.dashboard.markup import Safe, el, esc, link
+from components.dashboard.markup import Safe, el, esc, link, table
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -89,6 +89,18 @@ def card(*children: Any, class_: str = "", **attrs: Any) -> Safe:
 
 def empty(sentence: str) -> Safe:
     return el("p", sentence, class_="empty")
+
+
+def table_or_empty(headers: list[Any], rows: list[list[Any]], none: str, **attrs: Any) -> Safe:
+    """A table of `rows`, or the sentence `none` where there is no row."""
+    return table(headers, rows, **attrs) if rows else empty(none)
+
+
+def table_card(
+    title: str, headers: list[Any], rows: list[list[Any]], none: str, **attrs: Any
+) -> Safe:
+    """A card headed `title` holding `table_or_empty(headers, rows, none, **attrs)`."""
+    return card(el("h2", title), table_or_empty(headers, rows, none, **attrs))
 
 
 def page(

@@ -7,7 +7,7 @@ from typing import Any
 
 from components.dashboard import charts
 from components.dashboard.graph import Graph, render
-from components.dashboard.layout import badge, card, empty
+from components.dashboard.layout import badge, card, empty, table_card, table_or_empty
 from components.dashboard.markup import Safe, compact_json, el, link, path, table, text
 from components.dashboard.markup import facts as facts_table
 
@@ -47,6 +47,23 @@ def _metrics(holdout: dict[str, Any]) -> str:
     return ", ".join(f"{k} {text(holdout[k])}" for k in keys[:4]) or "—"
 
 
+def _events_card(title: str, events: list[dict[str, Any]], none: str, class_: str) -> Safe:
+    """Audit events in a card: seq, time, actor, action and details, one row each."""
+    rows = [
+        [
+            e.get("seq"),
+            _at(e.get("time")),
+            e.get("actor"),
+            badge(e.get("action")),
+            el("span", compact_json(e.get("details")), class_="mono"),
+        ]
+        for e in events
+    ]
+    return table_card(
+        title, ["seq", "time (UTC)", "actor", "action", "details"], rows, none, class_=class_
+    )
+
+
 def _model_link(name: str, version: Any) -> Safe:
     return link(path("models", name, version), f"v{version}")
 
@@ -75,15 +92,12 @@ def overview(data: dict[str, Any]) -> Safe:
     ]
     parts: list[Any] = [_errors(data.get("errors") or [])]
     parts.append(
-        card(
-            el("h2", "Models"),
-            table(
-                ["model", "champion", "holdout", "challenger", "previous", ""],
-                rows,
-                class_="models",
-            )
-            if rows
-            else empty("No registered model yet: run the training pipeline first."),
+        table_card(
+            "Models",
+            ["model", "champion", "holdout", "challenger", "previous", ""],
+            rows,
+            "No registered model yet: run the training pipeline first.",
+            class_="models",
         )
     )
     parts.append(card(el("h2", "Latest pipeline runs"), _runs_table(data.get("runs") or [])))
@@ -162,13 +176,12 @@ def runs_page(runs: list[dict[str, Any]], limit: int, errors: list[str]) -> Safe
                     f"Started {_when(r['started'])} UTC, {_duration(r['seconds'])}; {timing}.",
                     f" Log: {r['log']}." if r.get("log") else "",
                 ),
-                table(
+                table_or_empty(
                     ["step", "started (UTC)", "duration", "status", "what it did", "links"],
                     steps,
+                    "No step recorded.",
                     class_="steps",
-                )
-                if steps
-                else empty("No step recorded."),
+                ),
                 el("p", "Artifacts: ", _links(r["artifacts"])) if r["artifacts"] else None,
                 class_="run",
             )
@@ -292,15 +305,12 @@ def data_detail(d: dict[str, Any], profile: dict[str, Any] | None, problem: str 
             el("h2", "Tables"),
             table(["table", "rows", "content sha256", "source", "kind"], tables, class_="tables"),
         ),
-        card(
-            el("h2", "Validation"),
-            table(
-                ["time (UTC)", "actor", "verdict", "report", "pipeline run"],
-                validations,
-                class_="validations",
-            )
-            if validations
-            else empty("No validation recorded for this snapshot."),
+        table_card(
+            "Validation",
+            ["time (UTC)", "actor", "verdict", "report", "pipeline run"],
+            validations,
+            "No validation recorded for this snapshot.",
+            class_="validations",
         ),
         card(el("h2", "Per-column profile"), _profile(profile, problem)),
     )
@@ -319,10 +329,11 @@ def models_list(models: list[dict[str, Any]], errors: list[str]) -> Safe:
         ]
         for m in models
     ]
-    body = (
-        table(["model", "aliases", "latest version", "updated (UTC)"], rows, class_="models")
-        if rows
-        else empty("No registered model yet: run the training pipeline first.")
+    body = table_or_empty(
+        ["model", "aliases", "latest version", "updated (UTC)"],
+        rows,
+        "No registered model yet: run the training pipeline first.",
+        class_="models",
     )
     return el("div", _errors(errors), card(body))
 
@@ -393,24 +404,21 @@ def model_page(m: dict[str, Any], errors: list[str]) -> Safe:
             el("ul", aliases, class_="aliases"),
             el("p", link(path("monitoring") + "?model=" + _q(name), "Monitoring of this model")),
         ),
-        card(
-            el("h2", "Versions (newest first)"),
-            table(
-                [
-                    "version",
-                    "created (UTC)",
-                    "aliases",
-                    "holdout",
-                    "gate decision",
-                    "validation",
-                    "data",
-                    "",
-                ],
-                rows,
-                class_="versions",
-            )
-            if rows
-            else empty("This model has no version."),
+        table_card(
+            "Versions (newest first)",
+            [
+                "version",
+                "created (UTC)",
+                "aliases",
+                "holdout",
+                "gate decision",
+                "validation",
+                "data",
+                "",
+            ],
+            rows,
+            "This model has no version.",
+            class_="versions",
         ),
         card(el("h2", "Who moved the champion, and why"), _moves_table(m["moves"])),
     )
@@ -434,32 +442,23 @@ def version_page(v: dict[str, Any]) -> Safe:
         ],
         ["lineage", link(path("lineage", "model", name, version), "graph")],
     ]
-    events = [
-        [
-            e["seq"],
-            _at(e["time"]),
-            e["actor"],
-            badge(e["action"]),
-            el("span", compact_json(e["details"]), class_="mono"),
-        ]
-        for e in v["events"]
-    ]
     holdout = [[k, el("span", text(val), class_="num")] for k, val in sorted(v["holdout"].items())]
     return el(
         "div",
         card(facts_table(facts, class_="facts")),
-        card(
-            el("h2", "Holdout metrics"),
-            table(["metric", "value"], holdout, class_="holdout")
-            if holdout
-            else empty("No holdout metric recorded."),
+        table_card(
+            "Holdout metrics",
+            ["metric", "value"],
+            holdout,
+            "No holdout metric recorded.",
+            class_="holdout",
         ),
         card(el("h2", "Who moved the champion, and why"), _moves_table(v["moves"])),
-        card(
-            el("h2", "Audit events of this version"),
-            table(["seq", "time (UTC)", "actor", "action", "details"], events, class_="events")
-            if events
-            else empty("No audit event names this version."),
+        _events_card(
+            "Audit events of this version",
+            v["events"],
+            "No audit event names this version.",
+            class_="events",
         ),
     )
 
@@ -677,16 +676,6 @@ def lineage_index(errors: list[str]) -> Safe:
 
 
 def lineage_page(chain: dict[str, Any], graph: Graph) -> Safe:
-    decisions = [
-        [
-            e.get("seq"),
-            _at(e.get("time")),
-            e.get("actor"),
-            badge(e.get("action")),
-            el("span", compact_json(e.get("details")), class_="mono"),
-        ]
-        for e in chain.get("decisions") or []
-    ]
     gaps = [el("li", g) for g in chain.get("gaps") or []]
     req = chain.get("request")
     answered = None
@@ -709,13 +698,11 @@ def lineage_page(chain: dict[str, Any], graph: Graph) -> Safe:
         card(render(graph)),
         answered,
         card(el("h2", "Gaps"), el("ul", gaps)) if gaps else None,
-        card(
-            el("h2", "Decisions about this version"),
-            table(
-                ["seq", "time (UTC)", "actor", "action", "details"], decisions, class_="decisions"
-            )
-            if decisions
-            else empty("None recorded."),
+        _events_card(
+            "Decisions about this version",
+            chain.get("decisions") or [],
+            "None recorded.",
+            class_="decisions",
         ),
     )
 
@@ -757,10 +744,11 @@ def audit_page(data: dict[str, Any]) -> Safe:
         link(f"/audit?page={page + 1}", "older →") if page < pages else None,
         class_="pages",
     )
-    body = (
-        table(["seq", "time (UTC)", "actor", "action", "subject", "details"], rows, class_="audit")
-        if rows
-        else empty("The audit trail is empty.")
+    body = table_or_empty(
+        ["seq", "time (UTC)", "actor", "action", "subject", "details"],
+        rows,
+        "The audit trail is empty.",
+        class_="audit",
     )
     return el("div", state, card(nav, body))
 
