@@ -7,6 +7,9 @@ import functools
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +36,18 @@ def ours_and_other(
     for which in ("ours", "other"):
         tool.write_certs(out / which, [service], list(hosts))
     return {which: out / which / "secrets" / "tls" for which in ("ours", "other")}
+
+
+def certs_fixture(service: str) -> Any:
+    """A module-scoped `certs` fixture: `ours_and_other` for `service` in a folder of its
+    own (our CA with the Service's names and 127.0.0.1 certified, not `localhost`: the
+    wrong name; another CA with the same names). Assign it to `certs` in a test module."""
+
+    @pytest.fixture(scope="module", name="certs")
+    def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+        return ours_and_other(tmp_path_factory.mktemp(f"{service}-tls"), service)
+
+    return certs
 
 
 def wrong_name(ours: Path, service: str, out: Path) -> Path:

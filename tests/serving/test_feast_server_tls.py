@@ -12,7 +12,7 @@ import hashlib
 import os
 import ssl
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +22,16 @@ import requests
 import yaml
 
 from components.common.config import SeamlessConfig
-from tests.helpers.certs import ours_and_other
+from tests.helpers.certs import certs_fixture
 from tests.helpers.postgres import free_port
 from tests.helpers.process import http_daemon
 from tests.serving.workspace import clean_endpoints
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 FEAST = Path(sys.executable).parent / "feast"
 
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Our CA with `feast-server` certified for its Service names and 127.0.0.1 (not
-    `localhost`: the wrong name below); another CA with the same names."""
-    return ours_and_other(tmp_path_factory.mktemp("feast-tls"), "feast-server")
+certs = certs_fixture("feast-server")
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +90,35 @@ def online(store: Any, config: SeamlessConfig, ids: list[int]) -> Any:
     return store.get_online_features(features=service, entity_rows=rows).to_df()
 
 
-def test_client_with_the_ca_reads_features_over_https(
+@pytest.fixture()
+def read_through(
     https_feast: int,
     repo: tuple[Path, list[int]],
     certs: dict[str, Path],
     serve_config: SeamlessConfig,
     tmp_path: Path,
+) -> Callable[[str, str], pd.DataFrame]:
+    """Reads the repo's entities through the server dialled as `host`, trusting the CA of
+    `which` (`ours` or `other`)."""
+
+    def read(host: str, which: str) -> pd.DataFrame:
+        url = f"https://{host}:{https_feast}"
+        ca = certs[which] / "ca.crt"
+        return online(
+            client_store(repo[0], tmp_path / f"{which}-{host}", url, ca), serve_config, repo[1]
+        )
+
+    return read
+
+
+def test_client_with_the_ca_reads_features_over_https(
+    read_through: Callable[[str, str], pd.DataFrame],
+    https_feast: int,
+    repo: tuple[Path, list[int]],
+    serve_config: SeamlessConfig,
 ) -> None:
     path, ids = repo
-    url = f"https://127.0.0.1:{https_feast}"
-    store = client_store(path, tmp_path / "client", url, certs["ours"] / "ca.crt")
-    frame = online(store, serve_config, ids)
+    frame = read_through("127.0.0.1", "ours")
     assert list(frame[serve_config.entity_key()]) == ids
     features = [c for c in frame.columns if c != serve_config.entity_key()]
     # The same values a direct read of the online store gives (the demo data has gaps).
@@ -123,21 +135,10 @@ def test_client_with_the_ca_reads_features_over_https(
 
 
 def test_client_refuses_another_ca_and_another_name(
-    https_feast: int,
-    repo: tuple[Path, list[int]],
-    certs: dict[str, Path],
-    serve_config: SeamlessConfig,
-    tmp_path: Path,
+    read_through: Callable[[str, str], pd.DataFrame],
 ) -> None:
-    path, ids = repo
-    other = client_store(
-        path, tmp_path / "other", f"https://127.0.0.1:{https_feast}", certs["other"] / "ca.crt"
-    )
     with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
-        online(other, serve_config, ids)
+        read_through("127.0.0.1", "other")
     # Our CA, but a name the certificate does not carry.
-    wrong = client_store(
-        path, tmp_path / "wrong", f"https://localhost:{https_feast}", certs["ours"] / "ca.crt"
-    )
     with pytest.raises(requests.exceptions.SSLError, match=r"Hostname mismatch|doesn.t match"):
-        online(wrong, serve_config, ids)
+        read_through("localhost", "ours")

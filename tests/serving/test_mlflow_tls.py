@@ -15,21 +15,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers.certs import ours_and_other
+from tests.helpers.certs import certs_fixture
 from tests.helpers.postgres import free_port
 from tests.helpers.process import http_daemon
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 MLFLOW = Path(sys.executable).parent / "mlflow"
 
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Our CA with `mlflow` certified for its Service names and 127.0.0.1 (not
-    `localhost`: the wrong name below); another CA with the same names."""
-    return ours_and_other(tmp_path_factory.mktemp("mlflow-tls"), "mlflow")
+certs = certs_fixture("mlflow")
 
 
 @pytest.fixture(scope="module")
