@@ -151,6 +151,23 @@ def _serve(
         log.close()
 
 
+def _serve_drifted(
+    workspace: Path, cfg: SeamlessConfig, version: str, seeds: tuple[int, int]
+) -> None:
+    """500 predictions 20 h ago (the served baseline), then 600 from 10 h ago with
+    credit_utilization shifted by 0.4: the drift the retrain tests start from."""
+    _serve(workspace, cfg, version, 500, seed=seeds[0], start=NOW - timedelta(hours=20))
+    _serve(
+        workspace,
+        cfg,
+        version,
+        600,
+        seed=seeds[1],
+        start=NOW - timedelta(hours=10),
+        shift={"credit_utilization": 0.4},
+    )
+
+
 def _decisions(model: str, version: str) -> list[dict[str, Any]]:
     from components.governance import audit
 
@@ -191,16 +208,7 @@ def test_same_drift_on_same_data_retrains_once(
     name = cfg.model.name
     ws, data = tmp_path / "traffic", tmp_path / "data"
     generate(data, n_rows=2_000, seed=5)
-    _serve(ws, cfg, version, 500, seed=1, start=NOW - timedelta(hours=20))  # the baseline
-    _serve(
-        ws,
-        cfg,
-        version,
-        600,
-        seed=2,
-        start=NOW - timedelta(hours=10),
-        shift={"credit_utilization": 0.4},
-    )
+    _serve_drifted(ws, cfg, version, seeds=(1, 2))
 
     def run() -> Any:
         return run_monitoring(cfg, workspace=ws, now=NOW, log_to_mlflow=False, data_dir=data)
@@ -272,16 +280,7 @@ def test_unknown_data_does_not_block_a_retrain(registered: dict[str, Any], tmp_p
     """Without readable data (no data dir) the fingerprint is unknown: retrain, said so."""
     cfg, version = registered["config"], registered["version"]
     ws = tmp_path / "traffic"
-    _serve(ws, cfg, version, 500, seed=11, start=NOW - timedelta(hours=20))
-    _serve(
-        ws,
-        cfg,
-        version,
-        600,
-        seed=12,
-        start=NOW - timedelta(hours=10),
-        shift={"credit_utilization": 0.4},
-    )
+    _serve_drifted(ws, cfg, version, seeds=(11, 12))
     results = [run_monitoring(cfg, workspace=ws, now=NOW, log_to_mlflow=False) for _ in range(2)]
     assert [r.decision for r in results] == ["retrain", "retrain"]
     assert results[0].guard["data_source_sha256"] is None
