@@ -1,13 +1,15 @@
 """Benchmark: loading Feast's embedded SQLite online store, Feast's writer against
-Seamless' batched one (components/features/sqlite_writer.py), same views, same run.
+Seamless' batched writer (components/features/sqlite_writer.py) and its column-wise load
+(components/features/online_load.py), same views, same run.
 
 Set-up (not timed): demo data with `--rows` label rows, ingest, and the features step
 without the online store (`run_features(online=False)`), which publishes the views and
 records the windows the pipeline's `materialize` step loads. Timed, each in a process of
 its own on a fresh copy of that Feast repo (peak RSS of the process): `feast`, Feast's
-`FeatureStore.materialize` per view as shipped; `seamless`, `materialize_windows` (the
-step's code, which swaps in the batched writer). Variants alternate over `--rounds`; the
-table has the median. The two online stores are compared row by row after each round.
+`FeatureStore.materialize` per view as shipped; `batched`, the same with only the batched
+writer swapped in (`use_batched_writer`, the step before the column-wise load);
+`columnar`, `materialize_windows` (the step's code today). Variants alternate over
+`--rounds`; the table has the median. The stores are compared row by row after each round.
 
 Usage: python benchmarks/materialize.py [--rows 1000000] [--rounds 2] [--out docs/benchmarks.md]
 """
@@ -34,15 +36,18 @@ sys.path.insert(0, str(ROOT))
 # VmHWM, this process's own high-water mark (ru_maxrss would carry the parent's across exec).
 CHILD = """
 import json, re, sys, time
+from components.features.sqlite_writer import use_batched_writer
 from components.features.store import materialize_windows, open_store, windows_from_json
 repo, windows, variant = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 store = open_store(__import__("pathlib").Path(repo))
 t0 = time.perf_counter()
-if variant == "feast":
+if variant == "columnar":
+    materialize_windows(store, windows_from_json(windows))
+else:
+    if variant == "batched":
+        assert use_batched_writer(store)
     for name, (start, end) in windows_from_json(windows).items():
         store.materialize(start_date=start, end_date=end, feature_views=[name])
-else:
-    materialize_windows(store, windows_from_json(windows))
 wall = time.perf_counter() - t0
 hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read())
 print(json.dumps({"wall_s": wall, "peak_kib": int(hwm.group(1))}))
@@ -92,7 +97,7 @@ def main() -> None:
     try:
         repo, windows = set_up(work, args.rows)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
-        runs: dict[str, list[dict[str, float]]] = {"feast": [], "seamless": []}
+        runs: dict[str, list[dict[str, float]]] = {"feast": [], "batched": [], "columnar": []}
         values = 0
         for i in range(args.rounds):
             for variant in runs:
@@ -105,10 +110,11 @@ def main() -> None:
                     raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
                 runs[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
                 print(variant, i, runs[variant][-1], flush=True)
-            ours, theirs = (table_rows(work / v / "online_store.db") for v in ("seamless", "feast"))
-            if ours != theirs:
-                raise SystemExit("the two online stores differ")
-            values = sum(len(r) for r in ours.values())
+            theirs = table_rows(work / "feast" / "online_store.db")
+            for variant in ("batched", "columnar"):
+                if table_rows(work / variant / "online_store.db") != theirs:
+                    raise SystemExit(f"the {variant} online store differs from Feast's")
+            values = sum(len(r) for r in theirs.values())
         result = {
             "rows": args.rows,
             "values": values,
@@ -121,7 +127,8 @@ def main() -> None:
                 for v, rs in runs.items()
             },
         }
-        result["speedup"] = round(result["feast"]["wall_s"] / result["seamless"]["wall_s"], 2)
+        for v in ("batched", "columnar"):
+            result[v]["speedup"] = round(result["feast"]["wall_s"] / result[v]["wall_s"], 2)
         print(json.dumps(result))
         if args.out:
             record(args.out, result)
@@ -131,18 +138,23 @@ def main() -> None:
 
 def record(path: Path, r: dict[str, Any]) -> None:
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
+    names = {
+        "feast": "Feast's (`SqliteOnlineStore`)",
+        "batched": "batched writer (`BatchedSqliteOnlineStore`)",
+        "columnar": "column-wise load (`ColumnarLocalComputeEngine` + batched writer)",
+    }
     lines = [
-        f"\n### Online store load, Feast's SQLite writer vs the batched one ({stamp})\n",
+        f"\n### Online store load: Feast's, batched, column-wise ({stamp})\n",
         f"{r['rows']:,} label rows, {r['values']:,} feature values written, median of "
-        f"{r['rounds']} alternating rounds (`benchmarks/materialize.py`); the two stores "
+        f"{r['rounds']} alternating rounds (`benchmarks/materialize.py`); the three stores "
         "are equal row by row.\n",
-        "| writer | wall s | peak RSS MiB |",
-        "|---|---|---|",
-        f"| Feast's (`SqliteOnlineStore`) | {r['feast']['wall_s']} | {r['feast']['peak_mib']} |",
-        f"| batched (`BatchedSqliteOnlineStore`) | {r['seamless']['wall_s']} | "
-        f"{r['seamless']['peak_mib']} |",
-        f"\nSpeed-up: x{r['speedup']}.\n",
+        "| load | wall s | peak RSS MiB | speed-up vs Feast |",
+        "|---|---|---|---|",
     ]
+    for v, name in names.items():
+        speedup = f"x{r[v]['speedup']}" if "speedup" in r[v] else "-"
+        lines.append(f"| {name} | {r[v]['wall_s']} | {r[v]['peak_mib']} | {speedup} |")
+    lines.append("")
     with path.open("a") as fh:
         fh.write("\n".join(lines))
 

@@ -46,6 +46,18 @@ def _epoch(ts: datetime | None) -> int | None:
     return None if ts is None else adapt_datetime_epoch(to_naive_utc(ts))
 
 
+def rows_from_protos(data: list[Row], version: int) -> list[StoreRow]:
+    """Feast's converted rows as its SQLite store writes them, through Feast's helpers."""
+    rows: list[StoreRow] = []
+    for entity_key, values, event_ts, created_ts in data:
+        key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
+        event, created = _epoch(event_ts), _epoch(created_ts)
+        for name, value in values.items():
+            text, _ = extract_text_and_num(value, False)
+            rows.append((key, name, value.SerializeToString(), text, event, created))
+    return rows
+
+
 class BatchedSqliteOnlineStore(SqliteOnlineStore):
     """Feast's SQLite online store with a sorted, batched `online_write_batch`."""
 
@@ -66,21 +78,24 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
         ):
             super().online_write_batch(config, table, data, progress)
             return
-        version = config.entity_key_serialization_version
-        rows: list[StoreRow] = []
-        for entity_key, values, event_ts, created_ts in data:
-            key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
-            event, created = _epoch(event_ts), _epoch(created_ts)
-            for name, value in values.items():
-                text, _ = extract_text_and_num(value, False)
-                rows.append((key, name, value.SerializeToString(), text, event, created))
-        self.write_rows(config, table, rows)
+        self.write_rows(
+            config, table, rows_from_protos(data, config.entity_key_serialization_version)
+        )
         if progress:
             progress(len(data))
 
-    def write_rows(self, config: RepoConfig, table: FeatureView, rows: list[StoreRow]) -> None:
-        """Upsert rows in the table's own column order, sorted by primary key first."""
-        rows.sort(key=lambda r: (r[0], r[1]))
+    def write_rows(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        rows: list[StoreRow],
+        in_key_order: bool = False,
+    ) -> None:
+        """Upsert rows in the table's own column order, sorted by primary key first
+        (stable: of two rows for one key the later still wins); `in_key_order` says the
+        caller sorted them already."""
+        if not in_key_order:
+            rows.sort(key=lambda r: (r[0], r[1]))
         name = compute_table_id(
             config.project, table, config.registry.enable_online_feature_view_versioning
         )

@@ -234,9 +234,10 @@ def online_windows(
 
 def materialize_windows(store: FeatureStore, windows: OnlineWindows) -> None:
     """Load the latest value per entity of each view's window into the online store."""
+    from components.features.online_load import use_columnar_load
     from components.features.sqlite_writer import use_batched_writer
 
-    use_batched_writer(store)
+    use_columnar_load(store) or use_batched_writer(store)
     for name, (start, end) in windows.items():
         store.materialize(start_date=start, end_date=end, feature_views=[name])
 

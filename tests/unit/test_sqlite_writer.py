@@ -14,6 +14,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
 from components.common.config import default_config_path, load_config
+from components.features.online_load import ColumnarLocalComputeEngine
 from components.features.sqlite_writer import (
     BatchedSqliteOnlineStore,
     NewerOnlySqliteOnlineStore,
@@ -71,6 +72,8 @@ def test_materialization_writes_the_rows_feasts_writer_writes(
 
     materialize_windows(ours, windows_from_json(windows))
     assert type(ours._get_provider().online_store) is BatchedSqliteOnlineStore
+    # Loaded column by column (components/features/arrow_rows.py), not value by value.
+    assert type(ours._get_provider()._batch_engine) is ColumnarLocalComputeEngine
     for name, (start, end) in windows_from_json(windows).items():
         theirs.materialize(start_date=start, end_date=end, feature_views=[name])
     assert type(theirs._get_provider().online_store) is SqliteOnlineStore
