@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import FastAPI, Request
@@ -44,6 +44,16 @@ class Refusal(Exception):
         super().__init__(sentence)
         self.status = status
         self.sentence = sentence
+
+
+T = TypeVar("T")
+
+
+def found_or_404(found: T | None, sentence: str) -> T:
+    """`found`, or a 404 saying `sentence` where nothing was found."""
+    if found is None:
+        raise Refusal(404, sentence)
+    return found
 
 
 def _is_api(request: Request) -> bool:
@@ -260,10 +270,9 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
         return api(gather.datasets())
 
     def _dataset(sha: str) -> dict[str, Any]:
-        found = gather.dataset(sha)
-        if found is None:
-            raise Refusal(404, f"No dataset snapshot {sha[:64]} is recorded here.")
-        return found
+        return found_or_404(
+            gather.dataset(sha), f"No dataset snapshot {sha[:64]} is recorded here."
+        )
 
     @app.get("/data/{sha}", include_in_schema=False)
     def dataset_page(request: Request, sha: str) -> Response:
@@ -282,9 +291,9 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
         who(request)
         from components.dashboard.datasets import report_file
 
-        found = report_file(sha, name)
-        if found is None:
-            raise Refusal(404, f"Snapshot {sha[:12]} has no report named {name}.")
+        found = found_or_404(
+            report_file(sha, name), f"Snapshot {sha[:12]} has no report named {name}."
+        )
         return _report(found.read_bytes())
 
     @app.get("/models", include_in_schema=False)
@@ -301,10 +310,9 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
         return api(gather.models())
 
     def _model(name: str) -> dict[str, Any]:
-        found = guarded(lambda: gather.model(name))
-        if found is None:
-            raise Refusal(404, f"There is no registered model named {name!r}.")
-        return found
+        return found_or_404(
+            guarded(lambda: gather.model(name)), f"There is no registered model named {name!r}."
+        )
 
     @app.get("/models/{name}", include_in_schema=False)
     def model_page(request: Request, name: str) -> Response:
@@ -320,10 +328,10 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
         return api(_model(name))
 
     def _version(name: str, version: str) -> dict[str, Any]:
-        found = guarded(lambda: gather.version(name, version))
-        if found is None:
-            raise Refusal(404, f"Model {name!r} has no version {version!r}.")
-        return found
+        return found_or_404(
+            guarded(lambda: gather.version(name, version)),
+            f"Model {name!r} has no version {version!r}.",
+        )
 
     @app.get("/models/{name}/{version}", include_in_schema=False)
     def version_page(request: Request, name: str, version: str) -> Response:
@@ -339,10 +347,9 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
         return api(_version(name, version))
 
     def _monitoring(model: str | None) -> dict[str, Any]:
-        found = gather.monitoring(model)
-        if found is None:
-            raise Refusal(404, f"There is no registered model named {model!r} to monitor.")
-        return found
+        return found_or_404(
+            gather.monitoring(model), f"There is no registered model named {model!r} to monitor."
+        )
 
     @app.get("/monitoring", include_in_schema=False)
     def monitoring_page(request: Request, model: str | None = None) -> Response:
@@ -378,9 +385,7 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
                 return Path(local).read_bytes()
 
         body = guarded(lambda: stores.mlflow_call(f"run {run_id}", fetch, None))
-        if body is None:
-            raise Refusal(404, f"No monitoring run {run_id} with a report is recorded.")
-        return _report(body)
+        return _report(found_or_404(body, f"No monitoring run {run_id} with a report is recorded."))
 
     @app.get("/lineage", include_in_schema=False)
     def lineage_index(request: Request) -> Response:
@@ -446,10 +451,9 @@ def create_app(settings: DashboardSettings | None = None) -> FastAPI:
         return api(json.loads(json.dumps(_chain_of_request(request_id), default=str)))
 
     def _audit(page_no: int) -> dict[str, Any]:
-        found = guarded(lambda: gather.audit(page_no))
-        if found is None:
-            raise Refusal(404, f"The audit trail has no page {page_no}.")
-        return found
+        return found_or_404(
+            guarded(lambda: gather.audit(page_no)), f"The audit trail has no page {page_no}."
+        )
 
     @app.get("/audit", include_in_schema=False)
     def audit_page(request: Request, page: int = 1) -> Response:
