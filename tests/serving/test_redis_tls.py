@@ -26,7 +26,6 @@ from tests.serving.redis_store import RedisServer, build_redis_repo, redis_serve
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 MISMATCH = "Hostname mismatch|doesn't match|IP address mismatch"
 
 

@@ -19,8 +19,6 @@ from tests.helpers.certs import gen_certs, ours_and_other, wrong_name
 from tests.helpers.cli import SEAMLESS, run_cli
 from tests.helpers.postgres import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
