@@ -145,6 +145,21 @@ def ensure_group(client: Any, s: StreamSettings) -> None:
             raise
 
 
+def refuse_cluster(client: Any, s: StreamSettings) -> None:
+    """Stop, in one sentence, when the stream's Redis is a Redis Cluster: the commit
+    script touches the stream, its counters and its dead letters at once, keys a
+    cluster puts in different slots (the online store may be a cluster: online.py)."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster) or int(client.info("cluster").get("cluster_enabled", 0)):
+        raise SeamlessError(
+            f"The stream's Redis is a Redis Cluster, which the consumer does not support "
+            f"for its stream '{s.stream}' (its commit script writes the stream, its "
+            f"counters and its dead letters at once, keys a cluster spreads over slots): "
+            f"put the stream on a standalone Redis; the online store may stay a cluster."
+        )
+
+
 def stored_counts(client: Any, s: StreamSettings) -> dict[str, int]:
     """The group's outcome counters over all its consumers and restarts."""
     raw = client.hgetall(s.counts_key)
@@ -260,6 +275,7 @@ class Consumer:
     ) -> Counts:
         """Consume until `stop()`, `max_events` handled, or `idle_exit_s` without events;
         `on_poll` runs after every read, events or not (a liveness heartbeat)."""
+        refuse_cluster(self.client, self.s)
         ensure_group(self.client, self.s)
         total = self.recover()
         idle_since = time.monotonic()

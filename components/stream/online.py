@@ -25,7 +25,9 @@ one atomic step at the store, so a stale write loses whoever sends it and whenev
 - Redis: `NewerOnlyRedisOnlineStore`, one Lua script per entity key that reads the
   stored `_ts:<view>` and writes only a strictly newer time (Feast's own rule, at
   nanosecond precision), so nothing runs between the compare and the set; one key
-  per script, so it also works on a Redis Cluster's slots. Keys, fields and values are
+  per script, so it also works on a Redis Cluster (Feast's `redis_cluster` type: one
+  pipeline per node, since redis-py's cluster pipeline refuses scripts;
+  tests/stream/test_stream_cluster.py). Keys, fields and values are
   Feast's own (its helpers), so Feast, serving and the feature server read them as
   before.
 
@@ -51,6 +53,8 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
 from feast.utils import make_tzaware
 from google.protobuf.timestamp_pb2 import Timestamp
+from redis.cluster import RedisCluster
+from redis.exceptions import AskError
 
 from components.features.sqlite_writer import BatchedSqliteOnlineStore
 from components.stream.online_sqlite import NewerOnlySqliteOnlineStore
@@ -58,6 +62,8 @@ from components.stream.online_sqlite import NewerOnlySqliteOnlineStore
 log = logging.getLogger(__name__)
 
 Row = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
+Calls = list[tuple[bytes, list[Any]]]
+"""(entity hash key, `WRITE_IF_NEWER` args) per row."""
 
 WRITE_IF_NEWER = """
 local function varint(b, i)
@@ -112,24 +118,57 @@ class NewerOnlyRedisOnlineStore(RedisOnlineStore):
         view = _versioned_fv_name(table, config)
         ts_field = f"_ts:{view}"
         ttl = int(store.key_ttl_seconds or 0)
-        script = client.register_script(WRITE_IF_NEWER)
         version = config.entity_key_serialization_version
-        with client.pipeline(transaction=False) as pipe:
-            for entity_key, values, event_ts, _ in data:
-                key = _redis_key(
-                    config.project, entity_key, entity_key_serialization_version=version
-                )
-                ts = Timestamp()
-                ts.FromDatetime(make_tzaware(event_ts))
-                fields: list[Any] = []
-                for name, value in values.items():
-                    fields += [_mmh3(f"{view}:{name}"), value.SerializeToString()]
-                args = [ts_field, ts.seconds, ts.nanos, ts.SerializeToString(), ttl, *fields]
-                script(keys=[key], args=args, client=pipe)
-            done = pipe.execute()
+        calls: Calls = []
+        for entity_key, values, event_ts, _ in data:
+            key = _redis_key(config.project, entity_key, entity_key_serialization_version=version)
+            ts = Timestamp()
+            ts.FromDatetime(make_tzaware(event_ts))
+            fields: list[Any] = []
+            for name, value in values.items():
+                fields += [_mmh3(f"{view}:{name}"), value.SerializeToString()]
+            calls.append(
+                (key, [ts_field, ts.seconds, ts.nanos, ts.SerializeToString(), ttl, *fields])
+            )
+        done = (
+            _on_cluster(client, calls) if isinstance(client, RedisCluster) else _run(client, calls)
+        )
         self.written += sum(int(n) for n in done)
         if progress:
             progress(len(data))
+
+
+def _run(client: Any, calls: Calls, raise_on_error: bool = True) -> list[Any]:
+    """`WRITE_IF_NEWER` per (key, args) in one pipeline of a standalone client (redis-py
+    loads the script first if the server lacks it)."""
+    script = client.register_script(WRITE_IF_NEWER)
+    with client.pipeline(transaction=False) as pipe:
+        for key, args in calls:
+            script(keys=[key], args=args, client=pipe)
+        return list(pipe.execute(raise_on_error=raise_on_error))
+
+
+def _on_cluster(client: Any, calls: Calls) -> list[Any]:
+    """The same on a Redis Cluster: redis-py's cluster pipeline refuses scripts, so one
+    pipeline per node, each node's keys by the client's slot map. An entry whose slot
+    moved since (MOVED/ASK reply) is sent again alone through the cluster client, which
+    follows the redirection; any other error is raised."""
+    by_node: dict[str, tuple[Any, list[int]]] = {}
+    for i, (key, _) in enumerate(calls):
+        node = client.get_node_from_key(key)
+        by_node.setdefault(node.name, (node, []))[1].append(i)
+    done: list[Any] = [0] * len(calls)
+    script = client.register_script(WRITE_IF_NEWER)
+    for node, indexes in by_node.values():
+        replies = _run(node.redis_connection, [calls[i] for i in indexes], raise_on_error=False)
+        for i, reply in zip(indexes, replies, strict=True):
+            if isinstance(reply, AskError):  # MovedError is one too
+                key, args = calls[i]
+                reply = script(keys=[key], args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+            done[i] = reply
+    return done
 
 
 def guard_writes(store: FeatureStore) -> bool:

@@ -35,14 +35,20 @@ def labels() -> Any:
     )
 
 
-def build_repo(root: Path, config: SeamlessConfig, redis_address: str | None) -> Path:
+def build_repo(
+    root: Path, config: SeamlessConfig, redis_address: str | None,
+    online_store: dict[str, Any] | None = None,
+) -> Path:  # fmt: skip
     """A Feast repo at `<root>/feast` with the mini world published and materialized;
-    its online store is Redis at `redis_address` (host:port) when given, else SQLite."""
+    its online store is Redis at `redis_address` (host:port) when given, else
+    `online_store` (Feast's `online_store` section) when given, else SQLite."""
     repo = root / "feast"
     repo.mkdir(parents=True)
     cfg = local_repo_config(config.features.project, repo)
     if redis_address:
         cfg["online_store"] = {"type": "redis", "connection_string": redis_address}
+    elif online_store:
+        cfg["online_store"] = online_store
     (repo / FEATURE_STORE_YAML).write_text(yaml.safe_dump(cfg, sort_keys=False))
     tables = {"facts": facts(), "labels": labels()}
     hashes = {name: content_hash(df) for name, df in tables.items()}
