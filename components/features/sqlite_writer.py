@@ -61,10 +61,6 @@ def rows_from_protos(data: list[Row], version: int) -> list[StoreRow]:
 class BatchedSqliteOnlineStore(SqliteOnlineStore):
     """Feast's SQLite online store with a sorted, batched `online_write_batch`."""
 
-    newer_only = False
-    """Leave a stored row whose event time is newer than the one written (see
-    `NewerOnlySqliteOnlineStore`)."""
-
     def online_write_batch(
         self,
         config: RepoConfig,
@@ -106,24 +102,9 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
             "value = excluded.value, value_text = excluded.value_text, "
             "event_ts = excluded.event_ts, created_ts = excluded.created_ts"
         )
-        if self.newer_only:
-            upsert += " WHERE event_ts IS NULL OR excluded.event_ts >= event_ts"
         conn = self._get_conn(config)
         with conn:
             conn.executemany(upsert, rows)
-
-
-class NewerOnlySqliteOnlineStore(BatchedSqliteOnlineStore):
-    """The batched writer that never replaces a value with an older one: the upsert's
-    `DO UPDATE ... WHERE excluded.event_ts >= event_ts` compares and writes in one
-    statement under SQLite's write lock, so no writer (another thread or process) can
-    slip a newer value in between. Feast's own SQLite writer overwrites whatever it is
-    given. The stream consumer writes through it (components/stream/online.py).
-
-    SQLite's store keeps event times in whole seconds (Feast's format): an older time in
-    the same second as the stored one still replaces it, as any write did before."""
-
-    newer_only = True
 
 
 def use_batched_writer(store: FeatureStore) -> bool:

@@ -15,13 +15,10 @@ from feast.protos.feast.types.Value_pb2 import Value
 
 from components.common.config import default_config_path, load_config
 from components.features.online_load import ColumnarLocalComputeEngine
-from components.features.sqlite_writer import (
-    BatchedSqliteOnlineStore,
-    NewerOnlySqliteOnlineStore,
-    use_batched_writer,
-)
+from components.features.sqlite_writer import BatchedSqliteOnlineStore, use_batched_writer
 from components.features.store import materialize_windows, open_store, windows_from_json
 from components.ingest.stage import ingest_tables
+from components.stream.online_sqlite import SIDE_TABLE, NewerOnlySqliteOnlineStore
 from pipelines.demo_data import generate
 from tests.helpers.endpoints import ENDPOINT_KEYS
 
@@ -36,8 +33,10 @@ def _copy_repo(src: Path, dst: Path) -> Path:
 
 
 def _rows(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Feast's tables' rows (not the stream consumer's side table of precise times)."""
     with sqlite3.connect(db) as conn:
-        names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        names = [n for (n,) in tables if n != SIDE_TABLE]
         return {
             n: conn.execute(f'SELECT * FROM "{n}" ORDER BY entity_key, feature_name').fetchall()
             for n in names
@@ -127,8 +126,9 @@ def test_other_stores_keep_feasts_writer(published: tuple[Path, dict[str, list[s
 def test_the_newer_only_writer_never_replaces_a_newer_value(
     published: tuple[Path, dict[str, list[str]]], tmp_path: Path
 ) -> None:
-    """An older event time is refused, an equal one (SQLite keeps whole seconds) or a
-    newer one is written: the rows left are those of writing only what may win."""
+    """An older event time is refused, also within the same second (Feast's column keeps
+    whole seconds; the writer compares microseconds), an equal or a newer one is
+    written: Feast's tables hold the rows of writing only what may win."""
     repo, windows = published
     view_name = sorted(windows)[0]
     newer_only = open_store(_copy_repo(repo, tmp_path / "newer"))
@@ -137,24 +137,25 @@ def test_the_newer_only_writer_never_replaces_a_newer_value(
     join_key, feature = view.entity_columns[0].name, view.features[0].name
     t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
-    def rows(value: float, minutes: int, keys: list[int]) -> list[Any]:
+    def rows(value: float, seconds: float, keys: list[int]) -> list[Any]:
         return [
             (
                 EntityKey(join_keys=[join_key], entity_values=[Value(int64_val=k)]),
                 {feature: Value(double_val=value + k)},
-                t0 + timedelta(minutes=minutes),
+                t0 + timedelta(seconds=seconds),
                 None,
             )
             for k in keys
         ]
 
-    first, older, same, newer = (
-        rows(1, 10, [7, 3]),
-        rows(2, 9, [7, 3]),
-        rows(3, 10, [7]),
-        rows(4, 11, [3, 2**62]),
+    first, older, older_within, same, newer = (
+        rows(1, 600.6, [7, 3]),
+        rows(2, 540, [7, 3]),
+        rows(5, 600.2, [7, 3]),
+        rows(3, 600.6, [7]),
+        rows(4, 660, [3, 2**62]),
     )
-    for batch in (first, older, same, newer):
+    for batch in (first, older, older_within, same, newer):
         NewerOnlySqliteOnlineStore().online_write_batch(newer_only.config, view, batch, None)
     for batch in (first, same, newer):
         SqliteOnlineStore().online_write_batch(reference.config, view, batch, None)
