@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.batch.scoring import AS_OF_COLUMN, Entities, chunks, predict_scores, read_entities
+from components.batch.scoring import AS_OF_COLUMN, Entities, predict_scores, read_entities
 from components.common.config import SeamlessConfig
 from components.common.env import feast_repo_path, workspace
 from components.common.errors import SeamlessError
@@ -24,10 +24,24 @@ from components.common.model_input import model_input
 from components.common.storage import EPHEMERAL_DISK_ENV, is_remote, write_bytes
 from components.common.tables import content_hash
 from components.features.features import PhaseTimer
-from components.predictions.records import PREDICTIONS, RecordLog
+from components.predictions.batch_segment import BatchRecords
+from components.predictions.records import PREDICTIONS, BatchLog
 
 ROUTE = "batch"
-LOG_CHUNK = 20_000
+RECORD_FIELDS = [
+    "ts",
+    "request_id",
+    "index",
+    "entity_id",
+    "route",
+    "model_name",
+    "model_version",
+    "features",
+    "score",
+    "decision",
+    "as_of",
+]
+"""A batch record's fields, in serving's order plus the row's instant."""
 
 
 @dataclass
@@ -147,61 +161,72 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def prediction_log() -> tuple[RecordLog, str]:
+def prediction_log() -> tuple[BatchLog, str]:
     """Where serving logs (SEAMLESS_SERVE_LOG_URL's PostgreSQL, else the workspace's
     files), so monitoring sees batch traffic beside online traffic."""
     from components.predictions.postgres import redact
-    from components.predictions.reader import writer_for
+    from components.predictions.reader import batch_writer_for
 
     url = os.environ.get("SEAMLESS_SERVE_LOG_URL", "").strip()
     folder = workspace() / "predictions"
-    return writer_for(url, folder, PREDICTIONS), redact(url) if url else str(folder)
+    return batch_writer_for(url, folder, PREDICTIONS), redact(url) if url else str(folder)
+
+
+def log_records(
+    config: SeamlessConfig, features: pd.DataFrame, out: pd.DataFrame, batch_id: str
+) -> BatchRecords:
+    """The batch's prediction-log records as serving's, column by column: route `batch`,
+    request id = batch id, `features` as the model saw them (missing values null), and
+    each row's `as_of`; the fields equal in every record are stored once."""
+    import pyarrow as pa
+
+    n = len(out)
+    constants = {
+        "ts": datetime.now(UTC).isoformat(),
+        "request_id": batch_id,
+        "route": ROUTE,
+        "model_name": config.model.name,
+        "model_version": str(out["model_version"].iloc[0]),
+    }
+    named = [pa.array(_nulls_for_missing(features[c]), from_pandas=True) for c in features]
+    # The instants as text once per distinct instant (one for --as-of), then by code.
+    codes, instants = pd.factorize(out[AS_OF_COLUMN])
+    texts = np.datetime_as_string(
+        pd.DatetimeIndex(instants).tz_convert(None).to_numpy(), unit="auto", timezone="UTC"
+    )
+    columns = pa.table(
+        {
+            "index": pa.array(np.arange(n, dtype=np.int64)),
+            "entity_id": pa.array(out[config.entity_key()].to_numpy()),
+            "features": pa.StructArray.from_arrays(named, names=list(features.columns)),
+            "score": pa.array(out["score"].to_numpy(), from_pandas=True),
+            "decision": pa.array(out["decision"].to_numpy()),
+            "as_of": pa.DictionaryArray.from_arrays(
+                pa.array(codes.astype(np.int32)), pa.array(texts.astype(object))
+            ),
+        }
+    )
+    return BatchRecords(constants, columns, RECORD_FIELDS)
+
+
+def _nulls_for_missing(values: pd.Series) -> np.ndarray:
+    """A feature's values with NaN and infinities as NaN, which pyarrow stores as null:
+    JSON has neither, and serving logs both as null (`records.jsonable`)."""
+    array = values.to_numpy()
+    if array.dtype.kind == "f":
+        return np.where(np.isfinite(array), array, np.nan)
+    return array
 
 
 def log_predictions(
     config: SeamlessConfig, features: pd.DataFrame, out: pd.DataFrame, batch_id: str
 ) -> str:
-    """One prediction-log record per scored row, as serving writes them (route `batch`,
-    request id = batch id, `features` as the model saw them: numbers as floats)."""
-    key = config.entity_key()
-    names = list(features.columns)
+    """Every scored row in the prediction log, as one batch (see `log_records`)."""
+    batch = log_records(config, features, out, batch_id)
     log, where = prediction_log()
-    now = datetime.now(UTC).isoformat()
-    version = str(out["model_version"].iloc[0])
-    log.open()
     try:
-        for part in chunks(len(out), LOG_CHUNK):
-            rows = out.iloc[part]
-            # Object columns hold Python scalars; missing values become None (JSON null).
-            values = features.iloc[part]
-            feats = values.astype(object).where(values.notna(), None)
-            instants = rows[AS_OF_COLUMN].dt.tz_convert(None).to_numpy()
-            as_of = np.datetime_as_string(instants, unit="auto", timezone="UTC")
-            records = [
-                {
-                    "ts": now,
-                    "request_id": batch_id,
-                    "index": i,
-                    "entity_id": entity,  # tolist(): a Python int or str
-                    "route": ROUTE,
-                    "model_name": config.model.name,
-                    "model_version": version,
-                    "features": named,
-                    "score": score,
-                    "decision": decision,
-                    "as_of": when,
-                }
-                for i, entity, named, score, decision, when in zip(
-                    range(part.start, part.stop),
-                    rows[key].tolist(),
-                    [dict(zip(names, t, strict=True)) for t in feats.itertuples(False, None)],
-                    rows["score"].tolist(),
-                    rows["decision"].tolist(),
-                    as_of.tolist(),
-                    strict=True,
-                )
-            ]
-            log.append(records)
+        log.open()
+        log.append_batch(batch)
     except OSError as exc:
         raise SeamlessError(f"The prediction log at {where} cannot be written: {exc}.") from None
     finally:

@@ -21,6 +21,9 @@ Reading: a line without its terminating newline is the torn tail of a killed wri
 and is skipped; so is (and counted) any line that does not parse, which a reader can
 therefore always detect.
 
+A batch run's records go to one Parquet file instead (`batch_segment.py`), listed and
+read with the JSON-lines segments (`segments`, `read_records`).
+
 On the cluster the same records go to PostgreSQL tables instead (`postgres.py`);
 serving's `make_logs` picks the implementation from its settings and `reader.read_log`
 reads either.
@@ -40,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from components.common.durable import PRIVATE_FILE, fsync_dir, private_dir
+from components.predictions.batch_segment import SUFFIX as BATCH_SUFFIX
+from components.predictions.batch_segment import read_segment
 from components.predictions.records import ReadStats
 
 SUFFIX = ".jsonl"
@@ -308,20 +313,31 @@ def _resolve(futs: list[asyncio.Future[None]], error: OSError | None) -> None:
 
 
 def segments(directory: Path, prefix: str) -> list[Path]:
-    """The log's segment files in write order."""
+    """The log's segment files in write order: JSON lines and batch segments
+    (`batch_segment.py`), whose names sort together by creation time."""
     if not directory.is_dir():
         return []
-    return sorted(directory.glob(f"{prefix}-*{SUFFIX}"))
+    return sorted(p for p in directory.glob(f"{prefix}-*") if p.suffix in (SUFFIX, BATCH_SUFFIX))
 
 
 def read_records(
-    directory: Path, prefix: str, stats: ReadStats | None = None
+    directory: Path,
+    prefix: str,
+    stats: ReadStats | None = None,
+    request_id: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every complete record, in write order; torn tails and bad lines are skipped."""
+    """Every complete record, in write order (of `request_id` only, when given); torn
+    tails and bad lines are skipped."""
     stats = stats if stats is not None else ReadStats()
     for path in segments(directory, prefix):
         stats.segments += 1
-        data = path.read_bytes()
+        if path.suffix == BATCH_SUFFIX:
+            yield from read_segment(path, stats, request_id)
+            continue
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue  # removed while we listed (retention)
         lines = data.split(b"\n")
         tail = lines.pop()  # b"" when the file ends with a newline
         if tail:
@@ -334,8 +350,8 @@ def read_records(
             except ValueError:
                 stats.corrupt_lines.append(f"{path.name}:{i + 1}")
                 continue
-            if isinstance(record, dict):
+            if not isinstance(record, dict):
+                stats.corrupt_lines.append(f"{path.name}:{i + 1}")
+            elif request_id is None or record.get("request_id") == request_id:
                 stats.records += 1
                 yield record
-            else:
-                stats.corrupt_lines.append(f"{path.name}:{i + 1}")

@@ -44,6 +44,7 @@ from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 
 if TYPE_CHECKING:
+    from components.predictions.batch_segment import BatchRecords
     from components.predictions.records import ReadStats
 
 log = logging.getLogger(__name__)
@@ -354,6 +355,39 @@ class PgLog:
                 self._commit(group)
         if mine.error is not None:
             raise mine.error
+
+    def append_batch(self, batch: BatchRecords) -> None:
+        """A batch run's records in one transaction, with COPY (`pg_copy.py`): all of
+        them committed, or none (LogUnavailable / LogRefused). Row by row, like
+        `append`, when a column's type or a value does not suit COPY."""
+        import psycopg2
+
+        from components.predictions.pg_copy import copy_batch, plan
+
+        if not len(batch):
+            return
+        if self._closed:
+            raise LogUnavailable(f"The PostgreSQL {self.prefix} log is closed.")
+        batch_plan = plan(batch, self.table, self.columns, _row(batch.constants, self.columns))
+        if batch_plan is not None:
+            with self._commit_lock:
+                try:
+                    conn = self._connection()
+                    copy_batch(conn, batch_plan)
+                    conn.commit()
+                    self.commits += 1
+                    return
+                except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                    self._drop_connection()
+                    self._fail(f"write to {redact(self.url)} failed: {_first_line(exc)}")
+                except psycopg2.DataError:
+                    self._rollback()  # a value COPY cannot carry (e.g. NUL): row by row
+                except psycopg2.Error as exc:
+                    self._rollback()
+                    raise LogRefused(
+                        f"PostgreSQL refused the {self.prefix} batch: {_first_line(exc)}"
+                    ) from None
+        self.append(list(batch.records()))
 
     def _commit(self, group: list[_Pending]) -> None:
         """Write `group` in one transaction; commit lock held. Marks every batch done."""

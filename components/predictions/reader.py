@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from components.predictions.batch_segment import SegmentWriter
 from components.predictions.files import AppendLog, read_records
 from components.predictions.postgres import PgLog, is_pg_url, read_pg_records
-from components.predictions.records import ReadStats, RecordLog
+from components.predictions.records import BatchLog, ReadStats, RecordLog
 
 
 def read_log(
@@ -22,10 +23,7 @@ def read_log(
     `request_id` keeps one request's records (an index lookup in PostgreSQL)."""
     if is_pg_url(source):
         return read_pg_records(str(source), prefix, stats, request_id)
-    records = read_records(Path(source), prefix, stats)
-    if request_id is None:
-        return records
-    return (r for r in records if r.get("request_id") == request_id)
+    return read_records(Path(source), prefix, stats, request_id)
 
 
 def writer_for(
@@ -41,3 +39,11 @@ def writer_for(
     if url:
         return PgLog(url, prefix, synchronous_commit=synchronous_commit)
     return AppendLog(folder, prefix, segment_bytes, sync_every_s)
+
+
+def batch_writer_for(url: str | None, folder: Path, prefix: str) -> BatchLog:
+    """Where a batch run's records go: the PostgreSQL table when `url` is set (one COPY),
+    else a batch segment file in `folder`."""
+    if url:
+        return PgLog(url, prefix)
+    return SegmentWriter(folder, prefix)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from components.predictions.batch_segment import BatchRecords
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
@@ -56,5 +59,18 @@ class RecordLog(Protocol):
 
     def probe(self) -> str | None:
         """None when lines can be appended now, else why not (for /readyz)."""
+
+    def close(self) -> None: ...
+
+
+class BatchLog(Protocol):
+    """What batch scoring needs from a log: one run's records in one durable, atomic
+    write (`batch_segment.SegmentWriter` for files, `PgLog` for PostgreSQL)."""
+
+    def open(self) -> None: ...
+
+    def append_batch(self, batch: BatchRecords) -> None:
+        """Return only once all of `batch` is durable, else raise OSError with none of
+        it visible to readers."""
 
     def close(self) -> None: ...
