@@ -18,11 +18,15 @@ Timed, each in its own process tree (peak RSS of the tree, sampled every 0.5 s):
 - `mlflow`: `mlflow models predict -m models:/<name>/<version> -t json --env-manager local`
   (pyfunc `predict_proba`, JSON output).
 
+- `seamless-baseline` (with `--baseline-src DIR`): the same command run from another
+  checkout of the project (`DIR` first on PYTHONPATH, e.g. `git archive` of an earlier
+  commit), for a before/after in the same run.
+
 Variants alternate over `--rounds`; the table has the median. Scores are compared row by
 row (Seamless' `score` against pyfunc's positive-class column).
 
 Usage: python benchmarks/batch.py [--rows 1000000] [--label-rows 100000] [--rounds 1]
-       [--out docs/benchmarks.md]
+       [--baseline-src DIR] [--out docs/batch-scoring.md]
 """
 
 from __future__ import annotations
@@ -96,6 +100,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
+    parser.add_argument(
+        "--baseline-src", type=Path, help="also time `seamless` from this checkout of the project"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="seamless-batch-bench-"))
@@ -120,6 +127,10 @@ def main() -> None:
             mlflow_env,
         ),
     }  # fmt: skip
+    if args.baseline_src:
+        before = args.baseline_src.resolve()
+        cmd = [c.replace("seamless-{round}", "baseline-{round}") for c in cmds["seamless"][0]]
+        cmds["seamless-baseline"] = (cmd, {**env, "PYTHONPATH": str(before)})
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in cmds}
     for r in range(args.rounds):
         order = list(cmds) if r % 2 == 0 else list(reversed(cmds))
@@ -132,26 +143,30 @@ def main() -> None:
             runs[name].append({"wall": wall, "peak": peak, "output": output})
             print(f"round {r} {name}: {wall:.1f} s, {peak:.0f} MiB")
 
-    result = json.loads(runs["seamless"][-1]["output"][runs["seamless"][-1]["output"].index("{") :])
+    results = {
+        name: json.loads(rs[-1]["output"][rs[-1]["output"].index("{") :])
+        for name, rs in runs.items()
+        if name.startswith("seamless")
+    }
     ours = pd.read_parquet(work / f"seamless-{args.rounds - 1}.parquet")["score"].to_numpy()
     theirs = np.asarray(
         json.loads((work / f"mlflow-{args.rounds - 1}.json").read_text())["predictions"]
     )[:, 1]
     diff = float(np.max(np.abs(ours - theirs)))
-    report(args, runs, result, diff)
+    report(args, runs, results, diff)
 
 
 def report(
     args: argparse.Namespace,
     runs: dict[str, list[dict[str, Any]]],
-    result: dict[str, Any],
+    results: dict[str, dict[str, Any]],
     diff: float,
 ) -> None:
     med = {n: statistics.median(r["wall"] for r in rs) for n, rs in runs.items()}
     peak = {n: max(r["peak"] for r in rs) for n, rs in runs.items()}
     rate = {n: args.rows / med[n] for n in runs}
     speedup = rate["seamless"] / rate["mlflow"]
-    phases = result["timings_s"]
+    phases = results["seamless"]["timings_s"]
     scoring_rate = args.rows / (phases["load_model"] + phases["score"] + phases["write"])
     lines = [
         f"### Batch scoring, {args.rows:,} rows, 2 CPUs ({time.strftime('%Y-%m-%d %H:%M')})",
@@ -163,10 +178,12 @@ def report(
         "|---|---|---|---|",
         *(f"| {n} | {med[n]:.1f} | {rate[n]:,.0f} | {peak[n]:,.0f} |" for n in runs),
         "",
-        "Seamless' step, by phase (s): "
-        + ", ".join(f"{k} {v}" for k, v in phases.items())
-        + f" (step total {result['seconds']} s).",
-        "",
+        *(
+            f"`{name}` step, by phase (s): "
+            + ", ".join(f"{k} {v}" for k, v in result["timings_s"].items())
+            + f" (step total {result['seconds']} s).\n"
+            for name, result in results.items()
+        ),
         f"- rows/s, `seamless run batch-scoring` end to end vs `mlflow models predict`: "
         f"**{speedup:.2f}x** (goal >= {GOAL_SPEEDUP:.0f}x: "
         f"{'met' if speedup >= GOAL_SPEEDUP else 'not met'}).",
@@ -175,6 +192,11 @@ def report(
         f"- largest score difference: {diff:.2e} (goal <= {GOAL_TOL:g}: "
         f"{'met' if diff <= GOAL_TOL else 'not met'}).",
     ]
+    if "seamless-baseline" in runs:
+        lines.append(
+            f"- `seamless` vs `seamless-baseline` ({args.baseline_src}): "
+            f"{med['seamless-baseline'] / med['seamless']:.2f}x rows/s end to end."
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
