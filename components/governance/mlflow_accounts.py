@@ -1,19 +1,27 @@
 """MLflow accounts the project sets up itself: a READ-only viewer (the dashboard's).
 
-MLflow's basic-auth app (`mlflow server --app-name basic-auth`) has users and RBAC roles.
-Without the workspaces feature every role lives in the workspace `default`, and one role
-with READ on experiment `*` and registered_model `*` lets its users search and read every
-experiment, run (metrics, params, artifacts), registered model, model version and alias,
-those created later included, while every change to them is refused (403). What it
-cannot refuse: any signed-in user may create a NEW experiment or registered model (MLflow
-allows creating unless the type is DENY'd, and a DENY on `*` would hide the reads too).
+MLflow's basic-auth app (`mlflow server --app-name basic-auth`) has users and RBAC roles,
+each role in a workspace (`default` here: the server's only one). One role with READ on
+experiment `*` and registered_model `*` lets its users search and read every experiment,
+run (metrics, params, artifacts), registered model, model version and alias, those
+created later included, while every change to them is refused (403).
+
+Creating something NEW is a right of the workspace, not of a resource type. With the
+server's workspaces feature on (`mlflow server --enable-workspaces`, as
+manifests/base/mlflow/deployment.yaml runs it) only a user holding USE or MANAGE on
+`workspace *` (or an admin) may create experiments, registered models, prompts, gateway
+secrets or MCP servers; the viewer's role has no workspace grant, so those get 403 too.
+Without the feature MLflow lets every signed-in user create them (and then manage them),
+and a DENY on `*` would hide the reads as well: `ensure_viewer` reads the server's
+`server-info` and says so in its summary (`ViewerOutcome.creation_refused`).
 
 `ensure_viewer` runs with an admin's credentials in the environment
 (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`, as every MLflow client) and is idempotent: the user
 is created or gets the given password, the role is created or set to exactly its READ
-grants, and the user is given the role. It talks to the REST API itself, not through
-`mlflow.server.auth.client`: that module imports the server's Flask-WTF, which clients
-(the runtime image) do not have.
+grants, the user is given the role, and the grants MLflow gave the user on what it
+created itself (its per-user role `__user_<id>__`, e.g. from before workspaces were on)
+are taken away. It talks to the REST API itself, not through `mlflow.server.auth.client`:
+that module imports the server's Flask-WTF, which clients (the runtime image) do not have.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from components.common.errors import SeamlessError
 
 log = logging.getLogger(__name__)
 
-# Without workspaces, MLflow keeps every role in this one (mlflow.utils.workspace_utils).
+# The workspace every role lives in: the only one without workspaces, and the one requests
+# without an X-MLFLOW-WORKSPACE header use with them (mlflow.utils.workspace_utils).
 WORKSPACE = "default"
 # What reading needs, measured against MLflow 3.17's server: READ on the two container
 # types covers their sub-resources (runs, metrics, artifacts, model versions, aliases).
@@ -38,6 +47,11 @@ VIEWER_GRANTS: tuple[tuple[str, str, str], ...] = (
 _USERS = "/api/2.0/mlflow/users"
 _ROLES = "/api/3.0/mlflow/roles"
 _USER_ROLES = "/api/3.0/mlflow/users/roles/list"
+_REVOKE_USER_GRANT = "/api/3.0/mlflow/users/permissions/revoke"
+_SERVER_INFO = "/api/3.0/mlflow/server-info"
+# The role MLflow keeps a user's own grants in (MANAGE on what the user created, grants
+# given to the user by name): mlflow.server.auth.sqlalchemy_store.
+_PER_USER_ROLE_PREFIX = "__user_"
 
 
 @dataclass
@@ -52,7 +66,11 @@ class ViewerOutcome:
     grants_removed: list[str] = field(default_factory=list)
     role_assigned: bool = False
     admin_revoked: bool = False
+    own_grants_removed: list[str] = field(default_factory=list)
     other_roles: list[str] = field(default_factory=list)
+    # None: the server did not say (no server-info); False: it runs without workspaces,
+    # so this user can still create new experiments and registered models.
+    creation_refused: bool | None = None
 
     def summary(self) -> str:
         parts = [
@@ -66,8 +84,18 @@ class ViewerOutcome:
         parts.append("role assigned" if self.role_assigned else "role already assigned")
         if self.admin_revoked:
             parts.append("admin rights taken away")
+        if self.own_grants_removed:
+            parts.append(f"own grants taken away: {', '.join(self.own_grants_removed)}")
         if self.other_roles:
             parts.append(f"also holds roles {', '.join(self.other_roles)} (not changed)")
+        if self.creation_refused:
+            parts.append("creating experiments and models refused (workspaces on)")
+        elif self.creation_refused is False:
+            parts.append(
+                "WARNING: the server runs without workspaces (mlflow server "
+                "--enable-workspaces), so this user can still create new experiments and "
+                "registered models"
+            )
         return "; ".join(parts) + "."
 
 
@@ -210,11 +238,34 @@ def ensure_viewer(
     if not any(int(r["id"]) == role_id for r in held):
         api.call("POST", f"{_ROLES}/assign", json={"username": username, "role_id": role_id})
         out.role_assigned = True
-    # Not the per-user grants' synthetic role (`__user_<id>__`): those are listed apart.
+    # The user's own grants: MANAGE on whatever it created (before workspaces were on) or
+    # grants given to it by name. Each is more than reading; the resources stay.
+    for r in held:
+        if not str(r.get("name", "")).startswith(_PER_USER_ROLE_PREFIX):
+            continue
+        for p in r.get("permissions", []):
+            api.call(
+                "POST",
+                _REVOKE_USER_GRANT,
+                json={
+                    "username": username,
+                    "resource_type": p["resource_type"],
+                    "resource_id": p["resource_pattern"],
+                },
+            )
+            out.own_grants_removed.append(
+                f"{p['permission']} on {p['resource_type']} {p['resource_pattern']}"
+            )
     out.other_roles = sorted(
         str(r.get("name"))
         for r in held
-        if int(r["id"]) != role_id and not str(r.get("name", "")).startswith("__user_")
+        if int(r["id"]) != role_id and not str(r.get("name", "")).startswith(_PER_USER_ROLE_PREFIX)
     )
-    log.info("MLflow viewer: %s", out.summary())
+    info = api.call("GET", _SERVER_INFO, ok_missing=True)
+    if info is not None and "workspaces_enabled" in info:
+        out.creation_refused = bool(info["workspaces_enabled"])
+    if out.creation_refused is False:
+        log.warning("MLflow viewer: %s", out.summary())
+    else:
+        log.info("MLflow viewer: %s", out.summary())
     return out

@@ -1,15 +1,18 @@
 """The dashboard's READ-only MLflow account (issue #16 part 1), against a real
-`mlflow server --app-name basic-auth` (SQLite stores in tmp, plain HTTP on 127.0.0.1:
-TLS is tests/serving/test_mlflow_tls.py's subject).
+`mlflow server --app-name basic-auth` run with the flags and basic_auth.ini of
+manifests/base/mlflow (`--enable-workspaces` among them; SQLite stores in tmp, plain HTTP
+on 127.0.0.1: TLS is tests/serving/test_mlflow_tls.py's subject).
 
 `ensure_viewer` is run twice before the admin creates anything, so the `*` grants must
 cover resources created later. The viewer then reads what the dashboard reads, through
-the dashboard's own functions, and every change is refused, except the one MLflow's
-basic-auth app cannot refuse without workspaces: creating a NEW experiment or registered
-model (pinned below, so an MLflow that closes it is noticed)."""
+the dashboard's own functions, and every change is refused, creating new experiments,
+registered models, prompts, gateway secrets and MCP servers included (MLflow refuses
+those without a grant on the workspace), while the admin and a workspace member still
+create."""
 
 from __future__ import annotations
 
+import configparser
 import os
 import sys
 from collections.abc import Iterator
@@ -25,6 +28,7 @@ from tests.helpers.require import require_module
 pytestmark = [pytest.mark.governance, pytest.mark.slow]
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
+MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "base" / "mlflow"
 ADMIN = ("admin", "admin-password-1234")
 VIEWER = ("dashboard", "viewer-password-5678")
 MODEL = "churn"
@@ -35,20 +39,31 @@ require_module(
 )
 
 
+def _manifest_auth_flags() -> list[str]:
+    """The Deployment's flags that decide who may do what: the auth app and workspaces
+    (the rest, stores, TLS and hosts, are the cluster's)."""
+    import yaml
+
+    deployment = yaml.safe_load((MANIFEST / "deployment.yaml").read_text())
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = [a for a in args if a.startswith(("--app-name", "--enable-workspaces"))]
+    assert "--app-name=basic-auth" in flags, flags
+    return flags
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-auth")
+    # The manifests' basic_auth.ini with a SQLite database in place of PostgreSQL.
+    config = configparser.ConfigParser()
+    config.read(MANIFEST / "basic_auth.ini")
+    config["mlflow"]["database_uri"] = f"sqlite:///{root / 'auth.db'}"
     ini = root / "basic_auth.ini"
-    ini.write_text(
-        "[mlflow]\n"
-        "default_permission = NO_PERMISSIONS\n"
-        f"database_uri = sqlite:///{root / 'auth.db'}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        "grant_default_workspace_access = false\n"
-    )
+    with ini.open("w") as f:
+        config.write(f)
     port = free_port()
     cmd = [
-        str(MLFLOW), "server", "--app-name", "basic-auth",
+        str(MLFLOW), "server", *_manifest_auth_flags(),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination", str(root / "artifacts"),
@@ -132,6 +147,16 @@ def test_ensure_viewer_is_idempotent(server: str, world: dict[str, Any]) -> None
     assert first.grants_added == ["READ on experiment *", "READ on registered_model *"]
     assert not (second.user_created or second.role_created or second.role_assigned)
     assert second.grants_added == [] and second.grants_removed == []
+    assert first.creation_refused and second.creation_refused
+    assert "creating experiments and models refused (workspaces on)" in second.summary()
+
+
+def test_the_summary_warns_when_the_server_lets_the_viewer_create() -> None:
+    from components.governance.mlflow_accounts import ViewerOutcome
+
+    outcome = ViewerOutcome(username="dashboard", role="seamless-viewer")
+    outcome.creation_refused = False
+    assert "WARNING: the server runs without workspaces" in outcome.summary()
 
 
 def test_viewer_reads_experiments_runs_and_artifacts(
@@ -189,10 +214,12 @@ def _refused(call: Any) -> str:
 
 def test_viewer_changes_nothing(viewer: Any, world: dict[str, Any], tmp_path: Path) -> None:
     run_id, experiment = world["run_id"], world["experiment"]
+    # (creating new containers: test_viewer_creates_nothing_new)
     note = tmp_path / "again.txt"
     note.write_text("x")
     attempts = {
         "create_run": lambda: viewer.create_run(experiment),
+        "create_logged_model": lambda: viewer.create_logged_model(experiment, name="m"),
         "log_metric": lambda: viewer.log_metric(run_id, "live_roc_auc", 0.1),
         "log_param": lambda: viewer.log_param(run_id, "other", "1"),
         "set_tag": lambda: viewer.set_tag(run_id, "seamless.decision", "promote"),
@@ -223,12 +250,97 @@ def test_viewer_changes_nothing(viewer: Any, world: dict[str, Any], tmp_path: Pa
     assert viewer.get_run(run_id).data.tags["seamless.decision"] == "keep"
 
 
-def test_viewer_can_still_create_new_containers(viewer: Any) -> None:
-    """MLflow 3.17 without workspaces lets every signed-in user create an experiment or a
-    registered model (it then manages that one); only a DENY on the type refuses it, and
-    a DENY on `*` also hides the reads. Documented in docs/security.md; this pins it."""
-    assert viewer.create_experiment("made-by-the-viewer")
-    assert viewer.create_registered_model("made-by-the-viewer").name == "made-by-the-viewer"
+# What creates a new container, on every path MLflow 3.17 serves it (REST and the UI's
+# ajax-api): a prompt is a registered model with a tag; gateway secrets and MCP servers are
+# workspace-level too. Logged models live in an experiment (test_viewer_changes_nothing).
+CREATES: dict[str, tuple[str, dict[str, Any]]] = {
+    **{
+        f"experiment {api}": (f"/{api}/2.0/mlflow/experiments/create", {"name": "new-exp"})
+        for api in ("api", "ajax-api")
+    },
+    **{
+        f"registered model {api}": (
+            f"/{api}/2.0/mlflow/registered-models/create",
+            {"name": "new-model"},
+        )
+        for api in ("api", "ajax-api")
+    },
+    "prompt": (
+        "/api/2.0/mlflow/registered-models/create",
+        {"name": "new-prompt", "tags": [{"key": "mlflow.prompt.is_prompt", "value": "true"}]},
+    ),
+    **{
+        f"gateway secret {api}": (
+            f"/{api}/3.0/mlflow/gateway/secrets/create",
+            {"secret_name": "new-secret", "secret_value": {"api_key": "k"}, "provider": "openai"},
+        )
+        for api in ("api", "ajax-api")
+    },
+    "mcp server": ("/api/3.0/mlflow/mcp-servers", {"name": "io.example/new-server"}),
+}
+
+
+def _post(server: str, user: tuple[str, str], path: str, body: dict[str, Any]) -> Any:
+    import requests
+
+    return requests.post(f"{server}{path}", json=body, auth=user, timeout=30)
+
+
+def test_viewer_creates_nothing_new(viewer: Any, server: str) -> None:
+    """MLflow's basic-auth app without workspaces lets every signed-in user create these
+    (and then manage them); with `--enable-workspaces` creating needs a workspace grant,
+    which the viewer's role does not have."""
+    _refused(lambda: viewer.create_experiment("made-by-the-viewer"))
+    _refused(lambda: viewer.create_registered_model("made-by-the-viewer"))
+    went_through = {
+        what: f"{resp.status_code} {resp.text[:200]}"
+        for what, (path, body) in CREATES.items()
+        if (resp := _post(server, VIEWER, path, body)).status_code != 403
+    }
+    assert went_through == {}, went_through
+    names = {e.name for e in viewer.search_experiments()}
+    assert not names & {"made-by-the-viewer", "new-exp"}, names
+    models = {m.name for m in viewer.search_registered_models()}
+    assert not models & {"made-by-the-viewer", "new-model", "new-prompt"}, models
+
+
+def test_the_admin_and_a_workspace_member_still_create(
+    server: str, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creating is the workspace's right: the admin has it, a user given USE on
+    `workspace *` has it (and manages what it made), a user with no role in the workspace
+    has not. The viewer still reads what the member made (READ on `*`)."""
+    from mlflow.server.auth.client import AuthServiceClient
+
+    _as(monkeypatch, ADMIN)
+    admin = _client(server)
+    assert admin.create_experiment("made-by-the-admin")
+    assert admin.create_registered_model("made-by-the-admin").name == "made-by-the-admin"
+    auth = AuthServiceClient(server)
+    member, outsider = ("writer", "writer-password-1234"), ("outsider", "outsider-pass-1234")
+    for user in (member, outsider):
+        auth.create_user(*user)
+    writers = auth.create_role("default", "seamless-writers")
+    auth.add_role_permission(writers.id, "workspace", "*", "USE")
+    auth.assign_role(member[0], writers.id)
+
+    _as(monkeypatch, member)
+    writer = _client(server)
+    experiment = writer.create_experiment("made-by-a-member")
+    writer.create_run(experiment)
+    assert writer.create_registered_model("made-by-a-member").name == "made-by-a-member"
+    path = CREATES["experiment ajax-api"][0]
+    resp = _post(server, member, path, {"name": "made-by-a-member-in-the-ui"})
+    assert resp.status_code == 200, resp.text
+
+    _as(monkeypatch, outsider)
+    _refused(lambda: _client(server).create_experiment("made-by-an-outsider"))
+    _refused(lambda: _client(server).create_registered_model("made-by-an-outsider"))
+
+    _as(monkeypatch, VIEWER)
+    viewer = _client(server)
+    assert viewer.get_experiment_by_name("made-by-a-member") is not None
+    assert viewer.get_registered_model("made-by-a-member").name == "made-by-a-member"
 
 
 def test_admin_failures_are_one_sentence(
@@ -283,8 +395,10 @@ def test_cli_runs_it_from_the_environment(
 def test_ensure_viewer_repairs_a_widened_account(
     server: str, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Someone gave the role EDIT and made the viewer an admin: the next run takes both
-    back, so the Job restores READ-only."""
+    """Someone gave the role EDIT and the right to create, granted the viewer EDIT on an
+    experiment by name and made it an admin: the next run takes all of it back, so the Job
+    restores READ-only (what a viewer created before workspaces were on stays, but the
+    viewer no longer manages it)."""
     from mlflow.server.auth.client import AuthServiceClient
 
     from components.governance.mlflow_accounts import ensure_viewer
@@ -297,11 +411,32 @@ def test_ensure_viewer_repairs_a_widened_account(
     ]
     auth.update_role_permission(granted.id, "EDIT")
     auth.add_role_permission(role.id, "run", "*", "EDIT")
+    auth.add_role_permission(role.id, "workspace", "*", "USE")
+    auth.grant_user_permission(VIEWER[0], "experiment", world["experiment"], "EDIT")
     auth.update_user_admin(VIEWER[0], True)
+    _as(monkeypatch, VIEWER)
+    widened = _post(
+        server, VIEWER, CREATES["experiment api"][0], {"name": "made-by-a-widened-viewer"}
+    )
+    assert widened.status_code == 200, widened.text  # the grants did widen it
+    _as(monkeypatch, ADMIN)
     repaired = ensure_viewer(server, VIEWER[0], VIEWER[1])
     assert repaired.admin_revoked
-    assert sorted(repaired.grants_removed) == ["EDIT on registered_model *", "EDIT on run *"]
+    assert sorted(repaired.grants_removed) == [
+        "EDIT on registered_model *",
+        "EDIT on run *",
+        "USE on workspace *",
+    ]
     assert repaired.grants_added == ["READ on registered_model *"]
+    # MANAGE on the experiment it just created, and the EDIT given by name.
+    assert sorted(repaired.own_grants_removed) == [
+        f"EDIT on experiment {world['experiment']}",
+        f"MANAGE on experiment {widened.json()['experiment_id']}",
+    ]
     assert not auth.get_user(VIEWER[0]).is_admin
     _as(monkeypatch, VIEWER)
-    _refused(lambda: _client(server).set_registered_model_alias(MODEL, "x", "1"))
+    viewer = _client(server)
+    _refused(lambda: viewer.set_registered_model_alias(MODEL, "x", "1"))
+    _refused(lambda: viewer.set_experiment_tag(world["experiment"], "k", "v"))
+    _refused(lambda: viewer.set_experiment_tag(widened.json()["experiment_id"], "k", "v"))
+    assert _post(server, VIEWER, *CREATES["registered model api"]).status_code == 403

@@ -218,6 +218,9 @@ def test_mlflow_server_settings(rendering: Rendering) -> None:
     env = {e["name"]: e for e in c.get("env", [])}
     assert "--backend-store-uri=postgresql+psycopg2://" in args, "mlflow: store must use psycopg2"
     assert "--app-name=basic-auth" in args, "mlflow: authentication must be on"
+    # Without workspaces every signed-in user may create experiments and registered models,
+    # READ-only roles included (tests/governance/test_mlflow_accounts.py).
+    assert "--enable-workspaces" in c["args"], "mlflow: READ-only roles could create"
     assert "--serve-artifacts" in args and "--artifacts-destination=" in args
     assert "--workers=2" in args, "mlflow: 2 workers (4 take ~2 GB)"
     allowed = next(a for a in c["args"] if a.startswith("--allowed-hosts="))
