@@ -46,8 +46,10 @@ def ensure_viewer_cmd(
     ] = None,
 ) -> None:
     """Create or update a READ-only MLflow user: READ on every experiment and registered
-    model through one role. Runs with an admin's MLFLOW_TRACKING_USERNAME/PASSWORD; safe
-    to run again (the password is set to the given one).
+    model through one role, and none of its own grants (a server run with
+    --enable-workspaces then refuses its creates too). Runs with an admin's
+    MLFLOW_TRACKING_USERNAME/PASSWORD; safe to run again (the password is set to the given
+    one).
 
     Example: SEAMLESS_VIEWER_PASSWORD=... seamless mlflow ensure-viewer --username dashboard
     """
