@@ -341,9 +341,11 @@ def test_mlflow_keeps_model_artifacts_as_objects_in_the_bucket(
     source = mv.source or ""
     assert source.startswith("models:/m-"), source
     location = client.get_logged_model(source.removeprefix("models:/")).artifact_location
-    # mlflow-artifacts:/<experiment>/models/<model id>/artifacts -> the same path under mlflow/
+    # mlflow-artifacts:/workspaces/default/<experiment>/models/<model id>/artifacts (MLflow
+    # runs with --enable-workspaces) -> the same path under mlflow/
     path = urllib.parse.urlsplit(location).path.strip("/")
     assert location.startswith("mlflow-artifacts:") and path, location
+    assert path.startswith("workspaces/default/"), f"MLflow without workspaces: {location}"
     stored = _keys(_s3(stack), "seamless-artifacts", f"mlflow/{path}/")
     assert f"mlflow/{path}/MLmodel" in stored, stored
     assert any(k.endswith("requirements.txt") for k in stored), stored
