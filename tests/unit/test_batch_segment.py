@@ -123,6 +123,8 @@ def test_readers_get_back_the_records_json_lines_held(tmp_path: Path) -> None:
     assert [list(r) for r in got[1:-1]] == [list(r) for r in want]  # field order too
     assert all(type(r["features"]["income"]) is float for r in got[1:-1])
     assert stats.records == 502 and stats.segments == 3 and not stats.corrupt_lines
+    (segment,) = tmp_path.glob("predictions-*.parquet")
+    assert segment.stat().st_mode & 0o777 == 0o600  # personal data: the owner's only
     # A request id reads one batch (or one request) only, from the segment's footer.
     assert list(read_log(tmp_path, "predictions", request_id=BATCH)) == want
     assert [r["score"] for r in read_log(tmp_path, "predictions", request_id="r-after")] == [0.75]
