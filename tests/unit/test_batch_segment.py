@@ -22,6 +22,8 @@ from components.batch.stage import log_records
 from components.common.config import SeamlessConfig
 from components.predictions.batch_segment import SegmentWriter, write_segment
 from components.predictions.files import AppendLog, read_records, segments
+from components.predictions.pg_copy import plan
+from components.predictions.postgres import COLUMNS, _row
 from components.predictions.reader import read_log
 from components.predictions.records import ReadStats
 from components.predictions.summary import summarize
@@ -142,6 +144,16 @@ def test_the_dashboard_summary_counts_a_batch_as_its_json_lines(tmp_path: Path) 
         columnar = summarize(tmp_path / "columns", model).to_dict()
         assert columnar == summarize(tmp_path / "lines", model).to_dict()
     assert columnar["records"] == 0 and summarize(tmp_path / "columns").records == 300
+
+
+def test_batch_scoring_records_take_postgresql_copy_path() -> None:
+    """Every column type batch scoring logs is one COPY carries (else row by row)."""
+    features, out = _scored(20)
+    batch = log_records(_config(), features, out, BATCH)
+    columns = COLUMNS["predictions"]
+    copy = plan(batch, "seamless_predictions", columns, _row(batch.constants, columns))
+    assert copy is not None and copy.csv.count(b"\n") == 20
+    assert "features" in copy.insert and "jsonb_build_object" in copy.insert
 
 
 def test_a_failed_write_leaves_nothing_visible(
