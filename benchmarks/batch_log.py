@@ -36,10 +36,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from components.batch.stage import log_records  # noqa: E402
-from components.common.config import SeamlessConfig  # noqa: E402
 from components.predictions.batch_segment import BatchRecords, write_segment  # noqa: E402
 from components.predictions.files import AppendLog  # noqa: E402
-from tests.helpers.configs import config_for, table  # noqa: E402
+from tests.helpers.configs import labels_only_config  # noqa: E402
 
 CHUNK = 20_000
 
@@ -69,18 +68,7 @@ def demo_frames(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def demo_batch(frames: tuple[pd.DataFrame, pd.DataFrame]) -> BatchRecords:
-    return log_records(_config(), *frames, "batch-bench")
-
-
-def _config() -> SeamlessConfig:
-    columns = {"customer_id": "int", "event_timestamp": "timestamp"}
-    labels = table(
-        {"kind": "file", "uri": "x.parquet"},
-        columns=columns,
-        entity_column="customer_id",
-        timestamp_column="event_timestamp",
-    )
-    return config_for({"labels": labels})
+    return log_records(labels_only_config(), *frames, "batch-bench")
 
 
 def chunked(records: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

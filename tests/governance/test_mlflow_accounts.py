@@ -39,6 +39,20 @@ require_module(
 )
 
 
+def auth_server_env(ini: Path) -> dict[str, str]:
+    """The environment of a basic-auth `mlflow server` with `ini` as its auth config and
+    ADMIN as its admin."""
+    return {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-0123456789",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+
+
 def _manifest_auth_flags() -> list[str]:
     """The Deployment's flags that decide who may do what: the auth app and workspaces
     (the rest, stores, TLS and hosts, are the cluster's)."""
@@ -68,15 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination", str(root / "artifacts"),
     ]  # fmt: skip
-    env = {
-        **os.environ,
-        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-0123456789",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
+    env = auth_server_env(ini)
     with http_daemon(cmd, root / "server.log", f"http://127.0.0.1:{port}/health",
                      timeout_s=180, group=True, env=env):  # fmt: skip
         yield f"http://127.0.0.1:{port}"

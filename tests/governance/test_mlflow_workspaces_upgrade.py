@@ -10,7 +10,6 @@ still creates, with new artifacts under `workspaces/default/`."""
 from __future__ import annotations
 
 import configparser
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from tests.governance.test_mlflow_accounts import (
     _client,
     _manifest_auth_flags,
     _refused,
+    auth_server_env,
 )
 from tests.helpers.postgres import PostgresServer, free_port, pg_server  # noqa: F401
 from tests.helpers.process import http_daemon
@@ -52,15 +52,7 @@ def _serve(pg: PostgresServer, root: Path, port: int, flags: list[str]) -> Itera
         "--backend-store-uri", pg.url("mlflow"),
         "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts",
     ]  # fmt: skip
-    env = {
-        **os.environ,
-        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-0123456789",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
+    env = auth_server_env(ini)
     log = root / f"server-{len(flags)}.log"
     with http_daemon(cmd, log, f"http://127.0.0.1:{port}/health",
                      timeout_s=180, group=True, env=env):  # fmt: skip

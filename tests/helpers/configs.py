@@ -48,3 +48,15 @@ def assert_one_sentence(message: str, *parts: str) -> None:
     assert "Traceback" not in message, message
     for part in parts:
         assert part in message, f"{part!r} not in: {message}"
+
+
+def labels_only_config() -> SeamlessConfig:
+    """A config whose one table is `labels` (customer_id, event_timestamp): what a batch
+    scoring run's records need and nothing more."""
+    labels = table(
+        {"kind": "file", "uri": "x.parquet"},
+        columns={"customer_id": "int", "event_timestamp": "timestamp"},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+    )
+    return config_for({"labels": labels})

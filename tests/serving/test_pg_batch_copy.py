@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from components.batch.stage import RECORD_FIELDS
 from components.predictions.batch_segment import BatchRecords
 from components.predictions.postgres import LogRefused, PgLog, read_pg_records, table_name
 from tests.helpers.postgres import PostgresServer, pg_server
@@ -14,20 +15,6 @@ from tests.serving.pg_control import fresh_database
 
 __all__ = ["pg_server"]
 pytestmark = [pytest.mark.serving, pytest.mark.postgres]
-
-ORDER = [
-    "ts",
-    "request_id",
-    "index",
-    "entity_id",
-    "route",
-    "model_name",
-    "model_version",
-    "features",
-    "score",
-    "decision",
-    "as_of",
-]
 
 
 def _batch(n: int, request_id: str, texts: list[str | None] | None = None) -> BatchRecords:
@@ -57,7 +44,7 @@ def _batch(n: int, request_id: str, texts: list[str | None] | None = None) -> Ba
         "model_name": "credit_risk",
         "model_version": "3",
     }
-    return BatchRecords(constants, columns, ORDER)
+    return BatchRecords(constants, columns, RECORD_FIELDS)
 
 
 def test_a_batch_reads_back_as_row_by_row_writes_it(pg_server: PostgresServer) -> None:

@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from components.batch.stage import log_records
-from components.common.config import SeamlessConfig
 from components.predictions.batch_segment import SegmentWriter, write_segment
 from components.predictions.files import AppendLog, read_records, segments
 from components.predictions.pg_copy import plan
@@ -27,20 +26,9 @@ from components.predictions.postgres import COLUMNS, _row
 from components.predictions.reader import read_log
 from components.predictions.records import ReadStats
 from components.predictions.summary import summarize
-from tests.helpers.configs import config_for, table
+from tests.helpers.configs import labels_only_config
 
 BATCH = "batch-0123"
-
-
-def _config() -> SeamlessConfig:
-    columns = {"customer_id": "int", "event_timestamp": "timestamp"}
-    labels = table(
-        {"kind": "file", "uri": "x.parquet"},
-        columns=columns,
-        entity_column="customer_id",
-        timestamp_column="event_timestamp",
-    )
-    return config_for({"labels": labels})
 
 
 def _scored(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -104,7 +92,7 @@ def _as_json_lines_held_them(
 
 def test_readers_get_back_the_records_json_lines_held(tmp_path: Path) -> None:
     features, out = _scored(500)
-    batch = log_records(_config(), features, out, BATCH)
+    batch = log_records(labels_only_config(), features, out, BATCH)
     ts = batch.constants["ts"]
     assert datetime.fromisoformat(ts).tzinfo == UTC
     want = _as_json_lines_held_them(features, out, ts)
@@ -134,7 +122,7 @@ def test_readers_get_back_the_records_json_lines_held(tmp_path: Path) -> None:
 
 def test_the_dashboard_summary_counts_a_batch_as_its_json_lines(tmp_path: Path) -> None:
     features, out = _scored(300)
-    batch = log_records(_config(), features, out, BATCH)
+    batch = log_records(labels_only_config(), features, out, BATCH)
     SegmentWriter(tmp_path / "columns", "predictions").append_batch(batch)
     lines = AppendLog(tmp_path / "lines", "predictions")
     lines.open()
@@ -149,7 +137,7 @@ def test_the_dashboard_summary_counts_a_batch_as_its_json_lines(tmp_path: Path) 
 def test_batch_scoring_records_take_postgresql_copy_path() -> None:
     """Every column type batch scoring logs is one COPY carries (else row by row)."""
     features, out = _scored(20)
-    batch = log_records(_config(), features, out, BATCH)
+    batch = log_records(labels_only_config(), features, out, BATCH)
     columns = COLUMNS["predictions"]
     copy = plan(batch, "seamless_predictions", columns, _row(batch.constants, columns))
     assert copy is not None and copy.csv.count(b"\n") == 20
@@ -160,7 +148,7 @@ def test_a_failed_write_leaves_nothing_visible(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     features, out = _scored(50)
-    batch = log_records(_config(), features, out, BATCH)
+    batch = log_records(labels_only_config(), features, out, BATCH)
 
     def half_then_fail(table: Any, where: Any, **_: Any) -> None:
         where.write(b"PAR1" + b"\0" * 1000)
@@ -174,7 +162,9 @@ def test_a_failed_write_leaves_nothing_visible(
 
 def test_a_damaged_segment_is_reported_not_read(tmp_path: Path) -> None:
     features, out = _scored(50)
-    path = write_segment(tmp_path, "predictions", log_records(_config(), features, out, BATCH))
+    path = write_segment(
+        tmp_path, "predictions", log_records(labels_only_config(), features, out, BATCH)
+    )
     path.write_bytes(path.read_bytes()[:-200])
     stats = ReadStats()
     assert list(read_records(tmp_path, "predictions", stats)) == []
@@ -184,7 +174,7 @@ def test_a_damaged_segment_is_reported_not_read(tmp_path: Path) -> None:
 
 def _write_forever(directory: str) -> None:
     features, out = _scored(50_000)
-    batch = log_records(_config(), features, out, BATCH)
+    batch = log_records(labels_only_config(), features, out, BATCH)
     while True:
         write_segment(Path(directory), "predictions", batch)
 
