@@ -36,8 +36,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from components.batch.stage import log_records  # noqa: E402
-from components.predictions.batch_segment import BatchRecords, write_segment  # noqa: E402
+from components.predictions.batch_segment import write_segment  # noqa: E402
 from components.predictions.files import AppendLog  # noqa: E402
+from components.predictions.records import BatchRecords  # noqa: E402
 from tests.helpers.configs import labels_only_config  # noqa: E402
 
 CHUNK = 20_000

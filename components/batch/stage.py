@@ -24,8 +24,7 @@ from components.common.model_input import model_input
 from components.common.storage import EPHEMERAL_DISK_ENV, is_remote, write_bytes
 from components.common.tables import content_hash
 from components.features.features import PhaseTimer
-from components.predictions.batch_segment import BatchRecords
-from components.predictions.records import PREDICTIONS, BatchLog
+from components.predictions.records import PREDICTIONS, BatchLog, BatchRecords
 
 ROUTE = "batch"
 RECORD_FIELDS = [

@@ -54,7 +54,9 @@ class ColumnarOutputNode(LocalOutputNode):
         for batch in batches:
             rows = store_rows(batch, view, join_keys, config.entity_key_serialization_version)
             if rows is None:
-                return super().execute(context)  # nothing written yet: Feast's node, whole
+                # Feast's node, whole: it rewrites any batch written here with the same
+                # rows (an upsert), and says itself what it cannot convert.
+                return super().execute(context)
             store.write_rows(config, view, rows, in_key_order=True)
         output = ArrowTableValue(data=table)
         context.node_outputs[self.name] = output

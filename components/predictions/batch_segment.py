@@ -21,47 +21,17 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.common.durable import PRIVATE_FILE, fsync_dir, private_dir
+from components.predictions.records import READ_BATCH_ROWS, BatchRecords, ReadStats, batch_records
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from components.predictions.records import ReadStats
+    pass
 
 SUFFIX = ".parquet"
 METADATA_KEY = b"seamless.log"
-READ_BATCH_ROWS = 65_536
-
-
-@dataclass
-class BatchRecords:
-    """Records of one batch: `constants` are the fields equal in every record, `columns`
-    the others (one row per record), `order` the fields of a record in writing order."""
-
-    constants: dict[str, Any]
-    columns: pa.Table
-    order: list[str]
-
-    def __len__(self) -> int:
-        return int(self.columns.num_rows)
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        """The records as dicts, in order (what a reader gets back)."""
-        for batch in self.columns.to_batches(READ_BATCH_ROWS):
-            yield from _records(batch, self.constants, self.order)
-
-
-def _records(
-    batch: pa.RecordBatch, constants: dict[str, Any], order: list[str]
-) -> Iterator[dict[str, Any]]:
-    values = {name: batch.column(name).to_pylist() for name in batch.schema.names}
-    getters = [(f, values.get(f), constants.get(f)) for f in order]
-    for i in range(batch.num_rows):
-        yield {f: (const if column is None else column[i]) for f, column, const in getters}
 
 
 def write_segment(directory: Path, prefix: str, batch: BatchRecords) -> Path:
@@ -136,7 +106,7 @@ def read_segment(
             return
         batches = pq.ParquetFile(path).iter_batches(READ_BATCH_ROWS)
         for batch in batches:
-            for record in _records(batch, constants, order):
+            for record in batch_records(batch, constants, order):
                 if request_id is None or record.get("request_id") == request_id:
                     stats.records += 1
                     yield record

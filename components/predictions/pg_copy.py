@@ -15,14 +15,18 @@ writes row by row): floats, integers, booleans and text, `features` a struct of 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from components.predictions.batch_segment import BatchRecords
-    from components.predictions.postgres import Column
+    from components.predictions.records import BatchRecords
+
+Column = tuple[str, str, str, Callable[[Any], bool]]
+"""A log table's column: (record field, SQL column, SQL type, whether a value fits it);
+`postgres.COLUMNS` lists them in the order serving writes the fields."""
 
 STAGE = "seamless_batch_stage"
 MAX_PAIRS = 50

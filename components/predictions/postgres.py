@@ -35,17 +35,17 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from components.common.connect import first_connection
 from components.common.errors import SeamlessError
+from components.predictions.pg_copy import Column, copy_batch, plan
 
 if TYPE_CHECKING:
-    from components.predictions.batch_segment import BatchRecords
-    from components.predictions.records import ReadStats
+    from components.predictions.records import BatchRecords, ReadStats
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,8 @@ def _is_jsonb(v: Any) -> bool:
     return "\\u0000" not in json.dumps(v, allow_nan=False)
 
 
-# (record field, column, SQL type, fits), in the order serving writes the fields, which
-# is the order they read back in.
-Column = tuple[str, str, str, Callable[[Any], bool]]
+# Each table's columns in the order serving writes the fields, which is the order they
+# read back in.
 _TS: Column = ("ts", "ts", "timestamptz", _is_canonical_ts)
 _REQUEST: Column = ("request_id", "request_id", "text", _is_text)
 _INDEX: Column = ("index", "idx", "bigint", _is_bigint)
@@ -361,8 +360,6 @@ class PgLog:
         them committed, or none (LogUnavailable / LogRefused). Row by row, like
         `append`, when a column's type or a value does not suit COPY."""
         import psycopg2
-
-        from components.predictions.pg_copy import copy_batch, plan
 
         if not len(batch):
             return

@@ -9,14 +9,17 @@ local) and PostgreSQL tables (`postgres.py`, the cluster, behind `spool.py`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from components.predictions.batch_segment import BatchRecords
+    import pyarrow as pa
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
+READ_BATCH_ROWS = 65_536
+"""Rows a batch of records is read (and a batch segment's row group written) in."""
 
 
 def jsonable(value: Any) -> Any:
@@ -74,3 +77,32 @@ class BatchLog(Protocol):
         it visible to readers."""
 
     def close(self) -> None: ...
+
+
+@dataclass
+class BatchRecords:
+    """Records of one batch run (batch scoring): `constants` are the fields equal in
+    every record, `columns` the others (one row per record), `order` the fields of a
+    record in writing order. Backends store it whole (`batch_segment.py`, `pg_copy.py`)."""
+
+    constants: dict[str, Any]
+    columns: pa.Table
+    order: list[str]
+
+    def __len__(self) -> int:
+        return int(self.columns.num_rows)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The records as dicts, in order (what a reader gets back)."""
+        for batch in self.columns.to_batches(READ_BATCH_ROWS):
+            yield from batch_records(batch, self.constants, self.order)
+
+
+def batch_records(
+    batch: pa.RecordBatch, constants: dict[str, Any], order: list[str]
+) -> Iterator[dict[str, Any]]:
+    """A batch's rows as record dicts: each field from its column, or its constant."""
+    values = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+    getters = [(f, values.get(f), constants.get(f)) for f in order]
+    for i in range(batch.num_rows):
+        yield {f: (const if column is None else column[i]) for f, column, const in getters}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from fastapi.testclient import TestClient
@@ -199,14 +200,17 @@ def test_training_ran_on_pseudonyms_and_says_so(world: dict[str, Any]) -> None:
 
 
 def _stored(folder: Path) -> list[dict[str, Any]]:
-    """Every record in the files under `folder`, as stored (read here, not by the log)."""
-    return [
-        json.loads(line)
-        for f in sorted(folder.rglob("*"))
-        if f.is_file()
-        for line in f.read_text().splitlines()
-        if line.strip()
-    ]
+    """Every record in the files under `folder`, as stored (read here, not by the log):
+    JSON lines, and batch segments' rows (Parquet) with the fields stored once."""
+    records: list[dict[str, Any]] = []
+    for f in sorted(folder.rglob("*")):
+        if f.suffix == ".parquet":
+            table = pq.read_table(f)
+            meta = json.loads((table.schema.metadata or {})[b"seamless.log"])
+            records += [{**meta["constants"], **row} for row in table.to_pylist()]
+        elif f.is_file():
+            records += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return records
 
 
 def test_serving_takes_raw_ids_and_logs_only_pseudonyms(world: dict[str, Any]) -> None:
@@ -232,6 +236,8 @@ def test_batch_scoring_writes_and_logs_pseudonyms(world: dict[str, Any]) -> None
     assert scores["customer_id"].tolist() == [p.of_int(v) for v in world["raw"]["ids"][:BATCH]]
     assert world["batch"].rows == BATCH
     assert world["batch"].rows_without_any_feature < BATCH
+    logged = [r for r in _stored(world["ws"] / "predictions") if r.get("route") == "batch"]
+    assert [r["entity_id"] for r in logged] == scores["customer_id"].tolist()
 
 
 def test_lineage_and_audit_record_the_transforms(world: dict[str, Any]) -> None:

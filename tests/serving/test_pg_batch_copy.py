@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from components.batch.stage import RECORD_FIELDS
-from components.predictions.batch_segment import BatchRecords
 from components.predictions.postgres import LogRefused, PgLog, read_pg_records, table_name
+from components.predictions.records import BatchRecords
 from tests.helpers.postgres import PostgresServer, pg_server
 from tests.serving.pg_control import fresh_database
 
