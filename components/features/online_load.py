@@ -22,12 +22,14 @@ from feast.infra.compute_engines.local.compute import LocalComputeEngine
 from feast.infra.compute_engines.local.feature_builder import LocalFeatureBuilder
 from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.compute_engines.local.nodes import LocalOutputNode
-from feast.infra.online_stores.sqlite import SqliteOnlineStore
-from feast.infra.passthrough_provider import PassthroughProvider
 from feast.infra.registry.base_registry import BaseRegistry
 
 from components.features.arrow_rows import store_rows
-from components.features.sqlite_writer import BatchedSqliteOnlineStore
+from components.features.sqlite_writer import (
+    BatchedSqliteOnlineStore,
+    feast_only_columns,
+    unbuilt_plain_sqlite,
+)
 
 
 class ColumnarOutputNode(LocalOutputNode):
@@ -41,8 +43,7 @@ class ColumnarOutputNode(LocalOutputNode):
             not isinstance(store, BatchedSqliteOnlineStore)
             or not view.online
             or view.offline
-            or config.online_store.vector_enabled
-            or getattr(config.online_store, "enable_openai_compatible_store", False)
+            or feast_only_columns(config)
         ):
             return super().execute(context)
         table = self.get_single_table(context).data
@@ -94,12 +95,8 @@ def use_columnar_load(store: FeatureStore) -> bool:
     """Make `store`'s materialization load Feast's plain SQLite online store through
     `ColumnarLocalComputeEngine` and the batched writer; True when it does. Must run
     before the store's first materialization (Feast builds its engine once)."""
-    provider = store._get_provider()
-    if not isinstance(provider, PassthroughProvider) or provider._batch_engine is not None:
-        return False
-    if store.config.batch_engine_config != "local":
-        return False
-    if type(provider.online_store) is not SqliteOnlineStore:
+    provider = unbuilt_plain_sqlite(store)
+    if provider is None or store.config.batch_engine_config != "local":
         return False
     writer = BatchedSqliteOnlineStore()
     provider._online_store = writer  # type: ignore[assignment]

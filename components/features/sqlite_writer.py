@@ -46,16 +46,53 @@ def _epoch(ts: datetime | None) -> int | None:
     return None if ts is None else adapt_datetime_epoch(to_naive_utc(ts))
 
 
+def entity_rows(
+    key: bytes, values: dict[str, ValueProto], event_ts: datetime, created_ts: datetime | None
+) -> list[StoreRow]:
+    """One entity's rows (its serialized key given) as Feast's SQLite store writes them."""
+    event, created = _epoch(event_ts), _epoch(created_ts)
+    rows: list[StoreRow] = []
+    for name, value in values.items():
+        text, _ = extract_text_and_num(value, False)
+        rows.append((key, name, value.SerializeToString(), text, event, created))
+    return rows
+
+
 def rows_from_protos(data: list[Row], version: int) -> list[StoreRow]:
     """Feast's converted rows as its SQLite store writes them, through Feast's helpers."""
     rows: list[StoreRow] = []
     for entity_key, values, event_ts, created_ts in data:
         key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
-        event, created = _epoch(event_ts), _epoch(created_ts)
-        for name, value in values.items():
-            text, _ = extract_text_and_num(value, False)
-            rows.append((key, name, value.SerializeToString(), text, event, created))
+        rows.extend(entity_rows(key, values, event_ts, created_ts))
     return rows
+
+
+def upsert_sql(table: str) -> str:
+    """The upsert of one row of a view table, Feast's columns in Feast's order."""
+    return (
+        f"INSERT INTO {_quote(table)} "
+        "(entity_key, feature_name, value, value_text, event_ts, created_ts) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
+        "value = excluded.value, value_text = excluded.value_text, "
+        "event_ts = excluded.event_ts, created_ts = excluded.created_ts"
+    )
+
+
+def feast_only_columns(config: RepoConfig) -> bool:
+    """The online store fills vector or OpenAI-compatible columns, which only Feast's
+    own SQLite writer knows how to write."""
+    store = config.online_store
+    return bool(store.vector_enabled or getattr(store, "enable_openai_compatible_store", False))
+
+
+def unbuilt_plain_sqlite(store: FeatureStore) -> PassthroughProvider | None:
+    """`store`'s provider when its online store is Feast's plain SQLite store and Feast
+    has not built its compute engine yet (it builds it once, with the online store it has
+    then): the moment a materialization writer can still be swapped in."""
+    provider = store._get_provider()
+    if not isinstance(provider, PassthroughProvider) or provider._batch_engine is not None:
+        return None
+    return provider if type(provider.online_store) is SqliteOnlineStore else None
 
 
 class BatchedSqliteOnlineStore(SqliteOnlineStore):
@@ -68,10 +105,7 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
         data: list[Row],
         progress: Callable[[int], Any] | None,
     ) -> None:
-        store_config = config.online_store
-        if store_config.vector_enabled or getattr(
-            store_config, "enable_openai_compatible_store", False
-        ):
+        if feast_only_columns(config):
             super().online_write_batch(config, table, data, progress)
             return
         self.write_rows(
@@ -95,27 +129,17 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
         name = compute_table_id(
             config.project, table, config.registry.enable_online_feature_view_versioning
         )
-        upsert = (
-            f"INSERT INTO {_quote(name)} "
-            "(entity_key, feature_name, value, value_text, event_ts, created_ts) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
-            "value = excluded.value, value_text = excluded.value_text, "
-            "event_ts = excluded.event_ts, created_ts = excluded.created_ts"
-        )
         conn = self._get_conn(config)
         with conn:
-            conn.executemany(upsert, rows)
+            conn.executemany(upsert_sql(name), rows)
 
 
 def use_batched_writer(store: FeatureStore) -> bool:
     """Make `store`'s materialization write through `BatchedSqliteOnlineStore` when its
     online store is Feast's plain SQLite store; True when it does. Must run before the
-    store's first materialization (Feast builds its compute engine with the online store
-    it has then)."""
-    provider = store._get_provider()
-    if not isinstance(provider, PassthroughProvider) or provider._batch_engine is not None:
-        return False
-    if type(provider.online_store) is not SqliteOnlineStore:
+    store's first materialization (`unbuilt_plain_sqlite`)."""
+    provider = unbuilt_plain_sqlite(store)
+    if provider is None:
         return False
     provider._online_store = BatchedSqliteOnlineStore()  # type: ignore[assignment]
     return True

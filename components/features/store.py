@@ -237,7 +237,8 @@ def materialize_windows(store: FeatureStore, windows: OnlineWindows) -> None:
     from components.features.online_load import use_columnar_load
     from components.features.sqlite_writer import use_batched_writer
 
-    use_columnar_load(store) or use_batched_writer(store)
+    if not use_columnar_load(store):  # another engine: the batched writer, if SQLite
+        use_batched_writer(store)
     for name, (start, end) in windows.items():
         store.materialize(start_date=start, end_date=end, feature_views=[name])
 

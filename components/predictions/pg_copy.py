@@ -99,28 +99,30 @@ def plan(
     arrays: list[pa.Array] = []
     by_field: dict[str, tuple[str, str]] = {}  # record field -> (stage column, SQL type)
     struct_fields: dict[str, list[tuple[str, str, str]]] = {}  # field -> [(key, col, type)]
+
+    def staged(col: str, array: pa.Array) -> str | None:
+        """Add `array` to the stage table as `col`; its SQL type (None: not COPY's)."""
+        sql = _sql_type(array.type)
+        if sql is not None:
+            stage.append((col, sql))
+            arrays.append(_plain(array))
+        return sql
+
     for i, name in enumerate(data.column_names):
         array = data.column(name).combine_chunks()
         if t.is_struct(array.type):
             keys = []
             for j in range(array.type.num_fields):
-                child = array.field(j)
-                sql = _sql_type(child.type)
+                sql = staged(f"c{i}_{j}", array.field(j))
                 if sql is None:
                     return None
-                col = f"c{i}_{j}"
-                stage.append((col, sql))
-                arrays.append(_plain(child))
-                keys.append((array.type.field(j).name, col, sql))
+                keys.append((array.type.field(j).name, f"c{i}_{j}", sql))
             struct_fields[name] = keys
             continue
-        sql = _sql_type(array.type)
+        sql = staged(f"c{i}", array)
         if sql is None:
             return None
-        col = f"c{i}"
-        stage.append((col, sql))
-        arrays.append(_plain(array))
-        by_field[name] = (col, sql)
+        by_field[name] = (f"c{i}", sql)
 
     params: list[Any] = []
     values: list[str] = []

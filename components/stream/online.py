@@ -56,7 +56,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError
 
-from components.features.sqlite_writer import BatchedSqliteOnlineStore
+from components.features.sqlite_writer import BatchedSqliteOnlineStore, feast_only_columns
 from components.stream.online_sqlite import NewerOnlySqliteOnlineStore
 
 log = logging.getLogger(__name__)
@@ -180,9 +180,8 @@ def guard_writes(store: FeatureStore) -> bool:
     if not isinstance(provider, PassthroughProvider):
         return False
     current = provider.online_store
-    config = store.config.online_store
     if type(current) in (SqliteOnlineStore, BatchedSqliteOnlineStore):
-        if config.vector_enabled or getattr(config, "enable_openai_compatible_store", False):
+        if feast_only_columns(store.config):
             return False
         provider._online_store = NewerOnlySqliteOnlineStore()  # type: ignore[assignment]
         return True

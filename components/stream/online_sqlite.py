@@ -43,14 +43,14 @@ from typing import Any
 
 from feast.feature_view import FeatureView
 from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.helpers import compute_table_id, extract_text_and_num
+from feast.infra.online_stores.helpers import compute_table_id
 from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
 from feast.utils import make_tzaware
 
-from components.features.sqlite_writer import _epoch, _quote
+from components.features.sqlite_writer import _epoch, _quote, entity_rows, upsert_sql
 
 Row = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
 
@@ -177,20 +177,12 @@ class NewerOnlySqliteOnlineStore(SqliteOnlineStore):
         winners: dict[bytes, tuple[dict[str, ValueProto], datetime, datetime | None]],
     ) -> None:
         """Upsert the winners' rows as Feast writes them, then their side rows."""
-        rows = []
-        for key, (values, event_ts, created_ts) in sorted(winners.items()):
-            for feature, value in values.items():
-                text, _ = extract_text_and_num(value, False)
-                rows.append((key, feature, value.SerializeToString(), text,
-                             _epoch(event_ts), _epoch(created_ts)))  # fmt: skip
-        conn.executemany(
-            f"INSERT INTO {_quote(table)} "
-            "(entity_key, feature_name, value, value_text, event_ts, created_ts) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
-            "value = excluded.value, value_text = excluded.value_text, "
-            "event_ts = excluded.event_ts, created_ts = excluded.created_ts",
-            rows,
-        )
+        rows = [
+            row
+            for key, (values, event_ts, created_ts) in sorted(winners.items())
+            for row in entity_rows(key, values, event_ts, created_ts)
+        ]
+        conn.executemany(upsert_sql(table), rows)
         if not winners:
             return
         conn.execute(_CREATE_SIDE)
