@@ -8,6 +8,8 @@ is counted once. Real redis-server, real Feast repos, real consumers in threads.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,29 @@ def stuck_before_writes(c: Consumer) -> tuple[threading.Event, threading.Event]:
     return paused, resume
 
 
+@contextmanager
+def a_stuck_and_b(
+    repo: Path, config: SeamlessConfig, client: Any, stream: str
+) -> Iterator[tuple[Consumer, Consumer, list[Any], list[Any]]]:
+    """(a, b, entries, result): consumer `a` read `entries` and is stuck before its
+    writes; `b` takes entries over at once. On exit `a` resumes and its outcome lands in
+    `result`."""
+    a = consumer(repo, config, client, stream, "pod-a", batch=1)
+    b = consumer(repo, config, client, stream, "pod-b", claim_idle_ms=0)
+    ensure_group(client, a.s)
+    entries = a._new(100)
+    paused, resume = stuck_before_writes(a)
+    result: list[Any] = []
+    stuck = threading.Thread(target=lambda: result.append(a.handle(entries, redelivered=False)))
+    stuck.start()
+    try:
+        assert paused.wait(timeout=60)
+        yield a, b, entries, result
+    finally:
+        resume.set()
+        stuck.join(timeout=60)
+
+
 def test_a_stuck_consumer_resuming_does_not_replace_a_newer_value(
     repo: Path, stream_config: SeamlessConfig, client: Any
 ) -> None:
@@ -64,17 +89,8 @@ def test_a_stuck_consumer_resuming_does_not_replace_a_newer_value(
     entity = 61
     client.delete(stream)
     client.xadd(stream, encode(event("stuck-old", entity, ago(30), score=1.0, tier="o")))
-    a = consumer(repo, stream_config, client, stream, "pod-a", batch=1)
-    b = consumer(repo, stream_config, client, stream, "pod-b", claim_idle_ms=0)
-    ensure_group(client, a.s)
-    entries = a._new(100)
-    assert len(entries) == 1
-    paused, resume = stuck_before_writes(a)
-    result: list[Any] = []
-    stuck = threading.Thread(target=lambda: result.append(a.handle(entries, redelivered=False)))
-    stuck.start()
-    try:
-        assert paused.wait(timeout=60)
+    with a_stuck_and_b(repo, stream_config, client, stream) as (a, b, entries, result):
+        assert len(entries) == 1
         assert client.get(a.s.seen_key("stuck-old")) == entries[0][0]  # a holds the claim
         # b takes the entry over (it owns the same claim: same stream id) and writes it,
         taken = b.poll()
@@ -84,9 +100,6 @@ def test_a_stuck_consumer_resuming_does_not_replace_a_newer_value(
         newer = b.poll()
         assert newer.written == 1, newer.summary()
         assert online_features(repo, stream_config, [entity])["score"].tolist() == [2.0]
-    finally:
-        resume.set()
-        stuck.join(timeout=60)
     (late,) = result
     assert late.events == 0, late.summary()  # b acknowledged it first: b's outcome
     online = online_features(repo, stream_config, [entity])
@@ -253,21 +266,9 @@ def test_a_malformed_entry_taken_over_from_a_stuck_consumer_is_dead_lettered_onc
     stream = "s:stuck-malformed"
     client.delete(stream, f"{stream}:dead")
     client.xadd(stream, {"event": "{not json"})
-    a = consumer(redis_repo, stream_config, client, stream, "pod-a", batch=1)
-    b = consumer(redis_repo, stream_config, client, stream, "pod-b", claim_idle_ms=0)
-    ensure_group(client, a.s)
-    entries = a._new(100)
-    paused, resume = stuck_before_writes(a)
-    result: list[Any] = []
-    stuck = threading.Thread(target=lambda: result.append(a.handle(entries, redelivered=False)))
-    stuck.start()
-    try:
-        assert paused.wait(timeout=60)
+    with a_stuck_and_b(redis_repo, stream_config, client, stream) as (a, b, entries, result):
         taken = b.poll()
         assert (taken.malformed, taken.redelivered) == (1, 1), taken.summary()
-    finally:
-        resume.set()
-        stuck.join(timeout=60)
     (late,) = result
     assert late.events == 0, late.summary()
     letters = client.xrange(a.s.dead_letter)
