@@ -21,7 +21,7 @@ from components.features.store import open_store
 from components.stream.consumer import Consumer, StreamSettings
 from components.stream.events import encode
 from components.stream.online import NewerOnlyRedisOnlineStore
-from tests.stream.redis_cluster import redis_cluster
+from tests.stream.redis_cluster import Cluster, move_slot, redis_cluster
 from tests.stream.world import build_repo, event
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
@@ -30,7 +30,7 @@ ENTITIES = list(range(101, 125))  # their keys fall in all three masters' slot r
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[list[int]]:
+def cluster() -> Iterator[Cluster]:
     with redis_cluster() as ports:
         yield ports
 
@@ -117,29 +117,6 @@ def test_a_consumer_refuses_a_stream_on_a_redis_cluster(
         assert str(refused.value).count(". ") == 0  # one sentence
     finally:
         on_cluster.close()
-
-
-def move_slot(ports: list[int], key: bytes, src: int) -> int:
-    """Migrate `key`'s slot (and its keys) from the master on port `src` to another
-    master, as a resharding does; returns the new master's port."""
-    import redis as redis_py
-    from redis.crc import key_slot
-
-    nodes = {p: redis_py.Redis(host="127.0.0.1", port=p) for p in ports}
-    try:
-        dst = next(p for p in ports if p != src)
-        ids = {p: nodes[p].execute_command("CLUSTER", "MYID").decode() for p in (src, dst)}
-        slot = key_slot(key)
-        nodes[dst].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])
-        nodes[src].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
-        keys = nodes[src].execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
-        nodes[src].execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
-        for node in nodes.values():
-            node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
-        return dst
-    finally:
-        for node in nodes.values():
-            node.close()
 
 
 def test_a_write_follows_a_slot_moved_since_the_writer_mapped_it(
