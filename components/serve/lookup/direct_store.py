@@ -1,4 +1,4 @@
-"""Direct reads of Feast's online store (SQLite, Redis), keyed exactly as Feast writes.
+"""Direct reads of Feast's online store (SQLite, Redis, Redis Cluster), keyed as Feast writes.
 
 `FeatureStore.get_online_features` costs about a millisecond of Python per call (request
 context, protobuf response, Arrow/pandas frame) for what is one indexed read. These
@@ -294,7 +294,10 @@ class RedisReader:
     """Reads Feast's Redis online store. Feast keeps every view of an entity in one hash
     (key: entity key + project), so an entity is one HMGET of all the service's fields;
     a batch is one pipelined round trip. `read` goes through redis-py (worker threads);
-    `read_async`, when an `AsyncRedis` is given, on the event loop (resp.py)."""
+    `read_async`, when an `AsyncRedis` is given, on the event loop (resp.py). On a Redis
+    Cluster `client` is redis-py's `RedisCluster`: one HMGET goes to its key's master, a
+    batch is one pipeline per master, and a MOVED or ASK reply is followed by redis-py
+    (there is no `AsyncRedis` for a cluster)."""
 
     def __init__(self, p: Plan, client: Any, aclient: AsyncRedis | None = None) -> None:
         from feast.infra.online_stores.helpers import _mmh3
@@ -335,7 +338,8 @@ class RedisReader:
         return out
 
     def close(self) -> None:
-        """redis-py's client belongs to Feast's store object; ours is closed here."""
+        """Closes the asyncio client; redis-py's is left to the garbage collector (a read
+        in a worker thread may still be using it)."""
         if self.aclient is not None:
             self.aclient.close_threadsafe()
 

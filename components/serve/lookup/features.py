@@ -4,6 +4,9 @@ Feast answers an entity it does not know with nulls, not an error, so a row whos
 features are all null is reported as unknown. Requests read through `direct_store`
 (the SQLite or Redis online store read directly, keyed as Feast writes it) when the
 feature service allows it; the Feast SDK serves otherwise and for `fetch` (frames).
+A Redis Cluster is read directly too, through redis-py's cluster client as Feast builds
+it (keys hashed to their slot's master, MOVED/ASK followed), in worker threads: the
+event loop's client (resp.py) speaks to one plain Redis only. `read_path` says which.
 The SQLite online store keeps its connection open: a moved or deleted database file
 would go unnoticed (reads keep hitting the old inode) or, on reconnect, be silently
 re-created empty. So the file is checked before a lookup, at most every
@@ -54,7 +57,8 @@ class OnlineFeatures:
         self._checked_at = float("-inf")  # time.monotonic() of the last file check
         self._reader: Any = None
         self.read_path = "not opened"
-        """`sqlite`/`redis` (direct reads) or `feast-sdk (why)`; for /readyz."""
+        """`sqlite`/`redis`/`redis-cluster`/`redis-sentinel` (direct reads) or
+        `feast-sdk (why)`; for /readyz."""
 
     def _open(self) -> tuple[Any, Any]:
         """The cached FeatureStore and service, (re)opened when needed."""
@@ -112,6 +116,7 @@ class OnlineFeatures:
             elif p is not None and kind == "redis":
                 online = store.config.online_store
                 reader = direct_store.RedisReader(p, _redis_client(online), _async_redis(online))
+                kind = _redis_kind(online)
             else:
                 reader, why = None, why or f"online store type {kind!r}"
         except Exception as exc:  # the SDK still serves: slower, never wrong
@@ -119,6 +124,8 @@ class OnlineFeatures:
         self.read_path = kind if reader is not None else f"feast-sdk ({why})"
         if reader is None:
             log.info("Online features through the Feast SDK: %s.", why)
+        else:
+            log.info("Online features read directly: %s.", kind)
         return reader
 
     def _stat_sqlite(self) -> tuple[int, int]:
@@ -258,6 +265,17 @@ def _redis_client(online: Any) -> Any:
     nodes, kwargs = RedisOnlineStore._parse_connection_string(online.connection_string)
     kwargs.setdefault("retry", None)
     return Redis(host=nodes[0]["host"], port=nodes[0]["port"], **kwargs)
+
+
+def _redis_kind(online: Any) -> str:
+    """`read_path` of a direct Redis read: `redis`, or `redis-cluster` / `redis-sentinel`
+    (redis-py's client for those, as Feast builds it, in worker threads)."""
+    from feast.infra.online_stores.redis import RedisType
+
+    return {
+        RedisType.redis_cluster: "redis-cluster",
+        RedisType.redis_sentinel: "redis-sentinel",
+    }.get(online.redis_type, "redis")
 
 
 def _async_redis(online: Any) -> AsyncRedis | None:
