@@ -17,12 +17,18 @@ types, non-negative event times read in a UTC local zone. Any other column is co
 by Feast's own `python_values_to_proto_values`, so a type this module does not know
 is still written as Feast writes it; a view this module cannot key returns None and
 the caller hands the batch to Feast whole.
+
+`BatchRows.side` gives the batch's rows of the stream consumer's side table of precise
+times (components/features/sqlite_writer.py), column-wise too: each entity's event time
+in microseconds and the digest of its rows. The writer asks for them only where that
+table exists.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,7 +41,15 @@ from feast.type_map import python_values_to_proto_values
 from feast.utils import _coerce_datetime
 from feast.value_type import ValueType
 
-from components.features.sqlite_writer import StoreRow, _epoch
+from components.features.sqlite_writer import (
+    DIGEST_HEAD,
+    SideRow,
+    StoreRow,
+    _epoch,
+    digest,
+    micros,
+    name_part,
+)
 
 # Field tags of Feast's `Value` message (field number << 3 | wire type).
 _TAG_INT64 = 0x20  # int64_val = 4, varint
@@ -50,6 +64,46 @@ def store_rows(
 ) -> list[StoreRow] | None:
     """The batch's rows for `BatchedSqliteOnlineStore.write_rows`, or None when its key,
     or its event times, are of a kind only Feast's conversion handles."""
+    built = batch_rows(batch, view, join_keys, version)
+    return None if built is None else built.rows
+
+
+@dataclass
+class BatchRows:
+    """A batch's rows, sorted by primary key, and what its side rows are made of."""
+
+    rows: list[StoreRow]
+    batch: pa.RecordBatch
+    view: FeatureView
+    keys: list[bytes]  # per batch row
+    events: Sequence[int]  # per batch row, epoch seconds as stored
+    columns: dict[str, list[bytes]]  # feature name -> each batch row's value
+
+    def side(self, table: str) -> list[SideRow]:
+        """The batch's entities' side rows (of a key twice in the batch, the later),
+        column by column: the digest's heads for all rows at once with NumPy, then one
+        hash per entity over its names, heads and values (sqlite_writer.rows_digest)."""
+        assert self.view.batch_source is not None
+        names = sorted(self.columns)
+        n, width = len(self.keys), DIGEST_HEAD.size * len(names)
+        heads = np.empty((n, len(names), 2), dtype="<i8")
+        for j, name in enumerate(names):
+            heads[:, j, 0] = np.fromiter(map(len, self.columns[name]), np.int64, n)
+        heads[:, :, 1] = np.asarray(self.events, dtype=np.int64)[:, None]
+        raw = heads.tobytes()
+        prefix = name_part(names)
+        times = _micros(self.batch.column(self.view.batch_source.timestamp_field))
+        values = zip(*(self.columns[name] for name in names), strict=True)
+        side: dict[bytes, SideRow] = {}
+        for i, (key, us, row) in enumerate(zip(self.keys, times, values, strict=True)):
+            side[key] = (table, key, us, digest(prefix, raw[i * width : (i + 1) * width], row))
+        return list(side.values())
+
+
+def batch_rows(
+    batch: pa.RecordBatch, view: FeatureView, join_keys: dict[str, ValueType], version: int
+) -> BatchRows | None:
+    """`store_rows`, with what the side rows need kept (None as there)."""
     if len(join_keys) != 1 or version < 3 or view.batch_source is None:
         return None
     ((key_name, key_type),) = join_keys.items()
@@ -76,7 +130,8 @@ def store_rows(
         for i in order
         for name in names
     ]
-    return rows
+    values = {name: column[0] for name, column in columns.items()}
+    return BatchRows(rows, batch, view, keys, events, values)
 
 
 def column_values(column: pa.Array, value_type: ValueType) -> tuple[list[bytes], list[str | None]]:
@@ -216,3 +271,15 @@ def _epochs(column: pa.Array) -> list[int] | None:
         if not len(seconds) or seconds.min() >= 0:
             return seconds.tolist()  # type: ignore[no-any-return]
     return [_epoch(_coerce_datetime(t)) for t in times]  # type: ignore[misc]
+
+
+def _micros(column: pa.Array) -> list[int]:
+    """Each time in microseconds since the epoch, as Feast's conversion makes it (the
+    column through `pd.to_datetime`, then a Python datetime: nanoseconds dropped)."""
+    times = pd.to_datetime(column.to_numpy(zero_copy_only=False))
+    if isinstance(times, pd.DatetimeIndex):
+        utc = times.tz_convert(None) if times.tz is not None else times
+        ns = utc.values.astype("datetime64[ns]").astype(np.int64)
+        if not len(ns) or ns.min() >= 0:
+            return (ns // 1000).tolist()  # type: ignore[no-any-return]
+    return [micros(_coerce_datetime(t)) for t in times]  # type: ignore[misc]

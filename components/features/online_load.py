@@ -5,8 +5,9 @@ Feast's local compute engine reads each view's window, keeps the latest row per 
 and hands the Arrow result to an output node, which converts every value to a protobuf
 and calls the online store's writer. This engine is Feast's own (same reading, the same
 dedup, registry bookkeeping by `FeatureStore.materialize`), built with one different
-node: the output node writes through `arrow_rows.store_rows` and the batched SQLite
-writer when it can, and runs Feast's node unchanged otherwise (a view with an offline
+node: the output node writes through `arrow_rows.batch_rows` and the batched SQLite
+writer when it can (which keeps the stream consumer's side table of precise times in
+step where it exists), and runs Feast's node unchanged otherwise (a view with an offline
 write, a composite key, a type the conversion leaves to Feast).
 """
 
@@ -24,7 +25,7 @@ from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.compute_engines.local.nodes import LocalOutputNode
 from feast.infra.registry.base_registry import BaseRegistry
 
-from components.features.arrow_rows import store_rows
+from components.features.arrow_rows import batch_rows
 from components.features.sqlite_writer import (
     BatchedSqliteOnlineStore,
     feast_only_columns,
@@ -53,12 +54,13 @@ class ColumnarOutputNode(LocalOutputNode):
             table.to_batches(max_chunksize=size) if size else table.combine_chunks().to_batches()
         )
         for batch in batches:
-            rows = store_rows(batch, view, join_keys, config.entity_key_serialization_version)
-            if rows is None:
+            built = batch_rows(batch, view, join_keys, config.entity_key_serialization_version)
+            if built is None:
                 # Feast's node, whole: it rewrites any batch written here with the same
                 # rows (an upsert), and says itself what it cannot convert.
                 return super().execute(context)
-            store.write_rows(config, view, rows, in_key_order=True)
+            # The side rows (built.side) only where the side table exists.
+            store.write_rows(config, view, built.rows, built.side, in_key_order=True)
         output = ArrowTableValue(data=table)
         context.node_outputs[self.name] = output
         return output

@@ -5,38 +5,39 @@ Why: Feast's SQLite store keeps event times in whole seconds (it stores
 `int(ts.timestamp())` and reads `int(val)`), so comparing its column alone lets an
 older event of the same second replace a newer one. Feast's tables stay exactly as
 Feast writes them (its readers, serving and the feature server read them unchanged);
-beside them, in the same database, the table `seamless:event_times` (a name no Feast
-table can have: Feast's are `<project>_<view>`, letters, digits and underscores) holds
-per (view table, entity key) the microsecond event time of the value this writer wrote
-and a digest of that entity's rows as they stood after the write.
+beside them, in the same database, the side table `seamless:event_times`
+(components/features/sqlite_writer.py) holds per (view table, entity key) the
+microsecond event time of the entity's value and a digest of its rows (those of the
+view's features: name, value bytes, Feast's second). This writer creates it; Seamless'
+materialization writers (the batched writer and the column-wise load) keep it in step
+where it exists, in the same transaction as their rows.
 
 A write of a batch, in one `BEGIN IMMEDIATE` transaction (SQLite's write lock from the
 first read to the commit, so no other writer, thread or process, runs in between):
 read the batch's entities' stored rows and side rows; per entity decide, then upsert
-the winners' rows into Feast's table and their side rows. The decision:
+the winners' rows into Feast's table and their side rows. The stored value's time is:
 
-- no stored row: write;
-- a side row whose digest equals the stored rows' (nobody else wrote them since):
-  write if the new time is at least the side row's, to the microsecond;
-- otherwise (another writer, e.g. materialization through Feast's or the batched
-  writer, replaced the rows after this one, or never this one): compare whole seconds
-  as before, `new >= stored`, so a value written elsewhere never makes this writer
-  refuse an event that is newer than it.
+- its side row's microsecond time, when the side row's digest equals the stored rows'
+  (nobody but this writer or Seamless' materialization wrote them since);
+- otherwise (Feast's own writer, e.g. `feast materialize`, or a load before the side
+  table existed, wrote them: its time is known to the second only) the **end of its
+  second**, the latest time Feast's column can stand for. A side row older or newer
+  than the stored second, or of other values, is stale and not used.
 
-An equal time is written (a batch redone after a crash writes the same value again).
-What remains: after another writer, an older event within the same second as the row
-it left still replaces that row; and rows another writer rewrote to exactly the bytes
-and second the side row describes are taken as this writer's, at its microsecond time.
-
-`online_read` gives the same precise time back where the side row matches (the
-consumer's late rule reads it), the whole second elsewhere.
+An event is written when its time is at least the stored value's (no stored value: it
+is written). So an equal time is written (a batch redone after a crash writes the same
+value again), and no value is ever replaced by an older one; the price, after Feast's
+own writer only, is that an event within the same second as the value it left is
+refused although it may be newer: the consumer counts it `late` (its late rule reads
+the same time through `online_read`) and keeps it offline, nothing is lost silently.
+What remains: rows Feast's writer rewrote to exactly the bytes and second the side row
+describes are taken at the side row's microsecond time.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,90 +49,107 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
-from feast.utils import make_tzaware
 
-from components.features.sqlite_writer import _epoch, _quote, entity_rows, upsert_sql
+from components.features.sqlite_writer import (
+    CREATE_SIDE,
+    SIDE_TABLE,
+    UPSERT_SIDE,
+    _epoch,
+    _quote,
+    entity_rows,
+    micros,
+    rows_digest,
+    side_table_exists,
+    upsert_sql,
+)
 
 Row = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
 
-SIDE_TABLE = "seamless:event_times"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHUNK = 500  # bound parameters per IN (...) list
-_CREATE_SIDE = (
-    f"CREATE TABLE IF NOT EXISTS {_quote(SIDE_TABLE)} (table_name TEXT NOT NULL, "
-    "entity_key BLOB NOT NULL, event_us INTEGER NOT NULL, rows_digest BLOB NOT NULL, "
-    "PRIMARY KEY (table_name, entity_key)) WITHOUT ROWID"
-)
+StoredRows = list[tuple[str, bytes, int | None]]
 
 
-def micros(ts: datetime) -> int:
-    """Microseconds since the epoch (a naive time is UTC, as Feast takes it)."""
-    return (make_tzaware(ts) - _EPOCH) // timedelta(microseconds=1)
-
-
-def _digest(rows: Iterable[tuple[str, bytes, int | None]]) -> bytes:
-    """The entity's rows (feature name, value, whole-second event time), in name order."""
-    h = hashlib.blake2b(digest_size=16)
-    for name, value, ts in sorted(rows, key=lambda r: r[0]):
-        h.update(f"{name}\0{len(value)}\0{ts}\0".encode())
-        h.update(value)
-    return h.digest()
+def end_of_second(seconds: int) -> int:
+    """The latest microsecond time Feast's column stores as `seconds`: Feast reads it
+    as `datetime.fromtimestamp(seconds)` and stores `int(ts.timestamp())`, which
+    truncates (toward zero: an earlier second's end before 1970)."""
+    start = micros(datetime.fromtimestamp(seconds))
+    return start + (999_999 if seconds >= 0 else 0)
 
 
 @dataclass
 class _Stored:
     """What one entity holds in a view table: its newest whole second, and the
-    microsecond time of this writer's side row when that row matches the stored rows."""
+    microsecond time of its side row when that row matches the stored rows."""
 
     seconds: int | None
     precise: int | None
 
     @classmethod
-    def of(
-        cls, rows: list[tuple[str, bytes, int | None]], side: tuple[int, bytes] | None
-    ) -> _Stored:
+    def of(cls, rows: StoredRows, side: tuple[int, bytes] | None) -> _Stored:
+        """A side row counts only while it describes the stored rows: the same digest,
+        and its time within the stored second (Feast's own writer leaves the side row
+        stale: older or newer than the second it wrote, or of other values)."""
         seconds = max((ts for _, _, ts in rows if ts is not None), default=None)
-        return cls(seconds, side[0] if side and side[1] == _digest(rows) else None)
+        if side is None or side[1] != rows_digest(rows):
+            return cls(seconds, None)
+        us = side[0]
+        return cls(seconds, us if _epoch(_EPOCH + timedelta(microseconds=us)) == seconds else None)
+
+    @property
+    def time(self) -> int | None:
+        """The stored value's time in microseconds, as the writer compares it."""
+        if self.precise is not None or self.seconds is None:
+            return self.precise
+        return end_of_second(self.seconds)
 
 
-def _read(conn: sqlite3.Connection, table: str, keys: list[bytes]) -> dict[bytes, _Stored]:
-    """Stored rows and side rows of `keys` (absent keys: no rows)."""
-    rows: dict[bytes, list[tuple[str, bytes, int | None]]] = {}
-    sides: dict[bytes, tuple[int, bytes]] = {}
-    side_exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SIDE_TABLE,)
-    ).fetchone()
+def _rows(
+    conn: sqlite3.Connection, table: str, keys: list[bytes], features: set[str]
+) -> dict[bytes, StoredRows]:
+    """The stored rows of `keys` (absent keys: none) of the view's `features`."""
+    rows: dict[bytes, StoredRows] = {}
     for i in range(0, len(keys), _CHUNK):
         chunk = keys[i : i + _CHUNK]
-        marks = ",".join("?" * len(chunk))
         # CAST: the raw epoch integer, not the datetime Feast's column converter makes.
         for key, name, value, ts in conn.execute(
             f"SELECT entity_key, feature_name, value, CAST(event_ts AS INTEGER) "
-            f"FROM {_quote(table)} WHERE entity_key IN ({marks})",
+            f"FROM {_quote(table)} WHERE entity_key IN ({','.join('?' * len(chunk))})",
             chunk,
         ):
-            rows.setdefault(key, []).append((name, value, ts))
-        if side_exists:
+            if name in features:
+                rows.setdefault(key, []).append((name, value, ts))
+    return rows
+
+
+def _read(
+    conn: sqlite3.Connection, table: str, keys: list[bytes], features: set[str]
+) -> dict[bytes, _Stored]:
+    """Stored rows and side rows of `keys` (absent keys: no rows)."""
+    rows = _rows(conn, table, keys, features)
+    sides: dict[bytes, tuple[int, bytes]] = {}
+    if side_table_exists(conn):
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
             for key, us, digest in conn.execute(
                 f"SELECT entity_key, event_us, rows_digest FROM {_quote(SIDE_TABLE)} "
-                f"WHERE table_name = ? AND entity_key IN ({marks})",
+                f"WHERE table_name = ? AND entity_key IN ({','.join('?' * len(chunk))})",
                 [table, *chunk],
             ):
                 sides[key] = (us, digest)
     return {k: _Stored.of(rows[k], sides.get(k)) for k in rows}
 
 
-def _wins(new_us: int, new_s: int | None, stored: _Stored | None) -> bool:
-    if stored is None or stored.seconds is None:
-        return True
-    if stored.precise is not None:
-        return new_us >= stored.precise
-    return new_s is not None and new_s >= stored.seconds
+def _wins(new_us: int, stored: _Stored | None) -> bool:
+    time = None if stored is None else stored.time
+    return time is None or new_us >= time
 
 
 class NewerOnlySqliteOnlineStore(SqliteOnlineStore):
     """Feast's SQLite online store whose write never replaces a value with an older
-    one, to the microsecond where it wrote the stored value itself (module docstring).
+    one, to the microsecond where the side table knows the stored value's time, against
+    the end of its second elsewhere (module docstring).
     Stores with vectors or the OpenAI-compatible column are not guarded (guard_writes
     leaves them Feast's writer)."""
 
@@ -151,17 +169,18 @@ class NewerOnlySqliteOnlineStore(SqliteOnlineStore):
         )
         keys = [serialize_entity_key(k, entity_key_serialization_version=version)
                 for k, *_ in data]  # fmt: skip
+        features = {f.name for f in table.features}
         conn = self._get_conn(config)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            state = _read(conn, name, list(dict.fromkeys(keys)))
+            state = _read(conn, name, list(dict.fromkeys(keys)), features)
             winners: dict[bytes, tuple[dict[str, ValueProto], datetime, datetime | None]] = {}
             for key, (_, values, event_ts, created_ts) in zip(keys, data, strict=True):
                 new_us = micros(event_ts)
-                if _wins(new_us, _epoch(event_ts), state.get(key)):
+                if _wins(new_us, state.get(key)):
                     winners[key] = (values, event_ts, created_ts)
                     state[key] = _Stored(_epoch(event_ts), new_us)
-            self._write(conn, name, winners)
+            self._write(conn, name, winners, features)
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -175,8 +194,10 @@ class NewerOnlySqliteOnlineStore(SqliteOnlineStore):
         conn: sqlite3.Connection,
         table: str,
         winners: dict[bytes, tuple[dict[str, ValueProto], datetime, datetime | None]],
+        features: set[str],
     ) -> None:
-        """Upsert the winners' rows as Feast writes them, then their side rows."""
+        """Upsert the winners' rows as Feast writes them, then their side rows (the
+        digest of each entity's rows as they stand after the upsert)."""
         rows = [
             row
             for key, (values, event_ts, created_ts) in sorted(winners.items())
@@ -185,22 +206,11 @@ class NewerOnlySqliteOnlineStore(SqliteOnlineStore):
         conn.executemany(upsert_sql(table), rows)
         if not winners:
             return
-        conn.execute(_CREATE_SIDE)
-        after: dict[bytes, list[tuple[str, bytes, int | None]]] = {}
-        keys = list(winners)
-        for i in range(0, len(keys), _CHUNK):
-            chunk = keys[i : i + _CHUNK]
-            for key, name, value, ts in conn.execute(
-                f"SELECT entity_key, feature_name, value, CAST(event_ts AS INTEGER) "
-                f"FROM {_quote(table)} WHERE entity_key IN ({','.join('?' * len(chunk))})",
-                chunk,
-            ):
-                after.setdefault(key, []).append((name, value, ts))
+        conn.execute(CREATE_SIDE)
+        after = _rows(conn, table, list(winners), features)
         conn.executemany(
-            f"INSERT INTO {_quote(SIDE_TABLE)} (table_name, entity_key, event_us, rows_digest) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT(table_name, entity_key) DO UPDATE SET "
-            "event_us = excluded.event_us, rows_digest = excluded.rows_digest",
-            [(table, k, micros(winners[k][1]), _digest(after[k])) for k in keys],
+            UPSERT_SIDE,
+            [(table, k, micros(w[1]), rows_digest(after.get(k, []))) for k, w in winners.items()],
         )
 
     def online_read(
@@ -210,25 +220,28 @@ class NewerOnlySqliteOnlineStore(SqliteOnlineStore):
         entity_keys: list[EntityKeyProto],
         requested_features: list[str] | None = None,
     ) -> list[tuple[datetime | None, dict[str, ValueProto] | None]]:
-        """Feast's read, with the microsecond time where this writer's side row matches
-        the stored rows (Feast's read gives whole seconds)."""
+        """Feast's read, with each value's time as the writer compares it (module
+        docstring): the side row's microsecond time where it matches the stored rows,
+        else the end of the stored second (Feast's read gives the second's start)."""
         version = config.entity_key_serialization_version
         name = compute_table_id(
             config.project, table, config.registry.enable_online_feature_view_versioning
         )
         keys = [serialize_entity_key(k, entity_key_serialization_version=version)
                 for k in entity_keys]  # fmt: skip
+        features = {f.name for f in table.features}
         conn = self._get_conn(config)
         conn.execute("BEGIN")  # one snapshot for the values and the times
         try:
             result = super().online_read(config, table, entity_keys, requested_features)
-            state = _read(conn, name, list(dict.fromkeys(keys)))
+            state = _read(conn, name, list(dict.fromkeys(keys)), features)
         finally:
             conn.rollback()
         out = []
         for key, (ts, values) in zip(keys, result, strict=True):
             stored = state.get(key)
-            if ts is not None and stored is not None and stored.precise is not None:
-                ts = _EPOCH + timedelta(microseconds=stored.precise)
+            time = None if stored is None else stored.time
+            if ts is not None and time is not None:
+                ts = _EPOCH + timedelta(microseconds=time)
             out.append((ts, values))
         return out

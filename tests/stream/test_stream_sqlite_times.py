@@ -1,9 +1,10 @@
 """The consumer's newer-only SQLite writer compares event times to the microsecond,
 while Feast's table keeps Feast's whole seconds: of two events of one entity within the
 same second the newer stays online, whichever is written last. Feast's reads and
-serving's direct reads see the right value; a value materialization wrote (Feast's or
-the batched writer, which always overwrite) never makes the consumer refuse an event
-newer than it. Real SQLite files, real Feast repos, a real redis-server for the stream."""
+serving's direct reads see the right value; after materialization (which always
+overwrites) the batched writer's value is compared to the microsecond and Feast's own
+writer's as the end of its second (test_stream_sqlite_materialized.py: real loads).
+Real SQLite files, real Feast repos, a real redis-server for the stream."""
 
 from __future__ import annotations
 
@@ -119,28 +120,37 @@ def test_within_one_second_the_newer_event_stays_whichever_comes_last(
 @pytest.mark.parametrize(
     "materializer", [SqliteOnlineStore, BatchedSqliteOnlineStore], ids=["feast", "batched"]
 )
-def test_a_value_materialization_wrote_never_makes_a_newer_event_refused(
+def test_after_materialization_the_stored_time_is_exact_or_the_end_of_its_second(
     repo: Path, stream_config: SeamlessConfig, materializer: type
 ) -> None:
+    """The batched writer keeps the side table in step: its value's time is compared to
+    the microsecond. Feast's own leaves none: its value counts as the end of its second,
+    so no older event replaces it and an event of that second is refused."""
+    exact = materializer is BatchedSqliteOnlineStore
     store = guarded(repo)
     write(store, 8, at(900), 1.0)
     # Materialization overwrites with an older time of the same second.
     materialize_row(repo, materializer(), 8, at(100), 2.0)
     assert score(repo, stream_config, 8) == 2.0
-    write(store, 8, at(500), 3.0)  # newer than what is stored (.100): written
-    assert score(repo, stream_config, 8) == 3.0
-    write(store, 8, at(400), 4.0)  # the consumer's own value again: precise
-    assert score(repo, stream_config, 8) == 3.0
-    materialize_row(repo, materializer(), 8, at(-1500), 5.0)  # an older second
-    write(store, 8, at(-2100), 6.0)  # older second than stored: refused
+    write(store, 8, at(500), 3.0)  # newer than .100, within the second
+    assert score(repo, stream_config, 8) == (3.0 if exact else 2.0)
+    write(store, 8, at(100) - timedelta(microseconds=1), 4.0)  # older than .100
+    assert score(repo, stream_config, 8) == (3.0 if exact else 2.0)
+    materialize_row(repo, materializer(), 8, at(-1500), 5.0)  # an older second (.500)
+    write(store, 8, at(-2100), 6.0)  # the second before: refused
+    write(store, 8, at(-1900), 7.0)  # same second, older: refused
     assert score(repo, stream_config, 8) == 5.0
-    write(store, 8, at(-1900), 7.0)  # same second, written (what remains: whole seconds)
-    assert score(repo, stream_config, 8) == 7.0
-    # A value only materialization ever wrote (customer 1 at T3, no side row).
-    write(store, 1, T3 - timedelta(milliseconds=500), 8.0)  # the second before: refused
+    write(store, 8, at(-1200), 8.0)  # same second, newer: written where the time is known
+    assert score(repo, stream_config, 8) == (8.0 if exact else 5.0)
+    write(store, 8, at(-1000), 9.0)  # the next second: written
+    assert score(repo, stream_config, 8) == 9.0
+    # A value only materialization ever wrote, before the side table existed (customer 1
+    # at T3, a whole second, no side row): the end of its second.
+    write(store, 1, T3 - timedelta(milliseconds=500), 10.0)  # the second before: refused
+    write(store, 1, T3 + timedelta(milliseconds=500), 11.0)  # its second: refused
     assert score(repo, stream_config, 1) == 2.0
-    write(store, 1, T3 + timedelta(milliseconds=500), 9.0)
-    assert score(repo, stream_config, 1) == 9.0
+    write(store, 1, T3 + timedelta(seconds=1), 12.0)
+    assert score(repo, stream_config, 1) == 12.0
 
 
 def test_the_consumer_counts_an_older_event_of_the_same_second_late(

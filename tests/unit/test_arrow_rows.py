@@ -9,13 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from feast import Entity, FeatureView, Field, FileSource
+from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.Value_pb2 import Value
 from feast.types import Bool, Float64, Int64, String, UnixTimestamp
 from feast.utils import _convert_arrow_to_proto
 from feast.value_type import ValueType
 
-from components.features.arrow_rows import _varint_values, column_values, store_rows
-from components.features.sqlite_writer import rows_from_protos
+from components.features.arrow_rows import _varint_values, batch_rows, column_values, store_rows
+from components.features.sqlite_writer import micros, rows_from_protos, side_rows
 
 pytestmark = pytest.mark.unit
 
@@ -113,6 +114,34 @@ def test_int_keyed_rows_equal_feasts(created: bool, event_unit: str) -> None:
     assert len(ours) == N * len(FEATURES)
     assert ours == sorted(ours, key=lambda r: (r[0], r[1]))  # the writer's key order
     assert sorted(ours, key=repr) == sorted(_feasts_rows(batch, view, join_keys), key=repr)
+
+
+@pytest.mark.parametrize("event_unit", ["s", "ms", "us", "ns", "string"])
+def test_side_rows_equal_those_of_feasts_conversion(event_unit: str) -> None:
+    """The side table's rows built column by column (times to the microsecond, digests)
+    equal those the batched writer makes from Feast's converted rows, one per entity:
+    of a key twice in the batch, the later row's."""
+    keys = pa.array([3, -3, 0, 2**62, 3, 7, 10, 11, 12, 13, 14, 15])
+    view = _view("customer_id", ValueType.INT64, Int64, created=False)
+    join_keys = {"customer_id": ValueType.INT64}
+    batch = _batch("customer_id", keys, event_unit)
+    if event_unit == "ns":  # nanoseconds Feast's datetime drops
+        ns = pa.array([t.value + 789 for t in batch.column("event_ts").to_pandas()],
+                      pa.int64()).cast(pa.timestamp("ns", tz="UTC"))  # fmt: skip
+        batch = batch.set_column(batch.schema.get_field_index("event_ts"), "event_ts", ns)
+
+    built = batch_rows(batch, view, join_keys, 3)
+    assert built is not None
+    ours = built.side("p_edge")
+
+    converted = _convert_arrow_to_proto(batch, view, join_keys)
+    rows = sorted(rows_from_protos(converted, 3), key=lambda r: (r[0], r[1]))
+    times = {serialize_entity_key(k, entity_key_serialization_version=3): micros(ts)
+             for k, _, ts, _ in converted}  # fmt: skip
+    assert sorted(ours) == side_rows("p_edge", rows, times)
+    assert len(ours) == N - 1
+    if event_unit in ("us", "ns", "string"):
+        assert any(us % 1_000_000 for _, _, us, _ in ours)
 
 
 def test_string_keyed_rows_equal_feasts() -> None:

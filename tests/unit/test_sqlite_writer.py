@@ -15,10 +15,15 @@ from feast.protos.feast.types.Value_pb2 import Value
 
 from components.common.config import default_config_path, load_config
 from components.features.online_load import ColumnarLocalComputeEngine
-from components.features.sqlite_writer import BatchedSqliteOnlineStore, use_batched_writer
+from components.features.sqlite_writer import (
+    CREATE_SIDE,
+    BatchedSqliteOnlineStore,
+    micros,
+    use_batched_writer,
+)
 from components.features.store import materialize_windows, open_store, windows_from_json
 from components.ingest.stage import ingest_tables
-from components.stream.online_sqlite import SIDE_TABLE, NewerOnlySqliteOnlineStore
+from components.stream.online_sqlite import SIDE_TABLE, NewerOnlySqliteOnlineStore, _read
 from pipelines.demo_data import generate
 from tests.helpers.endpoints import ENDPOINT_KEYS
 
@@ -82,6 +87,55 @@ def test_materialization_writes_the_rows_feasts_writer_writes(
     assert written == _rows(tmp_path / "theirs" / "online_store.db")
 
 
+def _side(db: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(f'SELECT * FROM "{SIDE_TABLE}" ORDER BY 1, 2').fetchall()
+
+
+def test_where_the_side_table_exists_both_loads_keep_it_in_step(
+    published: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    """With the stream consumer's side table present, the column-wise load and the
+    batched writer (Feast's conversion) still write Feast's rows byte for byte, and
+    both write the same side rows: per entity its event time to the microsecond and the
+    digest of its stored rows, which the consumer's writer then takes as precise."""
+    repo, windows = published
+    spans = windows_from_json(windows)
+    stores = {}
+    for name in ("columnar", "batched", "feast"):
+        store = open_store(_copy_repo(repo, tmp_path / name))
+        if name != "feast":
+            with sqlite3.connect(tmp_path / name / "online_store.db") as conn:
+                conn.execute(CREATE_SIDE)
+        if name == "columnar":
+            materialize_windows(store, spans)
+            assert type(store._get_provider()._batch_engine) is ColumnarLocalComputeEngine
+        else:
+            if name == "batched":
+                assert use_batched_writer(store)
+            for view, (start, end) in spans.items():
+                store.materialize(start_date=start, end_date=end, feature_views=[view])
+        stores[name] = store
+
+    feasts = _rows(tmp_path / "feast" / "online_store.db")
+    assert _rows(tmp_path / "columnar" / "online_store.db") == feasts
+    assert _rows(tmp_path / "batched" / "online_store.db") == feasts
+    side = _side(tmp_path / "columnar" / "online_store.db")
+    assert side == _side(tmp_path / "batched" / "online_store.db")
+    assert len(side) == sum(len({r[0] for r in rows}) for rows in feasts.values())
+    # The demo data's times are whole seconds: sub-second ones are checked against
+    # Feast's conversion in test_arrow_rows.py and after real loads in
+    # tests/stream/test_stream_sqlite_materialized.py.
+    store = stores["columnar"]
+    conn = store._get_provider().online_store._get_conn(store.config)
+    for view in store.list_feature_views():
+        table = f"{store.config.project}_{view.name}"
+        mine = {k: us for t, k, us, _ in side if t == table}
+        stored = _read(conn, table, list(mine), {f.name for f in view.features})
+        assert {k: s.precise for k, s in stored.items()} == mine
+        assert all(s.seconds == us // 1_000_000 for k, s in stored.items() for us in [mine[k]])
+
+
 def test_a_key_written_twice_keeps_the_later_value_as_feasts_writer_does(
     published: tuple[Path, dict[str, list[str]]], tmp_path: Path
 ) -> None:
@@ -111,6 +165,24 @@ def test_a_key_written_twice_keeps_the_later_value_as_feasts_writer_does(
     ours = _rows(tmp_path / "ours" / "online_store.db")
     assert ours == _rows(tmp_path / "theirs" / "online_store.db")
     assert sum(len(r) for r in ours.values()) == 3
+
+
+def test_the_batched_writer_keeps_the_later_time_of_a_key_written_twice(
+    published: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    repo, windows = published
+    store = open_store(_copy_repo(repo, tmp_path / "ours"))
+    view = store.get_feature_view(sorted(windows)[0])
+    join_key = view.entity_columns[0].name
+    with sqlite3.connect(tmp_path / "ours" / "online_store.db") as conn:
+        conn.execute(CREATE_SIDE)
+    t0 = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    key = EntityKey(join_keys=[join_key], entity_values=[Value(int64_val=7)])
+    values = {f.name: Value(double_val=1.0) for f in view.features}
+    data = [(key, values, t0 + timedelta(microseconds=i), None) for i in (5, 3)]
+    BatchedSqliteOnlineStore().online_write_batch(store.config, view, data, progress=None)
+    ((_, _, us, _),) = _side(tmp_path / "ours" / "online_store.db")
+    assert us == micros(t0 + timedelta(microseconds=3))
 
 
 def test_other_stores_keep_feasts_writer(published: tuple[Path, dict[str, list[str]]]) -> None:
@@ -162,3 +234,28 @@ def test_the_newer_only_writer_never_replaces_a_newer_value(
     assert _rows(tmp_path / "newer" / "online_store.db") == _rows(
         tmp_path / "reference" / "online_store.db"
     )
+
+
+def test_a_side_row_outside_the_stored_second_is_stale(
+    published: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
+    """The side row's time counts only within the second Feast's column holds: one
+    another writer left out of step (here moved a second back, its digest still
+    matching) is not used, and the stored value counts as the end of its second."""
+    repo, windows = published
+    store = open_store(_copy_repo(repo, tmp_path / "ours"))
+    view = store.get_feature_view(sorted(windows)[0])
+    key = EntityKey(join_keys=[view.entity_columns[0].name], entity_values=[Value(int64_val=7)])
+    values = {f.name: Value(double_val=1.0) for f in view.features}
+    t0 = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    writer = NewerOnlySqliteOnlineStore()
+    writer.online_write_batch(store.config, view, [(key, values, t0, None)], None)
+    ((ts, _),) = writer.online_read(store.config, view, [key])
+    assert ts == t0
+    with sqlite3.connect(tmp_path / "ours" / "online_store.db") as conn:
+        conn.execute(f'UPDATE "{SIDE_TABLE}" SET event_us = event_us - 1000000')
+    ((ts, _),) = writer.online_read(store.config, view, [key])
+    assert ts == t0.replace(microsecond=999_999)
+    later = t0 + timedelta(milliseconds=500)  # within the second: refused
+    writer.online_write_batch(store.config, view, [(key, values, later, None)], None)
+    assert writer.written == 1
