@@ -356,8 +356,8 @@ class PgLog:
             raise mine.error
 
     def append_batch(self, batch: BatchRecords) -> None:
-        """A batch run's records in one transaction, with COPY (`pg_copy.py`): all of
-        them committed, or none (LogUnavailable / LogRefused). Row by row, like
+        """A batch run's records in one transaction, with one binary COPY (`pg_copy.py`):
+        all of them committed, or none (LogUnavailable / LogRefused). Row by row, like
         `append`, when a column's type or a value does not suit COPY."""
         import psycopg2
 
@@ -384,6 +384,9 @@ class PgLog:
                     raise LogRefused(
                         f"PostgreSQL refused the {self.prefix} batch: {_first_line(exc)}"
                     ) from None
+                except BaseException:  # encoding failed: the COPY is abandoned, nothing kept
+                    self._rollback()
+                    raise
         self.append(list(batch.records()))
 
     def _commit(self, group: list[_Pending]) -> None:

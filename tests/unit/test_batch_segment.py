@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import signal
+import struct
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from components.batch.stage import log_records
 from components.predictions.batch_segment import SegmentWriter, write_segment
 from components.predictions.files import AppendLog, read_records, segments
-from components.predictions.pg_copy import plan
+from components.predictions.pg_copy import HEADER, TRAILER, plan
 from components.predictions.postgres import COLUMNS, _row
 from components.predictions.reader import read_log
 from components.predictions.records import ReadStats
@@ -140,8 +141,17 @@ def test_batch_scoring_records_take_postgresql_copy_path() -> None:
     batch = log_records(labels_only_config(), features, out, BATCH)
     columns = COLUMNS["predictions"]
     copy = plan(batch, "seamless_predictions", columns, _row(batch.constants, columns))
-    assert copy is not None and copy.csv.count(b"\n") == 20
-    assert "features" in copy.insert and "jsonb_build_object" in copy.insert
+    assert copy is not None and "features" in copy.copy and "FORMAT binary" in copy.copy
+    data = b"".join(copy.chunks())
+    assert data.startswith(HEADER) and data.endswith(TRAILER)
+    at, rows = len(HEADER), 0
+    while (count := struct.unpack_from(">h", data, at)[0]) != -1:  # COPY's binary tuples
+        at += 2
+        assert count == len(columns) + 1  # and `extra`
+        for _ in range(count):
+            at += 4 + max(0, struct.unpack_from(">i", data, at)[0])
+        rows += 1
+    assert rows == 20 and at + 2 == len(data)
 
 
 def test_a_failed_write_leaves_nothing_visible(
