@@ -21,18 +21,13 @@ from feast.protos.feast.types.Value_pb2 import Value
 from components.common.config import SeamlessConfig
 from components.common.tables import content_hash
 from components.features.features import build_features, online_features
-from components.features.online_load import ColumnarLocalComputeEngine
-from components.features.sqlite_writer import (
-    BatchedSqliteOnlineStore,
-    micros,
-    use_batched_writer,
-)
-from components.features.store import materialize_windows, open_store, windows_from_json
+from components.features.sqlite_writer import BatchedSqliteOnlineStore, micros
+from components.features.store import open_store, windows_from_json
 from components.stream.consumer import Consumer, StreamSettings
 from components.stream.events import encode
-from components.stream.online import guard_writes
-from components.stream.online_sqlite import SIDE_TABLE, NewerOnlySqliteOnlineStore
-from tests.stream.world import T1, build_repo, event, labels
+from components.stream.online_sqlite import SIDE_TABLE
+from tests.helpers.online_writers import WRITERS, materialize_with
+from tests.stream.world import T1, build_repo, event, guarded, labels, write
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
 
@@ -41,25 +36,11 @@ S = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=4)
 M = S + timedelta(microseconds=600_000)
 """The materialized value's event time: sub-second, lost in Feast's column."""
 US = timedelta(microseconds=1)
-WRITERS = ["columnar", "batched", "feast"]
 
 
 @pytest.fixture()
 def repo(stream_config: SeamlessConfig, tmp_path: Path) -> Path:
     return build_repo(tmp_path, stream_config, None)
-
-
-def guarded(repo: Path) -> Any:
-    store = open_store(repo)
-    assert guard_writes(store)
-    assert isinstance(store._get_provider().online_store, NewerOnlySqliteOnlineStore)
-    return store
-
-
-def push(store: Any, entity: int, when: datetime, score: float) -> None:
-    frame = pd.DataFrame({"customer_id": [entity], "event_timestamp": [pd.Timestamp(when)],
-                          "score": [score], "tier": [f"t{score:g}"]})  # fmt: skip
-    store.write_to_online_store("facts_view", frame)
 
 
 def materialize(repo: Path, config: SeamlessConfig, rows: dict[int, tuple[datetime, float]],
@@ -79,14 +60,7 @@ def materialize(repo: Path, config: SeamlessConfig, rows: dict[int, tuple[dateti
     _, info = build_features(config, tables, hashes, repo, online=False)
     windows = windows_from_json(info["online_windows"])
     store = open_store(repo)
-    if writer == "columnar":
-        materialize_windows(store, windows)
-        assert type(store._get_provider()._batch_engine) is ColumnarLocalComputeEngine
-    else:
-        if writer == "batched":
-            assert use_batched_writer(store)
-        for name, (start, end) in windows.items():
-            store.materialize(start_date=start, end_date=end, feature_views=[name])
+    materialize_with(store, windows, writer)
     kind = {"columnar": BatchedSqliteOnlineStore, "batched": BatchedSqliteOnlineStore,
             "feast": SqliteOnlineStore}[writer]  # fmt: skip
     assert type(store._get_provider().online_store) is kind
@@ -111,22 +85,22 @@ def test_after_materialization_a_microsecond_decides(
     """Customer 1 was written by the consumer before (its side row goes stale), customer
     3 never was; the side table exists when materialization runs."""
     store = guarded(repo)
-    push(store, 1, S - timedelta(seconds=30), 1.0)
+    write(store, 1, S - timedelta(seconds=30), 1.0)
     materialize(repo, stream_config, {1: (M, 10.0), 3: (M, 30.0)}, writer)
     exact = writer != "feast"
     for entity, base in ((1, 10.0), (3, 30.0)):
         # What the late rule reads: the materialized time, or the end of its second.
         assert stored_time(store, entity) == (M if exact else S + timedelta(seconds=1) - US)
-        push(store, entity, M - US, base + 1)  # a microsecond older: refused
+        write(store, entity, M - US, base + 1)  # a microsecond older: refused
         assert score(repo, stream_config, entity) == base
-        push(store, entity, M, base + 2)  # the same time: written by the writers that
+        write(store, entity, M, base + 2)  # the same time: written by the writers that
         # keep it (a redone write), refused after Feast's (its value may be later)
         assert score(repo, stream_config, entity) == (base + 2 if exact else base)
-        push(store, entity, M + US, base + 3)  # a microsecond newer
+        write(store, entity, M + US, base + 3)  # a microsecond newer
         assert score(repo, stream_config, entity) == (base + 3 if exact else base)
-        push(store, entity, S + timedelta(seconds=1), base + 4)  # the next second
+        write(store, entity, S + timedelta(seconds=1), base + 4)  # the next second
         assert score(repo, stream_config, entity) == base + 4
-        push(store, entity, S + timedelta(seconds=1) - US, base + 5)  # the consumer's own
+        write(store, entity, S + timedelta(seconds=1) - US, base + 5)  # the consumer's own
         assert score(repo, stream_config, entity) == base + 4
 
 
@@ -138,12 +112,12 @@ def test_a_materialized_older_value_still_replaces_the_consumers(
     older than the consumer's of the same second: afterwards the times compared are the
     materialized one's, not the consumer's stale side row."""
     store = guarded(repo)
-    push(store, 1, M + US, 1.0)
+    write(store, 1, M + US, 1.0)
     materialize(repo, stream_config, {1: (M, 10.0)}, writer)
     assert score(repo, stream_config, 1) == 10.0
     # Seamless' writers left the materialized time; Feast's left the consumer's, stale.
     assert side_times(repo)[1] == micros(M if writer != "feast" else M + US)
-    push(store, 1, M + US, 11.0)  # newer than the materialized value
+    write(store, 1, M + US, 11.0)  # newer than the materialized value
     assert score(repo, stream_config, 1) == (11.0 if writer != "feast" else 10.0)
 
 
@@ -164,9 +138,9 @@ def test_materialization_without_the_side_table_creates_none(
         names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
     assert SIDE_TABLE not in names
     store = guarded(repo)
-    push(store, 1, M + US, 11.0)  # same second as a value known to the second: refused
+    write(store, 1, M + US, 11.0)  # same second as a value known to the second: refused
     assert score(repo, stream_config, 1) == 10.0
-    push(store, 1, S + timedelta(seconds=1), 12.0)
+    write(store, 1, S + timedelta(seconds=1), 12.0)
     assert score(repo, stream_config, 1) == 12.0
 
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -25,9 +24,8 @@ from components.features.sqlite_writer import BatchedSqliteOnlineStore
 from components.features.store import open_store
 from components.stream.consumer import Consumer, StreamSettings
 from components.stream.events import encode
-from components.stream.online import guard_writes
-from components.stream.online_sqlite import SIDE_TABLE, NewerOnlySqliteOnlineStore
-from tests.stream.world import T3, build_repo, event
+from components.stream.online_sqlite import SIDE_TABLE
+from tests.stream.world import T3, build_repo, event, guarded, write
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
 
@@ -49,19 +47,6 @@ def served(repo: Path, config: SeamlessConfig, ids: list[int]) -> list[list[Any]
     from components.serve.lookup.features import OnlineFeatures
 
     return OnlineFeatures(repo, config).fetch_rows(ids)
-
-
-def guarded(repo: Path) -> Any:
-    store = open_store(repo)
-    assert guard_writes(store)
-    assert isinstance(store._get_provider().online_store, NewerOnlySqliteOnlineStore)
-    return store
-
-
-def write(store: Any, entity: int, when: datetime, score: float) -> None:
-    frame = pd.DataFrame({"customer_id": [entity], "event_timestamp": [pd.Timestamp(when)],
-                          "score": [score], "tier": [f"t{score:g}"]})  # fmt: skip
-    store.write_to_online_store("facts_view", frame)
 
 
 def materialize_row(repo: Path, writer: Any, entity: int, when: datetime, score: float) -> None:

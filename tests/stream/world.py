@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,27 @@ def build_repo(
     hashes = {name: content_hash(df) for name, df in tables.items()}
     build_features(config, tables, hashes, repo)
     return repo
+
+
+def guarded(repo: Path) -> Any:
+    """`repo`'s store with the consumer's newer-only SQLite writer in place."""
+    from components.features.store import open_store
+    from components.stream.online import guard_writes
+    from components.stream.online_sqlite import NewerOnlySqliteOnlineStore
+
+    store = open_store(repo)
+    assert guard_writes(store)
+    assert isinstance(store._get_provider().online_store, NewerOnlySqliteOnlineStore)
+    return store
+
+
+def write(store: Any, entity: int, when: datetime, score: float) -> None:
+    """Write one `facts_view` row (tier `t<score>`) through `store`'s online writer."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"customer_id": [entity], "event_timestamp": [pd.Timestamp(when)],
+                          "score": [score], "tier": [f"t{score:g}"]})  # fmt: skip
+    store.write_to_online_store("facts_view", frame)
 
 
 def event(event_id: str, customer: Any, when: str, score: Any = 3.5, tier: Any = "c",

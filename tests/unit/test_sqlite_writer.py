@@ -26,6 +26,7 @@ from components.ingest.stage import ingest_tables
 from components.stream.online_sqlite import SIDE_TABLE, NewerOnlySqliteOnlineStore, _read
 from pipelines.demo_data import generate
 from tests.helpers.endpoints import ENDPOINT_KEYS
+from tests.helpers.online_writers import WRITERS, materialize_with
 
 pytestmark = pytest.mark.unit
 
@@ -102,19 +103,12 @@ def test_where_the_side_table_exists_both_loads_keep_it_in_step(
     repo, windows = published
     spans = windows_from_json(windows)
     stores = {}
-    for name in ("columnar", "batched", "feast"):
+    for name in WRITERS:
         store = open_store(_copy_repo(repo, tmp_path / name))
         if name != "feast":
             with sqlite3.connect(tmp_path / name / "online_store.db") as conn:
                 conn.execute(CREATE_SIDE)
-        if name == "columnar":
-            materialize_windows(store, spans)
-            assert type(store._get_provider()._batch_engine) is ColumnarLocalComputeEngine
-        else:
-            if name == "batched":
-                assert use_batched_writer(store)
-            for view, (start, end) in spans.items():
-                store.materialize(start_date=start, end_date=end, feature_views=[view])
+        materialize_with(store, spans, name)
         stores[name] = store
 
     feasts = _rows(tmp_path / "feast" / "online_store.db")
