@@ -24,7 +24,14 @@ from components.stream.consumer import Consumer, StreamSettings
 from components.stream.events import encode
 from tests.helpers.cli import run_cli
 from tests.helpers.mini_features import MINI
-from tests.stream.world import T1, build_repo, event, facts, killed_between_deletes
+from tests.stream.world import (
+    T1,
+    build_repo,
+    event,
+    facts,
+    killed_between_deletes,
+    killed_while_writing,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
 VIEW = "facts_view"
@@ -114,20 +121,8 @@ def test_a_crash_in_the_middle_leaves_a_readable_log(
 
     # Killed while writing the merged file, row groups into it (before its rename): the
     # parts are untouched and no file of it is left under a name readers read.
-    import pyarrow.parquet as pq
-
-    real_write = pq.ParquetWriter.write_table
-    writes: list[int] = []
-
-    def torn(self: Any, table: Any, *args: Any, **kw: Any) -> None:
-        if len(writes) == 2:
-            raise KeyboardInterrupt("killed while writing")
-        writes.append(table.num_rows)
-        real_write(self, table, *args, **kw)
-
-    with monkeypatch.context() as m:
+    with monkeypatch.context() as m, killed_while_writing(monkeypatch, after=2) as writes:
         m.setattr(compaction, "ROW_GROUP_ROWS", 20)
-        m.setattr(pq.ParquetWriter, "write_table", torn)
         with pytest.raises(KeyboardInterrupt, match="killed"):
             compaction.compact(repo, VIEW)
     assert len(writes) == 2

@@ -19,7 +19,7 @@ from components.common import storage
 from components.common.config import SeamlessConfig
 from components.features.repo import OFFLINE_ROOT_ENV
 from components.stream import compaction, pushed
-from tests.stream.world import killed_between_deletes
+from tests.stream.world import killed_between_deletes, killed_while_writing
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
 VIEW = "facts_view"
@@ -154,7 +154,6 @@ def test_a_compaction_killed_mid_upload_leaves_no_object(
     import os
 
     import boto3
-    import pyarrow.parquet as pq
 
     repo = tmp_path / "feast"
     for p in range(8):  # ~1.2 MB of incompressible rows per part: ~10 MB merged
@@ -173,15 +172,6 @@ def test_a_compaction_killed_mid_upload_leaves_no_object(
         pushed.write_part(stream_config, repo, VIEW, frame[pushed.columns_of(stream_config, VIEW)])
     before = pushed.read_pushed(repo, VIEW)
     listed = names(repo)
-    real_write = pq.ParquetWriter.write_table
-    writes: list[int] = []
-
-    def killed(self: Any, table: Any, *args: Any, **kw: Any) -> None:
-        if len(writes) == 7:
-            raise KeyboardInterrupt("killed mid-upload")
-        writes.append(table.num_rows)
-        real_write(self, table, *args, **kw)
-
     from s3fs.core import S3File
 
     real_discard = S3File.discard
@@ -191,11 +181,10 @@ def test_a_compaction_killed_mid_upload_leaves_no_object(
         aborted.append(bool(self.mpu))  # an upload had begun: parts of it went up
         real_discard(self)
 
-    with monkeypatch.context() as m:
+    with monkeypatch.context() as m, killed_while_writing(monkeypatch, after=7) as writes:
         m.setattr(S3File, "discard", discard)
         m.setattr(storage, "PART_SIZE", 5 * 2**20)  # S3's smallest upload part
         m.setattr(compaction, "ROW_GROUP_ROWS", 2000)
-        m.setattr(pq.ParquetWriter, "write_table", killed)
         with pytest.raises(KeyboardInterrupt):
             compaction.compact(repo, VIEW)
     assert len(writes) == 7 and aborted == [True]  # ~8 MB written: an upload part went up

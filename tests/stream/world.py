@@ -112,3 +112,23 @@ __all__ = [
     "STREAM_CONFIG", "T1", "T3", "build_repo", "digest", "event", "facts",
     "killed_between_deletes", "labels", "utc",
 ]  # fmt: skip
+
+
+@contextmanager
+def killed_while_writing(monkeypatch: pytest.MonkeyPatch, after: int) -> Iterator[list[int]]:
+    """A compaction inside is "killed" (KeyboardInterrupt) when it writes a row group of
+    its merged file after `after` of them; yields the row counts of those written."""
+    import pyarrow.parquet as pq
+
+    writes: list[int] = []
+    real_write = pq.ParquetWriter.write_table
+
+    def dies(self: Any, table: Any, *args: Any, **kw: Any) -> None:
+        if len(writes) == after:
+            raise KeyboardInterrupt("killed while writing")
+        writes.append(table.num_rows)
+        real_write(self, table, *args, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(pq.ParquetWriter, "write_table", dies)
+        yield writes
