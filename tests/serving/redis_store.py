@@ -174,4 +174,31 @@ def repo_variant(repo: Path, dest: Path, connection_string: str) -> Path:
     return dest
 
 
-__all__ = ["RedisServer", "build_redis_repo", "redis_repo_config", "redis_server", "repo_variant"]
+def same_predictions(
+    client: Any, sqlite_client: Any, ids: list[Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One /v1/predict for `ids` to an app on a Redis store (`client`) and to the same
+    app on the SQLite store: both answer 200, and `client`'s predictions are for `ids` in
+    order with the SQLite store's scores. Returns both bodies."""
+    import pytest
+
+    on_redis = client.post("/v1/predict", json={"entity_ids": ids})
+    on_sqlite = sqlite_client.post("/v1/predict", json={"entity_ids": ids})
+    assert on_redis.status_code == 200, on_redis.text
+    assert on_sqlite.status_code == 200, on_sqlite.text
+    r, s = on_redis.json(), on_sqlite.json()
+    assert [p["entity_id"] for p in r["predictions"]] == ids
+    assert [p["score"] for p in r["predictions"]] == pytest.approx(
+        [p["score"] for p in s["predictions"]], abs=1e-12
+    )
+    return r, s
+
+
+__all__ = [
+    "RedisServer",
+    "build_redis_repo",
+    "redis_repo_config",
+    "redis_server",
+    "repo_variant",
+    "same_predictions",
+]

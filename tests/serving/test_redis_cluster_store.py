@@ -27,7 +27,7 @@ from components.common.config import SeamlessConfig
 from components.serve.lookup.direct_store import redis_keys
 from components.serve.lookup.features import OnlineFeatures
 from tests.serving.conftest import serving_client
-from tests.serving.redis_store import redis_repo_config
+from tests.serving.redis_store import redis_repo_config, same_predictions
 from tests.serving.workspace import clean_endpoints
 from tests.stream.redis_cluster import Cluster, migrating, node_port, redis_cluster
 
@@ -174,15 +174,7 @@ def test_predictions_equal_the_sqlite_store(
     cluster_client: TestClient, client: TestClient, built: dict
 ) -> None:
     ids = built["entities"][:25] + built["entities"][-25:]
-    on_cluster = cluster_client.post("/v1/predict", json={"entity_ids": ids})
-    on_sqlite = client.post("/v1/predict", json={"entity_ids": ids})
-    assert on_cluster.status_code == 200, on_cluster.text
-    assert on_sqlite.status_code == 200, on_sqlite.text
-    c, s = on_cluster.json(), on_sqlite.json()
-    assert [p["entity_id"] for p in c["predictions"]] == ids
-    assert [p["score"] for p in c["predictions"]] == pytest.approx(
-        [p["score"] for p in s["predictions"]], abs=1e-12
-    )
+    same_predictions(cluster_client, client, ids)
     unknown = cluster_client.post("/v1/predict", json={"entity_ids": [ids[0], 42]})
     assert unknown.status_code == 404 and unknown.json()["unknown_entity_ids"] == [42]
     ready = cluster_client.get("/readyz")

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from components.common.config import SeamlessConfig
 from tests.serving.conftest import serving_client
-from tests.serving.redis_store import RedisServer, repo_variant
+from tests.serving.redis_store import RedisServer, repo_variant, same_predictions
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
@@ -40,22 +40,14 @@ def test_predictions_equal_the_sqlite_store(
     redis_client: TestClient, client: TestClient, built: dict
 ) -> None:
     ids = built["entities"][:25] + built["entities"][-25:]
-    from_redis = redis_client.post("/v1/predict", json={"entity_ids": ids})
-    from_sqlite = client.post("/v1/predict", json={"entity_ids": ids})
-    assert from_redis.status_code == 200, from_redis.text
-    assert from_sqlite.status_code == 200, from_sqlite.text
+    r, s = same_predictions(redis_client, client, ids)
     service = redis_client.app.state.service  # type: ignore[attr-defined]
     # The hot path read Redis on the event loop, with the asyncio client (resp.py).
     assert service.features._reader.aclient.connects >= 1
     assert service.features.fetch(ids).equals(
         client.app.state.service.features.fetch(ids)  # type: ignore[attr-defined]
     )
-    r, s = from_redis.json(), from_sqlite.json()
     assert r["model_version"] == s["model_version"] == built["version"]
-    assert [p["entity_id"] for p in r["predictions"]] == ids
-    assert [p["score"] for p in r["predictions"]] == pytest.approx(
-        [p["score"] for p in s["predictions"]], abs=1e-12
-    )
     assert [p["decision"] for p in r["predictions"]] == [p["decision"] for p in s["predictions"]]
     # The Open Inference Protocol path reads Redis too.
     infer = redis_client.post(
