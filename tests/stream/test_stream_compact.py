@@ -67,6 +67,28 @@ def fill(repo: Path, config: SeamlessConfig, client: Any, stream: str, **kw: Any
     return worker
 
 
+def filled(
+    tmp_path: Path, config: SeamlessConfig, client: Any, stream: str
+) -> tuple[Path, pd.DataFrame]:
+    """A new repo whose pushed log `fill` wrote, and the rows it reads."""
+    repo = build_repo(tmp_path, config, None)
+    fill(repo, config, client, stream)
+    before = pushed.read_pushed(repo, VIEW)
+    assert before is not None
+    return repo, before
+
+
+def write_again(
+    config: SeamlessConfig, repo: Path, rows: pd.DataFrame, n: int, event_id: str, stream_ms: int
+) -> None:
+    """A new one-row part as a consumer writes it: `rows`' row `n` again, as the event
+    `event_id` at stream id `<stream_ms>-0`."""
+    extra = rows.iloc[[n]][pushed.columns_of(config, VIEW)].copy()
+    extra[pushed.EVENT_ID_COLUMN] = event_id
+    extra[pushed.STREAM_ID_COLUMN] = f"{stream_ms}-0"
+    pushed.write_part(config, repo, VIEW, extra)
+
+
 def training(
     repo: Path, config: SeamlessConfig, now: pd.Timestamp
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -114,9 +136,7 @@ def test_compaction_keeps_the_rows_and_the_training_set(
 def test_a_crash_in_the_middle_leaves_a_readable_log(
     stream_config: SeamlessConfig, client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = build_repo(tmp_path, stream_config, None)
-    fill(repo, stream_config, client, "s:compact-crash")
-    before = pushed.read_pushed(repo, VIEW)
+    repo, before = filled(tmp_path, stream_config, client, "s:compact-crash")
     names = [p.name for p in parts(repo)]
 
     # Killed while writing the merged file, row groups into it (before its rename): the
@@ -144,10 +164,7 @@ def test_a_crash_in_the_middle_leaves_a_readable_log(
 def test_readers_during_compactions_never_lose_or_repeat_a_row(
     stream_config: SeamlessConfig, client: Any, tmp_path: Path
 ) -> None:
-    repo = build_repo(tmp_path, stream_config, None)
-    fill(repo, stream_config, client, "s:compact-readers")
-    before = pushed.read_pushed(repo, VIEW)
-    assert before is not None
+    repo, before = filled(tmp_path, stream_config, client, "s:compact-readers")
     stop = threading.Event()
     reads: list[int] = []
     failures: list[str] = []
@@ -171,12 +188,8 @@ def test_readers_during_compactions_never_lose_or_repeat_a_row(
     threads = [threading.Thread(target=reader) for _ in range(2)]
     for t in threads:
         t.start()
-    cols = pushed.columns_of(stream_config, VIEW)
     for n in range(15):  # new parts (a consumer writing) and compactions, interleaved
-        extra = before.iloc[[n]][cols].copy()
-        extra[pushed.EVENT_ID_COLUMN] = f"new-{n}"
-        extra[pushed.STREAM_ID_COLUMN] = f"{9_000_000_000_000 + n}-0"
-        pushed.write_part(stream_config, repo, VIEW, extra)
+        write_again(stream_config, repo, before, n, f"new-{n}", 9_000_000_000_000 + n)
         compaction.compact(repo, VIEW)
         # Let a read finish between compactions however slow the machine is (bounded).
         seen, deadline = len(reads), time.monotonic() + 30
@@ -225,11 +238,7 @@ def test_compactions_racing_each_other_lose_and_repeat_nothing(
     # Two compactions at once (the consumer's and the CLI's), repeatedly, while new parts
     # arrive: one whose parts vanish or whose compacted files change under it starts
     # again; none fails, and the log reads the same rows plus the new ones.
-    repo = build_repo(tmp_path, stream_config, None)
-    fill(repo, stream_config, client, "s:compact-race")
-    before = pushed.read_pushed(repo, VIEW)
-    assert before is not None
-    cols = pushed.columns_of(stream_config, VIEW)
+    repo, before = filled(tmp_path, stream_config, client, "s:compact-race")
     failures: list[str] = []
     done: list[compaction.Compaction] = []
 
@@ -245,10 +254,7 @@ def test_compactions_racing_each_other_lose_and_repeat_nothing(
     for t in threads:
         t.start()
     for n in range(10):
-        extra = before.iloc[[n]][cols].copy()
-        extra[pushed.EVENT_ID_COLUMN] = f"race-{n}"
-        extra[pushed.STREAM_ID_COLUMN] = f"{9_100_000_000_000 + n}-0"
-        pushed.write_part(stream_config, repo, VIEW, extra)
+        write_again(stream_config, repo, before, n, f"race-{n}", 9_100_000_000_000 + n)
         time.sleep(0.02)
     for t in threads:
         t.join(timeout=120)
