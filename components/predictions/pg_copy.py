@@ -42,7 +42,7 @@ Column = tuple[str, str, str, Callable[[Any], bool]]
 """A log table's column: (record field, SQL column, SQL type, whether a value fits it);
 `postgres.COLUMNS` lists them in the order serving writes the fields."""
 
-CHUNK_ROWS = 32_768
+CHUNK_ROWS = 16_384
 """Rows encoded (and handed to the connection) at a time: bounds the client's memory."""
 HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 TRAILER = b"\xff\xff"
@@ -364,7 +364,8 @@ def plan(
     by_field: dict[str, pa.Array] = {}  # record field -> its plain column
     structs: dict[str, list[tuple[str, pa.Array]]] = {}  # field -> [(key, plain column)]
     for name in data.column_names:
-        array = data.column(name).combine_chunks()
+        column = data.column(name)
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         if t.is_struct(array.type):
             keys = []
             for j in range(array.type.num_fields):
