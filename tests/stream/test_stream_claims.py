@@ -44,6 +44,19 @@ def consumer(repo: Path, config: SeamlessConfig, client: Any, stream: str, name:
     return Consumer(config, repo, open_store(repo), client, settings)
 
 
+def sent_twice_to_two(
+    repo: Path, config: SeamlessConfig, client: Any, stream: str, e: dict[str, Any]
+) -> tuple[Consumer, Consumer]:
+    """`e` sent twice on `stream` (two producers), and two consumers of one group on it,
+    `pod-a` and `pod-b`, reading one entry at a time."""
+    client.xadd(stream, encode(e))
+    client.xadd(stream, encode(e))
+    a = consumer(repo, config, client, stream, "pod-a", batch=1)
+    b = consumer(repo, config, client, stream, "pod-b", batch=1)
+    ensure_group(client, a.s)
+    return a, b
+
+
 def read_one(c: Consumer) -> list[tuple[str, dict[str, str] | None]]:
     entries = c._new(100)
     assert len(entries) == 1
@@ -55,11 +68,7 @@ def test_two_consumers_racing_on_one_new_event_id_write_it_once(
 ) -> None:
     stream = "s:race"
     e = event("race-1", 31, ago(20), score=6.5, tier="r")
-    client.xadd(stream, encode(e))
-    client.xadd(stream, encode(e))  # the same event, from a second producer
-    a = consumer(redis_repo, stream_config, client, stream, "pod-a", batch=1)
-    b = consumer(redis_repo, stream_config, client, stream, "pod-b", batch=1)
-    ensure_group(client, a.s)
+    a, b = sent_twice_to_two(redis_repo, stream_config, client, stream, e)
     batches = {a: read_one(a), b: read_one(b)}  # each holds one copy
     # Both have checked their event; both claim at the same moment.
     gate = threading.Barrier(2)
@@ -127,11 +136,7 @@ def test_a_consumer_dead_after_its_claim_loses_nothing(
 ) -> None:
     stream = "s:claim-crash"
     e = event("crash-1", 41, ago(20), score=8.25, tier="k")
-    client.xadd(stream, encode(e))
-    client.xadd(stream, encode(e))
-    a = consumer(redis_repo, stream_config, client, stream, "pod-a", batch=1)
-    b = consumer(redis_repo, stream_config, client, stream, "pod-b", batch=1)
-    ensure_group(client, a.s)
+    a, b = sent_twice_to_two(redis_repo, stream_config, client, stream, e)
     first = read_one(a)
 
     def killed(_accepted: Any) -> None:
