@@ -369,7 +369,7 @@ def plan(
         if t.is_struct(array.type):
             keys = []
             for j in range(array.type.num_fields):
-                # The child as stored (as the temporary table's COPY took it).
+                # The child's values (a null struct row's too, as the earlier path read them).
                 child = _plain(array.field(j)) if _sql_type(array.type.field(j).type) else None
                 if child is None:
                     return None

@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.serving, pytest.mark.postgres]
 
 def _batch(n: int, request_id: str, texts: list[str | None] | None = None) -> BatchRecords:
     rng = np.random.default_rng(2)
-    # 60 features: more than one jsonb_build_object call takes (50 pairs).
+    # 60 features: wider than the demo model's (the server-side build took 50 a call).
     numbers = {f"f{j}": rng.standard_normal(n) * 10 ** (j % 7) for j in range(58)}
     numbers["f0"] = np.floor(numbers["f0"])  # integral floats must read back as floats
     numbers["f1"][::3] = np.nan
