@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -14,6 +14,10 @@ import yaml
 from components.common.config import SeamlessConfig, default_config_path, load_config
 from components.common.env import disable_telemetry
 from tests.helpers.endpoints import ENDPOINT_KEYS
+
+if TYPE_CHECKING:
+    from tests.serving.redis_store import RedisServer
+    from tests.stream.redis_cluster import Cluster
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +55,25 @@ def _no_spark_left_running() -> Iterator[None]:
         gateway.proc.wait()
         SparkContext._gateway = None
         SparkContext._jvm = None
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    """A real redis-server on loopback, per test module (tests/serving/redis_store.py)."""
+    from tests.serving.redis_store import redis_server
+
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """A real Redis Cluster, three masters on loopback, per test module
+    (tests/stream/redis_cluster.py)."""
+    from tests.stream.redis_cluster import redis_cluster
+
+    with redis_cluster() as ports:
+        yield ports
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ from components.serve.api.app import create_app
 from components.serve.settings import ServeSettings
 from tests.helpers.postgres import PostgresServer
 from tests.serving.pg_control import fresh_database
-from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server
+from tests.serving.redis_store import RedisServer, build_redis_repo
 from tests.serving.workspace import build_workspace, clean_endpoints, small_config
 
 
@@ -94,13 +94,6 @@ def pg_client(
     spool = tmp_path / "spool"
     with serving_client(tmp_path, serve_config, log_url=pg_url, spool_dir=spool) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    """A real redis-server on loopback, per test module (tests/serving/redis_store.py)."""
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

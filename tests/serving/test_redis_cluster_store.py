@@ -29,18 +29,12 @@ from components.serve.lookup.features import OnlineFeatures
 from tests.serving.conftest import serving_client
 from tests.serving.redis_store import redis_repo_config, same_predictions
 from tests.serving.workspace import clean_endpoints
-from tests.stream.redis_cluster import Cluster, migrating, node_port, redis_cluster
+from tests.stream.redis_cluster import Cluster, migrating, node_port
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
 PROMPT_S = 3.0
 """As for a plain Redis (test_redis_store.py): an outage answers 503 within this."""
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with redis_cluster() as ports:
-        yield ports
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""A real redis-server per module and the mini world's Feast repo on it (tests/stream/world.py)."""
+"""The mini world's Feast repo on the module's redis-server (`redis`: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,8 @@ from typing import Any
 import pytest
 
 from components.common.config import SeamlessConfig
-from tests.serving.redis_store import RedisServer, redis_server
+from tests.serving.redis_store import RedisServer
 from tests.stream.world import STREAM_CONFIG, build_repo
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ one sentence (its commit script spans several keys)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,12 @@ from components.features.store import open_store
 from components.stream.consumer import Consumer, StreamSettings
 from components.stream.events import encode
 from components.stream.online import NewerOnlyRedisOnlineStore
-from tests.stream.redis_cluster import Cluster, move_slot, redis_cluster
+from tests.stream.redis_cluster import move_slot
 from tests.stream.world import build_repo, event
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
 
 ENTITIES = list(range(101, 125))  # their keys fall in all three masters' slot ranges
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with redis_cluster() as ports:
-        yield ports
 
 
 @pytest.fixture(scope="module")
