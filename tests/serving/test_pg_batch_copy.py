@@ -87,12 +87,8 @@ def test_a_batch_reads_back_as_row_by_row_writes_it(
 
 
 def test_a_value_copy_cannot_carry_goes_row_by_row(pg_server: PostgresServer) -> None:
-    url = fresh_database(pg_server, "batchnul")
-    log = PgLog(url, "predictions")
-    log.open()
     batch = _batch(10, "batch-nul", texts=["nul\x00inside", *["x"] * 9])
-    log.append_batch(batch)
-    log.close()
+    url = _logged(pg_server, "batchnul", batch)
     assert list(read_pg_records(url, "predictions")) == list(batch.records())
 
 
@@ -112,6 +108,16 @@ def test_a_refused_batch_leaves_none_of_its_rows(pg_server: PostgresServer) -> N
         log.append_batch(batch)
     log.close()
     assert list(read_pg_records(url, "predictions")) == []
+
+
+def _logged(pg_server: PostgresServer, database: str, batch: BatchRecords) -> str:
+    """`batch` appended to the log table of a fresh database; the database's URL."""
+    url = fresh_database(pg_server, database)
+    log = PgLog(url, "predictions")
+    log.open()
+    log.append_batch(batch)
+    log.close()
+    return url
 
 
 def _query(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -157,11 +163,7 @@ def test_numbers_are_stored_as_the_server_built_them(pg_server: PostgresServer) 
         .append_column("x", pa.array(values))
     )
     batch.order = [*batch.order, "x"]
-    url = fresh_database(pg_server, "batchnumbers")
-    log = PgLog(url, "predictions")
-    log.open()
-    log.append_batch(batch)
-    log.close()
+    url = _logged(pg_server, "batchnumbers", batch)
     before = BEFORE.format(x="score")
     differ = _query(
         url,
@@ -198,11 +200,7 @@ def test_constant_fields_without_a_column_go_to_extra(pg_server: PostgresServer)
     batch = _batch(50, "batch-constants")
     batch.constants |= {"ts": "2026-01-01 00:00:00Z", "model_version": 3, "run": {"n": [1.5]}}
     batch.order = [*batch.order, "run"]
-    url = fresh_database(pg_server, "batchconstants")
-    log = PgLog(url, "predictions")
-    log.open()
-    log.append_batch(batch)
-    log.close()
+    url = _logged(pg_server, "batchconstants", batch)
     assert list(read_pg_records(url, "predictions")) == list(batch.records())
     table = table_name("predictions")
     assert _query(url, f"SELECT count(*) FROM {table} WHERE extra::text <> extra::jsonb::text") == [
