@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,3 +207,46 @@ def test_a_stopped_master_is_a_prompt_503_then_recovers(
     score = [p["score"] for p in after.json()["predictions"]]
     assert score == [p["score"] for p in before.json()["predictions"]]
     assert features.read_path == "redis-cluster"
+
+
+HUNG_S = 10.0
+"""A master that hangs (accepts, never answers) is a 503 within this: the 1 s socket
+timeout serving gives redis-py's cluster client, times redis-py's few attempts."""
+
+
+def test_a_hung_master_is_a_503_within_the_socket_timeout(
+    cluster: Cluster, cluster_client: TestClient, built: dict
+) -> None:
+    """SIGSTOP leaves the master's port accepting connections with no reply (what a
+    wedged node or a black-holed route looks like): without a socket timeout a worker
+    thread waits for ever; with it the request fails in seconds, naming the master."""
+    features = cluster_client.app.state.service.features  # type: ignore[attr-defined]
+    entity = built["entities"][1]
+
+    def predict() -> Any:
+        return cluster_client.post("/v1/predict", json={"entity_ids": [entity]})
+
+    before = predict()
+    assert before.status_code == 200, before.text
+    port = node_port(cluster, redis_keys(features._reader.plan, [entity])[0])
+    answers: list[Any] = []
+    cluster.procs[port].send_signal(signal.SIGSTOP)
+    try:
+        asking = threading.Thread(target=lambda: answers.append(predict()), daemon=True)
+        t0 = time.monotonic()
+        asking.start()
+        asking.join(HUNG_S)
+        waited = time.monotonic() - t0
+    finally:
+        cluster.procs[port].send_signal(signal.SIGCONT)
+    assert answers, f"no answer within {HUNG_S:g} s from a hung master"
+    assert answers[0].status_code == 503, answers[0].text
+    assert str(port) in answers[0].json()["detail"], answers[0].json()
+    assert waited < HUNG_S
+    cluster.wait_ok()
+    deadline = time.monotonic() + 30
+    while (after := predict()).status_code != 200:
+        assert time.monotonic() < deadline, after.text
+        time.sleep(0.1)
+    scores = [p["score"] for p in after.json()["predictions"]]
+    assert scores == [p["score"] for p in before.json()["predictions"]]

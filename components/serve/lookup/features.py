@@ -251,18 +251,32 @@ def unknown_rows(frame: pd.DataFrame, features: list[str]) -> list[int]:
     return [int(i) for i in mask.nonzero()[0]]
 
 
+REDIS_TIMEOUT_S = 1.0
+"""Socket (connect and read) timeout of the redis-py clients of direct reads, unless the
+connection string sets `socket_timeout` / `socket_connect_timeout`: the event loop's
+client (resp.AsyncRedis) has the same default. Without it a Redis that accepts and never
+answers (a stopped process, a black-holed route) holds a worker thread for ever."""
+
+
 def _redis_client(online: Any) -> Any:
-    """The client for direct reads: Feast's own, except that a plain Redis gets no
-    client-side retries unless the connection string asks for them (redis-py's default
-    of 3 retries with backoff turns an outage into ~10 s stalls instead of a prompt 503).
-    """
+    """The client for direct reads, built as Feast builds it from the connection string,
+    with `REDIS_TIMEOUT_S` by default; a plain Redis also gets no client-side retries
+    unless the connection string asks for them (redis-py's default of 3 retries with
+    backoff turns an outage into ~10 s stalls instead of a prompt 503). A Sentinel stays
+    exactly Feast's."""
     from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
 
-    if online.redis_type != RedisType.redis:
-        return RedisOnlineStore()._get_client(online)  # cluster / sentinel as Feast builds them
+    if online.redis_type == RedisType.redis_sentinel:
+        return RedisOnlineStore()._get_client(online)
+    nodes, kwargs = RedisOnlineStore._parse_connection_string(online.connection_string)
+    kwargs.setdefault("socket_timeout", REDIS_TIMEOUT_S)
+    kwargs.setdefault("socket_connect_timeout", REDIS_TIMEOUT_S)
+    if online.redis_type == RedisType.redis_cluster:
+        from redis.cluster import ClusterNode, RedisCluster
+
+        return RedisCluster(startup_nodes=[ClusterNode(**node) for node in nodes], **kwargs)
     from redis import Redis
 
-    nodes, kwargs = RedisOnlineStore._parse_connection_string(online.connection_string)
     kwargs.setdefault("retry", None)
     return Redis(host=nodes[0]["host"], port=nodes[0]["port"], **kwargs)
 
