@@ -177,36 +177,50 @@ def test_predictions_equal_the_sqlite_store(
     assert ready.status_code == 200 and ready.json()["feature_reads"] == "redis-cluster"
 
 
+class OneEntity:
+    """Predictions for one entity through the cluster app: the first answer, and the
+    port of the master that holds the entity's key."""
+
+    def __init__(self, cluster: Cluster, client: TestClient, entity: Any) -> None:
+        self.client, self.entity, self.cluster = client, entity, cluster
+        self.features = client.app.state.service.features  # type: ignore[attr-defined]
+        self.before = self.predict()
+        assert self.before.status_code == 200, self.before.text
+        self.port = node_port(cluster, redis_keys(self.features._reader.plan, [entity])[0])
+
+    def predict(self) -> Any:
+        return self.client.post("/v1/predict", json={"entity_ids": [self.entity]})
+
+    def refused_naming_the_master(self, answer: Any) -> None:
+        assert answer.status_code == 503, answer.text
+        assert str(self.port) in answer.json()["detail"], answer.json()
+
+    def comes_back(self) -> None:
+        """Once the cluster is whole again, the same scores, read directly again."""
+        self.cluster.wait_ok()
+        deadline = time.monotonic() + 30
+        while (after := self.predict()).status_code != 200:
+            assert time.monotonic() < deadline, after.text
+            time.sleep(0.1)
+        score = [p["score"] for p in after.json()["predictions"]]
+        assert score == [p["score"] for p in self.before.json()["predictions"]]
+        assert self.features.read_path == "redis-cluster"
+
+
 def test_a_stopped_master_is_a_prompt_503_then_recovers(
     cluster: Cluster, cluster_client: TestClient, built: dict
 ) -> None:
-    features = cluster_client.app.state.service.features  # type: ignore[attr-defined]
-    entity = built["entities"][0]
-
-    def predict() -> Any:
-        return cluster_client.post("/v1/predict", json={"entity_ids": [entity]})
-
-    before = predict()
-    assert before.status_code == 200, before.text
-    port = node_port(cluster, redis_keys(features._reader.plan, [entity])[0])
-    cluster.stop(port)
+    one = OneEntity(cluster, cluster_client, built["entities"][0])
+    cluster.stop(one.port)
     try:
         for _ in range(2):  # and again: the reopened store fails just as cleanly
             t0 = time.monotonic()
-            down = predict()
+            down = one.predict()
             assert time.monotonic() - t0 < PROMPT_S
-            assert down.status_code == 503, down.text
-            assert str(port) in down.json()["detail"], down.json()
+            one.refused_naming_the_master(down)
     finally:
-        cluster.start(port)
-    cluster.wait_ok()
-    deadline = time.monotonic() + 30
-    while (after := predict()).status_code != 200:
-        assert time.monotonic() < deadline, after.text
-        time.sleep(0.1)
-    score = [p["score"] for p in after.json()["predictions"]]
-    assert score == [p["score"] for p in before.json()["predictions"]]
-    assert features.read_path == "redis-cluster"
+        cluster.start(one.port)
+    one.comes_back()
 
 
 HUNG_S = 10.0
@@ -220,33 +234,18 @@ def test_a_hung_master_is_a_503_within_the_socket_timeout(
     """SIGSTOP leaves the master's port accepting connections with no reply (what a
     wedged node or a black-holed route looks like): without a socket timeout a worker
     thread waits for ever; with it the request fails in seconds, naming the master."""
-    features = cluster_client.app.state.service.features  # type: ignore[attr-defined]
-    entity = built["entities"][1]
-
-    def predict() -> Any:
-        return cluster_client.post("/v1/predict", json={"entity_ids": [entity]})
-
-    before = predict()
-    assert before.status_code == 200, before.text
-    port = node_port(cluster, redis_keys(features._reader.plan, [entity])[0])
+    one = OneEntity(cluster, cluster_client, built["entities"][1])
     answers: list[Any] = []
-    cluster.procs[port].send_signal(signal.SIGSTOP)
+    cluster.procs[one.port].send_signal(signal.SIGSTOP)
     try:
-        asking = threading.Thread(target=lambda: answers.append(predict()), daemon=True)
+        asking = threading.Thread(target=lambda: answers.append(one.predict()), daemon=True)
         t0 = time.monotonic()
         asking.start()
         asking.join(HUNG_S)
         waited = time.monotonic() - t0
     finally:
-        cluster.procs[port].send_signal(signal.SIGCONT)
+        cluster.procs[one.port].send_signal(signal.SIGCONT)
     assert answers, f"no answer within {HUNG_S:g} s from a hung master"
-    assert answers[0].status_code == 503, answers[0].text
-    assert str(port) in answers[0].json()["detail"], answers[0].json()
     assert waited < HUNG_S
-    cluster.wait_ok()
-    deadline = time.monotonic() + 30
-    while (after := predict()).status_code != 200:
-        assert time.monotonic() < deadline, after.text
-        time.sleep(0.1)
-    scores = [p["score"] for p in after.json()["predictions"]]
-    assert scores == [p["score"] for p in before.json()["predictions"]]
+    one.refused_naming_the_master(answers[0])
+    one.comes_back()
