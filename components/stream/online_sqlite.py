@@ -71,11 +71,11 @@ StoredRows = list[tuple[str, bytes, int | None]]
 
 
 def end_of_second(seconds: int) -> int:
-    """The latest microsecond time Feast's column stores as `seconds`: Feast reads it
-    as `datetime.fromtimestamp(seconds)` and stores `int(ts.timestamp())`, which
-    truncates (toward zero: an earlier second's end before 1970)."""
-    start = micros(datetime.fromtimestamp(seconds))
-    return start + (999_999 if seconds >= 0 else 0)
+    """The latest microsecond time Feast's column stores as `seconds` (epoch seconds:
+    Feast stores `int(ts.timestamp())`, which truncates toward zero, so before 1970 the
+    stored second is the end of an earlier one). Epoch arithmetic, whatever the
+    machine's time zone."""
+    return seconds * 1_000_000 + (999_999 if seconds >= 0 else 0)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from components.features.sqlite_writer import BatchedSqliteOnlineStore
 from components.features.store import open_store
 from components.stream.consumer import Consumer, StreamSettings
 from components.stream.events import encode
-from components.stream.online_sqlite import SIDE_TABLE
+from components.stream.online_sqlite import SIDE_TABLE, end_of_second
 from tests.stream.world import T3, build_repo, event, guarded, write
 
 pytestmark = [pytest.mark.slow, pytest.mark.stream]
@@ -152,3 +152,22 @@ def test_the_consumer_counts_an_older_event_of_the_same_second_late(
     assert (done.late, done.written) == (1, 0), done.summary()
     assert score(repo, stream_config, 9) == 2.0
     assert served(repo, stream_config, [9]) == [[2.0, "n"]]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns"])
+def test_the_end_of_a_stored_second_does_not_depend_on_the_machines_zone(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feast's column holds epoch seconds; its end in epoch microseconds is the same in
+    every zone (it was shifted by the zone's offset outside UTC)."""
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        second = int(T3.timestamp())
+        assert end_of_second(second) == second * 1_000_000 + 999_999
+        assert end_of_second(-2) == -2_000_000  # truncated toward zero: an earlier end
+    finally:
+        monkeypatch.undo()
+        time.tzset()
