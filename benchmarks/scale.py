@@ -11,6 +11,7 @@ sampled every 0.5 s) is stopped and recorded as such.
 
 Usage:
     python benchmarks/scale.py --rows 100000,1000000 --base <rev> \\
+        [--variants baseline,new,spark] [--stop-after features] \\
         [--out docs/benchmarks.md] [--plot docs/scale.png]
 """
 
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -96,10 +98,16 @@ if _absent:
 
 
 def run_guarded(
-    cmd: list[str], env: dict[str, str], cwd: Path, timeout: float, mem_cap_mib: float
+    cmd: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    mem_cap_mib: float,
+    finished: Callable[[], bool] = lambda: False,
 ) -> tuple[str, float, float, str]:
     """(outcome, wall s, peak total RSS MiB of the process tree, output); outcome is
-    `ok`, `failed`, `timeout` or `memory`."""
+    `ok`, `failed`, `timeout`, `memory` or `stopped` (`finished()` became true: the part
+    being measured is done, the rest of the run is not wanted)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -120,6 +128,8 @@ def run_guarded(
             verdict = "memory"
         elif time.perf_counter() - t0 > timeout:
             verdict = "timeout"
+        elif finished():
+            verdict = "stopped"
         if verdict:
             for p in reversed([root, *root.children(recursive=True)]):
                 with contextlib.suppress(psutil.Error):
@@ -172,9 +182,16 @@ def run_variant(
     }
     cli = [sys.executable, "-c", "from pipelines.cli import main; main()"]
     cmd = [*cli, "run", "training", "--data-dir", str(data), "--workspace", str(work / "ws")]
+    last = args.stop_after
+
+    def finished() -> bool:
+        return bool(last) and last in steps_from(stats)
+
     outcome, wall, peak, output = run_guarded(
-        [*cmd, "--json"], env, code, args.timeout, args.mem_cap_gb * 1024
+        [*cmd, "--json"], env, code, args.timeout, args.mem_cap_gb * 1024, finished
     )
+    if outcome == "stopped":
+        outcome = f"through {last}"
     result: dict[str, Any] = {
         "outcome": outcome,
         "wall_s": round(wall, 1),
@@ -187,7 +204,7 @@ def run_variant(
             result["roc_auc"] = (summary.get("champion_metrics") or {}).get("roc_auc")
         except ValueError:
             pass
-    else:
+    elif not outcome.startswith("through"):
         result["tail"] = output[-600:]
     return result
 
@@ -204,7 +221,9 @@ def worktree(rev: str, into: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="100000,1000000")
-    parser.add_argument("--base", required=True, help="git revision of the baseline path")
+    parser.add_argument(
+        "--base", default="", help="git revision of the baseline path (baseline variant)"
+    )
     parser.add_argument(
         "--base-lacks",
         default="",
@@ -220,10 +239,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--mem-cap-gb", type=float, default=8)
+    parser.add_argument(
+        "--stop-after",
+        default="",
+        choices=["", *STEP_ORDER],
+        help="stop each run once this step has finished (e.g. features: the training set "
+        "is written); its wall time is then the time up to that step's end",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
     sizes = [int(r) for r in args.rows.split(",")]
+    if "baseline" in args.variants.split(",") and not args.base:
+        parser.error("the baseline variant needs --base REV")
 
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="seamless-scale-") as tmp_name:
@@ -264,9 +292,14 @@ def main() -> None:
     for line in ratios:
         print(line)
     if args.out:
-        record(args.out, results, args.base, args.base_lacks, ratios)
+        record(args.out, results, args.base, args.base_lacks, ratios, args.stop_after)
     if args.plot:
         plot(args.plot, results)
+
+
+def completed(result: dict[str, Any]) -> bool:
+    """The run did what was asked: the whole pipeline, or up to `--stop-after`."""
+    return result["outcome"] == "ok" or result["outcome"].startswith("through")
 
 
 def growth(results: list[dict[str, Any]]) -> list[str]:
@@ -274,7 +307,7 @@ def growth(results: list[dict[str, Any]]) -> list[str]:
     lines = []
     for variant in dict.fromkeys(r["variant"] for r in results):
         runs = sorted(
-            (r for r in results if r["variant"] == variant and r["outcome"] == "ok"),
+            (r for r in results if r["variant"] == variant and completed(r)),
             key=lambda r: r["rows"],
         )
         for small, large in itertools.pairwise(runs):
@@ -293,6 +326,7 @@ def record(
     base: str,
     lacks: str,
     ratios: list[str] | None = None,
+    stop_after: str = "",
 ) -> None:
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [
@@ -300,7 +334,14 @@ def record(
         f"Baseline = revision `{base}` (without {lacks or 'nothing'}), new = this tree on "
         "the local engine, spark = this tree with `engine: spark` (local mode); same data, "
         "same run (`benchmarks/scale.py`). Step cells: wall s / peak RSS MiB of the step's "
-        "processes (Spark's JVM and Python workers included).\n",
+        "processes (Spark's JVM and Python workers included)."
+        + (
+            f" Each run was stopped once its `{stop_after}` step had finished; its wall "
+            "time is the time up to then."
+            if stop_after
+            else ""
+        )
+        + "\n",
         "| rows | variant | outcome | wall s | largest step MiB | all processes MiB | "
         + " | ".join(TABLE_STEPS)
         + " | ROC AUC |",
@@ -335,7 +376,7 @@ def plot(path: Path, results: list[dict[str, Any]]) -> None:
 
     fig, (wall_ax, mem_ax) = plt.subplots(1, 2, figsize=(10, 4))
     for variant in sorted({r["variant"] for r in results}):
-        rows = [r for r in results if r["variant"] == variant and r["outcome"] == "ok"]
+        rows = [r for r in results if r["variant"] == variant and completed(r)]
         xs = [r["rows"] for r in rows]
         wall_ax.plot(xs, [r["wall_s"] for r in rows], marker="o", label=variant)
         peak_step = [max((s["peak_rss_mib"] for s in r["steps"].values()), default=0) for r in rows]
