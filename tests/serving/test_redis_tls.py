@@ -22,7 +22,7 @@ from components.common.errors import SeamlessError
 from components.serve.lookup.resp import AsyncRedis, RespUnavailable
 from tests.helpers.certs import ours_and_other, wrong_name
 from tests.serving.conftest import serving_client
-from tests.serving.redis_store import RedisServer, build_redis_repo, redis_server, repo_variant
+from tests.serving.redis_store import RedisServer, redis_server, repo_variant
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
@@ -41,7 +41,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def tls_redis(certs: dict[str, Path]) -> Iterator[RedisServer]:
+def redis(certs: dict[str, Path]) -> Iterator[RedisServer]:
+    """The module's Redis serves TLS only, with our CA's certificate: tests/serving/conftest.py's
+    `redis_repo` is applied and materialized on it through Feast's own client, over TLS."""
     ours = certs["ours"]
     with redis_server((ours / "redis.crt", ours / "redis.key", ours / "ca.crt")) as server:
         yield server
@@ -53,19 +55,6 @@ def wrong_name_redis(certs: dict[str, Path]) -> Iterator[RedisServer]:
     wrong, ours = certs["wrong-name"], certs["ours"]
     with redis_server((wrong / "redis.crt", wrong / "redis.key", ours / "ca.crt")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def tls_repo(
-    tls_redis: RedisServer,
-    built: dict,
-    serve_config: SeamlessConfig,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Path:
-    """Applied and materialized through Feast's own client, over TLS."""
-    return build_redis_repo(
-        tmp_path_factory.mktemp("redis-tls-repo"), serve_config, tls_redis.connection_string
-    )
 
 
 def serving_aclient(connection_string: str) -> AsyncRedis:
@@ -106,21 +95,31 @@ def _both_clients_refuse(
         feast_read(repo, config, built["entities"][:1])
 
 
+def _serving_not_ready(
+    tmp_path: Path, config: SeamlessConfig, repo: Path, built: dict, says: str
+) -> None:
+    """Serving over `repo` answers 503 naming `says` (where the operator looks), not a
+    prediction."""
+    with serving_client(tmp_path, config, feast_repo=repo) as c:
+        r = c.post("/v1/predict", json={"entity_ids": built["entities"][:1]})
+        assert r.status_code == 503 and says in r.json()["detail"], r.text
+
+
 def test_feast_and_serving_read_over_tls(
     ws: Path,
-    tls_redis: RedisServer,
-    tls_repo: Path,
+    redis: RedisServer,
+    redis_repo: Path,
     built: dict,
     serve_config: SeamlessConfig,
     tmp_path: Path,
 ) -> None:
-    assert int(tls_redis.command("DBSIZE").lstrip(b":")) > 100  # materialized over TLS
+    assert int(redis.command("DBSIZE").lstrip(b":")) > 100  # materialized over TLS
     ids = built["entities"][:5]
-    values = feast_read(tls_repo, serve_config, ids)
+    values = feast_read(redis_repo, serve_config, ids)
     features = [k for k in values if k != serve_config.entity_key()]
     assert features and all(v is not None for k in features for v in values[k]), values
 
-    with serving_client(tmp_path, serve_config, feast_repo=tls_repo) as c:
+    with serving_client(tmp_path, serve_config, feast_repo=redis_repo) as c:
         r = c.post("/v1/predict", json={"entity_ids": ids})
         assert r.status_code == 200, r.text
         reader = c.app.state.service.features._reader  # type: ignore[attr-defined]
@@ -132,41 +131,37 @@ def test_feast_and_serving_read_over_tls(
 
 
 def test_clients_refuse_a_server_certified_by_another_ca(
-    tls_redis: RedisServer,
-    tls_repo: Path,
+    redis: RedisServer,
+    redis_repo: Path,
     certs: dict[str, Path],
     built: dict,
     serve_config: SeamlessConfig,
     tmp_path: Path,
 ) -> None:
     other_ca = certs["other"] / "ca.crt"
-    conn = f"127.0.0.1:{tls_redis.port},ssl=true,ssl_ca_certs={other_ca}"
-    repo = repo_variant(tls_repo, tmp_path / "feast-other-ca", conn)
+    conn = f"127.0.0.1:{redis.port},ssl=true,ssl_ca_certs={other_ca}"
+    repo = repo_variant(redis_repo, tmp_path / "feast-other-ca", conn)
     _both_clients_refuse(conn, repo, serve_config, built, "CERTIFICATE_VERIFY_FAILED")
-    # Serving answers 503 naming the verification failure, not a prediction.
-    with serving_client(tmp_path, serve_config, feast_repo=repo) as c:
-        r = c.post("/v1/predict", json={"entity_ids": built["entities"][:1]})
-        assert r.status_code == 503, r.text
-        assert "CERTIFICATE_VERIFY_FAILED" in r.json()["detail"], r.text
+    _serving_not_ready(tmp_path, serve_config, repo, built, "CERTIFICATE_VERIFY_FAILED")
 
 
 def test_clients_refuse_a_certificate_for_another_name(
     wrong_name_redis: RedisServer,
-    tls_repo: Path,
+    redis_repo: Path,
     certs: dict[str, Path],
     built: dict,
     serve_config: SeamlessConfig,
     tmp_path: Path,
 ) -> None:
     conn = f"127.0.0.1:{wrong_name_redis.port},ssl=true,ssl_ca_certs={certs['ours'] / 'ca.crt'}"
-    repo = repo_variant(tls_repo, tmp_path / "feast-wrong-name", conn)
+    repo = repo_variant(redis_repo, tmp_path / "feast-wrong-name", conn)
     _both_clients_refuse(conn, repo, serve_config, built, MISMATCH)
 
 
-def test_plaintext_client_gets_no_answer(tls_redis: RedisServer) -> None:
+def test_plaintext_client_gets_no_answer(redis: RedisServer) -> None:
     """The TLS port does not speak plaintext RESP: a client without ssl=true fails."""
     with pytest.raises(RespUnavailable):
-        asyncio.run(_ping(AsyncRedis("127.0.0.1", tls_redis.port, timeout_s=2)))
+        asyncio.run(_ping(AsyncRedis("127.0.0.1", redis.port, timeout_s=2)))
 
 
 @pytest.mark.parametrize(
@@ -178,8 +173,8 @@ def test_plaintext_client_gets_no_answer(tls_redis: RedisServer) -> None:
     ],
 )
 def test_bad_tls_options_are_one_sentence(
-    tls_redis: RedisServer,
-    tls_repo: Path,
+    redis: RedisServer,
+    redis_repo: Path,
     certs: dict[str, Path],
     built: dict,
     serve_config: SeamlessConfig,
@@ -190,15 +185,13 @@ def test_bad_tls_options_are_one_sentence(
     from components.features.store import open_store
 
     paths = {"ca": certs["ours"] / "ca.crt", "missing": tmp_path / "nope.crt"}
-    conn = f"127.0.0.1:{tls_redis.port}" + options.format(**paths)
+    conn = f"127.0.0.1:{redis.port}" + options.format(**paths)
     expected = sentence.format(**paths)
-    repo = repo_variant(tls_repo, tmp_path / "feast-bad", conn)
+    repo = repo_variant(redis_repo, tmp_path / "feast-bad", conn)
     # The pipeline's features step and the materialization job open the store this way.
     with pytest.raises(SeamlessError) as caught:
         open_store(repo)
     message = str(caught.value)
     assert expected in message and "feature_store.yaml: online_store.connection_string" in message
-    # Serving: not ready, and the same sentence where the operator looks.
-    with serving_client(tmp_path, serve_config, feast_repo=repo) as c:
-        r = c.post("/v1/predict", json={"entity_ids": built["entities"][:1]})
-        assert r.status_code == 503 and expected in r.json()["detail"], r.text
+    # Serving: not ready, and the same sentence.
+    _serving_not_ready(tmp_path, serve_config, repo, built, expected)
