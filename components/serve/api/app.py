@@ -470,6 +470,14 @@ def create_app(
         ),
     }
 
+    # Both infer routes (any version, or the served one named) answer alike.
+    infer_route: dict[str, Any] = {
+        "response_model": InferResponse,
+        "dependencies": predict_auth,
+        "responses": infer_responses,
+        "tags": ["v2"],
+    }
+
     def infer(
         name: str, version: str | None, body: InferRequest, binary: Any, route: str
     ) -> InferResponse | Response:
@@ -513,13 +521,7 @@ def create_app(
             outputs=[tensors[w] for w in wanted],
         )
 
-    @app.post(
-        "/v2/models/{name}/infer",
-        response_model=InferResponse,
-        dependencies=predict_auth,
-        responses=infer_responses,
-        tags=["v2"],
-    )
+    @app.post("/v2/models/{name}/infer", **infer_route)
     def v2_infer(name: str, body: InferRequest, request: Request) -> InferResponse | Response:
         """Named tensors: one per feature, or a single entity-id tensor (see metadata).
 
@@ -528,13 +530,7 @@ def create_app(
         binary = request.scope.get("seamless.binary")
         return infer(name, None, body, binary, "/v2/models/{name}/infer")
 
-    @app.post(
-        "/v2/models/{name}/versions/{version}/infer",
-        response_model=InferResponse,
-        dependencies=predict_auth,
-        responses=infer_responses,
-        tags=["v2"],
-    )
+    @app.post("/v2/models/{name}/versions/{version}/infer", **infer_route)
     def v2_version_infer(
         name: str, version: str, body: InferRequest, request: Request
     ) -> InferResponse | Response:
