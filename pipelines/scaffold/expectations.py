@@ -102,7 +102,7 @@ def starter_expectations(
         if p.kind == "string" and p.top and p.distinct < p.parsed:
             out.append(
                 Expectation(
-                    f"{col}: the {p.distinct} values seen",
+                    f"{col}: the {p.distinct} value{'' if p.distinct == 1 else 's'} seen",
                     spec(
                         "expect_column_values_to_be_in_set",
                         {"column": col, "value_set": sorted(v for v, _ in p.top)},

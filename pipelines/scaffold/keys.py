@@ -137,6 +137,22 @@ def plan_keys(
                 f"No entity column given or found: ingest numbers the rows ('{ROW_ID}', 0 for "
                 "the first row), and serving looks features up by that number."
             )
+            # An event table's id repeats (one row per event): say why it was passed over.
+            repeated = [
+                p.name
+                for p in profiles.values()
+                if p.name not in (label, timestamp)
+                and p.kind in ("int", "string")
+                and p.parsed == p.rows
+                and not p.unique
+                and _id_like(p.name)
+            ]
+            if repeated:
+                also = "" if timestamp else " and --timestamp COLUMN"
+                notes.append(
+                    f"'{repeated[0]}' is named like an id but repeats; if rows are its events "
+                    f"over time, pass --entity {repeated[0]}{also}."
+                )
     if timestamp is None and INGESTED_AT in df.columns:
         raise SeamlessError(
             f"{where}: column '{INGESTED_AT}' is the name ingest gives its generated ingestion "

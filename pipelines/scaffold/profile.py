@@ -126,7 +126,9 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
     if kind in ("int", "float", "timestamp") and len(ok):
         minimum, maximum = plain(ok.min()), plain(ok.max())
     if kind == "string" and present:
-        why = why.replace("string: text", f"string: {n(distinct)} distinct values", 1)
+        why = why.replace(
+            "string: text", f"string: {n(distinct)} distinct value{'' if distinct == 1 else 's'}", 1
+        )
         if distinct == present == rows and rows > MAX_SET:
             why += "; every value differs (an identifier or free text?)"
     return ColumnProfile(

@@ -135,14 +135,22 @@ def choose_features(
     profiles: dict[str, ColumnProfile], keys_and_label: tuple[str | None, ...]
 ) -> tuple[list[str], dict[str, str]]:
     """Every column but the keys and the label, except timestamps (the model does not take
-    them) and text with more than MAX_CATEGORIES values (each value would become one
-    one-hot input, dense: rows x values floats)."""
+    them), text with more than MAX_CATEGORIES values (each value would become one
+    one-hot input, dense: rows x values floats) and columns that never vary (all empty, or
+    one value in every row: they tell the model nothing, yet every request must send them)."""
     features: list[str] = []
     left_out: dict[str, str] = {}
     for col, p in profiles.items():
         if col in keys_and_label:
             continue
-        if p.kind == "timestamp":
+        if p.present == 0:
+            left_out[col] = "not a feature: with no value it tells the model nothing"
+        elif p.distinct == 1 and p.parsed == p.rows:
+            left_out[col] = (
+                "not a feature: the same value in every row tells the model nothing; add it "
+                "to the view's features to use it anyway"
+            )
+        elif p.kind == "timestamp":
             left_out[col] = "not a feature: the model takes numbers, text and booleans"
         elif p.kind == "string" and p.distinct > MAX_CATEGORIES:
             left_out[col] = (

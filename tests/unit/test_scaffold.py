@@ -194,6 +194,11 @@ def test_no_fitting_key_leaves_row_id_and_ingestion_time() -> None:
     keys = keys_for(df)
     assert keys.entity is None and keys.timestamp is None
     assert any(ROW_ID in n for n in keys.notes) and any(INGESTED_AT in n for n in keys.notes)
+    # The repeating id is named, so an event table's user sees how to key by it.
+    assert "'id' is named like an id but repeats; if rows are its events over time, pass " in (
+        " ".join(keys.notes)
+    )
+    assert "--entity id and --timestamp COLUMN." in " ".join(keys.notes)
 
 
 def test_given_keys_are_checked() -> None:
@@ -409,6 +414,21 @@ def test_wide_text_and_timestamps_are_not_features(tmp_path: Path) -> None:
     assert "note" not in plan.features and "signup_date" not in plan.features
     assert set(plan.left_out) == {"note", "signup_date"}
     assert "300 distinct values" in plan.text
+
+
+def test_columns_that_never_vary_are_not_features(tmp_path: Path) -> None:
+    # An all-empty or single-valued column tells the model nothing, yet every request would
+    # have to send it; one value plus empties still says something (the empties).
+    df = churn_frame(300)
+    df["notes"] = ""
+    df["source"] = "web"
+    df["cabin"] = ["C1" if i % 3 == 0 else "" for i in range(300)]
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    assert "notes" not in plan.features and "source" not in plan.features
+    assert "cabin" in plan.features
+    assert "with no value it tells the model nothing" in plan.left_out["notes"]
+    assert "the same value in every row" in plan.left_out["source"]
+    assert "1 distinct value;" in plan.text and "the 1 value seen" in plan.text
 
 
 def test_keys_and_event_time_go_into_the_config_and_pass_the_dry_run(tmp_path: Path) -> None:
