@@ -36,6 +36,7 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The steps with a column of their own (materialize was part of features before 51caf6d).
 TABLE_STEPS = ("ingest", "validate", "features", "materialize", "train", "evaluate")
 STEP_ORDER = (
@@ -97,6 +98,40 @@ if _absent:
 """
 
 
+class MemoryCgroup:
+    """A memory cgroup of its own for one run (`--cgroup`), limited to the cap: every
+    process of the run sees that limit where a pod would see its own, so Seamless sizes
+    itself (Spark's heap, components/common/memory_limit.py) as it would in such a pod,
+    and the kernel stops the run past it. Needs root and a v2 or v1 memory hierarchy."""
+
+    def __init__(self, name: str, limit_bytes: int) -> None:
+        v2 = CGROUP_ROOT / "cgroup.controllers"
+        if v2.exists() and "memory" in v2.read_text().split():
+            self.dir, self.limit_file, self.events = (
+                CGROUP_ROOT / name, "memory.max", "memory.events",
+            )  # fmt: skip
+        else:
+            self.dir, self.limit_file, self.events = (
+                CGROUP_ROOT / "memory" / name, "memory.limit_in_bytes", "memory.oom_control",
+            )  # fmt: skip
+        self.dir.mkdir()
+        (self.dir / self.limit_file).write_text(str(limit_bytes))
+
+    def enter(self) -> None:
+        """Run in the child before exec: it and all it starts belong to the cgroup."""
+        (self.dir / "cgroup.procs").write_text(str(os.getpid()))
+
+    def oom_kills(self) -> int:
+        for line in (self.dir / self.events).read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+        return 0
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()
+
+
 def run_guarded(
     cmd: list[str],
     env: dict[str, str],
@@ -104,13 +139,20 @@ def run_guarded(
     timeout: float,
     mem_cap_mib: float,
     finished: Callable[[], bool] = lambda: False,
+    cgroup: MemoryCgroup | None = None,
 ) -> tuple[str, float, float, str]:
     """(outcome, wall s, peak total RSS MiB of the process tree, output); outcome is
     `ok`, `failed`, `timeout`, `memory` or `stopped` (`finished()` became true: the part
     being measured is done, the rest of the run is not wanted)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=cgroup.enter if cgroup else None,
     )
     peak, verdict = 0.0, ""
     output: list[str] = []
@@ -139,6 +181,8 @@ def run_guarded(
     proc.wait()
     reader.join(timeout=10)
     wall = time.perf_counter() - t0
+    if not verdict and cgroup is not None and cgroup.oom_kills():
+        verdict = "memory"  # the kernel stopped a process at the cgroup's limit
     outcome = verdict or ("ok" if proc.returncode == 0 else "failed")
     return outcome, wall, peak, "".join(output)
 
@@ -187,9 +231,19 @@ def run_variant(
     def finished() -> bool:
         return bool(last) and last in steps_from(stats)
 
-    outcome, wall, peak, output = run_guarded(
-        [*cmd, "--json"], env, code, args.timeout, args.mem_cap_gb * 1024, finished
+    cap_mib = args.mem_cap_gb * 1024
+    cgroup = (
+        MemoryCgroup(f"seamless-scale-{os.getpid()}-{work.name}", int(cap_mib * 2**20))
+        if args.cgroup
+        else None
     )
+    try:
+        outcome, wall, peak, output = run_guarded(
+            [*cmd, "--json"], env, code, args.timeout, cap_mib, finished, cgroup
+        )
+    finally:
+        if cgroup is not None:
+            cgroup.remove()
     if outcome == "stopped":
         outcome = f"through {last}"
     result: dict[str, Any] = {
@@ -246,6 +300,12 @@ def main() -> None:
         help="stop each run once this step has finished (e.g. features: the training set "
         "is written); its wall time is then the time up to that step's end",
     )
+    parser.add_argument(
+        "--cgroup",
+        action="store_true",
+        help="run each variant in a memory cgroup limited to --mem-cap-gb, as a pod with "
+        "that limit (Seamless sizes Spark's heap by it); needs root",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
@@ -292,7 +352,15 @@ def main() -> None:
     for line in ratios:
         print(line)
     if args.out:
-        record(args.out, results, args.base, args.base_lacks, ratios, args.stop_after)
+        record(
+            args.out,
+            results,
+            args.base,
+            args.base_lacks,
+            ratios,
+            args.stop_after,
+            args.mem_cap_gb if args.cgroup else None,
+        )
     if args.plot:
         plot(args.plot, results)
 
@@ -327,6 +395,7 @@ def record(
     lacks: str,
     ratios: list[str] | None = None,
     stop_after: str = "",
+    cgroup_gb: float | None = None,
 ) -> None:
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [
@@ -339,6 +408,12 @@ def record(
             f" Each run was stopped once its `{stop_after}` step had finished; its wall "
             "time is the time up to then."
             if stop_after
+            else ""
+        )
+        + (
+            f" Each run had a memory cgroup of its own limited to {cgroup_gb:g} GB, as a pod "
+            "with that limit (`--cgroup`)."
+            if cgroup_gb
             else ""
         )
         + "\n",
