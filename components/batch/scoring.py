@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.config import SeamlessConfig
+from components.common.config import ROW_ID, SeamlessConfig
 from components.common.errors import SeamlessError
 from components.common.pii import entity_key
 from components.common.storage import resolve, storage_errors
@@ -50,9 +50,10 @@ def _table_format(uri: str, fs: Any, path: str) -> str:
     )
 
 
-def read_table(uri: str, columns: list[str], rows: bool = True) -> pd.DataFrame:
+def read_table(uri: str, columns: list[str], rows: bool = True, hint: str = "") -> pd.DataFrame:
     """The `columns` of a CSV or Parquet table (local or object storage), CSV as text;
-    without `rows`, only check that the table has them (reads the header or schema)."""
+    without `rows`, only check that the table has them (reads the header or schema). A
+    missing column's error ends with `hint`."""
     fs, path = resolve(uri)
     with storage_errors(uri, "read", fs):
         if not fs.exists(path):
@@ -61,7 +62,7 @@ def read_table(uri: str, columns: list[str], rows: bool = True) -> pd.DataFrame:
         if kind == "csv":
             with fs.open(path, "rb") as fh:
                 header = list(pd.read_csv(fh, nrows=0).columns)
-                _require(uri, columns, header)
+                _require(uri, columns, header, hint)
                 fh.seek(0)
                 if not rows:
                     return pd.DataFrame(columns=columns)
@@ -71,19 +72,20 @@ def read_table(uri: str, columns: list[str], rows: bool = True) -> pd.DataFrame:
         import pyarrow.dataset as ds
 
         dataset = ds.dataset(path, filesystem=fs, format="parquet")
-        _require(uri, columns, dataset.schema.names)
+        _require(uri, columns, dataset.schema.names, hint)
         if not rows:
             return pd.DataFrame(columns=columns)
         return dataset.to_table(columns=columns).to_pandas()
 
 
-def _require(uri: str, columns: list[str], have: list[str]) -> None:
+def _require(uri: str, columns: list[str], have: list[str], hint: str = "") -> None:
     missing = [c for c in columns if c not in have]
     if not missing:
         return
+    more = f" and {len(have) - 20} more" if len(have) > 20 else ""
     raise SeamlessError(
         f"Input {uri} has no column {', '.join(repr(c) for c in missing)} "
-        f"(columns: {', '.join(have[:20])})."
+        f"(columns: {', '.join(have[:20])}{more}){hint}."
     )
 
 
@@ -147,7 +149,14 @@ def read_entities(
     # A key tagged `pii: pseudonymize` is pseudonymized as ingest does it (same key), so
     # the join finds the stored entities and raw ids reach neither the output nor the log.
     pseudonyms = entity_key(config, "Batch scoring")
-    raw = read_table(uri, columns, rows)
+    # A generated key is no column of the user's table: say what it is and where it comes from.
+    hint = ""
+    if key == ROW_ID and config.tables[config.labels.table].entity_column is None:
+        hint = (
+            f"; the config names no entity column, so rows are keyed by '{ROW_ID}', the row "
+            "number ingest gave the training table (0 for its first row): add that column"
+        )
+    raw = read_table(uri, columns, rows, hint)
     if not rows:
         return Entities(raw, uri)
     if raw.empty:
