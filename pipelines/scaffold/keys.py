@@ -146,6 +146,15 @@ def plan_keys(
                 and p.parsed == p.rows
                 and not p.unique
                 and _id_like(p.name)
+                # with an event time, only an id whose (id, time) pairs are all distinct fits
+                and not (
+                    timestamp
+                    and pd.DataFrame(
+                        {"id": df[p.name], "t": CONVERTERS["timestamp"](df[timestamp])}
+                    )
+                    .duplicated()
+                    .any()
+                )
             ]
             if repeated:
                 also = "" if timestamp else " and --timestamp COLUMN"

@@ -199,6 +199,12 @@ def test_no_fitting_key_leaves_row_id_and_ingestion_time() -> None:
         " ".join(keys.notes)
     )
     assert "--entity id and --timestamp COLUMN." in " ".join(keys.notes)
+    events = pd.DataFrame(
+        {"id": [1, 1, 2], "event_date": ["2024-01-01", "2024-01-01", "2024-01-02"], "y": [0, 1, 0]}
+    )
+    assert not any("repeats" in n for n in keys_for(events, timestamp="event_date").notes)
+    events.loc[1, "event_date"] = "2024-01-03"  # now each (id, date) is one event
+    assert any("pass --entity id." in n for n in keys_for(events, timestamp="event_date").notes)
 
 
 def test_given_keys_are_checked() -> None:
