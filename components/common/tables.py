@@ -41,6 +41,32 @@ def content_hash(df: pd.DataFrame) -> str:
     return hash_of_rows(column_dtypes(df), row_hashes(df))
 
 
+def parquet_content_hash(path: Path, batch_rows: int = 1 << 17) -> str:
+    """`content_hash(pd.read_parquet(path))`, read batch by batch: memory is one batch
+    plus 8 bytes a row, not the whole table (a 50M-row table is gigabytes in pandas).
+    A file whose batches do not all read back with the same dtypes (or has no rows) is
+    hashed whole, so the answer is always the whole-table one."""
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    total = source.metadata.num_rows
+    hashes = np.empty(total, dtype="uint64")
+    dtypes: dict[str, str] | None = None
+    rows = 0
+    for batch in source.iter_batches(batch_size=batch_rows):
+        df = batch.to_pandas()
+        if dtypes is None:
+            dtypes = column_dtypes(df)
+        elif column_dtypes(df) != dtypes:
+            dtypes = None
+            break
+        hashes[rows : rows + len(df)] = row_hashes(df)
+        rows += len(df)
+    if dtypes is None or rows != total:
+        return content_hash(pd.read_parquet(path))
+    return hash_of_rows(dtypes, hashes, in_place=True)
+
+
 def column_dtypes(df: pd.DataFrame) -> dict[str, str]:
     """Column -> pandas dtype name, the part of a table's schema its hash covers."""
     return {str(c): str(df[c].dtype) for c in df.columns}

@@ -39,8 +39,8 @@ from components.common.env import workspace
 from components.common.errors import SeamlessError
 from components.common.tables import (
     MANIFEST,
-    content_hash,
     dataset_hash,
+    parquet_content_hash,
     read_dataset,
     read_manifest,
 )
@@ -101,7 +101,7 @@ def _content_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
         if not path.is_file():
             problems.append(f"table '{name}' is missing")
             continue
-        actual = content_hash(pd.read_parquet(path))
+        actual = parquet_content_hash(path)
         table_hashes[name] = actual
         if actual != entry.get("sha256"):
             problems.append(f"table '{name}' content hash {actual[:12]} != manifest")
