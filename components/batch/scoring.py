@@ -22,10 +22,12 @@ from components.common.config import ROW_ID, SeamlessConfig
 from components.common.errors import SeamlessError
 from components.common.pii import entity_key
 from components.common.storage import resolve, storage_errors
+from components.ingest.sources import sniff_delimiter
 
 TABLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 AS_OF_COLUMN = "as_of"
 SCORE_COLUMNS = ("score", "decision", "model_name", "model_version", "batch_id")
+_SNIFF_BYTES = 64 * 1024  # of a CSV whose header is one column, to find its delimiter
 
 
 @dataclass
@@ -61,13 +63,27 @@ def read_table(uri: str, columns: list[str], rows: bool = True, hint: str = "") 
         kind = _table_format(uri, fs, path)
         if kind == "csv":
             with fs.open(path, "rb") as fh:
+                sep = ","
                 header = list(pd.read_csv(fh, nrows=0).columns)
+                if len(header) == 1 and any(c not in header for c in columns):
+                    # One header column: a ';' (or tab, '|') file, as ingest reads it when
+                    # its source says so; batch has no delimiter option, so it sniffs.
+                    fh.seek(0)
+                    sample = fh.read(_SNIFF_BYTES).decode("utf-8-sig", errors="replace")
+                    sep = sniff_delimiter(sample, ",") or ","
+                    fh.seek(0)
+                    header = list(pd.read_csv(fh, nrows=0, sep=sep).columns)
                 _require(uri, columns, header, hint)
                 fh.seek(0)
                 if not rows:
                     return pd.DataFrame(columns=columns)
                 return pd.read_csv(
-                    fh, usecols=columns, dtype=str, keep_default_na=False, skip_blank_lines=False
+                    fh,
+                    sep=sep,
+                    usecols=columns,
+                    dtype=str,
+                    keep_default_na=False,
+                    skip_blank_lines=False,
                 )
         import pyarrow.dataset as ds
 
