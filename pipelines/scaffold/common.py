@@ -3,7 +3,10 @@ and small value helpers."""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -52,3 +55,17 @@ def identifier(text: str, fallback: str) -> str:
     if not name:
         return fallback
     return f"t_{name}" if name[0].isdigit() else name
+
+
+@contextmanager
+def password_env(password: str | None) -> Iterator[None]:
+    """`${SEAMLESS_DB_PASSWORD}` filled with the --from URL's password while the written
+    config is loaded, unless the variable is set already."""
+    if password is None or PASSWORD_VAR in os.environ:
+        yield
+        return
+    os.environ[PASSWORD_VAR] = password
+    try:
+        yield
+    finally:
+        os.environ.pop(PASSWORD_VAR, None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.config import SeamlessConfig, load_config
-from pipelines.scaffold.common import PASSWORD_VAR
+from pipelines.scaffold.common import password_env
 
 
 @dataclass(frozen=True)
@@ -55,18 +54,6 @@ def _quiet(logger: str) -> Iterator[None]:
         log.setLevel(level)
 
 
-@contextmanager
-def _password_env(password: str | None) -> Iterator[None]:
-    if password is None or PASSWORD_VAR in os.environ:
-        yield
-        return
-    os.environ[PASSWORD_VAR] = password
-    try:
-        yield
-    finally:
-        os.environ.pop(PASSWORD_VAR, None)
-
-
 def dry_validate(config_path: Path, data_dir: Path, password: str | None = None) -> DryRun:
     """Load the config, ingest its tables into a temporary folder and validate them.
 
@@ -77,7 +64,7 @@ def dry_validate(config_path: Path, data_dir: Path, password: str | None = None)
     from components.ingest.stage import ingest_tables
     from components.validate.validation import validate_tables
 
-    with _password_env(password), _quiet("components.ingest"):
+    with password_env(password), _quiet("components.ingest"):
         config = load_config(config_path)
         with tempfile.TemporaryDirectory(prefix="seamless-init-") as tmp:
             folder = Path(tmp) / "dataset"

@@ -16,7 +16,16 @@ import yaml
 from components.common.config import ColumnType, FileSource, SqlSource, parse_config
 from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
-from pipelines.scaffold.common import BUDGET, MARGIN, MAX_CATEGORIES, MAX_SET, identifier, n, show
+from pipelines.scaffold.common import (
+    BUDGET,
+    MARGIN,
+    MAX_CATEGORIES,
+    MAX_SET,
+    identifier,
+    n,
+    password_env,
+    show,
+)
 from pipelines.scaffold.expectations import Expectation, starter_expectations
 from pipelines.scaffold.keys import KeysPlan, plan_keys
 from pipelines.scaffold.label import LabelPlan, plan_label
@@ -120,7 +129,9 @@ def build_scaffold(
         expectations=expectations,
     )
     text = render_config(plan, now or datetime.now(UTC))
-    parse_config(text, origin="the scaffolded config")  # a bug here must not reach the user
+    # A bug here must not reach the user; the URL's password stands in for the variable.
+    with password_env(source.password):
+        parse_config(text, origin="the scaffolded config")
     return replace(plan, text=text)
 
 

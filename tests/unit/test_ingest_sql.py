@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -122,6 +123,12 @@ def pg_events(pg_server: PostgresServer) -> Iterator[str]:  # noqa: F811
         "(9007199254740993, '2024-01-02 00:00:00+00', 2.25, NULL, NULL)",
         database="shop",
     )
+    pg_server.execute(  # a mixed-case name, for `seamless init --table`
+        'CREATE TABLE "Customers" AS SELECT g AS customer_id, g % 7 AS visits, '
+        "CASE WHEN g % 3 = 0 THEN 'yes' ELSE 'no' END AS churned "
+        "FROM generate_series(1, 150) AS g",
+        database="shop",
+    )
     yield pg_server.url("shop")
 
 
@@ -154,3 +161,18 @@ def test_postgres_wrong_password(pg_server: PostgresServer) -> None:  # noqa: F8
     msg = ingest_error(sql_table(url))
     assert_one_sentence(msg, "cannot connect to database", "password authentication failed")
     assert "wrong-pw" not in msg and pg_server.password not in msg
+
+
+@pytest.mark.postgres
+def test_init_from_a_url_with_a_password(
+    pg_events: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `seamless init` writes the password as ${SEAMLESS_DB_PASSWORD}; its own check of the
+    # written config read that variable, unset, and refused every URL with a password.
+    from pipelines.scaffold import PASSWORD_VAR, build_scaffold
+
+    monkeypatch.delenv(PASSWORD_VAR, raising=False)
+    plan = build_scaffold(pg_events, "churned", table="Customers", name="shop", data_dir=tmp_path)
+    assert "${" + PASSWORD_VAR + "}@127.0.0.1" in plan.text
+    assert "s3cret-pg-pw" not in plan.text and PASSWORD_VAR not in os.environ
+    assert plan.source.config.query == 'SELECT * FROM "Customers"'  # type: ignore[union-attr]
