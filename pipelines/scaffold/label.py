@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -14,6 +15,9 @@ from components.common.labels import canonical
 # Ingest's converters and blank test: the inference must parse exactly as ingest does.
 from components.ingest.normalize import nonblank
 from pipelines.scaffold.common import INT_TEXT, LEADING_ZERO, rows, show
+
+# pandas writes a 0/1 column with gaps as 1.0/0.0; ingest's int parser reads them as 1/0.
+_WHOLE_DECIMAL = re.compile(r"[+-]?\d+\.0+")
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,15 @@ def _label_kind(raw: pd.Series) -> ColumnType:
     if ptypes.is_float_dtype(raw.dtype):
         return "int" if bool((values % 1 == 0).all()) else "string"
     text = values.map(str).str.strip()
-    if text.str.fullmatch(INT_TEXT).all() and not text.str.fullmatch(LEADING_ZERO).any():
+    whole = text.str.fullmatch(INT_TEXT) | text.str.fullmatch(_WHOLE_DECIMAL)
+    if whole.all() and not text.str.fullmatch(LEADING_ZERO).any():
         return "int"
     return "string"
+
+
+def _int_text(text: str) -> str:
+    """'1', ' 1' or '1.0' as '1'."""
+    return str(int(text.strip().split(".")[0]))
 
 
 def _typed(text: str, kind: ColumnType) -> LabelValue:
@@ -70,7 +80,7 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
         raise SeamlessError(f"Label column '{label}' of {shown} is empty in every row.")
     values = raw[present]
     if kind == "int":
-        text = values.map(lambda v: str(int(v)) if isinstance(v, str) else str(canonical(v)))
+        text = values.map(lambda v: _int_text(v) if isinstance(v, str) else str(canonical(v)))
     else:
         text = values.map(lambda v: v if isinstance(v, str) else str(canonical(v)))
     counts = text.value_counts(sort=True)
@@ -84,8 +94,10 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
     listing += f" and {len(classes) - 10} more" if len(classes) > 10 else ""
     if positive is not None:
         wanted = positive.lower() if kind == "bool" else positive
-        if kind == "int" and INT_TEXT.fullmatch(positive.strip()):
-            wanted = str(int(positive))
+        if kind == "int" and (
+            INT_TEXT.fullmatch(positive.strip()) or _WHOLE_DECIMAL.fullmatch(positive.strip())
+        ):
+            wanted = _int_text(positive)
         if wanted not in classes:
             raise SeamlessError(
                 f"--positive {positive!r} is not a value of label column '{label}' in {shown}; "

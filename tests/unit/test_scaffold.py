@@ -172,6 +172,23 @@ def test_integer_labels_stay_integers() -> None:
     assert (plan.kind, plan.positive, plan.negatives) == ("int", 1, (0,))
 
 
+def test_whole_decimal_labels_are_integers(tmp_path: Path) -> None:
+    # pandas writes a 0/1 label with gaps as 1.0/0.0 (Titanic's Survived after a merge);
+    # --positive 1 is the class the user means, and ingest reads those values as ints.
+    df = churn_frame(300)
+    df["churn"] = [["1.0", "0.0", "0.0"][i % 3] for i in range(300)]
+    df.loc[[4, 5], "churn"] = ""
+    plan = scaffold_csv(tmp_path, df, positive="1")
+    assert (plan.label.kind, plan.label.positive, plan.label.negatives) == ("int", 1, (0,))
+    assert plan.label.missing == 2
+    assert plan_label(df, "churn", "d.csv", positive="1.0").positive == 1
+    out = tmp_path / "churn.yaml"
+    write_config(out, plan.text)
+    dry = dry_validate(out, tmp_path)
+    assert dry.result.decision == "pass", dry.result.failure_sentences()
+    assert dry.rows == 298
+
+
 # ---------------------------------------------------------------- keys
 
 
