@@ -223,12 +223,19 @@ def run_locally(
         message = error_file.read_text().strip().splitlines() if error_file.exists() else []
         if message:
             raise SeamlessError(message[-1]) from None
-        raise SeamlessError(f"The {kind} pipeline failed: {exc} (log: {log_file})") from None
+        raise pipeline_failure(kind, exc, log_file) from None
     finally:
         os.environ.pop("SEAMLESS_ERROR_FILE", None)
         error_file.unlink(missing_ok=True)
     run_dir = _latest_run_dir(root, pipeline_name, started - 1)
     return LocalRun(str(task.output), run_dir, log_file, started)
+
+
+def pipeline_failure(kind: str, exc: BaseException, log_file: Path) -> SeamlessError:
+    """The error of a run whose failed step left no sentence of its own. kfp colours its
+    task names; the sentence may go to a file or a log collector, so without the codes."""
+    reason = _ANSI.sub("", str(exc))
+    return SeamlessError(f"The {kind} pipeline failed: {reason} (log: {log_file})")
 
 
 def data_location(data_dir: str | Path | None, runner: str) -> tuple[str, Path | None]:

@@ -121,11 +121,15 @@ def parse_instant(text: str, what: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def _first_bad(uri: str, column: str, bad: pd.Series, values: pd.Series, what: str) -> None:
+def _first_bad(
+    uri: str, column: str, bad: pd.Series, values: pd.Series, what: tuple[str, str]
+) -> None:
+    """Refuse the input if any row is `bad`; `what` is (singular, plural) of its kind."""
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
+        count = int(bad.sum())
         raise SeamlessError(
-            f"Input {uri}: column '{column}' has {int(bad.sum())} {what} "
+            f"Input {uri}: column '{column}' has {count:,} {what[count != 1]} "
             f"(first at row {row}: {values.iloc[row]!r})."
         )
 
@@ -134,12 +138,18 @@ def entity_ids(config: SeamlessConfig, uri: str, raw: pd.Series) -> pd.Series:
     """The key column typed as the feature tables have it; nulls and non-integers refused."""
     key = config.entity_key()
     text = raw.astype("string").str.strip()
-    _first_bad(uri, key, text.isna() | (text == ""), raw, "empty entity ids")
+    _first_bad(uri, key, text.isna() | (text == ""), raw, ("empty entity id", "empty entity ids"))
     if config.tables[config.labels.table].columns.get(key, "int") != "int":
         return text.astype(object)
     numbers = pd.to_numeric(text, errors="coerce")
     whole = numbers.notna() & (numbers == np.floor(numbers.fillna(0)))
-    _first_bad(uri, key, ~whole, raw, "entity ids that are not integers")
+    _first_bad(
+        uri,
+        key,
+        ~whole,
+        raw,
+        ("entity id that is not an integer", "entity ids that are not integers"),
+    )
     return numbers.astype("int64")
 
 
@@ -195,7 +205,13 @@ def read_entities(
         else:
             text = values.astype("string").str.strip().replace("", pd.NA)
             parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-        _first_bad(uri, timestamp_column, parsed.isna(), values, "values that are not timestamps")
+        _first_bad(
+            uri,
+            timestamp_column,
+            parsed.isna(),
+            values,
+            ("value that is not a timestamp", "values that are not timestamps"),
+        )
         out[AS_OF_COLUMN] = parsed.astype("datetime64[ns, UTC]")
         timing = {"timestamp_column": timestamp_column}
     return Entities(out, uri, timing)
