@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from components.common.errors import SeamlessError
-from pipelines.output import WsConfigOpt, require_access, stdout_console
+from pipelines.output import WsConfigOpt, counted, require_access, stdout_console
 
 
 def _local_output(output: str | None, workspace: Path, runner: str) -> str:
@@ -130,7 +130,7 @@ def print_result(result: dict[str, Any]) -> None:
     table = Table(title=f"Batch {result['batch_id']}", show_header=False)
     rows = [
         ("model", f"{result['model_name']} v{result['model_version']}"),
-        ("input", f"{result['input']} ({_rows(result['rows'])})"),
+        ("input", f"{result['input']} ({counted(result['rows'], 'row')})"),
         ("scored at", ", ".join(f"{k} {v}" for k, v in result["timing"].items())),
         ("positives", f"{result['positives']} (score >= {result['threshold']})"),
         ("rows with no feature at all", str(result["rows_without_any_feature"])),
@@ -147,10 +147,6 @@ def print_result(result: dict[str, Any]) -> None:
     out.print(table)
     if result["rows_without_any_feature"]:
         out.print(
-            f"[yellow]{_rows(result['rows_without_any_feature'])} had no feature value at "
-            "their instant and were scored on imputed values only.[/yellow]"
+            f"[yellow]{counted(result['rows_without_any_feature'], 'row')} without any feature "
+            "value at the instant scored: scored on imputed values only.[/yellow]"
         )
-
-
-def _rows(count: int) -> str:
-    return f"{count:,} row" if count == 1 else f"{count:,} rows"

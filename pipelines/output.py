@@ -69,3 +69,8 @@ def run_alone(command: Callable[..., Any]) -> None:
     except SeamlessError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 row', '3,000 rows': the count and its noun, plural unless one."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from components.common.config import TableConfig
+from pipelines.output import counted
 
 BUDGET = float(TableConfig.model_fields["max_invalid_fraction"].default)
 """Share of a column's values that may fail to parse for its type to be inferred
@@ -36,7 +37,7 @@ def n(count: int) -> str:
 
 
 def rows(count: int) -> str:
-    return f"{count:,} row" if count == 1 else f"{count:,} rows"
+    return counted(count, "row")
 
 
 def show(values: list[Any] | tuple[Any, ...], limit: int = 5) -> str:

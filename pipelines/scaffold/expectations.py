@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.common.config import ColumnType
-from pipelines.scaffold.common import MARGIN, MIN_ROWS, n
+from pipelines.scaffold.common import MARGIN, MIN_ROWS, counted, n
 from pipelines.scaffold.label import LabelPlan
 from pipelines.scaffold.profile import ColumnProfile
 
@@ -102,7 +102,7 @@ def starter_expectations(
         if p.kind == "string" and p.top and p.distinct < p.parsed:
             out.append(
                 Expectation(
-                    f"{col}: the {p.distinct} value{'' if p.distinct == 1 else 's'} seen",
+                    f"{col}: the {counted(p.distinct, 'value')} seen",
                     spec(
                         "expect_column_values_to_be_in_set",
                         {"column": col, "value_set": sorted(v for v, _ in p.top)},

@@ -55,6 +55,25 @@ def _key_kind(name: str, raw: pd.Series, where: str) -> ColumnType:
     return "string"
 
 
+def _repeating_ids(
+    profiles: dict[str, ColumnProfile], df: pd.DataFrame, label: str, timestamp: str | None
+) -> list[str]:
+    """Id-named columns passed over as the entity because they repeat: an event table's id
+    (one row per event). With an event time, only ids whose (id, time) pairs are all
+    distinct, so passing one as --entity does not end in a duplicate-key error."""
+    times = CONVERTERS["timestamp"](df[timestamp]) if timestamp else None
+    return [
+        p.name
+        for p in profiles.values()
+        if p.name not in (label, timestamp)
+        and p.kind in ("int", "string")
+        and p.parsed == p.rows
+        and not p.unique
+        and _id_like(p.name)
+        and (times is None or not pd.DataFrame({"id": df[p.name], "t": times}).duplicated().any())
+    ]
+
+
 def plan_keys(
     df: pd.DataFrame,
     profiles: dict[str, ColumnProfile],
@@ -137,25 +156,7 @@ def plan_keys(
                 f"No entity column given or found: ingest numbers the rows ('{ROW_ID}', 0 for "
                 "the first row), and serving looks features up by that number."
             )
-            # An event table's id repeats (one row per event): say why it was passed over.
-            repeated = [
-                p.name
-                for p in profiles.values()
-                if p.name not in (label, timestamp)
-                and p.kind in ("int", "string")
-                and p.parsed == p.rows
-                and not p.unique
-                and _id_like(p.name)
-                # with an event time, only an id whose (id, time) pairs are all distinct fits
-                and not (
-                    timestamp
-                    and pd.DataFrame(
-                        {"id": df[p.name], "t": CONVERTERS["timestamp"](df[timestamp])}
-                    )
-                    .duplicated()
-                    .any()
-                )
-            ]
+            repeated = _repeating_ids(profiles, df, label, timestamp)
             if repeated:
                 also = "" if timestamp else " and --timestamp COLUMN"
                 notes.append(

@@ -13,7 +13,16 @@ from components.common.config import ColumnType
 
 # Ingest's converters and blank test: the inference must parse exactly as ingest does.
 from components.ingest.normalize import CONVERTERS, nonblank
-from pipelines.scaffold.common import BUDGET, INT_TEXT, LEADING_ZERO, MAX_SET, n, plain, show
+from pipelines.scaffold.common import (
+    BUDGET,
+    INT_TEXT,
+    LEADING_ZERO,
+    MAX_SET,
+    counted,
+    n,
+    plain,
+    show,
+)
 
 _DATE_HINT = re.compile(r"\d[-/:T]\d|\d{4}-\d")
 _TYPE_WORDS = {
@@ -126,9 +135,7 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
     if kind in ("int", "float", "timestamp") and len(ok):
         minimum, maximum = plain(ok.min()), plain(ok.max())
     if kind == "string" and present:
-        why = why.replace(
-            "string: text", f"string: {n(distinct)} distinct value{'' if distinct == 1 else 's'}", 1
-        )
+        why = why.replace("string: text", f"string: {counted(distinct, 'distinct value')}", 1)
         if distinct == present == rows and rows > MAX_SET:
             why += "; every value differs (an identifier or free text?)"
     return ColumnProfile(
