@@ -4,11 +4,13 @@ Spark writes a table's rows in partition order into one part file (`write_parts`
 driver then streams that part batch by batch into `<table>.parquet` with the pandas
 dtypes the local engine would give, hashing each batch as it goes (`stream_writer`), so
 the file and its `tables.content_hash` equal what the local engine writes for the same
-rows. Memory on the driver: one batch plus 8 bytes per row for the sorted row hashes.
+rows. Memory on the driver: one batch plus 8 bytes per row for the sorted row hashes
+(16 when it also looks for repeated keys, for ingest).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,10 +67,18 @@ def stream_writer(
     folder: Path,
     target: dict[str, str],
     generated: tuple[str, ...] | list[str] = (),
+    keys: tuple[str, ...] | list[str] = (),
+    on_repeated_keys: Callable[[], None] | None = None,
 ) -> tuple[TableWriter, dict[str, Any]]:
     """A writer that streams Spark's part files into one pandas-typed Parquet file,
     hashing as it goes; the hash without the `generated` columns (ingest's source hash)
-    lands in `extra["source_sha256"]` once it has run."""
+    lands in `extra["source_sha256"]` once it has run.
+
+    With `keys`, it also hashes each row's key columns (8 bytes a row more) and calls
+    `on_repeated_keys` if two rows share a key hash: equal keys always do, so a table
+    without the call has no repeated key; the call finds out whether the keys really
+    repeat (a hash collision is not a repeat) and raises if they do.
+    """
     import pyarrow.parquet as pq
 
     extra: dict[str, Any] = {}
@@ -80,6 +90,7 @@ def stream_writer(
         # row each, no copies. Without generated columns both hashes are the same one.
         hashes = np.empty(total, dtype="uint64")
         source_hashes = np.empty(total, dtype="uint64") if generated else hashes
+        key_hashes = np.empty(total, dtype="uint64") if keys else None
         writer: pq.ParquetWriter | None = None
         schema: pa.Schema | None = None
         dtypes: dict[str, str] = {}
@@ -101,7 +112,11 @@ def stream_writer(
                     hashes[rows:end] = row_hashes(df)
                     if generated:
                         source_hashes[rows:end] = row_hashes(df.drop(columns=list(generated)))
+                    if key_hashes is not None:
+                        key_hashes[rows:end] = _key_hashes(df, keys)
                     rows = end
+            if key_hashes is not None and on_repeated_keys and _repeats(key_hashes[:rows]):
+                on_repeated_keys()
         finally:
             if writer is not None:
                 writer.close()
@@ -117,3 +132,18 @@ def stream_writer(
         return {"rows": rows, "columns": columns, "sha256": sha}
 
     return write, extra
+
+
+def _key_hashes(df: pd.DataFrame, keys: tuple[str, ...] | list[str]) -> np.ndarray:
+    """`row_hashes` of the key columns, equal for keys that compare equal: -0.0 is 0.0."""
+    frame = df[list(keys)].copy()
+    for col in frame.columns:
+        if pd.api.types.is_float_dtype(frame[col].dtype):
+            frame[col] = frame[col] + 0.0
+    return row_hashes(frame)
+
+
+def _repeats(hashes: np.ndarray) -> bool:
+    """Whether any value occurs twice (sorts `hashes` in place)."""
+    hashes.sort()
+    return bool(np.any(hashes[1:] == hashes[:-1]))

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ORDER = "__label_row"
+_LABEL = "__label_value"
 
 
 def spark_table_path(repo_path: Path, table: str, table_hash: str) -> Path:
@@ -75,12 +76,37 @@ def _write_tables(
     frames: dict[str, DataFrame],
     table_hashes: dict[str, str],
     repo_path: Path,
-) -> tuple[dict[str, TableSpan], dict[str, str]]:
-    """Write each feature table once (content-addressed) and measure its span."""
-    from pyspark.sql import functions as F
-
+) -> tuple[dict[str, TableSpan], dict[str, str], int]:
+    """Write each feature table once (content-addressed) and measure its span; also
+    the number of distinct entities over all the tables."""
     spans: dict[str, TableSpan] = {}
     paths: dict[str, str] = {}
+    keys: dict[str, DataFrame] = {}
+    try:
+        _write_each(config, frames, table_hashes, repo_path, spans, paths, keys)
+        union = None
+        for table_keys in keys.values():
+            union = table_keys if union is None else union.union(table_keys)
+        entities = union.distinct().count() if union is not None else 0
+    finally:
+        for table_keys in keys.values():
+            table_keys.unpersist()
+    return spans, paths, entities
+
+
+def _write_each(
+    config: SeamlessConfig,
+    frames: dict[str, DataFrame],
+    table_hashes: dict[str, str],
+    repo_path: Path,
+    spans: dict[str, TableSpan],
+    paths: dict[str, str],
+    keys: dict[str, DataFrame],
+) -> None:
+    """`_write_tables`' body per table: fills `spans`, `paths` and `keys` (cached)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
     for view in config.features.views:
         table = view.table
         if table in spans:
@@ -88,12 +114,12 @@ def _write_tables(
         frame = _feature_frame(config, table, frames[table])
         key, ts = config.entity_key(), config.timestamp_key(table)
         stats = frame.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.countDistinct(key).alias("entities"),
-            F.min(ts).alias("start"),
-            F.max(ts).alias("end"),
+            F.count(F.lit(1)).alias("rows"), F.min(ts).alias("start"), F.max(ts).alias("end")
         ).first()
         assert stats is not None
+        # Kept for the count over all tables: a few bytes per entity, where a distinct
+        # over the union of the tables' rows would shuffle every row once more.
+        keys[table] = frame.select(key).distinct().persist(StorageLevel.MEMORY_AND_DISK)
         total = frames[table].count()
         if not stats["rows"]:
             raise SeamlessError(
@@ -103,7 +129,7 @@ def _write_tables(
         spans[table] = TableSpan(
             start=stats["start"],
             end=stats["end"],
-            entities=int(stats["entities"]),
+            entities=keys[table].count(),
             rows=int(stats["rows"]),
             dropped_rows=int(total - stats["rows"]),
             keys=frozenset(),
@@ -111,7 +137,6 @@ def _write_tables(
         target = spark_table_path(repo_path, table, table_hashes[table])
         paths[table] = str(target)
         _write_once(frame, target)
-    return spans, paths
 
 
 def _write_once(frame: DataFrame, target: Path) -> None:
@@ -197,7 +222,9 @@ def _label_rows(config: SeamlessConfig, labels: DataFrame, path: Path) -> DataFr
                 f"Labels table '{table}' has {int(count)} rows with a null {what} '{col}' "
                 f"(first at row {first}){detail}."
             )
-    out = labels.select(key, ts, label).withColumn(_ORDER, F.monotonically_increasing_id())
+    # The label travels through Feast's query under a name its SQL can hold unquoted.
+    out = labels.select(key, ts, F.col(f"`{label}`").alias(_LABEL))
+    out = out.withColumn(_ORDER, F.monotonically_increasing_id())
     if config.tables[table].columns.get(key, "int") == "int":
         out = out.withColumn(key, F.col(key).cast("long"))
     return out
@@ -285,7 +312,7 @@ def build_features_spark(
     lap("prepare")
 
     ensure_repo(repo_path, config.features.project, spark=config)
-    spans, paths = _write_tables(config, frames, table_hashes, repo_path)
+    spans, paths, entities = _write_tables(config, frames, table_hashes, repo_path)
     pushed = _publish_pushed(config, frames, table_hashes, repo_path)
     spans = widen_to_pushed(config, spans, pushed)
     lap("write")
@@ -301,12 +328,13 @@ def build_features_spark(
         lap("materialize")
 
     key, ts = config.entity_key(), config.timestamp_key(labels_table)
-    pairs = entity.select(key, ts).distinct()
-    joined: Any = store.get_historical_features(entity_df=pairs, features=objects.service)
+    # The label rows themselves are Feast's entity rows: its query keeps every column and
+    # one output row per entity row, so no join back to the labels is needed.
+    joined: Any = store.get_historical_features(entity_df=entity, features=objects.service)
     features = list(config.feature_types())
-    part = joined.to_spark_df().select(key, ts, *features)
-    training = entity.join(part, [key, ts], "left").orderBy(_ORDER)
-    training = training.select(key, ts, *features, config.labels.label_column)
+    training = joined.to_spark_df().orderBy(_ORDER)
+    label = F.col(_LABEL).alias(config.labels.label_column)
+    training = training.select(key, ts, *features, label)
     training = training.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = training.agg(
@@ -341,11 +369,6 @@ def build_features_spark(
 
     if empty:
         log.warning("Feature views %s joined no value for any label row.", empty)
-    union = None
-    for view in config.features.views:
-        keys = _feature_frame(config, view.table, frames[view.table]).select(key)
-        union = keys if union is None else union.union(keys)
-    entities = union.distinct().count() if union is not None else 0
     info: dict[str, Any] = {
         "feature_service": config.features.service,
         "project": store.project,

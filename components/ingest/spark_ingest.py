@@ -4,7 +4,10 @@ Spark reads the files; each partition is normalized by the local engine's own
 converters (`normalize.CONVERTERS`, run in Spark's Python workers over Arrow batches),
 so a value parses the same way on both engines. The checks then run as Spark
 aggregations and fail with the local engine's sentences, row numbers included (rows
-count in Spark's partition order, which is the file's order for one file).
+count in Spark's partition order, which is the file's order for one file). Repeated
+keys are looked for while the snapshot is written, as repeated hashes of each row's keys;
+only then does Spark search for the rows (a shuffle of every row, a third of the time
+ingest took at 10M label rows when it ran for every table).
 
 The snapshot has the same layout and contract as the local engine's: one
 `<table>.parquet` per table with the pandas dtypes of `normalize` (nanosecond UTC
@@ -91,7 +94,7 @@ from components.ingest.spark_normalize import (
 from components.ingest.spark_read import SparkRaw, read_jdbc, read_raw, spark_failure
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +206,6 @@ def _check(
         count, pid, pos = _first(stats, f"kc{k}", f"kp{k}")
         if count:
             raise SeamlessError(empty_key_problem(where, key, count, positions.row(pid, pos)))
-    if table_cfg.entity_column:
-        hidden = [k for k in keys if withheld(table_cfg, k)]
-        _check_duplicates(norm, keys, positions, where, hidden)
     return positions, invalid, examples
 
 
@@ -251,7 +251,8 @@ def _check_duplicates(
 def _label_policy(
     norm: DataFrame, labels: LabelsConfig, table: str, where: str, n: int
 ) -> tuple[DataFrame, dict[str, Any]]:
-    """The local engine's label policy (`ingest._label_policy`) from label counts."""
+    """The local engine's label policy (`ingest._label_policy`) from label counts; the
+    rows without a known label are gone from the frame returned if the policy drops them."""
     from pyspark.sql import functions as F
 
     counts = {r[LABEL]: int(r["count"]) for r in norm.groupBy(LABEL).count().collect()}
@@ -358,7 +359,7 @@ def _target_dtypes(
 
 
 def _ingest_spark_table(
-    spark: SparkSession,
+    shown: str,
     raw: SparkRaw,
     name: str,
     table_cfg: TableConfig,
@@ -395,11 +396,27 @@ def _ingest_spark_table(
         types = {**types, labels.label_column: "string"}
     norm, plan = normalize_frame(frame, types, labels)
     norm = norm.persist(StorageLevel.MEMORY_AND_DISK)
+    checked = norm  # every row read, before the label policy drops any
+    keys = key_columns(table_cfg) if table_cfg.entity_column else []
+
+    def repeated_keys() -> None:
+        """Look for two rows with the same keys in Spark, and refuse them as the local
+        engine does: row numbers, and the count of rows whose keys repeat."""
+        hidden = [k for k in keys if withheld(table_cfg, k)]
+        try:
+            _check_duplicates(checked, keys, positions, where, hidden)
+        except SeamlessError:
+            raise
+        except Exception as exc:  # a Spark job failed re-reading the source
+            raise spark_failure(f"Table '{name}'", shown, exc) from None
+
     try:
         positions, invalid, examples = _check(norm, plan, table_cfg, where, strict)
         label_info: dict[str, Any] = {}
         if labels is not None:
             norm, label_info = _label_policy(norm, labels, name, where, positions.total)
+        if keys and label_info.get("dropped"):
+            repeated_keys()  # some rows read are not written: check all, in Spark
         generated: list[str] = []
         out = norm
         if table_cfg.entity_column is None:
@@ -418,7 +435,10 @@ def _ingest_spark_table(
     finally:
         norm.unpersist()
     dtypes = _target_dtypes([*columns, *generated], types, generated)
-    writer, extra = stream_writer(folder, dtypes, generated)
+    # Repeated keys among the rows written show as repeated key hashes while they are
+    # written: Spark's own search for them (a shuffle of every row) runs only then.
+    repeats = keys if keys and not label_info.get("dropped") else []
+    writer, extra = stream_writer(folder, dtypes, generated, repeats, repeated_keys)
     info: dict[str, Any] = {
         "generated_columns": generated,
         "invalid_values": invalid,
@@ -482,7 +502,7 @@ def ingest_tables_spark(
                 continue
             try:
                 writers[name], table_info = _ingest_spark_table(
-                    spark, raw, name, table_cfg, where, stamp, labels, scratch, key
+                    shown, raw, name, table_cfg, where, stamp, labels, scratch, key
                 )
             except SeamlessError:
                 raise

@@ -249,21 +249,19 @@ def _histogram_plan(name: str, kind: str, row: Any, i: int) -> _HistogramPlan:
 
 
 def _bin_counts(frame: DataFrame, plans: dict[int, _HistogramPlan]) -> dict[int, list[int]]:
-    """Every planned histogram in one scan: each column's bin computed once per row, then
-    counted per bin."""
+    """Every planned histogram in one scan: each row gives one (column, bin) pair per
+    column, and the pairs are counted by grouping. (A conditional count per column and
+    bin would test every row against every bin: hundreds of tests a row.)"""
     from pyspark.sql import functions as F
 
     if not plans:
         return {}
-    buckets = frame.select(*[p.bucket.alias(f"b{i}") for i, p in plans.items()])
-    aggs = [
-        F.count(F.when(F.col(f"b{i}") == b, 1)).alias(f"b{i}_{b}")
-        for i, p in plans.items()
-        for b in range(p.bins)
-    ]
-    row = buckets.agg(*aggs).first()
-    assert row is not None
-    return {i: [int(row[f"b{i}_{b}"]) for b in range(p.bins)] for i, p in plans.items()}
+    pairs = F.array(*[F.struct(F.lit(i).alias("c"), p.bucket.alias("b")) for i, p in plans.items()])
+    binned = frame.select(F.inline(pairs)).where(F.col("b").isNotNull())
+    counts = {i: [0] * p.bins for i, p in plans.items()}
+    for r in binned.groupBy("c", "b").count().collect():
+        counts[int(r["c"])][int(r["b"])] = int(r["count"])
+    return counts
 
 
 def _range_stats(

@@ -235,6 +235,57 @@ def test_duplicate_keys_name_both_rows(spark: Any, tmp_path: Path) -> None:
     assert "event_timestamp=2024-01-01T02:00:00+00:00" in message
 
 
+def test_duplicate_keys_where_one_row_has_a_dropped_label(spark: Any, tmp_path: Path) -> None:
+    # The label policy drops row 3 (label 7); its key repeats row 2's. The local engine
+    # checks keys before dropping, so Spark must look at every row read, not only those
+    # written.
+    (tmp_path / "l.csv").write_text(
+        "id,when,outcome\n1,2024-01-01,1\n2,2024-01-01,0\n2,2024-01-01,7\n4,2024-01-02,0\n"
+    )
+    cfg = table(
+        {"kind": "file", "uri": "l.csv"},
+        entity_column="id",
+        timestamp_column="when",
+        columns={"id": "int", "when": "timestamp", "outcome": "int"},
+    )
+    labels = {"column": "outcome", "positive_class": 1, "unknown_values": "drop"}
+    message = both_fail(tmp_path, {"l": cfg}, **labels)
+    assert "in rows 2 and 3" in message
+
+
+def test_zero_and_negative_zero_keys_repeat(spark: Any, tmp_path: Path) -> None:
+    (tmp_path / "f.csv").write_text(
+        "k,when,x\n0.0,2024-01-01,1\n1.5,2024-01-01,2\n-0.0,2024-01-01,3\n"
+    )
+    cfg = table(
+        {"kind": "file", "uri": "f.csv"},
+        entity_column="k",
+        timestamp_column="when",
+        columns={"k": "float", "when": "timestamp", "x": "int"},
+    )
+    assert "in rows 1 and 3" in both_fail(tmp_path, {"f": cfg}, column="x")
+
+
+def test_repeated_key_hashes_without_repeated_keys_are_written(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Equal key hashes for different keys (a collision) make Spark look for the rows;
+    # finding none, the table is written as it is.
+    import components.common.spark_write as spark_write
+
+    calls: list[int] = []
+
+    def colliding(df: pd.DataFrame, keys: Any) -> np.ndarray:
+        calls.append(len(df))
+        return np.zeros(len(df), dtype="uint64")
+
+    monkeypatch.setattr(spark_write, "_key_hashes", colliding)
+    (tmp_path / "t.csv").write_text(CSV)
+    local, remote = both(tmp_path, {"t": keyed("t.csv", max_invalid_fraction=0.5)})
+    assert calls, "the Spark writer hashed no keys"
+    same_tables(tmp_path, local, remote)
+
+
 def test_missing_column_and_wrong_delimiter(spark: Any, tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text(CSV.replace("segment", "segmnt"))
     assert "required column 'segment' is missing" in both_fail(tmp_path, {"t": keyed("t.csv")})
