@@ -398,10 +398,15 @@ def record(
     cgroup_gb: float | None = None,
 ) -> None:
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
+    meaning = {
+        "baseline": f"baseline = revision `{base}`" + (f" (without {lacks})" if lacks else ""),
+        "new": "new = this tree on the local engine",
+        "spark": "spark = this tree with `engine: spark` (local mode)",
+    }
+    ran = [meaning[v] for v in meaning if any(r["variant"] == v for r in results)]
     lines = [
         f"\n### Scale: training pipeline by rows, {os.cpu_count()} CPUs ({stamp})\n",
-        f"Baseline = revision `{base}` (without {lacks or 'nothing'}), new = this tree on "
-        "the local engine, spark = this tree with `engine: spark` (local mode); same data, "
+        f"{', '.join(ran)[:1].upper()}{', '.join(ran)[1:]}; same data, "
         "same run (`benchmarks/scale.py`). Step cells: wall s / peak RSS MiB of the step's "
         "processes (Spark's JVM and Python workers included)."
         + (
