@@ -57,6 +57,12 @@ def keyed(uri: str, **kwargs: Any) -> TableConfig:
     )
 
 
+def file_table(uri: str, entity: str, when: str, columns: dict[str, str]) -> TableConfig:
+    return table(
+        {"kind": "file", "uri": uri}, entity_column=entity, timestamp_column=when, columns=columns
+    )
+
+
 def both(tmp_path: Path, tables: dict[str, TableConfig], **labels: Any) -> tuple[dict, dict]:
     """Ingest with each engine; returns both manifests."""
     manifests = []
@@ -151,12 +157,7 @@ def test_labels_value_map_and_drop_match(spark: Any, tmp_path: Path) -> None:
         "id,when,outcome\n1,2024-01-01,yes\n2,2024-01-01,no\n3,2024-01-02,7\n"
         "4,2024-01-02,no\n5,2024-01-03,1\n"
     )
-    cfg = table(
-        {"kind": "file", "uri": "l.csv"},
-        entity_column="id",
-        timestamp_column="when",
-        columns={"id": "int", "when": "timestamp", "outcome": "int"},
-    )
+    cfg = file_table("l.csv", "id", "when", {"id": "int", "when": "timestamp", "outcome": "int"})
     labels = {
         "column": "outcome",
         "positive_class": 1,
@@ -242,12 +243,7 @@ def test_duplicate_keys_where_one_row_has_a_dropped_label(spark: Any, tmp_path: 
     (tmp_path / "l.csv").write_text(
         "id,when,outcome\n1,2024-01-01,1\n2,2024-01-01,0\n2,2024-01-01,7\n4,2024-01-02,0\n"
     )
-    cfg = table(
-        {"kind": "file", "uri": "l.csv"},
-        entity_column="id",
-        timestamp_column="when",
-        columns={"id": "int", "when": "timestamp", "outcome": "int"},
-    )
+    cfg = file_table("l.csv", "id", "when", {"id": "int", "when": "timestamp", "outcome": "int"})
     labels = {"column": "outcome", "positive_class": 1, "unknown_values": "drop"}
     message = both_fail(tmp_path, {"l": cfg}, **labels)
     assert "in rows 2 and 3" in message
@@ -257,12 +253,7 @@ def test_zero_and_negative_zero_keys_repeat(spark: Any, tmp_path: Path) -> None:
     (tmp_path / "f.csv").write_text(
         "k,when,x\n0.0,2024-01-01,1\n1.5,2024-01-01,2\n-0.0,2024-01-01,3\n"
     )
-    cfg = table(
-        {"kind": "file", "uri": "f.csv"},
-        entity_column="k",
-        timestamp_column="when",
-        columns={"k": "float", "when": "timestamp", "x": "int"},
-    )
+    cfg = file_table("f.csv", "k", "when", {"k": "float", "when": "timestamp", "x": "int"})
     assert "in rows 1 and 3" in both_fail(tmp_path, {"f": cfg}, column="x")
 
 
