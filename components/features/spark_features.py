@@ -79,11 +79,44 @@ def _write_tables(
 ) -> tuple[dict[str, TableSpan], dict[str, str], int]:
     """Write each feature table once (content-addressed) and measure its span; also
     the number of distinct entities over all the tables."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
     spans: dict[str, TableSpan] = {}
     paths: dict[str, str] = {}
+    # Each table's distinct entities, cached for the count over all tables: a few bytes
+    # per entity, where a distinct over the union of the tables' rows would shuffle
+    # every row once more.
     keys: dict[str, DataFrame] = {}
     try:
-        _write_each(config, frames, table_hashes, repo_path, spans, paths, keys)
+        for view in config.features.views:
+            table = view.table
+            if table in spans:
+                continue
+            frame = _feature_frame(config, table, frames[table])
+            key, ts = config.entity_key(), config.timestamp_key(table)
+            stats = frame.agg(
+                F.count(F.lit(1)).alias("rows"), F.min(ts).alias("start"), F.max(ts).alias("end")
+            ).first()
+            assert stats is not None
+            keys[table] = frame.select(key).distinct().persist(StorageLevel.MEMORY_AND_DISK)
+            total = frames[table].count()
+            if not stats["rows"]:
+                raise SeamlessError(
+                    f"Table '{table}' (feature view '{view.name}') has no row with both an "
+                    f"entity and an event time."
+                )
+            spans[table] = TableSpan(
+                start=stats["start"],
+                end=stats["end"],
+                entities=keys[table].count(),
+                rows=int(stats["rows"]),
+                dropped_rows=int(total - stats["rows"]),
+                keys=frozenset(),
+            )
+            target = spark_table_path(repo_path, table, table_hashes[table])
+            paths[table] = str(target)
+            _write_once(frame, target)
         union = None
         for table_keys in keys.values():
             union = table_keys if union is None else union.union(table_keys)
@@ -92,51 +125,6 @@ def _write_tables(
         for table_keys in keys.values():
             table_keys.unpersist()
     return spans, paths, entities
-
-
-def _write_each(
-    config: SeamlessConfig,
-    frames: dict[str, DataFrame],
-    table_hashes: dict[str, str],
-    repo_path: Path,
-    spans: dict[str, TableSpan],
-    paths: dict[str, str],
-    keys: dict[str, DataFrame],
-) -> None:
-    """`_write_tables`' body per table: fills `spans`, `paths` and `keys` (cached)."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    for view in config.features.views:
-        table = view.table
-        if table in spans:
-            continue
-        frame = _feature_frame(config, table, frames[table])
-        key, ts = config.entity_key(), config.timestamp_key(table)
-        stats = frame.agg(
-            F.count(F.lit(1)).alias("rows"), F.min(ts).alias("start"), F.max(ts).alias("end")
-        ).first()
-        assert stats is not None
-        # Kept for the count over all tables: a few bytes per entity, where a distinct
-        # over the union of the tables' rows would shuffle every row once more.
-        keys[table] = frame.select(key).distinct().persist(StorageLevel.MEMORY_AND_DISK)
-        total = frames[table].count()
-        if not stats["rows"]:
-            raise SeamlessError(
-                f"Table '{table}' (feature view '{view.name}') has no row with both an entity "
-                f"and an event time."
-            )
-        spans[table] = TableSpan(
-            start=stats["start"],
-            end=stats["end"],
-            entities=keys[table].count(),
-            rows=int(stats["rows"]),
-            dropped_rows=int(total - stats["rows"]),
-            keys=frozenset(),
-        )
-        target = spark_table_path(repo_path, table, table_hashes[table])
-        paths[table] = str(target)
-        _write_once(frame, target)
 
 
 def _write_once(frame: DataFrame, target: Path) -> None:
