@@ -409,30 +409,30 @@ def test_runs_keep_their_artifacts_in_the_seamless_object_store(
     providers = yaml.safe_load(config["data"]["providers"])
     assert set(providers) == {"s3"} and set(providers["s3"]) == {"default"}
     default = providers["s3"]["default"]
+    credentials = default.pop("credentials")
     assert default == {
         "endpoint": "minio.seamless.svc:9000",
         "region": "us-east-1",
         # MinIO serves HTTPS only; the launcher trusts seamless-ca (pipelines/training.py).
         "disableSSL": False,
         "forcePathStyle": True,
-        "credentials": {
-            "fromEnv": False,
-            "secretRef": {
-                "secretName": "seamless-s3",
-                "accessKeyKey": "AWS_ACCESS_KEY_ID",
-                "secretKeyKey": "AWS_SECRET_ACCESS_KEY",
-            },
-        },
     }
     host, _, port = default["endpoint"].partition(":")
     minio = renderings["kind"].get("Service", "minio")
     assert minio is not None and host.split(".")[:2] == ["minio", minio["metadata"]["namespace"]]
     assert int(port) in [p["port"] for p in minio["spec"]["ports"]]
+    # The keys come from a Secret the wiring puts next to the launcher, not from its env.
+    assert credentials["fromEnv"] is False and set(credentials) == {"fromEnv", "secretRef"}
+    ref = credentials["secretRef"]
+    assert set(ref) == {"secretName", "accessKeyKey", "secretKeyKey"}
     (secret,) = [
-        o for o in wiring if o["kind"] == "Secret" and o["metadata"]["name"] == "seamless-s3"
+        o for o in wiring if o["kind"] == "Secret" and o["metadata"]["name"] == ref["secretName"]
     ]
     assert secret["metadata"]["namespace"] == "kubeflow"
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(secret["data"])
+    # Which key is the id and which the secret: a swap would pass a subset check alone.
+    keys = (ref["accessKeyKey"], ref["secretKeyKey"])
+    assert keys == ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    assert set(keys) <= set(secret["data"])
 
 
 def test_launcher_config_follows_an_https_endpoint_and_a_chosen_root(
