@@ -145,6 +145,15 @@ def _fill(folder: Path, n: int) -> None:
     log.close()
 
 
+def _spool_and_database(
+    pg_server: PostgresServer, tmp_path: Path, n: int, database: str
+) -> tuple[Path, str]:
+    """A spool of `n` records (`_fill`) and the URL of a new, empty database to drain it to."""
+    folder = tmp_path / "spool"
+    _fill(folder, n)
+    return folder, fresh_database(pg_server, database)
+
+
 def _redrain(url: str, folder: Path) -> None:
     """A restarted process: drains what is left."""
     log = SpooledLog(
@@ -191,9 +200,7 @@ def test_kill_9_while_spooling_loses_nothing_acknowledged(
 def test_kill_9_after_a_drained_batch_commits_gives_no_duplicates(
     pg_server: PostgresServer, tmp_path: Path, children: list[subprocess.Popen[str]]
 ) -> None:
-    folder = tmp_path / "spool"
-    _fill(folder, 1000)
-    url = fresh_database(pg_server, "spool_kill_drain")
+    folder, url = _spool_and_database(pg_server, tmp_path, 1000, "spool_kill_drain")
     proc = _child(children, "drain", url, folder, 3)
     _read_until(proc, "stopped")
     _kill(proc)
@@ -207,9 +214,7 @@ def test_kill_9_inside_a_drain_insert_gives_no_loss(
 ) -> None:
     import psycopg2
 
-    folder = tmp_path / "spool"
-    _fill(folder, 250)
-    url = fresh_database(pg_server, "spool_kill_insert")
+    folder, url = _spool_and_database(pg_server, tmp_path, 250, "spool_kill_insert")
     table = PgLog(url, "predictions")
     table.open()  # the table exists, so the test can lock it
     table.close()
