@@ -109,6 +109,22 @@ def _kill_mid_materialization(repo: Path) -> None:
     assert killed_mid_run, "materialization finished before it could be killed"
 
 
+def _entity_ids(config: SeamlessConfig, tables: dict[str, pd.DataFrame]) -> list[int]:
+    """Every entity of the generated data (its profiles table)."""
+    return sorted(int(x) for x in tables["profiles"][config.entity_key()].unique())
+
+
+def _publish_newer_and_kill_its_materialization(
+    config: SeamlessConfig, tables: dict[str, pd.DataFrame], repo: Path
+) -> dict[str, pd.DataFrame]:
+    """Newer tables (`_newer`) published, their materialization killed -9 mid-run; returns
+    the newer tables."""
+    newer = _newer(config, tables)
+    _publish(config, newer, repo)
+    _kill_mid_materialization(repo)
+    return newer
+
+
 def _old_or_new(config: SeamlessConfig, old: pd.DataFrame, newer: dict, now: pd.DataFrame) -> int:
     """Per (entity, view): the values are all old or all new; returns how many are new."""
     key = config.entity_key()
@@ -135,13 +151,10 @@ def test_kill_9_mid_materialization_then_a_rerun_completes(
 ) -> None:
     config, repo, tables = feature_repo
     key = config.entity_key()
-    ids = sorted(int(x) for x in tables["profiles"][key].unique())
-    newer = _newer(config, tables)
-    _publish(config, newer, repo)
-    _kill_mid_materialization(repo)
+    newer = _publish_newer_and_kill_its_materialization(config, tables, repo)
     # The scheduled job's next run repairs everything: every view holds the new values.
     materialize_online(repo, config)
-    final = online_features(repo, config, ids)
+    final = online_features(repo, config, _entity_ids(config, tables))
     for view in config.features.views:
         cols = list(view.features)
         assert _rows(final, key, cols) == _rows(_expected(newer, view, key), key, cols), view.name
@@ -151,12 +164,9 @@ def test_kill_9_mid_materialization_keeps_serving_old_or_new_per_entity_and_view
     feature_repo: tuple[SeamlessConfig, Path, dict],
 ) -> None:
     config, repo, tables = feature_repo
-    key = config.entity_key()
-    ids = sorted(int(x) for x in tables["profiles"][key].unique())
+    ids = _entity_ids(config, tables)
     old = online_features(repo, config, ids)
-    newer = _newer(config, tables)
-    _publish(config, newer, repo)
-    _kill_mid_materialization(repo)
+    newer = _publish_newer_and_kill_its_materialization(config, tables, repo)
     after_kill = online_features(repo, config, ids)
     moved = _old_or_new(config, old, newer, after_kill)
     print(f"after kill -9: {moved} (entity, view) pairs new, the rest old")
