@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -84,25 +85,41 @@ def feast_read(repo: Path, config: SeamlessConfig, ids: list[int]) -> dict[str, 
     return store.get_online_features(features=service, entity_rows=rows).to_dict()
 
 
-def _both_clients_refuse(
-    conn: str, repo: Path, config: SeamlessConfig, built: dict, match: str
-) -> None:
-    """Serving's own client (connection string `conn`) and Feast's SDK (`repo`, made for
-    `conn`) both refuse the server, saying `match`."""
-    with pytest.raises(RespUnavailable, match=match):
-        asyncio.run(_ping(serving_aclient(conn)))
-    with pytest.raises(RedisConnectionError, match=match):
-        feast_read(repo, config, built["entities"][:1])
+@dataclass
+class Variants:
+    """`redis_repo` made for other connection strings, and how serving and Feast fare
+    with one."""
+
+    redis_repo: Path
+    built: dict
+    config: SeamlessConfig
+    tmp_path: Path
+
+    def repo(self, conn: str, name: str) -> Path:
+        """A copy of `redis_repo` (in `tmp_path / name`) whose store dials `conn`."""
+        return repo_variant(self.redis_repo, self.tmp_path / name, conn)
+
+    def both_clients_refuse(self, conn: str, repo: Path, match: str) -> None:
+        """Serving's own client (connection string `conn`) and Feast's SDK (`repo`, made for
+        `conn`) both refuse the server, saying `match`."""
+        with pytest.raises(RespUnavailable, match=match):
+            asyncio.run(_ping(serving_aclient(conn)))
+        with pytest.raises(RedisConnectionError, match=match):
+            feast_read(repo, self.config, self.built["entities"][:1])
+
+    def serving_not_ready(self, repo: Path, says: str) -> None:
+        """Serving over `repo` answers 503 naming `says` (where the operator looks), not a
+        prediction."""
+        with serving_client(self.tmp_path, self.config, feast_repo=repo) as c:
+            r = c.post("/v1/predict", json={"entity_ids": self.built["entities"][:1]})
+            assert r.status_code == 503 and says in r.json()["detail"], r.text
 
 
-def _serving_not_ready(
-    tmp_path: Path, config: SeamlessConfig, repo: Path, built: dict, says: str
-) -> None:
-    """Serving over `repo` answers 503 naming `says` (where the operator looks), not a
-    prediction."""
-    with serving_client(tmp_path, config, feast_repo=repo) as c:
-        r = c.post("/v1/predict", json={"entity_ids": built["entities"][:1]})
-        assert r.status_code == 503 and says in r.json()["detail"], r.text
+@pytest.fixture()
+def variants(
+    redis_repo: Path, built: dict, serve_config: SeamlessConfig, tmp_path: Path
+) -> Variants:
+    return Variants(redis_repo, built, serve_config, tmp_path)
 
 
 def test_feast_and_serving_read_over_tls(
@@ -131,31 +148,21 @@ def test_feast_and_serving_read_over_tls(
 
 
 def test_clients_refuse_a_server_certified_by_another_ca(
-    redis: RedisServer,
-    redis_repo: Path,
-    certs: dict[str, Path],
-    built: dict,
-    serve_config: SeamlessConfig,
-    tmp_path: Path,
+    redis: RedisServer, certs: dict[str, Path], variants: Variants
 ) -> None:
     other_ca = certs["other"] / "ca.crt"
     conn = f"127.0.0.1:{redis.port},ssl=true,ssl_ca_certs={other_ca}"
-    repo = repo_variant(redis_repo, tmp_path / "feast-other-ca", conn)
-    _both_clients_refuse(conn, repo, serve_config, built, "CERTIFICATE_VERIFY_FAILED")
-    _serving_not_ready(tmp_path, serve_config, repo, built, "CERTIFICATE_VERIFY_FAILED")
+    repo = variants.repo(conn, "feast-other-ca")
+    variants.both_clients_refuse(conn, repo, "CERTIFICATE_VERIFY_FAILED")
+    variants.serving_not_ready(repo, "CERTIFICATE_VERIFY_FAILED")
 
 
 def test_clients_refuse_a_certificate_for_another_name(
-    wrong_name_redis: RedisServer,
-    redis_repo: Path,
-    certs: dict[str, Path],
-    built: dict,
-    serve_config: SeamlessConfig,
-    tmp_path: Path,
+    wrong_name_redis: RedisServer, certs: dict[str, Path], variants: Variants
 ) -> None:
     conn = f"127.0.0.1:{wrong_name_redis.port},ssl=true,ssl_ca_certs={certs['ours'] / 'ca.crt'}"
-    repo = repo_variant(redis_repo, tmp_path / "feast-wrong-name", conn)
-    _both_clients_refuse(conn, repo, serve_config, built, MISMATCH)
+    repo = variants.repo(conn, "feast-wrong-name")
+    variants.both_clients_refuse(conn, repo, MISMATCH)
 
 
 def test_plaintext_client_gets_no_answer(redis: RedisServer) -> None:
@@ -174,10 +181,8 @@ def test_plaintext_client_gets_no_answer(redis: RedisServer) -> None:
 )
 def test_bad_tls_options_are_one_sentence(
     redis: RedisServer,
-    redis_repo: Path,
     certs: dict[str, Path],
-    built: dict,
-    serve_config: SeamlessConfig,
+    variants: Variants,
     tmp_path: Path,
     options: str,
     sentence: str,
@@ -187,11 +192,11 @@ def test_bad_tls_options_are_one_sentence(
     paths = {"ca": certs["ours"] / "ca.crt", "missing": tmp_path / "nope.crt"}
     conn = f"127.0.0.1:{redis.port}" + options.format(**paths)
     expected = sentence.format(**paths)
-    repo = repo_variant(redis_repo, tmp_path / "feast-bad", conn)
+    repo = variants.repo(conn, "feast-bad")
     # The pipeline's features step and the materialization job open the store this way.
     with pytest.raises(SeamlessError) as caught:
         open_store(repo)
     message = str(caught.value)
     assert expected in message and "feature_store.yaml: online_store.connection_string" in message
     # Serving: not ready, and the same sentence.
-    _serving_not_ready(tmp_path, serve_config, repo, built, expected)
+    variants.serving_not_ready(repo, expected)
