@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from components.common.errors import SeamlessError
+from pipelines.cli_options import OutcomeJsonOpt, RunnerOpt
 from pipelines.output import WsConfigOpt, counted, require_access, stdout_console
 
 
@@ -84,10 +85,8 @@ def batch_scoring_cmd(
     workspace: Annotated[
         Path, typer.Option("--workspace", "-w", help="Workspace with MLflow and Feast.")
     ] = Path(".seamless"),
-    runner: Annotated[str, typer.Option(help="kfp.local runner: subprocess or docker.")] = (
-        "subprocess"
-    ),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    runner: RunnerOpt = "subprocess",
+    as_json: OutcomeJsonOpt = False,
 ) -> None:
     """Score a table with the champion (or --model-version) and point-in-time features
     from the offline store; write the scores as Parquet, log them to the prediction log

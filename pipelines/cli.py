@@ -14,6 +14,7 @@ from rich.table import Table
 
 from components.common.config import default_config_path, load_config
 from components.common.errors import SeamlessError
+from pipelines.cli_options import OutcomeJsonOpt, RunnerOpt
 from pipelines.output import WsConfigOpt, require_access, stdout_console
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def run_training_cmd(
             "in the runtime image; build it with `make images`)."
         ),
     ] = "subprocess",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    as_json: OutcomeJsonOpt = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Stream every step's log too.")
     ] = False,
@@ -161,10 +162,8 @@ def run_monitoring_cmd(
         float,
         typer.Option(help="Traffic window in hours (0: the config's monitoring.window_hours)."),
     ] = 0.0,
-    runner: Annotated[str, typer.Option(help="kfp.local runner: subprocess or docker.")] = (
-        "subprocess"
-    ),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    runner: RunnerOpt = "subprocess",
+    as_json: OutcomeJsonOpt = False,
 ) -> None:
     """Run the monitoring pipeline: post-deploy check (automatic rollback), drift and live
     performance, and a retrain through the training pipeline on drift or a breach.

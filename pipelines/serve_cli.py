@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from components.serve.settings import SPOOL_MAX_BYTES
+from pipelines.cli_options import LogLevelOpt
 from pipelines.output import NoAuthOpt, WsConfigOpt
 
 
@@ -106,7 +107,7 @@ def serve_cmd(
             "ready until drained (0: no spool, an outage means 503).",
         ),
     ] = SPOOL_MAX_BYTES,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_level: LogLevelOpt = "info",
 ) -> None:
     """Serve the champion model: /v1/predict, Open Inference Protocol v2, /metrics.
 

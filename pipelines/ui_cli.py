@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from pipelines.cli_options import LogLevelOpt
 from pipelines.output import NoAuthOpt
 
 
@@ -53,7 +54,7 @@ def ui_cmd(
         typer.Option(help="Serve HTTPS with this PEM certificate (chain); needs --tls-key."),
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key.")] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_level: LogLevelOpt = "info",
 ) -> None:
     """Serve the dashboard: pipeline runs, data, models, monitoring, lineage, audit trail.
 
