@@ -53,7 +53,9 @@ class MonitoringConfig(_Strict):
     min_rows: int = Field(200, ge=1)
     """Fewest predictions in the drift window for a verdict; fewer is `not_enough_data`."""
     window_hours: float | None = Field(24.0, gt=0)
-    """Drift window: predictions of the last N hours (null: the whole log)."""
+    """Drift window: predictions of the last N hours (null: the whole log). A run reads
+    the logs from the start of the longer of the two windows (plus the served baseline),
+    so its time and memory follow the windows, not the log's age; null reads it all."""
     max_rows: int | None = Field(20_000, gt=0)
     """Drift window: at most the latest N predictions of it (null: no cap)."""
     min_labels: int = Field(200, ge=1)

@@ -53,8 +53,8 @@ def post_deploy_check(config: SeamlessConfig, workspace: Path) -> PostDeployResu
     if champ is None or prev is None:
         return PostDeployResult(NOT_APPLICABLE, "no previous champion to compare with")
     c, p = str(champ.version), str(prev.version)
-    traffic = read_traffic(workspace)
-    preds = traffic.predictions[traffic.predictions["model_name"] == name]
+    traffic = read_traffic(workspace, model_name=name)
+    preds = traffic.predictions
     join = JoinStats()
     rows = labelled(preds, traffic.feedback, config.labels, join)
     by_version = {v: rows[rows["model_version"] == v].tail(cfg.max_labels) for v in (c, p)}

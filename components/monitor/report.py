@@ -37,6 +37,12 @@ tr.drift td{background:#ffebe9}tr.warn td{background:#fff8c5}
 """
 
 
+def _since(window: dict[str, Any]) -> str:
+    """The time the run read the logs from (its longest window), when it had one."""
+    since = window.get("read_since")
+    return f" since {since}" if since else ""
+
+
 def _unknown_values(join: dict[str, Any]) -> str:
     values = join.get("unknown_values") or {}
     if not values:
@@ -86,7 +92,8 @@ def render_html(result: MonitoringResult) -> str:
         meta.append(
             (
                 "feedback",
-                f"{join['feedback']} records: {join.get('matched', 0)} matched predictions of "
+                f"{join['feedback']} records{_since(result.window)}: "
+                f"{join.get('matched', 0)} matched predictions of "
                 f"this version, {join.get('unmatched', 0)} matched none, "
                 f"{join.get('without_label', 0)} without a label, "
                 f"{join.get('unknown_label', 0)} with a label that is none of the classes"

@@ -24,8 +24,10 @@ from components.monitor.results import RETRAIN, RETRAIN_SKIPPED, MonitoringResul
 from components.monitor.traffic import (
     JoinStats,
     feature_rows,
+    id_key,
     labelled,
     log_location,
+    read_first_served,
     read_traffic,
     window,
 )
@@ -70,10 +72,23 @@ def _lacking(ws: Path, name: str, version: str, lacking: list[str]) -> SeamlessE
     )
 
 
-def served_baseline(preds: pd.DataFrame, version: str, rows: int) -> pd.DataFrame:
-    """The version's post-deployment baseline: its first `rows` served predictions."""
-    mine = preds[(preds["model_version"] == version) & preds["ts"].notna()]
-    return mine.sort_values("ts", kind="stable").head(rows)
+def read_since(checked: pd.Timestamp, cfg: MonitoringConfig) -> datetime | None:
+    """The earliest time either window reaches back to (None: a window is the whole
+    log). Feedback comes after the prediction it labels, so it is read from there too."""
+    if cfg.window_hours is None or cfg.label_window_hours is None:
+        return None
+    hours = max(cfg.window_hours, cfg.label_window_hours)
+    return (checked - pd.Timedelta(hours=hours)).to_pydatetime()
+
+
+def without(preds: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
+    """`preds` less the baseline's predictions (each known by its request id and its
+    index in the request)."""
+    if base.empty:
+        return preds
+    keys = set(zip(base["request_id"].map(id_key), base["index"].map(id_key), strict=True))
+    mine = zip(preds["request_id"].map(id_key), preds["index"].map(id_key), strict=True)
+    return preds[[k not in keys for k in mine]]
 
 
 def run_monitoring(
@@ -108,16 +123,17 @@ def run_monitoring(
     checked = pd.Timestamp(now if now is not None else datetime.now(UTC))
     checked = checked.tz_localize(UTC) if checked.tzinfo is None else checked.tz_convert(UTC)
 
-    traffic = read_traffic(ws)
-    preds = traffic.predictions[traffic.predictions["model_name"] == name]
+    since = read_since(checked, cfg)
+    traffic = read_traffic(ws, model_name=name, since=since)
+    preds = traffic.predictions
     names = list(profile["features"])
     ref_info: dict[str, Any] = {"kind": cfg.reference}
     ref_profile: dict[str, Any] | None = profile
     candidates = preds
     if cfg.reference == "served":
-        base = served_baseline(preds, version, cfg.baseline_rows)
+        base = read_first_served(ws, name, version, cfg.baseline_rows)
         # The baseline's rows are the reference, not part of the window compared with it.
-        candidates = preds.drop(index=base.index)
+        candidates = without(preds, base)
         if len(base) < cfg.baseline_rows:
             ref_profile = None
             ref_info["description"] = (
@@ -185,6 +201,7 @@ def run_monitoring(
         window={
             "drift": _describe(served, cfg.window_hours, cfg.max_rows),
             "performance": _describe(recent, cfg.label_window_hours, cfg.max_labels),
+            "read_since": None if since is None else since.isoformat(),
             "skipped": traffic.skipped,
             "labels": join.to_dict(),
         },

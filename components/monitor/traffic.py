@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ nulls; ids are joined and labels compared as `id_key` text."""
 
 @dataclass
 class Traffic:
-    """Every readable prediction and feedback record, plus what the reads skipped."""
+    """The readable prediction and feedback records a run asked for, plus what the
+    reads skipped."""
 
     predictions: pd.DataFrame
     feedback: pd.DataFrame
@@ -62,31 +64,63 @@ def log_location(workspace: Path, log_url: str | None = None) -> str:
     """Where `read_traffic` reads predictions from, for messages (no password)."""
     from components.predictions.postgres import redact
 
-    url = log_url or os.environ.get("SEAMLESS_SERVE_LOG_URL") or None
+    url = _log_url(log_url)
     return f"{redact(url)} (table seamless_{PREDICTIONS})" if url else str(workspace / PREDICTIONS)
 
 
-def read_traffic(workspace: Path, log_url: str | None = None) -> Traffic:
-    """Read `<workspace>/predictions/` and `<workspace>/feedback/` (torn tails skipped).
+def read_traffic(
+    workspace: Path,
+    log_url: str | None = None,
+    *,
+    model_name: str | None = None,
+    since: datetime | None = None,
+) -> Traffic:
+    """Read `<workspace>/predictions/` and `<workspace>/feedback/` (torn tails skipped):
+    the predictions of `model_name` and both logs' records after `since`, when given,
+    so a run holds what its windows need, not the log's whole history.
 
     With `log_url` (default: SEAMLESS_SERVE_LOG_URL, as serving uses) the logs are read
-    from PostgreSQL tables instead.
+    from PostgreSQL tables instead, which select the records themselves.
     """
-    url = log_url or os.environ.get("SEAMLESS_SERVE_LOG_URL") or None
+    url = _log_url(log_url)
     pstats, fstats = ReadStats(), ReadStats()
-    preds = list(read_log(url or workspace / PREDICTIONS, PREDICTIONS, pstats))
-    fb = list(read_log(url or workspace / FEEDBACK, FEEDBACK, fstats))
-    predictions = _frame(preds, _PRED_COLUMNS)
-    predictions["model_version"] = (
-        predictions["model_version"].astype("object").map(lambda v: None if v is None else str(v))
+    preds = read_log(
+        url or workspace / PREDICTIONS, PREDICTIONS, pstats, model_name=model_name, since=since
     )
-    predictions["score"] = pd.to_numeric(predictions["score"], errors="coerce")
-    feedback = _frame(fb, ["ts", "request_id", "index", "entity_id", "label"])
+    fb = read_log(url or workspace / FEEDBACK, FEEDBACK, fstats, since=since)
+    predictions = _predictions(list(preds))
+    feedback = _frame(list(fb), ["ts", "request_id", "index", "entity_id", "label"])
     skipped = {
         "torn_tails": pstats.torn_tails + fstats.torn_tails,
         "corrupt_lines": pstats.corrupt_lines + fstats.corrupt_lines,
     }
     return Traffic(predictions=predictions, feedback=feedback, skipped=skipped)
+
+
+def read_first_served(
+    workspace: Path, model_name: str, version: str, rows: int, log_url: str | None = None
+) -> pd.DataFrame:
+    """The first `rows` predictions of `model_name` v`version` by time (ties in write
+    order): its post-deployment baseline, however long ago it began. Memory holds
+    `rows` records, whatever the log's length (PostgreSQL sorts and limits them)."""
+    source = _log_url(log_url) or workspace / PREDICTIONS
+    first = read_log(source, PREDICTIONS, model_name=model_name, model_version=version, first=rows)
+    return _predictions(list(first))
+
+
+def _log_url(log_url: str | None) -> str | None:
+    return log_url or os.environ.get("SEAMLESS_SERVE_LOG_URL") or None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _predictions(records: list[dict[str, Any]]) -> pd.DataFrame:
+    predictions = _frame(records, _PRED_COLUMNS)
+    predictions["model_version"] = predictions["model_version"].astype("object").map(_text)
+    predictions["score"] = pd.to_numeric(predictions["score"], errors="coerce")
+    return predictions
 
 
 def window(
@@ -145,7 +179,8 @@ class JoinStats:
     matched: int = 0
     """Records that named at least one of the given predictions."""
     unmatched: int = 0
-    """Records that named none (another model/version, outside the log, or a wrong id)."""
+    """Records that named none (another model/version, a prediction outside the log or
+    older than the windows read, or a wrong id)."""
     replaced: int = 0
     """Labels of a prediction that a later label for the same prediction replaced."""
     labelled: int = 0

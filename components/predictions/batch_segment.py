@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.common.durable import PRIVATE_FILE, fsync_dir, private_dir
-from components.predictions.records import READ_BATCH_ROWS, BatchRecords, ReadStats, batch_records
+from components.predictions.records import (
+    READ_BATCH_ROWS,
+    BatchRecords,
+    LogQuery,
+    ReadStats,
+    batch_records,
+)
 
 if TYPE_CHECKING:
     pass
@@ -93,21 +99,22 @@ def segment_header(path: Path) -> tuple[dict[str, Any], list[str], int]:
 
 
 def read_segment(
-    path: Path, stats: ReadStats, request_id: str | None = None
+    path: Path, stats: ReadStats, query: LogQuery | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The segment's records in order (all, or those of `request_id`: a batch's records
-    share one, so other batches' segments are skipped from their footer). A segment
-    that cannot be read is counted in `stats.corrupt_lines` and skipped."""
+    """The segment's records in order (all, or those `query` keeps: a batch's records
+    share their request id, model and time, so a segment none of whose records can be
+    kept is skipped from its footer). A segment that cannot be read is counted in
+    `stats.corrupt_lines` and skipped."""
     import pyarrow.parquet as pq
 
     try:
         constants, order, _ = segment_header(path)
-        if request_id is not None and constants.get("request_id", request_id) != request_id:
+        if query is not None and not query.may_keep_any(constants):
             return
         batches = pq.ParquetFile(path).iter_batches(READ_BATCH_ROWS)
         for batch in batches:
             for record in batch_records(batch, constants, order):
-                if request_id is None or record.get("request_id") == request_id:
+                if query is None or query.keeps(record):
                     stats.records += 1
                     yield record
     except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors are these kinds

@@ -45,7 +45,7 @@ from typing import Any
 from components.common.durable import PRIVATE_FILE, fsync_dir, private_dir
 from components.predictions.batch_segment import SUFFIX as BATCH_SUFFIX
 from components.predictions.batch_segment import read_segment
-from components.predictions.records import ReadStats
+from components.predictions.records import LogQuery, ReadStats, first_by_time
 
 SUFFIX = ".jsonl"
 WRITE_SYNC_INTERVAL_S = 1.0
@@ -324,15 +324,26 @@ def read_records(
     directory: Path,
     prefix: str,
     stats: ReadStats | None = None,
-    request_id: str | None = None,
+    query: LogQuery | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every complete record, in write order (of `request_id` only, when given); torn
+    """Every complete record, in write order (those `query` keeps, when given); torn
     tails and bad lines are skipped."""
     stats = stats if stats is not None else ReadStats()
+    if query is not None and query.first is not None:
+        # Counted as read; `stats.records` then counts every record the query kept.
+        yield from first_by_time(_read_records(directory, prefix, stats, query), query.first)
+        return
+    yield from _read_records(directory, prefix, stats, query)
+
+
+def _read_records(
+    directory: Path, prefix: str, stats: ReadStats, query: LogQuery | None
+) -> Iterator[dict[str, Any]]:
+    keeps = query.keeps if query is not None else None
     for path in segments(directory, prefix):
         stats.segments += 1
         if path.suffix == BATCH_SUFFIX:
-            yield from read_segment(path, stats, request_id)
+            yield from read_segment(path, stats, query)
             continue
         try:
             data = path.read_bytes()
@@ -352,6 +363,6 @@ def read_records(
                 continue
             if not isinstance(record, dict):
                 stats.corrupt_lines.append(f"{path.name}:{i + 1}")
-            elif request_id is None or record.get("request_id") == request_id:
+            elif keeps is None or keeps(record):
                 stats.records += 1
                 yield record

@@ -43,9 +43,10 @@ from urllib.parse import urlsplit, urlunsplit
 from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 from components.predictions.pg_copy import Column, copy_batch, plan
+from components.predictions.records import first_by_time
 
 if TYPE_CHECKING:
-    from components.predictions.records import BatchRecords, ReadStats
+    from components.predictions.records import BatchRecords, LogQuery, ReadStats
 
 log = logging.getLogger(__name__)
 
@@ -476,14 +477,24 @@ def _record(row: tuple[Any, ...], columns: list[Column]) -> dict[str, Any]:
 
 
 def read_pg_records(
-    url: str, prefix: str, stats: ReadStats | None = None, request_id: str | None = None
+    url: str, prefix: str, stats: ReadStats | None = None, query: LogQuery | None = None
 ) -> Iterator[dict[str, Any]]:
     """Every committed record of the `prefix` log, in insertion order (streamed); with
-    `request_id`, only that request's (through the request_id index).
+    `query`, only those it keeps, as the files keep them. The server selects them (a
+    request id and a time through their indexes); a row whose time is not in the `ts`
+    column (kept as written in `extra`) is judged here.
 
     A missing table reads as an empty log; an unreachable server raises SeamlessError.
     `stats` (a `records.ReadStats`) counts records; a table has no torn lines.
     """
+    if query is not None and query.first is not None:
+        return first_by_time(_read_rows(url, prefix, stats, query), query.first)
+    return _read_rows(url, prefix, stats, query)
+
+
+def _read_rows(
+    url: str, prefix: str, stats: ReadStats | None, query: LogQuery | None
+) -> Iterator[dict[str, Any]]:
     import psycopg2
 
     table = table_name(prefix)
@@ -511,20 +522,50 @@ def read_pg_records(
         names = ", ".join(col for _, col, _, _ in columns)
         with conn.cursor(name=f"seamless_read_{prefix}") as cur:
             cur.itersize = 5000
-            if request_id is None:
-                cur.execute(f"SELECT {names}, extra FROM {table} ORDER BY id")
-            else:
-                cur.execute(
-                    f"SELECT {names}, extra FROM {table} WHERE request_id = %s ORDER BY id",
-                    (request_id,),
-                )
+            where, params = _where(query, table, {col for _, col, _, _ in columns})
+            cur.execute(f"SELECT {names}, extra FROM {table}{where} ORDER BY id", params)
             for row in cur:
-                if stats is not None:
-                    stats.records += 1
-                yield _record(row, columns)
+                record = _record(row, columns)
+                if query is None or query.keeps(record):
+                    if stats is not None:
+                        stats.records += 1
+                    yield record
     except psycopg2.Error as exc:
         raise SeamlessError(
             f"Reading the {prefix} log from {redact(url)} failed: {_first_line(exc)}"
         ) from None
     finally:
         conn.close()
+
+
+def _where(query: LogQuery | None, table: str, columns: set[str]) -> tuple[str, list[Any]]:
+    """The rows `query` may keep, as SQL (`LogQuery.keeps` then decides). A value of
+    another type than its column's is kept in `extra` with the column null, so a null
+    column matches every filter here. A field the table has no column for matches no
+    row, as it matches no file record."""
+    if query is None:
+        return "", []
+    tests = [
+        (column, test, value)
+        for column, test, value in (
+            ("request_id", "=", query.request_id),
+            ("model_name", "=", query.model_name),
+            ("model_version", "=", query.model_version),
+            ("ts", ">", query.since),
+        )
+        if value is not None
+    ]
+    if any(column not in columns for column, _, _ in tests):
+        return " WHERE FALSE", []
+    terms = [f"({column} {test} %s OR {column} IS NULL)" for column, test, _ in tests]
+    params: list[Any] = [value for _, _, value in tests]
+    if query.first is not None:
+        # The first N of the rows with every column set, by the ts index; the others
+        # (rare) all, for the reader to order.
+        exact = " AND ".join([*(f"{c} {t} %s" for c, t, _ in tests), "ts IS NOT NULL"])
+        nulls = " OR ".join(f"{c} IS NULL" for c in sorted({"ts", *(c for c, _, _ in tests)}))
+        terms.append(
+            f"({nulls} OR id IN (SELECT id FROM {table} WHERE {exact} ORDER BY ts, id LIMIT %s))"
+        )
+        params += [*params, query.first]
+    return (f" WHERE {' AND '.join(terms)}" if terms else ""), params

@@ -4,13 +4,14 @@ PostgreSQL table, chosen by the source (a path or a `postgresql://` URL)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from components.predictions.batch_segment import SegmentWriter
 from components.predictions.files import AppendLog, read_records
 from components.predictions.postgres import PgLog, is_pg_url, read_pg_records
-from components.predictions.records import BatchLog, ReadStats, RecordLog
+from components.predictions.records import BatchLog, LogQuery, ReadStats, RecordLog
 
 
 def read_log(
@@ -18,12 +19,19 @@ def read_log(
     prefix: str,
     stats: ReadStats | None = None,
     request_id: str | None = None,
+    *,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    since: datetime | None = None,
+    first: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """`read_records` over a folder, or the PostgreSQL table when `source` is a URL;
-    `request_id` keeps one request's records (an index lookup in PostgreSQL)."""
+    """`read_records` over a folder, or the PostgreSQL table when `source` is a URL:
+    the records that match every filter given (a `LogQuery`; PostgreSQL selects them
+    itself, a request id and a time through their indexes)."""
+    query = LogQuery(request_id, model_name, model_version, since, first)
     if is_pg_url(source):
-        return read_pg_records(str(source), prefix, stats, request_id)
-    return read_records(Path(source), prefix, stats, request_id)
+        return read_pg_records(str(source), prefix, stats, query)
+    return read_records(Path(source), prefix, stats, query)
 
 
 def writer_for(

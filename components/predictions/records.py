@@ -8,9 +8,11 @@ local) and PostgreSQL tables (`postgres.py`, the cluster, behind `spool.py`).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -48,6 +50,76 @@ class ReadStats:
     records: int = 0
     torn_tails: list[str] = field(default_factory=list)
     corrupt_lines: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Which records a read keeps (None: any). Monitoring reads only its windows, so a
+    long-lived log costs it what the windows hold, not the whole history."""
+
+    request_id: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    """Compared as text (a file record may hold the version as a number)."""
+    since: datetime | None = None
+    """Records with `ts` after this aware time; one without a readable `ts` is not kept."""
+    first: int | None = None
+    """Only the first N kept records by `ts` (ties in write order), in that order; a
+    record without a readable `ts` is not kept."""
+
+    def keeps(self, record: dict[str, Any]) -> bool:
+        """The record passes every filter (`first` is the reader's to apply)."""
+        if self.request_id is not None and record.get("request_id") != self.request_id:
+            return False
+        if self.model_name is not None and record.get("model_name") != self.model_name:
+            return False
+        if self.model_version is not None:
+            version = record.get("model_version")
+            if version is None or str(version) != self.model_version:
+                return False
+        if self.since is not None or self.first is not None:
+            ts = record_time(record.get("ts"))
+            return ts is not None and (self.since is None or ts > self.since)
+        return True
+
+    def may_keep_any(self, shared: dict[str, Any]) -> bool:
+        """False when values every record shares (a batch segment's footer) already
+        fail a filter; the filters on fields `shared` lacks are left to `keeps`."""
+        absent = {attr: None for attr, key in _FILTERED if key not in shared}
+        return replace(self, **absent).keeps(shared)
+
+
+_FILTERED = (
+    ("request_id", "request_id"),
+    ("model_name", "model_name"),
+    ("model_version", "model_version"),
+    ("since", "ts"),
+    ("first", "ts"),
+)
+"""LogQuery's filters and the record field each reads."""
+
+
+def first_by_time(records: Iterator[dict[str, Any]], n: int) -> Iterator[dict[str, Any]]:
+    """The first `n` of `records` (each with a readable `ts`, as `LogQuery.keeps` lets
+    through) by `ts`, ties in their order; memory holds `n` records."""
+    timed = ((record_time(r.get("ts")), i, r) for i, r in enumerate(records))
+    first = heapq.nsmallest(n, timed, key=lambda t: (t[0], t[1]))
+    return (r for _, _, r in first)
+
+
+def record_time(value: Any) -> datetime | None:
+    """A record's `ts` as an aware datetime (naive text read as UTC, as monitoring's
+    frames read it); None when it is missing or unreadable."""
+    if isinstance(value, datetime):
+        ts = value
+    elif isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 class RecordLog(Protocol):

@@ -22,7 +22,7 @@ from components.predictions.postgres import (
     read_pg_records,
     table_name,
 )
-from components.predictions.records import BatchRecords
+from components.predictions.records import BatchRecords, LogQuery
 from tests.helpers.postgres import PostgresServer, pg_server
 from tests.serving.pg_control import fresh_database
 
@@ -73,9 +73,9 @@ def test_a_batch_reads_back_as_row_by_row_writes_it(
     log.append(list(rows.records()))
     log.close()
     want = list(copied.records())
-    got = list(read_pg_records(url, "predictions", request_id="batch-copy"))
+    got = list(read_pg_records(url, "predictions", query=LogQuery(request_id="batch-copy")))
     assert got == want
-    by_rows = list(read_pg_records(url, "predictions", request_id="batch-rows"))
+    by_rows = list(read_pg_records(url, "predictions", query=LogQuery(request_id="batch-rows")))
     for a, b in zip(got, by_rows, strict=True):  # same values, same Python types
         assert {k: (v, type(v)) for k, v in a["features"].items()} == {
             k: (v, type(v)) for k, v in b["features"].items()
