@@ -122,15 +122,12 @@ def write_logs(workspace: Path, url: str, rows: int, days: int) -> None:
 
     preds, labels = records(rows, days)
     for prefix, recs in (("predictions", preds), ("feedback", labels)):
-        files = AppendLog(workspace / prefix, prefix)
-        pg = PgLog(url, prefix)
-        files.open()
-        pg.open()
-        for at in range(0, len(recs), 20_000):
-            files.append(recs[at : at + 20_000])
-            pg.append(recs[at : at + 20_000])
-        files.close()
-        pg.close()
+        log: AppendLog | PgLog
+        for log in (AppendLog(workspace / prefix, prefix), PgLog(url, prefix)):
+            log.open()
+            for at in range(0, len(recs), 20_000):
+                log.append(recs[at : at + 20_000])
+            log.close()
 
 
 def run(variant: str, workspace: Path, url: str) -> dict[str, Any]:
