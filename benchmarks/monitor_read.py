@@ -11,7 +11,9 @@ Each variant reads it in a process of its own, alternately over `--rounds`:
   of both logs, and version 2's served baseline picked from all of them;
 - `windows`: `read_traffic(workspace, model_name=..., since=...)` from the start of
   the longer default window (7 days of labels), and `read_first_served` for the
-  500-prediction baseline.
+  500-prediction baseline;
+- `post-deploy`: what the post-deployment check reads, every prediction of the model
+  without its features (`features=False`), and all feedback.
 
 Reported per backend and variant: wall time (median over rounds) and the process'
 peak RSS (VmHWM, the interpreter and imports included). Both variants must find the
@@ -61,6 +63,9 @@ if variant == "whole-log":
     mine = preds[(preds["model_version"] == "2") & preds["ts"].notna()]
     base = mine.sort_values("ts", kind="stable").head(cfg.baseline_rows)
     candidates = preds.drop(index=base.index)
+elif variant == "post-deploy":
+    traffic = read_traffic(Path(workspace), url or None, model_name=model, features=False)
+    base = candidates = traffic.predictions.iloc[0:0]
 else:
     since = read_since(now, cfg)
     traffic = read_traffic(Path(workspace), url or None, model_name=model, since=since)
@@ -162,7 +167,7 @@ def main() -> None:
         print(f"logs written in {(datetime.now(UTC) - started).seconds} s", file=sys.stderr)
         for _ in range(args.rounds):
             for backend, source in (("files", ""), ("postgres", url)):
-                for variant in ("whole-log", "windows"):
+                for variant in ("whole-log", "windows", "post-deploy"):
                     got = run(variant, workspace, source)
                     results.setdefault(backend, {}).setdefault(variant, []).append(got)
                     print(backend, variant, f"{got['seconds']:.2f} s", file=sys.stderr)
@@ -202,7 +207,7 @@ def render(summary: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for backend in ("files", "postgres"):
-        for variant in ("whole-log", "windows"):
+        for variant in ("whole-log", "windows", "post-deploy"):
             r = summary[backend][variant]
             lines.append(
                 f"| {backend} | {variant} | {r['predictions_read']:,} | {r['feedback_read']:,} "

@@ -53,7 +53,9 @@ def post_deploy_check(config: SeamlessConfig, workspace: Path) -> PostDeployResu
     if champ is None or prev is None:
         return PostDeployResult(NOT_APPLICABLE, "no previous champion to compare with")
     c, p = str(champ.version), str(prev.version)
-    traffic = read_traffic(workspace, model_name=name)
+    # Every labelled prediction of the model may count (the previous champion's can be
+    # older than any window); scores and labels are all the check needs.
+    traffic = read_traffic(workspace, model_name=name, features=False)
     preds = traffic.predictions
     join = JoinStats()
     rows = labelled(preds, traffic.feedback, config.labels, join)

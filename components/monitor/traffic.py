@@ -74,10 +74,12 @@ def read_traffic(
     *,
     model_name: str | None = None,
     since: datetime | None = None,
+    features: bool = True,
 ) -> Traffic:
     """Read `<workspace>/predictions/` and `<workspace>/feedback/` (torn tails skipped):
     the predictions of `model_name` and both logs' records after `since`, when given,
-    so a run holds what its windows need, not the log's whole history.
+    so a run holds what its windows need, not the log's whole history; `features=False`
+    reads the predictions without their features (most of their bytes).
 
     With `log_url` (default: SEAMLESS_SERVE_LOG_URL, as serving uses) the logs are read
     from PostgreSQL tables instead, which select the records themselves.
@@ -85,7 +87,12 @@ def read_traffic(
     url = _log_url(log_url)
     pstats, fstats = ReadStats(), ReadStats()
     preds = read_log(
-        url or workspace / PREDICTIONS, PREDICTIONS, pstats, model_name=model_name, since=since
+        url or workspace / PREDICTIONS,
+        PREDICTIONS,
+        pstats,
+        model_name=model_name,
+        since=since,
+        omit=frozenset() if features else frozenset({"features"}),
     )
     fb = read_log(url or workspace / FEEDBACK, FEEDBACK, fstats, since=since)
     predictions = _predictions(list(preds))

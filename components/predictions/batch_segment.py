@@ -116,6 +116,8 @@ def read_segment(
             for record in batch_records(batch, constants, order):
                 if query is None or query.keeps(record):
                     stats.records += 1
+                    for name in query.omit if query is not None else ():
+                        record.pop(name, None)
                     yield record
     except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors are these kinds
         if isinstance(exc, FileNotFoundError):

@@ -340,6 +340,7 @@ def _read_records(
     directory: Path, prefix: str, stats: ReadStats, query: LogQuery | None
 ) -> Iterator[dict[str, Any]]:
     keeps = query.keeps if query is not None else None
+    omit = query.omit if query is not None else ()
     for path in segments(directory, prefix):
         stats.segments += 1
         if path.suffix == BATCH_SUFFIX:
@@ -365,4 +366,6 @@ def _read_records(
                 stats.corrupt_lines.append(f"{path.name}:{i + 1}")
             elif keeps is None or keeps(record):
                 stats.records += 1
+                for name in omit:
+                    record.pop(name, None)
                 yield record

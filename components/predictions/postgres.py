@@ -519,16 +519,20 @@ def _read_rows(
                 return
         if stats is not None:
             stats.segments += 1
+        omit = query.omit if query is not None else frozenset()
+        where, params = _where(query, table, {col for _, col, _, _ in columns})
+        columns = [c for c in columns if c[0] not in omit]
         names = ", ".join(col for _, col, _, _ in columns)
         with conn.cursor(name=f"seamless_read_{prefix}") as cur:
             cur.itersize = 5000
-            where, params = _where(query, table, {col for _, col, _, _ in columns})
             cur.execute(f"SELECT {names}, extra FROM {table}{where} ORDER BY id", params)
             for row in cur:
                 record = _record(row, columns)
                 if query is None or query.keeps(record):
                     if stats is not None:
                         stats.records += 1
+                    for name in omit:
+                        record.pop(name, None)  # also from `extra`
                     yield record
     except psycopg2.Error as exc:
         raise SeamlessError(

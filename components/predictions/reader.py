@@ -24,11 +24,13 @@ def read_log(
     model_version: str | None = None,
     since: datetime | None = None,
     first: int | None = None,
+    omit: frozenset[str] = frozenset(),
 ) -> Iterator[dict[str, Any]]:
     """`read_records` over a folder, or the PostgreSQL table when `source` is a URL:
-    the records that match every filter given (a `LogQuery`; PostgreSQL selects them
-    itself, a request id and a time through their indexes)."""
-    query = LogQuery(request_id, model_name, model_version, since, first)
+    the records that match every filter given, without the fields in `omit` (a
+    `LogQuery`; PostgreSQL selects them itself, a request id and a time through their
+    indexes)."""
+    query = LogQuery(request_id, model_name, model_version, since, first, omit)
     if is_pg_url(source):
         return read_pg_records(str(source), prefix, stats, query)
     return read_records(Path(source), prefix, stats, query)

@@ -66,6 +66,13 @@ class LogQuery:
     first: int | None = None
     """Only the first N kept records by `ts` (ties in write order), in that order; a
     record without a readable `ts` is not kept."""
+    omit: frozenset[str] = frozenset()
+    """Fields the records are read without (a prediction's `features` are most of its
+    bytes, and a check of scores and labels does not need them)."""
+
+    def __post_init__(self) -> None:
+        if self.omit & {key for _, key in _FILTERED}:
+            raise ValueError(f"A read cannot omit a field it filters on: {sorted(self.omit)}")
 
     def keeps(self, record: dict[str, Any]) -> bool:
         """The record passes every filter (`first` is the reader's to apply)."""
@@ -85,7 +92,7 @@ class LogQuery:
     def may_keep_any(self, shared: dict[str, Any]) -> bool:
         """False when values every record shares (a batch segment's footer) already
         fail a filter; the filters on fields `shared` lacks are left to `keeps`."""
-        absent = {attr: None for attr, key in _FILTERED if key not in shared}
+        absent: dict[str, Any] = {attr: None for attr, key in _FILTERED if key not in shared}
         return replace(self, **absent).keeps(shared)
 
 

@@ -142,6 +142,21 @@ def test_files_keep_what_pandas_keeps(
     assert stats.records >= len(got) and stats.segments == 3
 
 
+def _without_features(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "features"} for r in records]
+
+
+@pytest.mark.unit
+def test_files_read_without_features_on_request(
+    tmp_path: Path, logged: list[dict[str, Any]]
+) -> None:
+    _fill_files(tmp_path)
+    lean = list(read_log(tmp_path, "predictions", model_name="m", omit=frozenset({"features"})))
+    assert lean == _without_features(_expected(logged, model_name="m"))
+    with pytest.raises(ValueError, match="cannot omit a field it filters on"):
+        read_log(tmp_path, "predictions", since=T0, omit=frozenset({"ts"}))
+
+
 @pytest.mark.unit
 def test_a_batch_segment_outside_the_query_is_skipped_from_its_footer(tmp_path: Path) -> None:
     SegmentWriter(tmp_path, "predictions").append_batch(_batch())
@@ -168,6 +183,8 @@ def test_postgres_selects_what_the_files_keep(
     in_table = list(read_log(url, "predictions"))
     for want in QUERIES:
         assert list(read_log(url, "predictions", **want)) == _expected(in_table, **want), want
+    lean = read_log(url, "predictions", model_name="m", omit=frozenset({"features"}))
+    assert list(lean) == _without_features(_expected(in_table, model_name="m"))
     # Feedback has no model: asking for one finds nothing, as in the files.
     assert list(read_log(url, "feedback", model_name="m")) == []
 
