@@ -30,7 +30,14 @@ def read_log(
     the records that match every filter given, without the fields in `omit` (a
     `LogQuery`; PostgreSQL selects them itself, a request id and a time through their
     indexes)."""
-    query = LogQuery(request_id, model_name, model_version, since, first, omit)
+    query = LogQuery(
+        request_id=request_id,
+        model_name=model_name,
+        model_version=model_version,
+        since=since,
+        first=first,
+        omit=omit,
+    )
     if is_pg_url(source):
         return read_pg_records(str(source), prefix, stats, query)
     return read_records(Path(source), prefix, stats, query)

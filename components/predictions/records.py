@@ -71,6 +71,8 @@ class LogQuery:
     bytes, and a check of scores and labels does not need them)."""
 
     def __post_init__(self) -> None:
+        if self.since is not None and self.since.tzinfo is None:
+            raise ValueError("A read's `since` must be an aware time (with its zone).")
         if self.omit & {key for _, key in _FILTERED}:
             raise ValueError(f"A read cannot omit a field it filters on: {sorted(self.omit)}")
 

@@ -155,6 +155,8 @@ def test_files_read_without_features_on_request(
     assert lean == _without_features(_expected(logged, model_name="m"))
     with pytest.raises(ValueError, match="cannot omit a field it filters on"):
         read_log(tmp_path, "predictions", since=T0, omit=frozenset({"ts"}))
+    with pytest.raises(ValueError, match="must be an aware time"):
+        read_log(tmp_path, "predictions", since=T0.replace(tzinfo=None))
 
 
 @pytest.mark.unit
