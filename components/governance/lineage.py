@@ -272,10 +272,11 @@ def find_request(request_id: str, predictions_dir: Path | None = None) -> dict[s
     `<workspace>/predictions`."""
     from components.predictions.postgres import redact
     from components.predictions.reader import read_log
+    from components.predictions.records import LogQuery
 
     url = os.environ.get("SEAMLESS_SERVE_LOG_URL", "").strip()
     source: Path | str = predictions_dir or url or workspace() / "predictions"
-    rows = list(read_log(source, "predictions", request_id=request_id))
+    rows = list(read_log(source, "predictions", query=LogQuery(request_id=request_id)))
     if not rows:
         where = redact(source) if isinstance(source, str) else source
         raise SeamlessError(f"Request id {request_id} is not in the prediction log at {where}.")

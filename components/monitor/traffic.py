@@ -14,7 +14,7 @@ import pandas as pd
 from components.common.config import LabelsConfig, LabelValue
 from components.common.labels import apply_value_map, canonical, check_labels, positive_mask
 from components.predictions.reader import read_log
-from components.predictions.records import ReadStats
+from components.predictions.records import LogQuery, ReadStats
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
@@ -86,15 +86,10 @@ def read_traffic(
     """
     url = _log_url(log_url)
     pstats, fstats = ReadStats(), ReadStats()
-    preds = read_log(
-        url or workspace / PREDICTIONS,
-        PREDICTIONS,
-        pstats,
-        model_name=model_name,
-        since=since,
-        omit=frozenset() if features else frozenset({"features"}),
-    )
-    fb = read_log(url or workspace / FEEDBACK, FEEDBACK, fstats, since=since)
+    omit = frozenset() if features else frozenset({"features"})
+    wanted = LogQuery(model_name=model_name, since=since, omit=omit)
+    preds = read_log(url or workspace / PREDICTIONS, PREDICTIONS, pstats, wanted)
+    fb = read_log(url or workspace / FEEDBACK, FEEDBACK, fstats, LogQuery(since=since))
     predictions = _predictions(list(preds))
     feedback = _frame(list(fb), ["ts", "request_id", "index", "entity_id", "label"])
     skipped = {
@@ -111,7 +106,8 @@ def read_first_served(
     order): its post-deployment baseline, however long ago it began. Memory holds
     `rows` records, whatever the log's length (PostgreSQL sorts and limits them)."""
     source = _log_url(log_url) or workspace / PREDICTIONS
-    first = read_log(source, PREDICTIONS, model_name=model_name, model_version=version, first=rows)
+    wanted = LogQuery(model_name=model_name, model_version=version, first=rows)
+    first = read_log(source, PREDICTIONS, query=wanted)
     return _predictions(list(first))
 
 

@@ -4,7 +4,6 @@ PostgreSQL table, chosen by the source (a path or a `postgresql://` URL)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +14,11 @@ from components.predictions.records import BatchLog, LogQuery, ReadStats, Record
 
 
 def read_log(
-    source: Path | str,
-    prefix: str,
-    stats: ReadStats | None = None,
-    request_id: str | None = None,
-    *,
-    model_name: str | None = None,
-    model_version: str | None = None,
-    since: datetime | None = None,
-    first: int | None = None,
-    omit: frozenset[str] = frozenset(),
+    source: Path | str, prefix: str, stats: ReadStats | None = None, query: LogQuery | None = None
 ) -> Iterator[dict[str, Any]]:
-    """`read_records` over a folder, or the PostgreSQL table when `source` is a URL:
-    the records that match every filter given, without the fields in `omit` (a
-    `LogQuery`; PostgreSQL selects them itself, a request id and a time through their
-    indexes)."""
-    query = LogQuery(
-        request_id=request_id,
-        model_name=model_name,
-        model_version=model_version,
-        since=since,
-        first=first,
-        omit=omit,
-    )
+    """`read_records` over a folder, or the PostgreSQL table when `source` is a URL: the
+    records `query` keeps, when given (PostgreSQL selects them itself, a request id and a
+    time through their indexes)."""
     if is_pg_url(source):
         return read_pg_records(str(source), prefix, stats, query)
     return read_records(Path(source), prefix, stats, query)

@@ -24,6 +24,7 @@ from components.governance import hooks
 from components.governance.audit import BATCH_SCORING, FileAuditLog
 from components.governance.lineage import find_request, model_lineage
 from components.predictions.reader import read_log
+from components.predictions.records import LogQuery
 from tests.helpers.cli import run_cli
 from tests.helpers.postgres import PostgresServer, pg_server
 from tests.serving.workspace import built, cfg, trained
@@ -102,7 +103,7 @@ def test_one_instant_for_all_rows_and_a_later_instant_sees_later_values(
 
 
 def _records(ws: Path, batch_id: str) -> list[dict[str, Any]]:
-    return list(read_log(ws / "predictions", "predictions", request_id=batch_id))
+    return list(read_log(ws / "predictions", "predictions", query=LogQuery(request_id=batch_id)))
 
 
 @pytest.mark.parametrize(
@@ -199,7 +200,7 @@ def test_the_prediction_log_can_be_postgresql(
         timestamp_column=cfg.timestamp_key(cfg.labels.table),
     )
     assert pg_server.password not in result.prediction_log
-    records = list(read_log(url, "predictions", request_id=result.batch_id))
+    records = list(read_log(url, "predictions", query=LogQuery(request_id=result.batch_id)))
     assert [r["index"] for r in records] == list(range(30))
     assert {r["route"] for r in records} == {"batch"}
 

@@ -23,7 +23,7 @@ from components.predictions.batch_segment import SegmentWriter
 from components.predictions.files import AppendLog
 from components.predictions.postgres import PgLog
 from components.predictions.reader import read_log
-from components.predictions.records import ReadStats
+from components.predictions.records import LogQuery, ReadStats
 from tests.factories import quick_model, train_and_register_once
 from tests.helpers.configs import labels_only_config
 from tests.helpers.postgres import PostgresServer, pg_server
@@ -33,6 +33,7 @@ __all__ = ["pg_server"]
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH_TS = "2026-01-05T00:00:00+00:00"
+FEATURES = frozenset({"features"})
 
 
 def _records() -> list[dict[str, Any]]:
@@ -137,7 +138,7 @@ def test_files_keep_what_pandas_keeps(
 ) -> None:
     _fill_files(tmp_path)
     stats = ReadStats()
-    got = list(read_log(tmp_path, "predictions", stats, **want))
+    got = list(read_log(tmp_path, "predictions", stats, LogQuery(**want)))
     assert got == _expected(logged, **want)
     assert stats.records >= len(got) and stats.segments == 3
 
@@ -151,12 +152,12 @@ def test_files_read_without_features_on_request(
     tmp_path: Path, logged: list[dict[str, Any]]
 ) -> None:
     _fill_files(tmp_path)
-    lean = list(read_log(tmp_path, "predictions", model_name="m", omit=frozenset({"features"})))
+    lean = list(read_log(tmp_path, "predictions", query=LogQuery(model_name="m", omit=FEATURES)))
     assert lean == _without_features(_expected(logged, model_name="m"))
     with pytest.raises(ValueError, match="cannot omit a field it filters on"):
-        read_log(tmp_path, "predictions", since=T0, omit=frozenset({"ts"}))
+        LogQuery(since=T0, omit=frozenset({"ts"}))
     with pytest.raises(ValueError, match="must be an aware time"):
-        read_log(tmp_path, "predictions", since=T0.replace(tzinfo=None))
+        LogQuery(since=T0.replace(tzinfo=None))
 
 
 @pytest.mark.unit
@@ -164,7 +165,7 @@ def test_a_batch_segment_outside_the_query_is_skipped_from_its_footer(tmp_path: 
     SegmentWriter(tmp_path, "predictions").append_batch(_batch())
     for want in ({"model_name": "other"}, {"since": datetime(2026, 1, 6, tzinfo=UTC)}):
         stats = ReadStats()
-        assert list(read_log(tmp_path, "predictions", stats, **want)) == []
+        assert list(read_log(tmp_path, "predictions", stats, LogQuery(**want))) == []
         assert stats.records == 0 and stats.corrupt_lines == []
 
 
@@ -184,11 +185,12 @@ def test_postgres_selects_what_the_files_keep(
     log.close()
     in_table = list(read_log(url, "predictions"))
     for want in QUERIES:
-        assert list(read_log(url, "predictions", **want)) == _expected(in_table, **want), want
-    lean = read_log(url, "predictions", model_name="m", omit=frozenset({"features"}))
+        got = list(read_log(url, "predictions", query=LogQuery(**want)))
+        assert got == _expected(in_table, **want), want
+    lean = read_log(url, "predictions", query=LogQuery(model_name="m", omit=FEATURES))
     assert list(lean) == _without_features(_expected(in_table, model_name="m"))
     # Feedback has no model: asking for one finds nothing, as in the files.
-    assert list(read_log(url, "feedback", model_name="m")) == []
+    assert list(read_log(url, "feedback", query=LogQuery(model_name="m"))) == []
 
 
 @pytest.mark.unit

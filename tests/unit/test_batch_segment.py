@@ -25,7 +25,7 @@ from components.predictions.files import AppendLog, read_records, segments
 from components.predictions.pg_copy import HEADER, TRAILER, plan
 from components.predictions.postgres import COLUMNS, _row
 from components.predictions.reader import read_log
-from components.predictions.records import ReadStats
+from components.predictions.records import LogQuery, ReadStats
 from components.predictions.summary import summarize
 from tests.helpers.configs import labels_only_config
 
@@ -117,8 +117,9 @@ def test_readers_get_back_the_records_json_lines_held(tmp_path: Path) -> None:
     (segment,) = tmp_path.glob("predictions-*.parquet")
     assert segment.stat().st_mode & 0o777 == 0o600  # personal data: the owner's only
     # A request id reads one batch (or one request) only, from the segment's footer.
-    assert list(read_log(tmp_path, "predictions", request_id=BATCH)) == want
-    assert [r["score"] for r in read_log(tmp_path, "predictions", request_id="r-after")] == [0.75]
+    assert list(read_log(tmp_path, "predictions", query=LogQuery(request_id=BATCH))) == want
+    after = read_log(tmp_path, "predictions", query=LogQuery(request_id="r-after"))
+    assert [r["score"] for r in after] == [0.75]
 
 
 def test_the_dashboard_summary_counts_a_batch_as_its_json_lines(tmp_path: Path) -> None:
