@@ -101,10 +101,10 @@ def segment_header(path: Path) -> tuple[dict[str, Any], list[str], int]:
 def read_segment(
     path: Path, stats: ReadStats, query: LogQuery | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The segment's records in order (all, or those `query` keeps: a batch's records
-    share their request id, model and time, so a segment none of whose records can be
-    kept is skipped from its footer). A segment that cannot be read is counted in
-    `stats.corrupt_lines` and skipped."""
+    """The segment's records in order: all, or those `query.keeps` passes (a batch's
+    records share their request id, model and time, so a segment none of whose records
+    can be kept is skipped from its footer); `query.finish` is the caller's. A segment
+    that cannot be read is counted in `stats.corrupt_lines` and skipped."""
     import pyarrow.parquet as pq
 
     try:
@@ -116,8 +116,6 @@ def read_segment(
             for record in batch_records(batch, constants, order):
                 if query is None or query.keeps(record):
                     stats.records += 1
-                    for name in query.omit if query is not None else ():
-                        record.pop(name, None)
                     yield record
     except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors are these kinds
         if isinstance(exc, FileNotFoundError):

@@ -45,7 +45,7 @@ from typing import Any
 from components.common.durable import PRIVATE_FILE, fsync_dir, private_dir
 from components.predictions.batch_segment import SUFFIX as BATCH_SUFFIX
 from components.predictions.batch_segment import read_segment
-from components.predictions.records import LogQuery, ReadStats, first_by_time
+from components.predictions.records import LogQuery, ReadStats
 
 SUFFIX = ".jsonl"
 WRITE_SYNC_INTERVAL_S = 1.0
@@ -329,18 +329,15 @@ def read_records(
     """Every complete record, in write order (those `query` keeps, when given); torn
     tails and bad lines are skipped."""
     stats = stats if stats is not None else ReadStats()
-    if query is not None and query.first is not None:
-        # Counted as read; `stats.records` then counts every record the query kept.
-        yield from first_by_time(_read_records(directory, prefix, stats, query), query.first)
-        return
-    yield from _read_records(directory, prefix, stats, query)
+    kept = _read_records(directory, prefix, stats, query)
+    # `stats.records` counts every record the query kept, before `first` picks.
+    yield from (query.finish(kept) if query is not None else kept)
 
 
 def _read_records(
     directory: Path, prefix: str, stats: ReadStats, query: LogQuery | None
 ) -> Iterator[dict[str, Any]]:
     keeps = query.keeps if query is not None else None
-    omit = query.omit if query is not None else ()
     for path in segments(directory, prefix):
         stats.segments += 1
         if path.suffix == BATCH_SUFFIX:
@@ -366,6 +363,4 @@ def _read_records(
                 stats.corrupt_lines.append(f"{path.name}:{i + 1}")
             elif keeps is None or keeps(record):
                 stats.records += 1
-                for name in omit:
-                    record.pop(name, None)
                 yield record

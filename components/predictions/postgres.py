@@ -43,7 +43,6 @@ from urllib.parse import urlsplit, urlunsplit
 from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 from components.predictions.pg_copy import Column, copy_batch, plan
-from components.predictions.records import first_by_time
 
 if TYPE_CHECKING:
     from components.predictions.records import BatchRecords, LogQuery, ReadStats
@@ -487,9 +486,8 @@ def read_pg_records(
     A missing table reads as an empty log; an unreachable server raises SeamlessError.
     `stats` (a `records.ReadStats`) counts records; a table has no torn lines.
     """
-    if query is not None and query.first is not None:
-        return first_by_time(_read_rows(url, prefix, stats, query), query.first)
-    return _read_rows(url, prefix, stats, query)
+    kept = _read_rows(url, prefix, stats, query)
+    return query.finish(kept) if query is not None else kept
 
 
 def _read_rows(
@@ -519,6 +517,7 @@ def _read_rows(
                 return
         if stats is not None:
             stats.segments += 1
+        # Omitted columns are not even sent (`finish` also drops them from `extra`).
         omit = query.omit if query is not None else frozenset()
         where, params = _where(query, table, {col for _, col, _, _ in columns})
         columns = [c for c in columns if c[0] not in omit]
@@ -531,8 +530,6 @@ def _read_rows(
                 if query is None or query.keeps(record):
                     if stats is not None:
                         stats.records += 1
-                    for name in omit:
-                        record.pop(name, None)  # also from `extra`
                     yield record
     except psycopg2.Error as exc:
         raise SeamlessError(

@@ -91,6 +91,16 @@ class LogQuery:
             return ts is not None and (self.since is None or ts > self.since)
         return True
 
+    def finish(self, kept: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """What a backend's read gives for the records it kept (`keeps`), in write
+        order: the `first` N by time, then without the `omit` fields. One place for
+        both backends, so they cannot differ."""
+        records = first_by_time(kept, self.first) if self.first is not None else kept
+        for record in records:
+            for name in self.omit:
+                record.pop(name, None)  # in PostgreSQL, also from `extra`
+            yield record
+
     def may_keep_any(self, shared: dict[str, Any]) -> bool:
         """False when values every record shares (a batch segment's footer) already
         fail a filter; the filters on fields `shared` lacks are left to `keeps`."""
