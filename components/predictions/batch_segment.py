@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from components.common.durable import PRIVATE_FILE, fsync_dir, private_dir
 from components.predictions.records import (
@@ -32,9 +32,6 @@ from components.predictions.records import (
     ReadStats,
     batch_records,
 )
-
-if TYPE_CHECKING:
-    pass
 
 SUFFIX = ".parquet"
 METADATA_KEY = b"seamless.log"
