@@ -10,7 +10,12 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from components.common.config import SeamlessConfig, default_config_path, load_config
+from components.common.config import (
+    SeamlessConfig,
+    default_config_path,
+    feature_columns,
+    load_config,
+)
 from components.common.model_input import model_input
 from components.serve.models.compiled import (
     CATEGORICAL_INPUT,
@@ -49,8 +54,11 @@ def _data(config: SeamlessConfig, n: int = 1500, seed: int = 0) -> tuple[pd.Data
         else:
             cols[name] = rng.choice(np.array(["a", "b", "c", None], dtype=object), n)
     frame = pd.DataFrame(cols)
-    first = next(iter(config.feature_types()))
-    y = (frame[first].fillna(100) + rng.normal(0, 30, n) > 100).astype(int)
+    numeric, categorical = feature_columns(config)
+    if numeric:
+        y = (frame[numeric[0]].fillna(100) + rng.normal(0, 30, n) > 100).astype(int)
+    else:  # only categories: the label leans on the first one
+        y = ((frame[categorical[0]] == "a") ^ (rng.random(n) < 0.2)).astype(int)
     return model_input(config, frame), y
 
 
@@ -122,3 +130,34 @@ def test_a_graph_that_disagrees_with_sklearn_is_not_used() -> None:
     predictor = compile_model(pipe, config, x.head(5), converter=lambda m, c: convert(other, c))
     assert predictor.kind == "sklearn"
     assert "parity failed" in predictor.detail
+
+
+def _only(config: SeamlessConfig, kinds: tuple[str, ...]) -> SeamlessConfig:
+    """The config with its feature views cut to features of `kinds`."""
+    types = config.feature_types()
+    views = [
+        view.model_copy(update={"features": [f for f in view.features if types[f] in kinds]})
+        for view in config.features.views
+    ]
+    views = [v for v in views if v.features]
+    features = config.features.model_copy(update={"views": views})
+    return config.model_copy(update={"features": features})
+
+
+@pytest.mark.parametrize("estimator", FAMILIES)
+@pytest.mark.parametrize("kinds", [("int", "float"), ("string", "bool")], ids=["numeric", "text"])
+def test_a_model_with_one_kind_of_feature_compiles(estimator: str, kinds: tuple[str, ...]) -> None:
+    # Many tables have only numbers (or only categories): the transformer for the other
+    # kind then has no columns, and scikit-learn leaves it unfitted.
+    config = _only(_config(estimator), kinds)
+    numeric, categorical = feature_columns(config)
+    assert (numeric == []) != (categorical == [])
+    x, y = _data(config)
+    pipe = build_pipeline(config)
+    pipe.fit(x, y)
+    predictor = compile_model(pipe, config, x.head(20), converter=convert)
+    assert predictor.kind == "onnx", predictor.detail
+    fresh, _ = _data(config, n=200, seed=3)
+    rows = rows_frame_rows(config, fresh)
+    want = pipe.predict_proba(rows_frame(config, rows))[:, 1]
+    assert np.max(np.abs(want - predictor.predict(rows))) <= PARITY_TOL

@@ -128,12 +128,15 @@ def convert(model: Any, config: SeamlessConfig) -> bytes:
         options={id(est): {"zipmap": False}},
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
-    _bundle_inputs(onx.graph, NUMERIC_INPUT, numeric)
-    _bundle_inputs(onx.graph, CATEGORICAL_INPUT, categorical)
+    # skl2onnx picks the lowest opset the graph needs (11 for numbers only), and Split
+    # takes its sizes as an attribute before opset 13, as an input from 13 on.
+    opset = next(o.version for o in onx.opset_import if o.domain in ("", "ai.onnx"))
+    _bundle_inputs(onx.graph, NUMERIC_INPUT, numeric, opset)
+    _bundle_inputs(onx.graph, CATEGORICAL_INPUT, categorical, opset)
     return bytes(onx.SerializeToString())
 
 
-def _bundle_inputs(graph: Any, name: str, columns: list[str]) -> None:
+def _bundle_inputs(graph: Any, name: str, columns: list[str], opset: int) -> None:
     """Replace the graph's one-column inputs `columns` by one [N, len(columns)] input
     `name`, split back into the columns inside the graph: a call then converts and
     validates two arrays instead of one per feature."""
@@ -145,9 +148,13 @@ def _bundle_inputs(graph: Any, name: str, columns: list[str]) -> None:
     elem_type = old[columns[0]].type.tensor_type.elem_type
     keep = [i for i in graph.input if i.name not in columns]
     bundled = helper.make_tensor_value_info(name, elem_type, [None, len(columns)])
-    sizes = f"{name}_split"
-    graph.initializer.append(numpy_helper.from_array(np.ones(len(columns), np.int64), sizes))
-    split = helper.make_node("Split", [name, sizes], list(columns), axis=1, name=f"{name}_split")
+    node = f"{name}_split"
+    ones = [1] * len(columns)
+    if opset < 13:
+        split = helper.make_node("Split", [name], list(columns), axis=1, split=ones, name=node)
+    else:
+        graph.initializer.append(numpy_helper.from_array(np.array(ones, np.int64), node))
+        split = helper.make_node("Split", [name, node], list(columns), axis=1, name=node)
     del graph.input[:]
     graph.input.extend([bundled, *keep])
     graph.node.insert(0, split)
@@ -158,8 +165,10 @@ def _walk(obj: Any) -> list[Any]:
     out = [obj]
     for _, child in getattr(obj, "steps", []):
         out += _walk(child)
-    for _, child, _ in getattr(obj, "transformers_", []):
-        if not isinstance(child, str):
+    for _, child, columns in getattr(obj, "transformers_", []):
+        # A transformer given no columns (a table with no categories, say) is left
+        # unfitted by scikit-learn and is not in the graph.
+        if not isinstance(child, str) and np.asarray(columns).any():
             out += _walk(child)
     return out
 
