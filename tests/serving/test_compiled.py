@@ -161,3 +161,33 @@ def test_a_model_with_one_kind_of_feature_compiles(estimator: str, kinds: tuple[
     rows = rows_frame_rows(config, fresh)
     want = pipe.predict_proba(rows_frame(config, rows))[:, 1]
     assert np.max(np.abs(want - predictor.predict(rows))) <= PARITY_TOL
+
+
+def _renamed(config: SeamlessConfig, suffix: str) -> SeamlessConfig:
+    """The config with `suffix` appended to every feature's name."""
+    new = {f: f + suffix for f in config.feature_types()}
+    tables = {
+        name: table.model_copy(
+            update={"columns": {new.get(c, c): kind for c, kind in table.columns.items()}}
+        )
+        for name, table in config.tables.items()
+    }
+    views = [
+        v.model_copy(update={"features": [new[f] for f in v.features]})
+        for v in config.features.views
+    ]
+    features = config.features.model_copy(update={"views": views})
+    return config.model_copy(update={"tables": tables, "features": features})
+
+
+def test_feature_names_onnx_cannot_hold_still_compile() -> None:
+    # CSV headers such as 'Monthly Charges ($)': skl2onnx renames such inputs.
+    config = _renamed(_config("hist_gradient_boosting"), " ($).x-é")
+    assert all(" ($)" in name for name in config.feature_types())
+    x, y = _data(config)
+    pipe = build_pipeline(config).fit(x, y)
+    predictor = compile_model(pipe, config, x.head(20), converter=convert)
+    assert predictor.kind == "onnx", predictor.detail
+    rows = rows_frame_rows(config, _data(config, n=200, seed=5)[0])
+    want = pipe.predict_proba(rows_frame(config, rows))[:, 1]
+    assert np.max(np.abs(want - predictor.predict(rows))) <= PARITY_TOL

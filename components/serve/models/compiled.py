@@ -131,8 +131,13 @@ def convert(model: Any, config: SeamlessConfig) -> bytes:
     # skl2onnx picks the lowest opset the graph needs (11 for numbers only), and Split
     # takes its sizes as an attribute before opset 13, as an input from 13 on.
     opset = next(o.version for o in onx.opset_import if o.domain in ("", "ai.onnx"))
-    _bundle_inputs(onx.graph, NUMERIC_INPUT, numeric, opset)
-    _bundle_inputs(onx.graph, CATEGORICAL_INPUT, categorical, opset)
+    # skl2onnx renames inputs to legal ONNX names ('Monthly Charges ($)' becomes
+    # 'Monthly_Charges____'), keeping their order.
+    named = [i.name for i in onx.graph.input]
+    if len(named) != len(types):
+        raise ValueError(f"the graph has {len(named)} inputs for {len(types)} features")
+    _bundle_inputs(onx.graph, NUMERIC_INPUT, named[: len(numeric)], opset)
+    _bundle_inputs(onx.graph, CATEGORICAL_INPUT, named[len(numeric) :], opset)
     return bytes(onx.SerializeToString())
 
 
