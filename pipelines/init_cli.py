@@ -233,8 +233,12 @@ def _init(
     for key, count in (changes.get("mapped") or {}).items():
         rows = f"{count:,} row" + ("" if count == 1 else "s")
         std.print(f"  label value {key!r} mapped in {rows} (value_map)", highlight=False)
-    if changes.get("dropped"):
-        std.print(f"  {changes['dropped']:,} rows without a label dropped", highlight=False)
+    if changes.get("left_out"):
+        std.print(
+            f"  {changes['left_out']:,} rows without a label left out of training "
+            "(their features kept)",
+            highlight=False,
+        )
     for sentence in result.failure_sentences():
         std.print(f"  {sentence}", highlight=False)
     if result.decision == "fail":

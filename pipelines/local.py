@@ -45,7 +45,7 @@ class RunOutcome:
     seconds: float = 0.0
     log_file: str = ""
     data: dict[str, Any] = field(default_factory=dict)
-    """Per table rows, values coerced to null, label values mapped or dropped, and the
+    """Per table rows, values coerced to null, label values mapped or left out of training, and the
     failed validation checks as sentences (pipelines/run_summary.py)."""
     notifications_not_sent: list[str] = field(default_factory=list)
     """Events of this run no receiver took (kept in the dead-letter file)."""

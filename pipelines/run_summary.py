@@ -4,7 +4,7 @@ The console summary and `--json` show it, so nothing ingest coerced, mapped or d
 and no failed check is only in a log: per table its rows, the values that became null
 (count and examples of the source text), the `missing_values` markers read as
 missing, the generated columns, the columns pseudonymized or dropped for their `pii`
-tag (with the key's fingerprint) and the label values mapped or dropped; and one
+tag (with the key's fingerprint) and the label values mapped or left out of training; and one
 sentence per failed validation check.
 """
 
@@ -51,11 +51,11 @@ def data_summary(run_dir: Path | None) -> dict[str, Any]:
         if entry.get("pii"):
             item["pii"] = entry["pii"]
         labels = entry.get("labels") or {}
-        if labels.get("mapped") or labels.get("dropped"):
+        if labels.get("mapped") or labels.get("left_out"):
             item["labels"] = {
                 "mapped": labels.get("mapped") or {},
-                "dropped": int(labels.get("dropped") or 0),
-                "dropped_values": labels.get("dropped_values") or {},
+                "left_out": int(labels.get("left_out") or 0),
+                "left_out_values": labels.get("left_out_values") or {},
             }
         tables[name] = item
     out: dict[str, Any] = {"tables": tables} if tables else {}
@@ -97,7 +97,10 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
         labels = item.get("labels") or {}
         for src, n in (labels.get("mapped") or {}).items():
             lines.append(f"{name}: {n} label value{'s' if n != 1 else ''} {src!r} mapped")
-        if labels.get("dropped"):
-            values = ", ".join(f"{v!r} x{n}" for v, n in labels["dropped_values"].items())
-            lines.append(f"{name}: {labels['dropped']} rows dropped, label not a class ({values})")
+        if labels.get("left_out"):
+            values = ", ".join(f"{v!r} x{n}" for v, n in labels["left_out_values"].items())
+            lines.append(
+                f"{name}: {labels['left_out']} rows left out of training, label not a class "
+                f"({values}); the table keeps them (labels.unknown_values: drop)"
+            )
     return lines

@@ -203,7 +203,7 @@ class LabelsConfig(_Strict):
     The label column is checked against its classes on every run: a value that is
     neither `positive_class` nor one of `negative_classes` (after `value_map`) stops
     the run, naming the table, column, count and examples, unless `unknown_values`
-    is `drop`; dropped and mapped rows are counted in the run summary.
+    is `drop`; rows left out and mapped are counted in the run summary.
     """
 
     table: str
@@ -218,8 +218,10 @@ class LabelsConfig(_Strict):
     value_map: dict[str, LabelValue] = Field(default_factory=dict)
     """Label values (written as text) replaced before the check, e.g. `{Churned: churned}`."""
     unknown_values: Literal["fail", "drop"] = "fail"
-    """Rows whose label is null or none of the classes: `fail` stops the run,
-    `drop` removes them before validation (counted in the manifest and the summary)."""
+    """Rows whose label is null or none of the classes: `fail` stops the run; `drop`
+    leaves them out of the training set (counted in the manifest as `left_out`, and in
+    the summary) and keeps them in the table, so where the labels table is also a
+    feature table their features still reach the stores and serving can score them."""
 
     @field_validator("value_map", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
+from components.common.labels import canonical, check_label_counts
 from components.common.spark import read_snapshot_table, spark_session
 from components.common.spark_kubernetes import check_executor_writable, scratch_root
 from components.common.spark_write import stream_writer, write_parts
@@ -210,12 +211,28 @@ def _label_rows(config: SeamlessConfig, labels: DataFrame, path: Path) -> DataFr
                 f"Labels table '{table}' has {int(count)} rows with a null {what} '{col}' "
                 f"(first at row {first}){detail}."
             )
+    if config.labels.unknown_values == "drop":
+        labels = labels.where(F.col(f"`{label}`").isin(_class_values(config, labels)))
     # The label travels through Feast's query under a name its SQL can hold unquoted.
     out = labels.select(key, ts, F.col(f"`{label}`").alias(_LABEL))
     out = out.withColumn(_ORDER, F.monotonically_increasing_id())
     if config.tables[table].columns.get(key, "int") == "int":
         out = out.withColumn(key, F.col(key).cast("long"))
     return out
+
+
+def _class_values(config: SeamlessConfig, labels: DataFrame) -> list[Any]:
+    """The label column's stored values that are one of the classes (as the local
+    engine's `check_labels` decides), from its distinct values: the rows with any other
+    value, or none, are left out of the training set (`labels.unknown_values: drop`)."""
+    column = f"`{config.labels.label_column}`"
+    found = [(r[0], int(r[1])) for r in labels.groupBy(column).count().collect()]
+    counts: dict[str | None, int] = {}
+    for value, n in found:
+        text = canonical(value)
+        counts[text] = counts.get(text, 0) + n
+    classes = check_label_counts(config.labels, counts).classes.all
+    return [v for v, _ in found if v is not None and canonical(v) in classes]
 
 
 def _first_null_row(path: Path, column: str) -> int:

@@ -9,6 +9,7 @@ from feast import FeatureService, FeatureStore
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
+from components.common.labels import check_labels
 from components.features.store import TableSpan, require_columns, to_utc
 
 # Offline stores whose point-in-time join loses entity rows (Feast 0.67 Dask store): it
@@ -22,11 +23,16 @@ def entity_frame(config: SeamlessConfig, labels: pd.DataFrame) -> pd.DataFrame:
     """Label rows as Feast's entity_df: entity, the label's own UTC timestamp, label.
 
     Joining at each label's own time (not "now") is what makes the join point-in-time.
+    With `labels.unknown_values: drop`, rows whose label is null or none of the classes
+    are left out here (ingest counted them and kept them in the table, for features).
     """
     table = config.labels.table
     key, ts, label = config.entity_key(), config.timestamp_key(table), config.labels.label_column
     require_columns(labels, table, {"entity": key, "timestamp": ts, "label": label})
-    out = labels[[key, ts, label]].reset_index(drop=True)
+    out = labels[[key, ts, label]]
+    if config.labels.unknown_values == "drop":
+        out = out.loc[~check_labels(config.labels, out[label]).unknown]
+    out = out.reset_index(drop=True)
     null_ts = out[ts].isna()
     if null_ts.any():
         raise SeamlessError(

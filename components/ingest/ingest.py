@@ -74,35 +74,37 @@ def _storable(df: pd.DataFrame, declared: set[str], where: str) -> pd.DataFrame:
 
 def _label_policy(
     df: pd.DataFrame, labels: LabelsConfig, info: dict[str, Any], table: str, where: str
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Drop rows with unknown labels when the config says so; otherwise validate judges them."""
+) -> dict[str, Any]:
+    """Count the rows whose label is null or none of the classes; `label_decision` says
+    what becomes of them. The rows stay in the table either way."""
     check = check_labels(labels, df[labels.label_column])
-    info, drop = label_decision(check, labels, info, table, where, len(df))
-    if drop:
-        df = df.loc[~check.unknown].reset_index(drop=True)
-    return df, info
+    return label_decision(check, labels, info, table, where, len(df))
 
 
 def label_decision(
     check: LabelCheck, labels: LabelsConfig, info: dict[str, Any], table: str, where: str, rows: int
-) -> tuple[dict[str, Any], bool]:
-    """The manifest's label info, and whether the unknown labels' rows are to be dropped
-    (`labels.unknown_values: drop`); refuses to drop every row. Shared by both engines."""
-    info = {**info, "classes": list(check.classes.all), "dropped": 0, "dropped_values": {}}
+) -> dict[str, Any]:
+    """The manifest's label info. With `labels.unknown_values: drop`, the rows without a
+    class label are counted as left out of the training set, and are kept in the table:
+    where the labels table is also a feature table, those rows' features are what
+    serving looks up (the rows to predict are the unlabelled ones). Refuses to leave out
+    every row. With `fail`, validation judges them. Shared by both engines."""
+    info = {**info, "classes": list(check.classes.all), "left_out": 0, "left_out_values": {}}
     if labels.unknown_values != "drop" or not check.count:
-        return info, False
+        return info
     if check.count == rows:
         sentence = check.sentence(table, labels.label_column, config_hint=False)
-        raise SeamlessError(f"{sentence[:-1]}; dropping them would leave no rows.")
-    info["dropped"] = check.count
-    info["dropped_values"] = check.value_counts
+        raise SeamlessError(f"{sentence[:-1]}; leaving them out would leave no training rows.")
+    info["left_out"] = check.count
+    info["left_out_values"] = check.value_counts
     log.warning(
-        "%s: dropped %d rows whose label is not one of %s (labels.unknown_values: drop)",
+        "%s: %d rows whose label is not one of %s are left out of the training set "
+        "(labels.unknown_values: drop); their other columns are kept",
         where,
         check.count,
         check.classes.describe(),
     )
-    return info, True
+    return info
 
 
 def count_missing_markers(
@@ -144,8 +146,9 @@ def ingest_table(
     """Read and normalize one table; returns it and its manifest info.
 
     `labels` is given for the labels table: its label column is required, mapped with
-    `value_map`, tolerates no invalid value, and with `unknown_values: drop` loses the
-    rows whose label is null or none of the classes (counted in the info). Columns tagged
+    `value_map`, tolerates no invalid value, and with `unknown_values: drop` counts the
+    rows whose label is null or none of the classes (the info's `left_out`: the
+    training set leaves them out, the table keeps them). Columns tagged
     `pii` are dropped or pseudonymized last (`pii_key`, default: read from the
     environment when the table needs it), so hashes and everything stored see the result.
     """
@@ -177,7 +180,7 @@ def ingest_table(
             strict = frozenset({labels.label_column})
     df, report = normalize_with_report(raw, table_cfg, name, origin, stamp, strict)
     if labels is not None:
-        df, label_info = _label_policy(df, labels, label_info, name, where)
+        label_info = _label_policy(df, labels, label_info, name, where)
     df = _storable(df, set(expected), where)
     df, pii_info = transform_frame(df, table_cfg, where, key)
     info: dict[str, Any] = {

@@ -250,9 +250,9 @@ def _check_duplicates(
 
 def _label_policy(
     norm: DataFrame, labels: LabelsConfig, table: str, where: str, n: int
-) -> tuple[DataFrame, dict[str, Any]]:
-    """The local engine's label policy (`ingest._label_policy`) from label counts; the
-    rows without a known label are gone from the frame returned if the policy drops them."""
+) -> dict[str, Any]:
+    """The local engine's label policy (`ingest._label_policy`) from label counts: the
+    rows stay, the manifest counts those the training set leaves out."""
     from pyspark.sql import functions as F
 
     counts = {r[LABEL]: int(r["count"]) for r in norm.groupBy(LABEL).count().collect()}
@@ -261,12 +261,8 @@ def _label_policy(
         for r in norm.where(F.col(MAPPED).isNotNull()).groupBy(MAPPED).count().collect()
     }
     check = check_label_counts(labels, counts)
-    info, drop = label_decision(
-        check, labels, {"column": labels.label_column, "mapped": mapped}, table, where, n
-    )
-    if drop:
-        norm = norm.where(F.col(LABEL).isin(list(check.classes.all)))
-    return norm, info
+    info = {"column": labels.label_column, "mapped": mapped}
+    return label_decision(check, labels, info, table, where, n)
 
 
 def _count_markers(
@@ -396,7 +392,6 @@ def _ingest_spark_table(
         types = {**types, labels.label_column: "string"}
     norm, plan = normalize_frame(frame, types, labels)
     norm = norm.persist(StorageLevel.MEMORY_AND_DISK)
-    checked = norm  # every row read, before the label policy drops any
     keys = key_columns(table_cfg) if table_cfg.entity_column else []
 
     def repeated_keys() -> None:
@@ -404,7 +399,7 @@ def _ingest_spark_table(
         engine does: row numbers, and the count of rows whose keys repeat."""
         hidden = [k for k in keys if withheld(table_cfg, k)]
         try:
-            _check_duplicates(checked, keys, positions, where, hidden)
+            _check_duplicates(norm, keys, positions, where, hidden)
         except SeamlessError:
             raise
         except Exception as exc:  # a Spark job failed re-reading the source
@@ -414,9 +409,7 @@ def _ingest_spark_table(
         positions, invalid, examples = _check(norm, plan, table_cfg, where, strict)
         label_info: dict[str, Any] = {}
         if labels is not None:
-            norm, label_info = _label_policy(norm, labels, name, where, positions.total)
-        if keys and label_info.get("dropped"):
-            repeated_keys()  # some rows read are not written: check all, in Spark
+            label_info = _label_policy(norm, labels, name, where, positions.total)
         generated: list[str] = []
         out = norm
         if table_cfg.entity_column is None:
@@ -437,8 +430,7 @@ def _ingest_spark_table(
     dtypes = _target_dtypes([*columns, *generated], types, generated)
     # Repeated keys among the rows written show as repeated key hashes while they are
     # written: Spark's own search for them (a shuffle of every row) runs only then.
-    repeats = keys if keys and not label_info.get("dropped") else []
-    writer, extra = stream_writer(folder, dtypes, generated, repeats, repeated_keys)
+    writer, extra = stream_writer(folder, dtypes, generated, keys, repeated_keys)
     info: dict[str, Any] = {
         "generated_columns": generated,
         "invalid_values": invalid,

@@ -213,15 +213,19 @@ def _label_outcome(
 ) -> ExpectationOutcome:
     labels = config.labels
     check = check_label_counts(labels, counts)
+    left_out = labels.unknown_values == "drop"
+    note = check.sentence(labels.table, labels.label_column, config_hint=not left_out)
+    if left_out:
+        note = f"{note[:-1]}; training leaves them out (labels.unknown_values: drop)."
     return _column_outcome(
         labels.table,
         labels.label_column,
         "expect_column_values_to_be_in_set",
-        check.count == 0,
+        check.count == 0 or left_out,
         "labels",
         kwargs={"value_set": list(check.classes.all)},
         unexpected_examples=list(check.examples),
-        note=check.sentence(labels.table, labels.label_column) if check.count else None,
+        note=note if check.count else None,
         **_row_counts(check.count, rows),
     )
 

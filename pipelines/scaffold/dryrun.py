@@ -37,9 +37,10 @@ class DryRun:
         return out
 
     def label_changes(self) -> dict[str, Any]:
-        """Mapped and dropped label values of the labels table (empty when none)."""
+        """Mapped label values of the labels table, and those training leaves out
+        (empty when none)."""
         info = self.manifest["tables"][self.config.labels.table].get("labels") or {}
-        return {k: info[k] for k in ("mapped", "dropped", "dropped_values") if info.get(k)}
+        return {k: info[k] for k in ("mapped", "left_out", "left_out_values") if info.get(k)}
 
 
 @contextmanager

@@ -32,7 +32,7 @@ class LabelPlan:
     """Rows per class (text of the value, after `value_map`)."""
     value_map: dict[str, LabelValue] = field(default_factory=dict)
     missing: int = 0
-    """Rows without a label (dropped: `unknown_values: drop`)."""
+    """Rows without a label (left out of training: `unknown_values: drop`)."""
     notes: tuple[str, ...] = ()
 
 
@@ -132,9 +132,10 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
     )
     if missing:
         notes.append(
-            f"{rows(missing)} have no label: they are dropped before validation "
-            "(unknown_values: drop), counted in the run summary. Drop also removes any other "
-            "value outside the classes: set unknown_values: fail once every row has a label."
+            f"{rows(missing)} have no label: training leaves them out (unknown_values: drop), "
+            "counted in the run summary; their features are kept, so serving can score them. "
+            "Drop also leaves out any other value outside the classes: set unknown_values: "
+            "fail once every row has a label."
         )
     return LabelPlan(
         column=label,

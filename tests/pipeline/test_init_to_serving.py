@@ -66,7 +66,11 @@ def adult_like(n: int, seed: int = 11) -> pd.DataFrame:
     df.loc[[3, 40, 77], "occupation"] = None  # a few blanks besides the '?' category
     df.loc[[5, 50], "hours-per-week"] = None
     df.loc[[60], "hours-per-week"] = "forty"  # one unparseable value: float, coerced, listed
+    df.loc[list(UNLABELLED), "income"] = None  # the rows one wants scored
     return df
+
+
+UNLABELLED = (10, 500, 1199)
 
 
 def test_csv_to_trained_and_served_model_in_three_commands(
@@ -88,6 +92,7 @@ def test_csv_to_trained_and_served_model_in_three_commands(
     assert result.exit_code == 0, result.output
     assert "Dry validation: pass on 1,200 rows" in result.output, result.output
     assert "coerced: adult.hours-per-week: 1 value became null (e.g. 'forty')" in result.output
+    assert "3 rows without a label left out of training" in result.output, result.output
     config = load_config(out)
     table = config.tables["adult"]
     assert table.entity_column is None and table.timestamp_column is None
@@ -113,6 +118,13 @@ def test_csv_to_trained_and_served_model_in_three_commands(
     assert outcome.version == "1" and outcome.decision == "promote", outcome.reason
     assert outcome.champion_version == "1"
     assert outcome.champion_metrics["roc_auc"] > 0.7
+    # The unlabelled rows are counted and left out of the training set, not the table.
+    labels = outcome.data["tables"]["adult"]["labels"]
+    assert labels["left_out"] == 3 and labels["left_out_values"] == {"null": 3}
+    assert outcome.data["tables"]["adult"]["rows"] == 1200
+    [training] = Path(outcome.run_dir).glob("features/training_set/*.parquet")
+    ids = set(pd.read_parquet(training, columns=["row_id"])["row_id"])
+    assert len(ids) == 1197 and not ids & set(UNLABELLED)
     champion = mlflow_client().get_model_version_by_alias(config.model.name, CHAMPION)
     assert str(champion.version) == "1"
 
@@ -126,6 +138,7 @@ def test_csv_to_trained_and_served_model_in_three_commands(
         feedback_dir=tmp_path / "feedback",
     )
     with TestClient(create_app(settings, load_config(served))) as client:
+        # 1199 has no label: its features are in the online store all the same.
         by_id = client.post("/v1/predict", json={"entity_ids": [0, 1, 2, 1199]})
         assert by_id.status_code == 200, by_id.text
         scores = [p["score"] for p in by_id.json()["predictions"]]

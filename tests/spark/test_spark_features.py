@@ -128,3 +128,29 @@ def test_no_join_at_all_is_the_same_sentence(
         messages.append(str(info.value))
     assert messages[0] == messages[1]
     assert "No feature value joined any of the" in messages[1]
+
+
+def test_rows_without_a_class_label_are_left_out_alike(
+    spark: Any, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `labels.unknown_values: drop`: ingest keeps such rows, both engines' training sets
+    # leave out the same ones (null labels and a value that is no class).
+    tables = read_dataset(dataset)
+    labels = tables["labels"]
+    labels["defaulted"] = labels["defaulted"].astype("Int64")
+    labels.loc[:19, "defaulted"] = pd.NA
+    labels.loc[20:24, "defaulted"] = 7
+    odd = tmp_path / "odd"
+    write_dataset(odd, tables)
+    out = {}
+    for engine in ("local", "spark"):
+        base = engine_config(engine)
+        config = base.model_copy(
+            update={"labels": base.labels.model_copy(update={"unknown_values": "drop"})}
+        )
+        monkeypatch.setenv("SEAMLESS_FEAST_REPO", str(tmp_path / f"{engine}-repo"))
+        out[engine] = run_features(config, str(odd), str(tmp_path / f"{engine}-ts"))
+    assert out["local"]["rows"] == out["spark"]["rows"] == len(labels) - 25
+    assert out["spark"]["training_set_sha256"] == out["local"]["training_set_sha256"]
+    kept = read_table(tmp_path / "spark-ts", "training_set")["defaulted"]
+    assert set(kept.unique()) == {0, 1}

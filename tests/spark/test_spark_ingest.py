@@ -168,7 +168,7 @@ def test_labels_value_map_and_drop_match(spark: Any, tmp_path: Path) -> None:
     same_tables(tmp_path, local, remote)
     info = remote["tables"]["l"]["labels"]
     assert info == local["tables"]["l"]["labels"]
-    assert info["dropped"] == 1 and info["mapped"] == {"yes": 1, "no": 2}
+    assert info["left_out"] == 1 and info["mapped"] == {"yes": 1, "no": 2}
 
 
 def test_missing_value_markers_match(spark: Any, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from components.common.config import SeamlessConfig, parse_config
 from components.common.errors import SeamlessError
 from components.common.tables import read_dataset
+from components.features.training_set import entity_frame
 from components.ingest.stage import ingest_tables
 from components.train.training import encode_labels
 from components.validate.validation import validate_tables
@@ -88,12 +89,17 @@ def test_declared_classes_map_and_drop(tmp_path: Path) -> None:
     tables, manifest = ingest(config, tmp_path)
     info = manifest["tables"]["customers"]["labels"]
     assert info["mapped"] == {"Churned": 3}
-    assert info["dropped"] == 1 and info["dropped_values"] == {"unknown": 1}
-    assert len(tables["customers"]) == 199
+    assert info["left_out"] == 1 and info["left_out_values"] == {"unknown": 1}
+    # The table keeps the row (its features are still the entity's); training does not.
+    assert len(tables["customers"]) == 200
     result = validate_tables(config, tables, manifest)
     assert result.decision == "pass", result.message()
-    y = encode_labels(config, tables["customers"])
-    assert int(y.sum()) == 50 - 1 + 3  # row 40 was churned, now dropped; 3 mapped
+    [labels] = [o for o in result.builtin if o.builtin == "labels"]
+    assert labels.unexpected_count == 1 and "training leaves them out" in str(labels.note)
+    training = entity_frame(config, tables["customers"])
+    assert len(training) == 199 and 40 not in set(training["row_id"])
+    y = encode_labels(config, training)
+    assert int(y.sum()) == 50 - 1 + 3  # row 40 was churned, now left out; 3 mapped
 
 
 def test_declared_negative_classes_are_enforced(tmp_path: Path) -> None:

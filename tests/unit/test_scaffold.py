@@ -186,7 +186,7 @@ def test_whole_decimal_labels_are_integers(tmp_path: Path) -> None:
     write_config(out, plan.text)
     dry = dry_validate(out, tmp_path)
     assert dry.result.decision == "pass", dry.result.failure_sentences()
-    assert dry.rows == 298
+    assert dry.rows == 300  # the table keeps the 2 rows without a label
 
 
 # ---------------------------------------------------------------- keys
@@ -472,7 +472,7 @@ def test_keys_and_event_time_go_into_the_config_and_pass_the_dry_run(tmp_path: P
     assert dry_validate(tmp_path / "c.yaml", tmp_path).result.decision == "pass"
 
 
-def test_missing_labels_are_dropped_and_the_run_still_passes(tmp_path: Path) -> None:
+def test_missing_labels_are_left_out_and_the_run_still_passes(tmp_path: Path) -> None:
     df = churn_frame()
     df.loc[[10, 20], "churn"] = None
     df.loc[30, "churn"] = "Yes "
@@ -483,11 +483,11 @@ def test_missing_labels_are_dropped_and_the_run_still_passes(tmp_path: Path) -> 
     write_config(tmp_path / "c.yaml", plan.text)
     dry = dry_validate(tmp_path / "c.yaml", tmp_path)
     assert dry.result.decision == "pass", dry.result.failure_sentences()
-    assert dry.rows == 398
+    assert dry.rows == 400  # the table keeps the rows without a label
     assert dry.label_changes() == {
         "mapped": {"Yes ": 1},
-        "dropped": 2,
-        "dropped_values": {"null": 2},
+        "left_out": 2,
+        "left_out_values": {"null": 2},
     }
 
 
