@@ -298,13 +298,15 @@ def render_config(plan: Scaffold, now: datetime) -> str:
     add("")
     lines += _comment(
         "promotion: a new model becomes champion when it beats the current one on the "
-        "holdout by min_improvement; the first model is promoted as it is. Add min_value "
-        "(e.g. 0.7) to require an absolute level. Monitoring thresholds take their defaults "
-        "(add a monitoring: section to change them)."
+        "holdout by min_improvement. min_value is a floor for every model, the first "
+        "included: 0.5 keeps a model that ranks worse than chance (ROC AUC below 0.5) from "
+        "ever serving; raise it to the level the use case needs (e.g. 0.7). Monitoring "
+        "thresholds take their defaults (add a monitoring: section to change them)."
     )
     add("promotion:")
     add("  metric: roc_auc")
     add("  min_improvement: 0.002")
+    add("  min_value: 0.5")
     return "\n".join(lines) + "\n"
 
 

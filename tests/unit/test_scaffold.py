@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from components.common.config import INGESTED_AT, ROW_ID, ColumnType, load_config
 from components.common.errors import SeamlessError
+from components.evaluate.evaluation import gate
 from pipelines.init_cli import init_cmd
 from pipelines.scaffold import (
     PASSWORD_VAR,
@@ -632,3 +633,13 @@ def test_init_command_writes_validates_and_prints_the_verdict(tmp_path: Path) ->
     assert bad.exit_code == 1
     assert "has 4 values" in bad.output and "--positive" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_a_first_model_worse_than_chance_is_not_promoted(tmp_path: Path) -> None:
+    plan = scaffold_csv(tmp_path, churn_frame(200), positive="yes")
+    write_config(tmp_path / "c.yaml", plan.text)
+    policy = load_config(tmp_path / "c.yaml").promotion
+    assert (policy.metric, policy.min_value) == ("roc_auc", 0.5)
+    worse = gate(policy, {"roc_auc": 0.4663}, None, None)
+    assert worse.decision == "reject" and "promotion.min_value" in worse.reason
+    assert gate(policy, {"roc_auc": 0.61}, None, None).decision == "promote"
