@@ -346,7 +346,10 @@ def _print_outcome(outcome: dict, workspace: Path) -> None:
     data = outcome.get("data") or {}
     changed = data_lines(data)
     if changed:
-        out.print("Data changed at ingest (counted; details in the validation report):")
+        out.print(
+            "Data changed at ingest or left out of training "
+            "(counted; details in the validation report):"
+        )
         for line in changed:
             out.print(f"  {escape(line)}", soft_wrap=True)
     failures = (data.get("validation") or {}).get("failures") or []
