@@ -154,6 +154,9 @@ SCALE_ROWS ?= 100000,1000000
 bench-batch: venv ## Batch scoring of 1M rows vs `mlflow models predict`, same model (docs/batch-scoring.md)
 	$(BIN)/python benchmarks/batch.py --rows 1000000 --label-rows $(DEMO_ROWS) --rounds 2 --out docs/batch-scoring.md
 
+bench-compiled: venv ## Model step, plain scikit-learn vs ONNX, for numbers-only tables and odd column names (docs/serving-benchmark.md)
+	$(BIN)/python benchmarks/compiled_predictor.py --out docs/serving-benchmark.md
+
 bench-scale: venv ## Pipeline per step by rows, this tree vs SCALE_BASE (docs/benchmarks.md, docs/scale.png)
 	$(BIN)/python benchmarks/scale.py --rows $(SCALE_ROWS) --base $(SCALE_BASE) --base-lacks duckdb,ibis \
 		--out docs/benchmarks.md --plot docs/scale.png
@@ -161,4 +164,4 @@ bench-scale: venv ## Pipeline per step by rows, this tree vs SCALE_BASE (docs/be
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench bench-batch bench-scale clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down
+.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench bench-batch bench-compiled bench-scale clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down
