@@ -134,6 +134,8 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
     minimum = maximum = None
     if kind in ("int", "float", "timestamp") and len(ok):
         minimum, maximum = plain(ok.min()), plain(ok.max())
+    if kind in ("int", "float"):
+        why += _sentinel_note(ok)
     if kind == "string" and present:
         why = why.replace("string: text", f"string: {counted(distinct, 'distinct value')}", 1)
         if distinct == present == rows and rows > MAX_SET:
@@ -151,6 +153,39 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
         maximum=maximum,
         why=why,
     )
+
+
+SENTINELS = (-1, -9, -99, -999, -9999, 99, 999, 9999, 99999, 999999)
+"""Numbers data sets use as codes for 'none' or 'unknown' (bank marketing's pdays = -1
+or 999, survey codes 99/999)."""
+SENTINEL_SHARE = 0.05
+
+
+def _sentinel_note(values: pd.Series) -> str:
+    """A sentence when the smallest or largest value is a typical code for 'none', held by
+    at least 5% of the rows and set apart from every other value (a negative code below
+    values that are all >= 0, or a 9s code over twice the next largest value). Init only
+    says so: whether it means 'none' is the user's to decide."""
+    if len(values) < 20:
+        return ""
+    for code in (values.min(), values.max()):
+        if code not in SENTINELS:
+            continue
+        hits = values == code
+        rest = values[~hits]
+        if hits.mean() < SENTINEL_SHARE or rest.empty:
+            continue
+        apart = rest.min() >= 0 if code < 0 else rest.max() * 2 <= code
+        if apart:
+            share = f"{100 * hits.mean():.0f}%"
+            low, high = (f"{float(v):.4g}" for v in (rest.min(), rest.max()))
+            return (
+                f"; {float(code):g} in {share} of the rows, set apart from the other values "
+                f"({low}..{high}): a code for 'none' rather than "
+                "a quantity? The model, ranges and drift treat it as a number; map it "
+                "upstream (a flag column, or empty) if it is a code"
+            )
+    return ""
 
 
 def _infer_objects(

@@ -643,3 +643,25 @@ def test_a_first_model_worse_than_chance_is_not_promoted(tmp_path: Path) -> None
     worse = gate(policy, {"roc_auc": 0.4663}, None, None)
     assert worse.decision == "reject" and "promotion.min_value" in worse.reason
     assert gate(policy, {"roc_auc": 0.61}, None, None).decision == "promote"
+
+
+def test_codes_for_none_are_pointed_out_not_changed() -> None:
+    # Bank marketing's pdays: -1 (or 999) for "never contacted" in most rows.
+    rng = np.random.default_rng(0)
+    contacted = rng.random(500) >= 0.8
+    low = pd.Series(np.where(contacted, rng.integers(1, 400, 500), -1)).astype(str)
+    high = pd.Series(np.where(contacted, rng.integers(0, 28, 500), 999))
+    for name, raw, code in (("pdays", low, "-1 in"), ("pdays", high, "999 in")):
+        profile = infer_column(name, raw)
+        assert profile.kind == "int" and code in profile.why, profile.why
+        assert "a code for 'none' rather than a quantity?" in profile.why
+    # Common values that are quantities: a majority of zeros, negatives among the
+    # values, a 9s value with others near it, too few rows.
+    ordinary = {
+        "gain": np.where(rng.random(500) < 0.9, 0, rng.integers(1, 99_999, 500)),
+        "balance": rng.integers(-2000, 5000, 500),
+        "score": np.where(rng.random(500) < 0.3, 9999, rng.integers(0, 6000, 500)),
+        "few": np.array([-1] * 10 + [5] * 9),
+    }
+    for name, values in ordinary.items():
+        assert "code for 'none'" not in infer_column(name, pd.Series(values)).why, name
