@@ -191,3 +191,10 @@ def test_feature_names_onnx_cannot_hold_still_compile() -> None:
     rows = rows_frame_rows(config, _data(config, n=200, seed=5)[0])
     want = pipe.predict_proba(rows_frame(config, rows))[:, 1]
     assert np.max(np.abs(want - predictor.predict(rows))) <= PARITY_TOL
+
+
+def test_an_empty_column_selection_is_told_from_position_zero() -> None:
+    from components.serve.models.compiled import _selects_any
+
+    assert not _selects_any([]) and not _selects_any([False, False])
+    assert _selects_any([0]) and _selects_any([""]) and _selects_any([False, True])

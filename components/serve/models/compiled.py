@@ -173,9 +173,16 @@ def _walk(obj: Any) -> list[Any]:
     for _, child, columns in getattr(obj, "transformers_", []):
         # A transformer given no columns (a table with no categories, say) is left
         # unfitted by scikit-learn and is not in the graph.
-        if not isinstance(child, str) and np.asarray(columns).any():
+        if not isinstance(child, str) and _selects_any(columns):
             out += _walk(child)
     return out
+
+
+def _selects_any(columns: Any) -> bool:
+    """A column transformer's fitted selection picks at least one column (names,
+    positions or a boolean mask)."""
+    picked = np.atleast_1d(np.asarray(columns))
+    return bool(picked.any()) if picked.dtype == bool else picked.size > 0
 
 
 def _is_nan(value: Any) -> bool:
