@@ -6,7 +6,7 @@ Labels are compared as canonical text, so an integer label read back as a float
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +115,16 @@ class LabelCheck:
             f"Table '{table}': label column '{column}' has {self.count} rows whose value is "
             f"not one of the classes {self.classes.describe()}: {shown}{more}{hint}."
         )
+
+
+def counts_by_text(found: Iterable[tuple[Any, int]]) -> dict[str | None, int]:
+    """Rows per canonical label text (None: no label) from (stored value, rows) pairs,
+    e.g. a Spark group-by of the label column: a handful of values, made exact here."""
+    counts: dict[str | None, int] = {}
+    for value, rows in found:
+        text = canonical(value)
+        counts[text] = counts.get(text, 0) + int(rows)
+    return counts
 
 
 def check_labels(labels: LabelsConfig, values: pd.Series) -> LabelCheck:

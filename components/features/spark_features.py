@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
-from components.common.labels import canonical, check_label_counts
+from components.common.labels import canonical, check_label_counts, counts_by_text
 from components.common.spark import read_snapshot_table, spark_session
 from components.common.spark_kubernetes import check_executor_writable, scratch_root
 from components.common.spark_write import stream_writer, write_parts
@@ -226,12 +226,8 @@ def _class_values(config: SeamlessConfig, labels: DataFrame) -> list[Any]:
     engine's `check_labels` decides), from its distinct values: the rows with any other
     value, or none, are left out of the training set (`labels.unknown_values: drop`)."""
     column = f"`{config.labels.label_column}`"
-    found = [(r[0], int(r[1])) for r in labels.groupBy(column).count().collect()]
-    counts: dict[str | None, int] = {}
-    for value, n in found:
-        text = canonical(value)
-        counts[text] = counts.get(text, 0) + n
-    classes = check_label_counts(config.labels, counts).classes.all
+    found = [(r[0], r[1]) for r in labels.groupBy(column).count().collect()]
+    classes = check_label_counts(config.labels, counts_by_text(found)).classes.all
     return [v for v, _ in found if v is not None and canonical(v) in classes]
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from components.common.config import SeamlessConfig
-from components.common.labels import canonical
+from components.common.labels import counts_by_text
 from components.common.spark import read_snapshot_table
 from components.validate.builtin import TableFacts, has_declared_type
 from components.validate.profile import (
@@ -97,14 +97,8 @@ def spark_facts(
     label_counts: dict[str | None, int] | None = None
     labels = config.labels
     if name == labels.table and labels.label_column in dtypes:
-        label_counts = {}
-        # Labels have a handful of values: canonical text (labels.canonical) is exact in Python.
-        for r in frame.groupBy(_col(labels.label_column).alias("v")).count().collect():
-            value = r["v"]
-            if isinstance(value, float) and np.isnan(value):
-                value = None
-            text = canonical(value)
-            label_counts[text] = label_counts.get(text, 0) + int(r["count"])
+        found = frame.groupBy(_col(labels.label_column).alias("v")).count().collect()
+        label_counts = counts_by_text((r["v"], r["count"]) for r in found)
     empty = {c: pd.Series([], dtype=d) for c, d in dtypes.items()}
     return TableFacts(
         rows=int(row["__rows"]),
