@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -109,6 +110,61 @@ class ApiSource(_Strict):
 
 Source = Annotated[FileSource | SqlSource | ApiSource, Field(discriminator="kind")]
 
+Thousands = Literal[",", ".", " ", "'", "_"]
+_SAMPLE_TIME = datetime(2024, 11, 28, 13, 45, 6, 123456, tzinfo=UTC)
+FORMAT_KEYS = ("format", "thousands", "decimal")
+"""The keys of a column's `ColumnFormat`, written on the column beside its type."""
+
+
+class ColumnFormat(_Strict):
+    """How a declared column's values are written when read as text (a CSV, a JSON API's
+    strings, a database's text column), if not in the default form. Written on the column:
+    `signup: {type: timestamp, format: "%m/%d/%Y"}`, `charges: {type: float, thousands: ","}`.
+    Values already typed by the source (Parquet, a database's numeric or date column) are
+    taken as they are. A value that does not match is not parseable, like any other."""
+
+    format: str | None = None
+    """timestamp columns: the value's pattern in Python's strptime codes, e.g. `%m/%d/%Y`
+    (US dates) or `%d.%m.%Y %H:%M`; the whole value must match. Without `%z` the time is
+    UTC. Unset: ISO 8601."""
+    thousands: Thousands | None = None
+    """int and float columns: the character between groups of three digits (`1,234,567`);
+    a value with a group of other than three digits does not parse. `" "` also takes the
+    no-break spaces. Unset: no separator."""
+    decimal: Literal[".", ","] | None = None
+    """float columns: the decimal mark, `","` for `3,5` (unset: `.`)."""
+
+    def example(self, kind: ColumnType) -> str:
+        """A value written this way, for messages (`11/28/2024`, `1,234,567.89`)."""
+        if kind == "timestamp" and self.format:
+            return _SAMPLE_TIME.strftime(self.format)
+        sep = self.thousands or ""
+        whole = f"1{sep}234{sep}567"
+        return whole if kind == "int" else f"{whole}{self.decimal or '.'}89"
+
+    def problem(self, kind: ColumnType) -> str | None:
+        """Why this format cannot apply to a column of `kind`, or None."""
+        if self.format is not None:
+            if kind != "timestamp":
+                return f"format applies to timestamp columns, and this one is {kind}"
+            try:
+                datetime.strptime(_SAMPLE_TIME.strftime(self.format), self.format)
+            except ValueError as exc:
+                return f"format {self.format!r} is not a strptime pattern ({exc})"
+            if "%" not in self.format:
+                return f"format {self.format!r} has no % code (e.g. %m/%d/%Y)"
+        if self.thousands is not None and kind not in ("int", "float"):
+            return f"thousands applies to int and float columns, and this one is {kind}"
+        if self.decimal is not None and kind != "float":
+            return f"decimal applies to float columns, and this one is {kind}"
+        mark = self.decimal or "."
+        if kind == "float" and self.thousands == mark:
+            return (
+                f"thousands {mark!r} is also the decimal mark (decimal: {mark!r}); "
+                "set decimal to the other one"
+            )
+        return None
+
 
 class TableConfig(_Strict):
     """One input table: where it comes from and the columns it must have."""
@@ -133,6 +189,10 @@ class TableConfig(_Strict):
     later); not for the keys. `keep` (the default): unchanged. Neither tag goes on a
     feature (served and logged as clients send it) or the label. docs/security.md,
     "Personal data"."""
+    formats: dict[str, ColumnFormat] = Field(default_factory=dict)
+    """How declared columns are written, when not ISO 8601 timestamps or plain numbers;
+    usually written on the column itself (`signup: {type: timestamp, format: "%m/%d/%Y"}`,
+    see `ColumnFormat`). `seamless init` writes the ones it recognizes."""
     max_invalid_fraction: float = Field(0.01, ge=0, le=1)
     """Fraction of non-parseable values tolerated in a typed column (they become null)."""
 
@@ -364,10 +424,11 @@ class SeamlessConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _inline_pii(cls, raw: Any) -> Any:
-        # `columns: {email: {type: string, pii: drop}}` is the tag written on the column;
-        # it is split into the type (`columns`) and the tag (`pii`) here, at the top level,
-        # so a mistake is one sentence naming the column's full key.
+    def _inline_column_specs(cls, raw: Any) -> Any:
+        # `columns: {email: {type: string, pii: drop}}` is the tag (and a format) written on
+        # the column; it is split into the type (`columns`), the tag (`pii`) and the format
+        # (`formats`) here, at the top level, so a mistake is one sentence naming the
+        # column's full key.
         if not isinstance(raw, dict) or not isinstance(raw.get("tables"), dict):
             return raw
         tables = dict(raw["tables"])
@@ -376,21 +437,21 @@ class SeamlessConfig(_Strict):
                 continue
             if not any(isinstance(v, dict) for v in table["columns"].values()):
                 continue
-            columns, tags = {}, table.get("pii", {})
+            columns: dict[Any, Any] = {}
+            tags, formats = table.get("pii", {}), table.get("formats", {})
             tags = dict(tags) if isinstance(tags, dict) else tags
+            formats = dict(formats) if isinstance(formats, dict) else formats
             for col, spec in table["columns"].items():
                 if not isinstance(spec, dict):
                     columns[col] = spec
                     continue
-                columns[col], tag = _column_spec(f"tables.{name}.columns.{col}", spec)
-                if isinstance(tags, dict) and tag != "keep":
-                    if tags.get(col, tag) != tag:
-                        raise ValueError(
-                            f"tables.{name}.columns.{col} is tagged pii: {tag} but "
-                            f"tables.{name}.pii.{col} says {tags[col]!r}; tag it once"
-                        )
-                    tags[col] = tag
-            tables[name] = {**table, "columns": columns, "pii": tags}
+                where = f"tables.{name}.columns.{col}"
+                columns[col], tag, fmt = _column_spec(where, spec)
+                if tag != "keep":
+                    _merge_once(tags, col, tag, where, f"tables.{name}.pii.{col}")
+                if fmt:
+                    _merge_once(formats, col, fmt, where, f"tables.{name}.formats.{col}")
+            tables[name] = {**table, "columns": columns, "pii": tags, "formats": formats}
         return {**raw, "tables": tables}
 
     @field_validator("image_prefix")
@@ -558,6 +619,21 @@ class SeamlessConfig(_Strict):
         """The event-time column of `table` after ingestion."""
         return self.tables[table].timestamp_column or INGESTED_AT
 
+    @model_validator(mode="after")
+    def _formats_fit(self) -> SeamlessConfig:
+        for name, table in self.tables.items():
+            for col, fmt in table.formats.items():
+                where = f"tables.{name}.columns.{col}"
+                if col not in table.columns:
+                    raise ValueError(
+                        f"tables.{name}.formats names '{col}', which is not declared in "
+                        f"tables.{name}.columns"
+                    )
+                why = fmt.problem(table.columns[col])
+                if why:
+                    raise ValueError(f"{where}: {why}"[:300])
+        return self
+
     def feature_types(self) -> dict[str, ColumnType]:
         """Feature name -> declared type, in the service's order."""
         out: dict[str, ColumnType] = {}
@@ -567,20 +643,30 @@ class SeamlessConfig(_Strict):
         return out
 
 
-def _column_spec(where: str, spec: dict[Any, Any]) -> tuple[Any, PiiTag]:
-    """(type, tag) of a column written as `{type: ..., pii: ...}`."""
-    unknown = [str(k) for k in spec if k not in ("type", "pii")]
+def _merge_once(into: Any, col: str, value: Any, where: str, other: str) -> None:
+    """Put what the column says into its table's map, refusing a different second say."""
+    if not isinstance(into, dict):
+        return  # the map itself is malformed: its own validation says so
+    if into.get(col, value) != value:
+        raise ValueError(f"{where} says {value!r} but {other} says {into[col]!r}; write it once")
+    into[col] = value
+
+
+def _column_spec(where: str, spec: dict[Any, Any]) -> tuple[Any, PiiTag, dict[str, Any]]:
+    """(type, tag, format keys) of a column written as `{type: ..., pii: ..., format: ...}`."""
+    unknown = [str(k) for k in spec if k not in ("type", "pii", *FORMAT_KEYS)]
     if unknown:
         raise ValueError(
             f"{where} has unknown key '{unknown[0]}'; a column is written as its type or as "
-            "{type: ..., pii: pseudonymize|drop|keep}"
+            "{type: ..., pii: pseudonymize|drop|keep} with format, thousands or decimal "
+            "if its values need them"
         )
     if "type" not in spec:
         raise ValueError(f"{where} needs a type, e.g. {{type: string, pii: drop}}")
     tag = spec.get("pii", "keep")
     if tag not in ("pseudonymize", "drop", "keep"):
         raise ValueError(f"{where}: pii must be pseudonymize, drop or keep, not {tag!r}"[:300])
-    return spec["type"], tag
+    return spec["type"], tag, {k: spec[k] for k in FORMAT_KEYS if k in spec}
 
 
 def _expectation_columns(kwargs: dict[str, Any]) -> set[str]:

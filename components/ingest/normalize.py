@@ -13,8 +13,9 @@ string     ``object`` (str or None)    string
 timestamp  ``datetime64[ns, UTC]``     timestamp(ns, UTC)
 =========  ==========================  =====================================
 
-Columns not declared pass through as read. Rows are numbered from 1 in messages
-(header not counted), in source order.
+Text written another way (US dates, `1,234.5`) is read by the column's `ColumnFormat`
+(`convert`). Columns not declared pass through as read. Rows are numbered from 1 in
+messages (header not counted), in source order.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from components.common.config import INGESTED_AT, ROW_ID, ColumnType, LabelsConfig, TableConfig
+from components.common.config import (
+    INGESTED_AT,
+    ROW_ID,
+    ColumnFormat,
+    ColumnType,
+    LabelsConfig,
+    TableConfig,
+)
 from components.common.errors import SeamlessError
 from components.common.pii import WITHHELD, withheld
 
@@ -208,6 +216,63 @@ CONVERTERS = {  # declared type -> converter (raw column -> typed column, unpars
 }
 
 
+def _text_mask(s: pd.Series) -> np.ndarray:
+    return s.map(lambda v: isinstance(v, str)).to_numpy(bool)
+
+
+def _timestamp_in_format(raw: pd.Series, pattern: str) -> pd.Series:
+    """Text parsed by a strptime pattern (naive times are UTC); typed values as usual."""
+    s = _clean_text(raw)
+    text = _text_mask(s)
+    out = _to_timestamp(s.where(~text, None))
+    if text.any():
+        part = s[text]
+        parsed = pd.to_datetime(part, format=pattern, errors="coerce", utc=True)
+        out[part.index] = parsed.astype("datetime64[ns, UTC]")
+    return out
+
+
+_SPACES = " \u00a0\u202f"  # a space, the no-break space and the narrow one
+
+
+def _number_pattern(thousands: str | None, decimal: str) -> re.Pattern[str]:
+    mark = re.escape(decimal)
+    whole = r"\d+"
+    if thousands:
+        sep = f"[{_SPACES}]" if thousands == " " else re.escape(thousands)
+        whole = rf"(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d+)"
+    return re.compile(rf"[+-]?(?:{whole}(?:{mark}\d*)?|{mark}\d+)")
+
+
+def _plain_numbers(raw: pd.Series, thousands: str | None, decimal: str) -> pd.Series:
+    """Text numbers with their separators taken out (`1,234.5` -> `1234.5`); text that is
+    not written that way becomes null, so it counts as unparseable."""
+    s = _clean_text(raw)
+    text = _text_mask(s)
+    if not text.any():
+        return s
+    part = s[text].astype(str)
+    written = part.str.fullmatch(_number_pattern(thousands, decimal))
+    if thousands:
+        spaces = thousands == " "
+        part = part.str.replace(f"[{_SPACES}]" if spaces else thousands, "", regex=spaces)
+    if decimal != ".":
+        part = part.str.replace(decimal, ".", regex=False)
+    out = s.copy()
+    out[part.index] = part.where(written, None)
+    return out
+
+
+def convert(kind: ColumnType, raw: pd.Series, fmt: ColumnFormat | None = None) -> pd.Series:
+    """`raw` as `kind`, unparseable values null; `fmt` is how its text is written."""
+    if fmt is not None and _is_text(raw):
+        if kind == "timestamp" and fmt.format:
+            return _timestamp_in_format(raw, fmt.format)
+        if kind in ("int", "float") and (fmt.thousands or fmt.decimal):
+            raw = _plain_numbers(raw, fmt.thousands, fmt.decimal or ".")
+    return CONVERTERS[kind](raw)
+
+
 def nonblank(raw: pd.Series) -> pd.Series:
     """Where the raw value is present (not null, not blank text)."""
     return (_clean_text(raw) if _is_text(raw) else raw).notna()
@@ -296,6 +361,20 @@ def key_columns(table_cfg: TableConfig) -> list[str]:
     return [c for c in (table_cfg.entity_column, table_cfg.timestamp_column) if c]
 
 
+def _one(kind: ColumnType, fmt: ColumnFormat | None) -> str:
+    if fmt is not None and (fmt.format or fmt.thousands or fmt.decimal):
+        what = "a timestamp" if kind == "timestamp" else _ONE[kind]
+        return f"{what} written like {fmt.example(kind)}"
+    return _ONE[kind]
+
+
+def _what(kind: ColumnType, fmt: ColumnFormat | None) -> str:
+    if fmt is not None and (fmt.format or fmt.thousands or fmt.decimal):
+        what = "timestamps" if kind == "timestamp" else _WHAT[kind]
+        return f"{what} written like {fmt.example(kind)}"
+    return _WHAT[kind]
+
+
 def invalid_values_problem(
     where: str,
     col: str,
@@ -311,15 +390,17 @@ def invalid_values_problem(
 
     `first_row` counts from 1; `shown` is the first such value as `show_value` gives it.
     """
+    fmt = table_cfg.formats.get(col)
     if col in key_columns(table_cfg) or strict:
         role = "key column" if col in key_columns(table_cfg) else "column"
         return (
             f"{where}: {role} '{col}' has a value in row {first_row} that is not "
-            f"{_ONE[kind]}: {shown} ({_rows(count)} like this in all); it tolerates none."
+            f"{_one(kind, fmt)}: {shown} ({_rows(count)} like this in all); it tolerates none."
         )
     if count > table_cfg.max_invalid_fraction * n:
         return (
-            f"{where}: column '{col}' has {count} of {n} values that are not {_WHAT[kind]} "
+            f"{where}: column '{col}' has {count} of {n} values that are not "
+            f"{_what(kind, fmt)} "
             f"({count / n:.1%}, over the tolerated {table_cfg.max_invalid_fraction:.1%}); "
             f"the first is in row {first_row}: {shown}."
         )
@@ -386,7 +467,7 @@ def normalize_with_report(
     n = len(df)
     for col, kind in declared_types(table_cfg).items():
         raw = df[col]
-        converted = CONVERTERS[kind](raw)
+        converted = convert(kind, raw, table_cfg.formats.get(col))
         bad = nonblank(raw) & converted.isna()
         count = int(bad.sum())
         if count:

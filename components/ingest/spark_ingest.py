@@ -1,7 +1,7 @@
 """The ingest stage on Spark (`engine: spark`): same checks, same snapshot, data in Spark.
 
 Spark reads the files; each partition is normalized by the local engine's own
-converters (`normalize.CONVERTERS`, run in Spark's Python workers over Arrow batches),
+converters (`normalize.convert`, run in Spark's Python workers over Arrow batches),
 so a value parses the same way on both engines. The checks then run as Spark
 aggregations and fail with the local engine's sentences, row numbers included (rows
 count in Spark's partition order, which is the file's order for one file). Repeated
@@ -390,7 +390,7 @@ def _ingest_spark_table(
     if labels is not None and labels.label_column not in types:
         # An undeclared label column stays as read; it is normalized as text for the check.
         types = {**types, labels.label_column: "string"}
-    norm, plan = normalize_frame(frame, types, labels)
+    norm, plan = normalize_frame(frame, types, labels, table_cfg.formats)
     norm = norm.persist(StorageLevel.MEMORY_AND_DISK)
     keys = key_columns(table_cfg) if table_cfg.entity_column else []
 

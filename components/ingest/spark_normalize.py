@@ -3,8 +3,9 @@
 A column whose Spark type already is its declared type (Parquet's int64 for `int`, say)
 is converted by a Spark expression: nothing in it can fail to parse. Every other column
 (CSV text, mixed sources) goes through the local engine's own converters
-(`normalize.CONVERTERS`) in Spark's Python workers, over Arrow batches, which also flag
-each value that did not parse (`bad_flag`) with its text for the messages.
+(`normalize.convert`, with the column's format) in Spark's Python workers, over Arrow
+batches, which also flag each value that did not parse (`bad_flag`) with its text for the
+messages.
 
 Each row keeps `ROW_MARK`, Spark's `monotonically_increasing_id()` taken as the file was
 read: partition index in the upper bits, position within the partition in the lower 33,
@@ -21,9 +22,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from components.common.config import ColumnType, LabelsConfig
+from components.common.config import ColumnFormat, ColumnType, LabelsConfig
 from components.common.labels import apply_value_map, canonical_series
-from components.ingest.normalize import CONVERTERS, example_text, nonblank, show_value
+from components.ingest.normalize import convert, example_text, nonblank, show_value
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -38,6 +39,8 @@ class Plan:
     """How each declared column is converted; pickled to Spark's Python workers."""
 
     types: dict[str, ColumnType]
+    formats: dict[str, ColumnFormat]
+    """How text columns are written (`TableConfig.formats`)."""
     python: tuple[str, ...]
     """Columns the Python workers convert; the rest convert as Spark expressions."""
     labels: LabelsConfig | None
@@ -109,7 +112,12 @@ def _native_label(kind: ColumnType, column: str) -> Column | None:
     return None  # floats print differently in Spark and Python
 
 
-def make_plan(frame: DataFrame, types: dict[str, ColumnType], labels: LabelsConfig | None) -> Plan:
+def make_plan(
+    frame: DataFrame,
+    types: dict[str, ColumnType],
+    labels: LabelsConfig | None,
+    formats: dict[str, ColumnFormat] | None = None,
+) -> Plan:
     from pyspark.sql import types as T
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -139,7 +147,7 @@ def make_plan(frame: DataFrame, types: dict[str, ColumnType], labels: LabelsConf
         if label_in_python:
             fields += [T.StructField(LABEL, T.StringType()), T.StructField(MAPPED, T.StringType())]
         out_schema = to_arrow_schema(T.StructType(fields))
-    return Plan(types, python, labels, label_in_python, out_schema)
+    return Plan(types, dict(formats or {}), python, labels, label_in_python, out_schema)
 
 
 def _partition_worker(plan: Plan) -> Callable[[Iterable[Any]], Iterable[Any]]:
@@ -157,7 +165,7 @@ def _partition_worker(plan: Plan) -> Callable[[Iterable[Any]], Iterable[Any]]:
                 if col == label and plan.labels is not None:
                     raw_label = raw
                     raw, _ = apply_value_map(plan.labels, raw)
-                converted = CONVERTERS[plan.types[col]](raw)
+                converted = convert(plan.types[col], raw, plan.formats.get(col))
                 bad = (nonblank(raw) & converted.isna()).to_numpy(bool)
                 shown_rows = bad
                 if plan.types[col] == "timestamp":
@@ -199,7 +207,10 @@ def _partition_worker(plan: Plan) -> Callable[[Iterable[Any]], Iterable[Any]]:
 
 
 def normalize_frame(
-    frame: DataFrame, types: dict[str, ColumnType], labels: LabelsConfig | None
+    frame: DataFrame,
+    types: dict[str, ColumnType],
+    labels: LabelsConfig | None,
+    formats: dict[str, ColumnFormat] | None = None,
 ) -> tuple[DataFrame, Plan]:
     """The frame with declared types, row marks, flags (and label text for the labels)."""
     from pyspark.sql import functions as F
@@ -207,7 +218,7 @@ def normalize_frame(
 
     # Taken as read, before anything can move rows between partitions.
     out = frame.withColumn(ROW_MARK, F.monotonically_increasing_id())
-    plan = make_plan(out, types, labels)
+    plan = make_plan(out, types, labels, formats)
     if plan.out_schema is not None:
         out = out.mapInArrow(_partition_worker(plan), from_arrow_schema(plan.out_schema))
     for col, kind in types.items():

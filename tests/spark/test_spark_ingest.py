@@ -115,6 +115,42 @@ def test_csv_types_tolerated_values_and_hashes_match(spark: Any, tmp_path: Path)
     assert df["event_timestamp"].iloc[4] == pd.Timestamp("2024-01-03T00:00:00.123456Z")
 
 
+def test_column_formats_parse_alike(spark: Any, tmp_path: Path) -> None:
+    # US dates, thousands separators and a decimal comma, read by each column's format
+    # (tables.*.formats) in Spark's workers as in the local engine; a value not written
+    # that way is counted, with the same example.
+    (tmp_path / "f.csv").write_text(
+        "customer_id;event_timestamp;age;income\n"
+        "1;01/05/2024 07:30;1.200;1.234,5\n"
+        "2;12/31/2023 18:30;3;89,25\n"
+        "3;2/29/2024 00:00;1.000.000;12,34,5\n"
+    )
+    cfg = table(
+        {"kind": "file", "uri": "f.csv", "delimiter": ";"},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+        columns={
+            "customer_id": "int",
+            "event_timestamp": "timestamp",
+            "age": "int",
+            "income": "float",
+        },
+        formats={
+            "event_timestamp": {"format": "%m/%d/%Y %H:%M"},
+            "age": {"thousands": "."},
+            "income": {"thousands": ".", "decimal": ","},
+        },
+        max_invalid_fraction=0.5,
+    )
+    local, remote = both(tmp_path, {"t": cfg})
+    same_tables(tmp_path, local, remote)
+    assert remote["tables"]["t"]["invalid_examples"] == {"income": ["12,34,5"]}
+    df = read_dataset(tmp_path / "spark")["t"]
+    assert df["age"].tolist() == [1200, 3, 1000000]
+    assert df["income"].tolist()[:2] == [1234.5, 89.25]
+    assert df["event_timestamp"].iloc[2] == pd.Timestamp("2024-02-29T00:00:00Z")
+
+
 def test_parquet_with_nanosecond_timestamps_and_generated_columns(
     spark: Any, tmp_path: Path
 ) -> None:
