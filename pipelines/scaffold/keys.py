@@ -14,7 +14,7 @@ from components.common.config import INGESTED_AT, ROW_ID, ColumnType
 from components.common.errors import SeamlessError
 
 # Ingest's converters and blank test: the inference must parse exactly as ingest does.
-from components.ingest.normalize import CONVERTERS, nonblank
+from components.ingest.normalize import CONVERTERS, convert, nonblank
 from pipelines.scaffold.common import INT_TEXT, LEADING_ZERO, plain, rows, show
 from pipelines.scaffold.profile import ColumnProfile
 
@@ -55,13 +55,20 @@ def _key_kind(name: str, raw: pd.Series, where: str) -> ColumnType:
     return "string"
 
 
+def _times(df: pd.DataFrame, profiles: dict[str, ColumnProfile], column: str) -> pd.Series:
+    """The column's event times as ingest reads them, with the format init found."""
+    profile = profiles.get(column)
+    fmt = profile.fmt if profile is not None and profile.kind == "timestamp" else None
+    return convert("timestamp", df[column], fmt)
+
+
 def _repeating_ids(
     profiles: dict[str, ColumnProfile], df: pd.DataFrame, label: str, timestamp: str | None
 ) -> list[str]:
     """Id-named columns passed over as the entity because they repeat: an event table's id
     (one row per event). With an event time, only ids whose (id, time) pairs are all
     distinct, so passing one as --entity does not end in a duplicate-key error."""
-    times = CONVERTERS["timestamp"](df[timestamp]) if timestamp else None
+    times = _times(df, profiles, timestamp) if timestamp else None
     return [
         p.name
         for p in profiles.values()
@@ -99,13 +106,20 @@ def plan_keys(
 
     if timestamp is not None:
         raw = df[timestamp]
-        converted = CONVERTERS["timestamp"](raw)
+        converted = _times(df, profiles, timestamp)
         bad = (~nonblank(raw) | converted.isna()).to_numpy(bool)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
+            profile = profiles.get(timestamp)
+            fmt = profile.fmt if profile is not None else None
+            what = (
+                f'timestamps written like {fmt.example("timestamp")} (format: "{fmt.format}")'
+                if fmt is not None and fmt.format
+                else "timestamps init reads (ISO 8601, or dates such as 01/31/2024)"
+            )
             raise SeamlessError(
                 f"{where}: timestamp column '{timestamp}' has {rows(int(bad.sum()))} that are "
-                f"empty or not ISO 8601 timestamps, the first being row {first + 1} "
+                f"empty or not {what}, the first being row {first + 1} "
                 f"({plain(raw.iloc[first])!r}); the event time tolerates none."
             )
         notes.append(f"Event time: '{timestamp}' (--timestamp).")
@@ -172,7 +186,7 @@ def plan_keys(
         keys = [entity] + ([timestamp] if timestamp else [])
         frame = df[keys].copy()
         if timestamp:
-            frame[timestamp] = CONVERTERS["timestamp"](df[timestamp])
+            frame[timestamp] = _times(df, profiles, timestamp)
         dup = frame.duplicated(keep=False).to_numpy(bool)
         if dup.any():
             first = int(np.flatnonzero(dup)[0])
@@ -184,7 +198,7 @@ def plan_keys(
             )
     oldest = None
     if timestamp is not None:
-        oldest = pd.Timestamp(CONVERTERS["timestamp"](df[timestamp]).min()).to_pydatetime()
+        oldest = pd.Timestamp(_times(df, profiles, timestamp).min()).to_pydatetime()
     return KeysPlan(entity, kind, timestamp, tuple(notes), oldest)
 
 

@@ -9,10 +9,10 @@ from typing import Any, cast
 import pandas as pd
 from pandas.api import types as ptypes
 
-from components.common.config import ColumnType
+from components.common.config import ColumnFormat, ColumnType
 
-# Ingest's converters and blank test: the inference must parse exactly as ingest does.
-from components.ingest.normalize import CONVERTERS, nonblank
+# Ingest's converter and blank test: the inference must parse exactly as ingest does.
+from components.ingest.normalize import convert, nonblank
 from pipelines.scaffold.common import (
     BUDGET,
     INT_TEXT,
@@ -24,7 +24,29 @@ from pipelines.scaffold.common import (
     show,
 )
 
-_DATE_HINT = re.compile(r"\d[-/:T]\d|\d{4}-\d")
+_DATE_HINT = re.compile(
+    r"\d[-/:T]\d|\d{4}-\d|\d{1,2}\.\d{1,2}\.\d{2}"  # ISO, 01/31/2024, 31.01.2024
+    r"|\d[- ][A-Z][a-z]{2}[- ]\d|[A-Z][a-z]{2} \d{1,2}, \d"  # 31-Jan-2024, Jan 31, 2024
+)
+_DATES = (
+    *("%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%m/%d/%y", "%d/%m/%y", "%d.%m.%Y", "%d.%m.%y"),
+    *("%m-%d-%Y", "%d-%m-%Y", "%d-%b-%Y", "%d-%b-%y", "%d %b %Y", "%b %d, %Y"),
+)
+_TIMES = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f", " %I:%M %p", " %I:%M:%S %p")
+DATE_FORMATS = tuple(d + t for d in _DATES for t in _TIMES)
+"""Date patterns init tries on a column that is not ISO 8601, in this order: month/day
+first where both fit (US data sets are the most common such files; the note says so)."""
+NUMBER_FORMATS = (
+    ColumnFormat(thousands=","),
+    ColumnFormat(thousands=".", decimal=","),
+    ColumnFormat(decimal=","),
+    ColumnFormat(thousands=" ", decimal=","),
+    ColumnFormat(thousands=" "),
+    ColumnFormat(thousands="'"),
+)
+"""How numbers with separators are written, tried in this order: `1,234.5` first."""
+_SEPARATORS = re.compile("[,. '\u00a0\u202f]")
+_SCREEN = 200
 _TYPE_WORDS = {
     "int": "integers",
     "float": "numbers",
@@ -55,6 +77,8 @@ class ColumnProfile:
     maximum: Any = None
     why: str = ""
     """The sentence the config shows above the column."""
+    fmt: ColumnFormat | None = None
+    """How the column's text is written, if not ISO 8601 or plain numbers."""
 
     @property
     def invalid(self) -> int:
@@ -82,9 +106,11 @@ def _examples(values: pd.Series, limit: int = 3) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _trial(raw: pd.Series, present: pd.Series, kind: ColumnType) -> tuple[pd.Series, pd.Series]:
+def _trial(
+    raw: pd.Series, present: pd.Series, kind: ColumnType, fmt: ColumnFormat | None = None
+) -> tuple[pd.Series, pd.Series]:
     """(converted values, mask of present values that failed) under ingest's converter."""
-    converted = CONVERTERS[kind](raw)
+    converted = convert(kind, raw, fmt)
     return converted, present & converted.isna()
 
 
@@ -103,6 +129,7 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
     kind: ColumnType = "string"
     failed = pd.Series(False, index=raw.index)
     why = ""
+    fmt: ColumnFormat | None = None
     typed = {
         "bool": ptypes.is_bool_dtype,
         "int": ptypes.is_integer_dtype,
@@ -116,8 +143,8 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
         kind = cast(ColumnType, native)
         why = f"{kind}: typed so in the source"
     else:
-        kind, failed, why = _infer_objects(raw, present_mask, present)
-    converted = CONVERTERS[kind](raw)
+        kind, failed, why, fmt = _infer_objects(raw, present_mask, present)
+    converted = convert(kind, raw, fmt)
     ok = converted[~converted.isna()] if kind != "string" else converted.dropna()
     n_failed = int(failed.sum())
     if n_failed:
@@ -152,6 +179,7 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
         minimum=minimum,
         maximum=maximum,
         why=why,
+        fmt=fmt,
     )
 
 
@@ -188,9 +216,10 @@ def _sentinel_note(values: pd.Series) -> str:
     return ""
 
 
-def _infer_objects(
-    raw: pd.Series, present_mask: pd.Series, present: int
-) -> tuple[ColumnType, pd.Series, str]:
+Inferred = tuple[ColumnType, pd.Series, str, ColumnFormat | None]
+
+
+def _infer_objects(raw: pd.Series, present_mask: pd.Series, present: int) -> Inferred:
     """Type of an object column (CSV text, or mixed values from a database driver)."""
     values = raw[present_mask]
     all_text = ptypes.infer_dtype(values, skipna=True) == "string"
@@ -198,7 +227,7 @@ def _infer_objects(
     lowered = set(text.str.lower().unique()) if text.nunique() <= 4 else set()
     if lowered and lowered <= {"true", "false"}:
         _, failed = _trial(raw, present_mask, "bool")
-        return "bool", failed, f"inferred bool: {n(present)} values are true/false"
+        return "bool", failed, f"inferred bool: {n(present)} values are true/false", None
     _, float_failed = _trial(raw, present_mask, "float")
     _, int_failed = _trial(raw, present_mask, "int")
     n_float, n_int = int(float_failed.sum()), int(int_failed.sum())
@@ -210,6 +239,7 @@ def _infer_objects(
                 pd.Series(False, index=raw.index),
                 f"kept as string: values such as {zeros.iloc[0]!r} have leading zeros that a "
                 "number would drop",
+                None,
             )
         lost = text[(int_failed & ~float_failed)[text.index]]
         if len(lost) and all_text and lost.str.fullmatch(INT_TEXT).all():
@@ -218,20 +248,125 @@ def _infer_objects(
                 pd.Series(False, index=raw.index),
                 f"kept as string: values such as {lost.iloc[0]!r} are integers too long for a "
                 "64-bit integer (a float would round them)",
+                None,
             )
         # Integers only if no number would be lost and none is written as a decimal ("40.0"):
         # the next file's "40.5" would then be a coerced value.
         numbers = text[~float_failed[text.index]]
         written_as_int = not all_text or bool(numbers.str.fullmatch(INT_TEXT).all())
         if n_int == n_float and written_as_int:
-            return "int", int_failed, _parse_sentence("int", present - n_int, present)
-        return "float", float_failed, _parse_sentence("float", present - n_float, present)
+            return "int", int_failed, _parse_sentence("int", present - n_int, present), None
+        return "float", float_failed, _parse_sentence("float", present - n_float, present), None
+    if all_text and text.str.contains(_SEPARATORS).any():
+        written = _written_number(raw, present_mask, present, text)
+        if written is not None:
+            return written
     if text.str.contains(_DATE_HINT).any():
         _, ts_failed = _trial(raw, present_mask, "timestamp")
         n_ts = int(ts_failed.sum())
         if n_ts < present and _fits(n_ts, present):
-            return "timestamp", ts_failed, _parse_sentence("timestamp", present - n_ts, present)
-    return "string", pd.Series(False, index=raw.index), _string_sentence(n_float, present)
+            sentence = _parse_sentence("timestamp", present - n_ts, present)
+            return "timestamp", ts_failed, sentence, None
+        if all_text:
+            dated = _written_date(raw, present_mask, present, text)
+            if dated is not None:
+                return dated
+    return "string", pd.Series(False, index=raw.index), _string_sentence(n_float, present), None
+
+
+def _written_number(
+    raw: pd.Series, present_mask: pd.Series, present: int, text: pd.Series
+) -> Inferred | None:
+    """Numbers written with separators (`1,234.5`, `1.234,5`, `3,5`): the first of
+    NUMBER_FORMATS under which the column parses, as int when none has a decimal part."""
+    for fmt in NUMBER_FORMATS:
+        _, failed = _trial(raw, present_mask, "float", fmt)
+        n_failed = int(failed.sum())
+        if n_failed == present or not _fits(n_failed, present):
+            continue
+        parsed = text[~failed[text.index]]
+        grouped = parsed.str.contains(_separator(fmt.thousands)) if fmt.thousands else None
+        if fmt.decimal and grouped is not None and not grouped.any():
+            fmt = ColumnFormat(decimal=fmt.decimal)  # no value has a thousands separator
+        if fmt.thousands is not None:
+            whole = ColumnFormat(thousands=fmt.thousands)
+            _, int_failed = _trial(raw, present_mask, "int", whole)
+            if (
+                int(int_failed.sum()) == n_failed
+                and not parsed.str.contains(re.escape(fmt.decimal or "."), regex=True).any()
+            ):
+                why = _format_sentence("int", present, n_failed, whole) + _grouping_note(
+                    whole, parsed
+                )
+                return "int", int_failed, why, whole
+        why = _format_sentence("float", present, n_failed, fmt) + _grouping_note(fmt, parsed)
+        return "float", failed, why, fmt
+    return None
+
+
+def _separator(thousands: str) -> str:
+    return "[ \u00a0\u202f]" if thousands == " " else re.escape(thousands)
+
+
+def _grouping_note(fmt: ColumnFormat, parsed: pd.Series) -> str:
+    """When every value could also be read with the comma as the decimal mark (`1,234`
+    only: no `1,234,567` and no `1,234.5`), which reading was taken."""
+    if fmt.thousands != "," or fmt.decimal is not None:
+        return ""
+    if parsed.str.contains(".", regex=False).any() or parsed.str.count(",").max() > 1:
+        return ""
+    return (
+        "; no value shows whether ',' separates thousands or decimals, so thousands is "
+        "assumed (1,234 is 1234); if ',' is the decimal mark, write {type: float, decimal: ','}"
+    )
+
+
+def _written_date(
+    raw: pd.Series, present_mask: pd.Series, present: int, text: pd.Series
+) -> Inferred | None:
+    """Dates not in ISO 8601 (`01/31/2024`, `31.01.2024 13:45`): the first of DATE_FORMATS
+    under which the column parses. Month and day are told apart by a value over 12; when
+    none is, the note says which was assumed."""
+    sample = text.head(_SCREEN)
+    for pattern in DATE_FORMATS:
+        screened = pd.to_datetime(sample, format=pattern, errors="coerce")
+        if screened.notna().sum() < 0.9 * len(sample):
+            continue
+        fmt = ColumnFormat(format=pattern)
+        _, failed = _trial(raw, present_mask, "timestamp", fmt)
+        n_failed = int(failed.sum())
+        if n_failed == present or not _fits(n_failed, present):
+            continue
+        why = _format_sentence("timestamp", present, n_failed, fmt)
+        swapped = _day_first(pattern)
+        if swapped is not None:
+            _, other = _trial(raw, present_mask, "timestamp", ColumnFormat(format=swapped))
+            if int(other.sum()) <= n_failed:
+                why += (
+                    "; no value tells month from day (none above 12 in either place), so "
+                    f'month first is assumed: write format: "{swapped}" if day comes first'
+                )
+        return "timestamp", failed, why, fmt
+    return None
+
+
+def _day_first(pattern: str) -> str | None:
+    """The day-first twin of a month-first pattern (`%m/%d` -> `%d/%m`), else None."""
+    for sep in "/-":
+        month_first = f"%m{sep}%d"
+        if month_first in pattern:
+            return pattern.replace(month_first, f"%d{sep}%m")
+    return None
+
+
+def _format_sentence(kind: ColumnType, present: int, failed: int, fmt: ColumnFormat) -> str:
+    keys = {k: v for k, v in fmt.model_dump().items() if v is not None}
+    how = ", ".join(f"{k}: {v!r}" if k != "format" else f'format: "{v}"' for k, v in keys.items())
+    words = "timestamps" if kind == "timestamp" else _TYPE_WORDS[kind]
+    return (
+        f"inferred {kind}: {n(present - failed)} of {n(present)} non-null values parse as "
+        f"{words} written like {fmt.example(kind)} ({how})"
+    )
 
 
 def _parse_sentence(kind: str, parsed: int, present: int) -> str:

@@ -218,7 +218,8 @@ def render_config(plan: Scaffold, now: datetime) -> str:
         elif col in plan.left_out:
             why += f"; {plan.left_out[col]}"
         lines += _comment(why, 6)
-        add(f"      {_y(col)}: {kind}")
+        written = p.fmt.model_dump(exclude_none=True) if p.fmt and kind == p.kind else {}
+        add(f"      {_y(col)}: {_y({'type': kind, **written}) if written else kind}")
     add("")
     lines += _comment(
         "labels: the column to predict and its classes. A value that is none of the classes "

@@ -145,7 +145,7 @@ def test_typed_values_ignore_the_text_format() -> None:
     ("charges", "parts"),
     [
         ('{type: float, format: "%d"}', ("columns.charges", "format applies to timestamp")),
-        ('{type: float, thousands: ",", decimal: ","}', ("columns.charges", "thousands ',' is also the decimal mark")),
+        ('{type: float, thousands: ",", decimal: ","}', ("charges", "',' is also the decimal")),
         ('{type: float, thousands: ";"}', ("thousands",)),
         ('{type: float, thousands: "."}', ("also the decimal mark", "set decimal")),
         ('{type: float, unit: "$"}', ("columns.charges", "unknown key 'unit'", "thousands")),

@@ -665,3 +665,39 @@ def test_codes_for_none_are_pointed_out_not_changed() -> None:
     }
     for name, values in ordinary.items():
         assert "code for 'none'" not in infer_column(name, pd.Series(values)).why, name
+
+
+def test_us_dates_and_thousands_separators_are_written_as_formats(tmp_path: Path) -> None:
+    # A Telco-like export: US dates as the event time, charges as "1,234.50", a European
+    # decimal comma, an ambiguous day/month column. Init writes each column's format, and
+    # the written config ingests the file without a coerced value.
+    df = churn_frame(300)
+    rng = np.random.default_rng(1)
+    days = pd.date_range("2023-01-01", periods=300, freq="D")
+    df.insert(0, "customer_id", [f"C-{i:04d}" for i in range(300)])
+    df.insert(1, "date", [f"{d.month}/{d.day}/{d.year}" for d in days])
+    df["total"] = [f"{v:,.2f}" for v in rng.uniform(10, 9000, 300)]
+    df["visits"] = [f"{v:,}" for v in rng.integers(0, 2_000_000, 300)]
+    df["ratio"] = [f"{v:.2f}".replace(".", ",") for v in rng.uniform(0, 5, 300)]
+    df["renewal"] = [f"{m:02d}/{d:02d}/2024" for m, d in rng.integers(1, 13, (300, 2))]
+    plan = scaffold_csv(tmp_path, df, positive="yes", now=datetime(2025, 1, 1, tzinfo=UTC))
+    columns = yaml.safe_load(plan.text)["tables"]["data"]["columns"]
+    assert yaml.safe_load(plan.text)["tables"]["data"]["timestamp_column"] == "date"
+    assert columns["date"] == {"type": "timestamp", "format": "%m/%d/%Y"}
+    assert columns["total"] == {"type": "float", "thousands": ","}
+    assert columns["visits"] == {"type": "int", "thousands": ","}
+    assert columns["ratio"] == {"type": "float", "decimal": ","}
+    assert columns["renewal"] == {"type": "timestamp", "format": "%m/%d/%Y"}
+    assert 'month first is assumed: write format: "%d/%m/%Y"' in plan.profiles["renewal"].why
+    assert "written like 1,234,567.89 (thousands: ',')" in plan.profiles["total"].why
+    assert plan.profiles["total"].minimum >= 10  # parsed, not text
+    write_config(tmp_path / "c.yaml", plan.text)
+    dry = dry_validate(tmp_path / "c.yaml", tmp_path)
+    assert dry.result.decision == "pass", dry.result.failure_sentences()
+    assert dry.coerced() == []
+    # --timestamp on such a column reads it with its format too; a value that does not
+    # fit is named with the expected form.
+    df.loc[5, "date"] = "2023-01-06"
+    with pytest.raises(SeamlessError) as info:
+        scaffold_csv(tmp_path, df, positive="yes", timestamp="date")
+    assert_one_sentence(str(info.value), "'date'", "row 6", "written like 11/28/2024", "%m/%d/%Y")
