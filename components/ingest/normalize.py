@@ -127,13 +127,17 @@ def _to_int(raw: pd.Series) -> pd.Series:
     values = np.zeros(len(floats), dtype="int64")
     values[ok] = floats[ok].astype("int64")
     if _is_text(raw):
-        # Floats lose digits past 2**53: re-read integer-looking text exactly (long ids).
-        text = s.map(lambda v: v if isinstance(v, str) else None)
-        # ...but only what fits in int64; longer digit strings stay invalid values.
-        exact = text.map(_fits_int64).to_numpy(bool)
-        if exact.any():
-            values[exact] = text[exact].astype("int64").to_numpy()
-            ok |= exact
+        # Floats lose digits past 2**53: re-read integer-looking text exactly (long ids),
+        # which only values that did not parse or reached 2**53 as floats can be...
+        suspect = np.isnan(floats) | (np.abs(np.nan_to_num(floats)) >= 2**53)
+        if suspect.any():
+            where = np.flatnonzero(suspect)
+            text = s.iloc[where].map(lambda v: v if isinstance(v, str) else None)
+            # ...and only what fits in int64; longer digit strings stay invalid values.
+            exact = text.map(_fits_int64).to_numpy(bool)
+            if exact.any():
+                values[where[exact]] = text[exact].astype("int64").to_numpy()
+                ok[where[exact]] = True
     # Built from arrays: masked assignment into an Int64 Series goes through float64.
     return pd.Series(pd.arrays.IntegerArray(values, ~ok), index=raw.index)
 
@@ -276,6 +280,16 @@ def convert(kind: ColumnType, raw: pd.Series, fmt: ColumnFormat | None = None) -
 def nonblank(raw: pd.Series) -> pd.Series:
     """Where the raw value is present (not null, not blank text)."""
     return (_clean_text(raw) if _is_text(raw) else raw).notna()
+
+
+def unparsed(raw: pd.Series, converted: pd.Series) -> pd.Series:
+    """Where a present value did not convert (`nonblank(raw) & converted.isna()`), looking
+    at the raw text only where the conversion gave null."""
+    null = converted.isna().to_numpy(bool)
+    bad = np.zeros(len(raw), dtype=bool)
+    if null.any():
+        bad[null] = nonblank(raw[null]).to_numpy(bool)
+    return pd.Series(bad, index=raw.index)
 
 
 def _rows(n: int) -> str:
@@ -468,7 +482,7 @@ def normalize_with_report(
     for col, kind in declared_types(table_cfg).items():
         raw = df[col]
         converted = convert(kind, raw, table_cfg.formats.get(col))
-        bad = nonblank(raw) & converted.isna()
+        bad = unparsed(raw, converted)
         count = int(bad.sum())
         if count:
             first = int(np.flatnonzero(bad.to_numpy())[0])

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from components.common.config import ColumnFormat, ColumnType, LabelsConfig
 from components.common.labels import apply_value_map, canonical_series
-from components.ingest.normalize import convert, example_text, nonblank, show_value
+from components.ingest.normalize import convert, example_text, show_value, unparsed
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -166,7 +166,7 @@ def _partition_worker(plan: Plan) -> Callable[[Iterable[Any]], Iterable[Any]]:
                     raw_label = raw
                     raw, _ = apply_value_map(plan.labels, raw)
                 converted = convert(plan.types[col], raw, plan.formats.get(col))
-                bad = (nonblank(raw) & converted.isna()).to_numpy(bool)
+                bad = unparsed(raw, converted).to_numpy(bool)
                 shown_rows = bad
                 if plan.types[col] == "timestamp":
                     micros = converted.dt.floor("us")  # Spark's resolution

@@ -106,12 +106,22 @@ def _examples(values: pd.Series, limit: int = 3) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _trial(
-    raw: pd.Series, present: pd.Series, kind: ColumnType, fmt: ColumnFormat | None = None
-) -> tuple[pd.Series, pd.Series]:
-    """(converted values, mask of present values that failed) under ingest's converter."""
-    converted = convert(kind, raw, fmt)
-    return converted, present & converted.isna()
+class _Trials:
+    """Ingest's converter on one column, each (type, format) tried once."""
+
+    def __init__(self, raw: pd.Series, present: pd.Series) -> None:
+        self.raw, self.present = raw, present
+        self._converted: dict[str, pd.Series] = {}
+
+    def converted(self, kind: ColumnType, fmt: ColumnFormat | None = None) -> pd.Series:
+        key = f"{kind} {fmt!r}"
+        if key not in self._converted:
+            self._converted[key] = convert(kind, self.raw, fmt)
+        return self._converted[key]
+
+    def failed(self, kind: ColumnType, fmt: ColumnFormat | None = None) -> pd.Series:
+        """Present values that do not parse as `kind` written as `fmt` says."""
+        return self.present & self.converted(kind, fmt).isna()
 
 
 def _fits(failed: int, present: int) -> bool:
@@ -126,6 +136,7 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
     rows = len(raw)
     present_mask = pd.Series(nonblank(raw).to_numpy(bool))
     present = int(present_mask.sum())
+    trials = _Trials(raw, present_mask)
     kind: ColumnType = "string"
     failed = pd.Series(False, index=raw.index)
     why = ""
@@ -143,8 +154,8 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
         kind = cast(ColumnType, native)
         why = f"{kind}: typed so in the source"
     else:
-        kind, failed, why, fmt = _infer_objects(raw, present_mask, present)
-    converted = convert(kind, raw, fmt)
+        kind, failed, why, fmt = _infer_objects(trials, present)
+    converted = trials.converted(kind, fmt)
     ok = converted[~converted.isna()] if kind != "string" else converted.dropna()
     n_failed = int(failed.sum())
     if n_failed:
@@ -219,19 +230,21 @@ def _sentinel_note(values: pd.Series) -> str:
 Inferred = tuple[ColumnType, pd.Series, str, ColumnFormat | None]
 
 
-def _infer_objects(raw: pd.Series, present_mask: pd.Series, present: int) -> Inferred:
+def _infer_objects(trials: _Trials, present: int) -> Inferred:
     """Type of an object column (CSV text, or mixed values from a database driver)."""
-    values = raw[present_mask]
+    raw = trials.raw
+    values = raw[trials.present]
     all_text = ptypes.infer_dtype(values, skipna=True) == "string"
     text = values.map(str).str.strip()
     lowered = set(text.str.lower().unique()) if text.nunique() <= 4 else set()
     if lowered and lowered <= {"true", "false"}:
-        _, failed = _trial(raw, present_mask, "bool")
+        failed = trials.failed("bool")
         return "bool", failed, f"inferred bool: {n(present)} values are true/false", None
-    _, float_failed = _trial(raw, present_mask, "float")
-    _, int_failed = _trial(raw, present_mask, "int")
-    n_float, n_int = int(float_failed.sum()), int(int_failed.sum())
+    float_failed = trials.failed("float")
+    n_float = int(float_failed.sum())
     if n_float < present and _fits(n_float, present):
+        int_failed = trials.failed("int")
+        n_int = int(int_failed.sum())
         zeros = text[text.str.fullmatch(LEADING_ZERO)] if all_text else text.iloc[:0]
         if len(zeros):
             return (
@@ -258,29 +271,27 @@ def _infer_objects(raw: pd.Series, present_mask: pd.Series, present: int) -> Inf
             return "int", int_failed, _parse_sentence("int", present - n_int, present), None
         return "float", float_failed, _parse_sentence("float", present - n_float, present), None
     if all_text and text.str.contains(_SEPARATORS).any():
-        written = _written_number(raw, present_mask, present, text)
+        written = _written_number(trials, present, text)
         if written is not None:
             return written
     if text.str.contains(_DATE_HINT).any():
-        _, ts_failed = _trial(raw, present_mask, "timestamp")
+        ts_failed = trials.failed("timestamp")
         n_ts = int(ts_failed.sum())
         if n_ts < present and _fits(n_ts, present):
             sentence = _parse_sentence("timestamp", present - n_ts, present)
             return "timestamp", ts_failed, sentence, None
         if all_text:
-            dated = _written_date(raw, present_mask, present, text)
+            dated = _written_date(trials, present, text)
             if dated is not None:
                 return dated
     return "string", pd.Series(False, index=raw.index), _string_sentence(n_float, present), None
 
 
-def _written_number(
-    raw: pd.Series, present_mask: pd.Series, present: int, text: pd.Series
-) -> Inferred | None:
+def _written_number(trials: _Trials, present: int, text: pd.Series) -> Inferred | None:
     """Numbers written with separators (`1,234.5`, `1.234,5`, `3,5`): the first of
     NUMBER_FORMATS under which the column parses, as int when none has a decimal part."""
     for fmt in NUMBER_FORMATS:
-        _, failed = _trial(raw, present_mask, "float", fmt)
+        failed = trials.failed("float", fmt)
         n_failed = int(failed.sum())
         if n_failed == present or not _fits(n_failed, present):
             continue
@@ -290,7 +301,7 @@ def _written_number(
             fmt = ColumnFormat(decimal=fmt.decimal)  # no value has a thousands separator
         if fmt.thousands is not None:
             whole = ColumnFormat(thousands=fmt.thousands)
-            _, int_failed = _trial(raw, present_mask, "int", whole)
+            int_failed = trials.failed("int", whole)
             if (
                 int(int_failed.sum()) == n_failed
                 and not parsed.str.contains(re.escape(fmt.decimal or "."), regex=True).any()
@@ -321,9 +332,7 @@ def _grouping_note(fmt: ColumnFormat, parsed: pd.Series) -> str:
     )
 
 
-def _written_date(
-    raw: pd.Series, present_mask: pd.Series, present: int, text: pd.Series
-) -> Inferred | None:
+def _written_date(trials: _Trials, present: int, text: pd.Series) -> Inferred | None:
     """Dates not in ISO 8601 (`01/31/2024`, `31.01.2024 13:45`): the first of DATE_FORMATS
     under which the column parses. Month and day are told apart by a value over 12; when
     none is, the note says which was assumed."""
@@ -333,14 +342,14 @@ def _written_date(
         if screened.notna().sum() < 0.9 * len(sample):
             continue
         fmt = ColumnFormat(format=pattern)
-        _, failed = _trial(raw, present_mask, "timestamp", fmt)
+        failed = trials.failed("timestamp", fmt)
         n_failed = int(failed.sum())
         if n_failed == present or not _fits(n_failed, present):
             continue
         why = _format_sentence("timestamp", present, n_failed, fmt)
         swapped = _day_first(pattern)
         if swapped is not None:
-            _, other = _trial(raw, present_mask, "timestamp", ColumnFormat(format=swapped))
+            other = trials.failed("timestamp", ColumnFormat(format=swapped))
             if int(other.sum()) <= n_failed:
                 why += (
                     "; no value tells month from day (none above 12 in either place), so "
