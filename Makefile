@@ -161,7 +161,12 @@ bench-scale: venv ## Pipeline per step by rows, this tree vs SCALE_BASE (docs/be
 	$(BIN)/python benchmarks/scale.py --rows $(SCALE_ROWS) --base $(SCALE_BASE) --base-lacks duckdb,ibis \
 		--out docs/benchmarks.md --plot docs/scale.png
 
+# init before its profiling pass (column formats landed after it).
+INIT_BASE ?= a47e03d
+bench-init: venv ## `seamless init` on 284,807 rows x 31 columns, this tree vs INIT_BASE (docs/benchmarks.md)
+	$(BIN)/python benchmarks/init_profile.py --rows 284807 --base $(INIT_BASE) --rounds 3 --out docs/benchmarks.md
+
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench bench-batch bench-compiled bench-scale clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down
+.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench bench-batch bench-compiled bench-scale bench-init clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down

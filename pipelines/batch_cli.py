@@ -81,6 +81,15 @@ def batch_scoring_cmd(
     model_version: Annotated[
         str, typer.Option("--model-version", help="Version to score with (default: champion).")
     ] = "",
+    without_features: Annotated[
+        str,
+        typer.Option(
+            "--without-features",
+            help="Rows no feature view has a value for at their instant: fail (refuse the "
+            "input, as serving answers 404), skip (leave them out, counted) or impute (score "
+            "them on imputed values, counted).",
+        ),
+    ] = "fail",
     config: WsConfigOpt = None,
     workspace: Annotated[
         Path, typer.Option("--workspace", "-w", help="Workspace with MLflow and Feast.")
@@ -97,11 +106,16 @@ def batch_scoring_cmd(
     Example: seamless run batch-scoring --input new_applications.parquet --as-of 2025-12-31
     """
     from components.batch.scoring import read_entities
+    from components.batch.stage import WITHOUT_FEATURES
     from components.common.config import load_config
     from components.common.storage import is_remote
     from pipelines.local import run_batch_scoring, use_workspace
     from pipelines.workspace import resolve_config
 
+    if without_features not in WITHOUT_FEATURES:
+        raise SeamlessError(
+            f"--without-features {without_features!r} is not one of {', '.join(WITHOUT_FEATURES)}."
+        )
     config_path = resolve_config(config, workspace)
     source = input_table if is_remote(input_table) else str(Path(input_table).resolve())
     # The arguments and the input's columns, before a step starts (the step checks the rows).
@@ -115,6 +129,7 @@ def batch_scoring_cmd(
         "timestamp_column": timestamp_column,
         "output_uri": target,
         "model_version": model_version,
+        "without_features": without_features,
     }
     with Console(stderr=True).status("Running the batch scoring pipeline"):
         result = run_batch_scoring(config_path, workspace, arguments, runner)
@@ -127,12 +142,14 @@ def batch_scoring_cmd(
 def print_result(result: dict[str, Any]) -> None:
     out = stdout_console()
     table = Table(title=f"Batch {result['batch_id']}", show_header=False)
+    left_out = int(result.get("rows_left_out", 0))
     rows = [
         ("model", f"{result['model_name']} v{result['model_version']}"),
-        ("input", f"{result['input']} ({counted(result['rows'], 'row')})"),
+        ("input", f"{result['input']} ({counted(result['rows'] + left_out, 'row')})"),
+        *((("rows scored", str(result["rows"])),) if left_out else ()),
         ("scored at", ", ".join(f"{k} {v}" for k, v in result["timing"].items())),
         ("positives", f"{result['positives']} (score >= {result['threshold']})"),
-        ("rows with no feature at all", str(result["rows_without_any_feature"])),
+        ("rows with no feature at all", _without_line(result)),
         *(
             (f"rows without view {view}", str(n))
             for view, n in result["rows_without_features"].items()
@@ -145,7 +162,20 @@ def print_result(result: dict[str, Any]) -> None:
         table.add_row(k, str(v))
     out.print(table)
     if result["rows_without_any_feature"]:
-        out.print(
-            f"[yellow]{counted(result['rows_without_any_feature'], 'row')} without any feature "
-            "value at the instant scored: scored on imputed values only.[/yellow]"
+        what = (
+            "left out of the scores"
+            if result["without_features"] == "skip"
+            else "scored on imputed values only"
         )
+        out.print(
+            f"[yellow]{counted(result['rows_without_any_feature'], 'input row')} without any "
+            f"feature value at the instant scored: {what} (--without-features "
+            f"{result['without_features']}).[/yellow]"
+        )
+
+
+def _without_line(result: dict[str, Any]) -> str:
+    n = result["rows_without_any_feature"]
+    if not n:
+        return "0"
+    return f"{n}, " + ("left out" if result["without_features"] == "skip" else "imputed")

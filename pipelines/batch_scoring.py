@@ -31,6 +31,7 @@ def build_batch_scoring_pipeline(retries: int = 2, cluster: bool = False):  # ty
         timestamp_column: str = "",
         output_uri: str = "",
         model_version: str = "",
+        without_features: str = "fail",
     ) -> str:
         """Returns the batch id (the request id of its prediction-log records)."""
         scored = batch_score(
@@ -40,6 +41,7 @@ def build_batch_scoring_pipeline(retries: int = 2, cluster: bool = False):  # ty
             timestamp_column=timestamp_column,
             output_uri=output_uri,
             model_version=model_version,
+            without_features=without_features,
             pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         ).set_display_name("batch-score")
         size_step(scored, retries)

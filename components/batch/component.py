@@ -14,12 +14,15 @@ def batch_score(
     timestamp_column: str = "",
     output_uri: str = "",
     model_version: str = "",
+    without_features: str = "fail",
     pipeline_run_id: str = "",
 ) -> str:
     """Returns the batch id (the request id of its prediction-log records).
 
     `as_of` (one instant for every row) or `timestamp_column` (each row's own) says when
-    each entity is scored; `model_version` empty means the champion. The scores go to
+    each entity is scored; `model_version` empty means the champion. Rows no feature view
+    has a value for refuse the input unless `without_features` is `skip` (left out) or
+    `impute` (scored on imputed values). The scores go to
     `output_uri` (a Parquet file, local or object storage) when given, else to the
     `scores` artifact; its metadata holds the version, rows, hashes and timings.
     """
@@ -35,6 +38,7 @@ def batch_score(
             as_of=as_of,
             timestamp_column=timestamp_column,
             model_version=model_version,
+            without_features=without_features,
         )
         info = result.to_dict()
         scores.metadata.update(info)

@@ -24,6 +24,7 @@ from components.common.model_input import model_input
 from components.common.storage import EPHEMERAL_DISK_ENV, is_remote, write_bytes
 from components.common.tables import content_hash
 from components.features.features import PhaseTimer
+from components.ingest.normalize import show_value
 from components.predictions.records import PREDICTIONS, BatchLog, BatchRecords
 
 ROUTE = "batch"
@@ -59,8 +60,13 @@ class BatchResult:
     threshold: float
     rows_without_features: dict[str, int]
     """Per feature view: rows for which the view had no value in its ttl at their time
-    (the model scores them on imputed values, as serving does for unknown entities)."""
+    (the model scores them on that view's imputed values, as serving does for an entity
+    one view lacks)."""
     rows_without_any_feature: int
+    """Input rows no view had a value for: refused unless `without_features` says to skip
+    them (left out, `rows_left_out`) or to impute them (scored on imputed values only)."""
+    without_features: str
+    rows_left_out: int
     feature_sources: dict[str, str]
     """Feature view -> the offline table it read (the snapshot the features step published)."""
     prediction_log: str
@@ -117,10 +123,38 @@ def join_features(
     return joined, sources
 
 
-def missing_by_view(config: SeamlessConfig, joined: pd.DataFrame) -> tuple[dict[str, int], int]:
+WITHOUT_FEATURES = ("fail", "skip", "impute")
+"""What batch scoring does with rows no feature view has a value for at their instant:
+refuse the input (serving answers 404 for such ids), leave them out, or score them on
+imputed values only."""
+
+
+def missing_by_view(
+    config: SeamlessConfig, joined: pd.DataFrame
+) -> tuple[dict[str, int], np.ndarray]:
+    """(rows without a value, per view; where no view has one)."""
     per_view = {v.name: joined[v.features].isna().all(axis=1) for v in config.features.views}
     none = np.logical_and.reduce([m.to_numpy() for m in per_view.values()])
-    return {k: int(m.sum()) for k, m in per_view.items()}, int(none.sum())
+    return {k: int(m.sum()) for k, m in per_view.items()}, none
+
+
+def without_features_problem(
+    config: SeamlessConfig, joined: pd.DataFrame, none: np.ndarray, uri: str
+) -> str:
+    """The sentence refusing rows without any feature: how many, the first rows (with
+    their ids unless the key is pseudonymized), and the two ways on."""
+    key = config.entity_key()
+    first = np.flatnonzero(none)[:3]
+    if config.entity_pii() == "keep":
+        shown = ", ".join(f"row {i + 1} ({key}={show_value(joined[key].iloc[i])})" for i in first)
+    else:
+        shown = ", ".join(f"row {i + 1}" for i in first)
+    return (
+        f"Input {uri}: {int(none.sum())} of {len(joined)} rows have no feature value in any "
+        f"view at their instant (first: {shown}), so only imputed values would score them, "
+        "and serving answers 404 for such ids; check the ids and instants, or give "
+        "--without-features skip to leave them out of the scores or impute to score them."
+    )
 
 
 def output_check(output_uri: str) -> None:
@@ -242,28 +276,40 @@ def run_batch_scoring(
     model_version: str = "",
     batch_id: str = "",
     log: bool = True,
+    without_features: str = "fail",
 ) -> BatchResult:
     """Score `input_uri`'s entities; write `output_uri` (Parquet), then the prediction log.
 
     Every check runs before anything is written; the scores file is written whole
     (atomically) before the log, so a failed log write leaves the scores and says so.
+    `without_features` (WITHOUT_FEATURES) is what rows no view has a value for get.
     """
     import mlflow.sklearn
 
     started = time.perf_counter()
     lap = PhaseTimer()
+    if without_features not in WITHOUT_FEATURES:
+        raise SeamlessError(
+            f"--without-features {without_features!r} is not one of {', '.join(WITHOUT_FEATURES)}."
+        )
     output_check(output_uri)
     entities = read_entities(config, input_uri, as_of, timestamp_column)
     mv = resolve_version(config, model_version)
     lap("read")
     joined, sources = join_features(config, entities)
-    per_view, without_any = missing_by_view(config, joined)
+    per_view, none = missing_by_view(config, joined)
+    without_any = int(none.sum())
     if without_any == len(joined):
         raise SeamlessError(
             f"No feature value joined any of the {len(joined)} input rows at their instants "
             f"({entities.timing}): check that the entity ids exist in the feature tables and "
             "that the instants fall within each view's ttl after the feature data."
         )
+    if without_any and without_features == "fail":
+        raise SeamlessError(without_features_problem(config, joined, none, input_uri))
+    left_out = without_any if without_features == "skip" else 0
+    if left_out:
+        joined = joined[~none].reset_index(drop=True)
     lap("features")
     model = mlflow.sklearn.load_model(f"models:/{config.model.name}/{mv.version}")
     lap("load_model")
@@ -291,6 +337,8 @@ def run_batch_scoring(
         threshold=config.model.threshold,
         rows_without_features=per_view,
         rows_without_any_feature=without_any,
+        without_features=without_features,
+        rows_left_out=left_out,
         feature_sources=sources,
         prediction_log=where,
         seconds=round(time.perf_counter() - started, 3),

@@ -290,6 +290,8 @@ def on_batch_scoring(result: Mapping[str, Any], pipeline_run_id: str = "") -> di
                     "output_sha256",
                     "positives",
                     "rows_without_any_feature",
+                    "without_features",
+                    "rows_left_out",
                     "feature_sources",
                     "prediction_log",
                 )

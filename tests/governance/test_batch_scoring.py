@@ -26,6 +26,7 @@ from components.governance.lineage import find_request, model_lineage
 from components.predictions.reader import read_log
 from components.predictions.records import LogQuery
 from tests.helpers.cli import run_cli
+from tests.helpers.configs import assert_one_sentence
 from tests.helpers.postgres import PostgresServer, pg_server
 from tests.serving.workspace import built, cfg, trained
 
@@ -100,6 +101,51 @@ def test_one_instant_for_all_rows_and_a_later_instant_sees_later_values(
         run_batch_scoring(cfg, str(source), str(tmp_path / "c.parquet"), as_of="2000-01-01")
     assert not (tmp_path / "c.parquet").exists()
     assert late.rows == 300
+
+
+def test_rows_without_any_feature_are_refused_unless_skipped_or_imputed(
+    ws: Path, built: dict[str, Any], cfg: SeamlessConfig, tmp_path: Path
+) -> None:
+    """An id no view knows would get a score from imputed values alone, where serving
+    answers 404: refused by default, nothing written; `skip` leaves it out, `impute`
+    scores it, and both count it."""
+    key = cfg.entity_key()
+    known = [str(i) for i in built["entities"][:2]]
+    source = tmp_path / "ids.csv"
+    pd.DataFrame({key: [known[0], "987654321", known[1]]}).to_csv(source, index=False)
+    out = tmp_path / "out.parquet"
+    before = len(list(read_log(ws / "predictions", "predictions")))
+    with pytest.raises(SeamlessError) as err:
+        run_batch_scoring(cfg, str(source), str(out), as_of="2026-01-01")
+    assert_one_sentence(
+        str(err.value),
+        "1 of 3 rows have no feature value in any view",
+        f"row 2 ({key}=987654321)",
+        "serving answers 404",
+        "--without-features skip",
+    )
+    assert not out.exists()
+    assert len(list(read_log(ws / "predictions", "predictions"))) == before
+
+    skipped = run_batch_scoring(
+        cfg, str(source), str(out), as_of="2026-01-01", without_features="skip"
+    )
+    scores = pd.read_parquet(out)
+    assert scores[key].astype(str).tolist() == known  # input order, the unknown id left out
+    assert (skipped.rows, skipped.rows_left_out, skipped.rows_without_any_feature) == (2, 1, 1)
+    assert len(_records(ws, skipped.batch_id)) == 2
+    only_known = tmp_path / "known.csv"
+    pd.DataFrame({key: known}).to_csv(only_known, index=False)
+    run_batch_scoring(cfg, str(only_known), str(tmp_path / "k.parquet"), as_of="2026-01-01")
+    want = pd.read_parquet(tmp_path / "k.parquet")["score"].to_numpy()
+    np.testing.assert_array_equal(scores["score"].to_numpy(), want)
+
+    imputed = run_batch_scoring(
+        cfg, str(source), str(tmp_path / "i.parquet"), as_of="2026-01-01", without_features="impute"
+    )
+    assert (imputed.rows, imputed.rows_left_out, imputed.rows_without_any_feature) == (3, 0, 1)
+    with pytest.raises(SeamlessError, match="'maybe' is not one of fail, skip, impute"):
+        run_batch_scoring(cfg, str(source), str(out), as_of="2026-01-01", without_features="maybe")
 
 
 def _records(ws: Path, batch_id: str) -> list[dict[str, Any]]:
@@ -230,3 +276,9 @@ def test_the_command_runs_the_pipeline(
     )
     assert bad.returncode == 1
     assert "has no column 'when'" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli(
+        *base, "--input", str(tmp_path / "in.parquet"), "--as-of", "2025-12-31",
+        "--without-features", "drop", cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "--without-features 'drop' is not one of fail, skip, impute" in bad.stderr
