@@ -20,6 +20,14 @@ from pipelines.scaffold.profile import ColumnProfile
 
 _ID_LOWER = re.compile(r"^(id|uuid|guid|key)$|[_\-\s](id|key)$|^(id|key)[_\-\s]")
 _ID_CAMEL = re.compile(r"[a-z0-9](ID|Id)$")
+# All lowercase and run together (passengerid, customerid): only after a word that names
+# who or what a row is about, so that paid, valid or grid are not taken for ids.
+_ID_JOINED = re.compile(
+    r"^(customer|client|user|account|member|passenger|patient|person|employee|student|"
+    r"subscriber|household|applicant|application|order|transaction|tx|txn|session|device|"
+    r"product|item|loan|policy|claim|contract|invoice|booking|ticket|case|record|sample|"
+    r"subject|sensor|machine|store|shop|merchant|vendor|company|player|visitor|host)(id|key)$"
+)
 _EVENT_NAME = re.compile(
     r"(?i)(timestamp|event_?time|event_?date|datetime|as_?of|^ts$|_ts$|_at$|^date$|^time$)"
 )
@@ -217,8 +225,9 @@ def _propose_timestamp(
 
 
 def _id_like(name: str) -> bool:
-    """Named like an identifier: id, customer_id, customerID, key, uuid."""
-    return bool(_ID_LOWER.search(name.lower()) or _ID_CAMEL.search(name))
+    """Named like an identifier: id, customer_id, customerID, passengerid, key, uuid."""
+    lower = name.lower()
+    return bool(_ID_LOWER.search(lower) or _ID_CAMEL.search(name) or _ID_JOINED.match(lower))
 
 
 def _propose_entity(

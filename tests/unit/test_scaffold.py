@@ -205,6 +205,10 @@ def test_an_id_named_unique_column_is_proposed_as_entity() -> None:
     assert (keys.entity, keys.entity_kind, keys.timestamp) == ("customerID", "string", None)
     # 'paid' is unique too, but not named like an id.
     assert keys_for(df.drop(columns="customerID")).entity is None
+    # Lowercase and run together after a word for who a row is about; not 'valid' or 'grid'.
+    joined = df.rename(columns={"customerID": "passengerid", "paid": "grid"})
+    assert keys_for(joined).entity == "passengerid"
+    assert keys_for(joined.drop(columns="passengerid")).entity is None
 
 
 def test_no_fitting_key_leaves_row_id_and_ingestion_time() -> None:
