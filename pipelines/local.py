@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.config import SeamlessConfig, load_config
+from components.common.config_param import packed
 from components.common.env import disable_telemetry
 from components.common.errors import SeamlessError
 
@@ -287,7 +288,7 @@ def run_training(
     done = run_locally(
         PIPELINE_NAME,
         build_training_pipeline(retries=0),
-        {"config_yaml": original_text(config_path), "data_dir": data_arg},
+        {"config_yaml": packed(original_text(config_path), str(config_path)), "data_dir": data_arg},
         workspace,
         data_folder,
         runner,
@@ -367,7 +368,7 @@ def run_monitoring(
         PIPELINE_NAME,
         build_monitoring_pipeline(retries=0),
         {
-            "config_yaml": original_text(config_path),
+            "config_yaml": packed(original_text(config_path), str(config_path)),
             "data_dir": data_arg,
             "window_hours": float(window_hours),
             "max_rows": int(max_rows),
@@ -411,7 +412,7 @@ def run_batch_scoring(
     done = run_locally(
         PIPELINE_NAME,
         build_batch_scoring_pipeline(retries=0),
-        {"config_yaml": original_text(config_path), **arguments},
+        {"config_yaml": packed(original_text(config_path), str(config_path)), **arguments},
         workspace,
         mounts[0] if mounts else None,
         runner,

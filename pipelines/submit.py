@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from components.common.config_param import packed
 from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 from pipelines.compile import COMPILED_DIR, compile_all, compiled_pipelines
@@ -130,7 +131,7 @@ def run_arguments(name: str, config_yaml: str, data_dir: str, params: list[str])
     """The run's arguments: the config, `--data-dir` where the pipeline takes one, and
     each `--param KEY=VALUE`; unknown or missing parameters refused in one sentence."""
     known = pipeline_parameters(name)
-    arguments: dict[str, Any] = {"config_yaml": config_yaml}
+    arguments: dict[str, Any] = {"config_yaml": packed(config_yaml)}
     if data_dir:
         if "data_dir" not in known:
             raise SeamlessError(f"The {name} pipeline takes no --data-dir.")

@@ -620,6 +620,34 @@ class SeamlessConfig(_Strict):
         return self.tables[table].timestamp_column or INGESTED_AT
 
     @model_validator(mode="after")
+    def _names_apart(self) -> SeamlessConfig:
+        # DuckDB (Feast's offline store), Spark and Great Expectations match column names
+        # whatever their case: two names that differ only in case would be one column.
+        for name, table in self.tables.items():
+            names = [*table.columns, table.entity_column, table.timestamp_column]
+            if name == self.labels.table:
+                names.append(self.labels.label_column)
+            first = case_clash([n for n in names if n])
+            if first:
+                raise ValueError(
+                    f"tables.{name}.columns '{first[0]}' and '{first[1]}' differ only in case, "
+                    f"and {CASE_BLIND}; rename one in the source"
+                )
+        served = {self.entity_key().casefold(): "the entity key"}
+        served[self.labels.label_column.casefold()] = "the label column"
+        for view in self.features.views:
+            for feature in view.features:
+                other = served.get(feature.casefold())
+                if other is not None:
+                    raise ValueError(
+                        f"features.views '{view.name}' serves '{feature}', which is also "
+                        f"{other}; each needs a name of its own, case aside (the training "
+                        f"set holds them side by side, and {CASE_BLIND})"
+                    )
+                served[feature.casefold()] = f"a feature of view '{view.name}'"
+        return self
+
+    @model_validator(mode="after")
     def _formats_fit(self) -> SeamlessConfig:
         for name, table in self.tables.items():
             for col, fmt in table.formats.items():
@@ -641,6 +669,22 @@ class SeamlessConfig(_Strict):
             for f in view.features:
                 out[f] = self.tables[view.table].columns[f]
         return out
+
+
+CASE_BLIND = (
+    "Feast's offline store (DuckDB), Spark and Great Expectations match column names "
+    "whatever their case"
+)
+
+
+def case_clash(names: list[str]) -> tuple[str, str] | None:
+    """The first two distinct names equal but for case, if any."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.casefold(), name)
+        if other != name:
+            return other, name
+    return None
 
 
 def _merge_once(into: Any, col: str, value: Any, where: str, other: str) -> None:

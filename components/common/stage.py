@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from components.common.config import SeamlessConfig, parse_config
+from components.common.config_param import unpacked
 from components.common.env import disable_telemetry
 from components.common.errors import SeamlessError
 
@@ -16,7 +17,7 @@ from components.common.errors import SeamlessError
 def stage_config(config_yaml: str) -> SeamlessConfig:
     """Parse the pipeline's `config_yaml` parameter; errors name that parameter."""
     disable_telemetry()
-    return parse_config(config_yaml, origin="pipeline parameter config_yaml")
+    return parse_config(unpacked(config_yaml), origin="pipeline parameter config_yaml")
 
 
 @contextmanager

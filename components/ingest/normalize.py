@@ -32,12 +32,14 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from components.common.config import (
+    CASE_BLIND,
     INGESTED_AT,
     ROW_ID,
     ColumnFormat,
     ColumnType,
     LabelsConfig,
     TableConfig,
+    case_clash,
 )
 from components.common.errors import SeamlessError
 from components.common.pii import WITHHELD, withheld
@@ -340,6 +342,12 @@ def check_columns(columns: list[str], table_cfg: TableConfig, where: str) -> Non
         noun = "column" if len(missing) == 1 else "columns"
         verb = "is" if len(missing) == 1 else "are"
         raise SeamlessError(f"{where}: required {noun} {names} {verb} missing (found: {found}).")
+    clash = case_clash([str(c) for c in columns])
+    if clash:
+        raise SeamlessError(
+            f"{where}: columns '{clash[0]}' and '{clash[1]}' differ only in case, and "
+            f"{CASE_BLIND}; rename one in the source."
+        )
     for generated, key, setting in (
         (ROW_ID, entity, "entity_column"),
         (INGESTED_AT, ts_col, "timestamp_column"),
@@ -525,14 +533,18 @@ def normalize_with_report(
                 duplicate_key_problem(where, key, first + 1, second + 1, int(dup.sum()), hidden)
             )
 
+    generated: dict[str, Any] = {}
     if entity is None:
-        df[ROW_ID] = np.arange(n, dtype="int64")  # position in the source
-        report.generated_columns.append(ROW_ID)
+        generated[ROW_ID] = np.arange(n, dtype="int64")  # position in the source
     if ts_col is None:
         stamp = pd.Timestamp(ingested_at)
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        df[INGESTED_AT] = pd.Series([stamp] * n, index=df.index, dtype="datetime64[ns, UTC]")
-        report.generated_columns.append(INGESTED_AT)
+        generated[INGESTED_AT] = pd.Series([stamp] * n, index=df.index, dtype="datetime64[ns, UTC]")
+    if generated:
+        # One concat: inserting columns one by one into a wide frame whose columns were
+        # just replaced makes pandas warn (and copy) about fragmentation.
+        df = pd.concat([df, pd.DataFrame(generated, index=df.index)], axis=1)
+        report.generated_columns += list(generated)
     return df, report
 
 

@@ -10,7 +10,8 @@ return None: the caller ingests them with the local engine and says so in the ma
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,8 +186,11 @@ def _read_csv(
         enforceSchema=False,
     )
     try:
-        frame = reader.csv(uri)
-        columns = frame.columns
+        # Case-sensitive while the header is read: Spark would otherwise rename 'age' and
+        # 'AGE' to 'age2' and 'AGE6', and ingest could not name them (check_columns).
+        with _case_sensitive(spark):
+            frame = reader.csv(uri)
+            columns = frame.columns
     except Exception as exc:
         raise SeamlessError(
             f"{what}: {shown} cannot be read as CSV ({_analysis_reason(exc)})."
@@ -197,6 +201,17 @@ def _read_csv(
     if isinstance(where, Path):
         check_delimiter(columns, expected, where, shown, what, delimiter)
     return _markers_as_null(frame, source.missing_values, expected)
+
+
+@contextmanager
+def _case_sensitive(spark: SparkSession) -> Iterator[None]:
+    key = "spark.sql.caseSensitive"
+    before = spark.conf.get(key, "false") or "false"
+    spark.conf.set(key, "true")
+    try:
+        yield
+    finally:
+        spark.conf.set(key, before)
 
 
 def _markers_as_null(frame: DataFrame, markers: list[str], declared: Collection[str]) -> DataFrame:

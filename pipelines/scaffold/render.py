@@ -13,7 +13,14 @@ from typing import Any
 
 import yaml
 
-from components.common.config import ColumnType, FileSource, SqlSource, parse_config
+from components.common.config import (
+    CASE_BLIND,
+    ColumnType,
+    FileSource,
+    SqlSource,
+    case_clash,
+    parse_config,
+)
 from components.common.durable import write_atomic
 from components.common.errors import SeamlessError
 from pipelines.scaffold.common import (
@@ -104,6 +111,13 @@ def build_scaffold(
     source, df = with_missing_markers(source, read_table(source))
     if label not in df.columns:
         plan_label(df, label, source.shown)  # raises the sentence naming the columns
+    clash = case_clash([str(c) for c in df.columns])
+    if clash:
+        raise SeamlessError(
+            f"--from {source.shown}: columns '{clash[0]}' and '{clash[1]}' differ only in "
+            f"case, and {CASE_BLIND}; rename one in the source (from a database, select it "
+            "under another name with --query)."
+        )
     profiles = profile_table(df)
     keys = plan_keys(df, profiles, label, source.shown, entity, timestamp)
     label_plan = plan_label(df, label, source.shown, positive)

@@ -257,7 +257,12 @@ def test_the_command_runs_the_pipeline(
     config_path = tmp_path / "config.yaml"
     import yaml
 
-    config_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_unset=True)))
+    # Padded past the 128 KiB a step's argument may hold (a wide table's config written by
+    # init is that long): it travels packed (components/common/config_param.py).
+    padding = "".join(f"# comment line {i:05d} {'x' * 60}\n" for i in range(2500))
+    text = yaml.safe_dump(cfg.model_dump(mode="json", exclude_unset=True)) + padding
+    assert len(text) > 160_000
+    config_path.write_text(text)
     rows = label_rows(built, cfg, 200)
     rows.to_parquet(tmp_path / "in.parquet")
     out = tmp_path / "scores.parquet"

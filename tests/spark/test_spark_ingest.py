@@ -151,6 +151,14 @@ def test_column_formats_parse_alike(spark: Any, tmp_path: Path) -> None:
     assert df["event_timestamp"].iloc[2] == pd.Timestamp("2024-02-29T00:00:00Z")
 
 
+def test_a_column_equal_but_for_case_to_a_declared_one_is_refused_alike(
+    spark: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "c.csv").write_text(CSV.replace(",segment\n", ",segment,AGE\n", 1))
+    message = both_fail(tmp_path, {"t": keyed("c.csv", max_invalid_fraction=0.5)})
+    assert "columns 'age' and 'AGE' differ only in case" in message
+
+
 def test_parquet_with_nanosecond_timestamps_and_generated_columns(
     spark: Any, tmp_path: Path
 ) -> None:
