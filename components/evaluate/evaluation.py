@@ -97,8 +97,13 @@ def gate(
     challenger: dict[str, float],
     champion: dict[str, float] | None,
     champion_version: str | None,
+    same_score: tuple[float, int] | None = None,
 ) -> Decision:
-    """Promote when the challenger beats the champion by the configured margin."""
+    """Promote when the challenger beats the champion by the configured margin.
+
+    `same_score` (score, rows): the challenger gave every holdout row that one score; it
+    learned nothing and is never promoted, whatever its metric says (ROC AUC 0.5 passes a
+    floor of 0.5)."""
     metric = policy.metric
     value = challenger[metric]
     lower = metric in LOWER_IS_BETTER
@@ -112,6 +117,13 @@ def gate(
         challenger_metrics=challenger,
         champion_metrics=champion or {},
     )
+    if same_score is not None:
+        base.reason = (
+            f"challenger gives every one of the {same_score[1]} holdout rows the same score "
+            f"({same_score[0]:.4f}): it learned nothing from its training rows (too few for "
+            "the estimator's settings, such as min_samples_leaf, or no feature that varies)"
+        )
+        return base
     if policy.min_value is not None:
         fails = value > policy.min_value if lower else value < policy.min_value
         if fails:
@@ -205,8 +217,13 @@ def evaluate(
                 **measured,
             )
             return decision, {"roc": roc_points(y, p), "confusion": confusion(y, p, threshold)}
+    same = (float(p[0]), len(p)) if len(p) and np.ptp(p) == 0 else None
     decision = gate(
-        config.promotion, challenger, champion, None if current is None else str(current.version)
+        config.promotion,
+        challenger,
+        champion,
+        None if current is None else str(current.version),
+        same_score=same,
     )
     decision.segments = measured["segments"]
     decision.holdout_period = measured["holdout_period"]

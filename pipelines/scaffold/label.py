@@ -64,9 +64,27 @@ def _typed(text: str, kind: ColumnType) -> LabelValue:
     return text
 
 
+_USUAL_PAIRS = {
+    frozenset({"0", "1"}): "1",
+    frozenset({"true", "false"}): "true",
+    frozenset({"yes", "no"}): "yes",
+    frozenset({"y", "n"}): "y",
+}
+"""Two-valued labels whose positive is conventional (scikit-learn's pos_label=1, the
+event that happened), whichever class is rarer."""
+
+
+def _usual_positive(classes: dict[str, int]) -> str | None:
+    """The class that is conventionally positive, as spelled in `classes`, if any."""
+    by_lower = {k.strip().lower(): k for k in classes}
+    wanted = _USUAL_PAIRS.get(frozenset(by_lower))
+    return by_lower[wanted] if wanted is not None and len(by_lower) == 2 else None
+
+
 def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = None) -> LabelPlan:
-    """Classes of the label column: `positive` (or, for a two-valued label, the minority
-    class), and every other value as an explicit negative class. Spellings of one value
+    """Classes of the label column: `positive` (or, for a two-valued label, the usual
+    positive of 0/1, true/false, yes/no, else the minority class), and every other value as
+    an explicit negative class. Spellings of one value
     that differ only in case or surrounding spaces are mapped onto the commonest one."""
     if label not in df.columns:
         raise SeamlessError(
@@ -109,6 +127,14 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
         raise SeamlessError(
             f"Label column '{label}' of {shown} holds one value only ({listing}); a model "
             "needs two classes."
+        )
+    elif len(classes) == 2 and _usual_positive(classes) is not None:
+        chosen = str(_usual_positive(classes))
+        (other,) = (k for k in classes if k != chosen)
+        notes.append(
+            f"Positive class {chosen!r}: the usual positive of {chosen!r}/{other!r}, "
+            f"{rows(classes[chosen])} against {rows(classes[other])} of {other!r}; pass "
+            "--positive to choose the other."
         )
     elif len(classes) == 2:
         (a, na), (b, nb) = sorted(classes.items(), key=lambda kv: (kv[1], kv[0]))

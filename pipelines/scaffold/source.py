@@ -195,10 +195,11 @@ def _csv_header(src: FileSource) -> list[str]:
 
 
 def _marker_candidates() -> frozenset[str]:
-    """The texts pandas takes as missing by default ("NA", "null", "#N/A", ...)."""
+    """The texts pandas takes as missing by default ("NA", "null", "#N/A", ...), and "?",
+    which the UCI repository's data sets use (adult, heart disease, breast cancer)."""
     from pandas.io.parsers.readers import STR_NA_VALUES
 
-    return frozenset(m for m in STR_NA_VALUES if m)
+    return frozenset(m for m in STR_NA_VALUES if m) | {"?"}
 
 
 def find_missing_markers(df: pd.DataFrame) -> dict[str, dict[str, int]]:

@@ -36,6 +36,7 @@ from pipelines.scaffold import (
     widened_range,
     write_config,
 )
+from pipelines.scaffold.render import small_table_leaf
 from tests.helpers.configs import assert_one_sentence
 from tests.helpers.http_api import json_api
 
@@ -130,10 +131,27 @@ def test_source_types_are_kept_and_stats_are_of_the_parsed_values() -> None:
 
 
 def test_two_valued_label_takes_the_minority_class_and_says_so() -> None:
-    df = pd.DataFrame({"churn": ["no"] * 30 + ["yes"] * 10})
+    df = pd.DataFrame({"churn": ["stayed"] * 30 + ["left"] * 10})
     plan = plan_label(df, "churn", "data.csv")
-    assert plan.positive == "yes" and plan.negatives == ("no",)
+    assert plan.positive == "left" and plan.negatives == ("stayed",)
     assert any("minority class" in n for n in plan.notes)
+
+
+@pytest.mark.parametrize(
+    ("values", "positive", "negative"),
+    [
+        (["1"] * 27 + ["0"] * 13, 1, 0),  # heart disease's num: 1 is the majority here
+        (["Yes"] * 30 + ["No"] * 10, "Yes", "No"),
+        (["True"] * 30 + ["False"] * 10, "True", "False"),
+        (["n"] * 5 + ["y"] * 30, "y", "n"),
+    ],
+)
+def test_a_usual_pair_takes_its_usual_positive_even_as_the_majority(
+    values: list[str], positive: object, negative: object
+) -> None:
+    plan = plan_label(pd.DataFrame({"label": values}), "label", "data.csv")
+    assert (plan.positive, plan.negatives) == (positive, (negative,))
+    assert any("the usual positive" in n and "--positive" in n for n in plan.notes)
 
 
 def test_label_with_more_than_two_values_needs_positive() -> None:
@@ -391,6 +409,15 @@ def test_missing_markers_among_numbers_are_proposed_and_counted(tmp_path: Path) 
     assert markers == {"monthly": {"NA": 3}, "seats": {"null": 1}, "region": {"NA": 1}}
 
 
+def test_a_question_mark_among_numbers_is_proposed_as_missing(tmp_path: Path) -> None:
+    # The UCI repository's convention (heart disease's ca and thal, adult's columns).
+    df = churn_frame()
+    df.loc[[2, 8], "seats"] = "?"
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    assert plan.profiles["seats"].kind == "int" and plan.profiles["seats"].invalid == 0
+    assert "Read '?' as missing (missing_values)" in plan.text
+
+
 def test_the_written_model_section_trains_as_written(tmp_path: Path) -> None:
     from threadpoolctl import threadpool_limits
 
@@ -407,6 +434,8 @@ def test_the_written_model_section_trains_as_written(tmp_path: Path) -> None:
     write_config(out, plan.text)
     config = load_config(out)
     assert (config.model.search.n_iter, config.model.search.cv) == (4, 3)
+    assert config.model.params == {"early_stopping": False, "min_samples_leaf": 6}  # 300 rows
+    assert "min_samples_leaf 6 instead of scikit-learn's 20" in plan.text
     ingest_tables(config, tmp_path, tmp_path / "ds")
     with threadpool_limits(1):  # see tests/pipeline/test_init_to_serving.py
         _, best, summary = fit(config, read_dataset(tmp_path / "ds")["data"])
@@ -705,3 +734,10 @@ def test_us_dates_and_thousands_separators_are_written_as_formats(tmp_path: Path
     with pytest.raises(SeamlessError) as info:
         scaffold_csv(tmp_path, df, positive="yes", timestamp="date")
     assert_one_sentence(str(info.value), "'date'", "row 6", "written like 11/28/2024", "%m/%d/%Y")
+
+
+def test_a_small_table_gets_leaves_it_can_fill() -> None:
+    # heart disease has 303 rows: a fold trains on ~160, so leaves of 20 rows barely split,
+    # and at 40 rows nothing splits at all (every row would get the base rate).
+    assert small_table_leaf(40) == 1 and small_table_leaf(303) == 6
+    assert small_table_leaf(999) == 19 and small_table_leaf(1000) is None

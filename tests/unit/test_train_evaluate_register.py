@@ -119,6 +119,21 @@ def test_gate_policy() -> None:
     assert gate(lower, {"log_loss": 0.5}, {"log_loss": 0.4}, "1").decision == "reject"
 
 
+def test_a_model_that_learned_nothing_is_never_promoted(
+    config: SeamlessConfig, workspace: Path
+) -> None:
+    # Trees whose leaves need more rows than a fold holds cannot split: every row gets
+    # the base rate, ROC AUC is exactly 0.5, which a 0.5 floor alone would let through.
+    cfg = _small(config, params={"min_samples_leaf": 5000, "max_iter": 5})
+    cfg = cfg.model_copy(update={"promotion": PromotionConfig(metric="roc_auc", min_value=0.5)})
+    flat, holdout = _train(cfg, training_set(600, seed=3))
+    decision, _ = evaluate(cfg, holdout, flat.model_uri)
+    assert decision.decision == "reject"
+    assert decision.challenger == 0.5
+    assert f"every one of the {len(holdout)} holdout rows the same score" in decision.reason
+    assert "learned nothing" in decision.reason
+
+
 def test_champion_challenger_and_rollback_alias(config: SeamlessConfig, workspace: Path) -> None:
     cfg = _small(config, estimator="logistic_regression")
     cfg = cfg.model_copy(update={"promotion": PromotionConfig(metric="roc_auc", min_value=0.5)})
