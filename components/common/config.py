@@ -499,14 +499,10 @@ class SeamlessConfig(_Strict):
     @model_validator(mode="after")
     def _pii_consistent(self) -> SeamlessConfig:
         features = {(v.table, f): v.name for v in self.features.views for f in v.features}
+        self._declared("pii", " (only declared columns can be tagged)")
         for name, table in self.tables.items():
             for col, tag in table.pii.items():
                 where = f"tables.{name}.columns.{col}"
-                if col not in table.columns:
-                    raise ValueError(
-                        f"tables.{name}.pii names '{col}', which is not declared in "
-                        f"tables.{name}.columns (only declared columns can be tagged)"
-                    )
                 if tag == "keep":
                     continue
                 kind = table.columns[col]
@@ -649,18 +645,23 @@ class SeamlessConfig(_Strict):
 
     @model_validator(mode="after")
     def _formats_fit(self) -> SeamlessConfig:
+        self._declared("formats")
         for name, table in self.tables.items():
             for col, fmt in table.formats.items():
-                where = f"tables.{name}.columns.{col}"
-                if col not in table.columns:
-                    raise ValueError(
-                        f"tables.{name}.formats names '{col}', which is not declared in "
-                        f"tables.{name}.columns"
-                    )
                 why = fmt.problem(table.columns[col])
                 if why:
-                    raise ValueError(f"{where}: {why}"[:300])
+                    raise ValueError(f"tables.{name}.columns.{col}: {why}"[:300])
         return self
+
+    def _declared(self, key: str, why: str = "") -> None:
+        """Every column a table's per-column map (`pii`, `formats`) names is declared."""
+        for name, table in self.tables.items():
+            for col in getattr(table, key):
+                if col not in table.columns:
+                    raise ValueError(
+                        f"tables.{name}.{key} names '{col}', which is not declared in "
+                        f"tables.{name}.columns{why}"
+                    )
 
     def feature_types(self) -> dict[str, ColumnType]:
         """Feature name -> declared type, in the service's order."""

@@ -57,9 +57,22 @@ def keyed(uri: str, **kwargs: Any) -> TableConfig:
     )
 
 
-def file_table(uri: str, entity: str, when: str, columns: dict[str, str]) -> TableConfig:
+def file_table(
+    uri: str,
+    entity: str,
+    when: str,
+    columns: dict[str, str],
+    source: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> TableConfig:
+    """A keyed file table; `source` adds source keys (delimiter, missing_values), `kwargs`
+    table keys (formats, max_invalid_fraction)."""
     return table(
-        {"kind": "file", "uri": uri}, entity_column=entity, timestamp_column=when, columns=columns
+        {"kind": "file", "uri": uri, **(source or {})},
+        entity_column=entity,
+        timestamp_column=when,
+        columns=columns,
+        **kwargs,
     )
 
 
@@ -125,23 +138,15 @@ def test_column_formats_parse_alike(spark: Any, tmp_path: Path) -> None:
         "2;12/31/2023 18:30;3;89,25\n"
         "3;2/29/2024 00:00;1.000.000;12,34,5\n"
     )
-    cfg = table(
-        {"kind": "file", "uri": "f.csv", "delimiter": ";"},
-        entity_column="customer_id",
-        timestamp_column="event_timestamp",
-        columns={
-            "customer_id": "int",
-            "event_timestamp": "timestamp",
-            "age": "int",
-            "income": "float",
-        },
-        formats={
-            "event_timestamp": {"format": "%m/%d/%Y %H:%M"},
-            "age": {"thousands": "."},
-            "income": {"thousands": ".", "decimal": ","},
-        },
-        max_invalid_fraction=0.5,
-    )
+    types = {"customer_id": "int", "event_timestamp": "timestamp", "age": "int", "income": "float"}
+    formats = {
+        "event_timestamp": {"format": "%m/%d/%Y %H:%M"},
+        "age": {"thousands": "."},
+        "income": {"thousands": ".", "decimal": ","},
+    }
+    keys = ("customer_id", "event_timestamp")
+    cfg = file_table("f.csv", *keys, types, {"delimiter": ";"}, formats=formats)
+    cfg = cfg.model_copy(update={"max_invalid_fraction": 0.5})
     local, remote = both(tmp_path, {"t": cfg})
     same_tables(tmp_path, local, remote)
     assert remote["tables"]["t"]["invalid_examples"] == {"income": ["12,34,5"]}
@@ -220,16 +225,12 @@ def test_missing_value_markers_match(spark: Any, tmp_path: Path) -> None:
         "customer_id,event_timestamp,age,segment,note\n"
         "1,2024-01-01,NA,NA,null\n2,2024-01-02,41,x,NA\n3,2024-01-03,null,y,z\n"
     )
-    cfg = table(
-        {"kind": "file", "uri": "m.csv", "missing_values": ["NA", "null"]},
-        entity_column="customer_id",
-        timestamp_column="event_timestamp",
-        columns={
-            "customer_id": "int",
-            "event_timestamp": "timestamp",
-            "age": "int",
-            "segment": "string",
-        },
+    cfg = file_table(
+        "m.csv",
+        "customer_id",
+        "event_timestamp",
+        {"customer_id": "int", "event_timestamp": "timestamp", "age": "int", "segment": "string"},
+        source={"missing_values": ["NA", "null"]},
     )
     local, remote = both(tmp_path, {"m": cfg})
     same_tables(tmp_path, local, remote)
