@@ -259,13 +259,25 @@ def refuse_nul_bytes(content: bytes | Path, shown: str, what: str) -> None:
 
 def _read_parquet(handle: Any, shown: str, what: str) -> pd.DataFrame:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
-        return pd.read_parquet(handle)
+        table = pq.read_table(handle)
+        frame = table.to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise SeamlessError(
             f"{what}: {shown} is not a readable Parquet file ({short_reason(exc)})."
         ) from None
+    # pandas makes an integer column with nulls float64, which rounds values past 2**53
+    # (long ids, account numbers) silently: such a column comes as a nullable integer.
+    for i, field in enumerate(table.schema):
+        column = table.column(i)
+        if pa.types.is_integer(field.type) and column.null_count:
+            exact = (
+                pd.UInt64Dtype() if pa.types.is_unsigned_integer(field.type) else pd.Int64Dtype()
+            )
+            frame[field.name] = column.to_pandas(types_mapper=lambda _, d=exact: d).array
+    return frame
 
 
 def _read_csv(

@@ -394,6 +394,21 @@ def test_sub_microsecond_timestamps_are_refused_not_cut(spark: Any, tmp_path: Pa
     assert "column 'when' has 1 timestamp" in message
 
 
+def test_long_integers_with_nulls_in_parquet_match(spark: Any, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    accounts = pa.array([9007199254740993, None, 1234567890123456789], type=pa.int64())
+    when = pa.array(pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"], utc=True))
+    pq.write_table(
+        pa.table({"k": [1, 2, 3], "when": when, "acct": accounts}), tmp_path / "a.parquet"
+    )
+    cfg = file_table("a.parquet", "k", "when", {"k": "int", "when": "timestamp", "acct": "int"})
+    local, remote = both(tmp_path, {"a": cfg}, column="k")
+    same_tables(tmp_path, local, remote)
+    assert read_dataset(tmp_path / "local")["a"]["acct"].iloc[2] == 1234567890123456789
+
+
 def test_parquet_microseconds_survive_exactly(spark: Any, tmp_path: Path) -> None:
     """Today's instants in nanoseconds exceed a double's exact range (about 4% of random
     microsecond instants came out 1 us early through a double); the conversion to Spark's

@@ -105,6 +105,20 @@ def test_parquet_through_file_uri(tmp_path: Path) -> None:
     assert str(df["member"].dtype) == "boolean"
 
 
+def test_long_integers_with_nulls_in_parquet_stay_exact(tmp_path: Path) -> None:
+    # pandas reads an int64 column with a null as float64, which rounds 2**53 + 1 and
+    # 19-digit account numbers; ingest reads it as a nullable integer instead.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = [9007199254740993, None, 1234567890123456789]
+    accounts = pa.array(values, type=pa.int64())
+    pq.write_table(pa.table({"a": [1, 2, 3], "acct": accounts}), tmp_path / "p.parquet")
+    cfg = table({"kind": "file", "uri": "p.parquet"}, columns={"a": "int", "acct": "int"})
+    df, _ = ingest_table("p", cfg, tmp_path, T0)
+    assert df["acct"].tolist() == [9007199254740993, pd.NA, 1234567890123456789]
+
+
 def test_csv_over_http(tmp_path: Path) -> None:
     with json_api() as api:
         api.files["customers.csv"] = CSV.encode()
