@@ -106,16 +106,13 @@ def batch_scoring_cmd(
     Example: seamless run batch-scoring --input new_applications.parquet --as-of 2025-12-31
     """
     from components.batch.scoring import read_entities
-    from components.batch.stage import WITHOUT_FEATURES
+    from components.batch.stage import check_without_features
     from components.common.config import load_config
     from components.common.storage import is_remote
     from pipelines.local import run_batch_scoring, use_workspace
     from pipelines.workspace import resolve_config
 
-    if without_features not in WITHOUT_FEATURES:
-        raise SeamlessError(
-            f"--without-features {without_features!r} is not one of {', '.join(WITHOUT_FEATURES)}."
-        )
+    check_without_features(without_features)
     config_path = resolve_config(config, workspace)
     source = input_table if is_remote(input_table) else str(Path(input_table).resolve())
     # The arguments and the input's columns, before a step starts (the step checks the rows).

@@ -129,6 +129,14 @@ refuse the input (serving answers 404 for such ids), leave them out, or score th
 imputed values only."""
 
 
+def check_without_features(value: str) -> None:
+    """Refuse a `without_features` that is none of WITHOUT_FEATURES (the CLI, early)."""
+    if value not in WITHOUT_FEATURES:
+        raise SeamlessError(
+            f"--without-features {value!r} is not one of {', '.join(WITHOUT_FEATURES)}."
+        )
+
+
 def missing_by_view(
     config: SeamlessConfig, joined: pd.DataFrame
 ) -> tuple[dict[str, int], np.ndarray]:
@@ -288,10 +296,7 @@ def run_batch_scoring(
 
     started = time.perf_counter()
     lap = PhaseTimer()
-    if without_features not in WITHOUT_FEATURES:
-        raise SeamlessError(
-            f"--without-features {without_features!r} is not one of {', '.join(WITHOUT_FEATURES)}."
-        )
+    check_without_features(without_features)
     output_check(output_uri)
     entities = read_entities(config, input_uri, as_of, timestamp_column)
     mv = resolve_version(config, model_version)

@@ -230,7 +230,10 @@ def _timestamp_in_format(raw: pd.Series, pattern: str) -> pd.Series:
     """Text parsed by a strptime pattern (naive times are UTC); typed values as usual."""
     s = _clean_text(raw)
     text = _text_mask(s)
-    out = _to_timestamp(s.where(~text, None))
+    if text.all():  # a text source: nothing for the typed path
+        out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    else:
+        out = _to_timestamp(s.where(~text, None))
     if text.any():
         part = s[text]
         parsed = pd.to_datetime(part, format=pattern, errors="coerce", utc=True)
