@@ -8,6 +8,7 @@ the file, URL or database (passwords masked).
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import logging
 import re
@@ -280,11 +281,65 @@ def _read_parquet(handle: Any, shown: str, what: str) -> pd.DataFrame:
     return frame
 
 
+def nameless_columns(header: list[Any], shown: str, what: str) -> list[int]:
+    """Positions (from 0) of the header's empty names; refuses a name given twice.
+
+    CSV readers rename such columns on their own (pandas `income.1` and `Unnamed: 6`,
+    Spark `income3` and `_c6`): the engines would disagree, and a second `income` would
+    be stored under a name nobody gave it."""
+    names = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in header]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name and name in seen:
+            raise SeamlessError(
+                f"{what}: {shown} has two columns named '{name}' (columns {seen[name] + 1} "
+                f"and {i + 1} of the header); rename one in the source."
+            )
+        seen.setdefault(name, i)
+    return [i for i, name in enumerate(names) if not name]
+
+
+def empty_nameless_sentence(
+    positions: list[int], holding: list[int], shown: str, what: str
+) -> str | None:
+    """Refuses a column without a name that holds values; what to log about the others
+    (a delimiter ending every line gives one with neither name nor value)."""
+    if holding:
+        raise SeamlessError(
+            f"{what}: column {holding[0] + 1} of {shown} has no name in the header but holds "
+            "values (a row index written with the data?); name it in the header, or "
+            "remove it."
+        )
+    if not positions:
+        return None
+    listed = ", ".join(str(i + 1) for i in positions)
+    return (
+        f"{what}: left out column {listed} of {shown}: no name in the header and no value "
+        "in any row (a delimiter ending every line)."
+    )
+
+
 def _read_csv(
     handle: Any, shown: str, what: str, source: FileSource, expected: Collection[str]
 ) -> pd.DataFrame:
     delimiter = source.delimiter
     try:
+        # pandas infers compression from a path's suffix only: an object or a download
+        # of x.csv.gz arrives as bytes.
+        if isinstance(handle, io.BytesIO) and handle.getbuffer()[:2] == b"\x1f\x8b":
+            handle = io.BytesIO(gzip.decompress(handle.getvalue()))
+        first = pd.read_csv(
+            handle,
+            sep=delimiter,
+            header=None,
+            nrows=1,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+        )
+        if hasattr(handle, "seek"):
+            handle.seek(0)
+        nameless = nameless_columns(list(first.iloc[0]) if len(first) else [], shown, what)
         header = pd.read_csv(handle, sep=delimiter, nrows=0, encoding="utf-8-sig").columns
         if hasattr(handle, "seek"):
             handle.seek(0)
@@ -297,6 +352,7 @@ def _read_csv(
         df = pd.read_csv(
             handle,
             sep=delimiter,
+            index_col=False,  # never a data column taken as the index (check_row_widths)
             dtype={c: str for c in expected},
             encoding="utf-8-sig",
             skipinitialspace=False,
@@ -317,7 +373,67 @@ def _read_csv(
             f"{what}: {shown} cannot be decompressed or read ({short_reason(exc)})."
         ) from None
     check_delimiter([str(c) for c in df.columns], expected, handle, shown, what, delimiter)
+    check_row_widths(handle, len(df.columns), shown, what, delimiter)
+    if nameless:
+        holding = [i for i in nameless if df.iloc[:, i].notna().any()]
+        note = empty_nameless_sentence(nameless, holding, shown, what)
+        log.warning("%s", note)
+        df = df.drop(columns=[df.columns[i] for i in nameless])
     return df
+
+
+def check_row_widths(handle: Any, width: int, shown: str, what: str, delimiter: str) -> None:
+    """Refuse rows whose number of fields is not the header's.
+
+    pandas pads a short row (a file cut off mid-line) with nulls, and with one field too
+    many on every data row it takes the first column as the index and shifts every value
+    one column over; Spark's reader refuses both. pyarrow's parser counts the fields
+    (converting one column only, a few percent of the read)."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    if hasattr(handle, "seek"):
+        handle.seek(0)
+    source = handle if hasattr(handle, "read") else str(handle)
+    bad: list[Any] = []
+
+    def keep(row: Any) -> str:
+        bad.append(row)
+        return "skip"
+
+    names = [f"f{i}" for i in range(width)]
+    try:
+        pc.read_csv(
+            source,
+            # One thread: as fast for this one-column pass, and rows keep their numbers.
+            read_options=pc.ReadOptions(column_names=names, skip_rows=1, use_threads=False),
+            parse_options=pc.ParseOptions(
+                delimiter=delimiter, newlines_in_values=True, invalid_row_handler=keep
+            ),
+            convert_options=pc.ConvertOptions(
+                include_columns=names[:1], column_types={names[0]: pa.string()}
+            ),
+        )
+    except (pa.ArrowException, OSError) as exc:
+        reason = short_reason(exc)
+        raise SeamlessError(f"{what}: {shown} cannot be read as CSV ({reason}).") from None
+    finally:
+        if hasattr(handle, "seek"):
+            handle.seek(0)
+    if not bad:
+        return
+    first = min(bad, key=lambda r: r.number if r.number is not None else 1 << 62)
+    where = f"data row {first.number - 1}" if first.number is not None else "a row"
+    hint = (
+        " (a delimiter ending every data line but not the header?)"
+        if first.actual_columns == width + 1
+        else " (a file cut short, or a value with the delimiter but no quotes?)"
+    )
+    others = f"; {len(bad) - 1} other rows too" if len(bad) > 1 else ""
+    raise SeamlessError(
+        f"{what}: {where} of {shown} has {first.actual_columns} fields where the header has "
+        f"{width}{hint}{others}. Nothing was read."
+    )
 
 
 def check_delimiter(

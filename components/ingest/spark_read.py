@@ -25,8 +25,10 @@ from components.common.spark_kubernetes import executor_visible
 from components.ingest.fetch import mask_url
 from components.ingest.sources import (
     check_delimiter,
+    empty_nameless_sentence,
     format_of,
     local_file_head,
+    nameless_columns,
     refuse_nul_bytes,
     resolve_file,
     short_reason,
@@ -200,7 +202,46 @@ def _read_csv(
         columns = frame.columns
     if isinstance(where, Path):
         check_delimiter(columns, expected, where, shown, what, delimiter)
+    frame = _without_nameless(frame, reader, uri, shown, what)
     return _markers_as_null(frame, source.missing_values, expected)
+
+
+def _without_nameless(frame: DataFrame, reader: Any, uri: str, shown: str, what: str) -> DataFrame:
+    """The header checked as the local engine checks it (`nameless_columns`).
+
+    Spark names a column without a name `_c6` and a name given twice `income3`, each
+    after its position: only when a name ends in its position is the raw header read."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    columns = frame.columns
+    if not any(c.endswith(str(i)) for i, c in enumerate(columns)):
+        return frame
+    with _case_sensitive(frame.sparkSession):
+        first = reader.option("header", False).csv(uri).first()
+    header = list(first) if first is not None else []
+    if header and isinstance(header[0], str):
+        header[0] = header[0].removeprefix("\ufeff")
+    nameless = nameless_columns(header, shown, what)
+    if not nameless:
+        return frame
+    named = [columns[i] for i in nameless]
+    # Spark's per-file header check cannot match an empty name to `_c6`: one file is read
+    # again with its header skipped (checked above); a prefix of files could differ.
+    if uri.endswith("/") or not Path(urlsplit(uri).path).suffix:
+        raise SeamlessError(
+            f"{what}: column {nameless[0] + 1} of {shown} has no name in the header; "
+            "name it, or remove it (the Spark engine reads nameless columns from one file only)."
+        )
+    schema = StructType([StructField(c, StringType()) for c in columns])
+    with _case_sensitive(frame.sparkSession):
+        frame = reader.option("header", True).option("enforceSchema", True).schema(schema).csv(uri)
+    found = frame.select(*[F.count(F.col(f"`{c}`")).alias(str(i)) for i, c in enumerate(named)])
+    counts = found.first() or [0] * len(named)
+    holding = [p for p, n in zip(nameless, counts, strict=True) if n]
+    note = empty_nameless_sentence(nameless, holding, shown, what)
+    log.warning("%s", note)
+    return frame.drop(*named)
 
 
 @contextmanager

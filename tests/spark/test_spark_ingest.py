@@ -159,9 +159,29 @@ def test_column_formats_parse_alike(spark: Any, tmp_path: Path) -> None:
 def test_a_column_equal_but_for_case_to_a_declared_one_is_refused_alike(
     spark: Any, tmp_path: Path
 ) -> None:
-    (tmp_path / "c.csv").write_text(CSV.replace(",segment\n", ",segment,AGE\n", 1))
+    lines = CSV.splitlines()
+    (tmp_path / "c.csv").write_text("\n".join([lines[0] + ",AGE", *(x + ",1" for x in lines[1:])]))
     message = both_fail(tmp_path, {"t": keyed("c.csv", max_invalid_fraction=0.5)})
     assert "columns 'age' and 'AGE' differ only in case" in message
+
+
+def test_a_header_with_a_name_twice_or_none_is_read_alike(spark: Any, tmp_path: Path) -> None:
+    # Spark would name them 'age6' and '_c6', pandas 'age.1' and 'Unnamed: 6'.
+    lines = CSV.splitlines()
+    (tmp_path / "e.csv").write_text("".join(f"{x},\n" for x in lines))
+    local, remote = both(tmp_path, {"t": keyed("e.csv", max_invalid_fraction=0.5)})
+    same_tables(tmp_path, local, remote)
+    assert list(read_dataset(tmp_path / "spark")["t"].columns)[:6] == lines[0].split(",")
+    for case, header, expected in (
+        ("twice", ",age", "two columns named 'age' (columns 3 and 7 of the header)"),
+        ("holding", ",", "no name in the header but holds values"),
+    ):
+        (tmp_path / case).mkdir()
+        (tmp_path / case / "d.csv").write_text(
+            "\n".join([lines[0] + header, *(x + ",1" for x in lines[1:])])
+        )
+        message = both_fail(tmp_path / case, {"t": keyed("d.csv", max_invalid_fraction=0.5)})
+        assert expected in message
 
 
 def test_parquet_with_nanosecond_timestamps_and_generated_columns(

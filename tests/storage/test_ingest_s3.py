@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,19 @@ def test_a_prefix_reads_every_data_object_under_it(bucket: str) -> None:
     df, info = ingest_table("t", _csv_table(f"s3://{bucket}/parts/"), None)
     assert df["a"].tolist() == [1, 2, 3]
     assert info["source"] == f"s3://{bucket}/parts/"
+
+
+def test_gzipped_csv_objects_are_read(bucket: str) -> None:
+    # pandas infers compression from a path only; an object arrives as bytes.
+    storage.write_bytes(f"s3://{bucket}/gz/part-1.csv.gz", gzip.compress(CSV_PART_1.encode()))
+    storage.write_bytes(f"s3://{bucket}/gz/part-2.csv.gz", gzip.compress(CSV_PART_2.encode()))
+    df, _ = ingest_table("t", _csv_table(f"s3://{bucket}/gz/"), None)
+    assert df["a"].tolist() == [1, 2, 3] and df["b"].tolist() == ["x", "y", "z"]
+    cut = gzip.compress(CSV_PART_1.encode())[:-9]
+    storage.write_bytes(f"s3://{bucket}/gz-cut/t.csv.gz", cut)
+    with pytest.raises(SeamlessError) as err:
+        ingest_table("t", _csv_table(f"s3://{bucket}/gz-cut/t.csv.gz"), None)
+    assert "cannot be decompressed or read" in str(err.value)
 
 
 def test_an_empty_prefix_is_one_sentence(bucket: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -270,6 +271,54 @@ def test_parser_error_without_a_better_delimiter_names_the_line(tmp_path: Path) 
     msg = ingest_error("customers", keyed("r.csv"), tmp_path)
     assert_one_sentence(msg, "r.csv", "not valid CSV at line 3", "expected 3 fields, found 4")
     assert "delimited by" not in msg
+
+
+def test_a_name_given_twice_in_the_header_is_refused(tmp_path: Path) -> None:
+    # pandas would read the second 'age' as 'age.1', Spark as 'age7'.
+    lines = CSV.splitlines()
+    (tmp_path / "d.csv").write_text("\n".join([lines[0] + ",age", *(x + ",33" for x in lines[1:])]))
+    msg = ingest_error("customers", keyed("d.csv"), tmp_path)
+    assert_one_sentence(
+        msg, "d.csv", "two columns named 'age' (columns 3 and 8 of the header)", "rename one"
+    )
+
+
+def test_a_column_with_neither_name_nor_value_is_left_out_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A delimiter ending every line: pandas would add 'Unnamed: 7', Spark '_c7'.
+    (tmp_path / "t.csv").write_text("".join(line + ",\n" for line in CSV.splitlines()))
+    (tmp_path / "p.csv").write_text(CSV)
+    df, info = ingest_table("customers", keyed("t.csv"), tmp_path, T0)
+    _, plain_info = ingest_table("customers", keyed("p.csv"), tmp_path, T0)
+    assert info["source_sha256"] == plain_info["source_sha256"]
+    assert [c for c in df.columns if c.startswith("Unnamed")] == []
+    assert "left out column 8 of" in caplog.text and "no value in any row" in caplog.text
+
+
+def test_a_nameless_column_holding_values_is_refused(tmp_path: Path) -> None:
+    # pandas' to_csv writes its row index under an empty name.
+    pd.read_csv(io.StringIO(CSV), dtype=str).to_csv(tmp_path / "i.csv")
+    msg = ingest_error("customers", keyed("i.csv"), tmp_path)
+    assert_one_sentence(msg, "column 1 of", "i.csv", "no name in the header but holds values")
+
+
+def test_rows_with_more_or_fewer_fields_than_the_header_are_refused(tmp_path: Path) -> None:
+    # pandas took the first column as the index and shifted every value one column over.
+    lines = CSV.splitlines()
+    (tmp_path / "r.csv").write_text("\n".join([lines[0], *(f"{x}," for x in lines[1:])]))
+    msg = ingest_error("customers", keyed("r.csv"), tmp_path)
+    assert_one_sentence(
+        msg,
+        "data row 1 of",
+        "has 8 fields where the header has 7",
+        "a delimiter ending every data line but not the header",
+        "3 other rows too",
+    )
+    # A file cut off in its last line: pandas padded the row with nulls.
+    (tmp_path / "c.csv").write_text(CSV.rstrip("\n")[:-12])
+    msg = ingest_error("customers", keyed("c.csv"), tmp_path)
+    assert_one_sentence(msg, "data row 4 of", "has 4 fields where the header has 7", "cut short")
 
 
 def test_missing_required_column(tmp_path: Path) -> None:
