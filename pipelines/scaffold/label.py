@@ -51,6 +51,14 @@ def _label_kind(raw: pd.Series) -> ColumnType:
     return "string"
 
 
+_MANY_NUMBERS = 20
+"""More distinct numeric label values than this read as a quantity to regress on."""
+
+
+def _all_numbers(values: pd.Series) -> bool:
+    return bool(pd.to_numeric(values.map(str).str.strip(), errors="coerce").notna().all())
+
+
 def _int_text(text: str) -> str:
     """'1', ' 1' or '1.0' as '1'."""
     return str(int(text.strip().split(".")[0]))
@@ -143,6 +151,13 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
         notes.append(
             f"Positive class {chosen!r}: the minority class{tie}, {rows(na)} against "
             f"{rows(nb)} of {b!r}; pass --positive to choose the other."
+        )
+    elif len(classes) > _MANY_NUMBERS and _all_numbers(values):
+        raise SeamlessError(
+            f"Label column '{label}' of {shown} holds numbers with {len(classes):,} distinct "
+            f"values, a quantity rather than classes, and Seamless trains binary classifiers: "
+            f"add a column saying which rows to predict (say, '{label}' over a threshold) and "
+            "pass that as --label."
         )
     else:
         raise SeamlessError(

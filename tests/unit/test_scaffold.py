@@ -163,6 +163,18 @@ def test_label_with_more_than_two_values_needs_positive() -> None:
     assert plan.positive == "c" and plan.negatives == ("a", "b")
 
 
+def test_a_numeric_label_with_many_values_is_named_a_quantity() -> None:
+    # A regression target: before, the sentence asked for --positive among 200 prices.
+    df = pd.DataFrame({"price": [f"{100 + i * 0.25:.2f}" for i in range(200)]})
+    with pytest.raises(SeamlessError) as info:
+        plan_label(df, "price", "data.csv")
+    assert_one_sentence(
+        str(info.value), "'price'", "numbers with 200 distinct values", "binary classifiers"
+    )
+    plan = plan_label(df, "price", "data.csv", positive="100.25")
+    assert plan.positive == "100.25" and len(plan.negatives) == 199
+
+
 def test_positive_must_be_a_label_value() -> None:
     df = pd.DataFrame({"churn": ["yes", "no", "no"]})
     with pytest.raises(SeamlessError) as info:
