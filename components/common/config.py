@@ -62,6 +62,36 @@ class FileSource(_Strict):
     None by default, so a value such as "NA" stays the text "NA". Ingest counts them per
     declared column (manifest `missing_markers`, run summary); a CSV's undeclared columns
     read them as missing too."""
+    encoding: str = "utf-8"
+    """Text encoding of a CSV file: any Python codec that writes ASCII as ASCII (`cp1252`
+    for Windows exports in Western Europe, `latin-1`, `shift_jis`, ...). UTF-8 may start
+    with a byte order mark. Spark reads with the Java charset of the same name."""
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        why = csv_encoding_problem(value)
+        if why:
+            raise ValueError(why)
+        return value
+
+
+def csv_encoding_problem(name: str) -> str:
+    """Why `name` cannot be a CSV's encoding ("" when it can)."""
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return f"unknown text encoding '{name}' (a Python codec name such as cp1252)"
+    sample = "id,name;value\t1\n"
+    try:
+        ascii_alike = sample.encode(name) == sample.encode("ascii")
+    except (UnicodeError, LookupError):
+        ascii_alike = False
+    if not ascii_alike:
+        return f"text encoding '{name}' does not write the delimiters and digits as ASCII does"
+    return ""
 
 
 class SqlSource(_Strict):

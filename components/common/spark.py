@@ -42,6 +42,9 @@ _DEFAULTS = {
     # timestamps; read them as integers and convert (components/ingest/spark_read.py).
     "spark.sql.legacy.parquet.nanosAsLong": "true",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # A CSV source's `encoding` may be any Java charset (cp1252, shift_jis), as the local
+    # engine reads any Python codec; Spark 4 otherwise allows only UTF and ISO-8859-1.
+    "spark.sql.legacy.javaCharsets": "true",
     # Parquet timestamps as UTC instants in microseconds (Spark's default is legacy INT96).
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     # The web UI would open a port on every step; Spark's history is in the step log.

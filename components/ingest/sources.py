@@ -323,6 +323,7 @@ def _read_csv(
     handle: Any, shown: str, what: str, source: FileSource, expected: Collection[str]
 ) -> pd.DataFrame:
     delimiter = source.delimiter
+    encoding = pandas_encoding(source.encoding)
     try:
         # pandas infers compression from a path's suffix only: an object or a download
         # of x.csv.gz arrives as bytes.
@@ -335,12 +336,12 @@ def _read_csv(
             nrows=1,
             dtype=str,
             keep_default_na=False,
-            encoding="utf-8-sig",
+            encoding=encoding,
         )
         if hasattr(handle, "seek"):
             handle.seek(0)
         nameless = nameless_columns(list(first.iloc[0]) if len(first) else [], shown, what)
-        header = pd.read_csv(handle, sep=delimiter, nrows=0, encoding="utf-8-sig").columns
+        header = pd.read_csv(handle, sep=delimiter, nrows=0, encoding=encoding).columns
         if hasattr(handle, "seek"):
             handle.seek(0)
         # Only an empty field is missing, plus the source's `missing_values` outside the
@@ -354,7 +355,7 @@ def _read_csv(
             sep=delimiter,
             index_col=False,  # never a data column taken as the index (check_row_widths)
             dtype={c: str for c in expected},
-            encoding="utf-8-sig",
+            encoding=encoding,
             skipinitialspace=False,
             keep_default_na=False,
             na_values=na,
@@ -364,16 +365,19 @@ def _read_csv(
     except pd.errors.ParserError as exc:
         raise SeamlessError(_parser_error(exc, handle, shown, what, delimiter)) from None
     except UnicodeDecodeError as exc:
+        utf8 = encoding == "utf-8-sig"
+        hint = " (set the source's encoding, e.g. cp1252 for a Windows export)" if utf8 else ""
         raise SeamlessError(
-            f"{what}: {shown} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
-            f"{exc.start}), so it cannot be read as CSV."
+            f"{what}: {shown} is not {'UTF-8' if utf8 else source.encoding} text (byte "
+            f"{exc.object[exc.start]:#04x} at offset {exc.start}), so it cannot be read as "
+            f"CSV{hint}."
         ) from None
     except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt compressed files
         raise SeamlessError(
             f"{what}: {shown} cannot be decompressed or read ({short_reason(exc)})."
         ) from None
     check_delimiter([str(c) for c in df.columns], expected, handle, shown, what, delimiter)
-    check_row_widths(handle, len(df.columns), shown, what, delimiter)
+    check_row_widths(handle, len(df.columns), shown, what, delimiter, encoding)
     if nameless:
         holding = [i for i in nameless if df.iloc[:, i].notna().any()]
         note = empty_nameless_sentence(nameless, holding, shown, what)
@@ -382,7 +386,17 @@ def _read_csv(
     return df
 
 
-def check_row_widths(handle: Any, width: int, shown: str, what: str, delimiter: str) -> None:
+def pandas_encoding(encoding: str) -> str:
+    """The codec pandas reads a CSV with: UTF-8 may open with a byte order mark."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else name
+
+
+def check_row_widths(
+    handle: Any, width: int, shown: str, what: str, delimiter: str, encoding: str = "utf-8-sig"
+) -> None:
     """Refuse rows whose number of fields is not the header's.
 
     pandas pads a short row (a file cut off mid-line) with nulls, and with one field too
@@ -406,7 +420,12 @@ def check_row_widths(handle: Any, width: int, shown: str, what: str, delimiter: 
         pc.read_csv(
             source,
             # One thread: as fast for this one-column pass, and rows keep their numbers.
-            read_options=pc.ReadOptions(column_names=names, skip_rows=1, use_threads=False),
+            read_options=pc.ReadOptions(
+                column_names=names,
+                skip_rows=1,
+                use_threads=False,
+                encoding="utf8" if encoding == "utf-8-sig" else encoding,
+            ),
             parse_options=pc.ParseOptions(
                 delimiter=delimiter, newlines_in_values=True, invalid_row_handler=keep
             ),

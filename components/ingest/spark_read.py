@@ -9,6 +9,7 @@ return None: the caller ingests them with the local engine and says so in the ma
 
 from __future__ import annotations
 
+import codecs
 import logging
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -183,7 +184,8 @@ def _read_csv(
         sep=delimiter,
         quote='"',
         escape='"',  # RFC 4180: a quote inside a quoted value is doubled
-        encoding="UTF-8",
+        # Python's codec names are Java charset names or aliases too (cp1252, iso8859-1).
+        encoding=codecs.lookup(source.encoding).name.removesuffix("-sig"),
         mode="FAILFAST",  # a row with too many or too few fields fails; nothing is padded
         enforceSchema=False,
     )

@@ -352,6 +352,8 @@ def _source_dict(src: FileSource | SqlSource) -> dict[str, Any]:
         out["delimiter"] = src.delimiter
     if src.missing_values:
         out["missing_values"] = list(src.missing_values)
+    if src.encoding != "utf-8":
+        out["encoding"] = src.encoding
     return out
 
 

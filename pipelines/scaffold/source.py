@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
+import gzip
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 from urllib.request import url2pathname
 
@@ -11,8 +15,8 @@ import pandas as pd
 
 from components.common.config import FileSource, SqlSource
 from components.common.errors import SeamlessError
-from components.ingest.sources import read_source
-from pipelines.scaffold.common import PASSWORD_VAR, identifier
+from components.ingest.sources import pandas_encoding, read_source
+from pipelines.scaffold.common import PASSWORD_VAR, identifier, show
 
 
 @dataclass(frozen=True)
@@ -69,17 +73,18 @@ def plan_source(
         what = "is not a file" if path.exists() else "does not exist"
         raise SeamlessError(f"--from {from_}: {path} {what}.")
     delimiter = _delimiter_of(path)
-    notes: tuple[str, ...] = ()
+    encoding, encoding_note = _encoding_of(path)
+    notes: tuple[str, ...] = (encoding_note,) if encoding_note else ()
     try:
         uri = path.relative_to(data_dir).as_posix()
     except ValueError:
         uri = str(path)
-        notes = (
+        notes += (
             f"An absolute path: {path.name} is not inside the data directory {data_dir} "
             "(init --data-dir).",
         )
-    read = FileSource(uri=str(path), delimiter=delimiter)
-    written = FileSource(uri=uri, delimiter=delimiter)
+    read = FileSource(uri=str(path), delimiter=delimiter, encoding=encoding)
+    written = FileSource(uri=uri, delimiter=delimiter, encoding=encoding)
     stem = path.name.split(".")[0]
     return SourcePlan(read, written, str(path), identifier(stem, "data"), notes)
 
@@ -94,6 +99,44 @@ def _delimiter_of(path: Path) -> str:
         if fh.read(4) == b"PAR1":
             return ","
     return sniff_delimiter(sample_text(path), ",") or ","
+
+
+def _encoding_of(path: Path) -> tuple[str, str]:
+    """`utf-8`, or for a CSV that is not UTF-8 the Windows Western European code page
+    (`latin-1` where even that cannot read a byte), with a note showing the values whose
+    reading the user should check."""
+    if path.name.lower().endswith((".parquet", ".pq", ".parq")):
+        return "utf-8", ""
+    opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    try:
+        with opener(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    offset += exc.start
+                    break
+                offset += len(chunk)
+            else:
+                return "utf-8", ""
+            fh.seek(0)
+            sample = fh.read(1 << 20)
+    except (OSError, EOFError):  # the reader says what is wrong, with the file named
+        return "utf-8", ""
+    try:
+        sample.decode("cp1252")
+        encoding, called = "cp1252", "Windows Western European"
+    except UnicodeDecodeError:
+        encoding, called = "latin-1", "ISO 8859-1"
+    words = re.findall(r"[^\s,;|\t\"]*[^\x00-\x7f][^\s,;|\t\"]*", sample.decode(encoding))
+    examples = [w for w in dict.fromkeys(words) if len(w) < 40]
+    return encoding, (
+        f"Not UTF-8 text (the byte at offset {offset} is not): read as {encoding} "
+        f"({called}); values such as {show(examples, 6)} must read as meant, else set "
+        "the source's `encoding` to the file's."
+    )
 
 
 def _plan_sql(
@@ -188,7 +231,8 @@ def _csv_header(src: FileSource) -> list[str]:
         if fh.read(4) == b"PAR1":
             return []
     try:
-        cols = pd.read_csv(path, sep=src.delimiter, nrows=0, encoding="utf-8-sig").columns
+        encoding = pandas_encoding(src.encoding)
+        cols = pd.read_csv(path, sep=src.delimiter, nrows=0, encoding=encoding).columns
     except Exception:  # the reader says what is wrong, with the file named
         return []
     return [str(c) for c in cols]

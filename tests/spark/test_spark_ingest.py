@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.common.config import SeamlessConfig, TableConfig
+from components.common.config import FileSource, SeamlessConfig, TableConfig
 from components.common.errors import SeamlessError
 from components.common.tables import read_dataset, read_manifest
 from components.ingest.stage import ingest_tables
@@ -182,6 +182,18 @@ def test_a_header_with_a_name_twice_or_none_is_read_alike(spark: Any, tmp_path: 
         )
         message = both_fail(tmp_path / case, {"t": keyed("d.csv", max_invalid_fraction=0.5)})
         assert expected in message
+
+
+def test_a_windows_encoded_csv_is_read_alike(spark: Any, tmp_path: Path) -> None:
+    text = CSV.replace(",A\n", ",Zürich\n").replace(",B\n", ",Genève\n")
+    (tmp_path / "w.csv").write_bytes(text.encode("cp1252"))
+    source = {"kind": "file", "uri": "w.csv", "encoding": "cp1252"}
+    cfg = keyed("w.csv", max_invalid_fraction=0.5).model_copy(
+        update={"source": FileSource(**source)}
+    )
+    local, remote = both(tmp_path, {"t": cfg})
+    same_tables(tmp_path, local, remote)
+    assert read_dataset(tmp_path / "spark")["t"]["segment"].tolist()[:2] == ["Zürich", "Genève"]
 
 
 def test_parquet_with_nanosecond_timestamps_and_generated_columns(

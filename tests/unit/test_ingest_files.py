@@ -378,7 +378,30 @@ def test_generated_column_already_present(tmp_path: Path) -> None:
 def test_not_utf8_csv(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_bytes(b"a,b\n1,\xff\xfe\n")
     msg = ingest_error("p", plain("x.csv"), tmp_path)
-    assert_one_sentence(msg, "x.csv", "not UTF-8")
+    assert_one_sentence(msg, "x.csv", "not UTF-8", "set the source's encoding", "cp1252")
+
+
+def test_a_declared_encoding_reads_the_same_values_as_utf8(tmp_path: Path) -> None:
+    text = CSV.replace(",A,x", ",Zürich,é").replace(",B,", ",Genève,")
+    (tmp_path / "u.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "w.csv").write_bytes(text.encode("cp1252"))
+    utf8, utf8_info = ingest_table("customers", keyed("u.csv"), tmp_path, T0)
+    win, win_info = ingest_table("customers", keyed("w.csv", encoding="cp1252"), tmp_path, T0)
+    assert win["segment"].tolist()[:2] == ["Zürich", "Genève"]
+    assert win_info["source_sha256"] == utf8_info["source_sha256"]
+    pd.testing.assert_frame_equal(win, utf8)
+    # The wrong encoding declared: one sentence naming it.
+    msg = ingest_error("customers", keyed("u.csv", encoding="ascii"), tmp_path)
+    assert_one_sentence(msg, "u.csv", "is not ascii text", "offset")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "why"),
+    [("utf-16", "does not write the delimiters and digits as ASCII does"), ("kl", "unknown")],
+)
+def test_an_encoding_that_cannot_read_a_csv_is_refused(encoding: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        keyed("x.csv", encoding=encoding)
 
 
 def test_http_file_not_found(tmp_path: Path) -> None:

@@ -748,6 +748,24 @@ def test_us_dates_and_thousands_separators_are_written_as_formats(tmp_path: Path
     assert_one_sentence(str(info.value), "'date'", "row 6", "written like 11/28/2024", "%m/%d/%Y")
 
 
+def test_a_windows_export_is_read_as_cp1252_and_says_which_values_to_check(
+    tmp_path: Path,
+) -> None:
+    df = churn_frame(300)
+    df["city"] = ["Zürich", "Genève", "Köln"] * 100
+    (tmp_path / "data.csv").write_bytes(df.to_csv(index=False).encode("cp1252"))
+    plan = build_scaffold(str(tmp_path / "data.csv"), "churn", name="churn", data_dir=tmp_path)
+    assert yaml.safe_load(plan.text)["tables"]["data"]["source"]["encoding"] == "cp1252"
+    note = next(n for n in plan.source.notes if "Not UTF-8" in n)
+    assert "read as cp1252" in note and "'Zürich', 'Genève', 'Köln'" in note
+    write_config(tmp_path / "c.yaml", plan.text)
+    dry = dry_validate(tmp_path / "c.yaml", tmp_path)
+    assert dry.result.decision == "pass", dry.result.failure_sentences()
+    # UTF-8 text gets no encoding key.
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    assert "encoding" not in yaml.safe_load(plan.text)["tables"]["data"]["source"]
+
+
 def test_a_small_table_gets_leaves_it_can_fill() -> None:
     # heart disease has 303 rows: a fold trains on ~160, so leaves of 20 rows barely split,
     # and at 40 rows nothing splits at all (every row would get the base rate).
