@@ -31,13 +31,15 @@ def _shown(path: Path) -> str:
 
 def column_lines(plan: Scaffold) -> list[tuple[str, str, str]]:
     """(column, type, why) for every column of the profiled table."""
+    from pipelines.scaffold.profile import event_time_why
+
     keys, label = plan.keys, plan.label
     out: list[tuple[str, str, str]] = []
     for col, p in plan.profiles.items():
         if col == keys.entity:
             kind, why = keys.entity_kind or p.kind, "entity key"
         elif col == keys.timestamp:
-            kind, why = "timestamp", "event time"
+            kind, why = "timestamp", event_time_why(p)
         elif col == label.column:
             classes = ", ".join(f"{v!r} ({n:,})" for v, n in label.counts.items())
             kind, why = label.kind, f"label: {classes}"

@@ -142,7 +142,9 @@ Source = Annotated[FileSource | SqlSource | ApiSource, Field(discriminator="kind
 
 Thousands = Literal[",", ".", " ", "'", "_"]
 _SAMPLE_TIME = datetime(2024, 11, 28, 13, 45, 6, 123456, tzinfo=UTC)
-FORMAT_KEYS = ("format", "thousands", "decimal")
+UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+"""Nanoseconds in one of each Unix time unit (`ColumnFormat.unit`)."""
+FORMAT_KEYS = ("format", "unit", "thousands", "decimal")
 """The keys of a column's `ColumnFormat`, written on the column beside its type."""
 
 
@@ -151,7 +153,8 @@ class ColumnFormat(_Strict):
     strings, a database's text column), if not in the default form. Written on the column:
     `signup: {type: timestamp, format: "%m/%d/%Y"}`, `charges: {type: float, thousands: ","}`.
     Values already typed by the source (Parquet, a database's numeric or date column) are
-    taken as they are. A value that does not match is not parseable, like any other."""
+    taken as they are, except numbers under `unit` (Unix time). A value that does not match
+    is not parseable, like any other."""
 
     format: str | None = None
     """timestamp columns: the value's pattern in Python's strptime codes, e.g. `%m/%d/%Y`
@@ -163,9 +166,21 @@ class ColumnFormat(_Strict):
     no-break spaces. Unset: no separator."""
     decimal: Literal[".", ","] | None = None
     """float columns: the decimal mark, `","` for `3,5` (unset: `.`)."""
+    unit: Literal["s", "ms", "us", "ns"] | None = None
+    """timestamp columns: the value is Unix time, a count of seconds (`s`), milliseconds,
+    microseconds or nanoseconds since 1970-01-01 UTC, as text or as a number column
+    (Parquet, a database's bigint); a fraction is taken down to the nanosecond. Unset:
+    numbers are not timestamps (seconds or milliseconds cannot be told apart)."""
+
+    @property
+    def given(self) -> bool:
+        """Whether any key is set (the column is not in the default form)."""
+        return bool(self.format or self.thousands or self.decimal or self.unit)
 
     def example(self, kind: ColumnType) -> str:
         """A value written this way, for messages (`11/28/2024`, `1,234,567.89`)."""
+        if kind == "timestamp" and self.unit:
+            return str(int(_SAMPLE_TIME.timestamp()) * UNIT_NS[self.unit] // UNIT_NS["s"])
         if kind == "timestamp" and self.format:
             return _SAMPLE_TIME.strftime(self.format)
         sep = self.thousands or ""
@@ -183,6 +198,11 @@ class ColumnFormat(_Strict):
                 return f"format {self.format!r} is not a strptime pattern ({exc})"
             if "%" not in self.format:
                 return f"format {self.format!r} has no % code (e.g. %m/%d/%Y)"
+        if self.unit is not None:
+            if kind != "timestamp":
+                return f"unit applies to timestamp columns, and this one is {kind}"
+            if self.format is not None:
+                return "unit (Unix time) and format (text) exclude each other; keep one"
         if self.thousands is not None and kind not in ("int", "float"):
             return f"thousands applies to int and float columns, and this one is {kind}"
         if self.decimal is not None and kind != "float":
@@ -733,7 +753,7 @@ def _column_spec(where: str, spec: dict[Any, Any]) -> tuple[Any, PiiTag, dict[st
     if unknown:
         raise ValueError(
             f"{where} has unknown key '{unknown[0]}'; a column is written as its type or as "
-            "{type: ..., pii: pseudonymize|drop|keep} with format, thousands or decimal "
+            "{type: ..., pii: pseudonymize|drop|keep} with format, unit, thousands or decimal "
             "if its values need them"
         )
     if "type" not in spec:

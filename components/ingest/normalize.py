@@ -35,6 +35,7 @@ from components.common.config import (
     CASE_BLIND,
     INGESTED_AT,
     ROW_ID,
+    UNIT_NS,
     ColumnFormat,
     ColumnType,
     LabelsConfig,
@@ -272,8 +273,46 @@ def _plain_numbers(raw: pd.Series, thousands: str | None, decimal: str) -> pd.Se
     return out
 
 
+_UNIX_TEXT = re.compile(r"([+-]?\d{1,19})(?:\.(\d*))?")
+
+
+def _timestamp_from_unix(raw: pd.Series, unit: str) -> pd.Series:
+    """Unix time in `unit` (text or numbers) as UTC timestamps; a value past what
+    nanoseconds since 1970 can hold (years 1677 to 2262), or with digits below a
+    nanosecond, is not parseable."""
+    scale = UNIT_NS[unit]
+    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    if ptypes.is_bool_dtype(raw):
+        return out
+    if ptypes.is_float_dtype(raw):
+        # A float has no exact digits to keep: nanoseconds rounded.
+        ns = raw.astype("float64") * scale
+        fits = ns.notna() & (ns.abs() < 2**63 - 1024)
+        out[fits] = pd.to_datetime(ns[fits].round().astype("int64"), unit="ns", utc=True)
+        return out
+    s = _clean_text(raw) if _is_text(raw) else raw
+    text = s[s.notna()].astype(str)  # a JSON float's repr keeps its digits
+    parts = text.str.extract(f"^{_UNIX_TEXT.pattern}$")
+    whole = pd.to_numeric(parts[0], errors="coerce")  # up to 19 digits: exact below 2**63
+    digits = len(str(scale)) - 1  # fraction digits a nanosecond holds in this unit
+    fraction = parts[1].fillna("")
+    exact = fraction.str.rstrip("0").str.len() <= digits
+    limit = (2**63 - 1) // scale - 1
+    fits = whole.notna() & exact & (whole.abs() <= limit)
+    if fits.any():
+        w = whole[fits].astype("int64").to_numpy()
+        f = fraction[fits].str.ljust(max(digits, 1), "0").str[:digits]
+        sub = pd.to_numeric(f, errors="coerce").fillna(0).astype("int64").to_numpy()
+        negative = text[fits].str.startswith("-").to_numpy()
+        ns = w * scale + np.where(negative, -sub, sub)
+        out[text.index[fits.to_numpy()]] = pd.to_datetime(ns, unit="ns", utc=True)
+    return out
+
+
 def convert(kind: ColumnType, raw: pd.Series, fmt: ColumnFormat | None = None) -> pd.Series:
     """`raw` as `kind`, unparseable values null; `fmt` is how its text is written."""
+    if fmt is not None and kind == "timestamp" and fmt.unit:
+        return _timestamp_from_unix(raw, fmt.unit)
     if fmt is not None and _is_text(raw):
         if kind == "timestamp" and fmt.format:
             return _timestamp_in_format(raw, fmt.format)
@@ -387,14 +426,14 @@ def key_columns(table_cfg: TableConfig) -> list[str]:
 
 
 def _one(kind: ColumnType, fmt: ColumnFormat | None) -> str:
-    if fmt is not None and (fmt.format or fmt.thousands or fmt.decimal):
+    if fmt is not None and fmt.given:
         what = "a timestamp" if kind == "timestamp" else _ONE[kind]
         return f"{what} written like {fmt.example(kind)}"
     return _ONE[kind]
 
 
 def _what(kind: ColumnType, fmt: ColumnFormat | None) -> str:
-    if fmt is not None and (fmt.format or fmt.thousands or fmt.decimal):
+    if fmt is not None and fmt.given:
         what = "timestamps" if kind == "timestamp" else _WHAT[kind]
         return f"{what} written like {fmt.example(kind)}"
     return _WHAT[kind]

@@ -16,7 +16,7 @@ from components.common.errors import SeamlessError
 # Ingest's converters and blank test: the inference must parse exactly as ingest does.
 from components.ingest.normalize import CONVERTERS, convert, nonblank
 from pipelines.scaffold.common import INT_TEXT, LEADING_ZERO, plain, rows, show
-from pipelines.scaffold.profile import ColumnProfile
+from pipelines.scaffold.profile import EVENT_NAME, ColumnProfile
 
 _ID_LOWER = re.compile(r"^(id|uuid|guid|key)$|[_\-\s](id|key)$|^(id|key)[_\-\s]")
 _ID_CAMEL = re.compile(r"[a-z0-9](ID|Id)$")
@@ -27,9 +27,6 @@ _ID_JOINED = re.compile(
     r"subscriber|household|applicant|application|order|transaction|tx|txn|session|device|"
     r"product|item|loan|policy|claim|contract|invoice|booking|ticket|case|record|sample|"
     r"subject|sensor|machine|store|shop|merchant|vendor|company|player|visitor|host)(id|key)$"
-)
-_EVENT_NAME = re.compile(
-    r"(?i)(timestamp|event_?time|event_?date|datetime|as_?of|^ts$|_ts$|_at$|^date$|^time$)"
 )
 
 
@@ -219,7 +216,7 @@ def _propose_timestamp(
         if p.kind == "timestamp"
         and p.name not in (label, entity)
         and p.parsed == p.rows
-        and _EVENT_NAME.search(p.name)
+        and EVENT_NAME.search(p.name)
     ]
     return fits[0] if len(fits) == 1 else None
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pandas as pd
 from pandas.api import types as ptypes
 
-from components.common.config import ColumnFormat, ColumnType
+from components.common.config import UNIT_NS, ColumnFormat, ColumnType
 
 # Ingest's converter and blank test: the inference must parse exactly as ingest does.
 from components.ingest.normalize import convert, nonblank
@@ -128,7 +129,37 @@ def _fits(failed: int, present: int) -> bool:
     return failed <= BUDGET * present
 
 
-def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
+EVENT_NAME = re.compile(
+    r"(?i)(timestamp|event_?time|event_?date|datetime|as_?of|^ts$|_ts$|_at$|^date$|^time$"
+    r"|epoch|unix|_time$)"
+)
+"""Column names that say the column holds when each row happened."""
+_UNIX_FROM = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
+_UNITS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+
+
+def _unix_time(ints: pd.Series) -> ColumnFormat | None:
+    """The unit in which every value is Unix time from 1990 to a year from now, if one is
+    (the units' ranges do not overlap); a duration or an amount does not span that."""
+    if not len(ints):
+        return None
+    low, high = float(ints.min()), float(ints.max())
+    until = datetime.now(UTC).timestamp() + 366 * 86400
+    for unit, ns in UNIT_NS.items():
+        per_second = UNIT_NS["s"] / ns
+        if _UNIX_FROM * per_second <= low and high <= until * per_second:
+            return ColumnFormat(unit=cast(Any, unit))
+    return None
+
+
+def event_time_why(p: ColumnProfile) -> str:
+    """Why the event-time column is typed so: with its unit when it holds Unix time."""
+    if p.fmt is not None and p.fmt.unit:
+        return f"event time: Unix time in {_UNITS[p.fmt.unit]}"
+    return "event time"
+
+
+def infer_column(name: str, raw: pd.Series, event_time: bool = False) -> ColumnProfile:
     """The column's type, conservatively: a type is taken when at most 1% of the present
     values fail to parse as it (they become null at ingest, and are listed); digits with
     leading zeros stay text; a column of decimals is never cut to integers."""
@@ -155,6 +186,15 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
         why = f"{kind}: typed so in the source"
     else:
         kind, failed, why, fmt = _infer_objects(trials, present)
+    unix = None
+    if kind == "int" and (event_time or EVENT_NAME.search(name)):
+        unix = _unix_time(trials.converted("int").dropna())
+    if unix is not None and unix.unit is not None:
+        kind, fmt, failed = "timestamp", unix, trials.failed("timestamp", unix)
+        why = (
+            f"inferred timestamp: Unix time in {_UNITS[unix.unit]} (named like a time, "
+            "every value from 1990 to a year from now)"
+        )
     converted = trials.converted(kind, fmt)
     ok = converted[~converted.isna()] if kind != "string" else converted.dropna()
     n_failed = int(failed.sum())
@@ -393,6 +433,7 @@ def _string_sentence(not_numbers: int, present: int) -> str:
     return "string: text"
 
 
-def profile_table(df: pd.DataFrame) -> dict[str, ColumnProfile]:
-    """A profile per column, in the table's order."""
-    return {str(c): infer_column(str(c), df[c]) for c in df.columns}
+def profile_table(df: pd.DataFrame, event_time: str | None = None) -> dict[str, ColumnProfile]:
+    """A profile per column, in the table's order; `event_time` (--timestamp) is read as
+    Unix time too when its integers fit, whatever its name."""
+    return {str(c): infer_column(str(c), df[c], str(c) == event_time) for c in df.columns}

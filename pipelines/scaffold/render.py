@@ -36,7 +36,7 @@ from pipelines.scaffold.common import (
 from pipelines.scaffold.expectations import Expectation, starter_expectations
 from pipelines.scaffold.keys import KeysPlan, plan_keys
 from pipelines.scaffold.label import LabelPlan, plan_label
-from pipelines.scaffold.profile import ColumnProfile, profile_table
+from pipelines.scaffold.profile import ColumnProfile, event_time_why, profile_table
 from pipelines.scaffold.source import SourcePlan, plan_source, read_table, with_missing_markers
 
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
@@ -118,7 +118,7 @@ def build_scaffold(
             f"case, and {CASE_BLIND}; rename one in the source (from a database, select it "
             "under another name with --query)."
         )
-    profiles = profile_table(df)
+    profiles = profile_table(df, timestamp)
     keys = plan_keys(df, profiles, label, source.shown, entity, timestamp)
     label_plan = plan_label(df, label, source.shown, positive)
     features, left_out = choose_features(profiles, (keys.entity, keys.timestamp, label))
@@ -232,7 +232,7 @@ def render_config(plan: Scaffold, now: datetime) -> str:
         if col == keys.entity and keys.entity_kind:
             kind, why = keys.entity_kind, f"entity key, {keys.entity_kind}"
         elif col == keys.timestamp:
-            kind, why = "timestamp", "event time"
+            kind, why = "timestamp", event_time_why(p)
         elif col == label.column:
             kind, why = label.kind, f"label, {label.kind}"
         elif col in plan.left_out:

@@ -156,6 +156,31 @@ def test_column_formats_parse_alike(spark: Any, tmp_path: Path) -> None:
     assert df["event_timestamp"].iloc[2] == pd.Timestamp("2024-02-29T00:00:00Z")
 
 
+def test_unix_time_parses_alike(spark: Any, tmp_path: Path) -> None:
+    # Text counts in a CSV, and an int64 Parquet column (not a Spark timestamp: Python).
+    (tmp_path / "u.csv").write_text(
+        "customer_id,event_timestamp,age\n1,1704412800.25,3\n2,-1.5,4\n3,1709164800,x\n"
+    )
+    types = {"customer_id": "int", "event_timestamp": "timestamp", "age": "int"}
+    formats = {"event_timestamp": {"unit": "s"}}
+    keys = ("customer_id", "event_timestamp")
+    cfg = file_table("u.csv", *keys, types, formats=formats, max_invalid_fraction=0.5)
+    local, remote = both(tmp_path, {"t": cfg})
+    same_tables(tmp_path, local, remote)
+    df = read_dataset(tmp_path / "spark")["t"]
+    assert df["event_timestamp"].iloc[0] == pd.Timestamp("2024-01-05T00:00:00.25Z")
+    assert df["event_timestamp"].iloc[1] == pd.Timestamp("1969-12-31T23:59:58.5Z")
+    (tmp_path / "pq").mkdir()
+    frame = pd.DataFrame({"customer_id": [1, 2], "event_timestamp": [1704412800000, -1500]})
+    frame["age"] = [3, 4]
+    frame.to_parquet(tmp_path / "pq" / "u.parquet")
+    cfg = file_table("u.parquet", *keys, types, formats={"event_timestamp": {"unit": "ms"}})
+    local, remote = both(tmp_path / "pq", {"t": cfg})
+    same_tables(tmp_path / "pq", local, remote)
+    df = read_dataset(tmp_path / "pq" / "spark")["t"]
+    assert df["event_timestamp"].tolist()[1] == pd.Timestamp("1969-12-31T23:59:58.5Z")
+
+
 def test_a_column_equal_but_for_case_to_a_declared_one_is_refused_alike(
     spark: Any, tmp_path: Path
 ) -> None:

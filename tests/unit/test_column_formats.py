@@ -148,7 +148,8 @@ def test_typed_values_ignore_the_text_format() -> None:
         ('{type: float, thousands: ",", decimal: ","}', ("charges", "',' is also the decimal")),
         ('{type: float, thousands: ";"}', ("thousands",)),
         ('{type: float, thousands: "."}', ("also the decimal mark", "set decimal")),
-        ('{type: float, unit: "$"}', ("columns.charges", "unknown key 'unit'", "thousands")),
+        ('{type: float, currency: "$"}', ("columns.charges", "unknown key 'currency'", "unit")),
+        ("{type: float, unit: s}", ("columns.charges", "unit applies to timestamp")),
     ],
 )
 def test_a_format_that_cannot_apply_is_refused(charges: str, parts: tuple[str, ...]) -> None:
@@ -164,6 +165,8 @@ def test_a_format_that_cannot_apply_is_refused(charges: str, parts: tuple[str, .
         ('{type: timestamp, format: "%Q/%d"}', "int", ("columns.signup", "'%Q/%d'", "strptime")),
         ('{type: timestamp, format: "date"}', "int", ("no % code",)),
         ("timestamp", '{type: int, decimal: ","}', ("columns.visits", "decimal applies to float")),
+        ('{type: timestamp, unit: s, format: "%d"}', "int", ("unit (Unix time) and format",)),
+        ("{type: timestamp, unit: h}", "int", ("signup.unit", "'s', 'ms'")),
         ("timestamp", '{type: string, thousands: ","}', ("thousands applies to int and float",)),
     ],
 )
@@ -192,3 +195,50 @@ def test_formats_written_on_the_table_or_the_column_agree() -> None:
     with pytest.raises(SeamlessError) as info:
         parse_config(undeclared)
     assert "formats names 'when'" in str(info.value)
+
+
+UNIX = {  # ISO's signup times as Unix time
+    "s": ["1704412800", "1704047400", "1709164800"],
+    "ms": ["1704412800000", "1704047400000.0", "1709164800000"],
+    "ns": ["1704412800000000000", "1704047400000000000", "1709164800000000000"],
+}
+
+
+@pytest.mark.parametrize("unit", sorted(UNIX))
+def test_unix_time_in_any_unit_gives_the_iso_snapshot(tmp_path: Path, unit: str) -> None:
+    iso = _ingest(tmp_path, ISO, _config(), "iso")
+    text = ISO
+    iso_times = ("2024-01-05", "2023-12-31 18:30", "2024-02-29")
+    for written, count in zip(iso_times, UNIX[unit], strict=True):
+        text = text.replace(f",{written},", f",{count},")
+    unix = _ingest(tmp_path, text, _config(f"{{type: timestamp, unit: {unit}}}"), unit)
+    assert unix["tables"]["customers"]["sha256"] == iso["tables"]["customers"]["sha256"]
+    # A Parquet int64 column of the same counts too.
+    frame = pd.read_csv(tmp_path / "customers.csv")
+    frame["signup"] = frame["signup"].astype("int64")
+    frame.to_parquet(tmp_path / "customers.parquet")
+    cfg = _config(f"{{type: timestamp, unit: {unit}}}").replace(".csv}", ".parquet}")
+    typed = ingest_tables(parse_config(cfg), tmp_path, tmp_path / f"{unit}-pq", T0)
+    assert typed["tables"]["customers"]["sha256"] == iso["tables"]["customers"]["sha256"]
+
+
+def test_a_value_that_is_not_unix_time_is_named(tmp_path: Path) -> None:
+    text = ISO.replace(",2024-01-05,", ",1704412800,").replace(",2024-02-29,", ",1709164800,")
+    with pytest.raises(SeamlessError) as info:
+        _ingest(tmp_path, text, _config("{type: timestamp, unit: s}"), "s")
+    assert_one_sentence(
+        str(info.value), "key column 'signup'", "row 2", "'2023-12-31 18:30'", "like 1732801506"
+    )
+
+
+def test_unix_time_fractions_signs_and_bounds() -> None:
+    raw = pd.Series(
+        ["1.5", "-0.5", "-1.25", "0.123456789", "0.1234567891", "99999999999", "1e9", "x", None]
+    )
+    out = convert("timestamp", raw, ColumnFormat(unit="s"))
+    ns = [None if pd.isna(t) else t.value for t in out]
+    # Digits below a nanosecond, years past 2262 and exponents do not parse.
+    assert ns == [1_500_000_000, -500_000_000, -1_250_000_000, 123_456_789] + [None] * 5
+    ms = convert("timestamp", pd.Series([1.5, None]), ColumnFormat(unit="ms"))
+    assert ms.iloc[0].value == 1_500_000 and pd.isna(ms.iloc[1])
+    assert convert("timestamp", pd.Series([True]), ColumnFormat(unit="s")).isna().all()

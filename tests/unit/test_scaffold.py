@@ -766,6 +766,31 @@ def test_a_windows_export_is_read_as_cp1252_and_says_which_values_to_check(
     assert "encoding" not in yaml.safe_load(plan.text)["tables"]["data"]["source"]
 
 
+def test_unix_time_named_like_a_time_or_given_is_the_event_time(tmp_path: Path) -> None:
+    # Event logs and Kafka exports write Unix time; before, init typed it int and refused
+    # it as --timestamp.
+    df = churn_frame(300)
+    start = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp())
+    df.insert(0, "event_time", [str((start + 3600 * i) * 1000) for i in range(300)])
+    df.insert(1, "created", [str(start + 60 * i) for i in range(300)])
+    df["response_time"] = [str(50 + i % 700) for i in range(300)]  # a duration in ms
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    columns = yaml.safe_load(plan.text)["tables"]["data"]["columns"]
+    assert yaml.safe_load(plan.text)["tables"]["data"]["timestamp_column"] == "event_time"
+    assert columns["event_time"] == {"type": "timestamp", "unit": "ms"}
+    assert "# event time: Unix time in milliseconds" in plan.text
+    assert columns["created"] == "int" and columns["response_time"] == "int"
+    write_config(tmp_path / "c.yaml", plan.text)
+    dry = dry_validate(tmp_path / "c.yaml", tmp_path)
+    assert dry.result.decision == "pass" and dry.coerced() == []
+    # Not named like a time: taken as Unix time when passed as --timestamp.
+    df = df.drop(columns="event_time")
+    plan = scaffold_csv(tmp_path, df, positive="yes", timestamp="created")
+    created = yaml.safe_load(plan.text)["tables"]["data"]["columns"]["created"]
+    assert created == {"type": "timestamp", "unit": "s"}
+    assert plan.keys.oldest == datetime(2024, 3, 1, tzinfo=UTC)
+
+
 def test_a_small_table_gets_leaves_it_can_fill() -> None:
     # heart disease has 303 rows: a fold trains on ~160, so leaves of 20 rows barely split,
     # and at 40 rows nothing splits at all (every row would get the base rate).
