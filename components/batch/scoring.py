@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.config import ROW_ID, SeamlessConfig
+from components.common.config import ROW_ID, ColumnFormat, SeamlessConfig
 from components.common.errors import SeamlessError
 from components.common.pii import entity_key
 from components.common.storage import resolve, storage_errors
+from components.ingest.normalize import convert
 from components.ingest.sources import sniff_delimiter
 
 TABLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -121,6 +122,12 @@ def parse_instant(text: str, what: str) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def _declared_format(config: SeamlessConfig, column: str) -> ColumnFormat | None:
+    """How the tables write `column` (the labels table first), if one declares it."""
+    tables = [config.tables[config.labels.table], *config.tables.values()]
+    return next((t.formats[column] for t in tables if column in t.formats), None)
+
+
 def _first_bad(
     uri: str, column: str, bad: pd.Series, values: pd.Series, what: tuple[str, str]
 ) -> None:
@@ -198,13 +205,9 @@ def read_entities(
         timing: dict[str, Any] = {"as_of": instant.isoformat()}
     else:
         values = raw[timestamp_column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            from components.features.store import to_utc  # (imports Feast)
-
-            parsed = to_utc(values)  # Parquet timestamps: naive ones are UTC
-        else:
-            text = values.astype("string").str.strip().replace("", pd.NA)
-            parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        # As ingest reads timestamps: naive ones are UTC (in one pandas call they would take
+        # an earlier value's offset), with the format or unit a table declares the column in.
+        parsed = convert("timestamp", values, _declared_format(config, timestamp_column))
         _first_bad(
             uri,
             timestamp_column,

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.batch.scoring import read_entities
 from components.batch.stage import run_batch_scoring
-from components.common.config import SeamlessConfig
+from components.common.config import ColumnFormat, SeamlessConfig
 from components.common.errors import SeamlessError
 from components.common.model_input import model_input
 from components.governance import hooks
@@ -150,6 +151,43 @@ def test_rows_without_any_feature_are_refused_unless_skipped_or_imputed(
 
 def _records(ws: Path, batch_id: str) -> list[dict[str, Any]]:
     return list(read_log(ws / "predictions", "predictions", query=LogQuery(request_id=batch_id)))
+
+
+def test_naive_times_after_one_with_an_offset_stay_utc(
+    ws: Path, built: dict[str, Any], cfg: SeamlessConfig, tmp_path: Path
+) -> None:
+    # One pandas call gave every naive time the first value's +02:00: each row was scored
+    # two hours early, on other features (or none).
+    rows = label_rows(built, cfg, 40)
+    ts = cfg.timestamp_key(cfg.labels.table)
+    rows.to_parquet(tmp_path / "in.parquet")
+    text = rows.copy()
+    times = rows[ts].dt.tz_convert("UTC")
+    text[ts] = [t.strftime("%Y-%m-%d %H:%M:%S.%f") for t in times]
+    text.loc[0, ts] = times[0].tz_convert("+02:00").isoformat()
+    text.to_csv(tmp_path / "in.csv", index=False)
+    scored = {}
+    for name in ("in.parquet", "in.csv"):
+        out = tmp_path / f"{name}.scores.parquet"
+        run_batch_scoring(cfg, str(tmp_path / name), str(out), timestamp_column=ts)
+        scored[name] = pd.read_parquet(out)
+    assert (scored["in.csv"]["as_of"] == times).all()
+    assert scored["in.csv"]["score"].tolist() == scored["in.parquet"]["score"].tolist()
+
+
+def test_a_timestamp_column_is_read_as_its_table_declares_it(
+    cfg: SeamlessConfig, tmp_path: Path
+) -> None:
+    ts = cfg.timestamp_key(cfg.labels.table)
+    table = cfg.tables[cfg.labels.table]
+    unix = table.model_copy(update={"formats": {**table.formats, ts: ColumnFormat(unit="s")}})
+    config = cfg.model_copy(update={"tables": {**cfg.tables, cfg.labels.table: unix}})
+    (tmp_path / "in.csv").write_text(f"{cfg.entity_key()},{ts}\n7,1704412800\n8,1704412800.5\n")
+    entities = read_entities(config, str(tmp_path / "in.csv"), timestamp_column=ts)
+    assert entities.frame["as_of"].tolist() == [
+        pd.Timestamp("2024-01-05T00:00:00Z"),
+        pd.Timestamp("2024-01-05T00:00:00.5Z"),
+    ]
 
 
 @pytest.mark.parametrize(
