@@ -30,6 +30,7 @@ from components.common.spark_kubernetes import (
     kubernetes_conf,
     refuse_weakened,
 )
+from components.common.spark_scratch import scratch_dir
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -148,7 +149,12 @@ def spark_session(config: SeamlessConfig) -> SparkSession:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("SPARK_LOCAL_HOSTNAME", "localhost")
     builder: Any = SparkSession.builder.master(config.spark.master).appName(config.spark.app_name)
-    for key, value in session_conf(config.spark).items():
+    conf = session_conf(config.spark)
+    # A folder swept once this process is gone (SPARK_LOCAL_DIRS would win over it).
+    chosen = "spark.local.dir" in conf or os.environ.get("SPARK_LOCAL_DIRS")
+    if _local(config.spark.master) and not chosen:
+        conf["spark.local.dir"] = str(scratch_dir())
+    for key, value in conf.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()

@@ -4,6 +4,8 @@ sentences. Spark runs for real (local[2], Java from Debian); one session for the
 from __future__ import annotations
 
 import gzip
+import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 
 from components.common.config import FileSource, SeamlessConfig, TableConfig
 from components.common.errors import SeamlessError
+from components.common.spark_scratch import ROOT_NAME
 from components.common.tables import read_dataset, read_manifest
 from components.ingest.stage import ingest_tables
 from tests.helpers.configs import KEYED_COLUMNS, assert_one_sentence, table
@@ -179,6 +182,18 @@ def test_unix_time_parses_alike(spark: Any, tmp_path: Path) -> None:
     same_tables(tmp_path / "pq", local, remote)
     df = read_dataset(tmp_path / "pq" / "spark")["t"]
     assert df["event_timestamp"].tolist()[1] == pd.Timestamp("1969-12-31T23:59:58.5Z")
+
+
+def test_spark_keeps_its_scratch_files_in_this_processs_swept_folder(spark: Any) -> None:
+    from pyspark.sql import functions as F
+
+    # A killed step's block-manager folders are removed by the next session
+    # (tests/unit/test_spark_scratch.py); the session must write them there.
+    folder = Path(spark.sparkContext.getConf().get("spark.local.dir"))
+    assert folder.parent == Path(tempfile.gettempdir()) / ROOT_NAME
+    assert folder.name.startswith(f"{os.getpid()}-")
+    spark.range(1000).repartition(3).groupBy((F.col("id") % 7).alias("k")).count().collect()
+    assert list(folder.glob("blockmgr-*")), "the shuffle wrote elsewhere"
 
 
 def test_a_column_equal_but_for_case_to_a_declared_one_is_refused_alike(
