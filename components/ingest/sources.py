@@ -118,7 +118,14 @@ def _sqlite_path(url: Any, data_dir: str | Path | None) -> Path | None:
 # ---------------------------------------------------------------- files
 
 
-def format_of(name: str, head: bytes, declared: str) -> str:
+_SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+_JSON = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz")
+
+
+def format_of(name: str, head: bytes, declared: str, shown: str, what: str) -> str:
+    """`csv` or `parquet`: as declared, else by the name and the first bytes. A file that
+    is plainly neither (a spreadsheet, JSON) is refused here: as CSV it would fail on some
+    later line, or worse, read as one odd column."""
     if declared != "auto":
         return declared
     lower = name.lower()
@@ -126,7 +133,19 @@ def format_of(name: str, head: bytes, declared: str) -> str:
         return "parquet"
     if lower.endswith((".csv", ".tsv", ".txt", ".csv.gz")):
         return "csv"
-    return "parquet" if head.startswith(b"PAR1") else "csv"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    kind = hint = ""
+    if lower.endswith(_SPREADSHEETS) or head.startswith(b"PK\x03\x04"):
+        kind = "a spreadsheet or ZIP archive"
+    elif lower.endswith(_JSON) or head.lstrip()[:1] in (b"{", b"["):
+        kind, hint = "JSON", " (a JSON API is read by a source of kind: api)"
+    if kind:
+        raise SeamlessError(
+            f"{what}: {shown} is {kind}, not CSV or Parquet; export it as CSV or Parquet"
+            f"{hint}, or set the source's format to csv if it is CSV after all."
+        )
+    return "csv"
 
 
 def _read_file(
@@ -156,7 +175,7 @@ def _read_file(
         name, shown = where.name, str(where)
         head = local_file_head(where, what)
     handle: Any = io.BytesIO(data) if data is not None else where
-    fmt = format_of(name, head, source.format)
+    fmt = format_of(name, head, source.format, shown, what)
     if fmt == "parquet":
         return _read_parquet(handle, shown, what)
     if not name.lower().endswith(".gz"):
@@ -195,7 +214,7 @@ def _object_bytes(uri: str, what: str) -> bytes:
 def _parse(
     source: FileSource, name: str, data: bytes, shown: str, what: str, expected: Collection[str]
 ) -> pd.DataFrame:
-    fmt = format_of(name, data[:4], source.format)
+    fmt = format_of(name, data[:4], source.format, shown, what)
     if fmt == "parquet":
         return _read_parquet(io.BytesIO(data), shown, what)
     if not name.lower().endswith(".gz"):

@@ -135,7 +135,7 @@ def read_raw(
         shown, name, head = str(where), where.name, local_file_head(where, what)
     else:
         shown, name, head = str(where), urlsplit(str(where)).path, b""
-    fmt = format_of(name, head, source.format)
+    fmt = format_of(name, head, source.format, shown, what)
     if fmt == "parquet":
         return _read_parquet(spark, uri, where, shown, what)
     if isinstance(where, Path) and not name.lower().endswith(".gz"):
