@@ -126,7 +126,8 @@ def _to_int(raw: pd.Series) -> pd.Series:
     elif ptypes.is_integer_dtype(num):
         return num.astype("Int64")
     floats = num.astype("float64").to_numpy()
-    ok = ~np.isnan(floats) & (floats % 1 == 0) & (np.abs(floats) < 2**63)
+    ok = np.isfinite(floats)
+    ok[ok] = (floats[ok] % 1 == 0) & (np.abs(floats[ok]) < 2**63)
     values = np.zeros(len(floats), dtype="int64")
     values[ok] = floats[ok].astype("int64")
     if _is_text(raw):
@@ -147,7 +148,10 @@ def _to_int(raw: pd.Series) -> pd.Series:
 
 def _to_float(raw: pd.Series) -> pd.Series:
     s = _clean_text(raw) if _is_text(raw) else raw
-    return pd.to_numeric(s, errors="coerce").astype("float64")
+    out = pd.to_numeric(s, errors="coerce").astype("float64")
+    # "inf" (text, or a Parquet double) is no amount a model or a range check can use: it
+    # does not parse, so it is counted and shown like any other unparseable value.
+    return out.where(~np.isinf(out.to_numpy()))
 
 
 def _to_bool(raw: pd.Series) -> pd.Series:

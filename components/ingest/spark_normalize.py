@@ -112,6 +112,26 @@ def _native_label(kind: ColumnType, column: str) -> Column | None:
     return None  # floats print differently in Spark and Python
 
 
+def _with_infinities(
+    frame: DataFrame, types: dict[str, ColumnType], source: dict[str, str]
+) -> set[str]:
+    """Typed float columns holding an infinity: the local engine counts those values as
+    unparseable, so these columns are converted by the same code (one pass over them)."""
+    from pyspark.sql import functions as F
+
+    typed = [c for c, k in types.items() if k == "float" and source[c] in _FLOAT_SOURCES]
+    if not typed:
+        return set()
+    inf = [F.lit(float("inf")), F.lit(float("-inf"))]
+    found = frame.select(
+        *[F.max(F.col(f"`{c}`").isin(*inf).cast("int")).alias(str(i)) for i, c in enumerate(typed)]
+    ).first()
+    return {c for i, c in enumerate(typed) if found is not None and found[str(i)]}
+
+
+_FLOAT_SOURCES = ("FloatType", "DoubleType")
+
+
 def make_plan(
     frame: DataFrame,
     types: dict[str, ColumnType],
@@ -123,8 +143,11 @@ def make_plan(
 
     source = {f.name: type(f.dataType).__name__ for f in frame.schema.fields}
     mapped = labels.label_column if labels is not None and labels.value_map else None
+    infinite = _with_infinities(frame, types, source)
     python = tuple(
-        c for c, kind in types.items() if source[c] not in _NATIVE_SOURCES[kind] or c == mapped
+        c
+        for c, kind in types.items()
+        if source[c] not in _NATIVE_SOURCES[kind] or c == mapped or c in infinite
     )
     label_in_python = labels is not None and (
         labels.label_column in python

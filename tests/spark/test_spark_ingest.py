@@ -196,6 +196,26 @@ def test_spark_keeps_its_scratch_files_in_this_processs_swept_folder(spark: Any)
     assert list(folder.glob("blockmgr-*")), "the shuffle wrote elsewhere"
 
 
+def test_infinities_are_counted_alike(spark: Any, tmp_path: Path) -> None:
+    # A typed double column holding inf goes through the local engine's converter.
+    frame = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "event_timestamp": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"], utc=True),
+            "income": [1.5, float("inf"), float("-inf")],
+            "plain": [1.0, 2.0, None],
+        }
+    )
+    frame.to_parquet(tmp_path / "i.parquet")
+    types = {"customer_id": "int", "event_timestamp": "timestamp", "income": "float"}
+    cfg = file_table("i.parquet", "customer_id", "event_timestamp", {**types, "plain": "float"})
+    cfg = cfg.model_copy(update={"max_invalid_fraction": 0.7})
+    local, remote = both(tmp_path, {"t": cfg})
+    same_tables(tmp_path, local, remote)
+    assert remote["tables"]["t"]["invalid_values"] == {"income": 2}
+    assert remote["tables"]["t"]["invalid_examples"] == {"income": ["inf", "-inf"]}
+
+
 def test_a_column_equal_but_for_case_to_a_declared_one_is_refused_alike(
     spark: Any, tmp_path: Path
 ) -> None:

@@ -333,6 +333,26 @@ def test_non_numeric_values_beyond_tolerance(tmp_path: Path) -> None:
     assert_one_sentence(msg, "column 'age'", "2 of 4", "row 2", "'forty-one'", "integers")
 
 
+def test_infinities_are_unparseable_in_text_and_typed_columns(tmp_path: Path) -> None:
+    # "inf" parsed as a float reached the model and crashed init's range expectations.
+    (tmp_path / "i.csv").write_text(
+        CSV.replace(",1000.5,", ",inf,").replace(",300.25,", ",-Infinity,")
+    )
+    cfg = keyed("i.csv").model_copy(update={"max_invalid_fraction": 0.5})
+    df, info = ingest_table("customers", cfg, tmp_path, T0)
+    assert info["invalid_values"] == {"income": 2}
+    assert info["invalid_examples"]["income"] == ["inf", "-Infinity"]
+    assert df["income"].isna().sum() == 3  # the two, and row 2's empty value
+    frame = pd.read_csv(io.StringIO(CSV))
+    frame.loc[0, "income"] = float("inf")
+    frame.to_parquet(tmp_path / "i.parquet")
+    cfg = keyed("i.parquet").model_copy(update={"max_invalid_fraction": 0.5})
+    _, info = ingest_table("customers", cfg, tmp_path, T0)
+    assert info["invalid_values"] == {"income": 1} and info["invalid_examples"]["income"] == ["inf"]
+    msg = ingest_error("customers", keyed("i.parquet"), tmp_path)
+    assert_one_sentence(msg, "column 'income'", "1 of 4", "row 1", "inf")
+
+
 def test_float_in_int_column_is_invalid(tmp_path: Path) -> None:
     (tmp_path / "f.csv").write_text("a,b\n1,x\n2.5,y\n")
     msg = ingest_error("p", plain("f.csv"), tmp_path)

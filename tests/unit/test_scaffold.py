@@ -791,6 +791,16 @@ def test_unix_time_named_like_a_time_or_given_is_the_event_time(tmp_path: Path) 
     assert plan.keys.oldest == datetime(2024, 3, 1, tzinfo=UTC)
 
 
+def test_infinities_in_a_float_column_are_flagged_not_ranged(tmp_path: Path) -> None:
+    # 'inf' parsed as a number made the range expectation's step infinite: a traceback.
+    df = churn_frame(300)
+    df.loc[[3, 7], "monthly"] = ["inf", "-inf"]
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    assert plan.profiles["monthly"].kind == "float"
+    assert "2 do not and become null at ingest (e.g. 'inf', '-inf')" in plan.profiles["monthly"].why
+    assert plan.profiles["monthly"].maximum < 121
+
+
 def test_a_small_table_gets_leaves_it_can_fill() -> None:
     # heart disease has 303 rows: a fold trains on ~160, so leaves of 20 rows barely split,
     # and at 40 rows nothing splits at all (every row would get the base rate).
