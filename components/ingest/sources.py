@@ -425,6 +425,8 @@ def check_row_widths(
     import pyarrow as pa
     import pyarrow.csv as pc
 
+    if len(delimiter) != 1:  # a pattern pandas splits on; pyarrow takes one character
+        return
     if hasattr(handle, "seek"):
         handle.seek(0)
     source = handle if hasattr(handle, "read") else str(handle)
