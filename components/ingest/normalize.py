@@ -285,8 +285,19 @@ def _timestamp_from_unix(raw: pd.Series, unit: str) -> pd.Series:
     nanoseconds since 1970 can hold (years 1677 to 2262), or with digits below a
     nanosecond, is not parseable."""
     scale = UNIT_NS[unit]
+    limit = (2**63 - 1) // scale - 1
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+
+    def place(counts: pd.Series, below: np.ndarray | int = 0) -> None:
+        """Whole `unit` counts (int64, `below`: the nanoseconds under one) into `out`."""
+        fits = (counts.abs() <= limit).to_numpy()
+        ns = counts.to_numpy()[fits] * scale + (below[fits] if isinstance(below, np.ndarray) else 0)
+        out[counts.index[fits]] = pd.to_datetime(ns, unit="ns", utc=True)
+
     if ptypes.is_bool_dtype(raw):
+        return out
+    if ptypes.is_integer_dtype(raw):
+        place(raw.dropna().astype("int64"))
         return out
     if ptypes.is_float_dtype(raw):
         # A float has no exact digits to keep: nanoseconds rounded.
@@ -296,20 +307,33 @@ def _timestamp_from_unix(raw: pd.Series, unit: str) -> pd.Series:
         return out
     s = _clean_text(raw) if _is_text(raw) else raw
     text = s[s.notna()].astype(str)  # a JSON float's repr keeps its digits
-    parts = text.str.extract(f"^{_UNIX_TEXT.pattern}$")
-    whole = pd.to_numeric(parts[0], errors="coerce")  # up to 19 digits: exact below 2**63
+    # Whole counts of up to 18 digits (all of today's, even in nanoseconds) in one go.
+    plain = text.str.fullmatch(r"[+-]?\d{1,18}").to_numpy(bool)
+    if plain.any():
+        place(pd.to_numeric(text[plain]).astype("int64"))
+    rest = text[~plain]
+    if rest.empty:
+        return out
+    parts = rest.str.extract(f"^{_UNIX_TEXT.pattern}$")
     digits = len(str(scale)) - 1  # fraction digits a nanosecond holds in this unit
     fraction = parts[1].fillna("")
-    exact = fraction.str.rstrip("0").str.len() <= digits
-    limit = (2**63 - 1) // scale - 1
-    fits = whole.notna() & exact & (whole.abs() <= limit)
-    if fits.any():
-        w = whole[fits].astype("int64").to_numpy()
-        f = fraction[fits].str.ljust(max(digits, 1), "0").str[:digits]
-        sub = pd.to_numeric(f, errors="coerce").fillna(0).astype("int64").to_numpy()
-        negative = text[fits].str.startswith("-").to_numpy()
-        ns = w * scale + np.where(negative, -sub, sub)
-        out[text.index[fits.to_numpy()]] = pd.to_datetime(ns, unit="ns", utc=True)
+    ok = parts[0].notna() & (fraction.str.rstrip("0").str.len() <= digits)
+    written = parts[0][ok]
+    if (written.str.lstrip("+-").str.len() <= 18).all():  # int64 holds them exactly
+        whole = pd.to_numeric(written).astype("int64").to_numpy()
+        keep = np.abs(whole) <= limit
+    else:  # Python integers: exact at any length, then checked against the limit
+        exact = [int(v) for v in written]
+        keep = np.array([abs(v) <= limit for v in exact], dtype=bool)
+        whole = np.array([v if k else 0 for v, k in zip(exact, keep, strict=True)], "int64")
+    if not keep.any():
+        return out
+    index = written.index[keep]
+    counts = pd.Series(whole[keep], index=index)
+    sub = fraction[index].str.ljust(max(digits, 1), "0").str[:digits]
+    below = pd.to_numeric(sub, errors="coerce").fillna(0).astype("int64").to_numpy()
+    negative = rest[index].str.startswith("-").to_numpy()
+    place(counts, np.where(negative, -below, below))
     return out
 
 

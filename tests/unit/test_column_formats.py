@@ -239,6 +239,11 @@ def test_unix_time_fractions_signs_and_bounds() -> None:
     ns = [None if pd.isna(t) else t.value for t in out]
     # Digits below a nanosecond, years past 2262 and exponents do not parse.
     assert ns == [1_500_000_000, -500_000_000, -1_250_000_000, 123_456_789] + [None] * 5
+    # Nanosecond counts stay exact beside a value that does not parse.
+    ns_text = pd.Series(["1704412800123456789", "x", None, "-1"])
+    exact = convert("timestamp", ns_text, ColumnFormat(unit="ns"))
+    assert exact.iloc[0].value == 1704412800123456789 and exact.iloc[3].value == -1
+    assert exact.iloc[1:3].isna().all()
     ms = convert("timestamp", pd.Series([1.5, None]), ColumnFormat(unit="ms"))
     assert ms.iloc[0].value == 1_500_000 and pd.isna(ms.iloc[1])
     assert convert("timestamp", pd.Series([True]), ColumnFormat(unit="s")).isna().all()
