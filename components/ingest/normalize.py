@@ -280,6 +280,15 @@ def _plain_numbers(raw: pd.Series, thousands: str | None, decimal: str) -> pd.Se
 _UNIX_TEXT = re.compile(r"([+-]?\d{1,19})(?:\.(\d*))?")
 
 
+def _exact_counts(digits: pd.Series, limit: int) -> pd.Series:
+    """Integer text as exact int64 counts, those past +-`limit` dropped (to_numeric gives
+    float64 or uint64 past int64: Python integers then, exact at any length)."""
+    counts = pd.to_numeric(digits)
+    if counts.dtype != np.int64:
+        counts = pd.Series([int(v) for v in digits], index=digits.index, dtype=object)
+    return counts[(counts.abs() <= limit).to_numpy(bool)].astype("int64")
+
+
 def _timestamp_from_unix(raw: pd.Series, unit: str) -> pd.Series:
     """Unix time in `unit` (text or numbers) as UTC timestamps; a value past what
     nanoseconds since 1970 can hold (years 1677 to 2262), or with digits below a
@@ -289,15 +298,14 @@ def _timestamp_from_unix(raw: pd.Series, unit: str) -> pd.Series:
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
 
     def place(counts: pd.Series, below: np.ndarray | int = 0) -> None:
-        """Whole `unit` counts (int64, `below`: the nanoseconds under one) into `out`."""
-        fits = (counts.abs() <= limit).to_numpy()
-        ns = counts.to_numpy()[fits] * scale + (below[fits] if isinstance(below, np.ndarray) else 0)
-        out[counts.index[fits]] = pd.to_datetime(ns, unit="ns", utc=True)
+        """Whole `unit` counts within the limit (`below`: nanoseconds under one) into `out`."""
+        out[counts.index] = pd.to_datetime(counts.to_numpy() * scale + below, unit="ns", utc=True)
 
     if ptypes.is_bool_dtype(raw):
         return out
     if ptypes.is_integer_dtype(raw):
-        place(raw.dropna().astype("int64"))
+        counts = raw.dropna().astype("int64")
+        place(counts[(counts.abs() <= limit).to_numpy(bool)])
         return out
     if ptypes.is_float_dtype(raw):
         # A float has no exact digits to keep: nanoseconds rounded.
@@ -307,10 +315,10 @@ def _timestamp_from_unix(raw: pd.Series, unit: str) -> pd.Series:
         return out
     s = _clean_text(raw) if _is_text(raw) else raw
     text = s[s.notna()].astype(str)  # a JSON float's repr keeps its digits
-    # Whole counts of up to 18 digits (all of today's, even in nanoseconds) in one go.
-    plain = text.str.fullmatch(r"[+-]?\d{1,18}").to_numpy(bool)
+    # Whole counts (most Unix time) in one go; the regular expression for the rest.
+    plain = text.str.fullmatch(r"[+-]?\d{1,19}").to_numpy(bool)
     if plain.any():
-        place(pd.to_numeric(text[plain]).astype("int64"))
+        place(_exact_counts(text[plain], limit))
     rest = text[~plain]
     if rest.empty:
         return out
@@ -318,21 +326,12 @@ def _timestamp_from_unix(raw: pd.Series, unit: str) -> pd.Series:
     digits = len(str(scale)) - 1  # fraction digits a nanosecond holds in this unit
     fraction = parts[1].fillna("")
     ok = parts[0].notna() & (fraction.str.rstrip("0").str.len() <= digits)
-    written = parts[0][ok]
-    if (written.str.lstrip("+-").str.len() <= 18).all():  # int64 holds them exactly
-        whole = pd.to_numeric(written).astype("int64").to_numpy()
-        keep = np.abs(whole) <= limit
-    else:  # Python integers: exact at any length, then checked against the limit
-        exact = [int(v) for v in written]
-        keep = np.array([abs(v) <= limit for v in exact], dtype=bool)
-        whole = np.array([v if k else 0 for v, k in zip(exact, keep, strict=True)], "int64")
-    if not keep.any():
+    counts = _exact_counts(parts[0][ok], limit)
+    if counts.empty:
         return out
-    index = written.index[keep]
-    counts = pd.Series(whole[keep], index=index)
-    sub = fraction[index].str.ljust(max(digits, 1), "0").str[:digits]
+    sub = fraction[counts.index].str.ljust(max(digits, 1), "0").str[:digits]
     below = pd.to_numeric(sub, errors="coerce").fillna(0).astype("int64").to_numpy()
-    negative = rest[index].str.startswith("-").to_numpy()
+    negative = rest[counts.index].str.startswith("-").to_numpy()
     place(counts, np.where(negative, -below, below))
     return out
 
