@@ -137,7 +137,7 @@ def _first_bad(
         count = int(bad.sum())
         raise SeamlessError(
             f"Input {uri}: column '{column}' has {count:,} {what[count != 1]} "
-            f"(first at row {row}: {values.iloc[row]!r})."
+            f"(first at data row {row + 1}: {values.iloc[row]!r})."
         )
 
 

@@ -209,7 +209,7 @@ def _label_rows(config: SeamlessConfig, labels: DataFrame, path: Path) -> DataFr
             detail = "; each label needs its own time" if what == "timestamp" else ""
             raise SeamlessError(
                 f"Labels table '{table}' has {int(count)} rows with a null {what} '{col}' "
-                f"(first at row {first}){detail}."
+                f"(first at data row {first}){detail}."
             )
     if config.labels.unknown_values == "drop":
         labels = labels.where(F.col(f"`{label}`").isin(_class_values(config, labels)))
@@ -232,7 +232,7 @@ def _class_values(config: SeamlessConfig, labels: DataFrame) -> list[Any]:
 
 
 def _first_null_row(path: Path, column: str) -> int:
-    """0-based row of the first null in one column of a snapshot file (failure path only)."""
+    """1-based row of the first null in one column of a snapshot file (failure path only)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -240,7 +240,7 @@ def _first_null_row(path: Path, column: str) -> int:
     for batch in pq.ParquetFile(path).iter_batches(columns=[column]):
         hits = pc.indices_nonzero(pc.is_null(batch.column(0)))
         if len(hits):
-            return offset + int(hits[0].as_py())
+            return offset + int(hits[0].as_py()) + 1
         offset += batch.num_rows
     return -1
 

@@ -29,22 +29,24 @@ def entity_frame(config: SeamlessConfig, labels: pd.DataFrame) -> pd.DataFrame:
     table = config.labels.table
     key, ts, label = config.entity_key(), config.timestamp_key(table), config.labels.label_column
     require_columns(labels, table, {"entity": key, "timestamp": ts, "label": label})
-    out = labels[[key, ts, label]]
-    if config.labels.unknown_values == "drop":
-        out = out.loc[~check_labels(config.labels, out[label]).unknown]
-    out = out.reset_index(drop=True)
+    out = labels[[key, ts, label]].reset_index(drop=True)
+    # Counted before unknown labels are dropped, as the Spark engine counts them; rows
+    # are numbered from 1 in the labels snapshot.
     null_ts = out[ts].isna()
     if null_ts.any():
         raise SeamlessError(
             f"Labels table '{table}' has {int(null_ts.sum())} rows with a null timestamp "
-            f"'{ts}' (first at row {int(null_ts.idxmax())}); each label needs its own time."
+            f"'{ts}' (first at data row {int(null_ts.idxmax()) + 1}); each label needs its "
+            "own time."
         )
     null_key = out[key].isna()
     if null_key.any():
         raise SeamlessError(
             f"Labels table '{table}' has {int(null_key.sum())} rows with a null entity "
-            f"'{key}' (first at row {int(null_key.idxmax())})."
+            f"'{key}' (first at data row {int(null_key.idxmax()) + 1})."
         )
+    if config.labels.unknown_values == "drop":
+        out = out.loc[~check_labels(config.labels, out[label]).unknown].reset_index(drop=True)
     # One resolution on both sides of the merge back in `historical_features`.
     out[ts] = to_utc(out[ts]).astype("datetime64[ns, UTC]")
     if config.tables[table].columns.get(key, "int") == "int":

@@ -33,8 +33,9 @@ from tests.serving.workspace import built, cfg, trained
 
 pytestmark = [pytest.mark.governance, pytest.mark.slow]
 __all__ = ["built", "cfg", "pg_server", "trained"]
-NOT_INT = "column 'customer_id' has 1 entity id that is not an integer (first at row 1: 'abc')"
-NOT_TS = "column 't' has 1 value that is not a timestamp (first at row 1: 'soon')"
+NOT_INT = "column 'customer_id' has 1 entity id that is not an integer (first at data row 2: 'abc')"
+EMPTY_ID = "1 empty entity id (first at data row 2: "
+NOT_TS = "column 't' has 1 value that is not a timestamp (first at data row 2: 'soon')"
 
 
 @pytest.fixture()
@@ -194,7 +195,7 @@ def test_a_timestamp_column_is_read_as_its_table_declares_it(
     ("content", "args", "sentence"),
     [
         ("customer_id\n12\nabc\n", {"as_of": "2025-06-01"}, NOT_INT),
-        ("customer_id\n12\n\n7\n", {"as_of": "2025-06-01"}, "1 empty entity id (first at row 1"),
+        ("customer_id\n12\n\n7\n", {"as_of": "2025-06-01"}, EMPTY_ID),
         ("id\n12\n", {"as_of": "2025-06-01"}, "has no column 'customer_id' (columns: id)"),
         ("customer_id\n12\n", {"as_of": "yesterday"}, "--as-of 'yesterday' is not a timestamp"),
         ("customer_id\n12\n", {}, "give either --as-of TIMESTAMP"),

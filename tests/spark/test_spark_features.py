@@ -154,3 +154,29 @@ def test_rows_without_a_class_label_are_left_out_alike(
     assert out["spark"]["training_set_sha256"] == out["local"]["training_set_sha256"]
     kept = read_table(tmp_path / "spark-ts", "training_set")["defaulted"]
     assert set(kept.unique()) == {0, 1}
+
+
+def test_label_rows_without_a_time_are_named_alike(
+    spark: Any, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two labels without a time, the first on a row `unknown_values: drop` leaves out:
+    # both engines count both and name the first by its 1-based row in the snapshot.
+    tables = read_dataset(dataset)
+    labels = tables["labels"]
+    labels["defaulted"] = labels["defaulted"].astype("Int64")
+    labels.loc[[3, 5], "event_timestamp"] = pd.NaT
+    labels.loc[3, "defaulted"] = 7
+    odd = tmp_path / "odd"
+    write_dataset(odd, tables)
+    messages = []
+    for engine in ("local", "spark"):
+        base = engine_config(engine)
+        config = base.model_copy(
+            update={"labels": base.labels.model_copy(update={"unknown_values": "drop"})}
+        )
+        monkeypatch.setenv("SEAMLESS_FEAST_REPO", str(tmp_path / f"{engine}-repo"))
+        with pytest.raises(SeamlessError) as info:
+            run_features(config, str(odd), str(tmp_path / f"{engine}-ts"))
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert "has 2 rows with a null timestamp 'event_timestamp' (first at data row 4)" in messages[0]

@@ -201,7 +201,7 @@ def test_missing_timestamp_column_is_named(repo: Path) -> None:
 def test_label_rows_without_timestamp_are_rejected(repo: Path) -> None:
     bad = labels()
     bad.loc[2, "event_timestamp"] = pd.NaT
-    with pytest.raises(SeamlessError, match=r"1 rows with a null timestamp.*first at row 2"):
+    with pytest.raises(SeamlessError, match=r"1 rows with a null timestamp.*first at data row 3"):
         run(mini_config(), {"facts": facts(), "labels": bad}, repo)
     # Nothing was published for a bad input.
     assert not (repo / FEATURE_STORE_YAML).exists()
