@@ -56,8 +56,8 @@ def init_cmd(
         str,
         typer.Option(
             "--from",
-            help="The table: a CSV or Parquet path or http(s) URL, or a SQLAlchemy database "
-            "URL (with --table or --query).",
+            help="The table: a CSV, Parquet or JSON-lines path or http(s) URL, or a SQLAlchemy "
+            "database URL (with --table or --query).",
             show_default=False,
         ),
     ],

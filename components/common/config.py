@@ -44,17 +44,21 @@ PSEUDONYMIZABLE: tuple[ColumnType, ...] = ("int", "string")
 
 
 class FileSource(_Strict):
-    """A CSV or Parquet file: local path, `file://` URI, `http(s)://` URL, or an object
+    """A CSV, Parquet or JSON file: local path, `file://` URI, `http(s)://` URL, or an object
     store URI (`s3://bucket/key`, any fsspec protocol). An object store URI ending in `/`
-    is a prefix: every CSV/Parquet object under it is read, in name order, as one table."""
+    is a prefix: every CSV/Parquet/JSON object under it is read, in name order, as one
+    table."""
 
     kind: Literal["file"] = "file"
     """Source type; `file` may be left out."""
     uri: str
     """Path or URI; a relative path is resolved against the run's data directory (which may
     itself be an object store prefix such as `s3://bucket/data`)."""
-    format: Literal["auto", "csv", "parquet"] = "auto"
-    """File format; `auto` picks it from the extension."""
+    format: Literal["auto", "csv", "parquet", "json"] = "auto"
+    """File format; `auto` picks it from the extension, else from the first bytes. `json`:
+    JSON lines (one object per line, `.jsonl`/`.ndjson`) or one array of objects; each
+    key is a column, and a key a record lacks is null there. The Spark engine hands JSON
+    tables to the local engine."""
     delimiter: str = ","
     """CSV field delimiter."""
     missing_values: list[str] = Field(default_factory=list)
@@ -63,7 +67,7 @@ class FileSource(_Strict):
     declared column (manifest `missing_markers`, run summary); a CSV's undeclared columns
     read them as missing too."""
     encoding: str = "utf-8"
-    """Text encoding of a CSV file: any Python codec that writes ASCII as ASCII (`cp1252`
+    """Text encoding of a CSV or JSON file: any Python codec that writes ASCII as ASCII (`cp1252`
     for Windows exports in Western Europe, `latin-1`, `shift_jis`, ...). UTF-8 may start
     with a byte order mark. Spark reads with the Java charset of the same name."""
 

@@ -11,7 +11,6 @@ Hashes in the manifest (see README.md):
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +39,7 @@ from components.common.tables import (
     content_hash,
     write_dataset,
 )
+from components.ingest.json_records import json_text
 from components.ingest.normalize import declared_columns, normalize_with_report
 from components.ingest.snapshot import finish_manifest, utc_stamp
 from components.ingest.sources import describe_source, read_source, short_reason
@@ -56,12 +56,7 @@ def _storable(df: pd.DataFrame, declared: set[str], where: str) -> pd.DataFrame:
             continue
         values = df[col]
         if values.map(lambda v: isinstance(v, dict | list)).any():
-            # Nested JSON (API records) is kept as canonical JSON text: hashable and stable.
-            df[col] = values.map(
-                lambda v: (
-                    json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict | list) else v
-                )
-            )
+            df[col] = values.map(json_text)  # nested JSON (API records, JSON files)
         try:
             pa.array(df[col], from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:

@@ -44,6 +44,7 @@ from components.common.config import (
 )
 from components.common.errors import SeamlessError
 from components.common.pii import WITHHELD, withheld
+from components.ingest.json_records import json_text
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ def _clean_text(raw: pd.Series) -> pd.Series:
             return v or None
         return v
 
-    return s.map(clean)
+    # Not Series.map: it would infer float64 for integers and None, rounding past 2**53.
+    return pd.Series([clean(v) for v in s], index=s.index, dtype=object)
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .\-]{0,63}")
@@ -113,6 +115,15 @@ def _fits_int64(value: object) -> bool:
         and _INT_TEXT.fullmatch(value) is not None
         and -(2**63) <= int(value) < 2**63
     )
+
+
+def _int_text(v: Any) -> str | None:
+    """Text to re-read exactly: a string, or a Python integer (JSON values)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_):
+        return str(v)
+    return None
 
 
 def _to_int(raw: pd.Series) -> pd.Series:
@@ -136,7 +147,7 @@ def _to_int(raw: pd.Series) -> pd.Series:
         suspect = np.isnan(floats) | (np.abs(np.nan_to_num(floats)) >= 2**53)
         if suspect.any():
             where = np.flatnonzero(suspect)
-            text = s.iloc[where].map(lambda v: v if isinstance(v, str) else None)
+            text = s.iloc[where].map(_int_text)
             # ...and only what fits in int64; longer digit strings stay invalid values.
             exact = text.map(_fits_int64).to_numpy(bool)
             if exact.any():
@@ -169,14 +180,25 @@ def _to_bool(raw: pd.Series) -> pd.Series:
             return bool(v)
         return None
 
-    mapping = {v: parse(v) for v in s.dropna().unique()}
+    try:
+        mapping = {v: parse(v) for v in s.dropna().unique()}
+    except TypeError:  # unhashable values (nested JSON): one at a time
+        return pd.Series([parse(v) for v in s], index=s.index, dtype="boolean")
     return s.map(mapping).astype("boolean")
+
+
+def _as_text(v: Any) -> Any:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, dict | list):  # nested JSON: its canonical text, as ingest keeps it
+        return json_text(v)
+    return None if pd.isna(v) else str(v)
 
 
 def _to_string(raw: pd.Series) -> pd.Series:
     s = raw.astype(object)
     if ptypes.infer_dtype(s, skipna=True) not in ("string", "empty"):
-        s = s.map(lambda v: v if isinstance(v, str) or pd.isna(v) else str(v))
+        s = s.map(_as_text)
     # One null marker (None) so CSV's NaN and Parquet's None hash the same.
     return s.where(s.notna() & (s != ""), None)
 

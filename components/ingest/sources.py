@@ -27,6 +27,7 @@ from components.common.config import ApiSource, FileSource, SqlSource
 from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 from components.ingest.fetch import get_with_retries, mask_url, with_params
+from components.ingest.json_records import check_records, read_json_records, records_frame
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +120,13 @@ def _sqlite_path(url: Any, data_dir: str | Path | None) -> Path | None:
 
 
 _SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
-_JSON = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz")
+_JSON = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 
 
 def format_of(name: str, head: bytes, declared: str, shown: str, what: str) -> str:
-    """`csv` or `parquet`: as declared, else by the name and the first bytes. A file that
-    is plainly neither (a spreadsheet, JSON) is refused here: as CSV it would fail on some
-    later line, or worse, read as one odd column."""
+    """`csv`, `parquet` or `json`: as declared, else by the name and the first bytes. A
+    spreadsheet is refused here: as CSV it would fail on some later line, or worse, read
+    as one odd column."""
     if declared != "auto":
         return declared
     lower = name.lower()
@@ -133,18 +134,18 @@ def format_of(name: str, head: bytes, declared: str, shown: str, what: str) -> s
         return "parquet"
     if lower.endswith((".csv", ".tsv", ".txt", ".csv.gz")):
         return "csv"
+    if lower.endswith(_JSON):
+        return "json"
     if head.startswith(b"PAR1"):
         return "parquet"
-    kind = hint = ""
     if lower.endswith(_SPREADSHEETS) or head.startswith(b"PK\x03\x04"):
-        kind = "a spreadsheet or ZIP archive"
-    elif lower.endswith(_JSON) or head.lstrip()[:1] in (b"{", b"["):
-        kind, hint = "JSON", " (a JSON API is read by a source of kind: api)"
-    if kind:
         raise SeamlessError(
-            f"{what}: {shown} is {kind}, not CSV or Parquet; export it as CSV or Parquet"
-            f"{hint}, or set the source's format to csv if it is CSV after all."
+            f"{what}: {shown} is a spreadsheet or ZIP archive, not CSV, Parquet or JSON; "
+            "export it as CSV or Parquet, or set the source's format to csv if it is CSV "
+            "after all."
         )
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+        return "json"
     return "csv"
 
 
@@ -170,7 +171,7 @@ def _read_file(
         shown = mask_url(where)
         if not data:
             raise SeamlessError(f"{what}: {shown} is empty (0 bytes).")
-        head = data[:4]
+        head = data[:64]
     else:
         name, shown = where.name, str(where)
         head = local_file_head(where, what)
@@ -178,13 +179,17 @@ def _read_file(
     fmt = format_of(name, head, source.format, shown, what)
     if fmt == "parquet":
         return _read_parquet(handle, shown, what)
+    if fmt == "json":
+        content = data if data is not None else Path(where).read_bytes()
+        return read_json_records(content, shown, what, source.encoding)
     if not name.lower().endswith(".gz"):
         refuse_nul_bytes(data if data is not None else Path(where), shown, what)
     return _read_csv(handle, shown, what, source, expected)
 
 
 def local_file_head(path: Path, what: str) -> bytes:
-    """The first 4 bytes of a local data file; fails if it is missing, not a file or empty."""
+    """The first bytes of a local data file (enough to tell Parquet and JSON from CSV);
+    fails if it is missing, not a file or empty."""
     if not path.exists():
         raise SeamlessError(f"{what}: file {path} does not exist.")
     if not path.is_file():
@@ -192,7 +197,7 @@ def local_file_head(path: Path, what: str) -> bytes:
     if path.stat().st_size == 0:
         raise SeamlessError(f"{what}: file {path} is empty (0 bytes).")
     with path.open("rb") as fh:
-        return fh.read(4)
+        return fh.read(64)
 
 
 def _about(what: str, exc: SeamlessError) -> SeamlessError:
@@ -214,21 +219,24 @@ def _object_bytes(uri: str, what: str) -> bytes:
 def _parse(
     source: FileSource, name: str, data: bytes, shown: str, what: str, expected: Collection[str]
 ) -> pd.DataFrame:
-    fmt = format_of(name, data[:4], source.format, shown, what)
+    fmt = format_of(name, data[:64], source.format, shown, what)
     if fmt == "parquet":
         return _read_parquet(io.BytesIO(data), shown, what)
+    if fmt == "json":
+        return read_json_records(data, shown, what, source.encoding)
     if not name.lower().endswith(".gz"):
         refuse_nul_bytes(data, shown, what)
     return _read_csv(io.BytesIO(data), shown, what, source, expected)
 
 
-_DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".parquet", ".pq", ".parq")
+_DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".parquet", ".pq", ".parq", *_JSON)
 
 
 def _read_object_store(
     source: FileSource, uri: str, what: str, expected: Collection[str]
 ) -> pd.DataFrame:
-    """One object, or every CSV/Parquet object under a prefix ending in '/' (name order)."""
+    """One object, or every CSV/Parquet/JSON object under a prefix ending in '/' (name
+    order)."""
     if not uri.endswith("/"):
         return _parse(source, urlsplit(uri).path, _object_bytes(uri, what), uri, what, expected)
     try:
@@ -243,11 +251,14 @@ def _read_object_store(
     ]
     if not objects:
         raise SeamlessError(
-            f"{what}: the prefix {uri} holds no CSV or Parquet object "
+            f"{what}: the prefix {uri} holds no CSV, Parquet or JSON object "
             f"({len(listed)} other objects)."
         )
     frames = [_parse(source, u, _object_bytes(u, what), u, what, expected) for u in objects]
     columns = [list(f.columns) for f in frames]
+    if all(u.lower().endswith(_JSON) for u in objects):
+        # JSON records name their values: parts may order or leave out keys, as lines do.
+        columns = [sorted(set().union(*columns))] * len(columns)
     for u, cols in zip(objects[1:], columns[1:], strict=True):
         if cols != columns[0]:
             raise SeamlessError(
@@ -647,11 +658,7 @@ def _page_records(resp: requests.Response, source: ApiSource, what: str) -> tupl
             f"{what}: {shown} holds a JSON {type(records).__name__} where a list of records "
             f"was expected."
         )
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict):
-            raise SeamlessError(
-                f"{what}: record {i} from {shown} is a JSON {type(rec).__name__}, not an object."
-            )
+    check_records(records, shown, what)
     return records, body
 
 
@@ -711,7 +718,7 @@ def _read_api(source: ApiSource, what: str) -> pd.DataFrame:
                     f"{source.max_pages} pages; raise max_pages if that is expected."
                 )
     log.info("%s: %d records", what, len(records))
-    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    return records_frame(records)
 
 
 # ---------------------------------------------------------------- entry point

@@ -51,7 +51,7 @@ def plan_source(
     table: str | None = None,
     cwd: Path | None = None,
 ) -> SourcePlan:
-    """The source for `--from` (a CSV/Parquet path or URL, or a SQLAlchemy URL)."""
+    """The source for `--from` (a CSV/Parquet/JSON path or URL, or a SQLAlchemy URL)."""
     cwd = (cwd or Path.cwd()).resolve()
     data_dir = data_dir.resolve()
     if is_database_url(from_):
@@ -89,15 +89,19 @@ def plan_source(
     return SourcePlan(read, written, str(path), identifier(stem, "data"), notes)
 
 
+def _file_format(path: Path) -> str:
+    """`csv`, `parquet` or `json`, as ingest tells them apart (spreadsheets refused)."""
+    from components.ingest.sources import format_of, local_file_head
+
+    return format_of(path.name, local_file_head(path, "--from"), "auto", str(path), "--from")
+
+
 def _delimiter_of(path: Path) -> str:
     """`,` unless another delimiter splits the first lines into a constant number of fields."""
     from components.ingest.sources import sample_text, sniff_delimiter  # ingest's sniffer
 
-    if path.name.lower().endswith((".parquet", ".pq", ".parq")):
+    if _file_format(path) != "csv":
         return ","
-    with path.open("rb") as fh:
-        if fh.read(4) == b"PAR1":
-            return ","
     return sniff_delimiter(sample_text(path), ",") or ","
 
 
@@ -105,7 +109,7 @@ def _encoding_of(path: Path) -> tuple[str, str]:
     """`utf-8`, or for a CSV that is not UTF-8 the Windows Western European code page
     (`latin-1` where even that cannot read a byte), with a note showing the values whose
     reading the user should check."""
-    if path.name.lower().endswith((".parquet", ".pq", ".parq")):
+    if _file_format(path) == "parquet":
         return "utf-8", ""
     opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -206,6 +210,8 @@ def read_table(plan: SourcePlan) -> pd.DataFrame:
     else:
         header = _csv_header(src)
         df = read_source(src, None, plan.table, header)
+        # A CSV whose header was not read here (a URL): again, as text. JSON records are
+        # object columns already.
         if not header and not _is_parquet(src.uri) and df.select_dtypes(exclude=object).shape[1]:
             df = read_source(src, None, plan.table, [str(c) for c in df.columns])  # as text
     if len(df) == 0:
@@ -225,11 +231,8 @@ def _csv_header(src: FileSource) -> list[str]:
     """Column names of a local CSV (empty for Parquet, URLs or unreadable files: the
     reader then reports the problem)."""
     path = Path(src.uri)
-    if _is_parquet(src.uri) or not path.is_file():
+    if not path.is_file() or _file_format(path) != "csv":
         return []
-    with path.open("rb") as fh:
-        if fh.read(4) == b"PAR1":
-            return []
     try:
         encoding = pandas_encoding(src.encoding)
         cols = pd.read_csv(path, sep=src.delimiter, nrows=0, encoding=encoding).columns

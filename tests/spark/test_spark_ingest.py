@@ -448,10 +448,18 @@ def test_other_sources_fall_back_to_the_local_engine(spark: Any, tmp_path: Path)
         timestamp_column="event_timestamp",
         columns={"customer_id": "int", "event_timestamp": "timestamp", "v": "float"},
     )
-    local, remote = both(tmp_path, {"t": cfg})
+    # JSON records: the local engine reads them (components/ingest/json_records.py).
+    (tmp_path / "j.jsonl").write_text(
+        '{"customer_id": 900000000000000001, "event_timestamp": "2024-01-01", "v": 0.5}\n'
+        '{"event_timestamp": "2024-01-02", "customer_id": 2, "v": null}\n'
+    )
+    jcfg = cfg.model_copy(update={"source": FileSource(uri="j.jsonl")})
+    local, remote = both(tmp_path, {"t": cfg, "j": jcfg})
     same_tables(tmp_path, local, remote)
-    assert remote["tables"]["t"]["engine"] == "local"
+    assert remote["tables"]["t"]["engine"] == remote["tables"]["j"]["engine"] == "local"
     assert read_manifest(tmp_path / "spark")["engine"] == "spark"
+    ids = read_dataset(tmp_path / "spark")["j"]["customer_id"].tolist()
+    assert ids == [900000000000000001, 2]
 
 
 # ---------------------------------------------------------------- Spark's own limit

@@ -60,11 +60,19 @@ def test_gzipped_csv_objects_are_read(bucket: str) -> None:
     assert "cannot be decompressed or read" in str(err.value)
 
 
+def test_json_parts_under_a_prefix_may_order_or_leave_out_keys(bucket: str) -> None:
+    # Records name their values: as within one file, a part's keys are its own.
+    storage.write_bytes(f"s3://{bucket}/js/part-1.jsonl", b'{"a": 1, "b": "x"}\n{"a": 2}\n')
+    storage.write_bytes(f"s3://{bucket}/js/part-2.jsonl.gz", gzip.compress(b'{"b": "z", "a": 3}\n'))
+    df, _ = ingest_table("t", _csv_table(f"s3://{bucket}/js/"), None)
+    assert df["a"].tolist() == [1, 2, 3] and df["b"].tolist() == ["x", None, "z"]
+
+
 def test_an_empty_prefix_is_one_sentence(bucket: str) -> None:
     with pytest.raises(SeamlessError) as err:
         ingest_table("t", _csv_table(f"s3://{bucket}/nothing/"), None)
     assert str(err.value) == (
-        f"Table 't': the prefix s3://{bucket}/nothing/ holds no CSV or Parquet object "
+        f"Table 't': the prefix s3://{bucket}/nothing/ holds no CSV, Parquet or JSON object "
         "(0 other objects)."
     )
 

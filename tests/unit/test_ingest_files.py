@@ -395,21 +395,12 @@ def test_generated_column_already_present(tmp_path: Path) -> None:
     assert_one_sentence(msg, "'row_id'", "entity_column")
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "kind"),
-    [
-        ("t.jsonl", b'{"customer_id": 1}\n', "is JSON"),
-        ("t.data", b'  [{"customer_id": 1}]', "is JSON"),
-        ("t.xlsx", b"PK\x03\x04rest", "is a spreadsheet or ZIP archive"),
-    ],
-)
-def test_a_file_that_is_plainly_not_csv_or_parquet_is_named_so(
-    tmp_path: Path, name: str, content: bytes, kind: str
-) -> None:
-    # Read as CSV, these failed on some later line, or with a header of '{"customer_id": 1}'.
-    (tmp_path / name).write_bytes(content)
+@pytest.mark.parametrize("name", ["t.xlsx", "t.data"])
+def test_a_spreadsheet_is_named_so(tmp_path: Path, name: str) -> None:
+    # Read as CSV, it failed on some later line with a pyarrow message.
+    (tmp_path / name).write_bytes(b"PK\x03\x04rest")
     msg = ingest_error("customers", keyed(name), tmp_path)
-    assert_one_sentence(msg, name, kind, "not CSV or Parquet", "export it as CSV")
+    assert_one_sentence(msg, name, "is a spreadsheet or ZIP archive", "export it as CSV")
     ok = tmp_path / "c.data"
     ok.write_text(CSV)
     assert len(ingest_table("customers", keyed("c.data"), tmp_path, T0)[0]) == 4

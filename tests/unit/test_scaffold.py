@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -547,6 +548,35 @@ def test_a_csv_over_http_is_profiled_as_text(tmp_path: Path) -> None:
     assert table["source"]["uri"].endswith("/files/accounts.csv")
     assert table["columns"]["zip"] == "string"  # re-read as text: leading zeros kept
     assert table["columns"]["seats"] == "int"
+
+
+def test_json_lines_are_profiled_from_their_values_and_pass_the_dry_run(tmp_path: Path) -> None:
+    df = churn_frame(200)
+    records = df.assign(seats=df["seats"].astype(int), monthly=df["monthly"].astype(float))
+    records.insert(0, "customer_id", range(900000000000000001, 900000000000000201))
+    rows = records.to_dict("records")
+    for i, row in enumerate(rows):
+        row["customer_id"] = int(row["customer_id"])
+        row["seats"], row["member"] = int(row["seats"]), i % 3 == 0
+        row["meta"] = {"src": "web", "n": i % 4}  # nested: canonical JSON text
+        if i % 10 == 0:
+            del row["monthly"]  # a key some records lack is null there
+    path = tmp_path / "accounts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plan = build_scaffold(str(path), "churn", name="a", data_dir=tmp_path, positive="yes")
+    table = yaml.safe_load(plan.text)["tables"]["accounts"]
+    assert table["source"] == {"kind": "file", "uri": "accounts.jsonl"}
+    assert table["entity_column"] == "customer_id"
+    assert {k: table["columns"][k] for k in ("customer_id", "seats", "monthly", "zip")} == {
+        "customer_id": "int",
+        "seats": "int",
+        "monthly": "float",
+        "zip": "string",  # a JSON string keeps its leading zeros
+    }
+    assert (table["columns"]["member"], table["columns"]["meta"]) == ("bool", "string")
+    write_config(tmp_path / "a.yaml", plan.text)
+    dry = dry_validate(tmp_path / "a.yaml", tmp_path)
+    assert dry.result.decision == "pass", dry.result.failure_sentences()
 
 
 @pytest.mark.parametrize(
