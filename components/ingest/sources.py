@@ -389,6 +389,7 @@ def _read_csv(
             skipinitialspace=False,
             keep_default_na=False,
             na_values=na,
+            float_precision="round_trip",  # exact undeclared floats (see normalize)
         )
     except pd.errors.EmptyDataError:
         raise SeamlessError(f"{what}: file {shown} is empty (no header row).") from None
