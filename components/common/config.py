@@ -148,14 +148,15 @@ Thousands = Literal[",", ".", " ", "'", "_"]
 _SAMPLE_TIME = datetime(2024, 11, 28, 13, 45, 6, 123456, tzinfo=UTC)
 UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 """Nanoseconds in one of each Unix time unit (`ColumnFormat.unit`)."""
-FORMAT_KEYS = ("format", "unit", "thousands", "decimal")
+FORMAT_KEYS = ("format", "unit", "thousands", "decimal", "prefix", "suffix")
 """The keys of a column's `ColumnFormat`, written on the column beside its type."""
 
 
 class ColumnFormat(_Strict):
     """How a declared column's values are written when read as text (a CSV, a JSON API's
     strings, a database's text column), if not in the default form. Written on the column:
-    `signup: {type: timestamp, format: "%m/%d/%Y"}`, `charges: {type: float, thousands: ","}`.
+    `signup: {type: timestamp, format: "%m/%d/%Y"}`,
+    `charges: {type: float, thousands: ",", prefix: "$"}`, `discount: {type: int, suffix: "%"}`.
     Values already typed by the source (Parquet, a database's numeric or date column) are
     taken as they are, except numbers under `unit` (Unix time). A value that does not match
     is not parseable, like any other."""
@@ -170,6 +171,14 @@ class ColumnFormat(_Strict):
     no-break spaces. Unset: no separator."""
     decimal: Literal[".", ","] | None = None
     """float columns: the decimal mark, `","` for `3,5` (unset: `.`)."""
+    prefix: str | None = None
+    """int and float columns: text every value starts with, such as a currency symbol
+    (`"$"` for `$1,234.50`, `-$5.00` or `$-5.00`); spaces may follow it. A value without
+    it does not parse. Unset: none."""
+    suffix: str | None = None
+    """int and float columns: text every value ends with (`"%"` for `18%`, `" €"`); spaces
+    may come before it. The number is taken as written: `18%` is 18. A value without it
+    does not parse. Unset: none."""
     unit: Literal["s", "ms", "us", "ns"] | None = None
     """timestamp columns: the value is Unix time, a count of seconds (`s`), milliseconds,
     microseconds or nanoseconds since 1970-01-01 UTC, as text or as a number column
@@ -179,7 +188,9 @@ class ColumnFormat(_Strict):
     @property
     def given(self) -> bool:
         """Whether any key is set (the column is not in the default form)."""
-        return bool(self.format or self.thousands or self.decimal or self.unit)
+        return bool(
+            self.format or self.thousands or self.decimal or self.unit or self.prefix or self.suffix
+        )
 
     def example(self, kind: ColumnType) -> str:
         """A value written this way, for messages (`11/28/2024`, `1,234,567.89`)."""
@@ -189,7 +200,8 @@ class ColumnFormat(_Strict):
             return _SAMPLE_TIME.strftime(self.format)
         sep = self.thousands or ""
         whole = f"1{sep}234{sep}567"
-        return whole if kind == "int" else f"{whole}{self.decimal or '.'}89"
+        number = whole if kind == "int" else f"{whole}{self.decimal or '.'}89"
+        return f"{self.prefix or ''}{number}{self.suffix or ''}"
 
     def problem(self, kind: ColumnType) -> str | None:
         """Why this format cannot apply to a column of `kind`, or None."""
@@ -207,6 +219,16 @@ class ColumnFormat(_Strict):
                 return f"unit applies to timestamp columns, and this one is {kind}"
             if self.format is not None:
                 return "unit (Unix time) and format (text) exclude each other; keep one"
+        for key, text in (("prefix", self.prefix), ("suffix", self.suffix)):
+            if text is None:
+                continue
+            if kind not in ("int", "float"):
+                return f"{key} applies to int and float columns, and this one is {kind}"
+            if not text.strip() or re.search(r"[\d+\-.,]", text):
+                return (
+                    f"{key} {text!r} must be text around the number, such as '$' or '%', "
+                    "without digits, signs or separators"
+                )
         if self.thousands is not None and kind not in ("int", "float"):
             return f"thousands applies to int and float columns, and this one is {kind}"
         if self.decimal is not None and kind != "float":

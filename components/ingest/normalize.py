@@ -293,22 +293,41 @@ _SPACES = " \u00a0\u202f"  # a space, the no-break space and the narrow one
 
 
 def _number_pattern(thousands: str | None, decimal: str) -> re.Pattern[str]:
+    return re.compile(rf"[+-]?{_unsigned(thousands, decimal)}")
+
+
+def _unsigned(thousands: str | None, decimal: str) -> str:
     mark = re.escape(decimal)
     whole = r"\d+"
     if thousands:
         sep = f"[{_SPACES}]" if thousands == " " else re.escape(thousands)
         whole = rf"(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d+)"
-    return re.compile(rf"[+-]?(?:{whole}(?:{mark}\d*)?|{mark}\d+)")
+    return rf"(?:{whole}(?:{mark}\d*)?|{mark}\d+)"
 
 
-def _plain_numbers(raw: pd.Series, thousands: str | None, decimal: str) -> pd.Series:
-    """Text numbers with their separators taken out (`1,234.5` -> `1234.5`); text that is
-    not written that way becomes null, so it counts as unparseable."""
+def _without_affixes(part: pd.Series, prefix: str, suffix: str) -> pd.Series:
+    """`$1,234.50` -> `1,234.50` and `-$5` or `$-5` -> `-5` (one sign, before or after
+    the prefix); text without the prefix and suffix becomes null."""
+    pre = rf"{re.escape(prefix)}[{_SPACES}]*" if prefix else ""
+    post = rf"[{_SPACES}]*{re.escape(suffix)}" if suffix else ""
+    pattern = rf"^(?P<a>[+-]?)[{_SPACES}]*{pre}(?P<b>[+-]?)(?P<n>[^+-].*?){post}$"
+    found = part.str.extract(pattern)
+    one_sign = (found["a"] == "") | (found["b"] == "")
+    return (found["a"] + found["b"] + found["n"]).where(one_sign & found["n"].notna(), None)
+
+
+def _plain_numbers(raw: pd.Series, fmt: ColumnFormat) -> pd.Series:
+    """Text numbers with their prefix, suffix and separators taken out (`$1,234.5` ->
+    `1234.5`); text that is not written that way becomes null, so it counts as
+    unparseable."""
+    thousands, decimal = fmt.thousands, fmt.decimal or "."
     s = _clean_text(raw)
     text = _text_mask(s)
     if not text.any():
         return s
     part = s[text].astype(str)
+    if fmt.prefix or fmt.suffix:
+        part = _without_affixes(part, fmt.prefix or "", fmt.suffix or "").fillna("")
     written = part.str.fullmatch(_number_pattern(thousands, decimal))
     if thousands:
         spaces = thousands == " "
@@ -386,8 +405,8 @@ def convert(kind: ColumnType, raw: pd.Series, fmt: ColumnFormat | None = None) -
     if fmt is not None and _is_text(raw):
         if kind == "timestamp" and fmt.format:
             return _timestamp_in_format(raw, fmt.format)
-        if kind in ("int", "float") and (fmt.thousands or fmt.decimal):
-            raw = _plain_numbers(raw, fmt.thousands, fmt.decimal or ".")
+        if kind in ("int", "float") and fmt.given:
+            raw = _plain_numbers(raw, fmt)
     return CONVERTERS[kind](raw)
 
 

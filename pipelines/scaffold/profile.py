@@ -47,6 +47,8 @@ NUMBER_FORMATS = (
 )
 """How numbers with separators are written, tried in this order: `1,234.5` first."""
 _SEPARATORS = re.compile("[,. '\u00a0\u202f]")
+_CURRENCY = "$€£¥₹"
+"""Currency symbols init looks for before or after numbers."""
 _SCREEN = 200
 _TYPE_WORDS = {
     "int": "integers",
@@ -310,8 +312,9 @@ def _infer_objects(trials: _Trials, present: int) -> Inferred:
         if n_int == n_float and written_as_int:
             return "int", int_failed, _parse_sentence("int", present - n_int, present), None
         return "float", float_failed, _parse_sentence("float", present - n_float, present), None
-    if all_text and text.str.contains(_SEPARATORS).any():
-        written = _written_number(trials, present, text)
+    affix = _number_affix(text) if all_text else None
+    if affix is not None or (all_text and text.str.contains(_SEPARATORS).any()):
+        written = _written_number(trials, present, text, affix)
         if written is not None:
             return written
     if text.str.contains(_DATE_HINT).any():
@@ -327,20 +330,39 @@ def _infer_objects(trials: _Trials, present: int) -> Inferred:
     return "string", pd.Series(False, index=raw.index), _string_sentence(n_float, present), None
 
 
-def _written_number(trials: _Trials, present: int, text: pd.Series) -> Inferred | None:
-    """Numbers written with separators (`1,234.5`, `1.234,5`, `3,5`): the first of
-    NUMBER_FORMATS under which the column parses, as int when none has a decimal part."""
-    for fmt in NUMBER_FORMATS:
+def _number_affix(text: pd.Series) -> ColumnFormat | None:
+    """The currency symbol most values start with, or the percent sign or currency
+    symbol they end with (`$1,234.50`, `18%`, `12,50 €`), judged on the first values."""
+    head = text.head(_SCREEN)
+    lead = head.str.extract(rf"^[+-]?\s*([{_CURRENCY}])", expand=False)
+    trail = head.str.extract(rf"\d\s*([%{_CURRENCY}])$", expand=False)
+    prefix, suffix = (
+        str(hits.mode().iloc[0]) if hits.notna().mean() > 0.5 else None for hits in (lead, trail)
+    )
+    return ColumnFormat(prefix=prefix, suffix=suffix) if prefix or suffix else None
+
+
+def _written_number(
+    trials: _Trials, present: int, text: pd.Series, affix: ColumnFormat | None = None
+) -> Inferred | None:
+    """Numbers written with separators (`1,234.5`, `1.234,5`, `3,5`) or around a symbol
+    (`$1,234.50`, `18%`): the first of NUMBER_FORMATS under which the column parses, as
+    int when none has a decimal part."""
+    formats: tuple[ColumnFormat, ...] = NUMBER_FORMATS
+    if affix is not None:
+        around = {"prefix": affix.prefix, "suffix": affix.suffix}
+        formats = tuple(f.model_copy(update=around) for f in NUMBER_FORMATS)
+    for fmt in formats:
         failed = trials.failed("float", fmt)
         n_failed = int(failed.sum())
         if n_failed == present or not _fits(n_failed, present):
             continue
         parsed = text[~failed[text.index]]
         grouped = parsed.str.contains(_separator(fmt.thousands)) if fmt.thousands else None
-        if fmt.decimal and grouped is not None and not grouped.any():
-            fmt = ColumnFormat(decimal=fmt.decimal)  # no value has a thousands separator
-        if fmt.thousands is not None:
-            whole = ColumnFormat(thousands=fmt.thousands)
+        if grouped is not None and not grouped.any():  # no value has a separator
+            fmt = fmt.model_copy(update={"thousands": None})
+        if fmt.thousands is not None or affix is not None:
+            whole = fmt.model_copy(update={"decimal": None})
             int_failed = trials.failed("int", whole)
             if (
                 int(int_failed.sum()) == n_failed

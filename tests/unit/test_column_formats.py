@@ -125,6 +125,32 @@ def test_a_value_not_written_that_way_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "us").exists() and not (tmp_path / "wrong").exists()
 
 
+CURRENCY = """customer_id,signup,charges,visits,churned
+1,2024-01-05,"$1,234.50",1200%,0
+2,2023-12-31 18:30,$89.25,3 %,1
+3,2024-02-29,"$ 1,234,567",1000000%,0
+"""
+
+
+def test_currency_and_percent_values_give_the_iso_snapshot(tmp_path: Path) -> None:
+    iso = _ingest(tmp_path, ISO, _config(), "iso")
+    cfg = _config(
+        "timestamp", '{type: float, prefix: "$", thousands: ","}', '{type: int, suffix: "%"}'
+    )
+    money = _ingest(tmp_path, CURRENCY, cfg, "money")
+    assert money["tables"]["customers"]["sha256"] == iso["tables"]["customers"]["sha256"]
+    fmt = ColumnFormat(prefix="$", thousands=",")
+    signs = convert("float", pd.Series(["-$5.00", "$-5", "+$5", "-$-5", "5", "$5$"]), fmt)
+    assert signs.tolist()[:3] == [-5.0, -5.0, 5.0] and signs[3:].isna().all()
+    euro = convert("float", pd.Series(["12,50 €", "1.234,5€"]), ColumnFormat(
+        suffix="€", thousands=".", decimal=","))  # fmt: skip
+    assert euro.tolist() == [12.5, 1234.5]
+    # A value without the symbol is not written that way: named with the expected form.
+    with pytest.raises(SeamlessError) as info:
+        _ingest(tmp_path, CURRENCY.replace("$89.25", "89.25"), cfg, "bare")
+    assert_one_sentence(str(info.value), "column 'charges'", "row 2", "'89.25'", "$1,234,567.89")
+
+
 def test_typed_values_ignore_the_text_format() -> None:
     # Parquet or a database hands over typed values: the format is for text only.
     fmt = ColumnFormat(format="%m/%d/%Y", thousands=None)
@@ -150,6 +176,8 @@ def test_typed_values_ignore_the_text_format() -> None:
         ('{type: float, thousands: "."}', ("also the decimal mark", "set decimal")),
         ('{type: float, currency: "$"}', ("columns.charges", "unknown key 'currency'", "unit")),
         ("{type: float, unit: s}", ("columns.charges", "unit applies to timestamp")),
+        ('{type: float, prefix: "-$"}', ("columns.charges", "without digits, signs")),
+        ('{type: float, suffix: " "}', ("columns.charges", "text around the number")),
     ],
 )
 def test_a_format_that_cannot_apply_is_refused(charges: str, parts: tuple[str, ...]) -> None:
@@ -168,6 +196,7 @@ def test_a_format_that_cannot_apply_is_refused(charges: str, parts: tuple[str, .
         ('{type: timestamp, unit: s, format: "%d"}', "int", ("unit (Unix time) and format",)),
         ("{type: timestamp, unit: h}", "int", ("signup.unit", "'s', 'ms'")),
         ("timestamp", '{type: string, thousands: ","}', ("thousands applies to int and float",)),
+        ('{type: timestamp, suffix: "Z"}', "int", ("suffix applies to int and float",)),
     ],
 )
 def test_a_format_that_does_not_fit_its_type_is_refused(

@@ -778,6 +778,25 @@ def test_us_dates_and_thousands_separators_are_written_as_formats(tmp_path: Path
     assert_one_sentence(str(info.value), "'date'", "row 6", "written like 11/28/2024", "%m/%d/%Y")
 
 
+def test_currency_and_percent_columns_are_numbers_with_their_symbol(tmp_path: Path) -> None:
+    df = churn_frame(300)
+    rng = np.random.default_rng(2)
+    df["charges"] = [f"${v:,.2f}" for v in rng.uniform(10, 3000, 300)]
+    df.loc[3, "charges"] = "-$12.00"  # a refund
+    df["discount"] = [f"{v}%" for v in rng.integers(0, 50, 300)]
+    df["price"] = [f"{v:.2f} €".replace(".", ",") for v in rng.uniform(1, 99, 300)]
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    columns = yaml.safe_load(plan.text)["tables"]["data"]["columns"]
+    assert columns["charges"] == {"type": "float", "thousands": ",", "prefix": "$"}
+    assert columns["discount"] == {"type": "int", "suffix": "%"}
+    assert columns["price"] == {"type": "float", "decimal": ",", "suffix": "€"}
+    assert plan.profiles["charges"].minimum == -12.0
+    write_config(tmp_path / "c.yaml", plan.text)
+    dry = dry_validate(tmp_path / "c.yaml", tmp_path)
+    assert dry.result.decision == "pass", dry.result.failure_sentences()
+    assert dry.coerced() == []
+
+
 def test_a_windows_export_is_read_as_cp1252_and_says_which_values_to_check(
     tmp_path: Path,
 ) -> None:
