@@ -39,7 +39,7 @@ from components.common.tables import (
     content_hash,
     write_dataset,
 )
-from components.ingest.json_records import json_text
+from components.ingest.json_records import is_nested, json_text
 from components.ingest.normalize import declared_columns, normalize_with_report
 from components.ingest.snapshot import finish_manifest, utc_stamp
 from components.ingest.sources import describe_source, read_source, short_reason
@@ -55,8 +55,8 @@ def _storable(df: pd.DataFrame, declared: set[str], where: str) -> pd.DataFrame:
         if col in declared or df[col].dtype != object:
             continue
         values = df[col]
-        if values.map(lambda v: isinstance(v, dict | list)).any():
-            df[col] = values.map(json_text)  # nested JSON (API records, JSON files)
+        if values.map(is_nested).any():
+            df[col] = values.map(json_text)  # nested JSON or Parquet values
         try:
             pa.array(df[col], from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:

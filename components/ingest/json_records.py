@@ -13,6 +13,7 @@ import json
 import zlib
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from components.common.errors import SeamlessError
@@ -37,12 +38,26 @@ def json_type(value: Any) -> str:
     return names.get(type(value), "number")
 
 
+def is_nested(value: Any) -> bool:
+    """A JSON object or array, or a Parquet struct, list or map value (pyarrow gives
+    dicts, numpy arrays and lists of pairs)."""
+    return isinstance(value, dict | list | tuple | np.ndarray)
+
+
 def json_text(value: Any) -> Any:
-    """A nested value (JSON object or array) as canonical JSON text, hashable and stable;
-    any other value as it is."""
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, default=str)
+    """A nested value as canonical JSON text, hashable and stable; any other value as
+    it is."""
+    if is_nested(value):
+        return json.dumps(value, sort_keys=True, default=_plain)
     return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)  # dates, decimals, bytes: as their text
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:

@@ -45,7 +45,7 @@ from components.common.config import (
 )
 from components.common.errors import SeamlessError
 from components.common.pii import WITHHELD, withheld
-from components.ingest.json_records import json_text
+from components.ingest.json_records import is_nested, json_text
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def _to_bool(raw: pd.Series) -> pd.Series:
 def _as_text(v: Any) -> Any:
     if isinstance(v, str):
         return v
-    if isinstance(v, dict | list):  # nested JSON: its canonical text, as ingest keeps it
+    if is_nested(v):  # nested JSON or Parquet: its canonical text, as ingest keeps it
         return json_text(v)
     return None if pd.isna(v) else str(v)
 

@@ -147,16 +147,25 @@ def read_raw(
 
 def _read_parquet(
     spark: SparkSession, uri: str, where: str | Path, shown: str, what: str
-) -> SparkRaw:
+) -> SparkRaw | None:
     import pyarrow.parquet as pq
+    from pyspark.sql import types as T
 
     try:
         frame = spark.read.parquet(uri)
-        frame.schema  # noqa: B018 (resolves the files now, so a bad one fails here)
+        fields = frame.schema.fields  # resolves the files now, so a bad one fails here
     except Exception as exc:
         raise SeamlessError(
             f"{what}: {shown} is not a readable Parquet file ({_analysis_reason(exc)})."
         ) from None
+    nested = [
+        f.name for f in fields if isinstance(f.dataType, T.ArrayType | T.StructType | T.MapType)
+    ]
+    if nested:
+        # Lists, structs and maps become canonical JSON text (json_records.json_text),
+        # which Spark's to_json does not write alike: the local engine reads such files.
+        log.info("%s: %s has nested columns %s; the local engine reads it", what, shown, nested)
+        return None
     if isinstance(where, Path):
         schema = pq.read_schema(where)
     else:  # a footer through fsspec (a few KiB): the object's, or a prefix's first one's

@@ -597,3 +597,27 @@ def test_pseudonyms_and_dropped_columns_match_the_local_engine(
         "values": 3,
         "distinct": 2,
     }
+
+
+def test_parquet_lists_structs_and_maps_read_alike(spark: Any, tmp_path: Path) -> None:
+    # Nested Parquet values are canonical JSON text, declared or not: such a file is read
+    # by the local engine (Spark's to_json writes them otherwise).
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {
+        "customer_id": pa.array([1, 2, 3]),
+        "event_timestamp": pa.array(["2024-01-01", "2024-01-02", "2024-01-03"]),
+        "tags": pa.array([[], ["x"], None], pa.list_(pa.string())),
+        "addr": pa.array([{"city": "X", "n": [1, 2]}, None, {"city": "Y", "n": []}]),
+        "attrs": pa.array([[("k", 1)], [], None], pa.map_(pa.string(), pa.int64())),
+    }
+    pq.write_table(pa.table(columns), tmp_path / "p.parquet")
+    types = {"customer_id": "int", "event_timestamp": "timestamp", "tags": "string"}
+    cfg = file_table("p.parquet", "customer_id", "event_timestamp", types)
+    local, remote = both(tmp_path, {"p": cfg})
+    same_tables(tmp_path, local, remote)
+    assert remote["tables"]["p"]["engine"] == "local"
+    df = read_dataset(tmp_path / "spark")["p"]
+    assert df["tags"].tolist() == ["[]", '["x"]', None]
+    assert df["addr"].tolist()[0] == '{"city": "X", "n": [1, 2]}'

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -132,6 +132,37 @@ def test_long_integers_with_nulls_in_parquet_stay_exact(tmp_path: Path) -> None:
     cfg = table({"kind": "file", "uri": "p.parquet"}, columns={"a": "int", "acct": "int"})
     df, _ = ingest_table("p", cfg, tmp_path, T0)
     assert df["acct"].tolist() == [9007199254740993, pd.NA, 1234567890123456789]
+
+
+def test_parquet_lists_structs_maps_and_decimals_are_read(tmp_path: Path) -> None:
+    # pyarrow hands lists over as numpy arrays: a string column holding one crashed
+    # ingest (and init) with "The truth value of an empty array is ambiguous".
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {
+        "a": pa.array([1, 2, 3]),
+        "tags": pa.array([[], ["x"], None], pa.list_(pa.string())),
+        "addr": pa.array([{"city": "X", "n": [1, 2]}, None, {"city": "Y", "n": []}]),
+        "attrs": pa.array([[("k", 1)], [], None], pa.map_(pa.string(), pa.int64())),
+        "amount": pa.array([decimal.Decimal("636.69"), None, decimal.Decimal("-1.10")]),
+        "plan": pa.array(["b", "a", "b"]).dictionary_encode(),
+        "day": pa.array([date(2024, 1, 2), None, date(2024, 2, 29)]),
+    }
+    pq.write_table(pa.table(columns), tmp_path / "p.parquet")
+    declared = {"a": "int", "tags": "string", "addr": "string", "amount": "float"}
+    declared |= {"plan": "string", "day": "timestamp"}
+    cfg = table({"kind": "file", "uri": "p.parquet"}, columns=declared)
+    df, info = ingest_table("p", cfg, tmp_path, T0)
+    assert df["tags"].tolist() == ["[]", '["x"]', None]
+    assert df["addr"].tolist() == ['{"city": "X", "n": [1, 2]}', None, '{"city": "Y", "n": []}']
+    assert df["attrs"].tolist()[:2] == ['[["k", 1]]', "[]"]  # undeclared: JSON text too
+    assert df["amount"].tolist()[::2] == [636.69, -1.1] and pd.isna(df["amount"][1])
+    assert df["plan"].tolist() == ["b", "a", "b"]
+    assert df["day"].tolist()[2] == pd.Timestamp("2024-02-29T00:00:00Z")
+    assert info["invalid_values"] == {}
 
 
 def test_csv_over_http(tmp_path: Path) -> None:
