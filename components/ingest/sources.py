@@ -354,6 +354,7 @@ def _read_csv(
 ) -> pd.DataFrame:
     delimiter = source.delimiter
     encoding = pandas_encoding(source.encoding)
+    header: Any = []
     try:
         # pandas infers compression from a path's suffix only: an object or a download
         # of x.csv.gz arrives as bytes.
@@ -394,7 +395,11 @@ def _read_csv(
     except pd.errors.EmptyDataError:
         raise SeamlessError(f"{what}: file {shown} is empty (no header row).") from None
     except pd.errors.ParserError as exc:
-        raise SeamlessError(_parser_error(exc, handle, shown, what, delimiter)) from None
+        sentence = _parser_error(exc, handle, shown, what, delimiter)
+        if "looks like it is delimited by" not in sentence and len(header):
+            # A row of the wrong width: named as the Spark engine names it, by data row.
+            check_row_widths(handle, len(header), shown, what, delimiter, encoding)
+        raise SeamlessError(sentence) from None
     except UnicodeDecodeError as exc:
         utf8 = encoding == "utf-8-sig"
         hint = " (set the source's encoding, e.g. cp1252 for a Windows export)" if utf8 else ""
@@ -476,11 +481,12 @@ def check_row_widths(
         return
     first = min(bad, key=lambda r: r.number if r.number is not None else 1 << 62)
     where = f"data row {first.number - 1}" if first.number is not None else "a row"
-    hint = (
-        " (a delimiter ending every data line but not the header?)"
-        if first.actual_columns == width + 1
-        else " (a file cut short, or a value with the delimiter but no quotes?)"
-    )
+    if first.actual_columns < width:
+        hint = " (a file cut short, or a value with the delimiter but no quotes?)"
+    elif len(bad) > 1 and all(r.actual_columns == width + 1 for r in bad):
+        hint = " (a delimiter ending every data line but not the header?)"
+    else:
+        hint = " (a value holding the delimiter without quotes?)"
     others = f"; {len(bad) - 1} other rows too" if len(bad) > 1 else ""
     raise SeamlessError(
         f"{what}: {where} of {shown} has {first.actual_columns} fields where the header has "

@@ -91,7 +91,13 @@ from components.ingest.spark_normalize import (
     normalize_frame,
     shown_text,
 )
-from components.ingest.spark_read import SparkRaw, read_jdbc, read_raw, spark_failure
+from components.ingest.spark_read import (
+    SparkRaw,
+    read_jdbc,
+    read_raw,
+    reread_with_line_breaks,
+    spark_failure,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -492,14 +498,25 @@ def ingest_tables_spark(
                 info[name] = {**table_info, "engine": "local"}
                 log.info("Table '%s': read by the local engine (Spark does not read it here)", name)
                 continue
-            try:
-                writers[name], table_info = _ingest_spark_table(
-                    shown, raw, name, table_cfg, where, stamp, labels, scratch, key
-                )
-            except SeamlessError:
-                raise
-            except Exception as exc:  # a Spark job failed, e.g. on a malformed CSV row
-                raise spark_failure(f"Table '{name}'", shown, exc) from None
+            for attempt in (1, 2):
+                try:
+                    writers[name], table_info = _ingest_spark_table(
+                        shown, raw, name, table_cfg, where, stamp, labels, scratch, key
+                    )
+                    break
+                except SeamlessError:
+                    raise
+                except Exception as exc:  # a Spark job failed, e.g. on a malformed CSV row
+                    again = None
+                    if attempt == 1 and isinstance(source, FileSource):
+                        what = f"Table '{name}'"
+                        again = reread_with_line_breaks(
+                            spark, source, data_dir, what, expected, exc
+                        )
+                    if again is None:
+                        raise spark_failure(f"Table '{name}'", shown, exc) from None
+                    raw = again
+                    shutil.rmtree(scratch / name, ignore_errors=True)
             # The writer fills in source_sha256 of this same dict when it runs.
             table_info.update(source=shown, source_kind=source.kind)
             if isinstance(source, SqlSource):

@@ -10,6 +10,8 @@ return None: the caller ingests them with the local engine and says so in the ma
 from __future__ import annotations
 
 import codecs
+import csv
+import gzip
 import logging
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -26,10 +28,12 @@ from components.common.spark_kubernetes import executor_visible
 from components.ingest.fetch import mask_url
 from components.ingest.sources import (
     check_delimiter,
+    check_row_widths,
     empty_nameless_sentence,
     format_of,
     local_file_head,
     nameless_columns,
+    pandas_encoding,
     refuse_nul_bytes,
     resolve_file,
     short_reason,
@@ -125,8 +129,10 @@ def read_raw(
     data_dir: str | Path | None,
     what: str,
     expected: Collection[str],
+    multiline: bool = False,
 ) -> SparkRaw | None:
-    """Read one file source with Spark, or None when this source is not Spark's to read."""
+    """Read one file source with Spark, or None when this source is not Spark's to read.
+    `multiline`: CSV records may span lines (quoted line breaks); one task reads a file."""
     where = resolve_file(source.uri, data_dir, what)
     uri = _spark_uri(where, spark)
     if uri is None:
@@ -142,7 +148,41 @@ def read_raw(
         return _read_parquet(spark, uri, where, shown, what)
     if isinstance(where, Path) and not name.lower().endswith(".gz"):
         refuse_nul_bytes(where, shown, what)
-    return SparkRaw(_read_csv(spark, uri, where, shown, what, source, expected))
+    return SparkRaw(_read_csv(spark, uri, where, shown, what, source, expected, multiline))
+
+
+def reread_with_line_breaks(
+    spark: SparkSession,
+    source: FileSource,
+    data_dir: str | Path | None,
+    what: str,
+    expected: Collection[str],
+    exc: Exception,
+) -> SparkRaw | None:
+    """After a malformed-record failure of a CSV read: refuse a row of the wrong width as
+    the local engine does, else (quoted values holding line breaks, which the parallel
+    reader splits at) the file read again record by record. None: nothing to retry."""
+    if not is_malformed(exc):
+        return None
+    where = resolve_file(source.uri, data_dir, what)
+    if isinstance(where, Path):
+        encoding = pandas_encoding(source.encoding)
+        opener: Any = gzip.open if where.name.lower().endswith(".gz") else open
+        with opener(where, "rt", newline="", encoding=encoding) as fh:
+            header = next(csv.reader(fh, delimiter=source.delimiter), [])
+        check_row_widths(where, len(header), str(where), what, source.delimiter, encoding)
+    log.warning(
+        "%s: %s has quoted values with line breaks; Spark reads it again in one task",
+        what,
+        where,
+    )
+    return read_raw(spark, source, data_dir, what, expected, multiline=True)
+
+
+def is_malformed(exc: Exception) -> bool:
+    """Whether a Spark failure is its CSV reader's malformed-record error."""
+    text = str(exc)
+    return "MALFORMED_RECORD_IN_PARSING" in text or "Malformed" in text
 
 
 def _read_parquet(
@@ -187,6 +227,7 @@ def _read_csv(
     what: str,
     source: FileSource,
     expected: Collection[str],
+    multiline: bool = False,
 ) -> DataFrame:
     delimiter = source.delimiter
     reader: Any = spark.read.options(
@@ -199,6 +240,7 @@ def _read_csv(
         encoding=codecs.lookup(source.encoding).name.removesuffix("-sig"),
         mode="FAILFAST",  # a row with too many or too few fields fails; nothing is padded
         enforceSchema=False,
+        multiLine=multiline,
     )
     try:
         # Case-sensitive while the header is read: Spark would otherwise rename 'age' and
@@ -288,7 +330,7 @@ def _markers_as_null(frame: DataFrame, markers: list[str], declared: Collection[
 def spark_failure(what: str, shown: str, exc: Exception) -> SeamlessError:
     """A Spark job's failure while reading `shown` (e.g. a malformed CSV row) as one sentence."""
     text = str(exc)
-    if "MALFORMED_RECORD_IN_PARSING" in text or "Malformed" in text:
+    if is_malformed(exc):
         record = ""
         for line in text.splitlines():
             if "Malformed records" in line or "record:" in line.lower():
@@ -296,8 +338,6 @@ def spark_failure(what: str, shown: str, exc: Exception) -> SeamlessError:
                 break
         detail = f": {short_reason(record)}" if record else ""
         return SeamlessError(
-            f"{what}: {shown} has a row whose number of fields differs from the header's "
-            f"(or a value with a line break, which Spark's parallel CSV reader does not "
-            f"join){detail}."
+            f"{what}: {shown} has a row whose number of fields differs from the header's{detail}."
         )
     return SeamlessError(f"{what}: Spark failed reading {shown} ({_analysis_reason(exc)}).")

@@ -310,11 +310,13 @@ def test_semicolon_csv_with_commas_in_values_gets_the_hint_and_the_line(tmp_path
     assert_one_sentence(msg, "c.csv", "line 3", "delimited by ';' not ','", "delimiter to ';'")
 
 
-def test_parser_error_without_a_better_delimiter_names_the_line(tmp_path: Path) -> None:
+def test_a_row_too_wide_without_a_better_delimiter_is_named(tmp_path: Path) -> None:
     text = "customer_id,event_timestamp,income\n1,2024-01-01T00:00:00Z,3\n2,x,4,5\n"
     (tmp_path / "r.csv").write_text(text)
     msg = ingest_error("customers", keyed("r.csv"), tmp_path)
-    assert_one_sentence(msg, "r.csv", "not valid CSV at line 3", "expected 3 fields, found 4")
+    assert_one_sentence(
+        msg, "data row 2 of", "r.csv", "has 4 fields where the header has 3", "without quotes"
+    )
     assert "delimited by" not in msg
 
 
