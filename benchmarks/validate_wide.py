@@ -1,0 +1,160 @@
+"""The validate step on a wide table: this tree against a baseline revision, same data,
+same run.
+
+One table of `--columns` float columns and a 0/1 label, with the suite `seamless init`
+writes for such a table (a range and a null budget per column, two expectations a
+column). Each revision validates it in its own process with its tree first on
+`sys.path`, Great Expectations imported before the clock starts; rounds alternate and
+the median is kept. Both must give the same decision and the same number of results.
+
+    python benchmarks/validate_wide.py --base <rev> [--rows 5000] [--columns 300] \\
+        [--rounds 3] [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scale import worktree  # noqa: E402  (benchmarks/ is not a package)
+
+_CHILD = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import pandas as pd
+from components.common.config import load_config
+from components.validate.validation import _import_gx, validate_tables
+_import_gx()
+config = load_config(Path(sys.argv[2]))
+tables = {"wide": pd.read_parquet(sys.argv[3])}
+t0 = time.perf_counter()
+result = validate_tables(config, tables)
+print(json.dumps({"seconds": time.perf_counter() - t0, "decision": result.decision,
+                  "results": len(result.expectations)}))
+"""
+
+
+def make_inputs(rows: int, columns: int, folder: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    names = [f"f{i}" for i in range(columns)]
+    frame = pd.DataFrame(rng.normal(size=(rows, columns)).round(4), columns=names)
+    frame["label"] = (frame["f0"] + rng.normal(size=rows) > 0).astype("Int64")
+    frame.insert(0, "row_id", pd.array(range(rows), dtype="Int64"))
+    data = folder / "wide.parquet"
+    frame.to_parquet(data, index=False)
+    expectations = []
+    for name in names:
+        expectations.append(
+            {
+                "table": "wide",
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": name, "min_value": -6, "max_value": 6},
+                "severity": "warning",
+            }
+        )
+        expectations.append(
+            {
+                "table": "wide",
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": name, "mostly": 0.99},
+                "severity": "warning",
+            }
+        )
+    config = {
+        "name": "wide",
+        "tables": {
+            "wide": {
+                "source": {"kind": "file", "uri": "wide.parquet"},
+                "columns": {**dict.fromkeys(names, "float"), "label": "int"},
+            }
+        },
+        "labels": {"table": "wide", "label_column": "label"},
+        "validation": {"expectations": expectations},
+        "features": {
+            "service": "svc",
+            "views": [{"name": "v", "table": "wide", "features": names}],
+        },
+        "model": {"name": "wide"},
+    }
+    path = folder / "wide.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path, data
+
+
+def run_once(tree: Path, config: Path, data: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(tree), str(config), str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{tree}: validate failed\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="git revision of the baseline")
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--columns", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
+    args = parser.parse_args()
+    results: dict[str, list[dict[str, float]]] = {"baseline": [], "new": []}
+    with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        base = worktree(args.base, tmp / "base")
+        try:
+            config, data = make_inputs(args.rows, args.columns, tmp)
+            for r in range(args.rounds):
+                order = [("baseline", base), ("new", ROOT)]
+                for name, tree in order if r % 2 == 0 else order[::-1]:
+                    results[name].append(run_once(tree, config, data))
+                    print(f"round {r + 1} {name}: {results[name][-1]}", flush=True)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                check=False,
+                capture_output=True,
+            )
+    outcomes = {(r["decision"], r["results"]) for rs in results.values() for r in rs}
+    if len(outcomes) != 1:
+        raise SystemExit(f"the revisions disagree: {outcomes}")
+    base_s = statistics.median(r["seconds"] for r in results["baseline"])
+    new_s = statistics.median(r["seconds"] for r in results["new"])
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"### Validate, {args.rows:,} rows x {args.columns} columns, "
+        f"{2 * args.columns} expectations ({stamp})",
+        "",
+        f"Baseline = revision `{args.base}`, new = this tree; same table and suite, same run, "
+        f"rounds alternating, median of {args.rounds} (`benchmarks/validate_wide.py`); both "
+        f"gave {outcomes.pop()} (decision, results).",
+        "",
+        "| | baseline s | new s | speed-up |",
+        "|---|---:|---:|---:|",
+        f"| validate_tables | {base_s:.1f} | {new_s:.1f} | {base_s / new_s:.1f}x |",
+    ]
+    print("\n".join(lines))
+    if args.out:
+        with args.out.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
