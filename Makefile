@@ -169,7 +169,12 @@ bench-init: venv ## `seamless init` on 284,807 rows x 31 columns, this tree vs I
 bench-ingest: venv ## Ingest of one table as CSV, JSON lines and Parquet, 1M rows, CSV the baseline (docs/benchmarks.md)
 	$(BIN)/python benchmarks/ingest_formats.py --rows 1000000 --rounds 2 --out docs/benchmarks.md
 
+# validate before duplicate expectations were found by key.
+VALIDATE_BASE ?= 9c3c0a1
+bench-validate-wide: venv ## Validate 5,000 rows x 300 columns (600 expectations), this tree vs VALIDATE_BASE (docs/benchmarks.md)
+	$(BIN)/python benchmarks/validate_wide.py --base $(VALIDATE_BASE) --rounds 3 --out docs/benchmarks.md
+
 clean: ## Remove the local workspace (MLflow store, Feast repo, KFP outputs)
 	rm -rf $(WORKSPACE)
 
-.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench bench-batch bench-compiled bench-scale bench-init bench-ingest clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down
+.PHONY: help venv demo demo-loop base-image images push lock test-containers stack-images stack-up stack-down test-stack bench-containers test test-fast lint compile bench bench-batch bench-compiled bench-scale bench-init bench-ingest bench-validate-wide clean kubectl manifests kind-up images-load deploy kfp-up kfp-steps kfp-down e2e kind-down

@@ -54,6 +54,7 @@ def make_inputs(rows: int, columns: int, folder: Path) -> tuple[Path, Path]:
     frame = pd.DataFrame(rng.normal(size=(rows, columns)).round(4), columns=names)
     frame["label"] = (frame["f0"] + rng.normal(size=rows) > 0).astype("Int64")
     frame.insert(0, "row_id", pd.array(range(rows), dtype="Int64"))
+    frame["ingested_at"] = pd.Timestamp("2025-01-01", tz="UTC")  # as ingest adds it
     data = folder / "wide.parquet"
     frame.to_parquet(data, index=False)
     expectations = []
@@ -82,7 +83,12 @@ def make_inputs(rows: int, columns: int, folder: Path) -> tuple[Path, Path]:
                 "columns": {**dict.fromkeys(names, "float"), "label": "int"},
             }
         },
-        "labels": {"table": "wide", "label_column": "label"},
+        "labels": {
+            "table": "wide",
+            "label_column": "label",
+            "positive_class": 1,
+            "negative_classes": [0],
+        },
         "validation": {"expectations": expectations},
         "features": {
             "service": "svc",
