@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import textwrap
@@ -57,14 +58,21 @@ def _y(value: Any) -> str:
             text = f"{mantissa}.0e{exp}"
         return text
     if isinstance(value, str):
-        if _PLAIN.fullmatch(value) and yaml.safe_load(value) == value:
-            return value
-        return json.dumps(value, ensure_ascii=False)
+        return _y_text(value)
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_y(str(k))}: {_y(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_y(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to YAML")
+
+
+@functools.lru_cache(maxsize=4096)
+def _y_text(value: str) -> str:
+    """A string plain where YAML reads it back as itself, else quoted (names repeat on
+    every line of a wide table's config: each is parsed once)."""
+    if _PLAIN.fullmatch(value) and yaml.safe_load(value) == value:
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _comment(text: str, indent: int = 0, width: int = 96) -> list[str]:
