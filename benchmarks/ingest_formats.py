@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -24,6 +23,10 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ab import json_child  # noqa: E402  (benchmarks/ is not a package)
+
 FORMATS = {"csv": "t.csv", "json lines": "t.jsonl", "parquet": "t.parquet"}
 COLUMNS = {
     "customer_id": "int",
@@ -83,15 +86,7 @@ def make_table(rows: int, folder: Path, seed: int = 0) -> None:
 
 
 def run_once(path: Path) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(ROOT), str(path), json.dumps(COLUMNS)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode:
-        raise SystemExit(f"ingest of {path.name} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_child(_CHILD, str(ROOT), str(path), json.dumps(COLUMNS), what=f"ingest of {path}")
 
 
 def main() -> None:

@@ -15,9 +15,7 @@ between them and the median is kept. The written configs must be the same.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import worktree  # noqa: E402  (benchmarks/ is not a package)
+from ab import against_base, json_child  # noqa: E402  (benchmarks/ is not a package)
 
 _CHILD = """
 import json, sys, time
@@ -74,15 +72,7 @@ def make_table(rows: int, path: Path, seed: int = 0) -> None:
 
 
 def run_once(tree: Path, csv: Path, out: Path) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(tree), str(csv), str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{tree}: init failed\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_child(_CHILD, str(tree), str(csv), str(out), what=f"{tree}: init")
 
 
 def main() -> None:
@@ -92,29 +82,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
     args = parser.parse_args()
-    results: dict[str, list[dict[str, float]]] = {"baseline": [], "new": []}
     with tempfile.TemporaryDirectory(prefix="bench-init-") as tmp_dir:
         tmp = Path(tmp_dir)
-        base = worktree(args.base, tmp / "base")
-        try:
-            csv = tmp / "data" / "transactions.csv"
-            csv.parent.mkdir()
-            make_table(args.rows, csv)
-            mb = csv.stat().st_size / 2**20
-            print(f"{args.rows:,} rows x 31 columns, {mb:.0f} MiB of CSV", flush=True)
-            for r in range(args.rounds):
-                order = [("baseline", base), ("new", ROOT)]
-                for name, tree in order if r % 2 == 0 else order[::-1]:
-                    result = run_once(tree, csv, tmp / f"{name}.yaml")
-                    results[name].append(result)
-                    print(f"round {r + 1} {name}: {result}", flush=True)
-            same = (tmp / "baseline.yaml").read_text() == (tmp / "new.yaml").read_text()
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                check=False,
-                capture_output=True,
-            )
+        csv = tmp / "data" / "transactions.csv"
+        csv.parent.mkdir()
+        make_table(args.rows, csv)
+        mb = csv.stat().st_size / 2**20
+        print(f"{args.rows:,} rows x 31 columns, {mb:.0f} MiB of CSV", flush=True)
+
+        def once(name: str, tree: Path) -> dict[str, float]:
+            return run_once(tree, csv, tmp / f"{name}.yaml")
+
+        results = against_base(args.base, tmp, args.rounds, once)
+        same = (tmp / "baseline.yaml").read_text() == (tmp / "new.yaml").read_text()
     lines = _table(results, args, same)
     print("\n".join(lines))
     if args.out:

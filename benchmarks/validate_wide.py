@@ -14,9 +14,7 @@ the median is kept. Both must give the same decision and the same number of resu
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import worktree  # noqa: E402  (benchmarks/ is not a package)
+from ab import against_base, json_child  # noqa: E402  (benchmarks/ is not a package)
 
 _CHILD = """
 import json, sys, time
@@ -102,15 +100,7 @@ def make_inputs(rows: int, columns: int, folder: Path) -> tuple[Path, Path]:
 
 
 def run_once(tree: Path, config: Path, data: Path) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(tree), str(config), str(data)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{tree}: validate failed\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_child(_CHILD, str(tree), str(config), str(data), what=f"{tree}: validate")
 
 
 def main() -> None:
@@ -121,23 +111,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
     args = parser.parse_args()
-    results: dict[str, list[dict[str, float]]] = {"baseline": [], "new": []}
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp_dir:
         tmp = Path(tmp_dir)
-        base = worktree(args.base, tmp / "base")
-        try:
-            config, data = make_inputs(args.rows, args.columns, tmp)
-            for r in range(args.rounds):
-                order = [("baseline", base), ("new", ROOT)]
-                for name, tree in order if r % 2 == 0 else order[::-1]:
-                    results[name].append(run_once(tree, config, data))
-                    print(f"round {r + 1} {name}: {results[name][-1]}", flush=True)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                check=False,
-                capture_output=True,
-            )
+        config, data = make_inputs(args.rows, args.columns, tmp)
+        results = against_base(
+            args.base, tmp, args.rounds, lambda _, tree: run_once(tree, config, data)
+        )
     outcomes = {(r["decision"], r["results"]) for rs in results.values() for r in rs}
     if len(outcomes) != 1:
         raise SystemExit(f"the revisions disagree: {outcomes}")

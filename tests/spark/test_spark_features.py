@@ -3,6 +3,7 @@ compute engine for materialization) against the local engine on the same snapsho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,27 @@ def features_on(
     monkeypatch.setenv("SEAMLESS_FEAST_REPO", str(repo))
     config = engine_config(engine)
     return run_features(config, str(dataset), str(out))
+
+
+def edited_labels(
+    dataset: Path, folder: Path, edit: Callable[[pd.DataFrame], None]
+) -> tuple[Path, int]:
+    """A copy of `dataset` in `folder` whose labels table (label nullable) `edit` changed
+    in place, and its number of label rows."""
+    tables = read_dataset(dataset)
+    labels = tables["labels"]
+    labels["defaulted"] = labels["defaulted"].astype("Int64")
+    edit(labels)
+    write_dataset(folder, tables)
+    return folder, len(labels)
+
+
+def dropping_unknown_labels(engine: str) -> Any:
+    """The bundled config on `engine`, with `labels.unknown_values: drop`."""
+    base = engine_config(engine)
+    return base.model_copy(
+        update={"labels": base.labels.model_copy(update={"unknown_values": "drop"})}
+    )
 
 
 def push_events(dataset: Path, repos: list[Path], rows: int = 30) -> None:
@@ -135,22 +157,17 @@ def test_rows_without_a_class_label_are_left_out_alike(
 ) -> None:
     # `labels.unknown_values: drop`: ingest keeps such rows, both engines' training sets
     # leave out the same ones (null labels and a value that is no class).
-    tables = read_dataset(dataset)
-    labels = tables["labels"]
-    labels["defaulted"] = labels["defaulted"].astype("Int64")
-    labels.loc[:19, "defaulted"] = pd.NA
-    labels.loc[20:24, "defaulted"] = 7
-    odd = tmp_path / "odd"
-    write_dataset(odd, tables)
+    def unknown(labels: pd.DataFrame) -> None:
+        labels.loc[:19, "defaulted"] = pd.NA
+        labels.loc[20:24, "defaulted"] = 7
+
+    odd, rows = edited_labels(dataset, tmp_path / "odd", unknown)
     out = {}
     for engine in ("local", "spark"):
-        base = engine_config(engine)
-        config = base.model_copy(
-            update={"labels": base.labels.model_copy(update={"unknown_values": "drop"})}
-        )
         monkeypatch.setenv("SEAMLESS_FEAST_REPO", str(tmp_path / f"{engine}-repo"))
+        config = dropping_unknown_labels(engine)
         out[engine] = run_features(config, str(odd), str(tmp_path / f"{engine}-ts"))
-    assert out["local"]["rows"] == out["spark"]["rows"] == len(labels) - 25
+    assert out["local"]["rows"] == out["spark"]["rows"] == rows - 25
     assert out["spark"]["training_set_sha256"] == out["local"]["training_set_sha256"]
     kept = read_table(tmp_path / "spark-ts", "training_set")["defaulted"]
     assert set(kept.unique()) == {0, 1}
@@ -161,22 +178,16 @@ def test_label_rows_without_a_time_are_named_alike(
 ) -> None:
     # Two labels without a time, the first on a row `unknown_values: drop` leaves out:
     # both engines count both and name the first by its 1-based row in the snapshot.
-    tables = read_dataset(dataset)
-    labels = tables["labels"]
-    labels["defaulted"] = labels["defaulted"].astype("Int64")
-    labels.loc[[3, 5], "event_timestamp"] = pd.NaT
-    labels.loc[3, "defaulted"] = 7
-    odd = tmp_path / "odd"
-    write_dataset(odd, tables)
+    def timeless(labels: pd.DataFrame) -> None:
+        labels.loc[[3, 5], "event_timestamp"] = pd.NaT
+        labels.loc[3, "defaulted"] = 7
+
+    odd, _ = edited_labels(dataset, tmp_path / "odd", timeless)
     messages = []
     for engine in ("local", "spark"):
-        base = engine_config(engine)
-        config = base.model_copy(
-            update={"labels": base.labels.model_copy(update={"unknown_values": "drop"})}
-        )
         monkeypatch.setenv("SEAMLESS_FEAST_REPO", str(tmp_path / f"{engine}-repo"))
         with pytest.raises(SeamlessError) as info:
-            run_features(config, str(odd), str(tmp_path / f"{engine}-ts"))
+            run_features(dropping_unknown_labels(engine), str(odd), str(tmp_path / f"{engine}-ts"))
         messages.append(str(info.value))
     assert messages[0] == messages[1]
     assert "has 2 rows with a null timestamp 'event_timestamp' (first at data row 4)" in messages[0]
