@@ -87,7 +87,22 @@ def read_json_records(data: bytes, shown: str, what: str, encoding: str) -> pd.D
         raise SeamlessError(f"{what}: {shown} holds no JSON records (only white space).")
     if start == "[":
         return _array(text, shown, what)
-    return _lines(text, shown, what)
+    frame = _lines(text, shown, what)
+    if len(frame) == 1:
+        _refuse_wrapped(frame.iloc[0].to_dict(), shown, what)
+    return frame
+
+
+def _refuse_wrapped(record: dict[str, Any], shown: str, what: str) -> None:
+    """One object holding the records under a key (`{"data": [{...}, ...]}`), as APIs
+    answer, would be one row: say where the records are instead."""
+    for key, value in record.items():
+        if isinstance(value, list) and len(value) > 1 and all(isinstance(v, dict) for v in value):
+            raise SeamlessError(
+                f"{what}: {shown} is one JSON object whose {key!r} holds {len(value)} records; "
+                "write the records one per line (JSON lines) or as one array, or read the "
+                f"URL that answers it with a source of kind: api (records_key: {key})."
+            )
 
 
 def _array(text: str, shown: str, what: str) -> pd.DataFrame:

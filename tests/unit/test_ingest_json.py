@@ -112,6 +112,7 @@ def test_a_nested_value_in_a_typed_column_is_an_invalid_value(tmp_path: Path) ->
         ("[" + json.dumps(RECORDS[0]) + ", 5]", ["array element 2 of", "a JSON number"]),
         ("[" + json.dumps(RECORDS[0]) + ",", ["not valid JSON at line 1"]),
         (" \n\n", ["holds no JSON records"]),
+        (json.dumps({"data": RECORDS, "next": None}), ["one JSON object whose 'data' holds 3"]),
     ],
 )
 def test_a_malformed_json_file_is_named_to_its_line(
