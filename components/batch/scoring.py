@@ -22,10 +22,18 @@ from components.common.config import ROW_ID, ColumnFormat, SeamlessConfig
 from components.common.errors import SeamlessError
 from components.common.pii import entity_key
 from components.common.storage import resolve, storage_errors
+from components.ingest.json_records import read_json_records
 from components.ingest.normalize import convert
 from components.ingest.sources import sniff_delimiter
 
-TABLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+TABLE_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".json": "json",
+}
 AS_OF_COLUMN = "as_of"
 SCORE_COLUMNS = ("score", "decision", "model_name", "model_version", "batch_id")
 _SNIFF_BYTES = 64 * 1024  # of a CSV whose header is one column, to find its delimiter
@@ -49,19 +57,26 @@ def _table_format(uri: str, fs: Any, path: str) -> str:
     if fs.isdir(path):
         return "parquet"  # a folder of Parquet parts (Spark's and pyarrow's datasets)
     raise SeamlessError(
-        f"Input {uri}: unknown table format; use a .parquet or .csv file or a Parquet folder."
+        f"Input {uri}: unknown table format; use a .parquet, .csv or .jsonl file or a "
+        "Parquet folder."
     )
 
 
 def read_table(uri: str, columns: list[str], rows: bool = True, hint: str = "") -> pd.DataFrame:
-    """The `columns` of a CSV or Parquet table (local or object storage), CSV as text;
-    without `rows`, only check that the table has them (reads the header or schema). A
-    missing column's error ends with `hint`."""
+    """The `columns` of a CSV, JSON or Parquet table (local or object storage), CSV as
+    text and JSON as its values; without `rows`, only check that the table has them
+    (reads the header or schema; a JSON file whole). A missing column's error ends with
+    `hint`."""
     fs, path = resolve(uri)
     with storage_errors(uri, "read", fs):
         if not fs.exists(path):
             raise SeamlessError(f"Input {uri} does not exist.")
         kind = _table_format(uri, fs, path)
+        if kind == "json":
+            with fs.open(path, "rb") as fh:
+                frame = read_json_records(fh.read(), uri, "Input", "utf-8")
+            _require(uri, columns, [str(c) for c in frame.columns], hint)
+            return frame[columns] if rows else pd.DataFrame(columns=columns)
         if kind == "csv":
             with fs.open(path, "rb") as fh:
                 sep = ","

@@ -167,13 +167,15 @@ def test_naive_times_after_one_with_an_offset_stay_utc(
     text[ts] = [t.strftime("%Y-%m-%d %H:%M:%S.%f") for t in times]
     text.loc[0, ts] = times[0].tz_convert("+02:00").isoformat()
     text.to_csv(tmp_path / "in.csv", index=False)
+    text.to_json(tmp_path / "in.jsonl", orient="records", lines=True)  # JSON lines too
     scored = {}
-    for name in ("in.parquet", "in.csv"):
+    for name in ("in.parquet", "in.csv", "in.jsonl"):
         out = tmp_path / f"{name}.scores.parquet"
         run_batch_scoring(cfg, str(tmp_path / name), str(out), timestamp_column=ts)
         scored[name] = pd.read_parquet(out)
-    assert (scored["in.csv"]["as_of"] == times).all()
-    assert scored["in.csv"]["score"].tolist() == scored["in.parquet"]["score"].tolist()
+    for name in ("in.csv", "in.jsonl"):
+        assert (scored[name]["as_of"] == times).all()
+        assert scored[name]["score"].tolist() == scored["in.parquet"]["score"].tolist()
 
 
 def test_a_timestamp_column_is_read_as_its_table_declares_it(
@@ -225,9 +227,9 @@ def test_unknown_inputs_and_versions_are_refused(
     out = str(tmp_path / "out.parquet")
     with pytest.raises(SeamlessError, match=r"Input .*missing\.parquet does not exist\."):
         run_batch_scoring(cfg, str(tmp_path / "missing.parquet"), out, as_of="2025-06-01")
-    (tmp_path / "in.json").write_text("{}")
+    (tmp_path / "in.xlsx").write_text("{}")
     with pytest.raises(SeamlessError, match="unknown table format"):
-        run_batch_scoring(cfg, str(tmp_path / "in.json"), out, as_of="2025-06-01")
+        run_batch_scoring(cfg, str(tmp_path / "in.xlsx"), out, as_of="2025-06-01")
     (tmp_path / "in.csv").write_text("customer_id\n1\n")
     with pytest.raises(SeamlessError, match="has no version '99'"):
         run_batch_scoring(
