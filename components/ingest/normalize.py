@@ -293,16 +293,12 @@ _SPACES = " \u00a0\u202f"  # a space, the no-break space and the narrow one
 
 
 def _number_pattern(thousands: str | None, decimal: str) -> re.Pattern[str]:
-    return re.compile(rf"[+-]?{_unsigned(thousands, decimal)}")
-
-
-def _unsigned(thousands: str | None, decimal: str) -> str:
     mark = re.escape(decimal)
     whole = r"\d+"
     if thousands:
         sep = f"[{_SPACES}]" if thousands == " " else re.escape(thousands)
         whole = rf"(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d+)"
-    return rf"(?:{whole}(?:{mark}\d*)?|{mark}\d+)"
+    return re.compile(rf"[+-]?(?:{whole}(?:{mark}\d*)?|{mark}\d+)")
 
 
 def _without_affixes(part: pd.Series, prefix: str, suffix: str) -> pd.Series:
