@@ -395,11 +395,11 @@ def _read_csv(
     except pd.errors.EmptyDataError:
         raise SeamlessError(f"{what}: file {shown} is empty (no header row).") from None
     except pd.errors.ParserError as exc:
-        sentence = _parser_error(exc, handle, shown, what, delimiter)
-        if "looks like it is delimited by" not in sentence and len(header):
+        other = sniff_delimiter(sample_text(handle), delimiter)
+        if other is None and len(header):
             # A row of the wrong width: named as the Spark engine names it, by data row.
             check_row_widths(handle, len(header), shown, what, delimiter, encoding)
-        raise SeamlessError(sentence) from None
+        raise SeamlessError(_parser_error(exc, shown, what, delimiter, other)) from None
     except UnicodeDecodeError as exc:
         utf8 = encoding == "utf-8-sig"
         hint = " (set the source's encoding, e.g. cp1252 for a Windows export)" if utf8 else ""
@@ -556,16 +556,15 @@ def sniff_delimiter(sample: str, current: str) -> str | None:
     return max(best)[1] if best else None
 
 
-def _parser_error(exc: Exception, handle: Any, shown: str, what: str, delimiter: str) -> str:
-    """The parser's complaint as one sentence: the line at fault and, if another
-    delimiter reads the file cleanly, that delimiter."""
+def _parser_error(exc: Exception, shown: str, what: str, delimiter: str, other: str | None) -> str:
+    """The parser's complaint as one sentence: the line at fault and, if `other` (a
+    delimiter that reads the file cleanly) is found, that delimiter."""
     reason = short_reason(exc)
     m = _PARSER_LINE.search(str(exc))
     at = ""
     if m:
         at = f" at line {m.group(2)} (expected {m.group(1)} fields, found {m.group(3)})"
         reason = ""
-    other = sniff_delimiter(sample_text(handle), delimiter)
     hint = (
         f"; it looks like it is delimited by {other!r} not {delimiter!r}: set the source's "
         f"delimiter to {other!r}"
