@@ -3,6 +3,7 @@ a child interpreter that answers in JSON, and rounds that alternate the two tree
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,6 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from scale import ROOT, worktree
+
+
+def bench_parser(doc: str | None, rounds: int) -> argparse.ArgumentParser:
+    """The arguments every such benchmark takes: `--rounds` and `--out` (a Markdown file
+    the results table is appended to)."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
+    return parser
 
 
 def json_child(code: str, *args: str, what: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ab import json_child  # noqa: E402  (benchmarks/ is not a package)
+from ab import bench_parser, json_child  # noqa: E402  (benchmarks/ is not a package)
 
 FORMATS = {"csv": "t.csv", "json lines": "t.jsonl", "parquet": "t.parquet"}
 COLUMNS = {
@@ -90,10 +90,8 @@ def run_once(path: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, rounds=2)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="seamless-bench-formats-") as tmp:
         folder = Path(tmp)

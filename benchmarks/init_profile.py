@@ -27,7 +27,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ab import against_base, json_child  # noqa: E402  (benchmarks/ is not a package)
+from ab import against_base, bench_parser, json_child  # noqa: E402  (benchmarks/ is not a package)
 
 _CHILD = """
 import json, sys, time
@@ -76,11 +76,9 @@ def run_once(tree: Path, csv: Path, out: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, rounds=3)
     parser.add_argument("--rows", type=int, default=284_807)
     parser.add_argument("--base", required=True, help="git revision of the baseline")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-init-") as tmp_dir:
         tmp = Path(tmp_dir)

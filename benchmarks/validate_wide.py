@@ -13,7 +13,6 @@ the median is kept. Both must give the same decision and the same number of resu
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -22,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ab import against_base, json_child  # noqa: E402  (benchmarks/ is not a package)
+from ab import against_base, bench_parser, json_child  # noqa: E402  (benchmarks/ is not a package)
 
 _CHILD = """
 import json, sys, time
@@ -46,6 +44,21 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "decision": result.decisi
 """
 
 
+CONFIG = """
+name: wide
+tables:
+  wide:
+    source: {{kind: file, uri: wide.parquet}}
+    columns: {{{columns}, label: int}}
+labels: {{table: wide, label_column: label, positive_class: 1, negative_classes: [0]}}
+features: {{service: svc, views: [{{name: v, table: wide, features: [{features}]}}]}}
+model: {{name: wide}}
+validation:
+  expectations:
+{suite}
+"""
+
+
 def make_inputs(rows: int, columns: int, folder: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     names = [f"f{i}" for i in range(columns)]
@@ -55,47 +68,19 @@ def make_inputs(rows: int, columns: int, folder: Path) -> tuple[Path, Path]:
     frame["ingested_at"] = pd.Timestamp("2025-01-01", tz="UTC")  # as ingest adds it
     data = folder / "wide.parquet"
     frame.to_parquet(data, index=False)
-    expectations = []
-    for name in names:
-        expectations.append(
-            {
-                "table": "wide",
-                "type": "expect_column_values_to_be_between",
-                "kwargs": {"column": name, "min_value": -6, "max_value": 6},
-                "severity": "warning",
-            }
+    suite = "\n".join(
+        f"    - {{table: wide, type: {kind}, kwargs: {{column: {n}, {args}}}, severity: warning}}"
+        for n in names
+        for kind, args in (
+            ("expect_column_values_to_be_between", "min_value: -6, max_value: 6"),
+            ("expect_column_values_to_not_be_null", "mostly: 0.99"),
         )
-        expectations.append(
-            {
-                "table": "wide",
-                "type": "expect_column_values_to_not_be_null",
-                "kwargs": {"column": name, "mostly": 0.99},
-                "severity": "warning",
-            }
-        )
-    config = {
-        "name": "wide",
-        "tables": {
-            "wide": {
-                "source": {"kind": "file", "uri": "wide.parquet"},
-                "columns": {**dict.fromkeys(names, "float"), "label": "int"},
-            }
-        },
-        "labels": {
-            "table": "wide",
-            "label_column": "label",
-            "positive_class": 1,
-            "negative_classes": [0],
-        },
-        "validation": {"expectations": expectations},
-        "features": {
-            "service": "svc",
-            "views": [{"name": "v", "table": "wide", "features": names}],
-        },
-        "model": {"name": "wide"},
-    }
+    )
+    config = CONFIG.format(
+        columns=", ".join(f"{n}: float" for n in names), features=", ".join(names), suite=suite
+    )
     path = folder / "wide.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(config)
     return path, data
 
 
@@ -104,12 +89,10 @@ def run_once(tree: Path, config: Path, data: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, rounds=3)
     parser.add_argument("--base", required=True, help="git revision of the baseline")
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--columns", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp_dir:
         tmp = Path(tmp_dir)

@@ -27,12 +27,9 @@ from components.ingest.normalize import convert
 from components.ingest.sources import sniff_delimiter
 
 TABLE_SUFFIXES = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
+    **dict.fromkeys((".parquet", ".pq"), "parquet"),
     ".csv": "csv",
-    ".jsonl": "json",
-    ".ndjson": "json",
-    ".json": "json",
+    **dict.fromkeys((".jsonl", ".ndjson", ".json"), "json"),
 }
 AS_OF_COLUMN = "as_of"
 SCORE_COLUMNS = ("score", "decision", "model_name", "model_version", "batch_id")
