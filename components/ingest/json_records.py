@@ -120,7 +120,10 @@ def _array(text: str, shown: str, what: str) -> pd.DataFrame:
 
 
 def _lines(text: str, shown: str, what: str) -> pd.DataFrame:
-    numbered = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    # Split at \n only: str.splitlines also splits at U+2028 and other separators that
+    # JSON strings may hold as they are.
+    lines = text.split("\n")
+    numbered = [(i, line.rstrip("\r")) for i, line in enumerate(lines, 1) if line.strip()]
     frames = []
     for at in range(0, len(numbered), _CHUNK_LINES):
         chunk = numbered[at : at + _CHUNK_LINES]
@@ -153,6 +156,6 @@ def _one_line(number: int, line: str, shown: str, what: str) -> Any:
             else ""
         )
         raise SeamlessError(
-            f"{what}: line {number} of {shown} is not one JSON value ({exc.msg} at column "
+            f"{what}: line {number} of {shown} is not one JSON value ({exc.msg}: column "
             f"{exc.colno}){hint}."
         ) from None

@@ -133,6 +133,16 @@ def test_a_json_file_in_another_encoding(tmp_path: Path) -> None:
     assert df["segment"].tolist() == ["Zürich"]
 
 
+def test_line_separators_inside_values_stay_in_their_value(tmp_path: Path) -> None:
+    # JSON lets a string hold U+2028, U+0085 or a form feed as they are; a reader that
+    # splits lines at every Unicode line boundary cut such a record in two.
+    records = [{**RECORDS[0], "segment": "a\u2028b\x85c\x0cd"}, RECORDS[1]]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in records)
+    (tmp_path / "c.jsonl").write_text(text, newline="")
+    df, _ = ingest_table("customers", keyed("c.jsonl"), tmp_path, T0)
+    assert df["segment"].tolist() == ["a\u2028b\x85c\x0cd", "007"]
+
+
 def test_a_declared_format_is_taken_as_written(tmp_path: Path) -> None:
     (tmp_path / "c.txt").write_text(lines(RECORDS))
     df, _ = ingest_table("customers", keyed("c.txt", format="json"), tmp_path, T0)
