@@ -153,10 +153,9 @@ def _read_file(
     source: FileSource, data_dir: str | Path | None, what: str, expected: Collection[str]
 ) -> pd.DataFrame:
     where = resolve_file(source.uri, data_dir, what)
-    data: bytes | None = None
     if isinstance(where, str) and storage.scheme_of(where) in storage.OBJECT_STORE_SCHEMES:
         return _read_object_store(source, where, what, expected)
-    if isinstance(where, str):
+    if isinstance(where, str):  # a download: its bytes are parsed as an object's are
         with requests.Session() as session:
             resp = get_with_retries(
                 session,
@@ -166,25 +165,18 @@ def _read_file(
                 retries=_FILE_HTTP_RETRIES,
                 backoff_s=_FILE_HTTP_BACKOFF_S,
             )
-        data = resp.content
-        name = urlsplit(where).path
         shown = mask_url(where)
-        if not data:
+        if not resp.content:
             raise SeamlessError(f"{what}: {shown} is empty (0 bytes).")
-        head = data[:64]
-    else:
-        name, shown = where.name, str(where)
-        head = local_file_head(where, what)
-    handle: Any = io.BytesIO(data) if data is not None else where
-    fmt = format_of(name, head, source.format, shown, what)
+        return _parse(source, urlsplit(where).path, resp.content, shown, what, expected)
+    fmt = format_of(where.name, local_file_head(where, what), source.format, str(where), what)
     if fmt == "parquet":
-        return _read_parquet(handle, shown, what)
+        return _read_parquet(where, str(where), what)
     if fmt == "json":
-        content = data if data is not None else Path(where).read_bytes()
-        return read_json_records(content, shown, what, source.encoding)
-    if not name.lower().endswith(".gz"):
-        refuse_nul_bytes(data if data is not None else Path(where), shown, what)
-    return _read_csv(handle, shown, what, source, expected)
+        return read_json_records(where.read_bytes(), str(where), what, source.encoding)
+    if not where.name.lower().endswith(".gz"):
+        refuse_nul_bytes(where, str(where), what)
+    return _read_csv(where, str(where), what, source, expected)
 
 
 def local_file_head(path: Path, what: str) -> bytes:
@@ -256,11 +248,10 @@ def _read_object_store(
         )
     frames = [_parse(source, u, _object_bytes(u, what), u, what, expected) for u in objects]
     columns = [list(f.columns) for f in frames]
-    if all(u.lower().endswith(_JSON) for u in objects):
-        # JSON records name their values: parts may order or leave out keys, as lines do.
-        columns = [sorted(set().union(*columns))] * len(columns)
+    # JSON records name their values: parts may order or leave out keys, as lines do.
+    named = all(u.lower().endswith(_JSON) for u in objects)
     for u, cols in zip(objects[1:], columns[1:], strict=True):
-        if cols != columns[0]:
+        if cols != columns[0] and not named:
             raise SeamlessError(
                 f"{what}: {u} has columns {cols[:10]} where {objects[0]} has {columns[0][:10]}; "
                 "every object under the prefix must have the same columns."
