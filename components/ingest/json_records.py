@@ -23,6 +23,38 @@ from components.common.errors import SeamlessError
 _CHUNK_LINES = 100_000
 
 
+class RepeatedKey(Exception):
+    """A JSON object naming one key twice: Python's json would keep the last value and
+    drop the other without a word, so it is refused instead."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def problem(self) -> str:
+        return (
+            f"has the key {self.key!r} twice in one object (JSON readers differ on which "
+            "value counts); keep one"
+        )
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook` that refuses an object repeating a key."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RepeatedKey(key)
+            seen.add(key)
+    return record
+
+
+def loads(text: str) -> Any:
+    """JSON text as Python values; an object repeating a key raises `RepeatedKey`."""
+    return json.loads(text, object_pairs_hook=unique_keys)
+
+
 def check_records(records: list[Any], shown: str, what: str, unit: str = "record") -> None:
     """Refuse a record that is not a JSON object (`unit` names how the user finds it)."""
     for i, rec in enumerate(records):
@@ -107,7 +139,11 @@ def _refuse_wrapped(record: dict[str, Any], shown: str, what: str) -> None:
 
 def _array(text: str, shown: str, what: str) -> pd.DataFrame:
     try:
-        records = json.loads(text)
+        records = loads(text)
+    except RepeatedKey as exc:
+        raise SeamlessError(
+            f"{what}: {_element_repeating(text)} of {shown} {exc.problem()}."
+        ) from None
     except json.JSONDecodeError as exc:
         raise SeamlessError(
             f"{what}: {shown} is not valid JSON at line {exc.lineno}, column {exc.colno} "
@@ -117,6 +153,24 @@ def _array(text: str, shown: str, what: str) -> pd.DataFrame:
         raise SeamlessError(f"{what}: {shown} is not a JSON array of records.")
     check_records(records, shown, what, unit="array element")
     return records_frame(records)
+
+
+def _element_repeating(text: str) -> str:
+    """Which element of a JSON array (known to repeat a key somewhere) does, and on
+    which line it starts: the decoder's hook cannot tell."""
+    decoder = json.JSONDecoder(object_pairs_hook=unique_keys)
+    at = text.index("[") + 1
+    number = 0
+    while True:
+        while text[at] in " \t\r\n,":
+            at += 1
+        if text[at] == "]":  # not reached: some element repeats a key
+            return "an array element"
+        number += 1
+        try:
+            _, at = decoder.raw_decode(text, at)
+        except RepeatedKey:
+            return f"array element {number} (line {text.count(chr(10), 0, at) + 1})"
 
 
 def _lines(text: str, shown: str, what: str) -> pd.DataFrame:
@@ -129,8 +183,8 @@ def _lines(text: str, shown: str, what: str) -> pd.DataFrame:
         chunk = numbered[at : at + _CHUNK_LINES]
         try:
             # One array per chunk: the decoder's per-call cost dominates on short lines.
-            records = json.loads("[" + ",".join(line for _, line in chunk) + "]")
-        except json.JSONDecodeError:
+            records = loads("[" + ",".join(line for _, line in chunk) + "]")
+        except (json.JSONDecodeError, RepeatedKey):
             records = [_one_line(number, line, shown, what) for number, line in chunk]
         if len(records) != len(chunk):  # a line such as `1, 2` holds two values
             records = [_one_line(number, line, shown, what) for number, line in chunk]
@@ -148,7 +202,9 @@ def _lines(text: str, shown: str, what: str) -> pd.DataFrame:
 
 def _one_line(number: int, line: str, shown: str, what: str) -> Any:
     try:
-        return json.loads(line)
+        return loads(line)
+    except RepeatedKey as exc:
+        raise SeamlessError(f"{what}: line {number} of {shown} {exc.problem()}.") from None
     except json.JSONDecodeError as exc:
         hint = (
             " (one record written over several lines? JSON lines hold one object per line)"

@@ -127,10 +127,27 @@ def _int_text(v: Any) -> str | None:
     return None
 
 
+# Kinds of object column that hold no Python bool, or only bools.
+_NOT_MIXED_WITH_BOOLS = (
+    "string", "integer", "floating", "mixed-integer-float", "decimal", "empty", "boolean",
+)  # fmt: skip
+
+
+def _numbers_only(s: pd.Series) -> pd.Series:
+    """An object column with the true/false values among its numbers (JSON's) made null,
+    so they are counted as values that are no number: pd.to_numeric would read them as 1
+    and 0. A column of only true/false declared a number (a flag kept as 1/0, from JSON
+    or Parquet) is the user's choice and converts."""
+    if ptypes.infer_dtype(s, skipna=True) in _NOT_MIXED_WITH_BOOLS:
+        return s
+    flags = np.fromiter((isinstance(v, bool | np.bool_) for v in s), bool, len(s))
+    return s.where(~flags, None) if flags.any() else s
+
+
 def _to_int(raw: pd.Series) -> pd.Series:
     if ptypes.is_bool_dtype(raw) or ptypes.is_integer_dtype(raw):
         return raw.astype("Int64")
-    s = _clean_text(raw) if _is_text(raw) else raw
+    s = _numbers_only(_clean_text(raw)) if _is_text(raw) else raw
     num = pd.to_numeric(s, errors="coerce")
     if ptypes.is_unsigned_integer_dtype(num):
         # Values past int64 parse as uint64: leave them to the tolerance check as invalid.
@@ -159,7 +176,7 @@ def _to_int(raw: pd.Series) -> pd.Series:
 
 
 def _to_float(raw: pd.Series) -> pd.Series:
-    s = _clean_text(raw) if _is_text(raw) else raw
+    s = _numbers_only(_clean_text(raw)) if _is_text(raw) else raw
     out = pd.to_numeric(s, errors="coerce").astype("float64")
     if _is_text(raw):
         out = _exact_floats(s, out)

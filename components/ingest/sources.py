@@ -27,7 +27,13 @@ from components.common.config import ApiSource, FileSource, SqlSource
 from components.common.connect import first_connection
 from components.common.errors import SeamlessError
 from components.ingest.fetch import get_with_retries, mask_url, with_params
-from components.ingest.json_records import check_records, read_json_records, records_frame
+from components.ingest.json_records import (
+    RepeatedKey,
+    check_records,
+    read_json_records,
+    records_frame,
+    unique_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -633,7 +639,9 @@ def _read_sql(source: SqlSource, data_dir: str | Path | None, what: str) -> pd.D
 def _page_records(resp: requests.Response, source: ApiSource, what: str) -> tuple[list[Any], Any]:
     shown = mask_url(resp.url)
     try:
-        body = resp.json()
+        body = resp.json(object_pairs_hook=unique_keys)
+    except RepeatedKey as exc:
+        raise SeamlessError(f"{what}: a record {shown} answered {exc.problem()}.") from None
     except ValueError:
         start = resp.text[:40].strip()
         raise SeamlessError(

@@ -113,6 +113,16 @@ def test_a_nested_value_in_a_typed_column_is_an_invalid_value(tmp_path: Path) ->
         ("[" + json.dumps(RECORDS[0]) + ",", ["not valid JSON at line 1"]),
         (" \n\n", ["holds no JSON records"]),
         (json.dumps({"data": RECORDS, "next": None}), ["one JSON object whose 'data' holds 3"]),
+        # A repeated key: Python's json kept the last value and dropped the first silently.
+        (
+            lines(RECORDS[:1]) + '{"customer_id": 7, "age": 1, "age": 2}\n',
+            ["line 2 of", "'age' twice"],
+        ),
+        ('{"customer_id": 7, "meta": {"a": 1, "a": 2}}\n', ["line 1 of", "'a' twice"]),
+        (
+            "[\n" + json.dumps(RECORDS[0]) + ',\n {"age": 1,\n "age": 2}]',
+            ["element 2 (line 3)", "'age' twice"],
+        ),
     ],
 )
 def test_a_malformed_json_file_is_named_to_its_line(
@@ -120,6 +130,51 @@ def test_a_malformed_json_file_is_named_to_its_line(
 ) -> None:
     (tmp_path / "c.jsonl").write_text(content)
     assert_one_sentence(ingest_error(keyed("c.jsonl"), tmp_path), "c.jsonl", *words)
+
+
+def test_true_or_false_among_numbers_is_an_invalid_value(tmp_path: Path) -> None:
+    # pd.to_numeric read a JSON true as 1, so it was stored as age 1 and not counted.
+    records = [dict(r) for r in RECORDS]
+    records[1]["age"] = True
+    (tmp_path / "c.jsonl").write_text(lines(records))
+    msg = ingest_error(keyed("c.jsonl"), tmp_path)
+    assert_one_sentence(msg, "column 'age'", "row 2", "True")
+    columns = {**KEYED_COLUMNS, "income": "float", "flag": "int"}
+    for r, flag in zip(records, (True, None, False), strict=True):
+        r["flag"] = flag  # only true/false: a flag kept as 1/0 is the user's choice
+    records[2]["income"] = False
+    (tmp_path / "c.jsonl").write_text(lines(records))
+    tolerant = table(
+        {"kind": "file", "uri": "c.jsonl"},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+        columns=columns,
+        max_invalid_fraction=0.5,
+    )
+    df, info = ingest_table("customers", tolerant, tmp_path, T0)
+    assert df["age"].isna().tolist() == [False, True, False]
+    assert df["income"].isna().tolist() == [False, False, True]
+    assert df["flag"].tolist() == [1, pd.NA, 0]
+    assert info["invalid_values"] == {"age": 1, "income": 1}
+
+
+def test_an_api_record_repeating_a_key_is_refused(tmp_path: Path) -> None:
+    with json_api(RECORDS) as api:
+        api.files["dup.json"] = (
+            b'[{"customer_id": 1, "age": 3}, {"customer_id": 2, "age": 4, "age": 5}]'
+        )
+        cfg = table(
+            {
+                "kind": "api",
+                "url": api.url("/files/dup.json"),
+                "pagination": "none",
+                "records_key": None,
+            },
+            entity_column="customer_id",
+            columns={"customer_id": "int", "age": "int"},
+        )
+        msg = ingest_error(cfg, tmp_path)
+    assert_one_sentence(msg, "dup.json", "'age' twice in one object")
 
 
 def test_a_json_file_in_another_encoding(tmp_path: Path) -> None:
