@@ -641,7 +641,7 @@ def _page_records(resp: requests.Response, source: ApiSource, what: str) -> tupl
     try:
         body = resp.json(object_pairs_hook=unique_keys)
     except RepeatedKey as exc:
-        raise SeamlessError(f"{what}: a record {shown} answered {exc.problem()}.") from None
+        raise SeamlessError(f"{what}: {shown} answered a record that {exc.problem()}.") from None
     except ValueError:
         start = resp.text[:40].strip()
         raise SeamlessError(
