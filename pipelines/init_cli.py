@@ -122,6 +122,15 @@ def init_cmd(
             help="Use-case and model name (default: the --out file name).", show_default=False
         ),
     ] = None,
+    column_names: Annotated[
+        str | None,
+        typer.Option(
+            "--column-names",
+            help="For a CSV file without a header row: its columns in order, comma-separated "
+            "(written to the config's column_names).",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Profile a table, write a commented config for it, dry-run ingest + validate.
@@ -151,10 +160,28 @@ def init_cmd(
             data_dir,
             name,
             force,
+            _names(column_names),
         )
     except SeamlessError as exc:
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(1) from None
+
+
+def _names(text: str | None) -> list[str] | None:
+    """`--column-names a,b,c` as a list, checked as the config checks it."""
+    if text is None:
+        return None
+    from pydantic import ValidationError
+
+    from components.common.config import FileSource
+
+    names = [n.strip() for n in text.split(",")]
+    try:
+        FileSource(uri="-", column_names=names)
+    except ValidationError as exc:
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise SeamlessError(f"--column-names: {reason}.") from None
+    return names
 
 
 def _init(
@@ -170,6 +197,7 @@ def _init(
     data_dir: Path | None,
     name: str | None,
     force: bool,
+    column_names: list[str] | None,
 ) -> None:
     from pipelines.scaffold import PASSWORD_VAR, build_scaffold, dry_validate, write_config
 
@@ -189,6 +217,7 @@ def _init(
             timestamp=timestamp,
             query=query,
             table=table,
+            column_names=column_names,
         )
     write_config(out, plan.text, force=force)
     std = stdout_console()

@@ -61,6 +61,10 @@ class FileSource(_Strict):
     tables to the local engine."""
     delimiter: str = ","
     """CSV field delimiter."""
+    column_names: list[str] | None = None
+    """For a CSV file without a header row (as many classic data sets are written): its
+    columns, in order. Every line is then data, and each must have this many fields.
+    Unset, the first line names the columns."""
     missing_values: list[str] = Field(default_factory=list)
     """Texts that mean a missing value besides an empty CSV field, e.g. `["NA", "null"]`.
     None by default, so a value such as "NA" stays the text "NA". Ingest counts them per
@@ -78,6 +82,22 @@ class FileSource(_Strict):
         if why:
             raise ValueError(why)
         return value
+
+    @field_validator("column_names")
+    @classmethod
+    def _usable_names(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return None
+        if not names:
+            raise ValueError("list at least one column (or leave column_names out)")
+        seen: set[str] = set()
+        for i, name in enumerate(names, 1):
+            if not name.strip() or name != name.strip():
+                raise ValueError(f"name {i} ({name!r}) is blank or has spaces around it")
+            if name in seen:
+                raise ValueError(f"the name {name!r} is given twice")
+            seen.add(name)
+        return names
 
 
 def csv_encoding_problem(name: str) -> str:

@@ -42,7 +42,7 @@ from components.common.tables import (
 from components.ingest.json_records import is_nested, json_text
 from components.ingest.normalize import declared_columns, normalize_with_report
 from components.ingest.snapshot import finish_manifest, utc_stamp
-from components.ingest.sources import describe_source, read_source, short_reason
+from components.ingest.sources import describe_source, marker_text, read_source, short_reason
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ def count_missing_markers(
     raw: pd.DataFrame, columns: list[str], markers: list[str]
 ) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
     """The declared columns' `missing_values` markers as missing, and column -> marker ->
-    count of them (CSV reading leaves markers as text there, so they are counted here)."""
+    count of them (CSV reading leaves markers as text there, so they are counted here).
+    Spaces around a marker do not hide it (`, ?` in the UCI data sets)."""
     counts: dict[str, dict[str, int]] = {}
     if not markers:
         return raw, counts
@@ -114,10 +115,11 @@ def count_missing_markers(
     for col in columns:
         if col not in raw.columns or raw[col].dtype != object:
             continue
-        hit = raw[col].isin(markers)
+        text = marker_text(raw[col])
+        hit = text.isin(markers)
         if not hit.any():
             continue
-        found = raw.loc[hit, col].value_counts()
+        found = text[hit].value_counts()
         counts[col] = {str(m): int(n) for m, n in found.items()}
         out = raw.copy() if out is raw else out
         out[col] = out[col].mask(hit)

@@ -39,6 +39,7 @@ from components.common.config import (
     UNIT_NS,
     ColumnFormat,
     ColumnType,
+    FileSource,
     LabelsConfig,
     TableConfig,
     case_clash,
@@ -108,6 +109,27 @@ def _clean_text(raw: pd.Series) -> pd.Series:
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .\-]{0,63}")
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+
+
+def looks_like_data(columns: list[Any]) -> bool:
+    """Whether a header holds a number: likely the first data line of a file that has no
+    header row."""
+    return any(_NUMBER.fullmatch(str(c)) for c in columns)
+
+
+def _headerless_hint(columns: list[str], table_cfg: TableConfig) -> str:
+    """For a CSV read with its first line as the header, when that line holds numbers:
+    how to name the columns of a file without a header row."""
+    source = table_cfg.source
+    if not isinstance(source, FileSource) or source.column_names is not None:
+        return ""
+    if not looks_like_data(columns):
+        return ""
+    return (
+        "; its first line holds numbers, so it looks like data rather than column names: "
+        "for a CSV file without a header row, list its columns in the source's column_names"
+    )
 
 
 def _fits_int64(value: object) -> bool:
@@ -485,7 +507,10 @@ def check_columns(columns: list[str], table_cfg: TableConfig, where: str) -> Non
             found = "one column whose header is not a column name; is this the right file?"
         noun = "column" if len(missing) == 1 else "columns"
         verb = "is" if len(missing) == 1 else "are"
-        raise SeamlessError(f"{where}: required {noun} {names} {verb} missing (found: {found}).")
+        hint = _headerless_hint([str(c) for c in columns], table_cfg)
+        raise SeamlessError(
+            f"{where}: required {noun} {names} {verb} missing (found: {found}){hint}."
+        )
     clash = case_clash([str(c) for c in columns])
     if clash:
         raise SeamlessError(

@@ -12,6 +12,7 @@ import gzip
 import io
 import logging
 import re
+import warnings
 import zlib
 from collections.abc import Collection
 from pathlib import Path
@@ -155,6 +156,18 @@ def format_of(name: str, head: bytes, declared: str, shown: str, what: str) -> s
     return "csv"
 
 
+def source_format(source: FileSource, name: str, head: bytes, shown: str, what: str) -> str:
+    """`format_of` a file source's file; `column_names` fits a CSV file only."""
+    fmt = format_of(name, head, source.format, shown, what)
+    if source.column_names and fmt != "csv":
+        raise SeamlessError(
+            f"{what}: {shown} is {'a Parquet' if fmt == 'parquet' else 'a JSON'} file, which "
+            "names its own columns; column_names is for a CSV file without a header row, "
+            "so leave it out."
+        )
+    return fmt
+
+
 def _read_file(
     source: FileSource, data_dir: str | Path | None, what: str, expected: Collection[str]
 ) -> pd.DataFrame:
@@ -175,7 +188,7 @@ def _read_file(
         if not resp.content:
             raise SeamlessError(f"{what}: {shown} is empty (0 bytes).")
         return _parse(source, urlsplit(where).path, resp.content, shown, what, expected)
-    fmt = format_of(where.name, local_file_head(where, what), source.format, str(where), what)
+    fmt = source_format(source, where.name, local_file_head(where, what), str(where), what)
     if fmt == "parquet":
         return _read_parquet(where, str(where), what)
     if fmt == "json":
@@ -217,7 +230,7 @@ def _object_bytes(uri: str, what: str) -> bytes:
 def _parse(
     source: FileSource, name: str, data: bytes, shown: str, what: str, expected: Collection[str]
 ) -> pd.DataFrame:
-    fmt = format_of(name, data[:64], source.format, shown, what)
+    fmt = source_format(source, name, data[:64], shown, what)
     if fmt == "parquet":
         return _read_parquet(io.BytesIO(data), shown, what)
     if fmt == "json":
@@ -357,45 +370,59 @@ def _read_csv(
         # of x.csv.gz arrives as bytes.
         if isinstance(handle, io.BytesIO) and handle.getbuffer()[:2] == b"\x1f\x8b":
             handle = io.BytesIO(gzip.decompress(handle.getvalue()))
-        first = pd.read_csv(
-            handle,
-            sep=delimiter,
-            header=None,
-            nrows=1,
-            dtype=str,
-            keep_default_na=False,
-            encoding=encoding,
-        )
-        if hasattr(handle, "seek"):
-            handle.seek(0)
-        nameless = nameless_columns(list(first.iloc[0]) if len(first) else [], shown, what)
-        header = pd.read_csv(handle, sep=delimiter, nrows=0, encoding=encoding).columns
-        if hasattr(handle, "seek"):
-            handle.seek(0)
+        names = source.column_names
+        nameless: list[int] = []
+        if names is None:
+            first = pd.read_csv(
+                handle,
+                sep=delimiter,
+                header=None,
+                nrows=1,
+                dtype=str,
+                keep_default_na=False,
+                encoding=encoding,
+            )
+            if hasattr(handle, "seek"):
+                handle.seek(0)
+            nameless = nameless_columns(list(first.iloc[0]) if len(first) else [], shown, what)
+            header = pd.read_csv(handle, sep=delimiter, nrows=0, encoding=encoding).columns
+            if hasattr(handle, "seek"):
+                handle.seek(0)
+        else:
+            header = names  # no header row: every line is data
         # Only an empty field is missing, plus the source's `missing_values` outside the
         # declared columns; in those, ingest counts the markers (`count_missing_markers`).
         # pandas' own list ("NA", "null", "n/a", ...) would silently erase real values.
         markers = ["", *source.missing_values]
         na = {c: [""] if c in expected else markers for c in header}
         # Declared columns stay text so normalize sees the raw values ("007", "1e3").
-        df = pd.read_csv(
-            handle,
-            sep=delimiter,
-            index_col=False,  # never a data column taken as the index (check_row_widths)
-            dtype={c: str for c in expected},
-            encoding=encoding,
-            skipinitialspace=False,
-            keep_default_na=False,
-            na_values=na,
-            float_precision="round_trip",  # exact undeclared floats (see normalize)
-        )
+        with warnings.catch_warnings():
+            # A row wider than column_names: pandas cuts it and warns; check_row_widths
+            # refuses it below with the row named.
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            df = pd.read_csv(
+                handle,
+                sep=delimiter,
+                header=None if names else "infer",
+                names=names,
+                index_col=False,  # never a data column taken as the index (check_row_widths)
+                dtype={c: str for c in expected},
+                encoding=encoding,
+                skipinitialspace=False,
+                keep_default_na=False,
+                na_values=na,
+                float_precision="round_trip",  # exact undeclared floats (see normalize)
+            )
     except pd.errors.EmptyDataError:
-        raise SeamlessError(f"{what}: file {shown} is empty (no header row).") from None
+        empty = "no rows" if source.column_names else "no header row"
+        raise SeamlessError(f"{what}: file {shown} is empty ({empty}).") from None
     except pd.errors.ParserError as exc:
         other = sniff_delimiter(sample_text(handle), delimiter)
         if other is None and len(header):
             # A row of the wrong width: named as the Spark engine names it, by data row.
-            check_row_widths(handle, len(header), shown, what, delimiter, encoding)
+            check_row_widths(
+                handle, len(header), shown, what, delimiter, encoding, source.column_names
+            )
         raise SeamlessError(_parser_error(exc, shown, what, delimiter, other)) from None
     except UnicodeDecodeError as exc:
         utf8 = encoding == "utf-8-sig"
@@ -410,12 +437,36 @@ def _read_csv(
             f"{what}: {shown} cannot be decompressed or read ({short_reason(exc)})."
         ) from None
     check_delimiter([str(c) for c in df.columns], expected, handle, shown, what, delimiter)
-    check_row_widths(handle, len(df.columns), shown, what, delimiter, encoding)
+    check_row_widths(handle, len(df.columns), shown, what, delimiter, encoding, source.column_names)
     if nameless:
         holding = [i for i in nameless if df.iloc[:, i].notna().any()]
         note = empty_nameless_sentence(nameless, holding, shown, what)
         log.warning("%s", note)
         df = df.drop(columns=[df.columns[i] for i in nameless])
+    return _undeclared_markers_as_null(df, source.missing_values, expected)
+
+
+# What spaces around a missing-value marker may be (`39, ?, 77516` writes " ?"); ASCII
+# only, as the Spark engine matches them too (MARKER_SPACE_PATTERN).
+MARKER_SPACE = " \t\r\n\f\v"
+MARKER_SPACE_PATTERN = "^[ \\t\\r\\n\\f\\x0B]+|[ \\t\\r\\n\\f\\x0B]+$"
+
+
+def marker_text(values: pd.Series) -> pd.Series:
+    """Text values without the spaces around them, to compare with `missing_values`
+    (anything else null)."""
+    return values.str.strip(MARKER_SPACE)
+
+
+def _undeclared_markers_as_null(
+    df: pd.DataFrame, markers: list[str], expected: Collection[str]
+) -> pd.DataFrame:
+    """The reader took `markers` written exactly as missing; with spaces around too."""
+    for col in df.columns:
+        if markers and col not in expected and df[col].dtype == object:
+            hit = marker_text(df[col]).isin(markers)
+            if hit.any():
+                df[col] = df[col].mask(hit)
     return df
 
 
@@ -428,9 +479,16 @@ def pandas_encoding(encoding: str) -> str:
 
 
 def check_row_widths(
-    handle: Any, width: int, shown: str, what: str, delimiter: str, encoding: str = "utf-8-sig"
+    handle: Any,
+    width: int,
+    shown: str,
+    what: str,
+    delimiter: str,
+    encoding: str = "utf-8-sig",
+    column_names: list[str] | None = None,
 ) -> None:
-    """Refuse rows whose number of fields is not the header's.
+    """Refuse rows whose number of fields is not the header's (or, for a file without
+    a header row, the number of `column_names`).
 
     pandas pads a short row (a file cut off mid-line) with nulls, and with one field too
     many on every data row it takes the first column as the index and shifts every value
@@ -457,7 +515,7 @@ def check_row_widths(
             # One thread: as fast for this one-column pass, and rows keep their numbers.
             read_options=pc.ReadOptions(
                 column_names=names,
-                skip_rows=1,
+                skip_rows=0 if column_names else 1,
                 use_threads=False,
                 encoding="utf8" if encoding == "utf-8-sig" else encoding,
             ),
@@ -477,17 +535,20 @@ def check_row_widths(
     if not bad:
         return
     first = min(bad, key=lambda r: r.number if r.number is not None else 1 << 62)
-    where = f"data row {first.number - 1}" if first.number is not None else "a row"
+    header_rows = 0 if column_names else 1
+    where = f"data row {first.number - header_rows}" if first.number is not None else "a row"
+    expected = f"column_names lists {width}" if column_names else f"the header has {width}"
     if first.actual_columns < width:
         hint = " (a file cut short, or a value with the delimiter but no quotes?)"
     elif len(bad) > 1 and all(r.actual_columns == width + 1 for r in bad):
-        hint = " (a delimiter ending every data line but not the header?)"
+        ending = "line" if column_names else "data line but not the header"
+        hint = f" (a delimiter ending every {ending}?)"
     else:
         hint = " (a value holding the delimiter without quotes?)"
     others = f"; {len(bad) - 1} other rows too" if len(bad) > 1 else ""
     raise SeamlessError(
-        f"{what}: {where} of {shown} has {first.actual_columns} fields where the header has "
-        f"{width}{hint}{others}. Nothing was read."
+        f"{what}: {where} of {shown} has {first.actual_columns} fields where {expected}"
+        f"{hint}{others}. Nothing was read."
     )
 
 

@@ -78,7 +78,7 @@ from components.ingest.normalize import (
     warn_invalid,
 )
 from components.ingest.snapshot import finish_manifest, utc_stamp
-from components.ingest.sources import describe_source
+from components.ingest.sources import MARKER_SPACE_PATTERN, describe_source
 from components.ingest.spark_normalize import (
     LABEL,
     MAPPED,
@@ -281,8 +281,9 @@ def _count_markers(
     text = [c for c in columns if isinstance(frame.schema[c].dataType, StringType)]
     if not markers or not text:
         return frame, {}
+    bare = {c: F.regexp_replace(F.col(f"`{c}`"), MARKER_SPACE_PATTERN, "") for c in text}
     aggs = [
-        F.sum((F.col(f"`{c}`") == F.lit(m)).cast("long")).alias(f"{i}:{j}")
+        F.sum((bare[c] == F.lit(m)).cast("long")).alias(f"{i}:{j}")
         for i, c in enumerate(text)
         for j, m in enumerate(markers)
     ]
@@ -295,7 +296,7 @@ def _count_markers(
             counts[c] = {m: n for m, n in found.items() if n}
     for c in counts:
         col = F.col(f"`{c}`")
-        frame = frame.withColumn(c, F.when(col.isin(markers), None).otherwise(col))
+        frame = frame.withColumn(c, F.when(bare[c].isin(markers), None).otherwise(col))
     return frame, counts
 
 

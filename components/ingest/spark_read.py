@@ -27,16 +27,17 @@ from components.common.spark import nanos_as_timestamps
 from components.common.spark_kubernetes import executor_visible
 from components.ingest.fetch import mask_url
 from components.ingest.sources import (
+    MARKER_SPACE_PATTERN,
     check_delimiter,
     check_row_widths,
     empty_nameless_sentence,
-    format_of,
     local_file_head,
     nameless_columns,
     pandas_encoding,
     refuse_nul_bytes,
     resolve_file,
     short_reason,
+    source_format,
 )
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def read_raw(
         shown, name, head = str(where), where.name, local_file_head(where, what)
     else:
         shown, name, head = str(where), urlsplit(str(where)).path, b""
-    fmt = format_of(name, head, source.format, shown, what)
+    fmt = source_format(source, name, head, shown, what)
     if fmt == "json":  # records whose keys name the columns: the local engine reads them
         return None
     if fmt == "parquet":
@@ -168,9 +169,13 @@ def reread_with_line_breaks(
     if isinstance(where, Path):
         encoding = pandas_encoding(source.encoding)
         opener: Any = gzip.open if where.name.lower().endswith(".gz") else open
-        with opener(where, "rt", newline="", encoding=encoding) as fh:
-            header = next(csv.reader(fh, delimiter=source.delimiter), [])
-        check_row_widths(where, len(header), str(where), what, source.delimiter, encoding)
+        header = source.column_names
+        if header is None:
+            with opener(where, "rt", newline="", encoding=encoding) as fh:
+                header = next(csv.reader(fh, delimiter=source.delimiter), [])
+        check_row_widths(
+            where, len(header), str(where), what, source.delimiter, encoding, source.column_names
+        )
     log.warning(
         "%s: %s has quoted values with line breaks; Spark reads it again in one task",
         what,
@@ -229,9 +234,13 @@ def _read_csv(
     expected: Collection[str],
     multiline: bool = False,
 ) -> DataFrame:
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
     delimiter = source.delimiter
+    names = source.column_names
     reader: Any = spark.read.options(
-        header=True,
+        header=names is None,
         inferSchema=False,  # every column stays text: normalize converts declared columns
         sep=delimiter,
         quote='"',
@@ -246,12 +255,21 @@ def _read_csv(
         # Case-sensitive while the header is read: Spark would otherwise rename 'age' and
         # 'AGE' to 'age2' and 'AGE6', and ingest could not name them (check_columns).
         with _case_sensitive(spark):
+            if names is not None:  # no header row: every line is data, of these columns
+                reader = reader.schema(
+                    T.StructType([T.StructField(c, T.StringType()) for c in names])
+                )
             frame = reader.csv(uri)
             columns = frame.columns
     except Exception as exc:
         raise SeamlessError(
             f"{what}: {shown} cannot be read as CSV ({_analysis_reason(exc)})."
         ) from None
+    if names is not None:
+        # A UTF-8 byte order mark opens the first value (pandas' utf-8-sig drops it).
+        first = F.col(f"`{names[0]}`")
+        frame = frame.withColumn(names[0], F.regexp_replace(first, "^\ufeff", ""))
+        return _markers_as_null(frame, source.missing_values, expected)
     if columns and columns[0].startswith("\ufeff"):  # a UTF-8 byte order mark
         frame = frame.withColumnRenamed(columns[0], columns[0][1:])
         columns = frame.columns
@@ -317,11 +335,15 @@ def _markers_as_null(frame: DataFrame, markers: list[str], declared: Collection[
 
     if not markers:
         return frame
+
+    def bare(c: str) -> Any:
+        return F.regexp_replace(F.col(f"`{c}`"), MARKER_SPACE_PATTERN, "")
+
     return frame.select(
         *[
             F.col(f"`{c}`")
             if c in declared
-            else F.when(F.col(f"`{c}`").isin(markers), None).otherwise(F.col(f"`{c}`")).alias(c)
+            else F.when(bare(c).isin(markers), None).otherwise(F.col(f"`{c}`")).alias(c)
             for c in frame.columns
         ]
     )

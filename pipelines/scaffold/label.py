@@ -13,7 +13,7 @@ from components.common.errors import SeamlessError
 from components.common.labels import canonical
 
 # Ingest's converters and blank test: the inference must parse exactly as ingest does.
-from components.ingest.normalize import nonblank
+from components.ingest.normalize import looks_like_data, nonblank
 from pipelines.scaffold.common import INT_TEXT, LEADING_ZERO, rows, show
 
 # pandas writes a 0/1 column with gaps as 1.0/0.0; ingest's int parser reads them as 1/0.
@@ -95,8 +95,15 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
     an explicit negative class. Spellings of one value
     that differ only in case or surrounding spaces are mapped onto the commonest one."""
     if label not in df.columns:
+        hint = (
+            "; its first line holds numbers, so it looks like data: for a CSV file without a "
+            "header row, name its columns with --column-names (a,b,c,...)"
+            if looks_like_data(list(df.columns))
+            else ""
+        )
         raise SeamlessError(
-            f"--label '{label}' is not a column of {shown} (columns: {show(list(df.columns), 12)})."
+            f"--label '{label}' is not a column of {shown} (columns: "
+            f"{show(list(df.columns), 12)}){hint}."
         )
     raw = df[label]
     kind = _label_kind(raw)

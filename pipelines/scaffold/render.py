@@ -113,9 +113,12 @@ def build_scaffold(
     table: str | None = None,
     cwd: Path | None = None,
     now: datetime | None = None,
+    column_names: list[str] | None = None,
 ) -> Scaffold:
     """Read and profile the table, plan keys, label, features and checks, render the YAML."""
-    source = plan_source(from_, data_dir, query=query, table=table, cwd=cwd)
+    source = plan_source(
+        from_, data_dir, query=query, table=table, cwd=cwd, column_names=column_names
+    )
     source, df = with_missing_markers(source, read_table(source))
     if label not in df.columns:
         plan_label(df, label, source.shown)  # raises the sentence naming the columns
@@ -358,6 +361,8 @@ def _source_dict(src: FileSource | SqlSource) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": "file", "uri": src.uri}
     if src.delimiter != ",":
         out["delimiter"] = src.delimiter
+    if src.column_names:
+        out["column_names"] = list(src.column_names)
     if src.missing_values:
         out["missing_values"] = list(src.missing_values)
     if src.encoding != "utf-8":

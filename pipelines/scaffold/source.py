@@ -15,7 +15,7 @@ import pandas as pd
 
 from components.common.config import FileSource, SqlSource
 from components.common.errors import SeamlessError
-from components.ingest.sources import pandas_encoding, read_source
+from components.ingest.sources import marker_text, pandas_encoding, read_source
 from pipelines.scaffold.common import PASSWORD_VAR, identifier, show
 
 
@@ -50,11 +50,18 @@ def plan_source(
     query: str | None = None,
     table: str | None = None,
     cwd: Path | None = None,
+    column_names: list[str] | None = None,
 ) -> SourcePlan:
-    """The source for `--from` (a CSV/Parquet/JSON path or URL, or a SQLAlchemy URL)."""
+    """The source for `--from` (a CSV/Parquet/JSON path or URL, or a SQLAlchemy URL);
+    `column_names` for a CSV file without a header row."""
     cwd = (cwd or Path.cwd()).resolve()
     data_dir = data_dir.resolve()
     if is_database_url(from_):
+        if column_names:
+            raise SeamlessError(
+                f"--column-names applies to a CSV file without a header row, but --from "
+                f"{from_} is a database; drop --column-names."
+            )
         return _plan_sql(from_, data_dir, query, table, cwd)
     if query or table:
         flag = "--query" if query else "--table"
@@ -64,7 +71,7 @@ def plan_source(
     parts = urlsplit(from_)
     if parts.scheme.lower() in ("http", "https"):
         name = Path(parts.path).name or "data"
-        src = FileSource(uri=from_)
+        src = FileSource(uri=from_, column_names=column_names)
         return SourcePlan(src, src, from_, identifier(Path(name).stem.split(".")[0], "data"))
     path = Path(url2pathname(unquote(parts.path))) if parts.scheme == "file" else Path(from_)
     path = path.expanduser()
@@ -83,8 +90,10 @@ def plan_source(
             f"An absolute path: {path.name} is not inside the data directory {data_dir} "
             "(init --data-dir).",
         )
-    read = FileSource(uri=str(path), delimiter=delimiter, encoding=encoding)
-    written = FileSource(uri=uri, delimiter=delimiter, encoding=encoding)
+    read = FileSource(
+        uri=str(path), delimiter=delimiter, encoding=encoding, column_names=column_names
+    )
+    written = read.model_copy(update={"uri": uri})
     stem = path.name.split(".")[0]
     return SourcePlan(read, written, str(path), identifier(stem, "data"), notes)
 
@@ -233,6 +242,8 @@ def _csv_header(src: FileSource) -> list[str]:
     path = Path(src.uri)
     if not path.is_file() or _file_format(path) != "csv":
         return []
+    if src.column_names:
+        return list(src.column_names)
     try:
         encoding = pandas_encoding(src.encoding)
         cols = pd.read_csv(path, sep=src.delimiter, nrows=0, encoding=encoding).columns
@@ -261,12 +272,13 @@ def find_missing_markers(df: pd.DataFrame) -> dict[str, dict[str, int]]:
         values = df[col]
         if values.dtype != object:
             continue
-        hit = values.isin(candidates)
+        text = marker_text(values)  # " ?" in the UCI files, whose delimiter is ", "
+        hit = text.isin(candidates)
         rest = values[~hit & nonblank(values)]
         if not hit.any() or rest.empty:
             continue
         if any(CONVERTERS[kind](rest).notna().all() for kind in ("float", "timestamp")):
-            counts = values[hit].value_counts()
+            counts = text[hit].value_counts()
             found[str(col)] = {str(m): int(n) for m, n in counts.items()}
     return found
 
@@ -282,10 +294,11 @@ def with_missing_markers(plan: SourcePlan, df: pd.DataFrame) -> tuple[SourcePlan
         f"{col}: " + ", ".join(f"{m!r} x{n}" for m, n in counts.items())
         for col, counts in found.items()
     )
+    text = {c: marker_text(df[c]) for c in df.columns if df[c].dtype == object}
     elsewhere = {
-        str(c): {str(m): int(n) for m, n in df[c][df[c].isin(markers)].value_counts().items()}
-        for c in df.columns
-        if c not in found and df[c].dtype == object and df[c].isin(markers).any()
+        str(c): {str(m): int(n) for m, n in t[t.isin(markers)].value_counts().items()}
+        for c, t in text.items()
+        if c not in found and t.isin(markers).any()
     }
     also = "; ".join(
         f"{col}: " + ", ".join(f"{m!r} x{n}" for m, n in counts.items())
@@ -298,9 +311,8 @@ def with_missing_markers(plan: SourcePlan, df: pd.DataFrame) -> tuple[SourcePlan
         + "; remove a marker if it is a real value."
     )
     out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            out[col] = out[col].mask(out[col].isin(markers))
+    for col, t in text.items():
+        out[col] = out[col].mask(t.isin(markers))
     update = {"missing_values": markers}
     assert isinstance(plan.read, FileSource) and isinstance(plan.config, FileSource)
     return (

@@ -641,3 +641,33 @@ def test_quoted_values_with_line_breaks_read_alike(spark: Any, tmp_path: Path) -
     (tmp_path / "bad" / "t.csv").write_text(bad)
     message = both_fail(tmp_path / "bad", {"t": keyed("t.csv", max_invalid_fraction=0.5)})
     assert "data row 4 of" in message and "7 fields where the header has 6" in message
+
+
+def test_a_csv_without_a_header_row_and_spaced_markers_read_alike(
+    spark: Any, tmp_path: Path
+) -> None:
+    # UCI style: no header row, ", " between values, " ?" for a missing value.
+    (tmp_path / "a.data").write_text(
+        "\ufeff1, 2024-01-01, 39, State-gov, x\n2, 2024-01-02, ?, ?, ?\n3, 2024-01-03, 38, Private, ?\n"
+    )
+    cfg = file_table(
+        "a.data",
+        "customer_id",
+        "event_timestamp",
+        {"customer_id": "int", "event_timestamp": "timestamp", "age": "int", "work": "string"},
+        source={
+            "column_names": ["customer_id", "event_timestamp", "age", "work", "note"],
+            "missing_values": ["?"],
+        },
+    )
+    local, remote = both(tmp_path, {"a": cfg})
+    same_tables(tmp_path, local, remote)
+    assert remote["tables"]["a"]["missing_markers"] == {"age": {"?": 1}, "work": {"?": 1}}
+    got = read_dataset(tmp_path / "spark")["a"]
+    assert got["customer_id"].tolist() == [1, 2, 3] and got["note"].isna().tolist() == [
+        False, True, True
+    ]  # fmt: skip
+    (tmp_path / "short").mkdir()
+    (tmp_path / "short" / "a.data").write_text("1, 2024-01-01, 39, State-gov\n")
+    message = both_fail(tmp_path / "short", {"a": cfg})
+    assert "data row 1 of" in message and "4 fields where column_names lists 5" in message

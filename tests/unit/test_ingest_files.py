@@ -554,3 +554,94 @@ def test_run_summary_shows_the_markers_read_as_missing(tmp_path: Path) -> None:
     summary = data_summary(tmp_path / "run")
     assert summary["tables"]["m"]["missing_markers"] == {"a": {"NA": 1}, "b": {"NA": 1}}
     assert "m.a: 'NA' x1 read as missing (missing_values)" in data_lines(summary)
+
+
+def test_markers_with_spaces_around_them_are_missing_too(tmp_path: Path) -> None:
+    # The UCI files write ", " between values: " ?" stayed a category "?" in a string
+    # column, and an invalid value in a number column, though "?" was declared missing.
+    (tmp_path / "m.csv").write_text("a,b,c\n1, ?, 7\n ?, x, ?\n3, y,\t?\n")
+    cfg = table(
+        {"kind": "file", "uri": "m.csv", "missing_values": ["?"]},
+        columns={"a": "int", "b": "string"},
+    )
+    df, info = ingest_table("m", cfg, tmp_path, T0)
+    assert info["missing_markers"] == {"a": {"?": 1}, "b": {"?": 1}}
+    assert info["invalid_values"] == {}
+    assert df["a"].isna().tolist() == [False, True, False]
+    assert df["b"].tolist() == [None, " x", " y"]  # a string keeps its spaces
+    assert df["c"].isna().tolist() == [False, True, True]  # undeclared
+
+
+# ---------------------------------------------------------------- no header row
+
+HEADERLESS = "39, State-gov, 77516, <=50K\n50, ?, 83311, >50K\n38, Private, 215646, <=50K\n"
+NAMES = ["age", "workclass", "fnlwgt", "income"]
+
+
+def headerless(uri: str = "adult.data", **source: object) -> TableConfig:
+    return table(
+        {"kind": "file", "uri": uri, "column_names": NAMES, **source},
+        columns={"age": "int", "workclass": "string", "income": "string"},
+    )
+
+
+def test_a_csv_without_a_header_row_reads_every_line_with_the_given_names(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "adult.data").write_text(HEADERLESS)
+    (tmp_path / "with_header.csv").write_text(",".join(NAMES) + "\n" + HEADERLESS)
+    df, info = ingest_table("adult", headerless(missing_values=["?"]), tmp_path, T0)
+    assert df["age"].tolist() == [39, 50, 38]  # the first line is data, not lost
+    assert df["workclass"].tolist() == [" State-gov", None, " Private"]
+    assert info["missing_markers"] == {"workclass": {"?": 1}}
+    want, _ = ingest_table(
+        "adult",
+        table(
+            {"kind": "file", "uri": "with_header.csv", "missing_values": ["?"]},
+            columns={"age": "int", "workclass": "string", "income": "string"},
+        ),
+        tmp_path,
+        T0,
+    )
+    pd.testing.assert_frame_equal(df, want)
+    # Over HTTP (bytes, as an object store's) too.
+    with json_api([]) as api:
+        api.files["adult.data"] = HEADERLESS.encode()
+        got, _ = ingest_table("adult", headerless(api.url("/files/adult.data")), tmp_path, T0)
+    assert got["age"].tolist() == [39, 50, 38]
+
+
+def test_a_headerless_csv_is_named_when_column_names_are_not_given(tmp_path: Path) -> None:
+    (tmp_path / "adult.data").write_text(HEADERLESS)
+    cfg = table(
+        {"kind": "file", "uri": "adult.data"},
+        columns={"age": "int", "workclass": "string", "income": "string"},
+    )
+    msg = ingest_error("adult", cfg, tmp_path)
+    assert_one_sentence(msg, "adult.data", "looks like data", "column_names")
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (HEADERLESS + "41, Private\n", ["data row 4 of", "2 fields where column_names lists 4"]),
+        ("39, State-gov, 77516, <=50K, extra\n" + HEADERLESS, ["data row 1 of", "5 fields"]),
+        ("", ["is empty"]),
+    ],
+)
+def test_a_headerless_row_of_another_width_is_refused(
+    tmp_path: Path, content: str, words: list[str]
+) -> None:
+    (tmp_path / "adult.data").write_text(content)
+    assert_one_sentence(ingest_error("adult", headerless(), tmp_path), *words)
+
+
+def test_column_names_are_refused_for_parquet_and_bad_names(tmp_path: Path) -> None:
+    pd.DataFrame({"age": [1], "workclass": ["x"], "fnlwgt": [2], "income": ["y"]}).to_parquet(
+        tmp_path / "a.parquet"
+    )
+    msg = ingest_error("adult", headerless("a.parquet"), tmp_path)
+    assert_one_sentence(msg, "a Parquet file, which names its own columns", "column_names")
+    for names, words in (([], "at least one"), (["a", "a"], "'a' is given twice")):
+        with pytest.raises(ValueError, match=words):
+            table({"kind": "file", "uri": "x.csv", "column_names": names})

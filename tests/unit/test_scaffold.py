@@ -855,3 +855,32 @@ def test_a_small_table_gets_leaves_it_can_fill() -> None:
     # and at 40 rows nothing splits at all (every row would get the base rate).
     assert small_table_leaf(40) == 1 and small_table_leaf(303) == 6
     assert small_table_leaf(999) == 19 and small_table_leaf(1000) is None
+
+
+def test_a_csv_without_a_header_row_is_named_with_column_names(tmp_path: Path) -> None:
+    """The UCI files (adult.data and the like) have no header row and write ", " between
+    values: init said only that the label is not a column of '39', ' State-gov', ..."""
+    df = churn_frame()
+    df.loc[[2, 8], "seats"] = "?"
+    (tmp_path / "churn.data").write_text(
+        df.to_csv(index=False, header=False, sep="|").replace("|", ", ")
+    )
+    out = tmp_path / "churn.yaml"
+    args = ["init", "--from", str(tmp_path / "churn.data"), "--label", "churn", "--out", str(out)]
+    bad = CliRunner().invoke(cli(), args)
+    assert bad.exit_code == 1
+    assert "looks like data" in bad.output and "--column-names" in bad.output
+    names = ",".join(df.columns)
+    result = CliRunner().invoke(cli(), [*args, "--column-names", names])
+    assert result.exit_code == 0, result.output
+    assert "Dry validation: pass on 400 rows" in result.output  # the first line is data
+    source = load_config(out).tables["churn"].source
+    assert source.column_names == list(df.columns)  # type: ignore[union-attr]
+    assert source.missing_values == ["?"]  # type: ignore[union-attr]
+    plan = build_scaffold(
+        str(tmp_path / "churn.data"), "churn", name="churn", data_dir=tmp_path,
+        column_names=list(df.columns),
+    )  # fmt: skip
+    assert plan.profiles["seats"].kind == "int" and plan.profiles["seats"].invalid == 0
+    twice = CliRunner().invoke(cli(), [*args, "--force", "--column-names", "a,b,a"])
+    assert twice.exit_code == 1 and "--column-names: the name 'a' is given twice" in twice.output
