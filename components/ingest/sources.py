@@ -455,7 +455,11 @@ MARKER_SPACE_PATTERN = "^[ \\t\\r\\n\\f\\x0B]+|[ \\t\\r\\n\\f\\x0B]+$"
 def marker_text(values: pd.Series) -> pd.Series:
     """Text values without the spaces around them, to compare with `missing_values`
     (anything else null)."""
-    return values.str.strip(MARKER_SPACE)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.str.strip(MARKER_SPACE)
+    # JSON records and Parquet values mix text with numbers and nested values.
+    stripped = [v.strip(MARKER_SPACE) if isinstance(v, str) else None for v in values]
+    return pd.Series(stripped, index=values.index, dtype=object)
 
 
 def _undeclared_markers_as_null(

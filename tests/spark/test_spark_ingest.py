@@ -648,7 +648,8 @@ def test_a_csv_without_a_header_row_and_spaced_markers_read_alike(
 ) -> None:
     # UCI style: no header row, ", " between values, " ?" for a missing value.
     (tmp_path / "a.data").write_text(
-        "\ufeff1, 2024-01-01, 39, State-gov, x\n2, 2024-01-02, ?, ?, ?\n3, 2024-01-03, 38, Private, ?\n"
+        "\ufeff1, 2024-01-01, 39, State-gov, x\n2, 2024-01-02, ?, ?, ?\n"
+        "3, 2024-01-03, 38, Private, ?\n"
     )
     cfg = file_table(
         "a.data",
