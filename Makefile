@@ -166,8 +166,10 @@ INIT_BASE ?= a47e03d
 bench-init: venv ## `seamless init` on 284,807 rows x 31 columns, this tree vs INIT_BASE (docs/benchmarks.md)
 	$(BIN)/python benchmarks/init_profile.py --rows 284807 --base $(INIT_BASE) --rounds 3 --out docs/benchmarks.md
 
+# INGEST_BASE=<rev>: also ingest with that revision, same run, and show the change.
+INGEST_BASE ?=
 bench-ingest: venv ## Ingest of one table as CSV, JSON lines and Parquet, 1M rows, CSV the baseline (docs/benchmarks.md)
-	$(BIN)/python benchmarks/ingest_formats.py --rows 1000000 --rounds 2 --out docs/benchmarks.md
+	$(BIN)/python benchmarks/ingest_formats.py --rows 1000000 --rounds 2 $(if $(INGEST_BASE),--base $(INGEST_BASE)) --out docs/benchmarks.md
 
 # validate before duplicate expectations were found by key.
 VALIDATE_BASE ?= 9c3c0a1

@@ -7,6 +7,11 @@ normalize, keys) in its own process, so its peak resident memory is its own; rou
 alternate between the formats and the median is kept. The typed tables must be equal.
 
     python benchmarks/ingest_formats.py --rows 1000000 [--rounds 2] [--out docs/benchmarks.md]
+
+With `--base REV`, each format is also ingested by that revision's tree in the same run
+(rounds alternating the trees), and the table shows the change.
+
+    python benchmarks/ingest_formats.py --rows 1000000 --base 7b651f2
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ab import bench_parser, json_child  # noqa: E402  (benchmarks/ is not a package)
+from ab import against_base, bench_parser, json_child  # noqa: E402  (benchmarks/ is not a package)
 
 FORMATS = {"csv": "t.csv", "json lines": "t.jsonl", "parquet": "t.parquet"}
 COLUMNS = {
@@ -85,55 +90,78 @@ def make_table(rows: int, folder: Path, seed: int = 0) -> None:
     frame.to_parquet(folder / FORMATS["parquet"], index=False)
 
 
-def run_once(path: Path) -> dict[str, float]:
-    return json_child(_CHILD, str(ROOT), str(path), json.dumps(COLUMNS), what=f"ingest of {path}")
+def run_once(path: Path, tree: Path = ROOT) -> dict[str, float]:
+    return json_child(_CHILD, str(tree), str(path), json.dumps(COLUMNS), what=f"ingest of {path}")
 
 
 def main() -> None:
     parser = bench_parser(__doc__, rounds=2)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--base", help="also ingest with this git revision, same run")
     args = parser.parse_args()
+    base: dict[str, list[dict[str, float]]] = {f: [] for f in FORMATS}
     with tempfile.TemporaryDirectory(prefix="seamless-bench-formats-") as tmp:
         folder = Path(tmp)
         make_table(args.rows, folder)
         sizes = {f: (folder / name).stat().st_size / 2**20 for f, name in FORMATS.items()}
         runs: dict[str, list[dict[str, float]]] = {f: [] for f in FORMATS}
-        for _ in range(args.rounds):
-            for fmt, name in FORMATS.items():
-                runs[fmt].append(run_once(folder / name))
-                print(fmt, runs[fmt][-1], file=sys.stderr)
-    digests = {run["sha256"] for rs in runs.values() for run in rs}
+        if args.base:
+
+            def every_format(name: str, tree: Path) -> dict[str, object]:
+                return {fmt: run_once(folder / file, tree) for fmt, file in FORMATS.items()}
+
+            both = against_base(args.base, folder, args.rounds, every_format)
+            for fmt in FORMATS:
+                runs[fmt] = [r[fmt] for r in both["new"]]
+                base[fmt] = [r[fmt] for r in both["baseline"]]
+        else:
+            for _ in range(args.rounds):
+                for fmt, name in FORMATS.items():
+                    runs[fmt].append(run_once(folder / name))
+                    print(fmt, runs[fmt][-1], file=sys.stderr)
+    digests = {run["sha256"] for rs in (*runs.values(), *base.values()) for run in rs}
     if len(digests) != 1:
-        raise SystemExit(f"the formats gave different typed tables: {digests}")
-    text = _table(args, runs, sizes)
+        raise SystemExit(f"the formats (or trees) gave different typed tables: {digests}")
+    text = _table(args, runs, sizes, base)
     print(text)
     if args.out:
         with args.out.open("a", encoding="utf-8") as fh:
             fh.write("\n" + text)
 
 
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
 def _table(
-    args: argparse.Namespace, runs: dict[str, list[dict[str, float]]], sizes: dict[str, float]
+    args: argparse.Namespace,
+    runs: dict[str, list[dict[str, float]]],
+    sizes: dict[str, float],
+    base: dict[str, list[dict[str, float]]],
 ) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
-    base = statistics.median(r["seconds"] for r in runs["csv"])
+    csv_s = _median(runs["csv"], "seconds")
+    against = f" --base {args.base}" if args.base else ""
     lines = [
         f"### Ingest by file format, {args.rows:,} rows x {len(COLUMNS)} columns ({stamp})",
         "",
-        f"`benchmarks/ingest_formats.py --rows {args.rows} --rounds {args.rounds}`: one table "
-        "as CSV, JSON lines and Parquet, `ingest_table` in a process of its own per format "
-        "(read, normalize, keys), median of the rounds; every format gave the same typed "
-        "table.",
+        f"`benchmarks/ingest_formats.py --rows {args.rows} --rounds {args.rounds}{against}`: "
+        "one table as CSV, JSON lines and Parquet, `ingest_table` in a process of its own per "
+        "format (read, normalize, keys), median of the rounds; every format"
+        + (f" and both trees (this one and {args.base})" if args.base else "")
+        + " gave the same typed table.",
         "",
-        "| format | file MiB | seconds | vs CSV | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|",
+        "| format | file MiB | seconds | vs CSV | peak RSS MiB |"
+        + (f" {args.base} seconds | change |" if args.base else ""),
+        "|---|---:|---:|---:|---:|" + ("---:|---:|" if args.base else ""),
     ]
     for fmt, rs in runs.items():
-        seconds = statistics.median(r["seconds"] for r in rs)
-        peak = statistics.median(r["peak_mib"] for r in rs)
-        lines.append(
-            f"| {fmt} | {sizes[fmt]:.0f} | {seconds:.1f} | {seconds / base:.2f}x | {peak:.0f} |"
-        )
+        seconds, peak = _median(rs, "seconds"), _median(rs, "peak_mib")
+        row = f"| {fmt} | {sizes[fmt]:.0f} | {seconds:.1f} | {seconds / csv_s:.2f}x | {peak:.0f} |"
+        if args.base:
+            before = _median(base[fmt], "seconds")
+            row += f" {before:.1f} | {(seconds / before - 1) * 100:+.1f}% |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
