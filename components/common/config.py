@@ -430,7 +430,14 @@ class ModelConfig(_Strict):
     search: SearchConfig = Field(default_factory=SearchConfig)
     """Hyperparameter search over `params` plus the search space."""
     holdout_fraction: float = Field(0.2, gt=0, lt=1)
-    """Latest fraction of label rows (by label time) kept out of training for evaluation."""
+    """Fraction of label rows kept out of training for evaluation (see `holdout_split`)."""
+    holdout_split: Literal["auto", "time", "random"] = "auto"
+    """How the holdout rows are chosen. `time`: the latest label rows by label time (no
+    future leakage). `random`: a random sample stratified by class, seeded by `seed`, for
+    rows whose order carries no time. `auto`: `time` when the labels table has a
+    `timestamp_column`, `random` when its time is the generated ingestion time (all rows
+    alike: the last rows of the file would be the holdout, and a file sorted by class would
+    hold out one class only)."""
     max_train_rows: int | None = Field(None, gt=0)
     """Subsample the search's training rows to bound its time (the final refit uses all)."""
     threshold: float = Field(0.5, gt=0, lt=1)

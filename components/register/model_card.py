@@ -64,6 +64,12 @@ def _num(value: Any, digits: int = 4) -> str:
     return md(value)
 
 
+def _holdout_text(period: dict[str, Any]) -> str:
+    if period.get("holdout_split") == "random":
+        return "holdout a stratified random sample of the label rows"
+    return f"holdout from {md(period.get('holdout_from') or '?')}"
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -125,6 +131,7 @@ def build_card(
             "label_period": {
                 "first": params.get("train_label_first"),
                 "holdout_from": params.get("holdout_cutoff"),
+                "holdout_split": params.get("holdout_split") or "time",
                 "last": period.get("last") or params.get("train_label_last"),
             },
             "rows": {
@@ -247,8 +254,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"{md(data['validation'] or 'unknown')}.",
         "",
         f"Label period {md(data['label_period'].get('first') or '?')} to "
-        f"{md(data['label_period'].get('last') or '?')}, holdout from "
-        f"{md(data['label_period'].get('holdout_from') or '?')}; "
+        f"{md(data['label_period'].get('last') or '?')}, {_holdout_text(data['label_period'])}; "
         f"{_num(data['rows'].get('training'))} training rows, "
         f"{_num(data['rows'].get('holdout'))} holdout rows.",
         "",

@@ -14,7 +14,8 @@ def train(
     holdout: Output[Dataset],
     metrics: Output[Metrics],
 ):
-    """Train on all but the latest label rows; the rest is written as the holdout."""
+    """Train on all but the holdout rows (the latest by label time, or a stratified random
+    sample: `model.holdout_split`); the holdout is written out."""
     from components.common.stage import clean_errors, stage_config
     from components.governance import hooks
     from components.train.stage import run_training

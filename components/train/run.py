@@ -53,7 +53,7 @@ def train_and_log(
     source_uri: str,
     sample: dict[str, Any] | None = None,
 ) -> tuple[TrainResult, pd.DataFrame]:
-    """Train on all but the latest label rows; returns the result and the holdout rows.
+    """Train on all but the holdout rows (`split_holdout`); returns the result and them.
 
     `sample` says how `training_set` was cut from a larger one (train.sample), if it was.
     """
@@ -98,7 +98,8 @@ def train_and_log(
                 "seed": config.model.seed,
                 "train_rows": len(split.train),
                 "search_rows": summary["search_rows"],
-                "holdout_cutoff": split.cutoff.isoformat(),
+                "holdout_split": split.kind,
+                **({"holdout_cutoff": split.cutoff.isoformat()} if split.cutoff else {}),
                 # The training rows' label period, for the model card's date range.
                 **label_period(config, split.train),
                 **{f"training_sample_{k}": v for k, v in (sample or {}).items()},

@@ -24,11 +24,14 @@ ESTIMATOR_STEP = "model"
 
 @dataclass
 class SplitData:
-    """Time-ordered split: the latest label rows are the holdout."""
+    """The training rows and the holdout (`model.holdout_split`)."""
 
     train: pd.DataFrame
     holdout: pd.DataFrame
-    cutoff: pd.Timestamp
+    cutoff: pd.Timestamp | None
+    """The first holdout label time of a time split (None for a random one)."""
+    kind: str = "time"
+    """`time` or `random`."""
 
 
 @dataclass
@@ -69,8 +72,19 @@ def encode_labels(config: SeamlessConfig, training_set: pd.DataFrame) -> pd.Seri
     return y
 
 
+def holdout_kind(config: SeamlessConfig) -> str:
+    """`time` or `random`: `model.holdout_split`, with `auto` decided by whether the labels
+    table has an event time of its own."""
+    chosen = config.model.holdout_split
+    if chosen != "auto":
+        return chosen
+    has_time = config.tables[config.labels.table].timestamp_column is not None
+    return "time" if has_time else "random"
+
+
 def split_holdout(config: SeamlessConfig, training_set: pd.DataFrame) -> SplitData:
-    """Hold out the latest `holdout_fraction` of label rows by label time (no future leakage)."""
+    """Hold out `holdout_fraction` of the label rows: the latest by label time (no future
+    leakage), or a stratified random sample (`holdout_kind`)."""
     ts = config.timestamp_key(config.labels.table)
     ordered = training_set.sort_values([ts, config.entity_key()], kind="stable").reset_index(
         drop=True
@@ -81,17 +95,46 @@ def split_holdout(config: SeamlessConfig, training_set: pd.DataFrame) -> SplitDa
             f"Only {len(ordered)} labelled rows: too few to hold out "
             f"{config.model.holdout_fraction:.0%} and still train."
         )
+    if holdout_kind(config) == "random":
+        return _random_split(config, ordered, n_holdout)
     train, holdout = ordered.iloc[:-n_holdout], ordered.iloc[-n_holdout:]
     for part, name in ((train, "training"), (holdout, "holdout")):
         encode_labels_for_split(config, part, name)
     return SplitData(train=train, holdout=holdout, cutoff=pd.Timestamp(holdout[ts].iloc[0]))
 
 
+def _random_split(config: SeamlessConfig, ordered: pd.DataFrame, n_holdout: int) -> SplitData:
+    from sklearn.model_selection import train_test_split
+
+    y = encode_labels(config, ordered)  # one class in all the rows: said as it is
+    counts = y.value_counts()
+    if counts.min() < 2 or n_holdout < len(counts) or len(ordered) - n_holdout < len(counts):
+        rare = config.labels.positive_class if counts.get(1, 0) < 2 else "the negative class"
+        raise SeamlessError(
+            f"The random holdout split is unusable: {len(ordered)} labelled rows hold "
+            f"{counts.get(1, 0)} of the positive class {config.labels.positive_class!r} and "
+            f"{counts.get(0, 0)} of the others; a stratified holdout of "
+            f"{config.model.holdout_fraction:.0%} needs at least 2 of each (fewest: {rare})."
+        )
+    train_at, holdout_at = train_test_split(
+        np.arange(len(ordered)),
+        test_size=n_holdout,
+        stratify=y.to_numpy(),
+        random_state=config.model.seed,
+    )
+    train = ordered.iloc[np.sort(train_at)]
+    holdout = ordered.iloc[np.sort(holdout_at)]
+    return SplitData(train=train, holdout=holdout, cutoff=None, kind="random")
+
+
 def encode_labels_for_split(config: SeamlessConfig, part: pd.DataFrame, name: str) -> None:
     try:
         encode_labels(config, part)
     except SeamlessError as exc:
-        raise SeamlessError(f"The time-ordered {name} split is unusable: {exc}") from None
+        raise SeamlessError(
+            f"The time-ordered {name} split is unusable: {str(exc).rstrip('.')}; if the rows' "
+            "order carries no time, set model.holdout_split: random."
+        ) from None
 
 
 def make_estimator(config: SeamlessConfig) -> BaseEstimator:

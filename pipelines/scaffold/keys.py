@@ -138,7 +138,8 @@ def plan_keys(
         else:
             notes.append(
                 f"No event time given or found: ingest stamps each row with the ingestion "
-                f"time ('{INGESTED_AT}'), and the holdout is the last rows of the table."
+                f"time ('{INGESTED_AT}'), and the holdout is a random sample of the rows, "
+                "stratified by class (model.holdout_split)."
             )
         others = [
             p.name

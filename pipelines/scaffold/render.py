@@ -307,7 +307,13 @@ def render_config(plan: Scaffold, now: datetime) -> str:
     lines += _comment(
         "model: gradient-boosted trees (missing values and one-hot text handled by the "
         "pipeline) with a small random search; max_train_rows bounds the search's cost, the "
-        "final refit uses every training row. The holdout is the latest 20% of label rows."
+        "final refit uses every training row. The holdout is "
+        + (
+            "the latest 20% of label rows by event time."
+            if keys.timestamp
+            else "a random 20% of the rows, stratified by class (no event time orders them; "
+            "holdout_split: auto)."
+        )
     )
     add("model:")
     add(f"  name: {_y(plan.name)}")

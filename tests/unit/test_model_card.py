@@ -154,6 +154,7 @@ def test_json_and_markdown_agree() -> None:
     assert doc["data"]["label_period"] == {
         "first": "2025-01-01T00:00:00+00:00",
         "holdout_from": "2025-10-01T00:00:00+00:00",
+        "holdout_split": "time",
         "last": "2025-12-31T00:00:00+00:00",
     }
     assert doc["training"]["best_params"] == {"learning_rate": "0.1"}

@@ -44,6 +44,49 @@ def test_holdout_is_the_latest_rows(config: SeamlessConfig) -> None:
     assert split.train["event_timestamp"].max() <= split.holdout["event_timestamp"].min()
 
 
+def _holdout(config: SeamlessConfig, kind: str) -> SeamlessConfig:
+    return config.model_copy(
+        update={"model": config.model.model_copy(update={"holdout_split": kind})}
+    )
+
+
+def test_a_random_holdout_is_stratified_seeded_and_the_default_without_event_time(
+    config: SeamlessConfig,
+) -> None:
+    # A file sorted by class: the last 20% of its rows are all of one class, which made
+    # the time-ordered split unusable ("has only one class") for a table without time.
+    frame = training_set(1000).sort_values("defaulted", kind="stable").reset_index(drop=True)
+    frame["customer_id"] = range(len(frame))  # a row number, as ingest's row_id
+    frame["event_timestamp"] = frame["event_timestamp"].min()  # one time, as ingested_at
+    with pytest.raises(SeamlessError, match=r"holdout split is unusable.*holdout_split: random"):
+        split_holdout(_holdout(config, "time"), frame)
+    chosen = _holdout(config, "random")
+    split = split_holdout(chosen, frame)
+    assert split.kind == "random" and split.cutoff is None and len(split.holdout) == 200
+    rate = frame["defaulted"].mean()
+    assert abs(split.holdout["defaulted"].mean() - rate) < 0.01  # stratified
+    assert not set(split.train.index) & set(split.holdout.index)
+    again = split_holdout(chosen, frame.sample(frac=1, random_state=3))  # order of rows
+    assert again.holdout["customer_id"].tolist() == split.holdout["customer_id"].tolist()
+    # auto: random when the labels table has no event time of its own, else by time.
+    tables = dict(config.tables)
+    tables["labels"] = tables["labels"].model_copy(update={"timestamp_column": None})
+    timeless = config.model_copy(update={"tables": tables})
+    assert (
+        split_holdout(timeless, frame.rename(columns={"event_timestamp": "ingested_at"})).kind
+        == "random"
+    )
+    assert split_holdout(config, training_set(1000)).kind == "time"
+    few = frame.head(300)  # two rows of the positive class at most
+    few.loc[:, "defaulted"] = [1, 1] + [0] * 298
+    assert split_holdout(chosen, few).holdout["defaulted"].sum() in (0, 1)
+    few.loc[:, "defaulted"] = [1] + [0] * 299
+    with pytest.raises(
+        SeamlessError, match=r"random holdout split is unusable: 300 labelled rows hold 1"
+    ):
+        split_holdout(chosen, few)
+
+
 def test_one_class_label_is_named(config: SeamlessConfig, workspace: Path) -> None:
     frame = training_set(500)
     frame["defaulted"] = 0
