@@ -168,7 +168,9 @@ Thousands = Literal[",", ".", " ", "'", "_"]
 _SAMPLE_TIME = datetime(2024, 11, 28, 13, 45, 6, 123456, tzinfo=UTC)
 UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 """Nanoseconds in one of each Unix time unit (`ColumnFormat.unit`)."""
-FORMAT_KEYS = ("format", "unit", "thousands", "decimal", "prefix", "suffix")
+FORMAT_KEYS = (
+    "format", "unit", "thousands", "decimal", "prefix", "suffix", "negative_parentheses",
+)  # fmt: skip
 """The keys of a column's `ColumnFormat`, written on the column beside its type."""
 
 
@@ -199,6 +201,10 @@ class ColumnFormat(_Strict):
     """int and float columns: text every value ends with (`"%"` for `18%`, `" €"`); spaces
     may come before it. The number is taken as written: `18%` is 18. A value without it
     does not parse. Unset: none."""
+    negative_parentheses: bool = False
+    """int and float columns: a number in parentheses is negative, as accounting exports
+    write it: `(1,234.50)` is -1234.5, and so are `($1,234.50)` and `$ (1,234.50)`. A
+    signed number in parentheses does not parse. Unset: parentheses do not parse."""
     unit: Literal["s", "ms", "us", "ns"] | None = None
     """timestamp columns: the value is Unix time, a count of seconds (`s`), milliseconds,
     microseconds or nanoseconds since 1970-01-01 UTC, as text or as a number column
@@ -209,7 +215,13 @@ class ColumnFormat(_Strict):
     def given(self) -> bool:
         """Whether any key is set (the column is not in the default form)."""
         return bool(
-            self.format or self.thousands or self.decimal or self.unit or self.prefix or self.suffix
+            self.format
+            or self.thousands
+            or self.decimal
+            or self.unit
+            or self.prefix
+            or self.suffix
+            or self.negative_parentheses
         )
 
     def example(self, kind: ColumnType) -> str:
@@ -221,7 +233,8 @@ class ColumnFormat(_Strict):
         sep = self.thousands or ""
         whole = f"1{sep}234{sep}567"
         number = whole if kind == "int" else f"{whole}{self.decimal or '.'}89"
-        return f"{self.prefix or ''}{number}{self.suffix or ''}"
+        written = f"{self.prefix or ''}{number}{self.suffix or ''}"
+        return f"{written} or ({written})" if self.negative_parentheses else written
 
     def problem(self, kind: ColumnType) -> str | None:
         """Why this format cannot apply to a column of `kind`, or None."""
@@ -249,6 +262,8 @@ class ColumnFormat(_Strict):
                     f"{key} {text!r} must be text around the number, such as '$' or '%', "
                     "without digits, signs or separators"
                 )
+        if self.negative_parentheses and kind not in ("int", "float"):
+            return f"negative_parentheses applies to int and float columns, and this one is {kind}"
         if self.thousands is not None and kind not in ("int", "float"):
             return f"thousands applies to int and float columns, and this one is {kind}"
         if self.decimal is not None and kind != "float":

@@ -351,6 +351,20 @@ def _without_affixes(part: pd.Series, prefix: str, suffix: str) -> pd.Series:
     return (found["a"] + found["b"] + found["n"]).where(one_sign & found["n"].notna(), None)
 
 
+def _without_parentheses(part: pd.Series, prefix: str, suffix: str) -> tuple[pd.Series, np.ndarray]:
+    """`(1,234.50)` -> `1,234.50`, `($5)` or `$ (5)` -> `$5`, `(18%)` -> `18%`, and where
+    a value was in parentheses (negative)."""
+    pre = rf"(?P<pre>{re.escape(prefix)}[{_SPACES}]*)?" if prefix else "(?P<pre>)"
+    post = rf"(?P<post>[{_SPACES}]*{re.escape(suffix)})?" if suffix else "(?P<post>)"
+    pattern = rf"^{pre}\([{_SPACES}]*(?P<inner>.*?)[{_SPACES}]*\){post}$"
+    found = part.str.extract(pattern)
+    wrapped = found["inner"].notna().to_numpy(bool)
+    if not wrapped.any():
+        return part, wrapped
+    inner = found["pre"].fillna("") + found["inner"] + found["post"].fillna("")
+    return part.where(~wrapped, inner), wrapped
+
+
 def _plain_numbers(raw: pd.Series, fmt: ColumnFormat) -> pd.Series:
     """Text numbers with their prefix, suffix and separators taken out (`$1,234.5` ->
     `1234.5`); text that is not written that way becomes null, so it counts as
@@ -361,9 +375,15 @@ def _plain_numbers(raw: pd.Series, fmt: ColumnFormat) -> pd.Series:
     if not text.any():
         return s
     part = s[text].astype(str)
+    negative = np.zeros(len(part), dtype=bool)
+    if fmt.negative_parentheses:
+        part, negative = _without_parentheses(part, fmt.prefix or "", fmt.suffix or "")
     if fmt.prefix or fmt.suffix:
         part = _without_affixes(part, fmt.prefix or "", fmt.suffix or "").fillna("")
     written = part.str.fullmatch(_number_pattern(thousands, decimal))
+    if negative.any():  # "(-5)" says minus twice: not a way of writing a number
+        written &= ~(negative & part.str.startswith(("-", "+")).to_numpy(bool))
+        part = part.where(~negative, "-" + part)
     if thousands:
         spaces = thousands == " "
         part = part.str.replace(f"[{_SPACES}]" if spaces else thousands, "", regex=spaces)

@@ -47,6 +47,9 @@ NUMBER_FORMATS = (
 )
 """How numbers with separators are written, tried in this order: `1,234.5` first."""
 _SEPARATORS = re.compile("[,. '\u00a0\u202f]")
+_SEPARATORS_OR_PARENTHESES = re.compile("[,. '\u00a0\u202f]|^\\(.*\\d.*\\)$")
+_PARENTHESES = re.compile(r"^\S{0,2}\s*\(.*\d.*\)\S?$")
+"""An accounting negative: `(1,234.50)`, `($5)`, `$ (5)`, `(18%)`."""
 _CURRENCY = "$€£¥₹"
 """Currency symbols init looks for before or after numbers."""
 _SCREEN = 200
@@ -313,7 +316,7 @@ def _infer_objects(trials: _Trials, present: int) -> Inferred:
             return "int", int_failed, _parse_sentence("int", present - n_int, present), None
         return "float", float_failed, _parse_sentence("float", present - n_float, present), None
     affix = _number_affix(text) if all_text else None
-    if affix is not None or (all_text and text.str.contains(_SEPARATORS).any()):
+    if affix is not None or (all_text and text.str.contains(_SEPARATORS_OR_PARENTHESES).any()):
         written = _written_number(trials, present, text, affix)
         if written is not None:
             return written
@@ -334,8 +337,8 @@ def _number_affix(text: pd.Series) -> ColumnFormat | None:
     """The currency symbol most values start with, or the percent sign or currency
     symbol they end with (`$1,234.50`, `18%`, `12,50 €`), judged on the first values."""
     head = text.head(_SCREEN)
-    lead = head.str.extract(rf"^[+-]?\s*([{_CURRENCY}])", expand=False)
-    trail = head.str.extract(rf"\d\s*([%{_CURRENCY}])$", expand=False)
+    lead = head.str.extract(rf"^[+-]?\(?\s*([{_CURRENCY}])", expand=False)
+    trail = head.str.extract(rf"\d\s*([%{_CURRENCY}])\)?$", expand=False)
     prefix, suffix = (
         str(hits.mode().iloc[0]) if hits.notna().mean() > 0.5 else None for hits in (lead, trail)
     )
@@ -349,8 +352,12 @@ def _written_number(
     (`$1,234.50`, `18%`): the first of NUMBER_FORMATS under which the column parses, as
     int when none has a decimal part."""
     formats: tuple[ColumnFormat, ...] = NUMBER_FORMATS
+    around: dict[str, object] = {}
     if affix is not None:
         around = {"prefix": affix.prefix, "suffix": affix.suffix}
+    if text.str.contains(_PARENTHESES).any():
+        around["negative_parentheses"] = True
+    if around:
         formats = tuple(f.model_copy(update=around) for f in NUMBER_FORMATS)
     for fmt in formats:
         failed = trials.failed("float", fmt)
@@ -431,8 +438,11 @@ def _day_first(pattern: str) -> str | None:
 
 
 def _format_sentence(kind: ColumnType, present: int, failed: int, fmt: ColumnFormat) -> str:
-    keys = {k: v for k, v in fmt.model_dump().items() if v is not None}
-    how = ", ".join(f"{k}: {v!r}" if k != "format" else f'format: "{v}"' for k, v in keys.items())
+    keys = {k: v for k, v in fmt.model_dump().items() if v is not None and v is not False}
+    how = ", ".join(
+        f'format: "{v}"' if k == "format" else f"{k}: true" if v is True else f"{k}: {v!r}"
+        for k, v in keys.items()
+    )
     words = "timestamps" if kind == "timestamp" else _TYPE_WORDS[kind]
     return (
         f"inferred {kind}: {n(present - failed)} of {n(present)} non-null values parse as "

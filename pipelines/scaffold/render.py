@@ -249,7 +249,11 @@ def render_config(plan: Scaffold, now: datetime) -> str:
         elif col in plan.left_out:
             why += f"; {plan.left_out[col]}"
         lines += _comment(why, 6)
-        written = p.fmt.model_dump(exclude_none=True) if p.fmt and kind == p.kind else {}
+        written = (
+            p.fmt.model_dump(exclude_none=True, exclude_defaults=True)
+            if p.fmt and kind == p.kind
+            else {}
+        )
         add(f"      {_y(col)}: {_y({'type': kind, **written}) if written else kind}")
     add("")
     lines += _comment(

@@ -138,14 +138,14 @@ def test_column_formats_parse_alike(spark: Any, tmp_path: Path) -> None:
     (tmp_path / "f.csv").write_text(
         "customer_id;event_timestamp;age;income\n"
         "1;01/05/2024 07:30;1.200 %;1.234,5 €\n"
-        "2;12/31/2023 18:30;3%;89,25€\n"
+        "2;12/31/2023 18:30;3%;(89,25€)\n"
         "3;2/29/2024 00:00;1.000.000%;12,34,5 €\n"
     )
     types = {"customer_id": "int", "event_timestamp": "timestamp", "age": "int", "income": "float"}
     formats = {
         "event_timestamp": {"format": "%m/%d/%Y %H:%M"},
         "age": {"thousands": ".", "suffix": "%"},
-        "income": {"thousands": ".", "decimal": ",", "suffix": "€"},
+        "income": {"thousands": ".", "decimal": ",", "suffix": "€", "negative_parentheses": True},
     }
     keys = ("customer_id", "event_timestamp")
     cfg = file_table("f.csv", *keys, types, {"delimiter": ";"}, formats=formats)
@@ -155,7 +155,7 @@ def test_column_formats_parse_alike(spark: Any, tmp_path: Path) -> None:
     assert remote["tables"]["t"]["invalid_examples"] == {"income": ["12,34,5 €"]}
     df = read_dataset(tmp_path / "spark")["t"]
     assert df["age"].tolist() == [1200, 3, 1000000]
-    assert df["income"].tolist()[:2] == [1234.5, 89.25]
+    assert df["income"].tolist()[:2] == [1234.5, -89.25]  # an accounting negative
     assert df["event_timestamp"].iloc[2] == pd.Timestamp("2024-02-29T00:00:00Z")
 
 

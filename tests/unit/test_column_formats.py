@@ -151,6 +151,19 @@ def test_currency_and_percent_values_give_the_iso_snapshot(tmp_path: Path) -> No
     assert_one_sentence(str(info.value), "column 'charges'", "row 2", "'89.25'", "$1,234,567.89")
 
 
+def test_accounting_negatives_in_parentheses() -> None:
+    # Accounting exports write -1,234.50 as (1,234.50), with the symbol inside or out.
+    fmt = ColumnFormat(thousands=",", prefix="$", negative_parentheses=True)
+    values = ["($1,234.50)", "$ (7.25)", "$(0.5)", "$3", "(-$5)", "($-5)", "(5)", "$()", "$(5"]
+    got = convert("float", pd.Series(values), fmt).tolist()
+    assert got[:4] == [-1234.5, -7.25, -0.5, 3.0] and pd.Series(got[4:]).isna().all()
+    plain = convert("int", pd.Series(["(12)", "( 3 )", "(18%)"]), ColumnFormat(
+        negative_parentheses=True))  # fmt: skip
+    assert plain.tolist()[:2] == [-12, -3] and pd.isna(plain.iloc[2])
+    # Without the key, parentheses do not parse (as before).
+    assert convert("float", pd.Series(["(12)"]), ColumnFormat(thousands=",")).isna().all()
+
+
 def test_typed_values_ignore_the_text_format() -> None:
     # Parquet or a database hands over typed values: the format is for text only.
     fmt = ColumnFormat(format="%m/%d/%Y", thousands=None)
@@ -197,6 +210,7 @@ def test_a_format_that_cannot_apply_is_refused(charges: str, parts: tuple[str, .
         ("{type: timestamp, unit: h}", "int", ("signup.unit", "'s', 'ms'")),
         ("timestamp", '{type: string, thousands: ","}', ("thousands applies to int and float",)),
         ('{type: timestamp, suffix: "Z"}', "int", ("suffix applies to int and float",)),
+        ("{type: timestamp, negative_parentheses: true}", "int", ("negative_parentheses applies",)),
     ],
 )
 def test_a_format_that_does_not_fit_its_type_is_refused(

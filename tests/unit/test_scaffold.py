@@ -791,6 +791,15 @@ def test_currency_and_percent_columns_are_numbers_with_their_symbol(tmp_path: Pa
     assert columns["discount"] == {"type": "int", "suffix": "%"}
     assert columns["price"] == {"type": "float", "decimal": ",", "suffix": "€"}
     assert plan.profiles["charges"].minimum == -12.0
+    df["balance"] = [f"({-v:,.2f})" if v < 0 else f"{v:,.2f}" for v in rng.normal(0, 3000, 300)]
+    df["refund"] = [f"$({v:,.2f})" for v in rng.uniform(10, 3000, 300)]  # all negative
+    plan = scaffold_csv(tmp_path, df, positive="yes")
+    columns = yaml.safe_load(plan.text)["tables"]["data"]["columns"]
+    assert columns["balance"] == {"type": "float", "thousands": ",", "negative_parentheses": True}
+    assert columns["refund"] == {
+        "type": "float", "thousands": ",", "prefix": "$", "negative_parentheses": True,
+    }  # fmt: skip
+    assert plan.profiles["refund"].maximum < 0
     write_config(tmp_path / "c.yaml", plan.text)
     dry = dry_validate(tmp_path / "c.yaml", tmp_path)
     assert dry.result.decision == "pass", dry.result.failure_sentences()
