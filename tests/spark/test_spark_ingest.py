@@ -651,16 +651,9 @@ def test_a_csv_without_a_header_row_and_spaced_markers_read_alike(
         "\ufeff1, 2024-01-01, 39, State-gov, x\n2, 2024-01-02, ?, ?, ?\n"
         "3, 2024-01-03, 38, Private, ?\n"
     )
-    cfg = file_table(
-        "a.data",
-        "customer_id",
-        "event_timestamp",
-        {"customer_id": "int", "event_timestamp": "timestamp", "age": "int", "work": "string"},
-        source={
-            "column_names": ["customer_id", "event_timestamp", "age", "work", "note"],
-            "missing_values": ["?"],
-        },
-    )
+    types = {"customer_id": "int", "event_timestamp": "timestamp", "age": "int", "work": "string"}
+    headerless = {"column_names": [*types, "note"], "missing_values": ["?"]}
+    cfg = file_table("a.data", "customer_id", "event_timestamp", types, source=headerless)
     local, remote = both(tmp_path, {"a": cfg})
     same_tables(tmp_path, local, remote)
     assert remote["tables"]["a"]["missing_markers"] == {"age": {"?": 1}, "work": {"?": 1}}

@@ -50,6 +50,17 @@ def lines(records: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
 
 
+def tolerant(columns: dict[str, str]) -> TableConfig:
+    """c.jsonl, half of whose values may be invalid."""
+    return table(
+        {"kind": "file", "uri": "c.jsonl"},
+        entity_column="customer_id",
+        timestamp_column="event_timestamp",
+        columns=columns,
+        max_invalid_fraction=0.5,
+    )
+
+
 def ingest_error(cfg: TableConfig, data_dir: Path) -> str:
     with pytest.raises(SeamlessError) as info:
         ingest_table("customers", cfg, data_dir, T0)
@@ -90,14 +101,7 @@ def test_a_nested_value_in_a_typed_column_is_an_invalid_value(tmp_path: Path) ->
     (tmp_path / "c.jsonl").write_text(lines(records))
     msg = ingest_error(keyed("c.jsonl"), tmp_path)
     assert_one_sentence(msg, "column 'member'", "row 2", "{'since': 2020}", "true/false")
-    tolerant = table(
-        {"kind": "file", "uri": "c.jsonl"},
-        entity_column="customer_id",
-        timestamp_column="event_timestamp",
-        columns=KEYED_COLUMNS,
-        max_invalid_fraction=0.5,
-    )
-    df, info = ingest_table("customers", tolerant, tmp_path, T0)
+    df, info = ingest_table("customers", tolerant(KEYED_COLUMNS), tmp_path, T0)
     assert df["member"].isna().tolist() == [False, True, False]
     assert info["invalid_values"] == {"member": 1}
 
@@ -144,14 +148,7 @@ def test_true_or_false_among_numbers_is_an_invalid_value(tmp_path: Path) -> None
         r["flag"] = flag  # only true/false: a flag kept as 1/0 is the user's choice
     records[2]["income"] = False
     (tmp_path / "c.jsonl").write_text(lines(records))
-    tolerant = table(
-        {"kind": "file", "uri": "c.jsonl"},
-        entity_column="customer_id",
-        timestamp_column="event_timestamp",
-        columns=columns,
-        max_invalid_fraction=0.5,
-    )
-    df, info = ingest_table("customers", tolerant, tmp_path, T0)
+    df, info = ingest_table("customers", tolerant(columns), tmp_path, T0)
     assert df["age"].isna().tolist() == [False, True, False]
     assert df["income"].isna().tolist() == [False, False, True]
     assert df["flag"].tolist() == [1, pd.NA, 0]
