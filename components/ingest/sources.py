@@ -542,7 +542,10 @@ def check_row_widths(
     header_rows = 0 if column_names else 1
     where = f"data row {first.number - header_rows}" if first.number is not None else "a row"
     expected = f"column_names lists {width}" if column_names else f"the header has {width}"
-    if first.actual_columns < width:
+    other = sniff_delimiter(sample_text(handle), delimiter) if first.actual_columns == 1 else None
+    if other is not None:  # no header row to tell the delimiter by (column_names)
+        hint = f" (it looks delimited by {other!r}: set the source's delimiter to {other!r})"
+    elif first.actual_columns < width:
         hint = " (a file cut short, or a value with the delimiter but no quotes?)"
     elif len(bad) > 1 and all(r.actual_columns == width + 1 for r in bad):
         ending = "line" if column_names else "data line but not the header"

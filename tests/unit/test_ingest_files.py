@@ -627,6 +627,10 @@ def test_a_headerless_csv_is_named_when_column_names_are_not_given(tmp_path: Pat
         (HEADERLESS + "41, Private\n", ["data row 4 of", "2 fields where column_names lists 4"]),
         ("39, State-gov, 77516, <=50K, extra\n" + HEADERLESS, ["data row 1 of", "5 fields"]),
         ("", ["is empty"]),
+        (
+            HEADERLESS.replace(", ", ";"),
+            ["data row 1", "1 fields", "set the source's delimiter to ';'"],
+        ),
     ],
 )
 def test_a_headerless_row_of_another_width_is_refused(
