@@ -169,9 +169,21 @@ _SAMPLE_TIME = datetime(2024, 11, 28, 13, 45, 6, 123456, tzinfo=UTC)
 UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 """Nanoseconds in one of each Unix time unit (`ColumnFormat.unit`)."""
 FORMAT_KEYS = (
-    "format", "unit", "thousands", "decimal", "prefix", "suffix", "negative_parentheses",
+    "format", "unit", "timezone", "thousands", "decimal", "prefix", "suffix",
+    "negative_parentheses",
 )  # fmt: skip
 """The keys of a column's `ColumnFormat`, written on the column beside its type."""
+
+
+def _zone_problem(name: str) -> str:
+    """Why `name` is not a time zone this machine knows ("" when it is)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {name!r} (an IANA name such as Europe/Berlin or UTC)"
+    return ""
 
 
 class ColumnFormat(_Strict):
@@ -186,7 +198,13 @@ class ColumnFormat(_Strict):
     format: str | None = None
     """timestamp columns: the value's pattern in Python's strptime codes, e.g. `%m/%d/%Y`
     (US dates) or `%d.%m.%Y %H:%M`; the whole value must match. Without `%z` the time is
-    UTC. Unset: ISO 8601."""
+    UTC (or `timezone`'s). Unset: ISO 8601."""
+    timezone: str | None = None
+    """timestamp columns: the IANA time zone (`Europe/Berlin`, `America/New_York`) of text
+    values written without an offset, which are converted from that zone's local time to
+    UTC. A local time in the hour the clocks skip in spring, or repeat in autumn, is no
+    single instant and does not parse. Values with an offset, and typed values (Parquet,
+    a database's timestamps), are taken as they are. Unset: UTC."""
     thousands: Thousands | None = None
     """int and float columns: the character between groups of three digits (`1,234,567`);
     a value with a group of other than three digits does not parse. `" "` also takes the
@@ -222,12 +240,16 @@ class ColumnFormat(_Strict):
             or self.prefix
             or self.suffix
             or self.negative_parentheses
+            or self.timezone
         )
 
     def example(self, kind: ColumnType) -> str:
         """A value written this way, for messages (`11/28/2024`, `1,234,567.89`)."""
         if kind == "timestamp" and self.unit:
             return str(int(_SAMPLE_TIME.timestamp()) * UNIT_NS[self.unit] // UNIT_NS["s"])
+        if kind == "timestamp" and self.timezone:
+            shown = _SAMPLE_TIME.strftime(self.format or "%Y-%m-%d %H:%M:%S")
+            return f"{shown}, {self.timezone} time (not in an hour the clocks skip or repeat)"
         if kind == "timestamp" and self.format:
             return _SAMPLE_TIME.strftime(self.format)
         sep = self.thousands or ""
@@ -247,6 +269,14 @@ class ColumnFormat(_Strict):
                 return f"format {self.format!r} is not a strptime pattern ({exc})"
             if "%" not in self.format:
                 return f"format {self.format!r} has no % code (e.g. %m/%d/%Y)"
+        if self.timezone is not None:
+            why = _zone_problem(self.timezone)
+            if kind != "timestamp":
+                return f"timezone applies to timestamp columns, and this one is {kind}"
+            if self.unit is not None:
+                return "unit (Unix time, always UTC) and timezone exclude each other; keep one"
+            if why:
+                return why
         if self.unit is not None:
             if kind != "timestamp":
                 return f"unit applies to timestamp columns, and this one is {kind}"

@@ -269,7 +269,14 @@ def _utc(values: pd.Series) -> pd.Series:
     return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
 
 
-def _to_timestamp(raw: pd.Series) -> pd.Series:
+def _local_to_utc(naive: pd.Series, zone: str) -> pd.Series:
+    """Naive times as `zone`'s local time, in UTC; one the clocks skip or repeat is NaT."""
+    local = naive.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    return local.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def _to_timestamp(raw: pd.Series, zone: str | None = None) -> pd.Series:
+    """ISO 8601 text (naive values in UTC, or in `zone`) and typed timestamps, in UTC."""
     if ptypes.is_datetime64_any_dtype(raw):
         return _utc(raw)
     s = _clean_text(raw) if _is_text(raw) else raw
@@ -280,9 +287,20 @@ def _to_timestamp(raw: pd.Series) -> pd.Series:
         # are mixed in one call, so naive (= UTC) and offset strings parse apart.
         text = s.dropna()
         aware = text.str.contains(_HAS_OFFSET)
-        for part in (text[aware], text[~aware]):
-            if len(part):
+        for part, naive in ((text[aware], False), (text[~aware], True)):
+            if not len(part):
+                continue
+            if naive and zone:
+                parsed = pd.to_datetime(part, errors="coerce", format="ISO8601")
+                out[part.index] = _local_to_utc(parsed.astype("datetime64[ns]"), zone)
+            else:
                 out[part.index] = pd.to_datetime(part, utc=True, errors="coerce", format="ISO8601")
+        return out
+    if zone:  # text mixed with other values: the text alone is in the zone
+        text_mask = _text_mask(s)
+        out = _to_timestamp(s.where(~text_mask, None))
+        if text_mask.any():
+            out[text_mask] = _to_timestamp(s[text_mask].astype(object), zone)
         return out
     if kind in ("datetime", "datetime64", "date"):
         return _utc(pd.to_datetime(s, errors="coerce", utc=False).astype("datetime64[ns]"))
@@ -313,8 +331,9 @@ def _text_mask(s: pd.Series) -> np.ndarray:
     return s.map(lambda v: isinstance(v, str)).to_numpy(bool)
 
 
-def _timestamp_in_format(raw: pd.Series, pattern: str) -> pd.Series:
-    """Text parsed by a strptime pattern (naive times are UTC); typed values as usual."""
+def _timestamp_in_format(raw: pd.Series, pattern: str, zone: str | None = None) -> pd.Series:
+    """Text parsed by a strptime pattern (naive times are UTC, or in `zone`); typed values
+    as usual."""
     s = _clean_text(raw)
     text = _text_mask(s)
     if text.all():  # a text source: nothing for the typed path
@@ -323,8 +342,12 @@ def _timestamp_in_format(raw: pd.Series, pattern: str) -> pd.Series:
         out = _to_timestamp(s.where(~text, None))
     if text.any():
         part = s[text]
-        parsed = pd.to_datetime(part, format=pattern, errors="coerce", utc=True)
-        out[part.index] = parsed.astype("datetime64[ns, UTC]")
+        if zone and "%z" not in pattern:
+            naive = pd.to_datetime(part, format=pattern, errors="coerce")
+            out[part.index] = _local_to_utc(naive.astype("datetime64[ns]"), zone)
+        else:
+            parsed = pd.to_datetime(part, format=pattern, errors="coerce", utc=True)
+            out[part.index] = parsed.astype("datetime64[ns, UTC]")
     return out
 
 
@@ -459,7 +482,9 @@ def convert(kind: ColumnType, raw: pd.Series, fmt: ColumnFormat | None = None) -
         return _timestamp_from_unix(raw, fmt.unit)
     if fmt is not None and _is_text(raw):
         if kind == "timestamp" and fmt.format:
-            return _timestamp_in_format(raw, fmt.format)
+            return _timestamp_in_format(raw, fmt.format, fmt.timezone)
+        if kind == "timestamp" and fmt.timezone:
+            return _to_timestamp(raw, fmt.timezone)
         if kind in ("int", "float") and fmt.given:
             raw = _plain_numbers(raw, fmt)
     return CONVERTERS[kind](raw)

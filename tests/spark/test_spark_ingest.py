@@ -143,7 +143,7 @@ def test_column_formats_parse_alike(spark: Any, tmp_path: Path) -> None:
     )
     types = {"customer_id": "int", "event_timestamp": "timestamp", "age": "int", "income": "float"}
     formats = {
-        "event_timestamp": {"format": "%m/%d/%Y %H:%M"},
+        "event_timestamp": {"format": "%m/%d/%Y %H:%M", "timezone": "America/New_York"},
         "age": {"thousands": ".", "suffix": "%"},
         "income": {"thousands": ".", "decimal": ",", "suffix": "€", "negative_parentheses": True},
     }
@@ -156,7 +156,7 @@ def test_column_formats_parse_alike(spark: Any, tmp_path: Path) -> None:
     df = read_dataset(tmp_path / "spark")["t"]
     assert df["age"].tolist() == [1200, 3, 1000000]
     assert df["income"].tolist()[:2] == [1234.5, -89.25]  # an accounting negative
-    assert df["event_timestamp"].iloc[2] == pd.Timestamp("2024-02-29T00:00:00Z")
+    assert df["event_timestamp"].iloc[2] == pd.Timestamp("2024-02-29T05:00:00Z")  # New York
 
 
 def test_unix_time_parses_alike(spark: Any, tmp_path: Path) -> None:

@@ -151,6 +151,29 @@ def test_currency_and_percent_values_give_the_iso_snapshot(tmp_path: Path) -> No
     assert_one_sentence(str(info.value), "column 'charges'", "row 2", "'89.25'", "$1,234,567.89")
 
 
+def test_local_times_in_a_declared_zone_become_utc() -> None:
+    berlin = ColumnFormat(timezone="Europe/Berlin")
+    values = [
+        "2024-01-15 10:00:00",  # winter: UTC+1
+        "2024-07-15T10:00",  # summer: UTC+2
+        "2024-03-31 02:30:00",  # skipped by the clocks: no such local time
+        "2024-10-27 02:30:00",  # repeated by the clocks: two instants
+        "2024-01-15T10:00:00Z",  # an offset is taken as written
+    ]
+    got = convert("timestamp", pd.Series(values), berlin)
+    assert got[0] == pd.Timestamp("2024-01-15T09:00Z") and got[1] == pd.Timestamp(
+        "2024-07-15T08:00Z"
+    )
+    assert got[2:4].isna().all() and got[4] == pd.Timestamp("2024-01-15T10:00Z")
+    us = ColumnFormat(format="%m/%d/%Y %H:%M", timezone="America/New_York")
+    assert convert("timestamp", pd.Series(["02/29/2024 00:00"]), us)[0] == pd.Timestamp(
+        "2024-02-29T05:00Z"
+    )
+    # Typed values (Parquet, a database) are taken as they are: naive ones in UTC.
+    typed = pd.Series(pd.to_datetime(["2024-01-15 10:00"]))
+    assert convert("timestamp", typed, berlin)[0] == pd.Timestamp("2024-01-15T10:00Z")
+
+
 def test_accounting_negatives_in_parentheses() -> None:
     # Accounting exports write -1,234.50 as (1,234.50), with the symbol inside or out.
     fmt = ColumnFormat(thousands=",", prefix="$", negative_parentheses=True)
@@ -211,6 +234,9 @@ def test_a_format_that_cannot_apply_is_refused(charges: str, parts: tuple[str, .
         ("timestamp", '{type: string, thousands: ","}', ("thousands applies to int and float",)),
         ('{type: timestamp, suffix: "Z"}', "int", ("suffix applies to int and float",)),
         ("{type: timestamp, negative_parentheses: true}", "int", ("negative_parentheses applies",)),
+        ("{type: timestamp, timezone: Mars/Olympus}", "int", ("unknown time zone 'Mars/Olympus'",)),
+        ("{type: timestamp, unit: s, timezone: UTC}", "int", ("unit (Unix time, always UTC)",)),
+        ("timestamp", "{type: int, timezone: UTC}", ("timezone applies to timestamp",)),
     ],
 )
 def test_a_format_that_does_not_fit_its_type_is_refused(
