@@ -68,7 +68,7 @@ def https_feast(
     env = {**os.environ, "FEAST_USAGE": "False", "HOME": str(logs)}
     ready = ssl.create_default_context(cafile=str(ours / "ca.crt"))
     with http_daemon(cmd, logs / "server.log", f"https://127.0.0.1:{port}/health",
-                     timeout_s=120, tls=ready, group=True, env=env):  # fmt: skip
+                     timeout_s=120, grace_s=3, tls=ready, group=True, env=env):  # fmt: skip
         yield port
 
 

@@ -41,7 +41,7 @@ def https_mlflow(certs: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     ready = ssl.create_default_context(cafile=str(ours / "ca.crt"))
     with http_daemon(cmd, root / "server.log", f"https://127.0.0.1:{port}/health",
-                     timeout_s=180, tls=ready, group=True, env=env):  # fmt: skip
+                     timeout_s=180, grace_s=3, tls=ready, group=True, env=env):  # fmt: skip
         yield port
 
 
