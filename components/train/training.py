@@ -10,7 +10,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
+from sklearn.model_selection import (
+    GridSearchCV,
+    RandomizedSearchCV,
+    StratifiedKFold,
+    train_test_split,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -104,8 +109,6 @@ def split_holdout(config: SeamlessConfig, training_set: pd.DataFrame) -> SplitDa
 
 
 def _random_split(config: SeamlessConfig, ordered: pd.DataFrame, n_holdout: int) -> SplitData:
-    from sklearn.model_selection import train_test_split
-
     y = encode_labels(config, ordered)  # one class in all the rows: said as it is
     counts = y.value_counts()
     if counts.min() < 2 or n_holdout < len(counts) or len(ordered) - n_holdout < len(counts):

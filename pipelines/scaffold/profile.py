@@ -47,7 +47,6 @@ NUMBER_FORMATS = (
 )
 """How numbers with separators are written, tried in this order: `1,234.5` first."""
 _SEPARATORS = re.compile("[,. '\u00a0\u202f]")
-_SEPARATORS_OR_PARENTHESES = re.compile("[,. '\u00a0\u202f]|^\\(.*\\d.*\\)$")
 _PARENTHESES = re.compile(r"^\S{0,2}\s*\(.*\d.*\)\S?$")
 """An accounting negative: `(1,234.50)`, `($5)`, `$ (5)`, `(18%)`."""
 _CURRENCY = "$€£¥₹"
@@ -316,7 +315,10 @@ def _infer_objects(trials: _Trials, present: int) -> Inferred:
             return "int", int_failed, _parse_sentence("int", present - n_int, present), None
         return "float", float_failed, _parse_sentence("float", present - n_float, present), None
     affix = _number_affix(text) if all_text else None
-    if affix is not None or (all_text and text.str.contains(_SEPARATORS_OR_PARENTHESES).any()):
+    written_out = all_text and (
+        text.str.contains(_SEPARATORS).any() or text.str.contains(_PARENTHESES).any()
+    )
+    if affix is not None or written_out:
         written = _written_number(trials, present, text, affix)
         if written is not None:
             return written
