@@ -8,6 +8,8 @@ ENGINE ?= local
 DEMO_DATA ?= $(WORKSPACE)/data/demo
 DEMO_ROWS ?= 100000
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist; tests/helpers/parallel.py shares the modules among them).
+TEST_WORKERS ?= 2
 BASE_IMAGE ?=
 # Registry prefix for `make images` / `make push` (e.g. ghcr.io/acme/seamless); empty: local names.
 REGISTRY ?=
@@ -41,8 +43,8 @@ demo: venv ## Generate the demo data (if missing) and run the training pipeline 
 demo-loop: venv ## The closed loop locally: serve, drift, retrain, promote, automatic rollback
 	$(BIN)/seamless demo-loop --workspace $(WORKSPACE)-loop
 
-test: venv ## Run the test suite (starts the PostgreSQL/HTTP servers it needs itself)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: venv ## Run the test suite (starts the PostgreSQL/HTTP servers it needs itself; TEST_WORKERS=0 runs it in one process)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: venv ## Unit tests only
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)

@@ -20,6 +20,21 @@ if TYPE_CHECKING:
     from tests.stream.redis_cluster import Cluster
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n N`: a module per unit of work, slowest tiers first (tests/helpers/parallel.py)."""
+    from tests.helpers.parallel import ModuleScheduling
+
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker; a serial run keeps its order
+        from tests.helpers.parallel import order_for_workers
+
+        order_for_workers(items)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment() -> Iterator[None]:
     """Telemetry off; endpoints a test points at its workspace do not leak into the next."""
