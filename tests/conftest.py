@@ -28,6 +28,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ModuleScheduling(config, log)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Hand each worker this process' terminal size variables (tests/helpers/parallel.py)."""
+    from tests.helpers.parallel import terminal_size_env
+
+    node.workerinput["terminal_size_env"] = terminal_size_env()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # an xdist worker
+        from tests.helpers.parallel import restore_terminal_size_env
+
+        restore_terminal_size_env(workerinput.get("terminal_size_env") or {})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker; a serial run keeps its order
         from tests.helpers.parallel import order_for_workers

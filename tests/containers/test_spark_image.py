@@ -141,11 +141,14 @@ s.stop()
 """
 
 
-def test_the_image_is_a_spark_executor(spark_image: str, standalone_master: int) -> None:
+def test_the_image_is_a_spark_executor(
+    spark_image: str, standalone_master: int, tmp_path: Path
+) -> None:
     driver_port, block_port = free_port(), free_port()
+    driver_log = tmp_path / "driver.log"
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(standalone_master), str(driver_port), str(block_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=driver_log.open("w"), text=True, start_new_session=True,
     )  # fmt: skip
     executor = f"seamless-executor-test-{os.getpid()}"
     try:
@@ -168,13 +171,18 @@ def test_the_image_is_a_spark_executor(spark_image: str, standalone_master: int)
         env |= {f"SPARK_JAVA_OPT_{i}": o for i, o in enumerate(opts)}
         args = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
         docker(
-            "run", "-d", "--rm", "--name", executor, "--network", "host", "--read-only",
+            "run", "-d", "--name", executor, "--network", "host", "--read-only",
             "--tmpfs", "/tmp:exec", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             *args, spark_image, "executor",
         )  # fmt: skip
         out, _ = driver.communicate(timeout=180)
         line = next((x for x in out.splitlines() if x.startswith("RESULT ")), "")
-        assert line, f"the driver got no result from the executor:\n{out[-2000:]}"
+        if not line:
+            logs = docker("logs", "--tail", "40", executor, check=False)
+            pytest.fail(
+                f"the driver got no result from the executor (driver exit {driver.returncode}):\n"
+                f"driver: {driver_log.read_text()[-3000:]}\nexecutor: {logs.stderr[-3000:]}"
+            )
         rows = json.loads(line.removeprefix("RESULT "))
         assert sorted(r[2] for r in rows) == [0, 1, 4, 9, 16, 25]
         # The tasks ran in the image: its venv's Python and its Seamless package.

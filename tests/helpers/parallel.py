@@ -9,6 +9,7 @@ together; the order inside a tier is the serial run's.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -64,3 +65,21 @@ class ModuleScheduling(LoadScopeScheduling):
             if nodeid.startswith(folder):
                 return folder
         return nodeid.split("::", 1)[0]
+
+
+TERMINAL_SIZE = ("COLUMNS", "LINES")
+"""An xdist worker starts with COLUMNS=80 and LINES=24, which a serial run does not
+have: rich would fold the command output the tests read at 80 columns."""
+
+
+def terminal_size_env() -> dict[str, str]:
+    return {key: os.environ[key] for key in TERMINAL_SIZE if key in os.environ}
+
+
+def restore_terminal_size_env(controller: dict[str, str]) -> None:
+    """The worker's terminal size variables as the controller has them."""
+    for key in TERMINAL_SIZE:
+        if key in controller:
+            os.environ[key] = controller[key]
+        else:
+            os.environ.pop(key, None)
