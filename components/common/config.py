@@ -60,7 +60,8 @@ class FileSource(_Strict):
     key is a column, and a key a record lacks is null there. The Spark engine hands JSON
     tables to the local engine."""
     delimiter: str = ","
-    """CSV field delimiter."""
+    """CSV field delimiter: one character, such as `;`, `|`, `"\\t"` (a tab) or `" "` (a
+    space: one between values, as in the UCI files; two in a row are an empty value)."""
     column_names: list[str] | None = None
     """For a CSV file without a header row (as many classic data sets are written): its
     columns, in order. Every line is then data, and each must have this many fields.
@@ -81,6 +82,17 @@ class FileSource(_Strict):
         why = csv_encoding_problem(value)
         if why:
             raise ValueError(why)
+        return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        # pandas reads a longer one as a regular expression, and Spark as literal text.
+        if len(value) != 1 or value in '"\r\n':
+            raise ValueError(
+                f"{value!r} is not a delimiter: give one character other than a quote or a"
+                ' line break (a tab is written "\\t", in double quotes)'
+            )
         return value
 
     @field_validator("column_names")

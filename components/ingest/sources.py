@@ -618,7 +618,11 @@ def sniff_delimiter(sample: str, current: str) -> str | None:
     if (fields(current) or 0) > 1:
         return None
     best = [(n, d) for d in DELIMITERS if d != current and (n := fields(d) or 0) > 1]
-    return max(best)[1] if best else None
+    if best:
+        return max(best)[1]
+    # A space last: text fields hold spaces, so it only counts where nothing else splits
+    # (the UCI files written with one space between values, e.g. german.data).
+    return " " if current != " " and (fields(" ") or 0) > 1 else None
 
 
 def _parser_error(exc: Exception, shown: str, what: str, delimiter: str, other: str | None) -> str:

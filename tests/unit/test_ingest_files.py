@@ -14,7 +14,7 @@ from components.common.errors import SeamlessError
 from components.common.tables import read_dataset, read_manifest
 from components.ingest.ingest import ingest_table
 from components.ingest.normalize import normalize_table
-from components.ingest.sources import read_source
+from components.ingest.sources import read_source, sniff_delimiter
 from components.ingest.stage import ingest_tables
 from tests.helpers.configs import KEYED_COLUMNS, assert_one_sentence, config_for, table
 from tests.helpers.http_api import json_api
@@ -294,6 +294,25 @@ def test_csv_with_wrong_delimiter(tmp_path: Path) -> None:
     assert_one_sentence(msg, "s.csv", "looks like it is delimited by ';' not ','")
     ok, _ = ingest_table("customers", keyed("s.csv", delimiter=";"), tmp_path, T0)
     assert len(ok) == 4
+
+
+def test_a_file_with_one_space_between_values_is_named_and_read(tmp_path: Path) -> None:
+    # german.data's shape: values separated by one space, no quotes. Text with spaces in
+    # a comma file never counts as space-delimited: ',' already splits it.
+    rows = [line.split(",") for line in CSV.splitlines()]
+    rows[2][1] = "2024-01-01T02:00:00Z"  # the one timestamp written with a space
+    (tmp_path / "g.csv").write_text("\n".join(" ".join(row) for row in rows) + "\n")
+    msg = ingest_error("customers", keyed("g.csv"), tmp_path)
+    assert_one_sentence(msg, "g.csv", "looks like it is delimited by ' ' not ','")
+    ok, _ = ingest_table("customers", keyed("g.csv", delimiter=" "), tmp_path, T0)
+    assert len(ok) == 4 and ok["segment"].tolist()[:2] == ["A", "B"]
+    assert sniff_delimiter("a,b c\n1,two words\n2,three more\n", ",") is None
+
+
+@pytest.mark.parametrize("bad", ["", ";;", '"', "\n"])
+def test_a_delimiter_is_one_character(bad: str) -> None:
+    with pytest.raises(ValueError, match="is not a delimiter: give one character"):
+        keyed("c.csv", delimiter=bad)
 
 
 def test_semicolon_csv_with_commas_in_values_gets_the_hint_and_the_line(tmp_path: Path) -> None:
