@@ -32,7 +32,7 @@ def free_port() -> int:
     pool = _below_ephemeral()
     for _ in range(50 if len(pool) > 1000 else 0):
         port = _pick.choice(pool)
-        if port not in _given and _bindable(port):
+        if port not in _given and bindable(port):
             _given.add(port)
             return port
     with socket.socket() as s:
@@ -40,7 +40,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
+    """Whether a server could bind 127.0.0.1:`port` now."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))

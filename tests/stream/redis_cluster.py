@@ -7,7 +7,6 @@ a slot migrated between masters as a resharding does (`migrating`, `move_slot`).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,27 +15,18 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from components.common.net import free_port
+from components.common.net import bindable, free_port
 from tests.helpers.require import unavailable
 
 BUS_OFFSET = 10_000
 """Redis Cluster's node-to-node bus listens on the client port + 10000."""
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _cluster_ports(n: int) -> list[int]:
     ports: list[int] = []
     while len(ports) < n:
         port = free_port()
-        if port + BUS_OFFSET < 65536 and _bindable(port + BUS_OFFSET) and port not in ports:
+        if port + BUS_OFFSET < 65536 and bindable(port + BUS_OFFSET) and port not in ports:
             ports.append(port)
     return ports
 
