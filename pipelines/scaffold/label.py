@@ -131,6 +131,11 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
             INT_TEXT.fullmatch(positive.strip()) or _WHOLE_DECIMAL.fullmatch(positive.strip())
         ):
             wanted = _int_text(positive)
+        spaced = [k for k in classes if k.strip(" ") == wanted.strip(" ")]
+        if wanted not in classes and len(spaced) == 1:
+            # The UCI files write ", " between values: the class is ' >50K', typed '>50K'.
+            notes.append(f"--positive {positive!r} is written {spaced[0]!r} in the file.")
+            wanted = spaced[0]
         if wanted not in classes:
             raise SeamlessError(
                 f"--positive {positive!r} is not a value of label column '{label}' in {shown}; "

@@ -891,5 +891,12 @@ def test_a_csv_without_a_header_row_is_named_with_column_names(tmp_path: Path) -
         column_names=list(df.columns),
     )  # fmt: skip
     assert plan.profiles["seats"].kind == "int" and plan.profiles["seats"].invalid == 0
+    # The classes are ' yes' and ' no' there: --positive yes names ' yes'.
+    spaced = CliRunner().invoke(
+        cli(), [*args, "--force", "--column-names", names, "--positive", "no"]
+    )
+    assert spaced.exit_code == 0, spaced.output
+    assert "--positive 'no' is written ' no' in the file" in spaced.output
+    assert load_config(out).labels.positive_class == " no"
     twice = CliRunner().invoke(cli(), [*args, "--force", "--column-names", "a,b,a"])
     assert twice.exit_code == 1 and "--column-names: the name 'a' is given twice" in twice.output
