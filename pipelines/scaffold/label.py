@@ -126,23 +126,8 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
     listing = ", ".join(f"{k!r} ({rows(v)})" for k, v in list(classes.items())[:10])
     listing += f" and {len(classes) - 10} more" if len(classes) > 10 else ""
     if positive is not None:
-        wanted = positive.lower() if kind == "bool" else positive
-        if kind == "int" and (
-            INT_TEXT.fullmatch(positive.strip()) or _WHOLE_DECIMAL.fullmatch(positive.strip())
-        ):
-            wanted = _int_text(positive)
-        spaced = [k for k in classes if k.strip(" ") == wanted.strip(" ")]
-        if wanted not in classes and len(spaced) == 1:
-            # The UCI files write ", " between values: the class is ' >50K', typed '>50K'.
-            notes.append(f"--positive {positive!r} is written {spaced[0]!r} in the file.")
-            wanted = spaced[0]
-        if wanted not in classes:
-            raise SeamlessError(
-                f"--positive {positive!r} is not a value of label column '{label}' in {shown}; "
-                f"its values are {listing}."
-            )
-        chosen = wanted
-        notes.append(f"Positive class {chosen!r} (--positive): {rows(classes[chosen])}.")
+        column = f"label column '{label}' in {shown}"
+        chosen = _positive_classes(positive, kind, classes, value_map, notes, column, listing)
     elif len(classes) == 1:
         raise SeamlessError(
             f"Label column '{label}' of {shown} holds one value only ({listing}); a model "
@@ -200,6 +185,65 @@ def plan_label(df: pd.DataFrame, label: str, shown: str, positive: str | None = 
         missing=missing,
         notes=tuple(notes),
     )
+
+
+def _class_named(text: str, kind: ColumnType, classes: dict[str, int]) -> str | None:
+    """The class `text` names: as typed, as an int written '7.0', or written with spaces
+    around it in the file (the UCI files write ", " between values: ' >50K')."""
+    wanted = text.lower() if kind == "bool" else text
+    if kind == "int" and (
+        INT_TEXT.fullmatch(text.strip()) or _WHOLE_DECIMAL.fullmatch(text.strip())
+    ):
+        wanted = _int_text(text)
+    if wanted in classes:
+        return wanted
+    spaced = [k for k in classes if k.strip(" ") == wanted.strip(" ")]
+    return spaced[0] if len(spaced) == 1 else None
+
+
+def _positive_classes(
+    positive: str,
+    kind: ColumnType,
+    classes: dict[str, int],
+    value_map: dict[str, LabelValue],
+    notes: list[str],
+    column: str,
+    listing: str,
+) -> str:
+    """The class --positive names; with several (`7,8`: wine quality 7 or better), the
+    others are mapped onto the first (value_map) and their rows counted with it."""
+    whole = _class_named(positive, kind, classes)
+    parts = [positive] if whole is not None or "," not in positive else positive.split(",")
+    named: list[str] = []
+    for part in parts:
+        key = _class_named(part.strip(" ") if len(parts) > 1 else part, kind, classes)
+        if key is None:
+            raise SeamlessError(
+                f"--positive {part!r} is not a value of {column}; its values are {listing}."
+            )
+        if key not in named:
+            named.append(key)
+    chosen, *others = named
+    if len(named) == len(classes):
+        raise SeamlessError(
+            f"--positive {positive!r} names every value of {column}; a model needs a "
+            "negative class too."
+        )
+    typed_as = positive if len(parts) == 1 else parts[0].strip(" ")
+    if chosen != chosen.strip(" ") and typed_as != chosen:
+        notes.append(f"--positive {typed_as!r} is written {chosen!r} in the file.")
+    for other in others:
+        value_map[other] = _typed(chosen, kind)
+        classes[chosen] += classes.pop(other)
+    if others:
+        notes.append(
+            f"Positive classes {', '.join(repr(k) for k in named)} (--positive): "
+            f"{rows(classes[chosen])}; value_map maps "
+            f"{', '.join(repr(k) for k in others)} to {chosen!r}, counted in the run summary."
+        )
+    else:
+        notes.append(f"Positive class {chosen!r} (--positive): {rows(classes[chosen])}.")
+    return chosen
 
 
 def _merge_spellings(

@@ -176,6 +176,38 @@ def test_a_numeric_label_with_many_values_is_named_a_quantity() -> None:
     assert plan.positive == "100.25" and len(plan.negatives) == 199
 
 
+def test_several_positive_classes_map_onto_the_first(tmp_path: Path) -> None:
+    # winequality-red.csv's shape: quality 3..8, and "good" means 7 or better.
+    rng = np.random.default_rng(4)
+    quality = rng.choice([3, 4, 5, 6, 7, 8], 600, p=[0.03, 0.12, 0.35, 0.3, 0.15, 0.05])
+    alcohol = 8 + quality + rng.normal(0, 1.5, 600)
+    df = pd.DataFrame({"alcohol": alcohol.round(2), "quality": quality})
+    plan = plan_label(df, "quality", "wine.csv", positive="7, 8")
+    assert plan.positive == 7 and sorted(plan.negatives) == [3, 4, 5, 6]
+    assert plan.value_map == {"8": 7}
+    assert plan.counts["7"] == int((quality >= 7).sum())
+    assert any("Positive classes '7', '8' (--positive)" in n for n in plan.notes)
+    with pytest.raises(SeamlessError) as info:
+        plan_label(df, "quality", "wine.csv", positive="7,9")
+    assert_one_sentence(str(info.value), "--positive '9'", "'quality'", "its values are")
+    with pytest.raises(SeamlessError, match="names every value of label column 'quality'"):
+        plan_label(df, "quality", "wine.csv", positive="3,4,5,6,7,8")
+    # A class whose text holds a comma is one class, not two.
+    sure = pd.DataFrame({"answer": ["yes, sure"] * 3 + ["no"] * 5})
+    assert plan_label(sure, "answer", "a.csv", positive="yes, sure").positive == "yes, sure"
+
+    # Through the command: the config maps 8 onto 7 and the dry validation passes.
+    write_csv(df, tmp_path / "wine.csv", sep=";")
+    out = tmp_path / "wine.yaml"
+    args = ["init", "--from", str(tmp_path / "wine.csv"), "--label", "quality", "--out", str(out)]
+    result = CliRunner().invoke(cli(), [*args, "--positive", "7,8"])
+    assert result.exit_code == 0, result.output
+    assert "Dry validation: pass on 600 rows" in result.output
+    labels = load_config(out).labels
+    assert (labels.positive_class, labels.value_map) == (7, {"8": 7})
+    assert sorted(labels.negative_classes or []) == [3, 4, 5, 6]
+
+
 def test_positive_must_be_a_label_value() -> None:
     df = pd.DataFrame({"churn": ["yes", "no", "no"]})
     with pytest.raises(SeamlessError) as info:
