@@ -221,10 +221,12 @@ def _init(
         )
     write_config(out, plan.text, force=force)
     std = stdout_console()
+    mapped = [k for k, v in plan.label.value_map.items() if v == plan.label.positive]
+    positive = f"{plan.label.positive!r}" + "".join(f" (and {k!r})" for k in mapped)
     std.print(
         f"Wrote {_shown(out)}: table '{plan.table}' ({plan.rows:,} rows, "
-        f"{len(plan.profiles)} columns), label '{label}' with positive class "
-        f"{plan.label.positive!r}, {len(plan.features)} features, "
+        f"{len(plan.profiles)} columns), label '{label}' with positive class {positive}, "
+        f"{len(plan.features)} features, "
         f"{len(plan.expectations)} starter expectations.",
         highlight=False,
     )
