@@ -72,7 +72,10 @@ def init_cmd(
         str | None,
         typer.Option(
             "--positive",
-            help="The label value to predict (default: the minority class of a two-valued label).",
+            help=(
+                "The label value to predict (default: the minority class of a two-valued "
+                "label); several, comma-separated (7,8), are one positive class."
+            ),
             show_default=False,
         ),
     ] = None,
