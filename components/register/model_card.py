@@ -147,6 +147,11 @@ def build_card(
             "columns": dict(config.feature_types()),
             "label": config.labels.label_column,
             "positive_class": str(config.labels.positive_class),
+            "mapped_to_positive": [
+                k
+                for k, v in config.labels.value_map.items()
+                if str(v) == str(config.labels.positive_class)
+            ],
         },
         "training": {
             "estimator": config.model.estimator,
@@ -268,7 +273,9 @@ def render_markdown(card: dict[str, Any]) -> str:
         "## Features",
         "",
         f"Feature service {md(feats['service'])} (views {md(', '.join(feats['views']))}); "
-        f"label {md(feats['label'])}, positive class {md(feats['positive_class'])}.",
+        f"label {md(feats['label'])}, positive class {md(feats['positive_class'])}"
+        + _also_positive(feats.get("mapped_to_positive") or [])
+        + ".",
         "",
         *_table(["feature", "type"], [[md(k), md(v)] for k, v in feats["columns"].items()]),
         "## Training",
@@ -450,3 +457,10 @@ def record_approval(run_id: str, version: str, entry: dict[str, Any]) -> dict[st
     card["generated_at"] = now()
     log_card(card, run_id)
     return card
+
+
+def _also_positive(mapped: list[str]) -> str:
+    """Label values counted as the positive class through `labels.value_map`."""
+    if not mapped:
+        return ""
+    return f" (also {md(', '.join(mapped))}, mapped onto it by labels.value_map)"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
+from components.common.config import default_config_path, load_config
 from components.register.model_card import build_card, md, render_markdown
 from tests.helpers.compliance import config_with, judge
 
@@ -77,6 +78,7 @@ def card(**card_config: Any) -> dict[str, Any]:
             "limitations": card_config.get("limitations", ["Synthetic data."]),
             "out_of_scope": card_config.get("out_of_scope", []),
         },
+        **({"labels": card_config["labels"]} if "labels" in card_config else {}),
     )
     result = judge(config)
     evaluation = {
@@ -165,6 +167,17 @@ def test_json_and_markdown_agree() -> None:
         assert f"## {section}\n" in markdown, section
     text = "".join(as_html(markdown).text)
     assert "abababababababab" in text and "credit_score" in text and "risk-ml" in text
+
+
+def test_values_mapped_onto_the_positive_class_are_named() -> None:
+    # `init --positive 7,8` writes value_map {"8": 7}: the card says 8 counts as positive.
+    assert card()["features"]["mapped_to_positive"] == []
+    labels = load_config(default_config_path()).labels.model_dump()
+    labels |= {"positive_class": 1, "negative_classes": [0], "value_map": {"2": 1, "-1": 0}}
+    doc = card(labels=labels)
+    assert doc["features"]["mapped_to_positive"] == ["2"]
+    text = render_markdown(doc)
+    assert "positive class 1 (also 2, mapped onto it by labels.value_map)." in text
 
 
 @pytest.mark.parametrize("field", ["intended_use", "owners", "limitations", "out_of_scope"])
