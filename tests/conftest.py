@@ -64,6 +64,16 @@ def _isolated_environment() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module", autouse=True)
+def _module_environment() -> Iterator[None]:
+    """What a module's fixtures put in the environment (a Spark session's PYSPARK_PYTHON,
+    say) ends with the module: on an xdist worker any module may come next."""
+    from tests.helpers.environ import restored_environ
+
+    with restored_environ():
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
 def _no_spark_left_running() -> Iterator[None]:
     """End any Spark session and JVM a module's tests started in this process (>1 GB idle)."""
     yield

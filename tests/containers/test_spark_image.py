@@ -146,9 +146,13 @@ def test_the_image_is_a_spark_executor(
 ) -> None:
     driver_port, block_port = free_port(), free_port()
     driver_log = tmp_path / "driver.log"
+    # The executors must run the image's Python (spark.pyspark.python), which a
+    # PYSPARK_PYTHON left by a Spark session of this process would override.
+    driver_env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(standalone_master), str(driver_port), str(block_port)],
         stdout=subprocess.PIPE, stderr=driver_log.open("w"), text=True, start_new_session=True,
+        env=driver_env,
     )  # fmt: skip
     executor = f"seamless-executor-test-{os.getpid()}"
     try:
