@@ -224,7 +224,9 @@ def _init(
         )
     write_config(out, plan.text, force=force)
     std = stdout_console()
-    mapped = [k for k, v in plan.label.value_map.items() if v == plan.label.positive]
+    from components.common.labels import mapped_onto_positive  # pandas: not at CLI start
+
+    mapped = mapped_onto_positive(plan.label.value_map, plan.label.positive)
     positive = f"{plan.label.positive!r}" + "".join(f" (and {k!r})" for k in mapped)
     std.print(
         f"Wrote {_shown(out)}: table '{plan.table}' ({plan.rows:,} rows, "

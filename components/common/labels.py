@@ -31,6 +31,12 @@ def canonical(value: Any) -> str | None:
     return str(value)
 
 
+def mapped_onto_positive(value_map: Mapping[str, Any], positive: Any) -> list[str]:
+    """The label values (as text) that `value_map` turns into the positive class."""
+    target = canonical(positive)
+    return [k for k, v in value_map.items() if canonical(v) == target]
+
+
 def canonical_series(values: pd.Series) -> pd.Series:
     """`canonical` over a column (computed once per distinct value)."""
     uniques = values.dropna().unique()

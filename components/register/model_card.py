@@ -24,6 +24,7 @@ from typing import Any
 
 from components.common.config import SeamlessConfig
 from components.common.errors import SeamlessError
+from components.common.labels import mapped_onto_positive
 
 SCHEMA = "seamless.model_card/1"
 ARTIFACT_DIR = "model_card"
@@ -147,11 +148,9 @@ def build_card(
             "columns": dict(config.feature_types()),
             "label": config.labels.label_column,
             "positive_class": str(config.labels.positive_class),
-            "mapped_to_positive": [
-                k
-                for k, v in config.labels.value_map.items()
-                if str(v) == str(config.labels.positive_class)
-            ],
+            "mapped_to_positive": mapped_onto_positive(
+                config.labels.value_map, config.labels.positive_class
+            ),
         },
         "training": {
             "estimator": config.model.estimator,
